@@ -1,0 +1,131 @@
+// ota's binary delta: generator (host side) and streaming patcher (device side).
+//
+// The byte layout is specified in docs/formats.md ("Delta patch"). In short: a
+// header with the sizes and SHA-256 of OLD and NEW, the compression, the decoder
+// window and the frame size; then independent frames, each producing at most
+// 2^frame_log bytes of NEW from an interleaved stream of COPY / ADD / INSERT /
+// SEEK records. Frames restart the OLD cursor at 0 and the compressor, so a
+// device can checkpoint at a frame boundary and resume, and the generator
+// can build frames in parallel.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include "ota/error.hpp"
+#include "ota/hash.hpp"
+#include "ota/io.hpp"
+
+namespace ota::delta {
+
+inline constexpr std::uint8_t kFormatVersion = 1;
+inline constexpr std::size_t kMagicSize = 4;        // "OTD" + version byte
+inline constexpr std::size_t kMaxHeaderSize = 4 + 3 + 10 + 10 + 32 + 32;
+inline constexpr std::uint8_t kMinFrameLog = 12;    // 4 KiB
+inline constexpr std::uint8_t kMaxFrameLog = 30;    // 1 GiB
+inline constexpr std::uint8_t kDefaultFrameLog = 24;  // 16 MiB of NEW per frame
+inline constexpr std::uint8_t kDefaultWindowLog = 20;  // 1 MiB decoder window
+inline constexpr std::uint8_t kMaxWindowLog = 27;
+
+enum class Compression : std::uint8_t { kNone = 0, kZstd = 1 };
+
+struct PatchHeader {
+  std::uint8_t version = kFormatVersion;
+  Compression compression = Compression::kZstd;
+  std::uint8_t window_log = kDefaultWindowLog;  // decoder window needed: 2^window_log bytes
+  std::uint8_t frame_log = kDefaultFrameLog;    // each frame yields <= 2^frame_log NEW bytes
+  std::uint64_t old_size = 0;
+  std::uint64_t new_size = 0;
+  Digest old_hash{};
+  Digest new_hash{};
+
+  std::uint64_t frame_count() const;
+};
+
+// Serializes a header (exactly as the generator writes it).
+Bytes encode_header(const PatchHeader& header);
+
+// Parses a header from the front of data. Returns the header and its encoded
+// length; kPatchTruncated when data is a valid but incomplete prefix,
+// kPatchMalformed / kUnsupported for anything else.
+Result<std::pair<PatchHeader, std::size_t>> parse_header(ByteSpan data);
+
+// Reads only the header of a patch file: what `ota inspect` and a device need
+// to decide, before any work, whether they can apply it.
+Result<PatchHeader> read_header(Reader& patch);
+
+// ---- generator ----
+
+struct DiffOptions {
+  Compression compression = Compression::kZstd;
+  int level = 19;                          // zstd level, 1..22
+  std::uint8_t window_log = kDefaultWindowLog;
+  std::uint8_t frame_log = kDefaultFrameLog;
+  unsigned threads = 0;                    // 0: one per core
+  // Called from the calling thread with NEW bytes processed so far.
+  std::function<void(std::uint64_t done, std::uint64_t total)> progress;
+};
+
+struct DiffStats {
+  std::uint64_t patch_size = 0;
+  std::uint64_t frames = 0;
+  std::uint64_t records = 0;
+  std::uint64_t copy_bytes = 0;    // NEW bytes copied verbatim from OLD
+  std::uint64_t add_bytes = 0;     // NEW bytes made as OLD + difference
+  std::uint64_t insert_bytes = 0;  // NEW bytes carried literally
+  Digest old_hash{};
+  Digest new_hash{};
+};
+
+// Writes a patch that turns old_image into new_image. Deterministic: the same
+// inputs and options give the same bytes, whatever the thread count.
+Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch,
+                       const DiffOptions& options = {});
+
+// ---- patcher ----
+
+// Where a patch can be resumed: the start of frame `frame` (checkpoint after
+// the Writer has been synced up to new_offset).
+struct ResumePoint {
+  std::uint64_t frame = 0;
+  std::uint64_t patch_offset = 0;  // offset in the patch of the frame's first byte
+  std::uint64_t new_offset = 0;    // NEW bytes already written and synced
+};
+
+struct PatchOptions {
+  std::uint8_t max_window_log = kMaxWindowLog;  // refuse patches needing a larger window
+  // Hash OLD before writing anything, so a wrong OLD fails fast with
+  // kOldMismatch. A caller that already knows the hash passes it instead.
+  bool verify_old = true;
+  std::optional<Digest> known_old_hash;
+  // Called after each completed frame with the position to resume from.
+  std::function<Status(const ResumePoint&)> on_frame;
+  // Called with NEW bytes written so far.
+  std::function<void(std::uint64_t done, std::uint64_t total)> progress;
+};
+
+// Push-model patcher: feed() the patch in chunks of any size as they arrive,
+// then finish(). Reads OLD by random access, writes NEW strictly sequentially
+// through the Writer, hashes NEW on the fly. Memory is bounded by the decoder
+// window and a few fixed buffers, independent of the image sizes. Success is
+// reported only when NEW is complete and its SHA-256 matches the header.
+class Patcher {
+ public:
+  static Result<std::unique_ptr<Patcher>> create(const Source& old_image, Writer& out,
+                                                 PatchOptions options = {});
+  virtual ~Patcher() = default;
+  // Accepts the next bytes of the patch.
+  virtual Status feed(ByteSpan chunk) = 0;
+  // Declares the end of the patch; checks completeness, no trailing bytes and the NEW hash.
+  virtual Status finish() = 0;
+  // The header, once enough bytes were fed to parse it.
+  virtual const PatchHeader* header() const = 0;
+  virtual std::uint64_t new_written() const = 0;
+};
+
+// Convenience: applies a whole patch from a Reader.
+Status apply(const Source& old_image, Reader& patch, Writer& out, PatchOptions options = {});
+
+}  // namespace ota::delta

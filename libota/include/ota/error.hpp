@@ -1,0 +1,78 @@
+// One error model for libota, the ota CLI and (later) the device agent.
+//
+// Every fallible call returns Result<T>: a value, or an Error with a pinned
+// ErrorCode and a human message that gains context on the way up
+// ("patch: frame 3: truncated record"). Codes leave the process (exit codes,
+// --json output, device reports), so their numeric values never change;
+// docs/error-codes.md lists them. Exceptions never cross the library boundary.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <tl/expected.hpp>
+
+namespace ota {
+
+// Pinned values: append only, never renumber. The value is also the CLI exit code.
+enum class ErrorCode : std::uint8_t {
+  kOk = 0,
+  kInternal = 1,           // a bug or an unexpected library failure
+  kUsage = 2,              // bad arguments or options
+  kIo = 3,                 // reading or writing a file or device failed
+  kOutOfMemory = 4,        // an allocation the operation needs failed
+  kUnsupported = 5,        // a valid input that this build cannot handle (version, codec)
+  kLimitExceeded = 6,      // input exceeds a configured limit (window, size)
+  kCancelled = 7,          // the caller stopped the operation
+  // Delta patches.
+  kPatchMalformed = 10,    // the patch is not a valid patch (bad magic, bad record, trailing bytes)
+  kPatchTruncated = 11,    // the patch ended before the new image was complete
+  kOldMismatch = 12,       // OLD is not the image this patch was made from (size or hash)
+  kNewMismatch = 13,       // the patched result does not hash to the expected NEW
+  kDecompress = 14,        // a compressed stream inside the patch is corrupt
+};
+
+// Stable, lowercase, machine-readable name of a code ("patch_truncated").
+std::string_view error_code_name(ErrorCode code) noexcept;
+
+struct [[nodiscard]] Error {
+  ErrorCode code = ErrorCode::kInternal;
+  std::string message;
+
+  // Returns this error with "context: " prefixed to its message.
+  Error with_context(std::string_view context) const&;
+  Error with_context(std::string_view context) &&;
+};
+
+template <typename T>
+using Result = tl::expected<T, Error>;
+
+using Status = Result<void>;
+
+// Builds the error side of a Result: `return ota::fail(ErrorCode::kIo, "...")`.
+inline tl::unexpected<Error> fail(ErrorCode code, std::string message) {
+  return tl::unexpected<Error>(Error{code, std::move(message)});
+}
+inline tl::unexpected<Error> fail(Error error) { return tl::unexpected<Error>(std::move(error)); }
+
+// A success value for Status.
+inline Status ok() { return {}; }
+
+}  // namespace ota
+
+// Propagates the error of a Result-returning expression, else yields nothing.
+#define OTA_TRY(expr)                                        \
+  do {                                                       \
+    auto ota_try_result_ = (expr);                           \
+    if (!ota_try_result_) return ::ota::fail(std::move(ota_try_result_).error()); \
+  } while (0)
+
+// Propagates the error with context prefixed.
+#define OTA_TRY_CTX(expr, ctx)                               \
+  do {                                                       \
+    auto ota_try_result_ = (expr);                           \
+    if (!ota_try_result_)                                    \
+      return ::ota::fail(std::move(ota_try_result_).error().with_context(ctx)); \
+  } while (0)

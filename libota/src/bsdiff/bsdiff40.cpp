@@ -1,0 +1,223 @@
+#include "ota/bsdiff40.hpp"
+
+#include <bzlib.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "delta/matcher.hpp"
+
+namespace ota::bsdiff40 {
+
+namespace {
+
+void put_off(std::uint8_t* buf, std::int64_t x) {
+  std::uint64_t y = x < 0 ? static_cast<std::uint64_t>(-(x + 1)) + 1 : static_cast<std::uint64_t>(x);
+  for (int i = 0; i < 8; ++i) buf[i] = static_cast<std::uint8_t>(y >> (8 * i));
+  if (x < 0) buf[7] |= 0x80;
+}
+
+// Sign-magnitude decoding; false for "negative zero" overflow cases we refuse.
+std::int64_t get_off(const std::uint8_t* buf) {
+  std::uint64_t y = 0;
+  for (int i = 7; i >= 0; --i) y = y << 8 | (i == 7 ? (buf[i] & 0x7f) : buf[i]);
+  auto v = static_cast<std::int64_t>(y);
+  return (buf[7] & 0x80) ? -v : v;
+}
+
+Result<Bytes> bz2_compress(const Bytes& in) {
+  bz_stream s{};
+  if (BZ2_bzCompressInit(&s, 9, 0, 0) != BZ_OK)
+    return fail(ErrorCode::kOutOfMemory, "bzip2: cannot start a compressor");
+  Bytes out(in.size() + in.size() / 100 + 600);
+  s.next_in = const_cast<char*>(reinterpret_cast<const char*>(in.data()));
+  s.avail_in = static_cast<unsigned>(0);
+  std::size_t fed = 0, produced = 0;
+  int rc = BZ_RUN_OK;
+  for (;;) {
+    if (s.avail_in == 0 && fed < in.size()) {
+      unsigned n = static_cast<unsigned>(std::min<std::size_t>(in.size() - fed, 1u << 30));
+      s.next_in = const_cast<char*>(reinterpret_cast<const char*>(in.data() + fed));
+      s.avail_in = n;
+      fed += n;
+    }
+    if (produced == out.size()) out.resize(out.size() * 2);
+    s.next_out = reinterpret_cast<char*>(out.data() + produced);
+    s.avail_out = static_cast<unsigned>(std::min<std::size_t>(out.size() - produced, 1u << 30));
+    unsigned before = s.avail_out;
+    rc = BZ2_bzCompress(&s, (fed == in.size() && s.avail_in == 0) ? BZ_FINISH : BZ_RUN);
+    produced += before - s.avail_out;
+    if (rc == BZ_STREAM_END) break;
+    if (rc != BZ_RUN_OK && rc != BZ_FINISH_OK) {
+      BZ2_bzCompressEnd(&s);
+      return fail(ErrorCode::kInternal, "bzip2 compression failed");
+    }
+  }
+  BZ2_bzCompressEnd(&s);
+  out.resize(produced);
+  return out;
+}
+
+// Decodes one bzip2 stream stored in [begin, end) of a Source.
+class BzReader {
+ public:
+  BzReader(const Source& src, std::uint64_t begin, std::uint64_t end)
+      : src_(src), pos_(begin), end_(end), in_(16 * 1024) {}
+  ~BzReader() {
+    if (started_) BZ2_bzDecompressEnd(&s_);
+  }
+  BzReader(const BzReader&) = delete;
+  BzReader& operator=(const BzReader&) = delete;
+
+  // Fills out exactly, or fails (a short stream is a corrupt patch).
+  Status read_exact(MutableByteSpan out, const char* what) {
+    if (!started_) {
+      if (BZ2_bzDecompressInit(&s_, 0, 1) != BZ_OK)
+        return fail(ErrorCode::kOutOfMemory, "bzip2: cannot start a decompressor");
+      started_ = true;
+    }
+    std::size_t done = 0;
+    while (done < out.size()) {
+      if (ended_) return fail(ErrorCode::kPatchTruncated, std::string("BSDIFF40 ") + what + " stream ends early");
+      if (s_.avail_in == 0) {
+        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(in_.size(), end_ - pos_));
+        if (n == 0) return fail(ErrorCode::kPatchTruncated, std::string("BSDIFF40 ") + what + " stream is truncated");
+        OTA_TRY(src_.read_at(pos_, MutableByteSpan(in_.data(), n)));
+        pos_ += n;
+        s_.next_in = reinterpret_cast<char*>(in_.data());
+        s_.avail_in = static_cast<unsigned>(n);
+      }
+      s_.next_out = reinterpret_cast<char*>(out.data() + done);
+      s_.avail_out = static_cast<unsigned>(std::min<std::size_t>(out.size() - done, 1u << 30));
+      unsigned before = s_.avail_out;
+      int rc = BZ2_bzDecompress(&s_);
+      done += before - s_.avail_out;
+      if (rc == BZ_STREAM_END) {
+        ended_ = true;
+      } else if (rc != BZ_OK) {
+        return fail(ErrorCode::kDecompress, std::string("BSDIFF40 ") + what + " stream is corrupt (bzip2)");
+      }
+    }
+    return ok();
+  }
+
+ private:
+  const Source& src_;
+  std::uint64_t pos_, end_;
+  Bytes in_;
+  bz_stream s_{};
+  bool started_ = false;
+  bool ended_ = false;
+};
+
+}  // namespace
+
+bool is_bsdiff40(ByteSpan data) {
+  return data.size() >= 8 && std::memcmp(data.data(), kMagic, 8) == 0;
+}
+
+Result<Stats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch) {
+  auto index = delta::detail::build_suffix_index(old_image);
+  std::vector<delta::detail::Block> blocks;
+  delta::detail::match_range(*index, old_image, new_image, 0, new_image.size(), blocks);
+
+  Bytes ctrl, dif, extra;
+  ctrl.reserve(blocks.size() * 24);
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    const auto& b = blocks[i];
+    std::int64_t seek = 0;
+    if (i + 1 < blocks.size())
+      seek = static_cast<std::int64_t>(blocks[i + 1].old_pos) - static_cast<std::int64_t>(b.old_pos + b.add_len);
+    std::uint8_t triple[24];
+    put_off(triple, static_cast<std::int64_t>(b.add_len));
+    put_off(triple + 8, static_cast<std::int64_t>(b.insert_len));
+    put_off(triple + 16, seek);
+    ctrl.insert(ctrl.end(), triple, triple + 24);
+    for (std::uint64_t k = 0; k < b.add_len; ++k)
+      dif.push_back(static_cast<std::uint8_t>(new_image[b.new_pos + k] - old_image[b.old_pos + k]));
+    extra.insert(extra.end(), new_image.begin() + static_cast<std::ptrdiff_t>(b.new_pos + b.add_len),
+                 new_image.begin() + static_cast<std::ptrdiff_t>(b.new_pos + b.add_len + b.insert_len));
+  }
+  auto zc = bz2_compress(ctrl);
+  if (!zc) return fail(zc.error());
+  auto zd = bz2_compress(dif);
+  if (!zd) return fail(zd.error());
+  auto ze = bz2_compress(extra);
+  if (!ze) return fail(ze.error());
+
+  std::uint8_t header[32];
+  std::memcpy(header, kMagic, 8);
+  put_off(header + 8, static_cast<std::int64_t>(zc->size()));
+  put_off(header + 16, static_cast<std::int64_t>(zd->size()));
+  put_off(header + 24, static_cast<std::int64_t>(new_image.size()));
+  OTA_TRY(patch.write(ByteSpan(header, 32)));
+  OTA_TRY(patch.write(*zc));
+  OTA_TRY(patch.write(*zd));
+  OTA_TRY(patch.write(*ze));
+  return Stats{32 + zc->size() + zd->size() + ze->size(), blocks.size()};
+}
+
+Result<std::uint64_t> new_size(const Source& patch) {
+  std::uint8_t header[32];
+  if (patch.size() < 32) return fail(ErrorCode::kPatchTruncated, "BSDIFF40 header is truncated");
+  OTA_TRY(patch.read_at(0, header));
+  if (!is_bsdiff40(ByteSpan(header, 8))) return fail(ErrorCode::kPatchMalformed, "not a BSDIFF40 patch");
+  std::int64_t n = get_off(header + 24);
+  if (n < 0) return fail(ErrorCode::kPatchMalformed, "BSDIFF40 header has a negative size");
+  return static_cast<std::uint64_t>(n);
+}
+
+Status apply(const Source& old_image, const Source& patch, Writer& out) {
+  std::uint8_t header[32];
+  if (patch.size() < 32) return fail(ErrorCode::kPatchTruncated, "BSDIFF40 header is truncated");
+  OTA_TRY(patch.read_at(0, header));
+  if (!is_bsdiff40(ByteSpan(header, 8))) return fail(ErrorCode::kPatchMalformed, "not a BSDIFF40 patch");
+  const std::int64_t ctrl_len = get_off(header + 8), data_len = get_off(header + 16),
+                     new_len = get_off(header + 24);
+  if (ctrl_len < 0 || data_len < 0 || new_len < 0)
+    return fail(ErrorCode::kPatchMalformed, "BSDIFF40 header has a negative length");
+  const auto body = patch.size() - 32;
+  if (static_cast<std::uint64_t>(ctrl_len) > body || static_cast<std::uint64_t>(data_len) > body - static_cast<std::uint64_t>(ctrl_len))
+    return fail(ErrorCode::kPatchTruncated, "BSDIFF40 streams extend past the end of the patch");
+
+  const std::uint64_t c0 = 32, d0 = c0 + static_cast<std::uint64_t>(ctrl_len),
+                      e0 = d0 + static_cast<std::uint64_t>(data_len);
+  BzReader ctrl(patch, c0, d0), dif(patch, d0, e0), extra(patch, e0, patch.size());
+  const std::int64_t old_size = static_cast<std::int64_t>(old_image.size());
+  Bytes buf(64 * 1024), oldbuf(64 * 1024);
+  std::int64_t newpos = 0, oldpos = 0;
+  while (newpos < new_len) {
+    std::uint8_t triple[24];
+    OTA_TRY(ctrl.read_exact(triple, "control"));
+    std::int64_t x = get_off(triple), y = get_off(triple + 8), z = get_off(triple + 16);
+    if (x < 0 || y < 0 || x > new_len - newpos || y > new_len - newpos - x)
+      return fail(ErrorCode::kPatchMalformed, "BSDIFF40 control record runs past the end of NEW");
+    for (std::int64_t left = x; left > 0;) {
+      std::size_t n = static_cast<std::size_t>(std::min<std::int64_t>(left, static_cast<std::int64_t>(buf.size())));
+      OTA_TRY(dif.read_exact(MutableByteSpan(buf.data(), n), "diff"));
+      // bspatch treats OLD bytes outside the file as zero; so do we.
+      std::int64_t lo = std::max<std::int64_t>(oldpos, 0), hi = std::min<std::int64_t>(oldpos + static_cast<std::int64_t>(n), old_size);
+      if (lo < hi) {
+        OTA_TRY(old_image.read_at(static_cast<std::uint64_t>(lo), MutableByteSpan(oldbuf.data(), static_cast<std::size_t>(hi - lo))));
+        for (std::int64_t i = lo; i < hi; ++i) buf[static_cast<std::size_t>(i - oldpos)] += oldbuf[static_cast<std::size_t>(i - lo)];
+      }
+      OTA_TRY(out.write(ByteSpan(buf.data(), n)));
+      oldpos += static_cast<std::int64_t>(n);
+      newpos += static_cast<std::int64_t>(n);
+      left -= static_cast<std::int64_t>(n);
+    }
+    for (std::int64_t left = y; left > 0;) {
+      std::size_t n = static_cast<std::size_t>(std::min<std::int64_t>(left, static_cast<std::int64_t>(buf.size())));
+      OTA_TRY(extra.read_exact(MutableByteSpan(buf.data(), n), "extra"));
+      OTA_TRY(out.write(ByteSpan(buf.data(), n)));
+      newpos += static_cast<std::int64_t>(n);
+      left -= static_cast<std::int64_t>(n);
+    }
+    if ((z > 0 && oldpos > INT64_MAX - z) || (z < 0 && oldpos < INT64_MIN / 2 - z))
+      return fail(ErrorCode::kPatchMalformed, "BSDIFF40 seek overflows");
+    oldpos += z;
+  }
+  return ok();
+}
+
+}  // namespace ota::bsdiff40

@@ -1,0 +1,61 @@
+#include "codec/zstd.hpp"
+
+#include <zstd.h>
+#include <zstd_errors.h>
+
+namespace ota::codec {
+
+Result<Bytes> zstd_compress(ByteSpan in, const ZstdParams& params) {
+  ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  if (!cctx) return fail(ErrorCode::kOutOfMemory, "zstd: cannot create a compression context");
+  std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> guard(cctx, ZSTD_freeCCtx);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, params.level);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_windowLog, params.window_log);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1);
+  Bytes out(ZSTD_compressBound(in.size()));
+  std::size_t n = ZSTD_compress2(cctx, out.data(), out.size(), in.data(), in.size());
+  if (ZSTD_isError(n)) return fail(ErrorCode::kInternal, std::string("zstd: ") + ZSTD_getErrorName(n));
+  out.resize(n);
+  return out;
+}
+
+namespace {
+
+class Decoder final : public ZstdDecoder {
+ public:
+  explicit Decoder(ZSTD_DCtx* d) : dctx_(d) {}
+  ~Decoder() override { ZSTD_freeDCtx(dctx_); }
+
+  Status reset() override {
+    ZSTD_DCtx_reset(dctx_, ZSTD_reset_session_only);
+    return ok();
+  }
+
+  Result<Step> decode(ByteSpan in, MutableByteSpan out) override {
+    ZSTD_inBuffer ib{in.data(), in.size(), 0};
+    ZSTD_outBuffer ob{out.data(), out.size(), 0};
+    std::size_t r = ZSTD_decompressStream(dctx_, &ob, &ib);
+    if (ZSTD_isError(r)) {
+      ErrorCode code = ZSTD_getErrorCode(r) == ZSTD_error_frameParameter_windowTooLarge
+                           ? ErrorCode::kLimitExceeded
+                           : ErrorCode::kDecompress;
+      return fail(code, std::string("zstd: ") + ZSTD_getErrorName(r));
+    }
+    return Step{ib.pos, ob.pos, r == 0};
+  }
+
+ private:
+  ZSTD_DCtx* dctx_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ZstdDecoder>> ZstdDecoder::create(int max_window_log) {
+  ZSTD_DCtx* d = ZSTD_createDCtx();
+  if (!d) return fail(ErrorCode::kOutOfMemory, "zstd: cannot create a decompression context");
+  ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, max_window_log < 10 ? 10 : max_window_log);
+  return std::unique_ptr<ZstdDecoder>(new Decoder(d));
+}
+
+}  // namespace ota::codec

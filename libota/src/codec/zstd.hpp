@@ -1,0 +1,37 @@
+// Internal: the one wrapper around libzstd (compression for patch frames and,
+// later, bundle payloads). No other file includes <zstd.h>.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "ota/error.hpp"
+#include "ota/io.hpp"
+
+namespace ota::codec {
+
+struct ZstdParams {
+  int level = 19;
+  int window_log = 20;
+};
+
+// Compresses in into one zstd frame (content size recorded, no checksum).
+Result<Bytes> zstd_compress(ByteSpan in, const ZstdParams& params);
+
+// Streaming decoder of one frame at a time; the caller owns both buffers.
+class ZstdDecoder {
+ public:
+  struct Step {
+    std::size_t consumed = 0;  // input bytes used
+    std::size_t produced = 0;  // output bytes written
+    bool frame_done = false;   // the frame is complete and fully flushed
+  };
+  static Result<std::unique_ptr<ZstdDecoder>> create(int max_window_log);
+  virtual ~ZstdDecoder() = default;
+  // Starts a new frame (drops any state of the previous one).
+  virtual Status reset() = 0;
+  // Makes progress: consumes some input and/or produces some output.
+  virtual Result<Step> decode(ByteSpan in, MutableByteSpan out) = 0;
+};
+
+}  // namespace ota::codec

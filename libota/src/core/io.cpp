@@ -1,0 +1,237 @@
+#include "ota/io.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+namespace ota {
+
+namespace {
+
+Error io_error(const std::string& what, const std::string& path, int err) {
+  return Error{ErrorCode::kIo, what + " '" + path + "': " + std::strerror(err)};
+}
+
+std::string dir_of(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+}  // namespace
+
+// ---- memory ----
+
+Result<std::size_t> MemoryReader::read(MutableByteSpan out) {
+  std::size_t n = std::min(out.size(), data_.size() - pos_);
+  if (n) std::memcpy(out.data(), data_.data() + pos_, n);
+  pos_ += n;
+  return n;
+}
+
+Status VectorWriter::write(ByteSpan data) {
+  data_.insert(data_.end(), data.begin(), data.end());
+  return ok();
+}
+
+Status MemorySource::read_at(std::uint64_t offset, MutableByteSpan out) const {
+  if (offset > data_.size() || out.size() > data_.size() - offset)
+    return fail(ErrorCode::kIo, "read past the end of a memory source");
+  if (!out.empty()) std::memcpy(out.data(), data_.data() + offset, out.size());
+  return ok();
+}
+
+// ---- FileSource ----
+
+Result<std::unique_ptr<FileSource>> FileSource::open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(io_error("cannot open", path, errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return fail(io_error("cannot stat", path, err));
+  }
+  std::uint64_t size = 0;
+  if (S_ISREG(st.st_mode)) {
+    size = static_cast<std::uint64_t>(st.st_size);
+  } else {
+    off_t end = ::lseek(fd, 0, SEEK_END);
+    if (end < 0) {
+      int err = errno;
+      ::close(fd);
+      return fail(io_error("cannot size", path, err));
+    }
+    size = static_cast<std::uint64_t>(end);
+  }
+  return std::unique_ptr<FileSource>(new FileSource(fd, size, path));
+}
+
+FileSource::~FileSource() { ::close(fd_); }
+
+Status FileSource::read_at(std::uint64_t offset, MutableByteSpan out) const {
+  if (offset > size_ || out.size() > size_ - offset)
+    return fail(ErrorCode::kIo, "read past the end of '" + path_ + "'");
+  std::size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail(io_error("cannot read", path_, errno));
+    }
+    if (n == 0) return fail(ErrorCode::kIo, "'" + path_ + "' shrank while being read");
+    done += static_cast<std::size_t>(n);
+  }
+  return ok();
+}
+
+// ---- FileReader ----
+
+Result<std::unique_ptr<FileReader>> FileReader::open(const std::string& path) {
+  if (path == "-") return std::unique_ptr<FileReader>(new FileReader(0, false, "<stdin>"));
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(io_error("cannot open", path, errno));
+  return std::unique_ptr<FileReader>(new FileReader(fd, true, path));
+}
+
+FileReader::~FileReader() {
+  if (owned_) ::close(fd_);
+}
+
+Result<std::size_t> FileReader::read(MutableByteSpan out) {
+  for (;;) {
+    ssize_t n = ::read(fd_, out.data(), out.size());
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno != EINTR) return fail(io_error("cannot read", path_, errno));
+  }
+}
+
+// ---- AtomicFileWriter ----
+
+namespace {
+constexpr std::size_t kWriteBuffer = 64 * 1024;
+
+Status write_all(int fd, const std::uint8_t* p, std::size_t n, const std::string& path) {
+  while (n) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return fail(io_error("cannot write", path, errno));
+    }
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return ok();
+}
+}  // namespace
+
+Result<std::unique_ptr<AtomicFileWriter>> AtomicFileWriter::create(const std::string& path,
+                                                                   unsigned mode) {
+  std::random_device rd;
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    char suffix[32];
+    std::snprintf(suffix, sizeof suffix, ".tmp.%08x", static_cast<unsigned>(rd()));
+    std::string tmp = path + suffix;
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 0777);
+    if (fd >= 0) {
+      // open() honours the umask; make the final mode exact (and never wider than asked).
+      ::fchmod(fd, mode & 0777);
+      auto w = std::unique_ptr<AtomicFileWriter>(new AtomicFileWriter(fd, path, tmp));
+      w->buf_.reserve(kWriteBuffer);
+      return w;
+    }
+    if (errno != EEXIST) return fail(io_error("cannot create", tmp, errno));
+  }
+  return fail(ErrorCode::kIo, "cannot create a temporary file beside '" + path + "'");
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(tmp_.c_str());
+}
+
+Status AtomicFileWriter::flush_buffer() {
+  if (buf_.empty()) return ok();
+  auto st = write_all(fd_, buf_.data(), buf_.size(), path_);
+  buf_.clear();
+  return st;
+}
+
+Status AtomicFileWriter::write(ByteSpan data) {
+  if (committed_) return fail(ErrorCode::kInternal, "write after commit");
+  pos_ += data.size();
+  if (buf_.size() + data.size() <= kWriteBuffer) {
+    buf_.insert(buf_.end(), data.begin(), data.end());
+    return ok();
+  }
+  OTA_TRY(flush_buffer());
+  if (data.size() >= kWriteBuffer) return write_all(fd_, data.data(), data.size(), path_);
+  buf_.insert(buf_.end(), data.begin(), data.end());
+  return ok();
+}
+
+Status AtomicFileWriter::sync() {
+  OTA_TRY(flush_buffer());
+  if (::fsync(fd_) != 0) return fail(io_error("cannot sync", tmp_, errno));
+  return ok();
+}
+
+Status AtomicFileWriter::commit() {
+  OTA_TRY(sync());
+  if (::close(fd_) != 0) {
+    fd_ = -1;
+    return fail(io_error("cannot close", tmp_, errno));
+  }
+  fd_ = -1;
+  if (::rename(tmp_.c_str(), path_.c_str()) != 0) return fail(io_error("cannot rename into", path_, errno));
+  committed_ = true;
+  std::string dir = dir_of(path_);
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return ok();
+}
+
+// ---- helpers ----
+
+Result<Bytes> read_file(const std::string& path) {
+  auto src = FileSource::open(path);
+  if (!src) return fail(src.error());
+  Bytes data;
+  try {
+    data.resize(static_cast<std::size_t>((*src)->size()));
+  } catch (const std::bad_alloc&) {
+    return fail(ErrorCode::kOutOfMemory, "cannot hold '" + path + "' in memory");
+  }
+  OTA_TRY((*src)->read_at(0, data));
+  return data;
+}
+
+Status write_file_atomic(const std::string& path, ByteSpan data, unsigned mode) {
+  auto w = AtomicFileWriter::create(path, mode);
+  if (!w) return fail(w.error());
+  OTA_TRY((*w)->write(data));
+  return (*w)->commit();
+}
+
+Result<std::uint64_t> copy(Reader& in, Writer& out) {
+  Bytes buf(64 * 1024);
+  std::uint64_t total = 0;
+  for (;;) {
+    auto n = in.read(buf);
+    if (!n) return fail(n.error());
+    if (*n == 0) return total;
+    OTA_TRY(out.write(ByteSpan(buf.data(), *n)));
+    total += *n;
+  }
+}
+
+}  // namespace ota

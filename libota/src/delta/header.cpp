@@ -1,0 +1,86 @@
+#include <cstring>
+
+#include "core/varint.hpp"
+#include "delta/format.hpp"
+#include "ota/delta.hpp"
+
+namespace ota::delta {
+
+using detail::get_varint;
+using detail::put_varint;
+using detail::VarintStatus;
+
+std::uint64_t PatchHeader::frame_count() const {
+  const std::uint64_t frame = std::uint64_t{1} << frame_log;
+  return (new_size + frame - 1) / frame;
+}
+
+Bytes encode_header(const PatchHeader& h) {
+  Bytes out(std::begin(detail::kMagic), std::end(detail::kMagic));
+  out.push_back(h.version);
+  out.push_back(static_cast<std::uint8_t>(h.compression));
+  out.push_back(h.window_log);
+  out.push_back(h.frame_log);
+  put_varint(out, h.old_size);
+  put_varint(out, h.new_size);
+  out.insert(out.end(), h.old_hash.begin(), h.old_hash.end());
+  out.insert(out.end(), h.new_hash.begin(), h.new_hash.end());
+  return out;
+}
+
+Result<std::pair<PatchHeader, std::size_t>> parse_header(ByteSpan data) {
+  auto truncated = [] { return fail(ErrorCode::kPatchTruncated, "patch header is truncated"); };
+  const std::size_t magic = std::min<std::size_t>(data.size(), 3);
+  if (std::memcmp(data.data(), detail::kMagic, magic) != 0)
+    return fail(ErrorCode::kPatchMalformed, "not an ota delta patch (bad magic)");
+  if (data.size() < 7) return truncated();
+  PatchHeader h;
+  h.version = data[3];
+  if (h.version != kFormatVersion)
+    return fail(ErrorCode::kUnsupported,
+                "ota delta format version " + std::to_string(h.version) + " is not supported");
+  if (data[4] > static_cast<std::uint8_t>(Compression::kZstd))
+    return fail(ErrorCode::kUnsupported, "unknown patch compression " + std::to_string(data[4]));
+  h.compression = static_cast<Compression>(data[4]);
+  h.window_log = data[5];
+  h.frame_log = data[6];
+  if (h.compression == Compression::kNone ? h.window_log != 0
+                                          : (h.window_log < 10 || h.window_log > 31))
+    return fail(ErrorCode::kPatchMalformed, "invalid decoder window in patch header");
+  if (h.frame_log < kMinFrameLog || h.frame_log > kMaxFrameLog)
+    return fail(ErrorCode::kPatchMalformed, "invalid frame size in patch header");
+  std::size_t pos = 7;
+  for (std::uint64_t* field : {&h.old_size, &h.new_size}) {
+    std::size_t used = 0;
+    switch (get_varint(data.subspan(pos), *field, used)) {
+      case VarintStatus::kNeedMore: return truncated();
+      case VarintStatus::kInvalid: return fail(ErrorCode::kPatchMalformed, "invalid size in patch header");
+      case VarintStatus::kOk: pos += used; break;
+    }
+  }
+  if (h.old_size > (std::uint64_t{1} << 62) || h.new_size > (std::uint64_t{1} << 62))
+    return fail(ErrorCode::kPatchMalformed, "image size in patch header is out of range");
+  if (data.size() < pos + 64) return truncated();
+  std::memcpy(h.old_hash.data(), data.data() + pos, 32);
+  std::memcpy(h.new_hash.data(), data.data() + pos + 32, 32);
+  return std::make_pair(h, pos + 64);
+}
+
+Result<PatchHeader> read_header(Reader& patch) {
+  Bytes buf;
+  std::uint8_t byte = 0;
+  while (buf.size() < kMaxHeaderSize) {
+    auto n = patch.read(MutableByteSpan(&byte, 1));
+    if (!n) return fail(n.error());
+    if (*n == 0) break;
+    buf.push_back(byte);
+    auto parsed = parse_header(buf);
+    if (parsed) return parsed->first;
+    if (parsed.error().code != ErrorCode::kPatchTruncated) return fail(parsed.error());
+  }
+  auto parsed = parse_header(buf);
+  if (!parsed) return fail(parsed.error());
+  return parsed->first;
+}
+
+}  // namespace ota::delta

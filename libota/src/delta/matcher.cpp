@@ -1,0 +1,196 @@
+#include "delta/matcher.hpp"
+
+#include <divsufsort.h>
+#include <divsufsort64.h>
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+namespace ota::delta::detail {
+
+namespace {
+
+// Length of the common prefix of a and b (at most n bytes), eight bytes at a time.
+inline std::uint64_t common_prefix(const std::uint8_t* a, const std::uint8_t* b, std::uint64_t n) {
+  std::uint64_t i = 0;
+  while (i + 8 <= n) {
+    std::uint64_t x, y;
+    std::memcpy(&x, a + i, 8);
+    std::memcpy(&y, b + i, 8);
+    if (x != y) return i + static_cast<std::uint64_t>(__builtin_ctzll(x ^ y) / 8);
+    i += 8;
+  }
+  while (i < n && a[i] == b[i]) ++i;
+  return i;
+}
+
+template <typename Index>
+class SuffixIndexImpl final : public SuffixIndex {
+ public:
+  explicit SuffixIndexImpl(ByteSpan old_image) : old_(old_image), sa_(old_image.size()) {
+    const auto n = static_cast<Index>(old_image.size());
+    if (n == 0) return;
+    if constexpr (sizeof(Index) == 4) {
+      divsufsort(old_image.data(), reinterpret_cast<saidx_t*>(sa_.data()), n);
+    } else {
+      divsufsort64(old_image.data(), reinterpret_cast<saidx64_t*>(sa_.data()), n);
+    }
+    // Bucket bounds by the first two bytes; the one-byte suffix has no bucket.
+    std::fill(std::begin(lo_), std::end(lo_), 0);
+    std::fill(std::begin(hi_), std::end(hi_), 0);
+    const std::uint64_t size = old_.size();
+    for (std::uint64_t i = 0; i < size; ++i) {
+      std::uint64_t s = static_cast<std::uint64_t>(sa_[i]);
+      if (s + 1 >= size) continue;
+      unsigned key = static_cast<unsigned>(old_[s]) << 8 | old_[s + 1];
+      if (hi_[key] == 0) lo_[key] = i;
+      hi_[key] = i + 1;
+    }
+  }
+
+  std::uint64_t longest_match(ByteSpan needle, std::uint64_t& pos) const override {
+    const std::uint64_t size = old_.size();
+    pos = 0;
+    if (size == 0 || needle.empty()) return 0;
+    std::uint64_t lo = 0, hi = size - 1;
+    if (needle.size() >= 2) {
+      unsigned key = static_cast<unsigned>(needle[0]) << 8 | needle[1];
+      if (hi_[key] != 0) {
+        lo = lo_[key];
+        hi = hi_[key] - 1;
+      }
+    }
+    auto lcp_at = [&](std::uint64_t i, std::uint64_t from) {
+      std::uint64_t s = static_cast<std::uint64_t>(sa_[i]);
+      std::uint64_t n = std::min<std::uint64_t>(size - s, needle.size());
+      return from + common_prefix(old_.data() + s + from, needle.data() + from, n - from);
+    };
+    std::uint64_t llo = lcp_at(lo, 0);
+    std::uint64_t lhi = lo == hi ? llo : lcp_at(hi, 0);
+    while (hi - lo > 1) {
+      std::uint64_t mid = lo + (hi - lo) / 2;
+      std::uint64_t m = std::min(llo, lhi);
+      std::uint64_t l = lcp_at(mid, m);
+      std::uint64_t s = static_cast<std::uint64_t>(sa_[mid]);
+      if (l == needle.size()) {
+        pos = s;
+        return l;
+      }
+      // The suffix at mid is below the needle when it is a proper prefix of it or its
+      // next byte is smaller.
+      if (s + l == size || old_[s + l] < needle[l]) {
+        lo = mid;
+        llo = l;
+      } else {
+        hi = mid;
+        lhi = l;
+      }
+    }
+    if (llo >= lhi) {
+      pos = static_cast<std::uint64_t>(sa_[lo]);
+      return llo;
+    }
+    pos = static_cast<std::uint64_t>(sa_[hi]);
+    return lhi;
+  }
+
+ private:
+  ByteSpan old_;
+  std::vector<Index> sa_;
+  std::uint64_t lo_[65536];
+  std::uint64_t hi_[65536];
+};
+
+}  // namespace
+
+std::unique_ptr<SuffixIndex> build_suffix_index(ByteSpan old_image) {
+  if (old_image.size() < static_cast<std::uint64_t>(std::numeric_limits<std::int32_t>::max()))
+    return std::make_unique<SuffixIndexImpl<std::int32_t>>(old_image);
+  return std::make_unique<SuffixIndexImpl<std::int64_t>>(old_image);
+}
+
+// The cover search of bsdiff 4 (Colin Percival): extend an approximate match
+// while at least half of its bytes agree, and look for a new exact match
+// wherever the current alignment stops paying for itself.
+void match_range(const SuffixIndex& index, ByteSpan old_image, ByteSpan new_image,
+                 std::uint64_t begin, std::uint64_t end, std::vector<Block>& out) {
+  using i64 = std::int64_t;
+  const std::uint8_t* oldp = old_image.data();
+  const std::uint8_t* newp = new_image.data();
+  const i64 oldsize = static_cast<i64>(old_image.size());
+  const i64 stop = static_cast<i64>(end);
+  i64 scan = static_cast<i64>(begin), len = 0, lastscan = scan, lastpos = 0, lastoffset = 0;
+  std::uint64_t pos_u = 0;
+  i64 pos = 0;
+
+  auto old_at = [&](i64 i) -> int { return (i >= 0 && i < oldsize) ? oldp[i] : -1; };
+
+  while (scan < stop) {
+    i64 oldscore = 0;
+    i64 scsc;
+    for (scsc = scan += len; scan < stop; ++scan) {
+      len = static_cast<i64>(index.longest_match(
+          ByteSpan(newp + scan, static_cast<std::size_t>(stop - scan)), pos_u));
+      pos = static_cast<i64>(pos_u);
+      for (; scsc < scan + len; ++scsc)
+        if (old_at(scsc + lastoffset) == newp[scsc]) ++oldscore;
+      if ((len == oldscore && len != 0) || len > oldscore + 8) break;
+      if (old_at(scan + lastoffset) == newp[scan]) --oldscore;
+    }
+
+    if (len != oldscore || scan == stop) {
+      i64 s = 0, sf = 0, lenf = 0;
+      for (i64 i = 0; lastscan + i < scan && lastpos + i < oldsize;) {
+        if (oldp[lastpos + i] == newp[lastscan + i]) ++s;
+        ++i;
+        if (s * 2 - i > sf * 2 - lenf) {
+          sf = s;
+          lenf = i;
+        }
+      }
+
+      i64 lenb = 0;
+      if (scan < stop) {
+        i64 sb = 0;
+        s = 0;
+        for (i64 i = 1; scan >= lastscan + i && pos >= i; ++i) {
+          if (oldp[pos - i] == newp[scan - i]) ++s;
+          if (s * 2 - i > sb * 2 - lenb) {
+            sb = s;
+            lenb = i;
+          }
+        }
+      }
+
+      if (lastscan + lenf > scan - lenb) {
+        i64 overlap = (lastscan + lenf) - (scan - lenb);
+        i64 ss = 0, lens = 0;
+        s = 0;
+        for (i64 i = 0; i < overlap; ++i) {
+          if (newp[lastscan + lenf - overlap + i] == oldp[lastpos + lenf - overlap + i]) ++s;
+          if (newp[scan - lenb + i] == oldp[pos - lenb + i]) --s;
+          if (s > ss) {
+            ss = s;
+            lens = i + 1;
+          }
+        }
+        lenf += lens - overlap;
+        lenb -= lens;
+      }
+
+      Block b;
+      b.new_pos = static_cast<std::uint64_t>(lastscan);
+      b.old_pos = static_cast<std::uint64_t>(lastpos);
+      b.add_len = static_cast<std::uint64_t>(lenf);
+      b.insert_len = static_cast<std::uint64_t>((scan - lenb) - (lastscan + lenf));
+      if (b.add_len || b.insert_len) out.push_back(b);
+
+      lastscan = scan - lenb;
+      lastpos = pos - lenb;
+      lastoffset = pos - scan;
+    }
+  }
+}
+
+}  // namespace ota::delta::detail

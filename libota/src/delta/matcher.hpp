@@ -1,0 +1,38 @@
+// Internal: the suffix index over OLD and the bsdiff-style cover search that
+// both patch formats (ota's own and BSDIFF40) are generated from.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "ota/io.hpp"
+
+namespace ota::delta::detail {
+
+// One step of a delta: NEW[new_pos, +add_len) = OLD[old_pos, +add_len) + diff,
+// then NEW[new_pos + add_len, +insert_len) carried literally.
+struct Block {
+  std::uint64_t new_pos = 0;
+  std::uint64_t old_pos = 0;
+  std::uint64_t add_len = 0;
+  std::uint64_t insert_len = 0;
+};
+
+// Suffix array over OLD (libdivsufsort), with a two-byte bucket table that
+// narrows each longest-match search before the binary search starts.
+class SuffixIndex {
+ public:
+  virtual ~SuffixIndex() = default;
+  // Longest prefix of needle occurring in OLD: sets pos, returns the length.
+  virtual std::uint64_t longest_match(ByteSpan needle, std::uint64_t& pos) const = 0;
+};
+
+std::unique_ptr<SuffixIndex> build_suffix_index(ByteSpan old_image);
+
+// Scans NEW[begin, end) against OLD and appends blocks that exactly tile it.
+// Independent of other ranges, so ranges can be matched in parallel.
+void match_range(const SuffixIndex& index, ByteSpan old_image, ByteSpan new_image,
+                 std::uint64_t begin, std::uint64_t end, std::vector<Block>& out);
+
+}  // namespace ota::delta::detail

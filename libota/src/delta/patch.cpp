@@ -1,0 +1,351 @@
+#include <algorithm>
+#include <cstring>
+
+#include "codec/zstd.hpp"
+#include "core/varint.hpp"
+#include "delta/format.hpp"
+#include "ota/delta.hpp"
+
+namespace ota::delta {
+
+namespace {
+
+constexpr std::size_t kBuffer = 64 * 1024;
+
+Error malformed(std::string what) { return Error{ErrorCode::kPatchMalformed, std::move(what)}; }
+
+class PatcherImpl final : public Patcher {
+ public:
+  PatcherImpl(const Source& old_image, Writer& out, PatchOptions opt)
+      : old_(old_image), out_(out), opt_(std::move(opt)) {}
+
+  Status feed(ByteSpan chunk) override {
+    if (!status_) return status_;
+    status_ = feed_impl(chunk);
+    return status_;
+  }
+
+  Status finish() override {
+    if (!status_) return status_;
+    if (state_ == State::kZstd) status_ = drain_zstd();
+    if (!status_) return status_;
+    status_ = finish_impl();
+    return status_;
+  }
+
+  const PatchHeader* header() const override { return state_ == State::kHeader ? nullptr : &h_; }
+  std::uint64_t new_written() const override { return new_written_; }
+
+ private:
+  enum class State { kHeader, kFrameStart, kRaw, kZstd, kDone };
+  enum class Rec { kTag, kAdd, kInsert };
+
+  Status with_frame(Error e) const {
+    if (state_ == State::kHeader) return fail(std::move(e));
+    return fail(std::move(e).with_context("frame " + std::to_string(frame_)));
+  }
+
+  Status feed_impl(ByteSpan in) {
+    while (!in.empty()) {
+      switch (state_) {
+        case State::kHeader: {
+          std::size_t before = hdr_.size();
+          std::size_t take = std::min(in.size(), kMaxHeaderSize - before);
+          hdr_.insert(hdr_.end(), in.begin(), in.begin() + static_cast<std::ptrdiff_t>(take));
+          auto parsed = parse_header(hdr_);
+          if (!parsed) {
+            if (parsed.error().code == ErrorCode::kPatchTruncated && hdr_.size() < kMaxHeaderSize) {
+              consumed_ += take;
+              return ok();
+            }
+            return fail(parsed.error());
+          }
+          std::size_t used = parsed->second - before;
+          consumed_ += used;
+          in = in.subspan(used);
+          h_ = parsed->first;
+          hdr_.clear();
+          hdr_.shrink_to_fit();
+          OTA_TRY(start());
+          break;
+        }
+        case State::kFrameStart: {
+          std::uint8_t mode = in[0];
+          in = in.subspan(1);
+          consumed_ += 1;
+          if (mode == detail::kFrameRaw) {
+            state_ = State::kRaw;
+          } else if (mode == detail::kFrameZstd && h_.compression == Compression::kZstd) {
+            if (!zstd_) {
+              auto d = codec::ZstdDecoder::create(std::min(h_.window_log, opt_.max_window_log));
+              if (!d) return fail(d.error());
+              zstd_ = std::move(*d);
+              zbuf_.resize(kBuffer);
+            }
+            OTA_TRY(zstd_->reset());
+            state_ = State::kZstd;
+          } else {
+            return with_frame(malformed("unknown frame mode " + std::to_string(mode)));
+          }
+          break;
+        }
+        case State::kRaw: {
+          auto used = records(in);
+          if (!used) return with_frame(used.error());
+          in = in.subspan(*used);
+          consumed_ += *used;
+          if (frame_complete()) OTA_TRY(end_frame());
+          break;
+        }
+        case State::kZstd: {
+          auto step = zstd_->decode(in, zbuf_);
+          if (!step) return with_frame(step.error());
+          if (step->consumed == 0 && step->produced == 0 && !step->frame_done)
+            return with_frame(Error{ErrorCode::kDecompress, "compressed frame makes no progress"});
+          in = in.subspan(step->consumed);
+          consumed_ += step->consumed;
+          OTA_TRY(zstd_output(*step));
+          break;
+        }
+        case State::kDone:
+          return fail(malformed("unexpected bytes after the last frame"));
+      }
+    }
+    // zstd may still hold decoded bytes that did not fit the buffer.
+    while (state_ == State::kZstd && last_produced_ == zbuf_.size()) {
+      auto step = zstd_->decode({}, zbuf_);
+      if (!step) return with_frame(step.error());
+      OTA_TRY(zstd_output(*step));
+    }
+    return ok();
+  }
+
+  Status zstd_output(const codec::ZstdDecoder::Step& step) {
+    last_produced_ = step.produced;
+    ByteSpan out(zbuf_.data(), step.produced);
+    if (!out.empty()) {
+      if (frame_complete()) return with_frame(malformed("records continue past the end of the frame"));
+      auto used = records(out);
+      if (!used) return with_frame(used.error());
+      if (*used != out.size()) return with_frame(malformed("records continue past the end of the frame"));
+    }
+    if (step.frame_done) {
+      if (!frame_complete())
+        return with_frame(Error{ErrorCode::kPatchMalformed, "compressed frame ends before its last record"});
+      return end_frame();
+    }
+    return ok();
+  }
+
+  Status drain_zstd() {
+    for (;;) {
+      auto step = zstd_->decode({}, zbuf_);
+      if (!step) return with_frame(step.error());
+      OTA_TRY(zstd_output(*step));
+      if (state_ != State::kZstd || (step->produced == 0 && step->consumed == 0)) return ok();
+    }
+  }
+
+  Status start() {
+    if (old_.size() != h_.old_size)
+      return fail(ErrorCode::kOldMismatch, "OLD is " + std::to_string(old_.size()) +
+                                               " bytes but the patch was made from " +
+                                               std::to_string(h_.old_size) + " bytes");
+    if (h_.compression == Compression::kZstd && h_.window_log > opt_.max_window_log)
+      return fail(ErrorCode::kLimitExceeded, "patch needs a 2^" + std::to_string(h_.window_log) +
+                                                 "-byte decoder window, over the limit of 2^" +
+                                                 std::to_string(opt_.max_window_log));
+    if (opt_.known_old_hash) {
+      if (*opt_.known_old_hash != h_.old_hash)
+        return fail(ErrorCode::kOldMismatch, "OLD does not have the hash the patch was made from");
+    } else if (opt_.verify_old) {
+      auto digest = sha256(old_);
+      if (!digest) return fail(digest.error().with_context("hashing OLD"));
+      if (*digest != h_.old_hash)
+        return fail(ErrorCode::kOldMismatch, "OLD does not have the hash the patch was made from (sha256 " +
+                                                 to_hex(*digest) + ", expected " + to_hex(h_.old_hash) + ")");
+    }
+    work_.resize(kBuffer);
+    cache_.resize(std::min<std::uint64_t>(kBuffer, old_.size()));
+    begin_frame();
+    return ok();
+  }
+
+  void begin_frame() {
+    if (new_written_ == h_.new_size) {
+      state_ = State::kDone;
+      return;
+    }
+    frame_end_ = std::min(h_.new_size, (frame_ + 1) << h_.frame_log);
+    cursor_ = 0;
+    rec_ = Rec::kTag;
+    tag_len_ = 0;
+    state_ = State::kFrameStart;
+  }
+
+  bool frame_complete() const { return new_written_ == frame_end_ && rec_ == Rec::kTag && tag_len_ == 0; }
+
+  Status end_frame() {
+    ++frame_;
+    if (opt_.on_frame) OTA_TRY(opt_.on_frame(ResumePoint{frame_, consumed_, new_written_}));
+    begin_frame();
+    return ok();
+  }
+
+  Status finish_impl() {
+    if (state_ == State::kHeader)
+      return fail(ErrorCode::kPatchTruncated, hdr_.empty() ? "patch is empty" : "patch header is truncated");
+    if (state_ != State::kDone)
+      return with_frame(Error{ErrorCode::kPatchTruncated,
+                              "patch ends after " + std::to_string(new_written_) + " of " +
+                                  std::to_string(h_.new_size) + " NEW bytes"});
+    Digest got = hasher_.finish();
+    if (got != h_.new_hash)
+      return fail(ErrorCode::kNewMismatch, "patched result has sha256 " + to_hex(got) + ", expected " +
+                                               to_hex(h_.new_hash));
+    return ok();
+  }
+
+  // Decodes records from data; returns how many bytes were used (stops at the frame end).
+  Result<std::size_t> records(ByteSpan data) {
+    std::size_t pos = 0;
+    while (pos < data.size() && !frame_complete()) {
+      switch (rec_) {
+        case Rec::kTag: {
+          tag_[tag_len_++] = data[pos++];
+          std::uint64_t v = 0;
+          std::size_t used = 0;
+          auto st = detail::get_varint(ByteSpan(tag_, tag_len_), v, used);
+          if (st == detail::VarintStatus::kNeedMore) break;
+          if (st == detail::VarintStatus::kInvalid) return fail(malformed("invalid record tag"));
+          tag_len_ = 0;
+          OTA_TRY(record(static_cast<std::uint8_t>(v & 3), v >> 2));
+          break;
+        }
+        case Rec::kAdd: {
+          std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(
+              {remaining_, data.size() - pos, work_.size()}));
+          OTA_TRY(read_old(cursor_, MutableByteSpan(work_.data(), n)));
+          for (std::size_t i = 0; i < n; ++i) work_[i] = static_cast<std::uint8_t>(work_[i] + data[pos + i]);
+          OTA_TRY(emit(ByteSpan(work_.data(), n)));
+          cursor_ += n;
+          pos += n;
+          if ((remaining_ -= n) == 0) rec_ = Rec::kTag;
+          break;
+        }
+        case Rec::kInsert: {
+          std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, data.size() - pos));
+          OTA_TRY(emit(data.subspan(pos, n)));
+          pos += n;
+          if ((remaining_ -= n) == 0) rec_ = Rec::kTag;
+          break;
+        }
+      }
+    }
+    return pos;
+  }
+
+  Status record(std::uint8_t op, std::uint64_t n) {
+    const std::uint64_t room = frame_end_ - new_written_;
+    switch (op) {
+      case detail::kOpCopy: {
+        if (n == 0) n = room;
+        if (n > room) return fail(malformed("COPY runs past the end of the frame"));
+        if (n > h_.old_size - cursor_) return fail(malformed("COPY reads past the end of OLD"));
+        while (n) {
+          std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(n, work_.size()));
+          OTA_TRY(read_old(cursor_, MutableByteSpan(work_.data(), k)));
+          OTA_TRY(emit(ByteSpan(work_.data(), k)));
+          cursor_ += k;
+          n -= k;
+        }
+        return ok();
+      }
+      case detail::kOpAdd:
+        if (n == 0 || n > room) return fail(malformed("ADD length is zero or runs past the frame"));
+        if (n > h_.old_size - cursor_) return fail(malformed("ADD reads past the end of OLD"));
+        remaining_ = n;
+        rec_ = Rec::kAdd;
+        return ok();
+      case detail::kOpInsert:
+        if (n == 0 || n > room) return fail(malformed("INSERT length is zero or runs past the frame"));
+        remaining_ = n;
+        rec_ = Rec::kInsert;
+        return ok();
+      default: {
+        std::int64_t delta = detail::unzigzag(n);
+        if (delta == 0) return fail(malformed("SEEK by zero"));
+        if (delta < 0 ? static_cast<std::uint64_t>(-(delta + 1)) + 1 > cursor_
+                      : static_cast<std::uint64_t>(delta) > h_.old_size - cursor_)
+          return fail(malformed("SEEK moves outside OLD"));
+        cursor_ = static_cast<std::uint64_t>(static_cast<std::int64_t>(cursor_) + delta);
+        return ok();
+      }
+    }
+  }
+
+  Status read_old(std::uint64_t off, MutableByteSpan dst) {
+    if (off < cache_off_ || off + dst.size() > cache_off_ + cache_len_) {
+      cache_off_ = off;
+      cache_len_ = static_cast<std::size_t>(std::min<std::uint64_t>(cache_.size(), h_.old_size - off));
+      if (auto st = old_.read_at(cache_off_, MutableByteSpan(cache_.data(), cache_len_)); !st) {
+        cache_len_ = 0;
+        return fail(st.error().with_context("reading OLD"));
+      }
+    }
+    std::memcpy(dst.data(), cache_.data() + (off - cache_off_), dst.size());
+    return ok();
+  }
+
+  Status emit(ByteSpan data) {
+    hasher_.update(data);
+    if (auto st = out_.write(data); !st) return fail(st.error().with_context("writing NEW"));
+    new_written_ += data.size();
+    if (opt_.progress && (new_written_ - last_progress_ >= (1u << 20) || new_written_ == h_.new_size)) {
+      last_progress_ = new_written_;
+      opt_.progress(new_written_, h_.new_size);
+    }
+    return ok();
+  }
+
+  const Source& old_;
+  Writer& out_;
+  PatchOptions opt_;
+  Status status_ = ok();
+  State state_ = State::kHeader;
+  Bytes hdr_;
+  PatchHeader h_;
+  std::uint64_t consumed_ = 0, new_written_ = 0, frame_ = 0, frame_end_ = 0, cursor_ = 0;
+  std::uint64_t last_progress_ = 0;
+  Rec rec_ = Rec::kTag;
+  std::uint8_t tag_[detail::kMaxVarintSize] = {};
+  std::size_t tag_len_ = 0;
+  std::uint64_t remaining_ = 0;
+  Sha256 hasher_;
+  std::unique_ptr<codec::ZstdDecoder> zstd_;
+  Bytes zbuf_, work_, cache_;
+  std::size_t last_produced_ = 0;
+  std::uint64_t cache_off_ = 0;
+  std::size_t cache_len_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Patcher>> Patcher::create(const Source& old_image, Writer& out, PatchOptions options) {
+  return std::unique_ptr<Patcher>(new PatcherImpl(old_image, out, std::move(options)));
+}
+
+Status apply(const Source& old_image, Reader& patch, Writer& out, PatchOptions options) {
+  auto p = Patcher::create(old_image, out, std::move(options));
+  if (!p) return fail(p.error());
+  Bytes buf(kBuffer);
+  for (;;) {
+    auto n = patch.read(buf);
+    if (!n) return fail(n.error().with_context("reading the patch"));
+    if (*n == 0) break;
+    OTA_TRY((*p)->feed(ByteSpan(buf.data(), *n)));
+  }
+  return (*p)->finish();
+}
+
+}  // namespace ota::delta

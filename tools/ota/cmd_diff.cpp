@@ -1,0 +1,111 @@
+// ota diff OLD NEW -o PATCH
+#include <thread>
+
+#include "cli.hpp"
+#include "ota/bsdiff40.hpp"
+#include "ota/delta.hpp"
+#include "ota/hash.hpp"
+
+namespace ota::cli {
+
+namespace {
+
+struct DiffArgs {
+  std::string old_path, new_path, out_path;
+  std::string format = "ota";
+  int level = 19;
+  int window_log = delta::kDefaultWindowLog;
+  std::uint64_t frame_size = std::uint64_t{1} << delta::kDefaultFrameLog;
+  unsigned threads = 0;
+};
+
+Status run_diff(const Context& ctx, const DiffArgs& a) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto old_image = read_file(a.old_path);
+  if (!old_image) return fail(old_image.error().with_context("reading OLD"));
+  auto new_image = read_file(a.new_path);
+  if (!new_image) return fail(new_image.error().with_context("reading NEW"));
+  auto out = AtomicFileWriter::create(a.out_path);
+  if (!out) return fail(out.error());
+
+  nlohmann::ordered_json doc;
+  doc["ok"] = true;
+  doc["command"] = "diff";
+  doc["format"] = a.format;
+  if (a.format == "bsdiff40") {
+    auto st = bsdiff40::diff(*old_image, *new_image, **out);
+    if (!st) return fail(st.error());
+    OTA_TRY((*out)->commit());
+    doc["old"] = {{"path", a.old_path}, {"size", old_image->size()}, {"sha256", to_hex(sha256(*old_image))}};
+    doc["new"] = {{"path", a.new_path}, {"size", new_image->size()}, {"sha256", to_hex(sha256(*new_image))}};
+    doc["patch"] = {{"path", a.out_path}, {"size", st->patch_size}, {"records", st->records}};
+  } else {
+    delta::DiffOptions opt;
+    opt.level = a.level;
+    opt.window_log = static_cast<std::uint8_t>(a.window_log);
+    unsigned log = 0;
+    while ((std::uint64_t{1} << log) < a.frame_size && log < 63) ++log;
+    if ((std::uint64_t{1} << log) != a.frame_size)
+      return fail(ErrorCode::kUsage, "--frame-size must be a power of two");
+    opt.frame_log = static_cast<std::uint8_t>(log);
+    opt.threads = a.threads;
+    Progress progress(ctx, "diff");
+    opt.progress = [&](std::uint64_t d, std::uint64_t t) { progress.update(d, t); };
+    auto st = delta::diff(*old_image, *new_image, **out, opt);
+    progress.done();
+    if (!st) return fail(st.error());
+    OTA_TRY((*out)->commit());
+    doc["old"] = {{"path", a.old_path}, {"size", old_image->size()}, {"sha256", to_hex(st->old_hash)}};
+    doc["new"] = {{"path", a.new_path}, {"size", new_image->size()}, {"sha256", to_hex(st->new_hash)}};
+    doc["patch"] = {{"path", a.out_path},
+                    {"size", st->patch_size},
+                    {"frames", st->frames},
+                    {"records", st->records},
+                    {"copy_bytes", st->copy_bytes},
+                    {"add_bytes", st->add_bytes},
+                    {"insert_bytes", st->insert_bytes},
+                    {"level", a.level},
+                    {"window_log", a.window_log},
+                    {"frame_size", a.frame_size}};
+  }
+  std::uint64_t psize = doc["patch"]["size"].get<std::uint64_t>();
+  double ratio = new_image->empty() ? 0.0 : static_cast<double>(psize) / static_cast<double>(new_image->size());
+  doc["ratio"] = ratio;
+  doc["timings"] = {{"total_s", seconds_since(t0)}};
+  if (ctx.json) {
+    print_json(doc);
+  } else if (!ctx.quiet) {
+    std::printf("%s: %llu bytes (%.3f%% of NEW, %llu bytes)\n", a.out_path.c_str(),
+                static_cast<unsigned long long>(psize), ratio * 100.0,
+                static_cast<unsigned long long>(new_image->size()));
+  }
+  return ok();
+}
+
+}  // namespace
+
+void add_diff_command(CLI::App& app, Context& ctx, int& exit_code) {
+  auto args = std::make_shared<DiffArgs>();
+  auto* cmd = app.add_subcommand("diff", "Write a patch that turns OLD into NEW");
+  cmd->footer("Example:\n  ota diff firmware-1.0.bin firmware-1.1.bin -o 1.0-to-1.1.otd\n"
+              "  ota diff --format bsdiff40 old.bin new.bin -o old-to-new.bsdiff");
+  cmd->add_option("OLD", args->old_path, "The image the device has")->required()->check(CLI::ExistingFile);
+  cmd->add_option("NEW", args->new_path, "The image the device should get")->required()->check(CLI::ExistingFile);
+  cmd->add_option("-o,--output", args->out_path, "Where to write the patch")->required();
+  cmd->add_option("--format", args->format, "Patch format: ota (default) or bsdiff40 (classic bsdiff 4)")
+      ->check(CLI::IsMember({"ota", "bsdiff40"}));
+  cmd->add_option("--level", args->level, "zstd level (1-22)")->check(CLI::Range(1, 22));
+  cmd->add_option("--window-log", args->window_log, "log2 of the decoder window the device needs (10-27)")
+      ->check(CLI::Range(10, 27));
+  cmd->add_option("--frame-size", args->frame_size,
+                  "NEW bytes per independent frame (power of two; the resume granularity)");
+  cmd->add_option("--threads", args->threads, "Worker threads (default: one per core)");
+  cmd->add_flag("-q,--quiet", ctx.quiet, "No progress and no summary");
+  cmd->add_flag("--json", ctx.json, "Print a JSON summary (sizes, hashes, timings) on stdout");
+  cmd->callback([&ctx, &exit_code, args] {
+    auto st = run_diff(ctx, *args);
+    exit_code = st ? 0 : report(ctx, "diff", st.error());
+  });
+}
+
+}  // namespace ota::cli
