@@ -36,8 +36,8 @@ Status run_diff(const Context& ctx, const DiffArgs& a) {
     auto st = bsdiff40::diff(*old_image, *new_image, **out);
     if (!st) return fail(st.error());
     OTA_TRY((*out)->commit());
-    doc["old"] = {{"path", a.old_path}, {"size", old_image->size()}, {"sha256", to_hex(sha256(*old_image))}};
-    doc["new"] = {{"path", a.new_path}, {"size", new_image->size()}, {"sha256", to_hex(sha256(*new_image))}};
+    doc["old"] = {{"path", a.old_path}, {"size", old_image->size()}, {"blake2b256", to_hex(content_hash(*old_image))}};
+    doc["new"] = {{"path", a.new_path}, {"size", new_image->size()}, {"blake2b256", to_hex(content_hash(*new_image))}};
     doc["patch"] = {{"path", a.out_path}, {"size", st->patch_size}, {"records", st->records}};
   } else {
     delta::DiffOptions opt;
@@ -55,8 +55,8 @@ Status run_diff(const Context& ctx, const DiffArgs& a) {
     progress.done();
     if (!st) return fail(st.error());
     OTA_TRY((*out)->commit());
-    doc["old"] = {{"path", a.old_path}, {"size", old_image->size()}, {"sha256", to_hex(st->old_hash)}};
-    doc["new"] = {{"path", a.new_path}, {"size", new_image->size()}, {"sha256", to_hex(st->new_hash)}};
+    doc["old"] = {{"path", a.old_path}, {"size", old_image->size()}, {"blake2b256", to_hex(st->old_hash)}};
+    doc["new"] = {{"path", a.new_path}, {"size", new_image->size()}, {"blake2b256", to_hex(st->new_hash)}};
     doc["patch"] = {{"path", a.out_path},
                     {"size", st->patch_size},
                     {"frames", st->frames},

@@ -28,7 +28,7 @@ class HashingWriter final : public Writer {
 
  private:
   Writer& next_;
-  Sha256 hash_;
+  Hasher hash_;
 };
 
 Status run_patch(const Context& ctx, const PatchArgs& a) {
@@ -65,17 +65,19 @@ Status run_patch(const Context& ctx, const PatchArgs& a) {
     OTA_TRY(bsdiff40::apply(**old_image, **src, hashing));
     OTA_TRY((*out)->commit());
     doc["format"] = "bsdiff40";
-    doc["new"] = {{"path", a.out_path}, {"size", hashing.position()}, {"sha256", to_hex(hashing.digest())}};
+    doc["new"] = {{"path", a.out_path}, {"size", hashing.position()}, {"blake2b256", to_hex(hashing.digest())}};
   } else {
     delta::PatchOptions opt;
     opt.max_window_log = static_cast<std::uint8_t>(a.max_window_log);
+    // NEW goes to a temporary file, so OLD can be checked while patching.
+    opt.verify_old_concurrently = true;
     Progress progress(ctx, "patch");
     opt.progress = [&](std::uint64_t d, std::uint64_t t) { progress.update(d, t); };
     auto p = delta::Patcher::create(**old_image, **out, opt);
     if (!p) return fail(p.error());
     OTA_TRY((*p)->feed(head));
     patch_size = head.size();
-    Bytes buf(64 * 1024);
+    Bytes buf(16 * 1024);
     for (;;) {
       auto n = (*patch)->read(buf);
       if (!n) return fail(n.error().with_context("reading the patch"));
@@ -88,8 +90,8 @@ Status run_patch(const Context& ctx, const PatchArgs& a) {
     OTA_TRY((*out)->commit());
     const auto* h = (*p)->header();
     doc["format"] = "ota";
-    doc["old"] = {{"path", a.old_path}, {"size", h->old_size}, {"sha256", to_hex(h->old_hash)}};
-    doc["new"] = {{"path", a.out_path}, {"size", h->new_size}, {"sha256", to_hex(h->new_hash)}};
+    doc["old"] = {{"path", a.old_path}, {"size", h->old_size}, {"blake2b256", to_hex(h->old_hash)}};
+    doc["new"] = {{"path", a.out_path}, {"size", h->new_size}, {"blake2b256", to_hex(h->new_hash)}};
   }
   doc["patch"] = {{"path", a.patch_path}, {"size", patch_size}};
   doc["timings"] = {{"total_s", seconds_since(t0)}};

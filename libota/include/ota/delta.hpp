@@ -1,7 +1,7 @@
 // ota's binary delta: generator (host side) and streaming patcher (device side).
 //
 // The byte layout is specified in docs/formats.md ("Delta patch"). In short: a
-// header with the sizes and SHA-256 of OLD and NEW, the compression, the decoder
+// header with the sizes and BLAKE2b-256 hashes of OLD and NEW, the compression, the decoder
 // window and the frame size; then independent frames, each producing at most
 // 2^frame_log bytes of NEW from an interleaved stream of COPY / ADD / INSERT /
 // SEEK records. Frames restart the OLD cursor at 0 and the compressor, so a
@@ -26,7 +26,7 @@ inline constexpr std::size_t kMaxHeaderSize = 4 + 3 + 10 + 10 + 32 + 32;
 inline constexpr std::uint8_t kMinFrameLog = 12;    // 4 KiB
 inline constexpr std::uint8_t kMaxFrameLog = 30;    // 1 GiB
 inline constexpr std::uint8_t kDefaultFrameLog = 24;  // 16 MiB of NEW per frame
-inline constexpr std::uint8_t kDefaultWindowLog = 20;  // 1 MiB decoder window
+inline constexpr std::uint8_t kDefaultWindowLog = 17;  // 128 KiB decoder window
 inline constexpr std::uint8_t kMaxWindowLog = 27;
 
 enum class Compression : std::uint8_t { kNone = 0, kZstd = 1 };
@@ -99,6 +99,11 @@ struct PatchOptions {
   // Hash OLD before writing anything, so a wrong OLD fails fast with
   // kOldMismatch. A caller that already knows the hash passes it instead.
   bool verify_old = true;
+  // With verify_old: hash OLD on a second thread while patching instead of
+  // before. finish() still fails with kOldMismatch on a wrong OLD, but the
+  // Writer may already have received bytes (fine for a temporary file, not
+  // for a bank: the agent passes known_old_hash instead).
+  bool verify_old_concurrently = false;
   std::optional<Digest> known_old_hash;
   // Called after each completed frame with the position to resume from.
   std::function<Status(const ResumePoint&)> on_frame;
@@ -110,7 +115,7 @@ struct PatchOptions {
 // then finish(). Reads OLD by random access, writes NEW strictly sequentially
 // through the Writer, hashes NEW on the fly. Memory is bounded by the decoder
 // window and a few fixed buffers, independent of the image sizes. Success is
-// reported only when NEW is complete and its SHA-256 matches the header.
+// reported only when NEW is complete and its BLAKE2b-256 matches the header.
 class Patcher {
  public:
   static Result<std::unique_ptr<Patcher>> create(const Source& old_image, Writer& out,

@@ -1,6 +1,9 @@
-// SHA-256, the one content hash of ota (image hashes in patch headers, and
-// later manifests and bundle chunks). Chosen over BLAKE2b so that a hash in
-// any ota document can be checked with plain `sha256sum`.
+// The content hash of ota: BLAKE2b-256 (libsodium's crypto_generichash).
+//
+// Every image, patch and payload hash in ota documents is BLAKE2b with a
+// 32-byte digest, which `b2sum -l 256` reproduces. Chosen over SHA-256 because
+// libsodium's BLAKE2b runs 2.4x faster than its SHA-256 here (727 vs 301 MB/s,
+// see docs/design.md), and a device hashes every byte it writes.
 #pragma once
 
 #include <array>
@@ -15,23 +18,25 @@ namespace ota {
 
 using Digest = std::array<std::uint8_t, 32>;
 
-// Incremental SHA-256. The state is a plain value: copying it snapshots the hash.
-class Sha256 {
+// Incremental BLAKE2b-256. The state is a plain value: copying it snapshots the hash.
+class Hasher {
  public:
-  Sha256();
+  Hasher();
   void update(ByteSpan data);
+  // Returns the digest; the hasher must not be updated afterwards.
   Digest finish();
 
  private:
-  alignas(16) std::uint8_t state_[112];  // crypto_hash_sha256_state, kept opaque here
+  alignas(64) std::uint8_t state_[384];  // crypto_generichash_state, kept opaque here
 };
 
-Digest sha256(ByteSpan data);
+// The digest of a byte span.
+Digest content_hash(ByteSpan data);
 
-// Hashes a whole Source (reads it front to back in bounded chunks).
-Result<Digest> sha256(const Source& source);
+// The digest of a whole Source, read front to back in bounded chunks.
+Result<Digest> content_hash(const Source& source);
 
-// Lowercase hex of any bytes, and back (nullopt when not exactly 64 hex chars).
+// Lowercase hex of any bytes, and back (nullopt unless exactly 64 hex digits).
 std::string to_hex(ByteSpan bytes);
 std::optional<Digest> digest_from_hex(std::string_view hex);
 

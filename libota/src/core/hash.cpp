@@ -6,37 +6,48 @@
 
 namespace ota {
 
-static_assert(sizeof(crypto_hash_sha256_state) <= 112, "Sha256 state buffer too small");
+static_assert(sizeof(crypto_generichash_state) <= 384, "Hasher state buffer too small");
+static_assert(alignof(crypto_generichash_state) <= 64, "Hasher state alignment too small");
+
+void ensure_sodium();
 
 namespace {
-crypto_hash_sha256_state* state_of(std::uint8_t* raw) {
-  return reinterpret_cast<crypto_hash_sha256_state*>(raw);
+crypto_generichash_state* state_of(std::uint8_t* raw) {
+  return reinterpret_cast<crypto_generichash_state*>(raw);
 }
 }  // namespace
 
-Sha256::Sha256() {
+// libsodium picks its fastest implementations (AVX2 BLAKE2b here: 967 vs
+// 679 MB/s for the portable one) in sodium_init(); it is idempotent and thread-safe.
+void ensure_sodium() {
+  static const int initialized = sodium_init();
+  (void)initialized;
+}
+
+Hasher::Hasher() {
+  ensure_sodium();
   std::memset(state_, 0, sizeof state_);
-  crypto_hash_sha256_init(state_of(state_));
+  crypto_generichash_init(state_of(state_), nullptr, 0, 32);
 }
 
-void Sha256::update(ByteSpan data) {
-  crypto_hash_sha256_update(state_of(state_), data.data(), data.size());
+void Hasher::update(ByteSpan data) {
+  crypto_generichash_update(state_of(state_), data.data(), data.size());
 }
 
-Digest Sha256::finish() {
+Digest Hasher::finish() {
   Digest out{};
-  crypto_hash_sha256_final(state_of(state_), out.data());
+  crypto_generichash_final(state_of(state_), out.data(), out.size());
   return out;
 }
 
-Digest sha256(ByteSpan data) {
-  Sha256 h;
+Digest content_hash(ByteSpan data) {
+  Hasher h;
   h.update(data);
   return h.finish();
 }
 
-Result<Digest> sha256(const Source& source) {
-  Sha256 h;
+Result<Digest> content_hash(const Source& source) {
+  Hasher h;
   Bytes buf(64 * 1024);
   for (std::uint64_t off = 0; off < source.size();) {
     std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), source.size() - off));

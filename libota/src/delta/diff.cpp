@@ -16,8 +16,9 @@ namespace {
 using detail::Block;
 using detail::put_varint;
 
-// Zero runs in an ADD stretch at least this long become COPY records.
-constexpr std::uint64_t kMinCopyRun = 12;
+// Zero-difference runs of at least this many bytes inside an approximate match
+// become COPY records (measured on the esbuild pair: 3 gives the smallest patches).
+constexpr std::uint64_t kMinCopyRun = 3;
 
 struct FrameOut {
   Bytes bytes;  // mode byte + payload
@@ -165,7 +166,7 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
 
   // Hash both images while the suffix array is built.
   auto hashes = std::async(std::launch::async, [&] {
-    return std::make_pair(sha256(old_image), sha256(new_image));
+    return std::make_pair(content_hash(old_image), content_hash(new_image));
   });
   std::unique_ptr<detail::SuffixIndex> index;
   try {

@@ -36,16 +36,19 @@ class SuffixIndexImpl final : public SuffixIndex {
     } else {
       divsufsort64(old_image.data(), reinterpret_cast<saidx64_t*>(sa_.data()), n);
     }
-    // Bucket bounds by the first two bytes; the one-byte suffix has no bucket.
-    std::fill(std::begin(lo_), std::end(lo_), 0);
-    std::fill(std::begin(hi_), std::end(hi_), 0);
+    // Bucket bounds by the first two bytes, from key counts over the text (sequential,
+    // unlike a pass over the suffix array). The one-byte suffix sorts first among
+    // the suffixes that start with its byte, and belongs to no bucket.
+    std::vector<std::uint64_t> count(65536, 0);
     const std::uint64_t size = old_.size();
-    for (std::uint64_t i = 0; i < size; ++i) {
-      std::uint64_t s = static_cast<std::uint64_t>(sa_[i]);
-      if (s + 1 >= size) continue;
-      unsigned key = static_cast<unsigned>(old_[s]) << 8 | old_[s + 1];
-      if (hi_[key] == 0) lo_[key] = i;
-      hi_[key] = i + 1;
+    for (std::uint64_t i = 0; i + 1 < size; ++i) ++count[static_cast<unsigned>(old_[i]) << 8 | old_[i + 1]];
+    const unsigned last = old_[size - 1];
+    std::uint64_t pos = 0;
+    for (unsigned key = 0; key < 65536; ++key) {
+      if ((key & 0xff) == 0 && (key >> 8) == last) ++pos;
+      lo_[key] = pos;
+      pos += count[key];
+      hi_[key] = pos;
     }
   }
 
@@ -56,7 +59,7 @@ class SuffixIndexImpl final : public SuffixIndex {
     std::uint64_t lo = 0, hi = size - 1;
     if (needle.size() >= 2) {
       unsigned key = static_cast<unsigned>(needle[0]) << 8 | needle[1];
-      if (hi_[key] != 0) {
+      if (hi_[key] > lo_[key]) {
         lo = lo_[key];
         hi = hi_[key] - 1;
       }
@@ -113,6 +116,9 @@ std::unique_ptr<SuffixIndex> build_suffix_index(ByteSpan old_image) {
 // The cover search of bsdiff 4 (Colin Percival): extend an approximate match
 // while at least half of its bytes agree, and look for a new exact match
 // wherever the current alignment stops paying for itself.
+constexpr std::int64_t kThr = 8;
+constexpr std::int64_t kSkipLength = 256;
+constexpr std::int64_t kSkipKeep = 32;
 void match_range(const SuffixIndex& index, ByteSpan old_image, ByteSpan new_image,
                  std::uint64_t begin, std::uint64_t end, std::vector<Block>& out) {
   using i64 = std::int64_t;
@@ -120,7 +126,9 @@ void match_range(const SuffixIndex& index, ByteSpan old_image, ByteSpan new_imag
   const std::uint8_t* newp = new_image.data();
   const i64 oldsize = static_cast<i64>(old_image.size());
   const i64 stop = static_cast<i64>(end);
-  i64 scan = static_cast<i64>(begin), len = 0, lastscan = scan, lastpos = 0, lastoffset = 0;
+  // Start each range on the diagonal (NEW offset == OLD offset) when OLD reaches it.
+  i64 scan = static_cast<i64>(begin), len = 0, lastscan = scan;
+  i64 lastpos = scan < oldsize ? scan : 0, lastoffset = lastpos - scan;
   std::uint64_t pos_u = 0;
   i64 pos = 0;
 
@@ -129,13 +137,33 @@ void match_range(const SuffixIndex& index, ByteSpan old_image, ByteSpan new_imag
   while (scan < stop) {
     i64 oldscore = 0;
     i64 scsc;
+    bool searched = false;
     for (scsc = scan += len; scan < stop; ++scan) {
+      // Where the current alignment still matches, a better alignment would also be
+      // found at the next mismatch (and extended back by lenb): skip the search.
+      if (searched && old_at(scan + lastoffset) == newp[scan]) {
+        if (scan < scsc) {
+          --oldscore;
+        } else {
+          scsc = scan + 1;  // the score window [scan, scsc) is empty
+        }
+        continue;
+      }
+      searched = true;
       len = static_cast<i64>(index.longest_match(
           ByteSpan(newp + scan, static_cast<std::size_t>(stop - scan)), pos_u));
       pos = static_cast<i64>(pos_u);
       for (; scsc < scan + len; ++scsc)
         if (old_at(scsc + lastoffset) == newp[scsc]) ++oldscore;
-      if ((len == oldscore && len != 0) || len > oldscore + 8) break;
+      if ((len == oldscore && len != 0) || len > oldscore + kThr) break;
+      // The current alignment matches nearly all of a long match: skip most of
+      // it without searching (bsdiff would search at every byte, quadratic in
+      // long periodic regions).
+      if (len >= kSkipLength) {
+        const i64 target = scan + len - kSkipKeep;
+        for (; scan + 1 < target; ++scan)
+          if (old_at(scan + lastoffset) == newp[scan]) --oldscore;
+      }
       if (old_at(scan + lastoffset) == newp[scan]) --oldscore;
     }
 

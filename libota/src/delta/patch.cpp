@@ -1,5 +1,7 @@
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <thread>
 
 #include "codec/zstd.hpp"
 #include "core/varint.hpp"
@@ -10,7 +12,11 @@ namespace ota::delta {
 
 namespace {
 
-constexpr std::size_t kBuffer = 64 * 1024;
+// Buffer sizes are part of the memory budget of a device (docs/design.md).
+constexpr std::size_t kWorkBuffer = 16 * 1024;   // COPY/ADD output
+constexpr std::size_t kOldCache = 32 * 1024;     // OLD read-ahead
+constexpr std::size_t kDecodeBuffer = 32 * 1024; // decompressed records
+constexpr std::size_t kFeedBuffer = 16 * 1024;   // apply(): patch reads
 
 Error malformed(std::string what) { return Error{ErrorCode::kPatchMalformed, std::move(what)}; }
 
@@ -18,18 +24,23 @@ class PatcherImpl final : public Patcher {
  public:
   PatcherImpl(const Source& old_image, Writer& out, PatchOptions opt)
       : old_(old_image), out_(out), opt_(std::move(opt)) {}
+  ~PatcherImpl() override { stop_old_check(); }
+  PatcherImpl(const PatcherImpl&) = delete;
+  PatcherImpl& operator=(const PatcherImpl&) = delete;
 
   Status feed(ByteSpan chunk) override {
     if (!status_) return status_;
     status_ = feed_impl(chunk);
+    if (!status_) status_ = prefer_old_mismatch(std::move(status_));
     return status_;
   }
 
   Status finish() override {
     if (!status_) return status_;
     if (state_ == State::kZstd) status_ = drain_zstd();
-    if (!status_) return status_;
-    status_ = finish_impl();
+    if (status_) status_ = old_check_result();
+    if (status_) status_ = finish_impl();
+    if (!status_) status_ = prefer_old_mismatch(std::move(status_));
     return status_;
   }
 
@@ -80,7 +91,7 @@ class PatcherImpl final : public Patcher {
               auto d = codec::ZstdDecoder::create(std::min(h_.window_log, opt_.max_window_log));
               if (!d) return fail(d.error());
               zstd_ = std::move(*d);
-              zbuf_.resize(kBuffer);
+              zbuf_.resize(kDecodeBuffer);
             }
             OTA_TRY(zstd_->reset());
             state_ = State::kZstd;
@@ -158,17 +169,55 @@ class PatcherImpl final : public Patcher {
     if (opt_.known_old_hash) {
       if (*opt_.known_old_hash != h_.old_hash)
         return fail(ErrorCode::kOldMismatch, "OLD does not have the hash the patch was made from");
+    } else if (opt_.verify_old && opt_.verify_old_concurrently) {
+      old_check_buf_.resize(kOldCache);
+      old_check_ = std::thread([this] { old_check_status_ = hash_old(); });
     } else if (opt_.verify_old) {
-      auto digest = sha256(old_);
-      if (!digest) return fail(digest.error().with_context("hashing OLD"));
-      if (*digest != h_.old_hash)
-        return fail(ErrorCode::kOldMismatch, "OLD does not have the hash the patch was made from (sha256 " +
-                                                 to_hex(*digest) + ", expected " + to_hex(h_.old_hash) + ")");
+      OTA_TRY(hash_old());
     }
-    work_.resize(kBuffer);
-    cache_.resize(std::min<std::uint64_t>(kBuffer, old_.size()));
+    work_.resize(kWorkBuffer);
+    cache_.resize(std::min<std::uint64_t>(kOldCache, old_.size()));
     begin_frame();
     return ok();
+  }
+
+  // Hashes OLD and compares it with the header (runs on the checking thread
+  // when concurrent; touches only old_, h_ and its own buffer).
+  Status hash_old() {
+    Hasher hasher;
+    if (old_check_buf_.empty()) old_check_buf_.resize(kOldCache);
+    for (std::uint64_t off = 0; off < old_.size();) {
+      if (cancel_old_check_) return fail(ErrorCode::kCancelled, "cancelled");
+      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(old_check_buf_.size(), old_.size() - off));
+      OTA_TRY_CTX(old_.read_at(off, MutableByteSpan(old_check_buf_.data(), n)), "hashing OLD");
+      hasher.update(ByteSpan(old_check_buf_.data(), n));
+      off += n;
+    }
+    Digest digest = hasher.finish();
+    if (digest != h_.old_hash)
+      return fail(ErrorCode::kOldMismatch, "OLD does not have the hash the patch was made from (BLAKE2b-256 " +
+                                               to_hex(digest) + ", expected " + to_hex(h_.old_hash) + ")");
+    return ok();
+  }
+
+  Status old_check_result() {
+    if (!old_check_.joinable()) return ok();
+    old_check_.join();
+    return old_check_status_;
+  }
+
+  void stop_old_check() {
+    if (!old_check_.joinable()) return;
+    cancel_old_check_ = true;
+    old_check_.join();
+  }
+
+  // A wrong OLD explains any later failure: report it as the cause.
+  Status prefer_old_mismatch(Status failed) {
+    if (!old_check_.joinable()) return failed;
+    Status old = old_check_result();
+    if (!old && old.error().code == ErrorCode::kOldMismatch) return old;
+    return failed;
   }
 
   void begin_frame() {
@@ -201,7 +250,7 @@ class PatcherImpl final : public Patcher {
                                   std::to_string(h_.new_size) + " NEW bytes"});
     Digest got = hasher_.finish();
     if (got != h_.new_hash)
-      return fail(ErrorCode::kNewMismatch, "patched result has sha256 " + to_hex(got) + ", expected " +
+      return fail(ErrorCode::kNewMismatch, "patched result has BLAKE2b-256 " + to_hex(got) + ", expected " +
                                                to_hex(h_.new_hash));
     return ok();
   }
@@ -321,12 +370,16 @@ class PatcherImpl final : public Patcher {
   std::uint8_t tag_[detail::kMaxVarintSize] = {};
   std::size_t tag_len_ = 0;
   std::uint64_t remaining_ = 0;
-  Sha256 hasher_;
+  Hasher hasher_;
   std::unique_ptr<codec::ZstdDecoder> zstd_;
   Bytes zbuf_, work_, cache_;
   std::size_t last_produced_ = 0;
   std::uint64_t cache_off_ = 0;
   std::size_t cache_len_ = 0;
+  std::thread old_check_;
+  Status old_check_status_ = ok();
+  std::atomic<bool> cancel_old_check_{false};
+  Bytes old_check_buf_;
 };
 
 }  // namespace
@@ -338,7 +391,7 @@ Result<std::unique_ptr<Patcher>> Patcher::create(const Source& old_image, Writer
 Status apply(const Source& old_image, Reader& patch, Writer& out, PatchOptions options) {
   auto p = Patcher::create(old_image, out, std::move(options));
   if (!p) return fail(p.error());
-  Bytes buf(kBuffer);
+  Bytes buf(kFeedBuffer);
   for (;;) {
     auto n = patch.read(buf);
     if (!n) return fail(n.error().with_context("reading the patch"));
