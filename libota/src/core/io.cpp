@@ -166,12 +166,14 @@ Status AtomicFileWriter::flush_buffer() {
 Status AtomicFileWriter::write(ByteSpan data) {
   if (committed_) return fail(ErrorCode::kInternal, "write after commit");
   pos_ += data.size();
+  if (buf_.empty() && data.size() >= kWriteBuffer / 4) return write_all(fd_, data.data(), data.size(), path_);
   if (buf_.size() + data.size() <= kWriteBuffer) {
     buf_.insert(buf_.end(), data.begin(), data.end());
     return ok();
   }
   OTA_TRY(flush_buffer());
-  if (data.size() >= kWriteBuffer) return write_all(fd_, data.data(), data.size(), path_);
+  // Large pieces go straight to the file: one copy less.
+  if (data.size() >= kWriteBuffer / 4) return write_all(fd_, data.data(), data.size(), path_);
   buf_.insert(buf_.end(), data.begin(), data.end());
   return ok();
 }

@@ -273,9 +273,10 @@ class PatcherImpl final : public Patcher {
         }
         case Rec::kAdd: {
           std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(
-              {remaining_, data.size() - pos, work_.size()}));
-          OTA_TRY(read_old(cursor_, MutableByteSpan(work_.data(), n)));
-          for (std::size_t i = 0; i < n; ++i) work_[i] = static_cast<std::uint8_t>(work_[i] + data[pos + i]);
+              {remaining_, data.size() - pos, work_.size(), cache_.size()}));
+          auto view = old_view(cursor_, n);
+          if (!view) return fail(view.error());
+          for (std::size_t i = 0; i < n; ++i) work_[i] = static_cast<std::uint8_t>((*view)[i] + data[pos + i]);
           OTA_TRY(emit(ByteSpan(work_.data(), n)));
           cursor_ += n;
           pos += n;
@@ -302,9 +303,10 @@ class PatcherImpl final : public Patcher {
         if (n > room) return fail(malformed("COPY runs past the end of the frame"));
         if (n > h_.old_size - cursor_) return fail(malformed("COPY reads past the end of OLD"));
         while (n) {
-          std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(n, work_.size()));
-          OTA_TRY(read_old(cursor_, MutableByteSpan(work_.data(), k)));
-          OTA_TRY(emit(ByteSpan(work_.data(), k)));
+          std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(n, cache_.size()));
+          auto view = old_view(cursor_, k);
+          if (!view) return fail(view.error());
+          OTA_TRY(emit(*view));
           cursor_ += k;
           n -= k;
         }
@@ -333,8 +335,10 @@ class PatcherImpl final : public Patcher {
     }
   }
 
-  Status read_old(std::uint64_t off, MutableByteSpan dst) {
-    if (off < cache_off_ || off + dst.size() > cache_off_ + cache_len_) {
+  // OLD[off, off + len) from the read-ahead cache (len <= the cache size; the
+  // caller checked the range against old_size).
+  Result<ByteSpan> old_view(std::uint64_t off, std::size_t len) {
+    if (off < cache_off_ || off + len > cache_off_ + cache_len_) {
       cache_off_ = off;
       cache_len_ = static_cast<std::size_t>(std::min<std::uint64_t>(cache_.size(), h_.old_size - off));
       if (auto st = old_.read_at(cache_off_, MutableByteSpan(cache_.data(), cache_len_)); !st) {
@@ -342,8 +346,7 @@ class PatcherImpl final : public Patcher {
         return fail(st.error().with_context("reading OLD"));
       }
     }
-    std::memcpy(dst.data(), cache_.data() + (off - cache_off_), dst.size());
-    return ok();
+    return ByteSpan(cache_.data() + (off - cache_off_), len);
   }
 
   Status emit(ByteSpan data) {

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The main job end to end on embedded defaults: install what is missing, build,
+# fetch a real firmware pair (Pybricks, from the npm registry), make a delta with
+# `ota diff`, apply it with `ota patch`, check the result byte for byte, and print
+# the sizes and the ratio. Usage: scripts/demo.sh [WORK_DIR]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=${1:-$root/build/demo}
+
+"$root/scripts/install-deps.sh"
+command -v npm >/dev/null || { echo "demo: npm is needed to fetch the firmware (apt-get install -y npm)"; exit 1; }
+"$root/scripts/build.sh" "$root/build" >/dev/null
+ota="$root/build/tools/ota"
+
+mkdir -p "$work"
+cd "$work"
+fetch() {  # fetch PACKAGE VERSION BOARD -> firmware-VERSION.bin
+  local tgz
+  if [ ! -f "firmware-$2.bin" ]; then
+    tgz=$(npm pack --silent "$1@$2" | tail -n 1)
+    rm -rf "x-$2" && mkdir "x-$2" && tar xzf "$tgz" -C "x-$2"
+    unzip -p "x-$2/package/build/$3.zip" firmware-base.bin > "firmware-$2.bin"
+    rm -rf "x-$2" "$tgz"
+  fi
+}
+echo "== fetching @pybricks/firmware 7.22.0 and 7.27.0 (primehub) from the npm registry"
+fetch @pybricks/firmware 7.22.0 primehub
+fetch @pybricks/firmware 7.27.0 primehub
+
+echo "== ota diff firmware-7.22.0.bin firmware-7.27.0.bin -o update.otd"
+"$ota" diff firmware-7.22.0.bin firmware-7.27.0.bin -o update.otd
+echo "== ota patch firmware-7.22.0.bin update.otd -o firmware-7.27.0.patched"
+"$ota" patch firmware-7.22.0.bin update.otd -o firmware-7.27.0.patched
+cmp firmware-7.27.0.bin firmware-7.27.0.patched
+echo "== result: byte-identical"
+
+old=$(stat -c %s firmware-7.22.0.bin); new=$(stat -c %s firmware-7.27.0.bin); patch=$(stat -c %s update.otd)
+full=$(zstd -19 -c firmware-7.27.0.bin | wc -c)
+bsd=$(bsdiff firmware-7.22.0.bin firmware-7.27.0.bin update.bsdiff && stat -c %s update.bsdiff)
+printf '\n%-34s %12s\n' "" "bytes"
+printf '%-34s %12d\n' "old firmware (7.22.0)" "$old" "new firmware (7.27.0)" "$new" \
+  "new firmware, zstd -19" "$full" "bsdiff 4.3 patch" "$bsd" "ota delta patch" "$patch"
+awk -v p="$patch" -v n="$new" -v f="$full" -v b="$bsd" 'BEGIN {
+  printf "\nota patch = %.1f%% of the new image, %.1f%% of its zstd -19, %.2f x bsdiff\n", 100*p/n, 100*p/f, p/b }'

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that ota needs to build, test, fuzz and benchmark.
+# Installs only what is missing; safe to run again. Usage: scripts/install-deps.sh
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config git
+  # libraries (docs/design.md, "Dependencies")
+  libdivsufsort-dev libzstd-dev libsodium-dev libbz2-dev libcli11-dev nlohmann-json3-dev libexpected-dev
+  # tests, fuzzing and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev python3 python3-jsonschema
+  # peers used by the interop tests, the demo and the benchmarks
+  bsdiff xdelta3 zstd time unzip ca-certificates
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages are installed"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

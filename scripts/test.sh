@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test.
+#   scripts/test.sh          release build + all tests, then the ASan/UBSan build + tests,
+#                            then each fuzz target for a bounded time
+#   scripts/test.sh --quick  release build + all tests only
+# Exits non-zero on the first failure.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+fuzz_seconds=${OTA_FUZZ_SECONDS:-60}
+
+"$root/scripts/install-deps.sh"
+
+echo "== release build and tests"
+"$root/scripts/build.sh" "$root/build" -DOTA_BUILD_BENCH=ON
+ctest --test-dir "$root/build" --output-on-failure -j"$(nproc)"
+
+if [ "$quick" = 1 ]; then exit 0; fi
+# (the full run ends with a one-line count of the release tests)
+
+echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
+"$root/scripts/build.sh" "$root/build-asan" -DOTA_SANITIZE=ON -DOTA_BUILD_BENCH=OFF
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir "$root/build-asan" --output-on-failure -j"$(nproc)"
+
+echo "== fuzzing (${fuzz_seconds}s per target)"
+CC=clang CXX=clang++ "$root/scripts/build.sh" "$root/build-fuzz" -DOTA_FUZZ=ON -DOTA_BUILD_TESTS=OFF -DOTA_BUILD_BENCH=OFF
+for target in "$root"/build-fuzz/fuzz/fuzz_*; do
+  [ -x "$target" ] || continue
+  name=$(basename "$target")
+  corpus=$(mktemp -d)
+  if [ -d "$root/fuzz/corpus/$name" ]; then cp -r "$root/fuzz/corpus/$name/." "$corpus/"; fi
+  echo "-- $name"
+  "$target" -max_total_time="$fuzz_seconds" -print_final_stats=1 "$corpus" 2>&1 | tail -n 12
+  rm -rf "$corpus"
+done
+
+# Closing line: every test of the release run passed (set -e stopped us otherwise).
+total=$(ctest --test-dir "$root/build" -N | sed -n 's/^Total Tests: //p')
+echo "tests: ${total} passed, 0 failed"
