@@ -31,9 +31,14 @@ inline constexpr std::uint8_t kMaxWindowLog = 27;
 
 enum class Compression : std::uint8_t { kNone = 0, kZstd = 1 };
 
+// Reference prediction for executables (docs/formats.md, "Predictor"): COPY and
+// ADD work against OLD with its rel32 operands re-pointed through an address map.
+enum class Predictor : std::uint8_t { kNone = 0, kX86 = 1 };
+
 struct PatchHeader {
   std::uint8_t version = kFormatVersion;
   Compression compression = Compression::kZstd;
+  Predictor predictor = Predictor::kNone;
   std::uint8_t window_log = kDefaultWindowLog;  // decoder window needed: 2^window_log bytes
   std::uint8_t frame_log = kDefaultFrameLog;    // each frame yields <= 2^frame_log NEW bytes
   std::uint64_t old_size = 0;
@@ -58,13 +63,17 @@ Result<PatchHeader> read_header(Reader& patch);
 
 // ---- generator ----
 
+enum class PredictorChoice : std::uint8_t { kAuto, kNone, kX86 };
+
 struct DiffOptions {
   Compression compression = Compression::kZstd;
+  // kAuto: the x86 predictor for x86 ELF images with enough approximate matches.
+  PredictorChoice predictor = PredictorChoice::kAuto;
   int level = 19;                          // zstd level, 1..22
   std::uint8_t window_log = kDefaultWindowLog;
   std::uint8_t frame_log = kDefaultFrameLog;
   unsigned threads = 0;                    // 0: one per core
-  // Called from the calling thread with NEW bytes processed so far.
+  // Called with the NEW bytes written so far (from any thread, never concurrently).
   std::function<void(std::uint64_t done, std::uint64_t total)> progress;
 };
 
@@ -75,6 +84,9 @@ struct DiffStats {
   std::uint64_t copy_bytes = 0;    // NEW bytes copied verbatim from OLD
   std::uint64_t add_bytes = 0;     // NEW bytes made as OLD + difference
   std::uint64_t insert_bytes = 0;  // NEW bytes carried literally
+  Predictor predictor = Predictor::kNone;
+  std::uint64_t map_entries = 0;   // address map entries (with a predictor)
+  std::uint64_t map_bytes = 0;     // stored size of the address map section
   Digest old_hash{};
   Digest new_hash{};
 };
@@ -96,6 +108,7 @@ struct ResumePoint {
 
 struct PatchOptions {
   std::uint8_t max_window_log = kMaxWindowLog;  // refuse patches needing a larger window
+  std::uint64_t max_map_entries = std::uint64_t{1} << 20;  // address map limit (24 bytes each in memory)
   // Hash OLD before writing anything, so a wrong OLD fails fast with
   // kOldMismatch. A caller that already knows the hash passes it instead.
   bool verify_old = true;

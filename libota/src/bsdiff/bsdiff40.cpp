@@ -101,7 +101,44 @@ class BzReader {
     return ok();
   }
 
+  // After the last byte was read: the stream must end exactly here, and (for the
+  // last stream of the patch) nothing may follow it.
+  Status expect_end(const char* what, bool last) {
+    std::uint8_t extra = 0;
+    while (!ended_) {
+      auto st = read_some(&extra, what);
+      if (!st) return fail(st.error());
+      if (*st) return fail(ErrorCode::kPatchMalformed, std::string("BSDIFF40 ") + what + " stream has bytes past the end of NEW");
+    }
+    if (last && (s_.avail_in != 0 || pos_ != end_))
+      return fail(ErrorCode::kPatchMalformed, "BSDIFF40 patch has bytes after its last stream");
+    return ok();
+  }
+
  private:
+  // Decodes at most one byte into out; returns how many were produced.
+  Result<std::size_t> read_some(std::uint8_t* out, const char* what) {
+    if (!started_) {
+      if (BZ2_bzDecompressInit(&s_, 0, 1) != BZ_OK)
+        return fail(ErrorCode::kOutOfMemory, "bzip2: cannot start a decompressor");
+      started_ = true;
+    }
+    if (s_.avail_in == 0) {
+      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(in_.size(), end_ - pos_));
+      if (n == 0) return fail(ErrorCode::kPatchTruncated, std::string("BSDIFF40 ") + what + " stream is truncated");
+      OTA_TRY(src_.read_at(pos_, MutableByteSpan(in_.data(), n)));
+      pos_ += n;
+      s_.next_in = reinterpret_cast<char*>(in_.data());
+      s_.avail_in = static_cast<unsigned>(n);
+    }
+    s_.next_out = reinterpret_cast<char*>(out);
+    s_.avail_out = 1;
+    int rc = BZ2_bzDecompress(&s_);
+    if (rc == BZ_STREAM_END) ended_ = true;
+    else if (rc != BZ_OK) return fail(ErrorCode::kDecompress, std::string("BSDIFF40 ") + what + " stream is corrupt (bzip2)");
+    return static_cast<std::size_t>(1 - s_.avail_out);
+  }
+
   const Source& src_;
   std::uint64_t pos_, end_;
   Bytes in_;
@@ -121,22 +158,37 @@ Result<Stats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch) {
   std::vector<delta::detail::Block> blocks;
   delta::detail::match_range(*index, old_image, new_image, 0, new_image.size(), blocks);
 
-  Bytes ctrl, dif, extra;
-  ctrl.reserve(blocks.size() * 24);
-  for (std::size_t i = 0; i < blocks.size(); ++i) {
-    const auto& b = blocks[i];
-    std::int64_t seek = 0;
-    if (i + 1 < blocks.size())
-      seek = static_cast<std::int64_t>(blocks[i + 1].old_pos) - static_cast<std::int64_t>(b.old_pos + b.add_len);
-    std::uint8_t triple[24];
-    put_off(triple, static_cast<std::int64_t>(b.add_len));
-    put_off(triple + 8, static_cast<std::int64_t>(b.insert_len));
-    put_off(triple + 16, seek);
-    ctrl.insert(ctrl.end(), triple, triple + 24);
+  // Triples (add, insert, seek); BSDIFF40 starts at OLD offset 0, and a block
+  // that begins elsewhere is reached by the previous triple's seek.
+  struct Triple {
+    std::int64_t add, insert, seek;
+  };
+  std::vector<Triple> triples;
+  Bytes dif, extra;
+  std::uint64_t cursor = 0;
+  for (const auto& b : blocks) {
+    if (b.add_len) {
+      const std::int64_t seek = static_cast<std::int64_t>(b.old_pos) - static_cast<std::int64_t>(cursor);
+      if (seek != 0) {
+        if (triples.empty()) triples.push_back({0, 0, 0});
+        triples.back().seek += seek;
+      }
+      cursor = b.old_pos + b.add_len;
+    }
+    triples.push_back({static_cast<std::int64_t>(b.add_len), static_cast<std::int64_t>(b.insert_len), 0});
     for (std::uint64_t k = 0; k < b.add_len; ++k)
       dif.push_back(static_cast<std::uint8_t>(new_image[b.new_pos + k] - old_image[b.old_pos + k]));
     extra.insert(extra.end(), new_image.begin() + static_cast<std::ptrdiff_t>(b.new_pos + b.add_len),
                  new_image.begin() + static_cast<std::ptrdiff_t>(b.new_pos + b.add_len + b.insert_len));
+  }
+  Bytes ctrl;
+  ctrl.reserve(triples.size() * 24);
+  for (const Triple& t : triples) {
+    std::uint8_t raw[24];
+    put_off(raw, t.add);
+    put_off(raw + 8, t.insert);
+    put_off(raw + 16, t.seek);
+    ctrl.insert(ctrl.end(), raw, raw + 24);
   }
   auto zc = bz2_compress(ctrl);
   if (!zc) return fail(zc.error());
@@ -154,7 +206,7 @@ Result<Stats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch) {
   OTA_TRY(patch.write(*zc));
   OTA_TRY(patch.write(*zd));
   OTA_TRY(patch.write(*ze));
-  return Stats{32 + zc->size() + zd->size() + ze->size(), blocks.size()};
+  return Stats{32 + zc->size() + zd->size() + ze->size(), triples.size()};
 }
 
 Result<std::uint64_t> new_size(const Source& patch) {
@@ -217,6 +269,9 @@ Status apply(const Source& old_image, const Source& patch, Writer& out) {
       return fail(ErrorCode::kPatchMalformed, "BSDIFF40 seek overflows");
     oldpos += z;
   }
+  OTA_TRY(ctrl.expect_end("control", false));
+  OTA_TRY(dif.expect_end("diff", false));
+  OTA_TRY(extra.expect_end("extra", true));
   return ok();
 }
 

@@ -20,6 +20,18 @@ Result<Bytes> zstd_compress(ByteSpan in, const ZstdParams& params) {
   return out;
 }
 
+Result<Bytes> zstd_decompress(ByteSpan in, std::size_t max_size) {
+  const unsigned long long size = ZSTD_getFrameContentSize(in.data(), in.size());
+  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN)
+    return fail(ErrorCode::kDecompress, "zstd: not a frame with a known content size");
+  if (size > max_size) return fail(ErrorCode::kLimitExceeded, "zstd: frame content is too large");
+  Bytes out(static_cast<std::size_t>(size));
+  const std::size_t n = ZSTD_decompress(out.data(), out.size(), in.data(), in.size());
+  if (ZSTD_isError(n)) return fail(ErrorCode::kDecompress, std::string("zstd: ") + ZSTD_getErrorName(n));
+  if (n != out.size()) return fail(ErrorCode::kDecompress, "zstd: frame is shorter than it declares");
+  return out;
+}
+
 namespace {
 
 class Decoder final : public ZstdDecoder {

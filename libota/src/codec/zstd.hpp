@@ -18,6 +18,9 @@ struct ZstdParams {
 // Compresses in into one zstd frame (content size recorded, no checksum).
 Result<Bytes> zstd_compress(ByteSpan in, const ZstdParams& params);
 
+// Decompresses one whole zstd frame that declares its content size (at most max_size).
+Result<Bytes> zstd_decompress(ByteSpan in, std::size_t max_size);
+
 // Streaming decoder of one frame at a time; the caller owns both buffers.
 class ZstdDecoder {
  public:

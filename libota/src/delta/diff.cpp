@@ -1,12 +1,15 @@
 #include <algorithm>
 #include <atomic>
 #include <future>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "codec/zstd.hpp"
 #include "core/varint.hpp"
 #include "delta/format.hpp"
 #include "delta/matcher.hpp"
+#include "delta/predict.hpp"
 #include "ota/delta.hpp"
 
 namespace ota::delta {
@@ -28,8 +31,9 @@ struct FrameOut {
 // Turns the blocks of one frame into its record stream.
 class RecordEncoder {
  public:
-  RecordEncoder(ByteSpan old_image, ByteSpan new_image, std::uint64_t frame_end, DiffStats& stats)
-      : old_(old_image), new_(new_image), frame_end_(frame_end), stats_(stats) {}
+  RecordEncoder(ByteSpan old_image, ByteSpan new_image, std::uint64_t frame_end,
+                const detail::AddressMap* map, DiffStats& stats)
+      : old_(old_image), new_(new_image), frame_end_(frame_end), map_(map), stats_(stats) {}
 
   void block(const Block& b) {
     if (b.add_len) {
@@ -57,8 +61,17 @@ class RecordEncoder {
  private:
   // NEW[new_pos, +len) against OLD at the cursor: zero-difference runs long enough
   // to pay for a record become COPY, the rest ADD.
+  // The bytes COPY and ADD work against: OLD, or OLD with predicted references.
+  const std::uint8_t* reference(std::uint64_t old_pos, std::uint64_t new_pos, std::uint64_t len, Bytes& buf) const {
+    if (!map_) return old_.data() + old_pos;
+    buf.resize(static_cast<std::size_t>(len));
+    detail::predict_x86(*map_, old_, 0, old_.size(), old_pos, static_cast<std::size_t>(len),
+                        static_cast<std::int64_t>(new_pos) - static_cast<std::int64_t>(old_pos), buf.data());
+    return buf.data();
+  }
+
   void add_stretch(std::uint64_t new_pos, std::uint64_t len) {
-    const std::uint8_t* o = old_.data() + cursor_;
+    const std::uint8_t* o = reference(cursor_, new_pos, len, stretch_ref_);
     const std::uint8_t* n = new_.data() + new_pos;
     std::uint64_t i = 0, add_start = 0;
     while (i < len) {
@@ -98,11 +111,13 @@ class RecordEncoder {
       case detail::kOpCopy:
         stats_.copy_bytes += pending_len_;
         break;
-      case detail::kOpAdd:
+      case detail::kOpAdd: {
+        const std::uint8_t* ref = reference(pending_old_, pending_new_, pending_len_, flush_ref_);
         for (std::uint64_t i = 0; i < pending_len_; ++i)
-          out_.push_back(static_cast<std::uint8_t>(new_[pending_new_ + i] - old_[pending_old_ + i]));
+          out_.push_back(static_cast<std::uint8_t>(new_[pending_new_ + i] - ref[i]));
         stats_.add_bytes += pending_len_;
         break;
+      }
       case detail::kOpInsert:
         out_.insert(out_.end(), new_.begin() + static_cast<std::ptrdiff_t>(pending_new_),
                     new_.begin() + static_cast<std::ptrdiff_t>(pending_new_ + pending_len_));
@@ -120,19 +135,19 @@ class RecordEncoder {
 
   ByteSpan old_, new_;
   std::uint64_t frame_end_;
+  const detail::AddressMap* map_;
   DiffStats& stats_;
+  Bytes stretch_ref_, flush_ref_;
   Bytes out_;
   std::uint64_t cursor_ = 0;  // OLD cursor after the pending record
   detail::Op pending_op_ = detail::kOpCopy;
   std::uint64_t pending_new_ = 0, pending_old_ = 0, pending_len_ = 0;
 };
 
-Result<FrameOut> make_frame(const detail::SuffixIndex& index, ByteSpan old_image, ByteSpan new_image,
-                            std::uint64_t begin, std::uint64_t end, const DiffOptions& opt) {
-  std::vector<Block> blocks;
-  detail::match_range(index, old_image, new_image, begin, end, blocks);
+Result<FrameOut> encode_frame(const std::vector<Block>& blocks, ByteSpan old_image, ByteSpan new_image,
+                              std::uint64_t end, const detail::AddressMap* map, const DiffOptions& opt) {
   FrameOut f;
-  RecordEncoder enc(old_image, new_image, end, f.stats);
+  RecordEncoder enc(old_image, new_image, end, map, f.stats);
   for (const Block& b : blocks) enc.block(b);
   Bytes records = enc.finish();
   f.stats.frames = 1;
@@ -151,6 +166,44 @@ Result<FrameOut> make_frame(const detail::SuffixIndex& index, ByteSpan old_image
   f.bytes.insert(f.bytes.end(), records.begin(), records.end());
   return f;
 }
+
+// Runs job(i) for i in [0, count) on up to `threads` threads; the first error wins.
+template <typename Job>
+Status parallel_for(std::uint64_t count, unsigned threads, Job job) {
+  std::atomic<std::uint64_t> next{0};
+  std::atomic<bool> failed{false};
+  std::vector<Status> errors(std::max(1u, threads), ok());
+  auto worker = [&](unsigned w) {
+    for (;;) {
+      const std::uint64_t i = next.fetch_add(1);
+      if (i >= count || failed) return;
+      Status st = ok();
+      try {
+        st = job(i);
+      } catch (const std::bad_alloc&) {
+        st = fail(ErrorCode::kOutOfMemory, "out of memory while making a patch");
+      }
+      if (!st) {
+        errors[w] = std::move(st);
+        failed = true;
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  const unsigned n = static_cast<unsigned>(std::min<std::uint64_t>(threads, count));
+  for (unsigned t = 1; t < n; ++t) pool.emplace_back(worker, t);
+  worker(0);
+  for (auto& t : pool) t.join();
+  for (auto& e : errors)
+    if (!e) return e;
+  return ok();
+}
+
+// Map entries farther apart than this are not merged even with equal shifts.
+constexpr std::uint64_t kMapMergeGap = 4096;
+// The predictor pays for its address map only when covers differ from OLD in
+// enough bytes (moved references); a patch of a few changed bytes stays tiny.
+constexpr std::uint64_t kPredictorMinMismatches = 1024;
 
 }  // namespace
 
@@ -184,66 +237,107 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
   h.new_size = new_image.size();
   h.old_hash = old_hash;
   h.new_hash = new_hash;
-  Bytes header = encode_header(h);
-  OTA_TRY(patch.write(header));
-
-  DiffStats total;
-  total.patch_size = header.size();
-  total.old_hash = old_hash;
-  total.new_hash = new_hash;
-
   const std::uint64_t frame_size = std::uint64_t{1} << opt.frame_log;
   const std::uint64_t frames = h.frame_count();
-  // Frames are independent: a pool of workers makes them, they are written in order.
-  std::atomic<std::uint64_t> next{0};
-  std::vector<std::future<Result<FrameOut>>> slots(frames);
-  std::vector<std::promise<Result<FrameOut>>> promises(frames);
-  for (std::uint64_t i = 0; i < frames; ++i) slots[i] = promises[i].get_future();
-  std::atomic<bool> abort{false};
-  auto worker = [&] {
-    for (;;) {
-      std::uint64_t i = next.fetch_add(1);
-      if (i >= frames) return;
-      if (abort) {
-        promises[i].set_value(fail(ErrorCode::kCancelled, "cancelled"));
-        continue;
-      }
-      std::uint64_t b = i * frame_size, e = std::min(new_image.size(), b + frame_size);
-      try {
-        promises[i].set_value(make_frame(*index, old_image, new_image, b, e, opt));
-      } catch (const std::bad_alloc&) {
-        promises[i].set_value(fail(ErrorCode::kOutOfMemory, "out of memory while making a frame"));
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (unsigned t = 0; t < std::min<std::uint64_t>(threads, frames); ++t) pool.emplace_back(worker);
 
-  Status status = ok();
-  for (std::uint64_t i = 0; i < frames; ++i) {
-    Result<FrameOut> f = slots[i].get();
-    if (!status) continue;
-    if (!f) {
-      status = fail(f.error().with_context("frame " + std::to_string(i)));
-      abort = true;
-      continue;
+  // 1. Cover search, frame by frame in parallel (frames are independent).
+  std::vector<std::vector<Block>> blocks(frames);
+  std::atomic<std::uint64_t> mismatches{0};  // bytes of covers that differ from OLD
+  OTA_TRY(parallel_for(frames, threads, [&](std::uint64_t i) -> Status {
+    const std::uint64_t b = i * frame_size, e = std::min<std::uint64_t>(new_image.size(), b + frame_size);
+    detail::match_range(*index, old_image, new_image, b, e, blocks[i]);
+    std::uint64_t differ = 0;
+    for (const Block& blk : blocks[i])
+      for (std::uint64_t k = 0; k < blk.add_len; ++k)
+        differ += old_image[blk.old_pos + k] != new_image[blk.new_pos + k];
+    mismatches += differ;
+    return ok();
+  }));
+  index.reset();
+
+  // 2. The predictor and its address map, from all covers.
+  std::vector<detail::MapEntry> covers;
+  for (const auto& fb : blocks)
+    for (const Block& b : fb)
+      if (b.add_len) {
+        covers.push_back({b.old_pos, b.add_len,
+                          static_cast<std::int64_t>(b.new_pos) - static_cast<std::int64_t>(b.old_pos)});
+      }
+  bool predict = opt.predictor == PredictorChoice::kX86 ||
+                 (opt.predictor == PredictorChoice::kAuto && detail::looks_like_x86(old_image) &&
+                  mismatches >= kPredictorMinMismatches);
+  detail::AddressMap map;
+  Bytes map_section;
+  if (predict) {
+    map = detail::AddressMap::from_covers(std::move(covers), kMapMergeGap);
+    Bytes encoded = map.encode();
+    map_section.push_back(detail::kFrameRaw);
+    Bytes stored = encoded;
+    if (opt.compression == Compression::kZstd) {
+      auto z = codec::zstd_compress(encoded, {opt.level, opt.window_log});
+      if (!z) return fail(z.error());
+      if (z->size() < encoded.size()) {
+        map_section[0] = detail::kFrameZstd;
+        stored = std::move(*z);
+      }
     }
-    if (auto w = patch.write(f->bytes); !w) {
-      status = fail(w.error());
-      abort = true;
-      continue;
-    }
-    total.patch_size += f->bytes.size();
-    total.frames += 1;
-    total.records += f->stats.records;
-    total.copy_bytes += f->stats.copy_bytes;
-    total.add_bytes += f->stats.add_bytes;
-    total.insert_bytes += f->stats.insert_bytes;
-    if (opt.progress) opt.progress(std::min(new_image.size(), (i + 1) * frame_size), new_image.size());
+    detail::put_varint(map_section, stored.size());
+    map_section.insert(map_section.end(), stored.begin(), stored.end());
+    h.predictor = Predictor::kX86;
   }
-  for (auto& t : pool) t.join();
+  covers.clear();
+  covers.shrink_to_fit();
+
+  Bytes header = encode_header(h);
+  OTA_TRY(patch.write(header));
+  OTA_TRY(patch.write(map_section));
+
+  DiffStats total;
+  total.patch_size = header.size() + map_section.size();
+  total.old_hash = old_hash;
+  total.new_hash = new_hash;
+  total.predictor = h.predictor;
+  total.map_entries = predict ? map.size() : 0;
+  total.map_bytes = map_section.size();
+
+  // 3. Records and compression, frame by frame in parallel; written in order.
+  std::vector<std::optional<FrameOut>> done(frames);
+  std::mutex mu;
+  std::uint64_t next_to_write = 0;
+  Status write_status = ok();
+  auto flush_ready = [&]() -> Status {  // called with mu held
+    while (next_to_write < frames && done[next_to_write]) {
+      FrameOut& f = *done[next_to_write];
+      if (auto w = patch.write(f.bytes); !w) return w;
+      total.patch_size += f.bytes.size();
+      total.frames += 1;
+      total.records += f.stats.records;
+      total.copy_bytes += f.stats.copy_bytes;
+      total.add_bytes += f.stats.add_bytes;
+      total.insert_bytes += f.stats.insert_bytes;
+      done[next_to_write].reset();
+      blocks[next_to_write].clear();
+      blocks[next_to_write].shrink_to_fit();
+      ++next_to_write;
+      if (opt.progress)
+        opt.progress(std::min<std::uint64_t>(new_image.size(), next_to_write * frame_size), new_image.size());
+    }
+    return ok();
+  };
+  Status status = parallel_for(frames, threads, [&](std::uint64_t i) -> Status {
+    const std::uint64_t e = std::min<std::uint64_t>(new_image.size(), (i + 1) * frame_size);
+    auto f = encode_frame(blocks[i], old_image, new_image, e, predict ? &map : nullptr, opt);
+    if (!f) return fail(f.error().with_context("frame " + std::to_string(i)));
+    std::lock_guard<std::mutex> lock(mu);
+    done[i] = std::move(*f);
+    if (write_status) write_status = flush_ready();
+    return write_status;
+  });
   if (!status) return fail(status.error());
+  if (!write_status) return fail(write_status.error());
+  if (next_to_write != frames) return fail(ErrorCode::kInternal, "not every frame was written");
   return total;
+
 }
 
 }  // namespace ota::delta

@@ -18,7 +18,8 @@ std::uint64_t PatchHeader::frame_count() const {
 Bytes encode_header(const PatchHeader& h) {
   Bytes out(std::begin(detail::kMagic), std::end(detail::kMagic));
   out.push_back(h.version);
-  out.push_back(static_cast<std::uint8_t>(h.compression));
+  out.push_back(static_cast<std::uint8_t>(static_cast<unsigned>(h.compression) |
+                                          static_cast<unsigned>(h.predictor) << 4));
   out.push_back(h.window_log);
   out.push_back(h.frame_log);
   put_varint(out, h.old_size);
@@ -39,9 +40,13 @@ Result<std::pair<PatchHeader, std::size_t>> parse_header(ByteSpan data) {
   if (h.version != kFormatVersion)
     return fail(ErrorCode::kUnsupported,
                 "ota delta format version " + std::to_string(h.version) + " is not supported");
-  if (data[4] > static_cast<std::uint8_t>(Compression::kZstd))
-    return fail(ErrorCode::kUnsupported, "unknown patch compression " + std::to_string(data[4]));
-  h.compression = static_cast<Compression>(data[4]);
+  const unsigned compression = data[4] & 0x0f, predictor = data[4] >> 4;
+  if (compression > static_cast<unsigned>(Compression::kZstd))
+    return fail(ErrorCode::kUnsupported, "unknown patch compression " + std::to_string(compression));
+  if (predictor > static_cast<unsigned>(Predictor::kX86))
+    return fail(ErrorCode::kUnsupported, "unknown patch predictor " + std::to_string(predictor));
+  h.compression = static_cast<Compression>(compression);
+  h.predictor = static_cast<Predictor>(predictor);
   h.window_log = data[5];
   h.frame_log = data[6];
   if (h.compression == Compression::kNone ? h.window_log != 0

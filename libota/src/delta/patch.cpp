@@ -6,6 +6,7 @@
 #include "codec/zstd.hpp"
 #include "core/varint.hpp"
 #include "delta/format.hpp"
+#include "delta/predict.hpp"
 #include "ota/delta.hpp"
 
 namespace ota::delta {
@@ -48,7 +49,7 @@ class PatcherImpl final : public Patcher {
   std::uint64_t new_written() const override { return new_written_; }
 
  private:
-  enum class State { kHeader, kFrameStart, kRaw, kZstd, kDone };
+  enum class State { kHeader, kMap, kFrameStart, kRaw, kZstd, kDone };
   enum class Rec { kTag, kAdd, kInsert };
 
   Status with_frame(Error e) const {
@@ -78,6 +79,13 @@ class PatcherImpl final : public Patcher {
           hdr_.clear();
           hdr_.shrink_to_fit();
           OTA_TRY(start());
+          break;
+        }
+        case State::kMap: {
+          auto used = map_section(in);
+          if (!used) return fail(used.error().with_context("address map"));
+          in = in.subspan(*used);
+          consumed_ += *used;
           break;
         }
         case State::kFrameStart: {
@@ -177,8 +185,71 @@ class PatcherImpl final : public Patcher {
     }
     work_.resize(kWorkBuffer);
     cache_.resize(std::min<std::uint64_t>(kOldCache, old_.size()));
+    if (h_.predictor != Predictor::kNone) {
+      ref_.resize(kWorkBuffer);
+      state_ = State::kMap;
+      return ok();
+    }
     begin_frame();
     return ok();
+  }
+
+  // Accumulates the address map section: mode byte, ULEB128 stored size, stored bytes.
+  Result<std::size_t> map_section(ByteSpan in) {
+    std::size_t pos = 0;
+    while (pos < in.size() && map_stored_ == UINT64_MAX) {
+      map_buf_.push_back(in[pos++]);
+      if (map_buf_.size() == 1) {
+        if (map_buf_[0] != detail::kFrameRaw && map_buf_[0] != detail::kFrameZstd)
+          return fail(malformed("unknown section mode " + std::to_string(map_buf_[0])));
+        continue;
+      }
+      std::uint64_t v = 0;
+      std::size_t used = 0;
+      auto st = detail::get_varint(ByteSpan(map_buf_).subspan(1), v, used);
+      if (st == detail::VarintStatus::kInvalid) return fail(malformed("invalid section size"));
+      if (st == detail::VarintStatus::kOk) {
+        if (v > detail::kMaxMapSection) return fail(ErrorCode::kLimitExceeded, "section is too large");
+        map_mode_ = map_buf_[0];
+        map_stored_ = v;
+        map_buf_.clear();
+      }
+    }
+    if (map_stored_ == UINT64_MAX) return pos;
+    const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(in.size() - pos, map_stored_ - map_buf_.size()));
+    map_buf_.insert(map_buf_.end(), in.begin() + static_cast<std::ptrdiff_t>(pos),
+                    in.begin() + static_cast<std::ptrdiff_t>(pos + take));
+    pos += take;
+    if (map_buf_.size() < map_stored_) return pos;
+    Bytes decoded;
+    if (map_mode_ == detail::kFrameZstd) {
+      if (h_.compression != Compression::kZstd) return fail(malformed("compressed section in an uncompressed patch"));
+      auto d = codec::zstd_decompress(map_buf_, detail::kMaxMapSection);
+      if (!d) return fail(d.error());
+      decoded = std::move(*d);
+    } else {
+      decoded = std::move(map_buf_);
+    }
+    auto m = detail::AddressMap::decode(decoded, h_.old_size, opt_.max_map_entries);
+    if (!m) return fail(m.error());
+    map_ = std::move(*m);
+    map_buf_ = Bytes();
+    begin_frame();
+    return pos;
+  }
+
+  // The bytes COPY and ADD apply to, OLD[off, off + len) (len <= kWorkBuffer):
+  // OLD itself, or with a predictor, OLD with its references re-pointed for the
+  // alignment of the current record.
+  Result<ByteSpan> ref_view(std::uint64_t off, std::size_t len) {
+    if (h_.predictor == Predictor::kNone) return old_view(off, len);
+    const std::uint64_t lo = off >= detail::kPredictBefore ? off - detail::kPredictBefore : 0;
+    const std::uint64_t hi = std::min<std::uint64_t>(h_.old_size, off + len + detail::kPredictAfter);
+    auto window = old_view(lo, static_cast<std::size_t>(hi - lo));
+    if (!window) return window;
+    detail::predict_x86(map_, *window, lo, h_.old_size, off, len,
+                        static_cast<std::int64_t>(new_written_) - static_cast<std::int64_t>(off), ref_.data());
+    return ByteSpan(ref_.data(), len);
   }
 
   // Hashes OLD and compares it with the header (runs on the checking thread
@@ -274,7 +345,7 @@ class PatcherImpl final : public Patcher {
         case Rec::kAdd: {
           std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(
               {remaining_, data.size() - pos, work_.size(), cache_.size()}));
-          auto view = old_view(cursor_, n);
+          auto view = ref_view(cursor_, n);
           if (!view) return fail(view.error());
           for (std::size_t i = 0; i < n; ++i) work_[i] = static_cast<std::uint8_t>((*view)[i] + data[pos + i]);
           OTA_TRY(emit(ByteSpan(work_.data(), n)));
@@ -302,9 +373,10 @@ class PatcherImpl final : public Patcher {
         if (n == 0) n = room;
         if (n > room) return fail(malformed("COPY runs past the end of the frame"));
         if (n > h_.old_size - cursor_) return fail(malformed("COPY reads past the end of OLD"));
+        const std::size_t piece = h_.predictor == Predictor::kNone ? cache_.size() : ref_.size();
         while (n) {
-          std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(n, cache_.size()));
-          auto view = old_view(cursor_, k);
+          std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(n, piece));
+          auto view = ref_view(cursor_, k);
           if (!view) return fail(view.error());
           OTA_TRY(emit(*view));
           cursor_ += k;
@@ -375,7 +447,11 @@ class PatcherImpl final : public Patcher {
   std::uint64_t remaining_ = 0;
   Hasher hasher_;
   std::unique_ptr<codec::ZstdDecoder> zstd_;
-  Bytes zbuf_, work_, cache_;
+  Bytes zbuf_, work_, cache_, ref_;
+  detail::AddressMap map_;
+  Bytes map_buf_;
+  std::uint8_t map_mode_ = 0;
+  std::uint64_t map_stored_ = UINT64_MAX;
   std::size_t last_produced_ = 0;
   std::uint64_t cache_off_ = 0;
   std::size_t cache_len_ = 0;

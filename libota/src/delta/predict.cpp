@@ -1,0 +1,183 @@
+#include "delta/predict.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+
+#include "delta/format.hpp"
+
+namespace ota::delta::detail {
+
+namespace {
+
+struct Tables {
+  std::array<bool, 256> rel_opcode{};  // E8 call, E9 jmp: rel32 follows
+  std::array<bool, 256> rip_modrm{};   // mod=00 rm=101: [rip + disp32]
+  std::array<bool, 256> modrm_opcode{};
+  Tables() {
+    rel_opcode[0xE8] = rel_opcode[0xE9] = true;
+    for (int reg = 0; reg < 8; ++reg) rip_modrm[static_cast<std::size_t>(0x05 | reg << 3)] = true;
+    // Opcodes that take a ModRM byte and commonly address memory rip-relatively
+    // (mov, lea, cmp, add, sub, xor, test, movsxd, or, and, mov imm, group 1/5,
+    // and the SSE moves after 0F).
+    for (int op : {0x8B, 0x8D, 0x89, 0x3B, 0x03, 0x2B, 0x33, 0x39, 0x85, 0x63, 0x0B, 0x23, 0xC7, 0x80,
+                   0x83, 0x81, 0xFF, 0x10, 0x11, 0x28, 0x29, 0x6F, 0x7F, 0xB6, 0xB7, 0x3A, 0x38, 0x88})
+      modrm_opcode[static_cast<std::size_t>(op)] = true;
+  }
+};
+
+const Tables& tables() {
+  static const Tables t;
+  return t;
+}
+
+}  // namespace
+
+AddressMap AddressMap::from_covers(std::vector<MapEntry> covers, std::uint64_t merge_gap) {
+  std::sort(covers.begin(), covers.end(), [](const MapEntry& a, const MapEntry& b) {
+    if (a.old_start != b.old_start) return a.old_start < b.old_start;
+    if (a.length != b.length) return a.length > b.length;
+    return a.shift < b.shift;
+  });
+  AddressMap m;
+  std::uint64_t covered_end = 0;
+  for (const MapEntry& c : covers) {
+    if (c.length == 0) continue;
+    const std::uint64_t end = c.old_start + c.length;
+    const std::uint64_t start = std::max(c.old_start, covered_end);
+    if (start >= end) continue;
+    if (!m.entries_.empty()) {
+      MapEntry& last = m.entries_.back();
+      if (last.shift == c.shift && start - (last.old_start + last.length) <= merge_gap) {
+        last.length = end - last.old_start;
+        covered_end = end;
+        continue;
+      }
+    }
+    m.entries_.push_back({start, end - start, c.shift});
+    covered_end = end;
+  }
+  return m;
+}
+
+Bytes AddressMap::encode() const {
+  Bytes out;
+  put_varint(out, entries_.size());
+  std::uint64_t prev_end = 0;
+  std::int64_t prev_shift = 0;
+  for (const MapEntry& e : entries_) {
+    put_varint(out, e.old_start - prev_end);
+    put_varint(out, e.length);
+    put_varint(out, zigzag(e.shift - prev_shift));
+    prev_end = e.old_start + e.length;
+    prev_shift = e.shift;
+  }
+  return out;
+}
+
+Result<AddressMap> AddressMap::decode(ByteSpan data, std::uint64_t old_size, std::uint64_t max_entries) {
+  auto bad = [](const char* what) {
+    return fail(ErrorCode::kPatchMalformed, std::string("address map: ") + what);
+  };
+  std::size_t pos = 0;
+  auto next = [&](std::uint64_t& v) {
+    std::size_t used = 0;
+    if (get_varint(data.subspan(pos), v, used) != VarintStatus::kOk) return false;
+    pos += used;
+    return true;
+  };
+  std::uint64_t count = 0;
+  if (!next(count)) return bad("invalid entry count");
+  if (count > max_entries) return fail(ErrorCode::kLimitExceeded, "address map has too many entries");
+  AddressMap m;
+  m.entries_.reserve(static_cast<std::size_t>(count));
+  std::uint64_t prev_end = 0;
+  std::int64_t prev_shift = 0;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    std::uint64_t gap = 0, length = 0, dshift = 0;
+    if (!next(gap) || !next(length) || !next(dshift)) return bad("truncated entry");
+    if (gap > old_size - prev_end || length == 0 || length > old_size - prev_end - gap)
+      return bad("entry outside OLD or empty");
+    if (i > 0 && gap == 0 && unzigzag(dshift) == 0) return bad("entries not merged");
+    const std::int64_t delta = unzigzag(dshift);
+    if ((delta > 0 && prev_shift > INT64_MAX / 2) || (delta < 0 && prev_shift < INT64_MIN / 2) ||
+        delta > INT64_MAX / 2 || delta < INT64_MIN / 2)
+      return bad("shift out of range");
+    MapEntry e{prev_end + gap, length, prev_shift + delta};
+    if (e.shift < 0 && static_cast<std::uint64_t>(-(e.shift + 1)) + 1 > e.old_start)
+      return bad("entry maps before the start of NEW");
+    m.entries_.push_back(e);
+    prev_end = e.old_start + e.length;
+    prev_shift = e.shift;
+  }
+  if (pos != data.size()) return bad("trailing bytes");
+  return m;
+}
+
+std::optional<std::int64_t> AddressMap::map(std::uint64_t t) const {
+  auto it = std::upper_bound(entries_.begin(), entries_.end(), t,
+                             [](std::uint64_t v, const MapEntry& e) { return v < e.old_start; });
+  if (it == entries_.begin()) return std::nullopt;
+  --it;
+  if (t >= it->old_start + it->length) return std::nullopt;
+  return static_cast<std::int64_t>(t) + it->shift;
+}
+
+void predict_x86(const AddressMap& map, ByteSpan window, std::uint64_t window_start, std::uint64_t old_size,
+                 std::uint64_t q, std::size_t n, std::int64_t delta, std::uint8_t* out) {
+  const Tables& tb = tables();
+  const std::uint64_t window_end = std::min<std::uint64_t>(window_start + window.size(), old_size);
+  auto at = [&](std::uint64_t i) -> int {
+    return (i >= window_start && i < window_end) ? window[i - window_start] : -1;
+  };
+  std::memcpy(out, window.data() + (q - window_start), n);
+  if (map.size() == 0) return;
+  // A rel32 operand starts at k when the bytes before it form one of the
+  // instruction shapes above; a site needs no other site in the 3 bytes before it.
+  auto cond = [&](std::uint64_t k) -> bool {
+    if (k < 2) return false;
+    int b1 = at(k - 1), b2 = at(k - 2);
+    if (b1 < 0 || b2 < 0) return false;
+    if (tb.rel_opcode[static_cast<std::size_t>(b1)]) return true;
+    if (b2 == 0x0F && (b1 & 0xF0) == 0x80) return true;
+    return tb.rip_modrm[static_cast<std::size_t>(b1)] && tb.modrm_opcode[static_cast<std::size_t>(b2)];
+  };
+  const std::uint64_t first = q >= 3 ? q - 3 : 0;
+  const std::uint64_t last = q + n;  // exclusive
+  bool c1 = first >= 1 && cond(first - 1), c2 = first >= 2 && cond(first - 2), c3 = first >= 3 && cond(first - 3);
+  auto predict_site = [&](std::uint64_t s) {
+    std::uint32_t raw = 0;
+    for (int j = 3; j >= 0; --j) {
+      const int b = at(s + static_cast<std::uint64_t>(j));
+      if (b < 0) return;
+      raw = raw << 8 | static_cast<std::uint32_t>(b);
+    }
+    const std::int64_t target = static_cast<std::int64_t>(s) + 4 + static_cast<std::int32_t>(raw);
+    if (target < 0 || static_cast<std::uint64_t>(target) >= old_size) return;
+    const auto mapped = map.map(static_cast<std::uint64_t>(target));
+    if (!mapped) return;
+    const std::int64_t pred = *mapped - (static_cast<std::int64_t>(s) + delta + 4);
+    if (pred < INT32_MIN || pred > INT32_MAX) return;
+    const auto v = static_cast<std::uint32_t>(static_cast<std::int32_t>(pred));
+    for (std::uint64_t j = 0; j < 4; ++j) {
+      const std::uint64_t pos = s + j;
+      if (pos >= q && pos < q + n) out[pos - q] = static_cast<std::uint8_t>(v >> (8 * j));
+    }
+  };
+  for (std::uint64_t s = first; s < last; ++s) {
+    const bool c0 = cond(s);
+    if (c0 && !c1 && !c2 && !c3 && s + 4 <= old_size) predict_site(s);
+    c3 = c2;
+    c2 = c1;
+    c1 = c0;
+  }
+}
+
+bool looks_like_x86(ByteSpan old_image) {
+  if (old_image.size() < 20) return false;
+  if (!(old_image[0] == 0x7F && old_image[1] == 'E' && old_image[2] == 'L' && old_image[3] == 'F')) return false;
+  const unsigned machine = old_image[18] | static_cast<unsigned>(old_image[19]) << 8;
+  return machine == 62 || machine == 3;
+}
+
+}  // namespace ota::delta::detail
