@@ -13,6 +13,7 @@ namespace {
 struct DiffArgs {
   std::string old_path, new_path, out_path;
   std::string format = "ota";
+  std::string predictor = "auto";
   int level = 19;
   int window_log = delta::kDefaultWindowLog;
   std::uint64_t frame_size = std::uint64_t{1} << delta::kDefaultFrameLog;
@@ -49,6 +50,10 @@ Status run_diff(const Context& ctx, const DiffArgs& a) {
       return fail(ErrorCode::kUsage, "--frame-size must be a power of two");
     opt.frame_log = static_cast<std::uint8_t>(log);
     opt.threads = a.threads;
+    opt.predictor = a.predictor == "none"    ? delta::PredictorChoice::kNone
+                    : a.predictor == "x86"   ? delta::PredictorChoice::kX86
+                    : a.predictor == "thumb" ? delta::PredictorChoice::kThumb
+                                             : delta::PredictorChoice::kAuto;
     Progress progress(ctx, "diff");
     opt.progress = [&](std::uint64_t d, std::uint64_t t) { progress.update(d, t); };
     auto st = delta::diff(*old_image, *new_image, **out, opt);
@@ -64,6 +69,11 @@ Status run_diff(const Context& ctx, const DiffArgs& a) {
                     {"copy_bytes", st->copy_bytes},
                     {"add_bytes", st->add_bytes},
                     {"insert_bytes", st->insert_bytes},
+                    {"predictor", st->predictor == delta::Predictor::kX86     ? "x86"
+                                  : st->predictor == delta::Predictor::kThumb ? "thumb"
+                                                                              : "none"},
+                    {"map_entries", st->map_entries},
+                    {"map_bytes", st->map_bytes},
                     {"level", a.level},
                     {"window_log", a.window_log},
                     {"frame_size", a.frame_size}};
@@ -100,6 +110,9 @@ void add_diff_command(CLI::App& app, Context& ctx, int& exit_code) {
   cmd->add_option("--frame-size", args->frame_size,
                   "NEW bytes per independent frame (power of two; the resume granularity)");
   cmd->add_option("--threads", args->threads, "Worker threads (default: one per core)");
+  cmd->add_option("--predictor", args->predictor,
+                  "Reference predictor for executables: auto (default), none, x86, thumb")
+      ->check(CLI::IsMember({"auto", "none", "x86", "thumb"}));
   cmd->add_flag("-q,--quiet", ctx.quiet, "No progress and no summary");
   cmd->add_flag("--json", ctx.json, "Print a JSON summary (sizes, hashes, timings) on stdout");
   cmd->callback([&ctx, &exit_code, args] {

@@ -33,7 +33,7 @@ enum class Compression : std::uint8_t { kNone = 0, kZstd = 1 };
 
 // Reference prediction for executables (docs/formats.md, "Predictor"): COPY and
 // ADD work against OLD with its rel32 operands re-pointed through an address map.
-enum class Predictor : std::uint8_t { kNone = 0, kX86 = 1 };
+enum class Predictor : std::uint8_t { kNone = 0, kX86 = 1, kThumb = 2 };
 
 struct PatchHeader {
   std::uint8_t version = kFormatVersion;
@@ -63,11 +63,12 @@ Result<PatchHeader> read_header(Reader& patch);
 
 // ---- generator ----
 
-enum class PredictorChoice : std::uint8_t { kAuto, kNone, kX86 };
+enum class PredictorChoice : std::uint8_t { kAuto, kNone, kX86, kThumb };
 
 struct DiffOptions {
   Compression compression = Compression::kZstd;
-  // kAuto: the x86 predictor for x86 ELF images with enough approximate matches.
+  // kAuto: the predictor that explains the most differing bytes of the covers
+  // (x86 for x86 ELF images, Thumb otherwise), if it pays for its address map.
   PredictorChoice predictor = PredictorChoice::kAuto;
   int level = 19;                          // zstd level, 1..22
   std::uint8_t window_log = kDefaultWindowLog;

@@ -31,9 +31,9 @@ struct FrameOut {
 // Turns the blocks of one frame into its record stream.
 class RecordEncoder {
  public:
-  RecordEncoder(ByteSpan old_image, ByteSpan new_image, std::uint64_t frame_end,
+  RecordEncoder(ByteSpan old_image, ByteSpan new_image, std::uint64_t frame_end, Predictor predictor,
                 const detail::AddressMap* map, DiffStats& stats)
-      : old_(old_image), new_(new_image), frame_end_(frame_end), map_(map), stats_(stats) {}
+      : old_(old_image), new_(new_image), frame_end_(frame_end), predictor_(predictor), map_(map), stats_(stats) {}
 
   void block(const Block& b) {
     if (b.add_len) {
@@ -63,10 +63,10 @@ class RecordEncoder {
   // to pay for a record become COPY, the rest ADD.
   // The bytes COPY and ADD work against: OLD, or OLD with predicted references.
   const std::uint8_t* reference(std::uint64_t old_pos, std::uint64_t new_pos, std::uint64_t len, Bytes& buf) const {
-    if (!map_) return old_.data() + old_pos;
+    if (predictor_ == Predictor::kNone) return old_.data() + old_pos;
     buf.resize(static_cast<std::size_t>(len));
-    detail::predict_x86(*map_, old_, 0, old_.size(), old_pos, static_cast<std::size_t>(len),
-                        static_cast<std::int64_t>(new_pos) - static_cast<std::int64_t>(old_pos), buf.data());
+    detail::predict(predictor_, *map_, old_, 0, old_.size(), old_pos, static_cast<std::size_t>(len),
+                    static_cast<std::int64_t>(new_pos) - static_cast<std::int64_t>(old_pos), buf.data());
     return buf.data();
   }
 
@@ -135,6 +135,7 @@ class RecordEncoder {
 
   ByteSpan old_, new_;
   std::uint64_t frame_end_;
+  Predictor predictor_;
   const detail::AddressMap* map_;
   DiffStats& stats_;
   Bytes stretch_ref_, flush_ref_;
@@ -145,9 +146,10 @@ class RecordEncoder {
 };
 
 Result<FrameOut> encode_frame(const std::vector<Block>& blocks, ByteSpan old_image, ByteSpan new_image,
-                              std::uint64_t end, const detail::AddressMap* map, const DiffOptions& opt) {
+                              std::uint64_t end, Predictor predictor, const detail::AddressMap& map,
+                              const DiffOptions& opt) {
   FrameOut f;
-  RecordEncoder enc(old_image, new_image, end, map, f.stats);
+  RecordEncoder enc(old_image, new_image, end, predictor, &map, f.stats);
   for (const Block& b : blocks) enc.block(b);
   Bytes records = enc.finish();
   f.stats.frames = 1;
@@ -263,12 +265,11 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
         covers.push_back({b.old_pos, b.add_len,
                           static_cast<std::int64_t>(b.new_pos) - static_cast<std::int64_t>(b.old_pos)});
       }
-  bool predict = opt.predictor == PredictorChoice::kX86 ||
-                 (opt.predictor == PredictorChoice::kAuto && detail::looks_like_x86(old_image) &&
-                  mismatches >= kPredictorMinMismatches);
   detail::AddressMap map;
   Bytes map_section;
-  if (predict) {
+  Predictor predictor = Predictor::kNone;
+  if (opt.predictor != PredictorChoice::kNone && (mismatches >= kPredictorMinMismatches ||
+                                                  opt.predictor != PredictorChoice::kAuto)) {
     map = detail::AddressMap::from_covers(std::move(covers), kMapMergeGap);
     Bytes encoded = map.encode();
     map_section.push_back(detail::kFrameRaw);
@@ -283,8 +284,36 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
     }
     detail::put_varint(map_section, stored.size());
     map_section.insert(map_section.end(), stored.begin(), stored.end());
-    h.predictor = Predictor::kX86;
+
+    if (opt.predictor == PredictorChoice::kX86) {
+      predictor = Predictor::kX86;
+    } else if (opt.predictor == PredictorChoice::kThumb) {
+      predictor = Predictor::kThumb;
+    } else {
+      // Auto: keep the candidate if the bytes it explains outweigh its map.
+      const Predictor candidate = detail::looks_like_x86(old_image) ? Predictor::kX86 : Predictor::kThumb;
+      std::atomic<std::uint64_t> remaining{0};
+      OTA_TRY(parallel_for(frames, threads, [&](std::uint64_t i) -> Status {
+        std::uint64_t differ = 0;
+        Bytes ref;
+        for (const Block& blk : blocks[i]) {
+          if (!blk.add_len) continue;
+          ref.resize(static_cast<std::size_t>(blk.add_len));
+          detail::predict(candidate, map, old_image, 0, old_image.size(), blk.old_pos,
+                          static_cast<std::size_t>(blk.add_len),
+                          static_cast<std::int64_t>(blk.new_pos) - static_cast<std::int64_t>(blk.old_pos), ref.data());
+          for (std::uint64_t k = 0; k < blk.add_len; ++k) differ += ref[k] != new_image[blk.new_pos + k];
+        }
+        remaining += differ;
+        return ok();
+      }));
+      const std::uint64_t explained = mismatches > remaining ? mismatches - remaining : 0;
+      if (explained >= std::max<std::uint64_t>(kPredictorMinMismatches, map_section.size())) predictor = candidate;
+    }
+    if (predictor == Predictor::kNone) map_section.clear();
+    h.predictor = predictor;
   }
+  const bool predict = predictor != Predictor::kNone;
   covers.clear();
   covers.shrink_to_fit();
 
@@ -326,7 +355,7 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
   };
   Status status = parallel_for(frames, threads, [&](std::uint64_t i) -> Status {
     const std::uint64_t e = std::min<std::uint64_t>(new_image.size(), (i + 1) * frame_size);
-    auto f = encode_frame(blocks[i], old_image, new_image, e, predict ? &map : nullptr, opt);
+    auto f = encode_frame(blocks[i], old_image, new_image, e, predictor, map, opt);
     if (!f) return fail(f.error().with_context("frame " + std::to_string(i)));
     std::lock_guard<std::mutex> lock(mu);
     done[i] = std::move(*f);

@@ -43,7 +43,7 @@ Result<std::pair<PatchHeader, std::size_t>> parse_header(ByteSpan data) {
   const unsigned compression = data[4] & 0x0f, predictor = data[4] >> 4;
   if (compression > static_cast<unsigned>(Compression::kZstd))
     return fail(ErrorCode::kUnsupported, "unknown patch compression " + std::to_string(compression));
-  if (predictor > static_cast<unsigned>(Predictor::kX86))
+  if (predictor > static_cast<unsigned>(Predictor::kThumb))
     return fail(ErrorCode::kUnsupported, "unknown patch predictor " + std::to_string(predictor));
   h.compression = static_cast<Compression>(compression);
   h.predictor = static_cast<Predictor>(predictor);

@@ -247,8 +247,8 @@ class PatcherImpl final : public Patcher {
     const std::uint64_t hi = std::min<std::uint64_t>(h_.old_size, off + len + detail::kPredictAfter);
     auto window = old_view(lo, static_cast<std::size_t>(hi - lo));
     if (!window) return window;
-    detail::predict_x86(map_, *window, lo, h_.old_size, off, len,
-                        static_cast<std::int64_t>(new_written_) - static_cast<std::int64_t>(off), ref_.data());
+    detail::predict(h_.predictor, map_, *window, lo, h_.old_size, off, len,
+                    static_cast<std::int64_t>(new_written_) - static_cast<std::int64_t>(off), ref_.data());
     return ByteSpan(ref_.data(), len);
   }
 

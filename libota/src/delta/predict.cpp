@@ -123,6 +123,54 @@ std::optional<std::int64_t> AddressMap::map(std::uint64_t t) const {
   return static_cast<std::int64_t>(t) + it->shift;
 }
 
+namespace {
+
+// Writes the bytes of a 4-byte site at s that fall inside [q, q + n).
+void put_site(std::uint64_t s, const std::uint8_t bytes[4], std::uint64_t q, std::size_t n, std::uint8_t* out) {
+  for (std::uint64_t j = 0; j < 4; ++j) {
+    const std::uint64_t pos = s + j;
+    if (pos >= q && pos < q + n) out[pos - q] = bytes[j];
+  }
+}
+
+void predict_thumb(const AddressMap& map, ByteSpan window, std::uint64_t window_start, std::uint64_t old_size,
+                   std::uint64_t q, std::size_t n, std::int64_t delta, std::uint8_t* out) {
+  const std::uint64_t window_end = std::min<std::uint64_t>(window_start + window.size(), old_size);
+  auto half = [&](std::uint64_t i, std::uint32_t& v) {
+    if (i < window_start || i + 2 > window_end) return false;
+    v = window[i - window_start] | static_cast<std::uint32_t>(window[i + 1 - window_start]) << 8;
+    return true;
+  };
+  // BL (hw2 = 11x1x...) and B.W (10x1x...) after hw1 = 11110...
+  auto cond = [&](std::uint64_t s, std::uint32_t& h1, std::uint32_t& h2) {
+    return half(s, h1) && half(s + 2, h2) && (h1 >> 11) == 0x1E && (h2 >> 15) == 1 && ((h2 >> 12) & 1) == 1;
+  };
+  std::uint64_t s = q >= 2 ? q - 2 : 0;
+  s &= ~std::uint64_t{1};
+  for (; s < q + n; s += 2) {
+    std::uint32_t h1 = 0, h2 = 0, p1 = 0, p2 = 0;
+    if (!cond(s, h1, h2) || (s >= 2 && cond(s - 2, p1, p2))) continue;
+    const std::uint32_t S = (h1 >> 10) & 1, J1 = (h2 >> 13) & 1, J2 = (h2 >> 11) & 1;
+    const std::uint32_t I1 = 1 ^ (J1 ^ S), I2 = 1 ^ (J2 ^ S);
+    std::int64_t imm = static_cast<std::int64_t>(S << 24 | I1 << 23 | I2 << 22 | (h1 & 0x3FF) << 12 | (h2 & 0x7FF) << 1);
+    if (S) imm -= std::int64_t{1} << 25;
+    const std::int64_t target = static_cast<std::int64_t>(s) + 4 + imm;
+    if (target < 0 || static_cast<std::uint64_t>(target) >= old_size) continue;
+    const auto mapped = map.map(static_cast<std::uint64_t>(target));
+    if (!mapped) continue;
+    const std::int64_t pred = *mapped - (static_cast<std::int64_t>(s) + delta + 4);
+    if (pred < -(std::int64_t{1} << 24) || pred >= (std::int64_t{1} << 24) || (pred & 1)) continue;
+    const auto u = static_cast<std::uint32_t>(pred) & 0x1FFFFFF;
+    const std::uint32_t nS = (u >> 24) & 1, nI1 = (u >> 23) & 1, nI2 = (u >> 22) & 1;
+    const std::uint32_t nJ1 = (1 ^ nI1) ^ nS, nJ2 = (1 ^ nI2) ^ nS;
+    const std::uint32_t n1 = 0xF000 | nS << 10 | ((u >> 12) & 0x3FF);
+    const std::uint32_t n2 = (h2 & 0xD000) | nJ1 << 13 | nJ2 << 11 | ((u >> 1) & 0x7FF);
+    const std::uint8_t bytes[4] = {static_cast<std::uint8_t>(n1), static_cast<std::uint8_t>(n1 >> 8),
+                                   static_cast<std::uint8_t>(n2), static_cast<std::uint8_t>(n2 >> 8)};
+    put_site(s, bytes, q, n, out);
+  }
+}
+
 void predict_x86(const AddressMap& map, ByteSpan window, std::uint64_t window_start, std::uint64_t old_size,
                  std::uint64_t q, std::size_t n, std::int64_t delta, std::uint8_t* out) {
   const Tables& tb = tables();
@@ -130,8 +178,6 @@ void predict_x86(const AddressMap& map, ByteSpan window, std::uint64_t window_st
   auto at = [&](std::uint64_t i) -> int {
     return (i >= window_start && i < window_end) ? window[i - window_start] : -1;
   };
-  std::memcpy(out, window.data() + (q - window_start), n);
-  if (map.size() == 0) return;
   // A rel32 operand starts at k when the bytes before it form one of the
   // instruction shapes above; a site needs no other site in the 3 bytes before it.
   auto cond = [&](std::uint64_t k) -> bool {
@@ -159,10 +205,9 @@ void predict_x86(const AddressMap& map, ByteSpan window, std::uint64_t window_st
     const std::int64_t pred = *mapped - (static_cast<std::int64_t>(s) + delta + 4);
     if (pred < INT32_MIN || pred > INT32_MAX) return;
     const auto v = static_cast<std::uint32_t>(static_cast<std::int32_t>(pred));
-    for (std::uint64_t j = 0; j < 4; ++j) {
-      const std::uint64_t pos = s + j;
-      if (pos >= q && pos < q + n) out[pos - q] = static_cast<std::uint8_t>(v >> (8 * j));
-    }
+    const std::uint8_t bytes[4] = {static_cast<std::uint8_t>(v), static_cast<std::uint8_t>(v >> 8),
+                                   static_cast<std::uint8_t>(v >> 16), static_cast<std::uint8_t>(v >> 24)};
+    put_site(s, bytes, q, n, out);
   };
   for (std::uint64_t s = first; s < last; ++s) {
     const bool c0 = cond(s);
@@ -170,6 +215,19 @@ void predict_x86(const AddressMap& map, ByteSpan window, std::uint64_t window_st
     c3 = c2;
     c2 = c1;
     c1 = c0;
+  }
+}
+
+}  // namespace
+
+void predict(Predictor predictor, const AddressMap& map, ByteSpan window, std::uint64_t window_start,
+             std::uint64_t old_size, std::uint64_t q, std::size_t n, std::int64_t delta, std::uint8_t* out) {
+  std::memcpy(out, window.data() + (q - window_start), n);
+  if (map.size() == 0) return;
+  switch (predictor) {
+    case Predictor::kX86: predict_x86(map, window, window_start, old_size, q, n, delta, out); break;
+    case Predictor::kThumb: predict_thumb(map, window, window_start, old_size, q, n, delta, out); break;
+    case Predictor::kNone: break;
   }
 }
 

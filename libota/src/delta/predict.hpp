@@ -53,9 +53,10 @@ inline constexpr std::uint64_t kPredictAfter = 4;
 // Fills out[0, n) with the predicted bytes of OLD[q, q + n) when placed at
 // NEW offset q + delta. window holds OLD[window_start, ...) and must cover
 // [q - kPredictBefore, q + n + kPredictAfter) clipped to OLD.
-void predict_x86(const AddressMap& map, ByteSpan window, std::uint64_t window_start,
-                 std::uint64_t old_size, std::uint64_t q, std::size_t n, std::int64_t delta,
-                 std::uint8_t* out);
+//   kX86: rel32 of E8 call, E9 jmp, 0F 8x jcc, and [rip + disp32] operands.
+//   kThumb: the 32-bit Thumb-2 BL and B.W at even offsets (ARMv6-M/v7-M).
+void predict(Predictor predictor, const AddressMap& map, ByteSpan window, std::uint64_t window_start,
+             std::uint64_t old_size, std::uint64_t q, std::size_t n, std::int64_t delta, std::uint8_t* out);
 
 // True when OLD looks like an x86-64 or i386 ELF image.
 bool looks_like_x86(ByteSpan old_image);
