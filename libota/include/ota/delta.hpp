@@ -29,7 +29,11 @@ inline constexpr std::uint8_t kDefaultFrameLog = 24;  // 16 MiB of NEW per frame
 inline constexpr std::uint8_t kDefaultWindowLog = 17;  // 128 KiB decoder window
 inline constexpr std::uint8_t kMaxWindowLog = 27;
 
-enum class Compression : std::uint8_t { kNone = 0, kZstd = 1 };
+// kZstdOld: zstd frames that may also match into OLD, loaded as a prefix
+// dictionary (the decoder holds OLD in memory; the window covers it). For
+// images small enough that this is cheap (firmware), it finds moved code that
+// the cover search leaves to INSERT.
+enum class Compression : std::uint8_t { kNone = 0, kZstd = 1, kZstdOld = 2 };
 
 // Reference prediction for executables (docs/formats.md, "Predictor"): COPY and
 // ADD work against OLD with its rel32 operands re-pointed through an address map.
@@ -70,6 +74,8 @@ struct DiffOptions {
   // kAuto: the predictor that explains the most differing bytes of the covers
   // (x86 for x86 ELF images, Thumb otherwise), if it pays for its address map.
   PredictorChoice predictor = PredictorChoice::kAuto;
+  // With kZstd: use kZstdOld when OLD is at most this large (0: never).
+  std::uint64_t old_dictionary_max = std::uint64_t{8} << 20;
   int level = 19;                          // zstd level, 1..22
   std::uint8_t window_log = kDefaultWindowLog;
   std::uint8_t frame_log = kDefaultFrameLog;

@@ -5,7 +5,7 @@
 
 namespace ota::codec {
 
-Result<Bytes> zstd_compress(ByteSpan in, const ZstdParams& params) {
+Result<Bytes> zstd_compress(ByteSpan in, const ZstdParams& params, ByteSpan prefix) {
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
   if (!cctx) return fail(ErrorCode::kOutOfMemory, "zstd: cannot create a compression context");
   std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> guard(cctx, ZSTD_freeCCtx);
@@ -13,6 +13,10 @@ Result<Bytes> zstd_compress(ByteSpan in, const ZstdParams& params) {
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_windowLog, params.window_log);
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0);
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1);
+  if (!prefix.empty()) {
+    std::size_t r = ZSTD_CCtx_refPrefix(cctx, prefix.data(), prefix.size());
+    if (ZSTD_isError(r)) return fail(ErrorCode::kInternal, std::string("zstd: ") + ZSTD_getErrorName(r));
+  }
   Bytes out(ZSTD_compressBound(in.size()));
   std::size_t n = ZSTD_compress2(cctx, out.data(), out.size(), in.data(), in.size());
   if (ZSTD_isError(n)) return fail(ErrorCode::kInternal, std::string("zstd: ") + ZSTD_getErrorName(n));
@@ -39,8 +43,12 @@ class Decoder final : public ZstdDecoder {
   explicit Decoder(ZSTD_DCtx* d) : dctx_(d) {}
   ~Decoder() override { ZSTD_freeDCtx(dctx_); }
 
-  Status reset() override {
+  Status reset(ByteSpan prefix) override {
     ZSTD_DCtx_reset(dctx_, ZSTD_reset_session_only);
+    if (!prefix.empty()) {
+      std::size_t r = ZSTD_DCtx_refPrefix(dctx_, prefix.data(), prefix.size());
+      if (ZSTD_isError(r)) return fail(ErrorCode::kDecompress, std::string("zstd: ") + ZSTD_getErrorName(r));
+    }
     return ok();
   }
 

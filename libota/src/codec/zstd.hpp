@@ -15,8 +15,9 @@ struct ZstdParams {
   int window_log = 20;
 };
 
-// Compresses in into one zstd frame (content size recorded, no checksum).
-Result<Bytes> zstd_compress(ByteSpan in, const ZstdParams& params);
+// Compresses in into one zstd frame (content size recorded, no checksum);
+// with a prefix, matches may reach into it (the decoder needs the same prefix).
+Result<Bytes> zstd_compress(ByteSpan in, const ZstdParams& params, ByteSpan prefix = {});
 
 // Decompresses one whole zstd frame that declares its content size (at most max_size).
 Result<Bytes> zstd_decompress(ByteSpan in, std::size_t max_size);
@@ -31,8 +32,9 @@ class ZstdDecoder {
   };
   static Result<std::unique_ptr<ZstdDecoder>> create(int max_window_log);
   virtual ~ZstdDecoder() = default;
-  // Starts a new frame (drops any state of the previous one).
-  virtual Status reset() = 0;
+  // Starts a new frame (drops any state of the previous one); the prefix, if
+  // any, must stay valid until the frame is decoded.
+  virtual Status reset(ByteSpan prefix = {}) = 0;
   // Makes progress: consumes some input and/or produces some output.
   virtual Result<Step> decode(ByteSpan in, MutableByteSpan out) = 0;
 };

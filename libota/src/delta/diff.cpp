@@ -153,8 +153,9 @@ Result<FrameOut> encode_frame(const std::vector<Block>& blocks, ByteSpan old_ima
   for (const Block& b : blocks) enc.block(b);
   Bytes records = enc.finish();
   f.stats.frames = 1;
-  if (opt.compression == Compression::kZstd) {
-    auto z = codec::zstd_compress(records, {opt.level, opt.window_log});
+  if (opt.compression != Compression::kNone) {
+    const bool prefix = opt.compression == Compression::kZstdOld;
+    auto z = codec::zstd_compress(records, {opt.level, opt.window_log}, prefix ? old_image : ByteSpan{});
     if (!z) return fail(z.error());
     if (z->size() < records.size()) {
       f.bytes.reserve(z->size() + 1);
@@ -231,9 +232,21 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
   }
   auto [old_hash, new_hash] = hashes.get();
 
+  // OLD as a dictionary: the window must reach from the end of the largest
+  // frame's records (at most twice its NEW range) back to the start of OLD.
+  DiffOptions eff = opt;
+  if (opt.compression == Compression::kZstdOld ||
+      (opt.compression == Compression::kZstd && !old_image.empty() && old_image.size() <= opt.old_dictionary_max)) {
+    const std::uint64_t reach = old_image.size() + 2 * std::min<std::uint64_t>(new_image.size(), std::uint64_t{1} << opt.frame_log) + 1024;
+    std::uint8_t wlog = 10;
+    while ((std::uint64_t{1} << wlog) < reach && wlog < 31) ++wlog;
+    eff.compression = Compression::kZstdOld;
+    eff.window_log = std::max(opt.window_log, wlog);
+  }
+
   PatchHeader h;
-  h.compression = opt.compression;
-  h.window_log = opt.compression == Compression::kNone ? 0 : opt.window_log;
+  h.compression = eff.compression;
+  h.window_log = eff.compression == Compression::kNone ? 0 : eff.window_log;
   h.frame_log = opt.frame_log;
   h.old_size = old_image.size();
   h.new_size = new_image.size();
@@ -274,8 +287,8 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
     Bytes encoded = map.encode();
     map_section.push_back(detail::kFrameRaw);
     Bytes stored = encoded;
-    if (opt.compression == Compression::kZstd) {
-      auto z = codec::zstd_compress(encoded, {opt.level, opt.window_log});
+    if (opt.compression != Compression::kNone) {
+      auto z = codec::zstd_compress(encoded, {opt.level, std::min<int>(opt.window_log, 24)});
       if (!z) return fail(z.error());
       if (z->size() < encoded.size()) {
         map_section[0] = detail::kFrameZstd;
@@ -355,7 +368,7 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
   };
   Status status = parallel_for(frames, threads, [&](std::uint64_t i) -> Status {
     const std::uint64_t e = std::min<std::uint64_t>(new_image.size(), (i + 1) * frame_size);
-    auto f = encode_frame(blocks[i], old_image, new_image, e, predictor, map, opt);
+    auto f = encode_frame(blocks[i], old_image, new_image, e, predictor, map, eff);
     if (!f) return fail(f.error().with_context("frame " + std::to_string(i)));
     std::lock_guard<std::mutex> lock(mu);
     done[i] = std::move(*f);

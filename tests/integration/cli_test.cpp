@@ -1,0 +1,394 @@
+// The `ota` binary's contract: exit codes (the pinned ErrorCode values), one
+// line on stderr per failure, --json and --quiet output, stdin patches, and
+// no output file or temp file left behind by a failure.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "ota/delta.hpp"
+#include "ota/hash.hpp"
+#include "support/patching.hpp"
+#include "support/random.hpp"
+#include "support/subprocess.hpp"
+#include "support/temp_dir.hpp"
+
+namespace ota {
+namespace {
+
+using test::run_process;
+using test::TempDir;
+
+const std::string kOta = OTA_CLI_PATH;
+
+class Cli : public testing::Test {
+ protected:
+  void SetUp() override {
+    old_image_ = test::structured_bytes(80'000, 400);
+    new_image_ = test::with_insertion(test::with_random_edits(old_image_, 100, 401), 40'000,
+                                      test::random_bytes(2000, 402));
+    test::write_bytes(path("old"), old_image_);
+    test::write_bytes(path("new"), new_image_);
+  }
+
+  std::string path(const std::string& name) const { return dir_.file(name); }
+
+  test::ProcessResult ota(std::vector<std::string> args, const std::string& stdin_path = {}) {
+    args.insert(args.begin(), kOta);
+    test::ProcessOptions opt;
+    opt.stdin_path = stdin_path;
+    auto r = run_process(args, opt);
+    EXPECT_FALSE(r.crashed()) << "ota was killed by signal " << r.term_signal << "\n" << r.err;
+    return r;
+  }
+
+  // Makes path("patch") with a small frame size so there are several frames.
+  void make_patch() {
+    auto r = ota({"diff", "-q", "--frame-size", "4096", path("old"), path("new"), "-o", path("patch")});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+
+  // After a failure: OUT is absent and nothing named OUT.tmp.* is left over.
+  void expect_no_output(const std::string& name = "out") {
+    EXPECT_FALSE(test::file_exists(path(name))) << name << " exists after a failure";
+    for (const auto& entry : dir_.list())
+      EXPECT_NE(entry.rfind(name + ".tmp.", 0), 0u) << "temp file left behind: " << entry;
+  }
+
+  // A failure prints exactly one line on stderr: "ota <cmd>: error: <cause>".
+  void expect_one_error_line(const test::ProcessResult& r, const std::string& command, const std::string& cause) {
+    auto lines = test::split_lines(r.err);
+    ASSERT_EQ(lines.size(), 1u) << "stderr:\n" << r.err;
+    EXPECT_EQ(lines[0].rfind("ota " + command + ": error: ", 0), 0u) << lines[0];
+    EXPECT_NE(lines[0].find(cause), std::string::npos) << lines[0];
+  }
+
+  TempDir dir_;
+  Bytes old_image_, new_image_;
+};
+
+// ---- success ----
+
+TEST_F(Cli, DiffThenPatchIsByteIdentical) {
+  auto d = ota({"diff", path("old"), path("new"), "-o", path("patch")});
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  EXPECT_TRUE(d.err.empty()) << d.err;
+  EXPECT_EQ(test::split_lines(d.out).size(), 1u) << "one summary line: " << d.out;
+  auto p = ota({"patch", path("old"), path("patch"), "-o", path("out")});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_TRUE(p.err.empty()) << p.err;
+  EXPECT_TRUE(test::read_bytes(path("out")) == new_image_);
+  EXPECT_EQ(dir_.list(), (std::vector<std::string>{"new", "old", "out", "patch"})) << "no temp files";
+}
+
+TEST_F(Cli, DiffOptionsRoundTrip) {
+  for (std::vector<std::string> opts : std::vector<std::vector<std::string>>{
+           {"--frame-size", "4096", "--threads", "1"},
+           {"--frame-size", "4096", "--threads", "4", "--level", "1"},
+           {"--window-log", "10", "--level", "22"},
+           {"--format", "ota"}}) {
+    std::vector<std::string> args = {"diff", "-q", path("old"), path("new"), "-o", path("patch")};
+    args.insert(args.end(), opts.begin(), opts.end());
+    auto d = ota(args);
+    ASSERT_EQ(d.exit_code, 0) << d.err;
+    auto p = ota({"patch", "-q", path("old"), path("patch"), "-o", path("out")});
+    ASSERT_EQ(p.exit_code, 0) << p.err;
+    EXPECT_TRUE(test::read_bytes(path("out")) == new_image_) << opts[0];
+  }
+}
+
+TEST_F(Cli, ThreadCountDoesNotChangeThePatch) {
+  ASSERT_EQ(ota({"diff", "-q", "--frame-size", "4096", "--threads", "1", path("old"), path("new"), "-o", path("p1")}).exit_code, 0);
+  ASSERT_EQ(ota({"diff", "-q", "--frame-size", "4096", "--threads", "4", path("old"), path("new"), "-o", path("p4")}).exit_code, 0);
+  EXPECT_TRUE(test::read_bytes(path("p1")) == test::read_bytes(path("p4")));
+}
+
+TEST_F(Cli, CliPatchEqualsLibraryPatch) {
+  auto d = ota({"diff", "-q", "--level", "5", "--window-log", "16", "--frame-size", "4096", "--threads", "2",
+                path("old"), path("new"), "-o", path("patch")});
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  delta::DiffOptions opt;
+  opt.level = 5;
+  opt.window_log = 16;
+  opt.frame_log = 12;
+  opt.threads = 2;
+  auto lib = test::make_patch(old_image_, new_image_, opt);
+  ASSERT_TRUE(lib);
+  EXPECT_TRUE(test::read_bytes(path("patch")) == *lib);
+}
+
+TEST_F(Cli, PatchFromStdin) {
+  make_patch();
+  auto p = ota({"patch", path("old"), "-", "-o", path("out")}, path("patch"));
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_TRUE(test::read_bytes(path("out")) == new_image_);
+}
+
+TEST_F(Cli, OverwritesAnExistingOutput) {
+  make_patch();
+  test::write_bytes(path("out"), test::random_bytes(10, 1));
+  auto p = ota({"patch", path("old"), path("patch"), "-o", path("out")});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_TRUE(test::read_bytes(path("out")) == new_image_);
+}
+
+TEST_F(Cli, EmptyImages) {
+  test::write_bytes(path("empty"), {});
+  ASSERT_EQ(ota({"diff", "-q", path("empty"), path("new"), "-o", path("p1")}).exit_code, 0);
+  ASSERT_EQ(ota({"patch", path("empty"), path("p1"), "-o", path("o1")}).exit_code, 0);
+  EXPECT_TRUE(test::read_bytes(path("o1")) == new_image_);
+  ASSERT_EQ(ota({"diff", "-q", path("old"), path("empty"), "-o", path("p2")}).exit_code, 0);
+  ASSERT_EQ(ota({"patch", path("old"), path("p2"), "-o", path("o2")}).exit_code, 0);
+  EXPECT_TRUE(test::read_bytes(path("o2")).empty());
+}
+
+// ---- --json and --quiet ----
+
+TEST_F(Cli, DiffJson) {
+  auto d = ota({"diff", "--json", "--frame-size", "4096", path("old"), path("new"), "-o", path("patch")});
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  auto lines = test::split_lines(d.out);
+  ASSERT_EQ(lines.size(), 1u) << "exactly one JSON line: " << d.out;
+  auto doc = nlohmann::json::parse(lines[0]);
+  EXPECT_EQ(doc["ok"], true);
+  EXPECT_EQ(doc["command"], "diff");
+  EXPECT_EQ(doc["format"], "ota");
+  EXPECT_EQ(doc["old"]["size"], old_image_.size());
+  EXPECT_EQ(doc["new"]["size"], new_image_.size());
+  EXPECT_EQ(doc["old"]["blake2b256"], to_hex(content_hash(old_image_)));
+  EXPECT_EQ(doc["new"]["blake2b256"], to_hex(content_hash(new_image_)));
+  EXPECT_EQ(doc["patch"]["size"], test::read_bytes(path("patch")).size());
+  EXPECT_EQ(doc["patch"]["frames"], (new_image_.size() + 4095) / 4096);
+  EXPECT_EQ(doc["patch"]["frame_size"], 4096);
+  EXPECT_EQ(doc["patch"]["copy_bytes"].get<std::uint64_t>() + doc["patch"]["add_bytes"].get<std::uint64_t>() +
+                doc["patch"]["insert_bytes"].get<std::uint64_t>(),
+            new_image_.size());
+  EXPECT_TRUE(doc["ratio"].is_number());
+  EXPECT_TRUE(doc["timings"]["total_s"].is_number());
+}
+
+TEST_F(Cli, PatchJson) {
+  make_patch();
+  auto p = ota({"patch", "--json", path("old"), path("patch"), "-o", path("out")});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  auto lines = test::split_lines(p.out);
+  ASSERT_EQ(lines.size(), 1u) << p.out;
+  auto doc = nlohmann::json::parse(lines[0]);
+  EXPECT_EQ(doc["ok"], true);
+  EXPECT_EQ(doc["command"], "patch");
+  EXPECT_EQ(doc["format"], "ota");
+  EXPECT_EQ(doc["new"]["size"], new_image_.size());
+  EXPECT_EQ(doc["new"]["blake2b256"], to_hex(content_hash(new_image_)));
+  EXPECT_EQ(doc["old"]["blake2b256"], to_hex(content_hash(old_image_)));
+  EXPECT_EQ(doc["patch"]["size"], test::read_bytes(path("patch")).size());
+}
+
+TEST_F(Cli, Bsdiff40Json) {
+  auto d = ota({"diff", "--json", "--format", "bsdiff40", path("old"), path("new"), "-o", path("patch")});
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  auto doc = nlohmann::json::parse(test::split_lines(d.out).at(0));
+  EXPECT_EQ(doc["ok"], true);
+  EXPECT_EQ(doc["format"], "bsdiff40");
+  EXPECT_EQ(doc["new"]["blake2b256"], to_hex(content_hash(new_image_)));
+  auto p = ota({"patch", "--json", path("old"), path("patch"), "-o", path("out")});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  auto pdoc = nlohmann::json::parse(test::split_lines(p.out).at(0));
+  EXPECT_EQ(pdoc["format"], "bsdiff40");
+  EXPECT_EQ(pdoc["new"]["size"], new_image_.size());
+  EXPECT_EQ(pdoc["new"]["blake2b256"], to_hex(content_hash(new_image_)));
+  EXPECT_TRUE(test::read_bytes(path("out")) == new_image_);
+}
+
+TEST_F(Cli, JsonOnFailure) {
+  make_patch();
+  Bytes wrong = old_image_;
+  wrong[0] ^= 1;
+  test::write_bytes(path("wrong"), wrong);
+  auto p = ota({"patch", "--json", path("wrong"), path("patch"), "-o", path("out")});
+  EXPECT_EQ(p.exit_code, 12);
+  auto lines = test::split_lines(p.out);
+  ASSERT_EQ(lines.size(), 1u) << p.out;
+  auto doc = nlohmann::json::parse(lines[0]);
+  EXPECT_EQ(doc["ok"], false);
+  EXPECT_EQ(doc["command"], "patch");
+  EXPECT_EQ(doc["error"]["code"], 12);
+  EXPECT_EQ(doc["error"]["name"], "old_mismatch");
+  EXPECT_TRUE(doc["error"]["message"].is_string());
+  expect_no_output();
+}
+
+TEST_F(Cli, QuietDiffPrintsNothing) {
+  auto d = ota({"diff", "--quiet", path("old"), path("new"), "-o", path("patch")});
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  EXPECT_EQ(d.out, "");
+  EXPECT_EQ(d.err, "");
+  auto q = ota({"diff", "-q", "--format", "bsdiff40", path("old"), path("new"), "-o", path("patch2")});
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  EXPECT_EQ(q.out, "");
+}
+
+TEST_F(Cli, QuietPatchPrintsNothing) {
+  make_patch();
+  auto p = ota({"patch", "-q", path("old"), path("patch"), "-o", path("out")});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_EQ(p.out, "");
+  EXPECT_EQ(p.err, "");
+}
+
+// ---- failures: exit code, one stderr line, no OUT, no temp file ----
+
+TEST_F(Cli, WrongOldSameSizeIsExit12) {
+  make_patch();
+  Bytes wrong = old_image_;
+  wrong[wrong.size() / 2] ^= 0x40;
+  test::write_bytes(path("wrong"), wrong);
+  auto p = ota({"patch", path("wrong"), path("patch"), "-o", path("out")});
+  EXPECT_EQ(p.exit_code, 12);
+  expect_one_error_line(p, "patch", "OLD");
+  EXPECT_TRUE(p.out.empty());
+  expect_no_output();
+}
+
+TEST_F(Cli, WrongOldSizeIsExit12) {
+  make_patch();
+  test::write_bytes(path("wrong"), test::slice(old_image_, 0, 1000));
+  auto p = ota({"patch", path("wrong"), path("patch"), "-o", path("out")});
+  EXPECT_EQ(p.exit_code, 12);
+  expect_one_error_line(p, "patch", "OLD");
+  expect_no_output();
+}
+
+TEST_F(Cli, TruncatedPatchIsExit11) {
+  make_patch();
+  Bytes patch = test::read_bytes(path("patch"));
+  for (std::size_t len : {std::size_t{0}, std::size_t{5}, std::size_t{80}, patch.size() / 2, patch.size() - 1}) {
+    test::write_bytes(path("cut"), Bytes(patch.begin(), patch.begin() + static_cast<std::ptrdiff_t>(len)));
+    auto p = ota({"patch", path("old"), path("cut"), "-o", path("out")});
+    EXPECT_EQ(p.exit_code, 11) << "prefix " << len << ": " << p.err;
+    expect_one_error_line(p, "patch", "");
+    expect_no_output();
+  }
+}
+
+TEST_F(Cli, TruncatedPatchFromStdinIsExit11) {
+  make_patch();
+  Bytes patch = test::read_bytes(path("patch"));
+  test::write_bytes(path("cut"), Bytes(patch.begin(), patch.end() - 10));
+  auto p = ota({"patch", path("old"), "-", "-o", path("out")}, path("cut"));
+  EXPECT_EQ(p.exit_code, 11) << p.err;
+  expect_no_output();
+}
+
+TEST_F(Cli, CorruptedPatchIsADocumentedCode) {
+  make_patch();
+  const Bytes patch = test::read_bytes(path("patch"));
+  auto header = delta::parse_header(patch);
+  ASSERT_TRUE(header);
+  const std::size_t h = header->second;
+  struct Corruption {
+    const char* what;
+    std::size_t offset;
+    std::uint8_t x;
+    int expected;  // 0: any of 10/11/13/14
+  };
+  const std::vector<Corruption> cases = {
+      {"magic", 0, 0x20, 10},
+      {"new hash", h - 1, 0x01, 13},
+      {"frame mode", h, 0x10, 10},
+      {"inside frame 0", h + 20, 0x55, 0},
+      {"middle", patch.size() / 2, 0xff, 0},
+      {"last byte", patch.size() - 1, 0x81, 0},
+  };
+  for (const auto& c : cases) {
+    Bytes bad = patch;
+    bad[c.offset] ^= c.x;
+    test::write_bytes(path("bad"), bad);
+    auto p = ota({"patch", path("old"), path("bad"), "-o", path("out")});
+    if (c.expected) {
+      EXPECT_EQ(p.exit_code, c.expected) << c.what << ": " << p.err;
+    } else {
+      EXPECT_TRUE(p.exit_code == 10 || p.exit_code == 11 || p.exit_code == 13 || p.exit_code == 14)
+          << c.what << ": exit " << p.exit_code << " " << p.err;
+    }
+    expect_one_error_line(p, "patch", "");
+    expect_no_output();
+  }
+}
+
+TEST_F(Cli, TrailingGarbageIsExit10) {
+  make_patch();
+  Bytes bad = test::concat(test::read_bytes(path("patch")), Bytes{0x00, 0x01});
+  test::write_bytes(path("bad"), bad);
+  auto p = ota({"patch", path("old"), path("bad"), "-o", path("out")});
+  EXPECT_EQ(p.exit_code, 10) << p.err;
+  expect_no_output();
+}
+
+TEST_F(Cli, WindowLimitIsExit6) {
+  make_patch();  // window 2^20
+  auto p = ota({"patch", "--max-window-log", "15", path("old"), path("patch"), "-o", path("out")});
+  EXPECT_EQ(p.exit_code, 6) << p.err;
+  expect_one_error_line(p, "patch", "window");
+  expect_no_output();
+}
+
+TEST_F(Cli, UnwritableOutputIsExit3) {
+  auto d = ota({"diff", "-q", path("old"), path("new"), "-o", path("missing/dir/patch")});
+  EXPECT_EQ(d.exit_code, 3) << d.err;
+  expect_one_error_line(d, "diff", "missing/dir");
+}
+
+TEST_F(Cli, FailedDiffLeavesNoTempFile) {
+  // --frame-size that is not a power of two fails after the output was opened.
+  auto d = ota({"diff", "-q", "--frame-size", "5000", path("old"), path("new"), "-o", path("patch")});
+  EXPECT_EQ(d.exit_code, 2) << d.err;
+  expect_no_output("patch");
+}
+
+TEST_F(Cli, UsageErrorsAreExit2) {
+  const std::vector<std::vector<std::string>> cases = {
+      {},
+      {"frobnicate"},
+      {"diff"},
+      {"diff", path("old"), path("new")},                                  // no -o
+      {"diff", path("old"), path("nope"), "-o", path("p")},                // NEW missing
+      {"diff", path("old"), path("new"), "-o", path("p"), "--level", "0"},
+      {"diff", path("old"), path("new"), "-o", path("p"), "--level", "23"},
+      {"diff", path("old"), path("new"), "-o", path("p"), "--window-log", "9"},
+      {"diff", path("old"), path("new"), "-o", path("p"), "--format", "xdelta"},
+      {"diff", path("old"), path("new"), "-o", path("p"), "--frame-size", "1000"},
+      {"diff", path("old"), path("new"), "-o", path("p"), "--bogus"},
+      {"patch", path("old")},
+      {"patch", path("nope"), path("new"), "-o", path("out")},              // OLD missing
+      {"patch", path("old"), path("new"), "-o", path("out"), "--max-window-log", "40"},
+  };
+  for (const auto& args : cases) {
+    auto r = ota(args);
+    std::string joined;
+    for (const auto& a : args) joined += a + " ";
+    EXPECT_EQ(r.exit_code, 2) << joined << "\n" << r.err;
+    EXPECT_FALSE(r.err.empty()) << joined;
+  }
+  EXPECT_FALSE(test::file_exists(path("p")));
+  expect_no_output();
+}
+
+TEST_F(Cli, HelpAndVersionAreExit0) {
+  auto h = ota({"--help"});
+  EXPECT_EQ(h.exit_code, 0);
+  EXPECT_NE(h.out.find("diff"), std::string::npos);
+  auto v = ota({"--version"});
+  EXPECT_EQ(v.exit_code, 0);
+  EXPECT_NE(v.out.find("ota "), std::string::npos) << v.out;
+}
+
+TEST_F(Cli, MissingPatchFileIsExit3) {
+  auto p = ota({"patch", path("old"), path("no-such-patch"), "-o", path("out")});
+  EXPECT_EQ(p.exit_code, 3) << p.err;
+  expect_one_error_line(p, "patch", "no-such-patch");
+  expect_no_output();
+}
+
+}  // namespace
+}  // namespace ota

@@ -1,0 +1,237 @@
+// The reference predictors (x86 rel32, Thumb-2 BL), their address map, and
+// compression with OLD as prefix dictionary (docs/formats.md).
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "delta/predict.hpp"
+#include "ota/delta.hpp"
+#include "ota/hash.hpp"
+#include "support/patching.hpp"
+#include "support/random.hpp"
+
+namespace ota {
+namespace {
+
+using delta::Compression;
+using delta::Predictor;
+using delta::PredictorChoice;
+
+// A synthetic program: random filler with call sites, each pointing at a
+// target; NEW inserts `insert_len` bytes at `insert_at`, and every call still
+// reaches the same target, now moved. This is what a recompiled binary looks
+// like to a delta: many operands change by the size of the insertion.
+struct Program {
+  Bytes old_image, new_image;
+};
+
+enum class Arch { kX86, kThumb };
+
+void put_call(Bytes& img, std::size_t s, std::int64_t rel, Arch arch) {
+  if (arch == Arch::kX86) {
+    img[s - 1] = 0xE8;
+    const auto v = static_cast<std::uint32_t>(static_cast<std::int32_t>(rel));
+    for (int j = 0; j < 4; ++j) img[s + static_cast<std::size_t>(j)] = static_cast<std::uint8_t>(v >> (8 * j));
+    return;
+  }
+  // Thumb-2 BL: S:I1:I2:imm10:imm11:0, J = NOT(I) XOR S.
+  const auto u = static_cast<std::uint32_t>(rel) & 0x1FFFFFF;
+  const std::uint32_t S = u >> 24 & 1, I1 = u >> 23 & 1, I2 = u >> 22 & 1;
+  const std::uint32_t J1 = (1 ^ I1) ^ S, J2 = (1 ^ I2) ^ S;
+  const std::uint32_t h1 = 0xF000 | S << 10 | (u >> 12 & 0x3FF);
+  const std::uint32_t h2 = 0xD000 | J1 << 13 | J2 << 11 | (u >> 1 & 0x7FF);
+  img[s] = static_cast<std::uint8_t>(h1);
+  img[s + 1] = static_cast<std::uint8_t>(h1 >> 8);
+  img[s + 2] = static_cast<std::uint8_t>(h2);
+  img[s + 3] = static_cast<std::uint8_t>(h2 >> 8);
+}
+
+Program make_program(Arch arch, std::size_t size, std::size_t insert_at, std::size_t insert_len,
+                     std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  Bytes filler = test::structured_bytes(size, seed);
+  // Keep the filler free of accidental call shapes so the sites are exactly ours.
+  for (auto& b : filler) {
+    if (b == 0xE8 || b == 0xE9 || b == 0x0F) b = 0x90;
+    if ((b & 0xF8) == 0xF0) b = 0x47;
+  }
+  if (arch == Arch::kX86) {  // an x86-64 ELF identification
+    const std::uint8_t elf[20] = {0x7F, 'E', 'L', 'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 62, 0};
+    std::copy(std::begin(elf), std::end(elf), filler.begin());
+  }
+  const Bytes inserted = test::structured_bytes(insert_len, seed + 1);
+  Bytes old_image = filler;
+  Bytes new_image = test::with_insertion(filler, insert_at, inserted);
+  auto moved = [&](std::size_t x) { return x < insert_at ? x : x + insert_len; };
+  for (std::size_t s = 64; s + 8 < size; s += 24) {
+    if (s + 4 > insert_at && s < insert_at + 8) continue;
+    const std::size_t site = arch == Arch::kThumb ? (s & ~std::size_t{1}) : s;
+    std::size_t target = 32 + static_cast<std::size_t>(rng() % (size - 64));
+    if (arch == Arch::kThumb) target &= ~std::size_t{1};
+    const auto rel = [&](std::size_t at, std::size_t t) {
+      return static_cast<std::int64_t>(t) - static_cast<std::int64_t>(at) - 4;
+    };
+    put_call(old_image, site, rel(site, target), arch);
+    put_call(new_image, moved(site), rel(moved(site), moved(target)), arch);
+  }
+  return {std::move(old_image), std::move(new_image)};
+}
+
+struct Made {
+  Bytes patch;
+  delta::DiffStats stats;
+};
+
+Made diff_with(const Program& p, PredictorChoice choice, Compression compression = Compression::kZstd) {
+  delta::DiffOptions opt = test::fast_options(compression, 16);
+  opt.predictor = choice;
+  VectorWriter out;
+  auto stats = delta::diff(p.old_image, p.new_image, out, opt);
+  EXPECT_TRUE(stats) << test::describe(stats ? ok() : fail(stats.error()));
+  return {out.data(), stats ? *stats : delta::DiffStats{}};
+}
+
+void expect_applies(const Program& p, const Bytes& patch) {
+  auto out = test::apply_patch(p.old_image, patch);
+  ASSERT_TRUE(out) << test::describe(out ? ok() : fail(out.error()));
+  EXPECT_TRUE(*out == p.new_image);
+  auto chunked = test::apply_in_chunks(p.old_image, patch, [](std::size_t) { return std::size_t{1}; });
+  ASSERT_TRUE(chunked);
+  EXPECT_TRUE(*chunked == p.new_image);
+}
+
+TEST(Predictor, X86ExplainsMovedCalls) {
+  const Program p = make_program(Arch::kX86, 200000, 90000, 1000, 11);
+  Made plain = diff_with(p, PredictorChoice::kNone);
+  Made predicted = diff_with(p, PredictorChoice::kAuto);
+  EXPECT_EQ(plain.stats.predictor, Predictor::kNone);
+  EXPECT_EQ(predicted.stats.predictor, Predictor::kX86) << "auto picks x86 for an x86 ELF";
+  EXPECT_GT(predicted.stats.map_entries, 0u);
+  EXPECT_LT(predicted.patch.size() * 2, plain.patch.size())
+      << "predicted " << predicted.patch.size() << " vs plain " << plain.patch.size();
+  expect_applies(p, plain.patch);
+  expect_applies(p, predicted.patch);
+}
+
+TEST(Predictor, ThumbExplainsMovedCalls) {
+  const Program p = make_program(Arch::kThumb, 200000, 90000, 1000, 12);
+  Made plain = diff_with(p, PredictorChoice::kNone);
+  Made predicted = diff_with(p, PredictorChoice::kAuto);
+  EXPECT_EQ(predicted.stats.predictor, Predictor::kThumb) << "auto tries Thumb on a non-x86 image";
+  EXPECT_LT(predicted.patch.size() * 2, plain.patch.size())
+      << "predicted " << predicted.patch.size() << " vs plain " << plain.patch.size();
+  expect_applies(p, predicted.patch);
+}
+
+TEST(Predictor, ForcedPredictorOnUnrelatedDataStillRoundTrips) {
+  const Bytes old_image = test::random_bytes(50000, 3);
+  const Bytes new_image = test::with_random_edits(test::with_insertion(old_image, 100, test::random_bytes(77, 4)), 300, 5);
+  for (PredictorChoice choice : {PredictorChoice::kX86, PredictorChoice::kThumb}) {
+    delta::DiffOptions opt = test::fast_options(Compression::kZstd, 12);
+    opt.predictor = choice;
+    auto patch = test::make_patch(old_image, new_image, opt);
+    ASSERT_TRUE(patch);
+    auto out = test::apply_patch(old_image, *patch);
+    ASSERT_TRUE(out) << test::describe(out ? ok() : fail(out.error()));
+    EXPECT_TRUE(*out == new_image);
+  }
+}
+
+TEST(Predictor, AFewChangedBytesNeedNoMap) {
+  const Program p = make_program(Arch::kX86, 100000, 50000, 0, 13);
+  Bytes changed = p.old_image;
+  changed[40000] ^= 1;
+  changed[70000] ^= 1;
+  delta::DiffOptions opt;  // the CLI's defaults
+  VectorWriter out;
+  auto stats = delta::diff(p.old_image, changed, out, opt);
+  ASSERT_TRUE(stats);
+  EXPECT_EQ(stats->predictor, Predictor::kNone);
+  EXPECT_LT(out.data().size(), 120u);
+}
+
+TEST(Predictor, ZstdWithOldAsDictionaryRoundTrips) {
+  const Program p = make_program(Arch::kThumb, 120000, 30000, 5000, 14);
+  // NEW also repeats a block of OLD far from its position: a match into OLD.
+  Program q = p;
+  q.new_image = test::concat(q.new_image, test::slice(q.old_image, 1000, 20000));
+  Made plain = diff_with(q, PredictorChoice::kNone, Compression::kZstd);
+  Made dict = diff_with(q, PredictorChoice::kNone, Compression::kZstdOld);
+  auto header = delta::parse_header(dict.patch);
+  ASSERT_TRUE(header);
+  EXPECT_EQ(header->first.compression, Compression::kZstdOld);
+  EXPECT_GT(std::uint64_t{1} << header->first.window_log, q.old_image.size());
+  EXPECT_LE(dict.patch.size(), plain.patch.size() + plain.patch.size() / 20);
+  expect_applies(q, dict.patch);
+
+  // A device that cannot hold the window refuses before writing anything.
+  delta::PatchOptions small;
+  small.max_window_log = 16;
+  auto refused = test::apply_patch(q.old_image, dict.patch, small);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kLimitExceeded);
+}
+
+TEST(Predictor, EveryMutationFailsOrGivesNew) {
+  const Program p = make_program(Arch::kThumb, 6000, 3000, 64, 15);
+  delta::DiffOptions opt = test::fast_options(Compression::kZstdOld, 12);
+  opt.predictor = PredictorChoice::kThumb;
+  auto patch = test::make_patch(p.old_image, p.new_image, opt);
+  ASSERT_TRUE(patch);
+  ASSERT_LT(patch->size(), 4000u);
+  std::size_t failures = 0;
+  for (std::size_t i = 0; i < patch->size(); ++i) {
+    for (std::uint8_t x : {std::uint8_t{0x01}, std::uint8_t{0x80}, std::uint8_t{0xFF}}) {
+      Bytes bad = *patch;
+      bad[i] ^= x;
+      auto out = test::apply_patch(p.old_image, bad);
+      if (out) {
+        ASSERT_TRUE(*out == p.new_image) << "offset " << i << " xor " << int(x) << " succeeded with a wrong result";
+      } else {
+        ++failures;
+      }
+    }
+  }
+  EXPECT_GT(failures, patch->size());
+  for (std::size_t len = 0; len < patch->size(); ++len) {
+    auto out = test::apply_patch(p.old_image, ByteSpan(patch->data(), len));
+    ASSERT_FALSE(out) << "a prefix of " << len << " bytes succeeded";
+  }
+}
+
+// ---- the address map ----
+
+using delta::detail::AddressMap;
+using delta::detail::MapEntry;
+
+TEST(AddressMap, EncodeDecodeAndLookup) {
+  AddressMap m = AddressMap::from_covers({{100, 50, 10}, {120, 100, 10}, {400, 10, -300}, {10, 5, 7}}, 0);
+  // {10,5,+7}, {100..220,+10} merged (same shift, touching), {400,10,-300}
+  EXPECT_EQ(m.size(), 3u);
+  EXPECT_EQ(m.map(12), std::optional<std::int64_t>(19));
+  EXPECT_EQ(m.map(219), std::optional<std::int64_t>(229));
+  EXPECT_EQ(m.map(220), std::nullopt);
+  EXPECT_EQ(m.map(405), std::optional<std::int64_t>(105));
+  EXPECT_EQ(m.map(0), std::nullopt);
+  auto back = AddressMap::decode(m.encode(), 1000, 100);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->encode(), m.encode());
+}
+
+TEST(AddressMap, RejectsInvalidMaps) {
+  auto code = [](const Bytes& data, std::uint64_t old_size, std::uint64_t max_entries = 100) {
+    auto m = AddressMap::decode(data, old_size, max_entries);
+    return m ? ErrorCode::kOk : m.error().code;
+  };
+  EXPECT_EQ(code({1, 0, 5, 0}, 100), ErrorCode::kOk);                        // [0,5) +0
+  EXPECT_EQ(code({1, 0, 0, 0}, 100), ErrorCode::kPatchMalformed);            // empty entry
+  EXPECT_EQ(code({1, 90, 20, 0}, 100), ErrorCode::kPatchMalformed);          // past OLD
+  EXPECT_EQ(code({1, 0, 5, 3}, 100), ErrorCode::kPatchMalformed);            // maps before NEW's start
+  EXPECT_EQ(code({2, 0, 5, 2, 0, 5, 0}, 100), ErrorCode::kPatchMalformed);   // touching, same shift
+  EXPECT_EQ(code({1, 0, 5, 0, 9}, 100), ErrorCode::kPatchMalformed);         // trailing byte
+  EXPECT_EQ(code({2, 0, 5, 0}, 100), ErrorCode::kPatchMalformed);            // truncated
+  EXPECT_EQ(code({3, 0, 1, 0, 1, 1, 0, 1, 1, 0}, 100, 2), ErrorCode::kLimitExceeded);
+}
+
+}  // namespace
+}  // namespace ota

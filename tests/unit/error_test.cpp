@@ -1,0 +1,140 @@
+// ota/error.hpp: pinned codes, stable names, context, and the propagation macros.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+#include "ota/error.hpp"
+#include "support/patching.hpp"
+
+namespace ota {
+namespace {
+
+struct CodeCase {
+  ErrorCode code;
+  int value;
+  const char* name;
+};
+
+// The values leave the process (exit codes, --json, device reports): changing
+// one of these lines is a breaking change, not a test update.
+constexpr CodeCase kPinned[] = {
+    {ErrorCode::kOk, 0, "ok"},
+    {ErrorCode::kInternal, 1, "internal"},
+    {ErrorCode::kUsage, 2, "usage"},
+    {ErrorCode::kIo, 3, "io"},
+    {ErrorCode::kOutOfMemory, 4, "out_of_memory"},
+    {ErrorCode::kUnsupported, 5, "unsupported"},
+    {ErrorCode::kLimitExceeded, 6, "limit_exceeded"},
+    {ErrorCode::kCancelled, 7, "cancelled"},
+    {ErrorCode::kPatchMalformed, 10, "patch_malformed"},
+    {ErrorCode::kPatchTruncated, 11, "patch_truncated"},
+    {ErrorCode::kOldMismatch, 12, "old_mismatch"},
+    {ErrorCode::kNewMismatch, 13, "new_mismatch"},
+    {ErrorCode::kDecompress, 14, "decompress"},
+};
+
+TEST(ErrorCode, ValuesArePinned) {
+  for (const auto& c : kPinned) EXPECT_EQ(static_cast<int>(c.code), c.value) << c.name;
+}
+
+TEST(ErrorCode, NamesArePinnedAndUnique) {
+  std::set<std::string_view> seen;
+  for (const auto& c : kPinned) {
+    EXPECT_EQ(error_code_name(c.code), c.name) << c.value;
+    EXPECT_TRUE(seen.insert(error_code_name(c.code)).second) << "duplicate name " << c.name;
+  }
+}
+
+TEST(ErrorCode, NamesAreLowercaseIdentifiers) {
+  for (const auto& c : kPinned) {
+    for (char ch : error_code_name(c.code))
+      EXPECT_TRUE((ch >= 'a' && ch <= 'z') || ch == '_') << c.name;
+  }
+}
+
+TEST(ErrorCode, UnassignedValueHasAName) {
+  EXPECT_EQ(error_code_name(static_cast<ErrorCode>(200)), "unknown");
+  EXPECT_EQ(error_code_name(static_cast<ErrorCode>(8)), "unknown");
+}
+
+TEST(Error, DefaultIsInternal) {
+  Error e;
+  EXPECT_EQ(e.code, ErrorCode::kInternal);
+  EXPECT_TRUE(e.message.empty());
+}
+
+TEST(Error, WithContextOnLvalueLeavesOriginal) {
+  const Error e{ErrorCode::kIo, "cannot open 'x'"};
+  Error c = e.with_context("reading OLD");
+  EXPECT_EQ(c.code, ErrorCode::kIo);
+  EXPECT_EQ(c.message, "reading OLD: cannot open 'x'");
+  EXPECT_EQ(e.message, "cannot open 'x'");
+}
+
+TEST(Error, WithContextOnRvalueChains) {
+  Error e = Error{ErrorCode::kPatchTruncated, "truncated record"}.with_context("frame 3").with_context("patch");
+  EXPECT_EQ(e.code, ErrorCode::kPatchTruncated);
+  EXPECT_EQ(e.message, "patch: frame 3: truncated record");
+}
+
+TEST(Error, WithEmptyContextStillSeparates) {
+  Error e = Error{ErrorCode::kIo, "m"}.with_context("");
+  EXPECT_EQ(e.message, ": m");
+}
+
+TEST(Result, FailAndOk) {
+  Status s = ok();
+  EXPECT_TRUE(s);
+  Status f = fail(ErrorCode::kUsage, "bad flag");
+  ASSERT_FALSE(f);
+  EXPECT_EQ(f.error().code, ErrorCode::kUsage);
+  EXPECT_EQ(f.error().message, "bad flag");
+  Result<int> r = fail(Error{ErrorCode::kCancelled, "stop"});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kCancelled);
+  Result<int> v = 42;
+  ASSERT_TRUE(v);
+  EXPECT_EQ(*v, 42);
+}
+
+Result<int> parse_digit(char c) {
+  if (c < '0' || c > '9') return fail(ErrorCode::kUsage, std::string("not a digit: ") + c);
+  return c - '0';
+}
+
+Status check_digits(const std::string& s, int* calls) {
+  for (char c : s) {
+    ++*calls;
+    OTA_TRY(parse_digit(c));
+  }
+  return ok();
+}
+
+Status check_with_context(const std::string& s) {
+  for (std::size_t i = 0; i < s.size(); ++i) OTA_TRY_CTX(parse_digit(s[i]), "position " + std::to_string(i));
+  return ok();
+}
+
+TEST(Macros, TryPropagatesFirstErrorAndStops) {
+  int calls = 0;
+  EXPECT_TRUE(check_digits("123", &calls));
+  EXPECT_EQ(calls, 3);
+  calls = 0;
+  Status s = check_digits("1x3", &calls);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(s.error().code, ErrorCode::kUsage);
+  EXPECT_EQ(s.error().message, "not a digit: x");
+}
+
+TEST(Macros, TryCtxPrefixesContext) {
+  EXPECT_TRUE(check_with_context("42"));
+  Status s = check_with_context("4?");
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, ErrorCode::kUsage);
+  EXPECT_EQ(s.error().message, "position 1: not a digit: ?");
+}
+
+}  // namespace
+}  // namespace ota
