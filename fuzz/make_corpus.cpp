@@ -34,9 +34,12 @@ bool write(const std::string& dir, const std::string& name, const Bytes& prefix,
   return std::fclose(f) == 0 && ok;
 }
 
-Bytes delta_patch(const Bytes& o, const Bytes& n, delta::Compression c) {
+Bytes delta_patch(const Bytes& o, const Bytes& n, delta::Compression c,
+                  delta::PredictorChoice predictor = delta::PredictorChoice::kNone) {
   delta::DiffOptions opt;
   opt.compression = c;
+  opt.predictor = predictor;
+  opt.old_dictionary_max = 0;  // kZstd means plain zstd here; kZstdOld is asked for explicitly
   opt.frame_log = 12;
   opt.window_log = 12;
   opt.threads = 1;
@@ -69,6 +72,10 @@ int main(int argc, char** argv) {
             write(dir, "ota-raw-chunked", {0x03, 0x00, 0x06, 0x40}, delta_patch(o, n, delta::Compression::kNone)) &&
             write(dir, "ota-raw-noverify", {0x08}, delta_patch(o, n, delta::Compression::kNone)) &&
             write(dir, "ota-empty-new", {0x00}, delta_patch(o, {}, delta::Compression::kZstd)) &&
+            write(dir, "ota-thumb-zstd-old", {0x00},
+                  delta_patch(o, n, delta::Compression::kZstdOld, delta::PredictorChoice::kThumb)) &&
+            write(dir, "ota-x86-raw-chunked", {0x03, 0x00, 0x06, 0x40},
+                  delta_patch(o, n, delta::Compression::kNone, delta::PredictorChoice::kX86)) &&
             write(dir, "bsdiff40", {0x00}, std::move(bs).take());
   if (!ok) {
     std::perror("writing the corpus");
