@@ -336,7 +336,8 @@ def main() -> int:
         listed = "; ".join(f"{pairs[p]['label']} {t} {st} ({c:.2f} cores)" for (p, t, st), c in worst[:8])
         md.append(f"- **Warning**: other processes kept >= {CONTENDED_CORES} CPU cores busy during "
                   f"{len(contended)} measurement(s) of 0.5 s or more, so their wall times are inflated: "
-                  f"{listed}{' ...' if len(worst) > 8 else ''}. Rerun on a quiet machine for wall-time targets.")
+                  f"{listed}{f' and {len(worst) - 8} more' if len(worst) > 8 else ''}. "
+                  "Rerun on a quiet machine for wall-time targets.")
     if quick:
         md.append("- `--quick`: the node pair was skipped.")
     md.append("")

@@ -135,14 +135,34 @@ std::vector<Case> cases() {
 struct Param {
   Case c;
   Compression compression;
+  delta::PredictorChoice predictor = delta::PredictorChoice::kAuto;
 };
 
+const char* compression_suffix(Compression c) {
+  switch (c) {
+    case Compression::kNone: return "_None";
+    case Compression::kZstd: return "_Zstd";
+    case Compression::kZstdOld: return "_ZstdOld";
+  }
+  return "_Unknown";
+}
+
+const char* predictor_suffix(delta::PredictorChoice p) {
+  switch (p) {
+    case delta::PredictorChoice::kAuto: return "";
+    case delta::PredictorChoice::kNone: return "_NoPredictor";
+    case delta::PredictorChoice::kX86: return "_X86";
+    case delta::PredictorChoice::kThumb: return "_Thumb";
+  }
+  return "_Unknown";
+}
+
 void PrintTo(const Param& p, std::ostream* os) {
-  *os << p.c.name << (p.compression == Compression::kZstd ? " zstd" : " none");
+  *os << p.c.name << compression_suffix(p.compression) << predictor_suffix(p.predictor);
 }
 
 std::string param_name(const testing::TestParamInfo<Param>& info) {
-  return info.param.c.name + (info.param.compression == Compression::kZstd ? "_Zstd" : "_None");
+  return info.param.c.name + compression_suffix(info.param.compression) + predictor_suffix(info.param.predictor);
 }
 
 std::vector<Param> params() {
@@ -152,12 +172,27 @@ std::vector<Param> params() {
   return out;
 }
 
+// Every case again with OLD as zstd dictionary, and with each reference
+// predictor forced on (kAuto keeps them off for data that is not code), so the
+// address map section and the predicted COPY/ADD paths see every shape of input.
+std::vector<Param> more_params() {
+  std::vector<Param> out;
+  for (const auto& c : cases()) {
+    out.push_back({c, Compression::kZstdOld, delta::PredictorChoice::kNone});
+    out.push_back({c, Compression::kZstd, delta::PredictorChoice::kX86});
+    out.push_back({c, Compression::kNone, delta::PredictorChoice::kThumb});
+  }
+  return out;
+}
+
+
 class RoundTrip : public testing::TestWithParam<Param> {};
 
 TEST_P(RoundTrip, ApplyGivesNew) {
   const Param& p = GetParam();
   const Pair pair = p.c.make();
   delta::DiffOptions opt = test::fast_options(p.compression, p.c.frame_log);
+  opt.predictor = p.predictor;
 
   VectorWriter out;
   auto stats = delta::diff(pair.old_image, pair.new_image, out, opt);
@@ -178,15 +213,25 @@ TEST_P(RoundTrip, ApplyGivesNew) {
   const delta::PatchHeader& h = header->first;
   EXPECT_EQ(h.version, delta::kFormatVersion);
   EXPECT_EQ(h.compression, p.compression);
-  EXPECT_EQ(h.window_log, p.compression == Compression::kZstd ? opt.window_log : 0);
+  if (p.compression == Compression::kZstd) {
+    EXPECT_EQ(h.window_log, opt.window_log);
+  } else if (p.compression == Compression::kNone) {
+    EXPECT_EQ(h.window_log, 0);
+  }
   EXPECT_EQ(h.frame_log, p.c.frame_log);
   EXPECT_EQ(h.old_size, pair.old_image.size());
   EXPECT_EQ(h.new_size, pair.new_image.size());
   EXPECT_EQ(h.old_hash, stats->old_hash);
   EXPECT_EQ(h.new_hash, stats->new_hash);
   EXPECT_EQ(h.frame_count(), stats->frames);
-  if (pair.new_image.empty()) {
+  if (pair.new_image.empty() && h.predictor == delta::Predictor::kNone) {
     EXPECT_EQ(patch.size(), header->second) << "no frames for an empty NEW";
+  }
+  if (p.predictor != delta::PredictorChoice::kAuto) {
+    const delta::Predictor expected = p.predictor == delta::PredictorChoice::kX86     ? delta::Predictor::kX86
+                                      : p.predictor == delta::PredictorChoice::kThumb ? delta::Predictor::kThumb
+                                                                                      : delta::Predictor::kNone;
+    EXPECT_EQ(static_cast<int>(h.predictor), static_cast<int>(expected)) << "a forced predictor is used";
   }
 
   auto applied = test::apply_patch(pair.old_image, patch);
@@ -195,6 +240,7 @@ TEST_P(RoundTrip, ApplyGivesNew) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Delta, RoundTrip, testing::ValuesIn(params()), param_name);
+INSTANTIATE_TEST_SUITE_P(More, RoundTrip, testing::ValuesIn(more_params()), param_name);
 
 TEST(RoundTripSizes, SimilarImagesGiveSmallPatches) {
   Bytes old_image = structured_bytes(200'000, 40);

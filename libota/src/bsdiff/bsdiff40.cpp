@@ -247,9 +247,11 @@ Status apply(const Source& old_image, const Source& patch, Writer& out) {
     for (std::int64_t left = x; left > 0;) {
       std::size_t n = static_cast<std::size_t>(std::min<std::int64_t>(left, static_cast<std::int64_t>(buf.size())));
       OTA_TRY(dif.read_exact(MutableByteSpan(buf.data(), n), "diff"));
-      // bspatch treats OLD bytes outside the file as zero; so do we.
-      std::int64_t lo = std::max<std::int64_t>(oldpos, 0), hi = std::min<std::int64_t>(oldpos + static_cast<std::int64_t>(n), old_size);
-      if (lo < hi) {
+      // bspatch treats OLD bytes outside the file as zero; so do we. (|oldpos| stays
+      // below 2^62, so none of this overflows.)
+      const auto len = static_cast<std::int64_t>(n);
+      if (oldpos < old_size && oldpos > -len) {
+        const std::int64_t lo = std::max<std::int64_t>(oldpos, 0), hi = std::min<std::int64_t>(oldpos + len, old_size);
         OTA_TRY(old_image.read_at(static_cast<std::uint64_t>(lo), MutableByteSpan(oldbuf.data(), static_cast<std::size_t>(hi - lo))));
         for (std::int64_t i = lo; i < hi; ++i) buf[static_cast<std::size_t>(i - oldpos)] += oldbuf[static_cast<std::size_t>(i - lo)];
       }
@@ -265,8 +267,10 @@ Status apply(const Source& old_image, const Source& patch, Writer& out) {
       newpos += static_cast<std::int64_t>(n);
       left -= static_cast<std::int64_t>(n);
     }
-    if ((z > 0 && oldpos > INT64_MAX - z) || (z < 0 && oldpos < INT64_MIN / 2 - z))
-      return fail(ErrorCode::kPatchMalformed, "BSDIFF40 seek overflows");
+    // Positions far outside OLD can never read it again: refuse them rather than overflow.
+    constexpr std::int64_t kLimit = std::int64_t{1} << 61;
+    if (z > kLimit || z < -kLimit || oldpos + z > kLimit || oldpos + z < -kLimit)
+      return fail(ErrorCode::kPatchMalformed, "BSDIFF40 seek moves too far outside OLD");
     oldpos += z;
   }
   OTA_TRY(ctrl.expect_end("control", false));

@@ -32,7 +32,7 @@ Bytes encode_header(const PatchHeader& h) {
 Result<std::pair<PatchHeader, std::size_t>> parse_header(ByteSpan data) {
   auto truncated = [] { return fail(ErrorCode::kPatchTruncated, "patch header is truncated"); };
   const std::size_t magic = std::min<std::size_t>(data.size(), 3);
-  if (std::memcmp(data.data(), detail::kMagic, magic) != 0)
+  if (magic > 0 && std::memcmp(data.data(), detail::kMagic, magic) != 0)
     return fail(ErrorCode::kPatchMalformed, "not an ota delta patch (bad magic)");
   if (data.size() < 7) return truncated();
   PatchHeader h;

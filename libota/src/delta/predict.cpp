@@ -11,11 +11,10 @@ namespace ota::delta::detail {
 namespace {
 
 struct Tables {
-  std::array<bool, 256> rel_opcode{};  // E8 call, E9 jmp: rel32 follows
-  std::array<bool, 256> rip_modrm{};   // mod=00 rm=101: [rip + disp32]
-  std::array<bool, 256> modrm_opcode{};
+  // site[b2 << 8 | b1]: a rel32 operand follows the two bytes b2 b1 (x86).
+  std::array<bool, 65536> site{};
   Tables() {
-    rel_opcode[0xE8] = rel_opcode[0xE9] = true;
+    std::array<bool, 256> rip_modrm{}, modrm_opcode{};
     for (int reg = 0; reg < 8; ++reg) rip_modrm[static_cast<std::size_t>(0x05 | reg << 3)] = true;
     // Opcodes that take a ModRM byte and commonly address memory rip-relatively
     // (mov, lea, cmp, add, sub, xor, test, movsxd, or, and, mov imm, group 1/5,
@@ -23,6 +22,11 @@ struct Tables {
     for (int op : {0x8B, 0x8D, 0x89, 0x3B, 0x03, 0x2B, 0x33, 0x39, 0x85, 0x63, 0x0B, 0x23, 0xC7, 0x80,
                    0x83, 0x81, 0xFF, 0x10, 0x11, 0x28, 0x29, 0x6F, 0x7F, 0xB6, 0xB7, 0x3A, 0x38, 0x88})
       modrm_opcode[static_cast<std::size_t>(op)] = true;
+    for (unsigned b2 = 0; b2 < 256; ++b2)
+      for (unsigned b1 = 0; b1 < 256; ++b1)
+        site[b2 << 8 | b1] = b1 == 0xE8 || b1 == 0xE9 ||           // call, jmp rel32
+                             (b2 == 0x0F && (b1 & 0xF0) == 0x80) ||  // jcc rel32
+                             (rip_modrm[b1] && modrm_opcode[b2]);    // [rip + disp32]
   }
 };
 
@@ -184,9 +188,7 @@ void predict_x86(const AddressMap& map, ByteSpan window, std::uint64_t window_st
     if (k < 2) return false;
     int b1 = at(k - 1), b2 = at(k - 2);
     if (b1 < 0 || b2 < 0) return false;
-    if (tb.rel_opcode[static_cast<std::size_t>(b1)]) return true;
-    if (b2 == 0x0F && (b1 & 0xF0) == 0x80) return true;
-    return tb.rip_modrm[static_cast<std::size_t>(b1)] && tb.modrm_opcode[static_cast<std::size_t>(b2)];
+    return tb.site[static_cast<std::size_t>(b2 << 8 | b1)];
   };
   const std::uint64_t first = q >= 3 ? q - 3 : 0;
   const std::uint64_t last = q + n;  // exclusive
@@ -209,8 +211,12 @@ void predict_x86(const AddressMap& map, ByteSpan window, std::uint64_t window_st
                                    static_cast<std::uint8_t>(v >> 16), static_cast<std::uint8_t>(v >> 24)};
     put_site(s, bytes, q, n, out);
   };
+  // Inside the window the two bytes before s are plain loads.
+  const std::uint8_t* w = window.data();
   for (std::uint64_t s = first; s < last; ++s) {
-    const bool c0 = cond(s);
+    const bool c0 = (s >= window_start + 2 && s <= window_end)
+                        ? tb.site[static_cast<std::size_t>(w[s - 2 - window_start] << 8 | w[s - 1 - window_start])]
+                        : cond(s);
     if (c0 && !c1 && !c2 && !c3 && s + 4 <= old_size) predict_site(s);
     c3 = c2;
     c2 = c1;
