@@ -307,9 +307,11 @@ main() {
   local load_start; load_start=$(cut -d' ' -f1-3 /proc/loadavg)
   local git_rev   # the source state at the start (the binary may be older: see the stale check)
   git_rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- libota tools 2>/dev/null || echo ' + uncommitted changes in libota/ or tools/')"
-  RAW=$(mktemp "$RUNS/.raw.XXXXXX")
-  META=$(mktemp "$RUNS/.meta.XXXXXX")
-  trap 'rm -f "$RAW" "$META"' EXIT
+  # Kept after the run: `python3 bench/delta_report.py --raw bench/data/runs/raw.tsv
+  # --meta bench/data/runs/meta.tsv --md FILE --json FILE` re-renders the report.
+  RAW=$RUNS/raw.tsv
+  META=$RUNS/meta.tsv
+  : >"$RAW"; : >"$META"
 
   # Fetch and extract.
   local p o n
