@@ -71,22 +71,11 @@ class BzReader {
 
   // Fills out exactly, or fails (a short stream is a corrupt patch).
   Status read_exact(MutableByteSpan out, const char* what) {
-    if (!started_) {
-      if (BZ2_bzDecompressInit(&s_, 0, 1) != BZ_OK)
-        return fail(ErrorCode::kOutOfMemory, "bzip2: cannot start a decompressor");
-      started_ = true;
-    }
+    OTA_TRY(start());
     std::size_t done = 0;
     while (done < out.size()) {
       if (ended_) return fail(ErrorCode::kPatchTruncated, std::string("BSDIFF40 ") + what + " stream ends early");
-      if (s_.avail_in == 0) {
-        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(in_.size(), end_ - pos_));
-        if (n == 0) return fail(ErrorCode::kPatchTruncated, std::string("BSDIFF40 ") + what + " stream is truncated");
-        OTA_TRY(src_.read_at(pos_, MutableByteSpan(in_.data(), n)));
-        pos_ += n;
-        s_.next_in = reinterpret_cast<char*>(in_.data());
-        s_.avail_in = static_cast<unsigned>(n);
-      }
+      OTA_TRY(refill(what));
       s_.next_out = reinterpret_cast<char*>(out.data() + done);
       s_.avail_out = static_cast<unsigned>(std::min<std::size_t>(out.size() - done, 1u << 30));
       unsigned before = s_.avail_out;
@@ -116,21 +105,30 @@ class BzReader {
   }
 
  private:
+  Status start() {
+    if (started_) return ok();
+    if (BZ2_bzDecompressInit(&s_, 0, 1) != BZ_OK)
+      return fail(ErrorCode::kOutOfMemory, "bzip2: cannot start a decompressor");
+    started_ = true;
+    return ok();
+  }
+
+  // Gives the decompressor more compressed bytes when it has none left.
+  Status refill(const char* what) {
+    if (s_.avail_in != 0) return ok();
+    std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(in_.size(), end_ - pos_));
+    if (n == 0) return fail(ErrorCode::kPatchTruncated, std::string("BSDIFF40 ") + what + " stream is truncated");
+    OTA_TRY(src_.read_at(pos_, MutableByteSpan(in_.data(), n)));
+    pos_ += n;
+    s_.next_in = reinterpret_cast<char*>(in_.data());
+    s_.avail_in = static_cast<unsigned>(n);
+    return ok();
+  }
+
   // Decodes at most one byte into out; returns how many were produced.
   Result<std::size_t> read_some(std::uint8_t* out, const char* what) {
-    if (!started_) {
-      if (BZ2_bzDecompressInit(&s_, 0, 1) != BZ_OK)
-        return fail(ErrorCode::kOutOfMemory, "bzip2: cannot start a decompressor");
-      started_ = true;
-    }
-    if (s_.avail_in == 0) {
-      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(in_.size(), end_ - pos_));
-      if (n == 0) return fail(ErrorCode::kPatchTruncated, std::string("BSDIFF40 ") + what + " stream is truncated");
-      OTA_TRY(src_.read_at(pos_, MutableByteSpan(in_.data(), n)));
-      pos_ += n;
-      s_.next_in = reinterpret_cast<char*>(in_.data());
-      s_.avail_in = static_cast<unsigned>(n);
-    }
+    OTA_TRY(start());
+    OTA_TRY(refill(what));
     s_.next_out = reinterpret_cast<char*>(out);
     s_.avail_out = 1;
     int rc = BZ2_bzDecompress(&s_);
