@@ -35,6 +35,21 @@ Result<Bytes> apply_in_chunks(ByteSpan old_image, ByteSpan patch,
                               const std::function<std::size_t(std::size_t left)>& next_chunk,
                               delta::PatchOptions options = {});
 
+// A Writer that accepts `limit` bytes and then fails like a full disk (kIo).
+class FullDiskWriter final : public Writer {
+ public:
+  explicit FullDiskWriter(std::uint64_t limit) : limit_(limit) {}
+  Status write(ByteSpan data) override {
+    if (pos_ + data.size() > limit_) return fail(ErrorCode::kIo, "no space left on device");
+    pos_ += data.size();
+    return ok();
+  }
+  std::uint64_t position() const override { return pos_; }
+
+ private:
+  std::uint64_t limit_, pos_ = 0;
+};
+
 // "code_name: message" or "ok".
 std::string describe(const Status& status);
 

@@ -489,19 +489,7 @@ TEST(ParseHeader, WrongMagicWithinTheFirstBytes) {
 
 // ---- errors from around the patcher ----
 
-class FailingWriter final : public Writer {
- public:
-  explicit FailingWriter(std::uint64_t limit) : limit_(limit) {}
-  Status write(ByteSpan data) override {
-    if (pos_ + data.size() > limit_) return fail(ErrorCode::kIo, "no space left on device");
-    pos_ += data.size();
-    return ok();
-  }
-  std::uint64_t position() const override { return pos_; }
-
- private:
-  std::uint64_t limit_, pos_ = 0;
-};
+using FailingWriter = test::FullDiskWriter;
 
 TEST(Surroundings, WriterErrorPropagatesWithContext) {
   Fixture f = make_fixture();

@@ -380,20 +380,7 @@ TEST(DiffOptions, ProgressIsMonotonicAndEndsAtTotal) {
   EXPECT_EQ(calls.back().first, b.size());
 }
 
-// A Writer that fails after `limit` bytes.
-class FullDisk final : public Writer {
- public:
-  explicit FullDisk(std::uint64_t limit) : limit_(limit) {}
-  Status write(ByteSpan data) override {
-    if (pos_ + data.size() > limit_) return fail(ErrorCode::kIo, "no space left on device");
-    pos_ += data.size();
-    return ok();
-  }
-  std::uint64_t position() const override { return pos_; }
-
- private:
-  std::uint64_t limit_, pos_ = 0;
-};
+using FullDisk = test::FullDiskWriter;
 
 TEST(DiffOptions, WriterErrorPropagates) {
   Bytes a = random_bytes(50'000, 66), b = random_bytes(50'000, 67);

@@ -382,19 +382,7 @@ class TrickleReader final : public Reader {
   std::size_t max_, fail_after_, pos_ = 0;
 };
 
-class FailingWriter final : public Writer {
- public:
-  explicit FailingWriter(std::uint64_t limit) : limit_(limit) {}
-  Status write(ByteSpan data) override {
-    if (pos_ + data.size() > limit_) return fail(ErrorCode::kIo, "disk full");
-    pos_ += data.size();
-    return ok();
-  }
-  std::uint64_t position() const override { return pos_; }
-
- private:
-  std::uint64_t limit_, pos_ = 0;
-};
+using FailingWriter = test::FullDiskWriter;
 
 TEST(Copy, CopiesEverythingAndCounts) {
   Bytes data = random_bytes(250'000, 16);
@@ -435,7 +423,7 @@ TEST(Copy, WriterErrorPropagates) {
   auto n = copy(r, w);
   ASSERT_FALSE(n);
   EXPECT_EQ(n.error().code, ErrorCode::kIo);
-  EXPECT_EQ(n.error().message, "disk full");
+  EXPECT_EQ(n.error().message, "no space left on device");
 }
 
 TEST(Copy, FileToAtomicFile) {
