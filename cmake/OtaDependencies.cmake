@@ -8,6 +8,7 @@ find_package(nlohmann_json 3 REQUIRED)
 find_package(BZip2 REQUIRED)
 pkg_check_modules(DIVSUFSORT REQUIRED IMPORTED_TARGET libdivsufsort libdivsufsort64)
 pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
+pkg_check_modules(LIBARCHIVE REQUIRED IMPORTED_TARGET libarchive)
 # The device-side code paths (ota patch, later ota-agent) have a whole-process
 # memory budget of a few MiB; every shared library costs resident pages for its
 # relocations and data. Link the Debian static archives of libsodium and bzip2

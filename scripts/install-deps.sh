@@ -7,11 +7,11 @@ packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config git
   # libraries (docs/design.md, "Dependencies")
-  libdivsufsort-dev libzstd-dev libsodium-dev libbz2-dev libcli11-dev nlohmann-json3-dev libexpected-dev
+  libdivsufsort-dev libzstd-dev libsodium-dev libbz2-dev libcli11-dev nlohmann-json3-dev libexpected-dev libarchive-dev
   # tests, fuzzing and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev python3 python3-jsonschema
   # peers used by the interop tests, the demo and the benchmarks
-  bsdiff xdelta3 zstd time unzip ca-certificates
+  bsdiff xdelta3 zstd time unzip ca-certificates mender-artifact tar
 )
 
 missing=()

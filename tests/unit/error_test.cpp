@@ -32,6 +32,17 @@ constexpr CodeCase kPinned[] = {
     {ErrorCode::kOldMismatch, 12, "old_mismatch"},
     {ErrorCode::kNewMismatch, 13, "new_mismatch"},
     {ErrorCode::kDecompress, 14, "decompress"},
+    {ErrorCode::kMalformed, 20, "malformed"},
+    {ErrorCode::kBadSignature, 21, "bad_signature"},
+    {ErrorCode::kTooFewSignatures, 22, "too_few_signatures"},
+    {ErrorCode::kUnknownKey, 23, "unknown_key"},
+    {ErrorCode::kKeyRevoked, 24, "key_revoked"},
+    {ErrorCode::kExpired, 25, "expired"},
+    {ErrorCode::kPayloadMismatch, 26, "payload_mismatch"},
+    {ErrorCode::kIncompatibleHardware, 27, "incompatible_hardware"},
+    {ErrorCode::kDowngrade, 28, "downgrade"},
+    {ErrorCode::kBadPassphrase, 29, "bad_passphrase"},
+    {ErrorCode::kRootRejected, 30, "root_rejected"},
 };
 
 TEST(ErrorCode, ValuesArePinned) {

@@ -32,6 +32,18 @@ enum class ErrorCode : std::uint8_t {
   kOldMismatch = 12,       // OLD is not the image this patch was made from (size or hash)
   kNewMismatch = 13,       // the patched result does not hash to the expected NEW
   kDecompress = 14,        // a compressed stream inside the patch is corrupt
+  // Keys, trust roots, manifests and bundles.
+  kMalformed = 20,             // a bundle, manifest, root or key file is not well formed (or truncated)
+  kBadSignature = 21,          // a signature by a trusted key does not verify
+  kTooFewSignatures = 22,      // fewer distinct trusted keys signed than the threshold
+  kUnknownKey = 23,            // signed only by keys the trust root does not list
+  kKeyRevoked = 24,            // signed by a key the trust root revokes
+  kExpired = 25,               // the manifest or the trust root has expired
+  kPayloadMismatch = 26,       // a payload chunk or payload does not match the signed manifest
+  kIncompatibleHardware = 27,  // the bundle does not list this hardware id
+  kDowngrade = 28,             // version or security version below what is installed
+  kBadPassphrase = 29,         // a sealed secret key could not be opened
+  kRootRejected = 30,          // a trust root update does not chain from the current root
 };
 
 // Stable, lowercase, machine-readable name of a code ("patch_truncated").

@@ -24,6 +24,54 @@ Result<Bytes> zstd_compress(ByteSpan in, const ZstdParams& params, ByteSpan pref
   return out;
 }
 
+Result<std::uint64_t> zstd_compress_stream(Reader& in, Writer& out, const StreamParams& params,
+                                           const std::function<void(std::uint64_t)>& progress) {
+  ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  if (!cctx) return fail(ErrorCode::kOutOfMemory, "zstd: cannot create a compression context");
+  std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> guard(cctx, ZSTD_freeCCtx);
+  auto set = [&](ZSTD_cParameter p, int v) -> Status {
+    std::size_t r = ZSTD_CCtx_setParameter(cctx, p, v);
+    if (ZSTD_isError(r)) return fail(ErrorCode::kUsage, std::string("zstd: ") + ZSTD_getErrorName(r));
+    return ok();
+  };
+  OTA_TRY(set(ZSTD_c_compressionLevel, params.level));
+  OTA_TRY(set(ZSTD_c_windowLog, params.window_log));
+  OTA_TRY(set(ZSTD_c_checksumFlag, 0));
+  OTA_TRY(set(ZSTD_c_contentSizeFlag, 1));
+  // A build without thread support cannot honour workers; that is an error
+  // rather than silently different bytes.
+  OTA_TRY(set(ZSTD_c_nbWorkers, params.workers < 1 ? 1 : params.workers));
+  if (params.pledged_size != ~0ull) ZSTD_CCtx_setPledgedSrcSize(cctx, params.pledged_size);
+  Bytes ibuf(ZSTD_CStreamInSize() * 4), obuf(ZSTD_CStreamOutSize());
+  std::uint64_t total_in = 0, total_out = 0;
+  bool eof = false;
+  while (!eof) {
+    std::size_t have = 0;
+    while (have < ibuf.size()) {
+      auto n = in.read(MutableByteSpan(ibuf.data() + have, ibuf.size() - have));
+      if (!n) return fail(n.error());
+      if (*n == 0) {
+        eof = true;
+        break;
+      }
+      have += *n;
+    }
+    total_in += have;
+    ZSTD_inBuffer ib{ibuf.data(), have, 0};
+    const ZSTD_EndDirective mode = eof ? ZSTD_e_end : ZSTD_e_continue;
+    while (true) {
+      ZSTD_outBuffer ob{obuf.data(), obuf.size(), 0};
+      std::size_t r = ZSTD_compressStream2(cctx, &ob, &ib, mode);
+      if (ZSTD_isError(r)) return fail(ErrorCode::kInternal, std::string("zstd: ") + ZSTD_getErrorName(r));
+      if (ob.pos) OTA_TRY(out.write(ByteSpan(obuf.data(), ob.pos)));
+      total_out += ob.pos;
+      if (eof ? r == 0 : ib.pos == ib.size) break;
+    }
+    if (progress) progress(total_in);
+  }
+  return total_out;
+}
+
 Result<Bytes> zstd_decompress(ByteSpan in, std::size_t max_size) {
   const unsigned long long size = ZSTD_getFrameContentSize(in.data(), in.size());
   if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN)

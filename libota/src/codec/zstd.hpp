@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "ota/error.hpp"
@@ -18,6 +19,19 @@ struct ZstdParams {
 // Compresses in into one zstd frame (content size recorded, no checksum);
 // with a prefix, matches may reach into it (the decoder needs the same prefix).
 Result<Bytes> zstd_compress(ByteSpan in, const ZstdParams& params, ByteSpan prefix = {});
+
+// Streams in to out as one zstd frame (content size recorded when known).
+// With workers >= 1 the output depends only on level and window, never on the
+// worker count (zstd's multi-threaded mode is deterministic across counts), so
+// callers pass max(1, threads) to stay reproducible on any machine.
+struct StreamParams {
+  int level = 9;
+  int window_log = 21;
+  int workers = 1;
+  std::uint64_t pledged_size = ~0ull;  // ~0: unknown
+};
+Result<std::uint64_t> zstd_compress_stream(Reader& in, Writer& out, const StreamParams& params,
+                                           const std::function<void(std::uint64_t)>& progress = {});
 
 // Decompresses one whole zstd frame that declares its content size (at most max_size).
 Result<Bytes> zstd_decompress(ByteSpan in, std::size_t max_size);

@@ -17,6 +17,17 @@ std::string_view error_code_name(ErrorCode code) noexcept {
     case ErrorCode::kOldMismatch: return "old_mismatch";
     case ErrorCode::kNewMismatch: return "new_mismatch";
     case ErrorCode::kDecompress: return "decompress";
+    case ErrorCode::kMalformed: return "malformed";
+    case ErrorCode::kBadSignature: return "bad_signature";
+    case ErrorCode::kTooFewSignatures: return "too_few_signatures";
+    case ErrorCode::kUnknownKey: return "unknown_key";
+    case ErrorCode::kKeyRevoked: return "key_revoked";
+    case ErrorCode::kExpired: return "expired";
+    case ErrorCode::kPayloadMismatch: return "payload_mismatch";
+    case ErrorCode::kIncompatibleHardware: return "incompatible_hardware";
+    case ErrorCode::kDowngrade: return "downgrade";
+    case ErrorCode::kBadPassphrase: return "bad_passphrase";
+    case ErrorCode::kRootRejected: return "root_rejected";
   }
   return "unknown";
 }

@@ -4,12 +4,12 @@
 
 #include <cstring>
 
+#include "core/sodium.hpp"
+
 namespace ota {
 
 static_assert(sizeof(crypto_generichash_state) <= 384, "Hasher state buffer too small");
 static_assert(alignof(crypto_generichash_state) <= 64, "Hasher state alignment too small");
-
-void ensure_sodium();
 
 namespace {
 crypto_generichash_state* state_of(std::uint8_t* raw) {

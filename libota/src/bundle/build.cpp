@@ -1,0 +1,295 @@
+// Staging a bundle: produce every payload once, hash it in chunks, then the
+// manifest exists before the bundle's first byte is written.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include "codec/zstd.hpp"
+#include "ota/bundle.hpp"
+#include "ota/delta.hpp"
+
+namespace ota::bundle {
+
+namespace {
+
+using ota::Reader;
+
+// An anonymous file (O_TMPFILE): gone when closed, whatever happens.
+class TempFile final : public Writer {
+ public:
+  static Result<std::unique_ptr<TempFile>> create(const std::string& dir) {
+    int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      // Filesystems without O_TMPFILE: a named file, unlinked at once.
+      std::string path = dir + "/.ota-stage-XXXXXX";
+      fd = ::mkostemp(path.data(), O_CLOEXEC);
+      if (fd < 0)
+        return fail(ErrorCode::kIo, "cannot create a temporary file in '" + dir + "': " + std::strerror(errno));
+      ::unlink(path.c_str());
+    }
+    return std::unique_ptr<TempFile>(new TempFile(fd));
+  }
+  ~TempFile() override { ::close(fd_); }
+  Status write(ByteSpan data) override {
+    buf_.insert(buf_.end(), data.begin(), data.end());
+    if (buf_.size() >= (1u << 20)) return flush();
+    return ok();
+  }
+  Status flush() {
+    std::size_t off = 0;
+    while (off < buf_.size()) {
+      ssize_t n = ::pwrite(fd_, buf_.data() + off, buf_.size() - off, static_cast<off_t>(pos_ + off));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return fail(ErrorCode::kIo, std::string("writing a temporary file: ") + std::strerror(errno));
+      off += static_cast<std::size_t>(n);
+    }
+    pos_ += buf_.size();
+    buf_.clear();
+    return ok();
+  }
+  std::uint64_t position() const override { return pos_ + buf_.size(); }
+
+  // Reads the file from the start.
+  class In final : public Reader {
+   public:
+    explicit In(int fd) : fd_(fd) {}
+    Result<std::size_t> read(MutableByteSpan out) override {
+      while (true) {
+        ssize_t n = ::pread(fd_, out.data(), out.size(), static_cast<off_t>(off_));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return fail(ErrorCode::kIo, std::string("reading a temporary file: ") + std::strerror(errno));
+        off_ += static_cast<std::uint64_t>(n);
+        return static_cast<std::size_t>(n);
+      }
+    }
+
+   private:
+    int fd_;
+    std::uint64_t off_ = 0;
+  };
+  std::unique_ptr<Reader> reader() const { return std::make_unique<In>(fd_); }
+
+ private:
+  explicit TempFile(int fd) : fd_(fd) {}
+  int fd_;
+  std::uint64_t pos_ = 0;
+  Bytes buf_;
+};
+
+// Hashes what passes through, whole and in chunks, and forwards it.
+class ChunkHasher final : public Writer {
+ public:
+  ChunkHasher(Writer* next, std::uint32_t chunk_size) : next_(next), chunk_size_(chunk_size) {}
+  Status write(ByteSpan data) override {
+    whole_.update(data);
+    std::size_t off = 0;
+    while (off < data.size()) {
+      const std::size_t k = std::min<std::size_t>(data.size() - off, chunk_size_ - in_chunk_);
+      chunk_.update(data.subspan(off, k));
+      in_chunk_ += k;
+      off += k;
+      if (in_chunk_ == chunk_size_) {
+        chunks_.push_back(chunk_.finish());
+        chunk_ = Hasher();
+        in_chunk_ = 0;
+      }
+    }
+    pos_ += data.size();
+    return next_ ? next_->write(data) : ok();
+  }
+  std::uint64_t position() const override { return pos_; }
+  // Completes the hashes into p.
+  void finish(manifest::Payload& p) {
+    if (in_chunk_) chunks_.push_back(chunk_.finish());
+    p.size = pos_;
+    p.hash = whole_.finish();
+    p.chunk_size = chunk_size_;
+    p.chunks = std::move(chunks_);
+  }
+
+ private:
+  Writer* next_;
+  std::uint32_t chunk_size_;
+  Hasher whole_, chunk_;
+  std::uint64_t in_chunk_ = 0, pos_ = 0;
+  std::vector<Digest> chunks_;
+};
+
+// Hashes what is read through it.
+class HashingReader final : public Reader {
+ public:
+  HashingReader(Reader& in, std::function<void(std::uint64_t)> progress) : in_(in), progress_(std::move(progress)) {}
+  Result<std::size_t> read(MutableByteSpan out) override {
+    auto n = in_.read(out);
+    if (n && *n) {
+      hash_.update(ByteSpan(out.data(), *n));
+      total_ += *n;
+      if (progress_) progress_(total_);
+    }
+    return n;
+  }
+  Digest digest() { return hash_.finish(); }
+  std::uint64_t total() const { return total_; }
+
+ private:
+  Reader& in_;
+  std::function<void(std::uint64_t)> progress_;
+  Hasher hash_;
+  std::uint64_t total_ = 0;
+};
+
+std::string short_hex(const Digest& d) { return to_hex(ByteSpan(d.data(), 8)); }
+
+class StagedImpl final : public Staged {
+ public:
+  const manifest::Manifest& manifest() const override { return m_; }
+  const Bytes& manifest_bytes() const override { return bytes_; }
+
+  Status write(Writer& out, const SignatureBlock& block,
+               const std::function<void(std::uint64_t, std::uint64_t)>& progress) override {
+    std::vector<std::unique_ptr<Reader>> owned;
+    std::vector<Reader*> readers;
+    for (std::size_t i = 0; i < m_.payloads.size(); ++i) {
+      if (files_[i]) {
+        owned.push_back(files_[i]->reader());
+      } else {
+        auto f = FileReader::open(image_path_);
+        if (!f) return fail(f.error());
+        owned.push_back(std::move(*f));
+      }
+      readers.push_back(owned.back().get());
+    }
+    return write_bundle(out, bytes_, block, m_, readers, progress);
+  }
+
+  manifest::Manifest m_;
+  Bytes bytes_;
+  std::vector<std::unique_ptr<TempFile>> files_;  // null: the image itself (stored)
+  std::string image_path_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Staged>> stage(const BuildOptions& o) {
+  auto st = std::make_unique<StagedImpl>();
+  manifest::Manifest& m = st->m_;
+  m.name = o.name;
+  m.version = o.version;
+  m.security_version = o.security_version;
+  m.hardware = o.hardware;
+  m.created = o.created;
+  m.expires = o.expires;
+  st->image_path_ = o.image_path;
+  const std::string dir = o.temp_dir.empty() ? "/tmp" : o.temp_dir;
+  const unsigned threads = o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+
+  auto image = FileSource::open(o.image_path);
+  if (!image) return fail(image.error().with_context("the image"));
+  const std::uint64_t image_size = (*image)->size();
+  auto report = [&](const std::string& stage_name, std::uint64_t d, std::uint64_t t) {
+    if (o.progress) o.progress(stage_name, d, t);
+  };
+
+  // The full image.
+  {
+    manifest::Payload p;
+    p.kind = manifest::PayloadKind::kFull;
+    auto in = FileReader::open(o.image_path);
+    if (!in) return fail(in.error().with_context("the image"));
+    HashingReader hashing(**in, [&](std::uint64_t d) { report("compress", d, image_size); });
+    if (o.compress) {
+      p.name = "full.zst";
+      p.compression = manifest::Compression::kZstd;
+      p.window_log = static_cast<std::uint8_t>(o.window_log);
+      auto tmp = TempFile::create(dir);
+      if (!tmp) return fail(tmp.error());
+      // The chunk size depends on the stored size, known only afterwards:
+      // hash in 4 KiB chunks, then fold into the final size below.
+      codec::StreamParams zp;
+      zp.level = o.level;
+      zp.window_log = o.window_log;
+      zp.workers = static_cast<int>(threads);
+      zp.pledged_size = image_size;
+      auto n = codec::zstd_compress_stream(hashing, **tmp, zp);
+      if (!n) return fail(n.error().with_context("compressing the image"));
+      OTA_TRY((*tmp)->flush());
+      st->files_.push_back(std::move(*tmp));
+    } else {
+      p.name = "full.img";
+      p.compression = manifest::Compression::kNone;
+      p.window_log = 0;
+      st->files_.push_back(nullptr);  // stored as is: hashed once, below
+    }
+    if (o.compress && hashing.total() != image_size)
+      return fail(ErrorCode::kIo, "the image changed size while it was read");
+    m.target_size = image_size;
+    if (o.compress) m.target_hash = hashing.digest();
+    m.payloads.push_back(std::move(p));
+  }
+
+  // One delta per base.
+  if (!o.base_paths.empty()) {
+    auto new_image = read_file(o.image_path);
+    if (!new_image) return fail(new_image.error());
+    if (new_image->size() != image_size || (o.compress && content_hash(*new_image) != m.target_hash)) return fail(ErrorCode::kIo, "the image changed while it was read");
+    for (const auto& base_path : o.base_paths) {
+      auto base = read_file(base_path);
+      if (!base) return fail(base.error().with_context("base image"));
+      manifest::Payload p;
+      p.kind = manifest::PayloadKind::kDelta;
+      p.compression = manifest::Compression::kOtaDelta;
+      p.base_size = base->size();
+      p.base_hash = content_hash(*base);
+      p.name = "delta-" + short_hex(p.base_hash) + ".otd";
+      auto tmp = TempFile::create(dir);
+      if (!tmp) return fail(tmp.error());
+      delta::DiffOptions dopt;
+      dopt.level = o.delta_level;
+      dopt.threads = threads;
+      dopt.progress = [&](std::uint64_t d, std::uint64_t t) { report("delta", d, t); };
+      auto stats = delta::diff(*base, *new_image, **tmp, dopt);
+      if (!stats) return fail(stats.error().with_context("delta from " + base_path));
+      OTA_TRY((*tmp)->flush());
+      p.window_log = dopt.window_log;
+      for (const auto& q : m.payloads)
+        if (q.kind == manifest::PayloadKind::kDelta && q.base_hash == p.base_hash)
+          return fail(ErrorCode::kUsage, "base image '" + base_path + "' is given twice (same content)");
+      st->files_.push_back(std::move(*tmp));
+      m.payloads.push_back(std::move(p));
+    }
+  }
+
+  // Chunk hashes of every stored payload, now that sizes are known.
+  Bytes buf(1u << 20);
+  for (std::size_t i = 0; i < m.payloads.size(); ++i) {
+    auto& p = m.payloads[i];
+    std::unique_ptr<Reader> in;
+    if (st->files_[i]) {
+      in = st->files_[i]->reader();
+    } else {
+      auto f = FileReader::open(o.image_path);
+      if (!f) return fail(f.error());
+      in = std::move(*f);
+    }
+    const std::uint64_t stored = st->files_[i] ? st->files_[i]->position() : image_size;
+    ChunkHasher hasher(nullptr, o.chunk_size ? o.chunk_size : manifest::default_chunk_size(stored));
+    while (true) {
+      auto n = in->read(buf);
+      if (!n) return fail(n.error());
+      if (*n == 0) break;
+      OTA_TRY(hasher.write(ByteSpan(buf.data(), *n)));
+      report("hash", hasher.position(), stored);
+    }
+    hasher.finish(p);
+    if (!st->files_[i]) m.target_hash = p.hash;
+    if (p.size != stored) return fail(ErrorCode::kIo, "payload " + p.name + " changed size while it was hashed");
+  }
+  OTA_TRY(manifest::validate(m));
+  st->bytes_ = manifest::encode_manifest(m);
+  return std::unique_ptr<Staged>(std::move(st));
+}
+
+}  // namespace ota::bundle
