@@ -1,8 +1,13 @@
 #include "cli.hpp"
 
+#include "ota/keys.hpp"
+#include "ota/trust.hpp"
+
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <iostream>
 
 namespace ota::cli {
@@ -52,6 +57,51 @@ int report(const Context& ctx, const std::string& command, const Error& error) {
     print_json(doc);
   }
   return code;
+}
+
+void PassphraseSource::add_options(CLI::App* cmd) {
+  auto* f = cmd->add_option("--passphrase-file", file, "Read the key passphrase from this file (first line)");
+  auto* e = cmd->add_option("--passphrase-env", env, "Read the key passphrase from this environment variable");
+  f->excludes(e);
+}
+
+Result<std::optional<std::string>> read_passphrase(const PassphraseSource& src) {
+  if (!src.env.empty()) {
+    const char* v = std::getenv(src.env.c_str());
+    if (!v || !*v) return fail(ErrorCode::kUsage, "environment variable " + src.env + " is not set or empty");
+    return std::optional<std::string>(v);
+  }
+  if (!src.file.empty()) {
+    auto bytes = read_file(src.file);
+    if (!bytes) return fail(bytes.error().with_context("passphrase file"));
+    std::string p(bytes->begin(), bytes->end());
+    keys::wipe(bytes->data(), bytes->size());
+    auto nl = p.find('\n');
+    if (nl != std::string::npos) p.resize(nl);
+    if (!p.empty() && p.back() == '\r') p.pop_back();
+    if (p.empty()) return fail(ErrorCode::kUsage, "the passphrase file '" + src.file + "' is empty");
+    return std::optional<std::string>(std::move(p));
+  }
+  return std::optional<std::string>();
+}
+
+Result<std::int64_t> time_now_or(const std::string& at) {
+  if (at.empty()) return static_cast<std::int64_t>(std::time(nullptr));
+  auto t = trust::parse_time(at);
+  if (!t) return fail(ErrorCode::kUsage, "--at: " + t.error().message);
+  return *t;
+}
+
+Result<std::int64_t> build_time() {
+  const char* sde = std::getenv("SOURCE_DATE_EPOCH");
+  if (!sde || !*sde) return static_cast<std::int64_t>(std::time(nullptr));
+  std::int64_t v = 0;
+  for (const char* p = sde; *p; ++p) {
+    if (*p < '0' || *p > '9' || v > (std::int64_t{1} << 40))
+      return fail(ErrorCode::kUsage, "SOURCE_DATE_EPOCH is not a number of seconds");
+    v = v * 10 + (*p - '0');
+  }
+  return v;
 }
 
 }  // namespace ota::cli

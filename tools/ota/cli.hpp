@@ -41,8 +41,28 @@ void print_json(const nlohmann::ordered_json& doc);
 // returns the exit code, which is the pinned ErrorCode value.
 int report(const Context& ctx, const std::string& command, const Error& error);
 
+// Where a passphrase comes from: a file or an environment variable, never argv.
+struct PassphraseSource {
+  std::string file;
+  std::string env;
+  void add_options(CLI::App* cmd);
+};
+// The passphrase (trailing newline removed), nullopt when none was named.
+Result<std::optional<std::string>> read_passphrase(const PassphraseSource& src);
+
+// The current time, or --at TIME when given (for audits and tests).
+Result<std::int64_t> time_now_or(const std::string& at);
+// SOURCE_DATE_EPOCH when set (reproducible builds), else the current time.
+Result<std::int64_t> build_time();
+
 // The subcommands; each registers itself and its callback.
 void add_diff_command(CLI::App& app, Context& ctx, int& exit_code);
 void add_patch_command(CLI::App& app, Context& ctx, int& exit_code);
+void add_keygen_command(CLI::App& app, Context& ctx, int& exit_code);
+void add_root_command(CLI::App& app, Context& ctx, int& exit_code);
+void add_build_command(CLI::App& app, Context& ctx, int& exit_code);
+void add_sign_command(CLI::App& app, Context& ctx, int& exit_code);
+void add_verify_command(CLI::App& app, Context& ctx, int& exit_code);
+void add_inspect_command(CLI::App& app, Context& ctx, int& exit_code);
 
 }  // namespace ota::cli

@@ -12,6 +12,12 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   ota::cli::add_diff_command(app, ctx, exit_code);
   ota::cli::add_patch_command(app, ctx, exit_code);
+  ota::cli::add_keygen_command(app, ctx, exit_code);
+  ota::cli::add_root_command(app, ctx, exit_code);
+  ota::cli::add_build_command(app, ctx, exit_code);
+  ota::cli::add_sign_command(app, ctx, exit_code);
+  ota::cli::add_verify_command(app, ctx, exit_code);
+  ota::cli::add_inspect_command(app, ctx, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -90,7 +90,10 @@ class BundleReader {
   // and applies opts.policy. Must succeed before payloads are read.
   virtual Result<manifest::Manifest> verify(trust::TrustStore& trust, const VerifyOptions& opts,
                                             trust::ThresholdReport* report = nullptr) = 0;
-  // For `ota inspect` without a trust root: parses the manifest unverified.
+  // For tools, never for a device: parses the manifest without checking any
+  // signature (`ota inspect` shows it as unverified; `ota sign` checks the
+  // payloads against it before vouching for it). Payloads may then be read,
+  // each chunk checked against this unverified manifest.
   virtual Result<manifest::Manifest> parse_unverified() = 0;
 
   // Moves to the next payload (checking its header); nullopt after the last

@@ -86,6 +86,9 @@ bool is_sealed(std::string_view text);
 Result<PublicKey> load_public(const std::string& path);
 Result<SecretKey> load_secret(const std::string& path, std::optional<std::string_view> passphrase);
 
+// Overwrites memory in a way the compiler cannot elide (sodium_memzero).
+void wipe(void* data, std::size_t size);
+
 // Writes NAME.key (mode 0600, atomically) and NAME.pub (0644).
 Status write_key_pair(const std::string& base, const SecretKey& key,
                       std::optional<std::string_view> passphrase, const SealParams& params = {});

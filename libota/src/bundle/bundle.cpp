@@ -212,7 +212,7 @@ class StreamReader final : public BundleReader {
     manifest::Policy policy = opts.policy;
     if (!opts.check_expiry) policy.now = std::numeric_limits<trust::Time>::min();
     OTA_TRY(manifest::check_policy(*m, policy));
-    verified_ = true;
+    accepted_ = true;
     return m;
   }
 
@@ -220,6 +220,7 @@ class StreamReader final : public BundleReader {
     auto m = manifest::parse_manifest(manifest_);
     if (!m) return fail(m.error());
     OTA_TRY(adopt(*m));
+    accepted_ = true;  // "accepted": the caller chose to trust it unverified
     return m;
   }
 
@@ -231,7 +232,7 @@ class StreamReader final : public BundleReader {
   }
 
   Result<std::optional<std::size_t>> next_payload() override {
-    if (!verified_) return fail(ErrorCode::kUsage, "bundle: payloads are read only after verify()");
+    if (!accepted_) return fail(ErrorCode::kUsage, "bundle: payloads are read only after verify()");
     if (done_) return std::optional<std::size_t>{};
     if (current_) {
       // Skip what the caller did not read (unchecked, never handed out).
@@ -306,7 +307,7 @@ class StreamReader final : public BundleReader {
   trust::Time manifest_mtime_ = 0, sig_mtime_ = 0;
   SignatureBlock block_;
   manifest::Manifest m_;
-  bool verified_ = false, done_ = false;
+  bool accepted_ = false, done_ = false;
   std::optional<std::size_t> current_;
   std::uint64_t left_ = 0;
   std::size_t chunk_index_ = 0;

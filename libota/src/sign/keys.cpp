@@ -252,6 +252,8 @@ Result<SecretKey> parse_secret(std::string_view text, std::optional<std::string_
   return key;
 }
 
+void wipe(void* data, std::size_t size) { sodium_memzero(data, size); }
+
 Result<PublicKey> load_public(const std::string& path) {
   auto bytes = read_file(path);
   if (!bytes) return fail(bytes.error());
