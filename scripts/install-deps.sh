@@ -11,7 +11,7 @@ packages=(
   # tests, fuzzing and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev python3 python3-jsonschema
   # peers used by the interop tests, the demo and the benchmarks
-  bsdiff xdelta3 zstd time unzip ca-certificates mender-artifact tar
+  bsdiff xdelta3 zstd time unzip ca-certificates mender-artifact tar openssl xxd
 )
 
 missing=()

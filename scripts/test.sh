@@ -22,7 +22,7 @@ if [ "$quick" = 1 ]; then exit 0; fi
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
 "$root/scripts/build.sh" "$root/build-asan" -DOTA_SANITIZE=ON -DOTA_BUILD_BENCH=OFF
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir "$root/build-asan" --output-on-failure -j"$(nproc)"
+  ctest --test-dir "$root/build-asan" --output-on-failure -j"$(nproc)" -LE large
 
 echo "== fuzzing (${fuzz_seconds}s per target)"
 CC=clang CXX=clang++ "$root/scripts/build.sh" "$root/build-fuzz" -DOTA_FUZZ=ON -DOTA_BUILD_TESTS=OFF -DOTA_BUILD_BENCH=OFF

@@ -6,8 +6,10 @@ Usage: check_cli_json.py OTA_BINARY SCHEMA_DIR WORK_DIR
 import json
 import os
 import random
+import base64
 import subprocess
 import sys
+import tarfile
 
 import jsonschema
 
@@ -58,7 +60,62 @@ def main():
     error_v.validate(doc)
     assert doc["error"]["code"] == 12 and doc["error"]["name"] == "old_mismatch", doc
     checked += 1
+    checked += check_signing(ota, schema_dir, work, paths)
     print(f"schemas: {checked} passed, 0 failed")
+
+
+def check_signing(ota, schema_dir, work, paths):
+    """keygen, root, build, sign, verify, inspect: every document and every --json output."""
+    v = {n: load(schema_dir, f"{n}.schema.json") for n in (
+        "keygen-result", "public-key", "secret-key", "signed-root", "root", "build-result", "manifest",
+        "signatures", "verify-result", "inspect-result", "error-result")}
+    checked = 0
+    k = os.path.join(work, "k")
+    s = os.path.join(work, "s")
+    for base in (k, s):
+        for ext in (".key", ".pub"):
+            if os.path.exists(base + ext):
+                os.remove(base + ext)
+    v["keygen-result"].validate(run([ota, "keygen", "--json", "-o", k], 0))
+    pp = os.path.join(work, "pp")
+    open(pp, "w").write("correct horse\n")
+    doc = run([ota, "keygen", "--json", "-o", s, "--passphrase-file", pp], 0)
+    v["keygen-result"].validate(doc)
+    assert doc["sealed"] is True, doc
+    for path, schema in ((k + ".pub", "public-key"), (k + ".key", "secret-key"), (s + ".key", "secret-key")):
+        v[schema].validate(json.load(open(path)))
+        checked += 1
+    root = os.path.join(work, "root.json")
+    subprocess.run([ota, "root", "init", "-q", "--key", k + ".pub", "--key", s + ".pub", "--threshold", "1",
+                    "--expires", "2099-01-01", "-o", root], check=True)
+    subprocess.run([ota, "root", "sign", root, "--key", k + ".key"], check=True)
+    env = json.load(open(root))
+    v["signed-root"].validate(env)
+    v["root"].validate(json.loads(base64.b64decode(env["payload"])))
+    checked += 2
+    bundle = os.path.join(work, "b.otb")
+    doc = run([ota, "build", "--json", "--image", paths["new.bin"], "--base", paths["old.bin"], "--version",
+               "2.0.0-rc.1+build.5", "--hw", "board-a", "--security-version", "2", "--expires", "2098-01-01",
+               "--key", k + ".key", "-o", bundle], 0)
+    v["build-result"].validate(doc)
+    with tarfile.open(bundle) as tar:
+        names = tar.getnames()
+        assert names[:2] == ["manifest.json", "signatures.json"], names
+        v["manifest"].validate(json.load(tar.extractfile("manifest.json")))
+        v["signatures"].validate(json.load(tar.extractfile("signatures.json")))
+    checked += 3
+    doc = run([ota, "verify", "--json", bundle, "--trust", root], 0)
+    v["verify-result"].validate(doc)
+    assert doc["verdict"] == "valid", doc
+    doc = run([ota, "verify", "--json", "--metadata-only", bundle, "--trust", root], 0)
+    v["verify-result"].validate(doc)
+    doc = run([ota, "verify", "--json", bundle, "--trust", root, "--hw", "board-z"], 27)
+    v["verify-result"].validate(doc)
+    v["error-result"].validate(doc)
+    assert doc["verdict"] == "rejected", doc
+    v["inspect-result"].validate(run([ota, "inspect", "--json", bundle], 0))
+    checked += 4
+    return checked
 
 
 if __name__ == "__main__":

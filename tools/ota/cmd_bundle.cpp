@@ -117,7 +117,9 @@ Result<keys::Signature> run_sign_command(const std::string& command, const Bytes
     ::unlink(path.c_str());
     return fail(ErrorCode::kIo, "cannot write the payload for the signer");
   }
-  const std::string full = "(" + command + ") < '" + path + "'";
+  // The bytes arrive on stdin and, for signers that need a file (openssl
+  // pkeyutl -rawin), at the path in $OTA_SIGN_PAYLOAD.
+  const std::string full = "OTA_SIGN_PAYLOAD='" + path + "'; export OTA_SIGN_PAYLOAD; (" + command + ") < '" + path + "'";
   FILE* p = ::popen(full.c_str(), "r");
   if (!p) {
     ::unlink(path.c_str());
@@ -388,10 +390,11 @@ void add_sign_command(CLI::App& app, Context& ctx, int& exit_code) {
   cmd->footer(
       "HSM / KMS: --export-payload writes the exact bytes to sign (Ed25519, pure);\n"
       "--import-signature attaches a signature made elsewhere; --sign-command runs a signer\n"
-      "that reads those bytes on stdin and prints the signature (raw, hex or base64).\n"
+      "that reads those bytes on stdin (or from the file $OTA_SIGN_PAYLOAD) and prints\n"
+      "the signature (raw, hex or base64).\n"
       "Examples:\n  ota sign fw.otb --key release-2.key\n"
       "  ota sign fw.otb --export-payload fw.tbs && ota sign fw.otb --import-signature fw.sig --key-id ID\n"
-      "  ota sign fw.otb --sign-command 'openssl pkeyutl -sign -rawin -inkey k.pem' --pub k.pub");
+      "  ota sign fw.otb --sign-command 'openssl pkeyutl -sign -rawin -inkey k.pem -in \"$OTA_SIGN_PAYLOAD\"' --pub k.pub");
   cmd->add_option("BUNDLE", a->bundle, "The bundle (rewritten in place unless -o)")->required()->check(CLI::ExistingFile);
   cmd->add_option("-o,--output", a->out, "Write the signed bundle here");
   a->sign.add_options(cmd, false);
