@@ -23,6 +23,11 @@ if(OTA_STATIC_DEPS)
   if(OTA_SODIUM_ARCHIVE)
     set(OTA_SODIUM ${OTA_SODIUM_ARCHIVE})
   endif()
+  # libarchive.so pulls libxml2, ICU, nettle, lzma and more (4 MiB of resident
+  # pages at start-up); ota only renders tar headers, and Debian's libarchive.a
+  # links that part with no further dependency. Used by the ota binary only
+  # (tools/CMakeLists.txt); tests and other targets keep the shared library.
+  find_library(OTA_LIBARCHIVE_ARCHIVE NAMES libarchive.a)
   find_library(OTA_BZIP2_ARCHIVE NAMES libbz2.a)
   if(OTA_BZIP2_ARCHIVE)
     set(OTA_BZIP2 ${OTA_BZIP2_ARCHIVE})

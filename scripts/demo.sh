@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The main job end to end on embedded defaults: install what is missing, build,
 # fetch a real firmware pair (Pybricks, from the npm registry), make a delta with
-# `ota diff`, apply it with `ota patch`, check the result byte for byte, and print
-# the sizes and the ratio. Usage: scripts/demo.sh [WORK_DIR]
+# `ota diff`, apply it with `ota patch`, check the result byte for byte, print
+# the sizes and the ratio; then the signed release: three keys and a 2-of-3
+# trust root, `ota build` of a bundle (full image + delta), signed by two key
+# holders in turn, `ota verify`, and a tampered copy rejected.
+# Usage: scripts/demo.sh [WORK_DIR]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-$root/build/demo}
@@ -42,3 +45,25 @@ printf '%-34s %12d\n' "old firmware (7.22.0)" "$old" "new firmware (7.27.0)" "$n
   "new firmware, zstd -19" "$full" "bsdiff 4.3 patch" "$bsd" "ota delta patch" "$patch"
 awk -v p="$patch" -v n="$new" -v f="$full" -v b="$bsd" 'BEGIN {
   printf "\nota patch = %.1f%% of the new image, %.1f%% of its zstd -19, %.2f x bsdiff\n", 100*p/n, 100*p/f, p/b }'
+
+echo
+echo "== signed release: keys, a 2-of-3 trust root, a bundle, two signatures, verify"
+rm -f release-*.key release-*.pub root.json firmware-7.27.0.otb tampered.otb
+for k in release-1 release-2 release-3; do printf '%s key id: ' "$k"; "$ota" keygen -o "$k"; done
+"$ota" root init --key release-1.pub --key release-2.pub --key release-3.pub --threshold 2 \
+  --expires 2030-01-01 -o root.json -q
+"$ota" root sign root.json --key release-1.key --key release-2.key
+echo "== ota build --image firmware-7.27.0.bin --base firmware-7.22.0.bin --key release-1.key -o firmware-7.27.0.otb"
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1767225600} "$ota" build --image firmware-7.27.0.bin --version 7.27.0 \
+  --hw primehub --base firmware-7.22.0.bin --security-version 1 --key release-1.key -o firmware-7.27.0.otb -q
+"$ota" inspect firmware-7.27.0.otb
+echo "== verify with one signature (threshold is 2): rejected"
+set +e; "$ota" verify firmware-7.27.0.otb --trust root.json --hw primehub; rc=$?; set -e
+echo "exit code $rc (22: too few signatures)"
+"$ota" sign firmware-7.27.0.otb --key release-3.key -q
+echo "== after a second key holder signed:"
+"$ota" verify firmware-7.27.0.otb --trust root.json --hw primehub
+cp firmware-7.27.0.otb tampered.otb
+printf 'X' | dd of=tampered.otb bs=1 seek=$(( $(stat -c %s tampered.otb) - 2000 )) conv=notrunc status=none
+set +e; "$ota" verify tampered.otb --trust root.json; rc=$?; set -e
+echo "tampered copy: exit code $rc (26: payload does not match the signed manifest)"
