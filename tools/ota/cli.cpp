@@ -1,5 +1,6 @@
 #include "cli.hpp"
 
+#include "ota/hash.hpp"
 #include "ota/keys.hpp"
 #include "ota/trust.hpp"
 
@@ -57,6 +58,36 @@ int report(const Context& ctx, const std::string& command, const Error& error) {
     print_json(doc);
   }
   return code;
+}
+
+nlohmann::ordered_json payload_json(const manifest::Payload& p) {
+  nlohmann::ordered_json j;
+  j["name"] = p.name;
+  j["kind"] = std::string(manifest::kind_name(p.kind));
+  j["base"] = p.kind == manifest::PayloadKind::kDelta
+                  ? nlohmann::ordered_json{{"size", p.base_size}, {"hash", to_hex(p.base_hash)}}
+                  : nlohmann::ordered_json(nullptr);
+  j["compression"] = std::string(manifest::compression_name(p.compression));
+  j["window_log"] = p.window_log;
+  j["size"] = p.size;
+  j["hash"] = to_hex(p.hash);
+  j["chunk_size"] = p.chunk_size;
+  j["chunks"] = p.chunks.size();
+  return j;
+}
+
+nlohmann::ordered_json manifest_json(const manifest::Manifest& m) {
+  nlohmann::ordered_json j;
+  j["name"] = m.name;
+  j["version"] = m.version;
+  j["security_version"] = m.security_version;
+  j["hardware"] = m.hardware;
+  j["created"] = trust::format_time(m.created);
+  j["expires"] = m.expires ? nlohmann::ordered_json(trust::format_time(*m.expires)) : nlohmann::ordered_json(nullptr);
+  j["target"] = {{"size", m.target_size}, {"hash", to_hex(m.target_hash)}};
+  j["payloads"] = nlohmann::ordered_json::array();
+  for (const auto& p : m.payloads) j["payloads"].push_back(payload_json(p));
+  return j;
 }
 
 void PassphraseSource::add_options(CLI::App* cmd) {

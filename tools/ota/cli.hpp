@@ -7,6 +7,7 @@
 #include <string>
 
 #include "ota/error.hpp"
+#include "ota/manifest.hpp"
 
 namespace ota::cli {
 
@@ -40,6 +41,10 @@ void print_json(const nlohmann::ordered_json& doc);
 // Reports an error (one line on stderr; a JSON document with --json) and
 // returns the exit code, which is the pinned ErrorCode value.
 int report(const Context& ctx, const std::string& command, const Error& error);
+
+// --json views of a manifest and of one payload (build, verify, inspect).
+nlohmann::ordered_json payload_json(const manifest::Payload& p);
+nlohmann::ordered_json manifest_json(const manifest::Manifest& m);
 
 // Where a passphrase comes from: a file or an environment variable, never argv.
 struct PassphraseSource {

@@ -15,20 +15,6 @@ namespace ota::cli {
 namespace {
 
 
-nlohmann::ordered_json payload_json(const manifest::Payload& p) {
-  nlohmann::ordered_json j;
-  j["name"] = p.name;
-  j["kind"] = std::string(manifest::kind_name(p.kind));
-  if (p.kind == manifest::PayloadKind::kDelta) j["base"] = {{"size", p.base_size}, {"hash", to_hex(p.base_hash)}};
-  j["compression"] = std::string(manifest::compression_name(p.compression));
-  j["window_log"] = p.window_log;
-  j["size"] = p.size;
-  j["hash"] = to_hex(p.hash);
-  j["chunk_size"] = p.chunk_size;
-  j["chunks"] = p.chunks.size();
-  return j;
-}
-
 // Reads one payload of a bundle being re-written, chunk-checked.
 class PayloadIn final : public ota::Reader {
  public:

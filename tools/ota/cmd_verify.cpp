@@ -10,33 +10,6 @@ namespace {
 
 using OJson = nlohmann::ordered_json;
 
-OJson manifest_json(const manifest::Manifest& m) {
-  OJson j;
-  j["name"] = m.name;
-  j["version"] = m.version;
-  j["security_version"] = m.security_version;
-  j["hardware"] = m.hardware;
-  j["created"] = trust::format_time(m.created);
-  j["expires"] = m.expires ? OJson(trust::format_time(*m.expires)) : OJson(nullptr);
-  j["target"] = {{"size", m.target_size}, {"hash", to_hex(m.target_hash)}};
-  j["payloads"] = OJson::array();
-  for (const auto& p : m.payloads) {
-    OJson pj;
-    pj["name"] = p.name;
-    pj["kind"] = std::string(manifest::kind_name(p.kind));
-    pj["base"] = p.kind == manifest::PayloadKind::kDelta ? OJson{{"size", p.base_size}, {"hash", to_hex(p.base_hash)}}
-                                                         : OJson(nullptr);
-    pj["compression"] = std::string(manifest::compression_name(p.compression));
-    pj["window_log"] = p.window_log;
-    pj["size"] = p.size;
-    pj["hash"] = to_hex(p.hash);
-    pj["chunk_size"] = p.chunk_size;
-    pj["chunks"] = p.chunks.size();
-    j["payloads"].push_back(std::move(pj));
-  }
-  return j;
-}
-
 struct VerifyArgs {
   std::string bundle, trust_path, at, hw, installed_version, save_root;
   std::vector<std::string> roots;

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/json.hpp"
+#include "sign/signatures.hpp"
 
 namespace ota::bundle {
 
@@ -27,9 +28,7 @@ tl::unexpected<Error> malformed(std::string msg) { return fail(ErrorCode::kMalfo
 Bytes encode_signature_block(const SignatureBlock& block) {
   json::Ordered doc;
   doc["format"] = kSignatureFormat;
-  doc["signatures"] = json::Ordered::array();
-  for (const auto& s : block.signatures)
-    doc["signatures"].push_back({{"keyid", to_hex(s.key_id)}, {"sig", json::base64_encode(s.sig)}});
+  doc["signatures"] = trust::detail::encode_signatures(block.signatures);
   if (!block.roots.empty()) {
     doc["roots"] = json::Ordered::array();
     for (const auto& r : block.roots) doc["roots"].push_back(json::Ordered::parse(trust::encode_envelope(r)));
@@ -51,22 +50,9 @@ Result<SignatureBlock> parse_signature_block(ByteSpan bytes) {
   SignatureBlock b;
   auto sigs = o->array("signatures", kMaxBlockSignatures);
   if (!sigs) return fail(sigs.error());
-  for (const auto& sj : **sigs) {
-    auto so = json::Object::of(sj, "signature block.signatures[]");
-    if (!so) return fail(so.error());
-    OTA_TRY(so->only({"keyid", "sig"}));
-    trust::SignatureEntry e;
-    auto id = so->digest("keyid");
-    if (!id) return fail(id.error());
-    e.key_id = *id;
-    auto sig = so->string("sig", 100);
-    if (!sig) return fail(sig.error());
-    auto raw = json::base64_decode(*sig, 64);
-    if (!raw || raw->size() != 64)
-      return fail(ErrorCode::kMalformed, "signature block: a sig is not a base64 Ed25519 signature");
-    std::memcpy(e.sig.data(), raw->data(), 64);
-    b.signatures.push_back(e);
-  }
+  auto parsed = trust::detail::parse_signatures(**sigs, "signature block.signatures");
+  if (!parsed) return fail(parsed.error());
+  b.signatures = std::move(*parsed);
   if (o->has("roots")) {
     auto roots = o->array("roots", kMaxBlockRoots);
     if (!roots) return fail(roots.error());

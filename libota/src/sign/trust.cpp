@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "core/json.hpp"
+#include "sign/signatures.hpp"
 
 namespace ota::trust {
 
@@ -148,13 +149,17 @@ std::string encode_envelope(const Envelope& env) {
   json::Ordered doc;
   doc["payloadType"] = env.payload_type;
   doc["payload"] = json::base64_encode(env.payload);
-  doc["signatures"] = json::Ordered::array();
-  for (const auto& s : env.signatures)
-    doc["signatures"].push_back({{"keyid", to_hex(s.key_id)}, {"sig", json::base64_encode(s.sig)}});
+  doc["signatures"] = detail::encode_signatures(env.signatures);
   return doc.dump(2) + "\n";
 }
 
-namespace {
+namespace detail {
+json::Ordered encode_signatures(const std::vector<SignatureEntry>& sigs) {
+  json::Ordered arr = json::Ordered::array();
+  for (const auto& s : sigs) arr.push_back({{"keyid", to_hex(s.key_id)}, {"sig", json::base64_encode(s.sig)}});
+  return arr;
+}
+
 Result<std::vector<SignatureEntry>> parse_signatures(const json::Json& arr, std::string_view what) {
   std::vector<SignatureEntry> out;
   for (const auto& sj : arr) {
@@ -175,7 +180,7 @@ Result<std::vector<SignatureEntry>> parse_signatures(const json::Json& arr, std:
   }
   return out;
 }
-}  // namespace
+}  // namespace detail
 
 Result<Envelope> parse_envelope(std::string_view text) {
   auto j = json::parse_strict(text, kMaxEnvelope, "signed root");
@@ -194,7 +199,7 @@ Result<Envelope> parse_envelope(std::string_view text) {
   env.payload = std::move(*raw);
   auto sigs = o->array("signatures", kMaxSignatures);
   if (!sigs) return fail(sigs.error());
-  auto parsed = parse_signatures(**sigs, "signed root.signatures");
+  auto parsed = detail::parse_signatures(**sigs, "signed root.signatures");
   if (!parsed) return fail(parsed.error());
   env.signatures = std::move(*parsed);
   return env;
