@@ -24,15 +24,22 @@ echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir "$root/build-asan" --output-on-failure -j"$(nproc)" -LE large
 
-echo "== fuzzing (${fuzz_seconds}s per target)"
+# fuzz_patch gets the full budget; the signing/bundle parsers (fuzz_bundle,
+# fuzz_manifest, fuzz_signature_block, fuzz_trust, fuzz_keys) a shorter one each.
+sign_fuzz_seconds=${OTA_FUZZ_SIGN_SECONDS:-$(( fuzz_seconds < 25 ? fuzz_seconds : 25 ))}
+echo "== fuzzing (${fuzz_seconds}s for fuzz_patch, ${sign_fuzz_seconds}s per other target)"
 CC=clang CXX=clang++ "$root/scripts/build.sh" "$root/build-fuzz" -DOTA_FUZZ=ON -DOTA_BUILD_TESTS=OFF -DOTA_BUILD_BENCH=OFF
+# Every committed seed once under the sanitizers (the *_seeds tests).
+ctest --test-dir "$root/build-fuzz" --output-on-failure
 for target in "$root"/build-fuzz/fuzz/fuzz_*; do
   [ -x "$target" ] || continue
   name=$(basename "$target")
+  seconds=$sign_fuzz_seconds
+  [ "$name" = fuzz_patch ] && seconds=$fuzz_seconds
   corpus=$(mktemp -d)
   if [ -d "$root/fuzz/corpus/$name" ]; then cp -r "$root/fuzz/corpus/$name/." "$corpus/"; fi
-  echo "-- $name"
-  "$target" -max_total_time="$fuzz_seconds" -print_final_stats=1 "$corpus" 2>&1 | tail -n 12
+  echo "-- $name (${seconds}s)"
+  "$target" -max_total_time="$seconds" -print_final_stats=1 "$corpus" 2>&1 | tail -n 12
   rm -rf "$corpus"
 done
 

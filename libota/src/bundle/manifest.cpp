@@ -9,6 +9,7 @@ namespace ota::manifest {
 namespace {
 
 constexpr std::uint64_t kMaxSize = (1ull << 63) - 1;
+constexpr trust::Time kMaxCreated = 077777777777;
 
 bool safe_name(std::string_view s, std::size_t max) {
   if (s.empty() || s.size() > max || s == "." || s == "..") return false;
@@ -125,7 +126,7 @@ int compare_versions(std::string_view a, std::string_view b) {
 
 std::uint32_t default_chunk_size(std::uint64_t stored_size) {
   std::uint64_t c = 256u << 10;
-  while (stored_size / c >= 4096 && c < (64u << 20)) c <<= 1;
+  while ((stored_size + c - 1) / c > 4096 && c < (64u << 20)) c <<= 1;
   return static_cast<std::uint32_t>(c);
 }
 
@@ -142,6 +143,8 @@ Status validate(const Manifest& m) {
     if (!hw.insert(h).second) return bad("hardware id listed twice");
   }
   if (m.created < 0 || (m.expires && *m.expires < 0)) return bad("time before 1970");
+  // Tar headers carry created as 11 octal digits (until the year 2242).
+  if (m.created > kMaxCreated) return bad("created is after the year 2242");
   if (m.target_size > kMaxSize) return bad("target size is too large");
   if (m.payloads.empty()) return bad("no payload");
   if (m.payloads.size() > kMaxPayloads) return bad("more than " + std::to_string(kMaxPayloads) + " payloads");
@@ -209,8 +212,6 @@ Result<Manifest> parse_manifest(ByteSpan bytes) {
   if (!j) return fail(j.error());
   auto o = json::Object::of(*j, "manifest");
   if (!o) return fail(o.error());
-  OTA_TRY(o->only({"format", "name", "version", "security_version", "hardware", "created", "expires", "hash",
-                   "target", "payloads"}));
   auto format = o->string("format", 32);
   if (!format) return fail(format.error());
   if (*format != kFormat) {
@@ -218,6 +219,8 @@ Result<Manifest> parse_manifest(ByteSpan bytes) {
       return fail(ErrorCode::kUnsupported, "manifest: format " + *format + " is not supported by this build");
     return fail(ErrorCode::kMalformed, "manifest: format is not " + std::string(kFormat));
   }
+  OTA_TRY(o->only({"format", "name", "version", "security_version", "hardware", "created", "expires", "hash",
+                   "target", "payloads"}));
   Manifest m;
   auto name = o->string("name", 128);
   if (!name) return fail(name.error());

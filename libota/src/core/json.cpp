@@ -19,6 +19,10 @@ Result<Json> parse_strict(std::string_view text, std::size_t max_bytes, std::str
   if (text.size() > max_bytes)
     return fail(ErrorCode::kMalformed, w + " is " + std::to_string(text.size()) + " bytes, over the limit of " +
                                            std::to_string(max_bytes));
+  // A UTF-8 byte-order mark is not JSON (RFC 8259 forbids emitting one).
+  if (text.size() >= 3 && static_cast<unsigned char>(text[0]) == 0xEF &&
+      static_cast<unsigned char>(text[1]) == 0xBB && static_cast<unsigned char>(text[2]) == 0xBF)
+    return fail(ErrorCode::kMalformed, w + ": starts with a byte-order mark");
   std::vector<std::set<std::string>> keys;
   bool duplicate = false, too_deep = false;
   auto cb = [&](int depth, Json::parse_event_t event, Json& parsed) -> bool {
@@ -64,11 +68,12 @@ Result<Object> Object::of(const Json& j, std::string what) {
   return o;
 }
 
-Status Object::only(std::initializer_list<std::string_view> allowed) const {
+Status Object::only(std::initializer_list<std::string_view> allowed, bool quote) const {
   for (auto it = j_->begin(); it != j_->end(); ++it) {
     bool known = false;
     for (auto a : allowed) known = known || it.key() == a;
     if (!known) {
+      if (!quote) return fail(ErrorCode::kMalformed, what_ + ": unknown field");
       std::string k = it.key().size() > 40 ? it.key().substr(0, 40) + "..." : it.key();
       return fail(ErrorCode::kMalformed, what_ + ": unknown field \"" + k + "\"");
     }

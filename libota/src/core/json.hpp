@@ -26,8 +26,9 @@ Result<Json> parse_strict(std::string_view text, std::size_t max_bytes, std::str
 class Object {
  public:
   static Result<Object> of(const Json& j, std::string what);
-  // Every key of the object must be one of these.
-  Status only(std::initializer_list<std::string_view> allowed) const;
+  // Every key of the object must be one of these. An unknown key is named in
+  // the error unless quote is false (documents that may hold secrets).
+  Status only(std::initializer_list<std::string_view> allowed, bool quote = true) const;
   bool has(std::string_view key) const;
   Result<std::string> string(std::string_view key, std::size_t max_len = 256) const;
   Result<std::uint64_t> u64(std::string_view key, std::uint64_t max = (1ull << 63) - 1) const;

@@ -188,7 +188,7 @@ Result<SecretKey> parse_secret(std::string_view text, std::optional<std::string_
   if (!format) return fail(format.error());
   if (*format != kSecretFormat)
     return fail(ErrorCode::kMalformed, "not an ota secret key (format is not " + std::string(kSecretFormat) + ")");
-  OTA_TRY(o->only({"format", "type", "keyid", "public", "seed", "sealed"}));
+  OTA_TRY(o->only({"format", "type", "keyid", "public", "seed", "sealed"}, /*quote=*/false));
   auto pub = public_of(*o);
   if (!pub) return fail(pub.error());
 
@@ -210,7 +210,7 @@ Result<SecretKey> parse_secret(std::string_view text, std::optional<std::string_
     if (!sj) return fail(sj.error());
     auto so = json::Object::of(**sj, "secret key file.sealed");
     if (!so) return fail(so.error());
-    OTA_TRY(so->only({"kdf", "opslimit", "memlimit", "salt", "cipher", "nonce", "ciphertext"}));
+    OTA_TRY(so->only({"kdf", "opslimit", "memlimit", "salt", "cipher", "nonce", "ciphertext"}, /*quote=*/false));
     auto kdf = so->string("kdf", 32), cipher = so->string("cipher", 32);
     if (!kdf) return fail(kdf.error());
     if (!cipher) return fail(cipher.error());

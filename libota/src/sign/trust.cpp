@@ -47,7 +47,7 @@ Result<Time> parse_time(std::string_view text) {
   std::string quoted(1, '\'');
   quoted.append(text.substr(0, 32));
   quoted.push_back('\'');
-  if (!okay || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60 || y < 1970)
+  if (!okay || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 59 || y < 1970)
     return fail(ErrorCode::kMalformed, quoted + " is not a UTC time (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)");
   std::tm tm{};
   tm.tm_year = y - 1900;
@@ -222,20 +222,21 @@ Status check_threshold(const Root& root, ByteSpan message, const std::vector<Sig
   ThresholdReport& r = report ? *report : local;
   r = {};
   r.threshold = root.threshold;
-  std::set<keys::KeyId> seen;
+  std::set<keys::KeyId> counted;  // keys with a valid signature so far
   bool any_invalid = false, any_revoked = false, any_unknown = false;
   for (const auto& s : sigs) {
     SignatureCheck c{s.key_id, SigStatus::kInvalid};
-    if (!seen.insert(s.key_id).second) {
-      c.status = SigStatus::kDuplicate;
-    } else if (root.revoked.count(s.key_id)) {
+    if (root.revoked.count(s.key_id)) {
       c.status = SigStatus::kRevoked;
       any_revoked = true;
     } else if (auto it = root.keys.find(s.key_id); it == root.keys.end()) {
       c.status = SigStatus::kUnknownKey;
       any_unknown = true;
+    } else if (counted.count(s.key_id)) {
+      c.status = SigStatus::kDuplicate;  // the key already counts once
     } else if (it->second.verify(message, s.sig)) {
       c.status = SigStatus::kValid;
+      counted.insert(s.key_id);
       ++r.valid;
     } else {
       any_invalid = true;
