@@ -22,6 +22,7 @@
 //   the rest      the bundle
 #pragma once
 
+#include <cstdio>
 #include <cstdint>
 #include <cstdlib>
 #include <initializer_list>
@@ -129,9 +130,12 @@ inline bundle::VerifyOptions verify_options(std::uint8_t control) {
   return o;
 }
 
-// An oracle failed: abort, so libFuzzer reports a crash with the stack.
-inline void check(bool condition) {
-  if (!condition) std::abort();
+// An oracle failed: say which one, then abort, so libFuzzer reports a crash.
+inline void check(bool condition, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  if (!condition) {
+    std::fprintf(stderr, "oracle failed at %s:%d\n", file, line);
+    std::abort();
+  }
 }
 
 // One of the pinned ErrorCode values (error.hpp); anything else is a bug.

@@ -125,6 +125,15 @@ inline trust::TrustStore store_from(const trust::Envelope& anchor) {
 
 // ---- manifests ----
 
+// The hash a payload entry carries for these stored bytes: the hash of their
+// chunk hashes (manifest::chunk_tree_hash).
+inline Digest payload_hash(ByteSpan stored, std::uint32_t chunk_size) {
+  std::vector<Digest> chunks;
+  for (std::size_t off = 0; off < stored.size(); off += chunk_size)
+    chunks.push_back(content_hash(stored.subspan(off, std::min<std::size_t>(chunk_size, stored.size() - off))));
+  return manifest::chunk_tree_hash(chunks);
+}
+
 // A payload entry describing exactly these stored bytes.
 inline manifest::Payload payload_for(std::string name, ByteSpan stored, std::uint32_t chunk_size,
                                      manifest::PayloadKind kind = manifest::PayloadKind::kFull,
@@ -134,10 +143,10 @@ inline manifest::Payload payload_for(std::string name, ByteSpan stored, std::uin
   p.kind = kind;
   p.compression = compression;
   p.size = stored.size();
-  p.hash = content_hash(stored);
   p.chunk_size = chunk_size;
   for (std::size_t off = 0; off < stored.size(); off += chunk_size)
     p.chunks.push_back(content_hash(stored.subspan(off, std::min<std::size_t>(chunk_size, stored.size() - off))));
+  p.hash = manifest::chunk_tree_hash(p.chunks);
   return p;
 }
 

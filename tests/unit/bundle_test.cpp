@@ -173,7 +173,7 @@ TEST(Bundle, StagedBundleVerifies) {
   ASSERT_EQ(payloads.size(), 2u);
   for (std::size_t i = 0; i < 2; ++i) {
     EXPECT_EQ(payloads[i].size(), m.payloads[i].size);
-    EXPECT_EQ(content_hash(payloads[i]), m.payloads[i].hash);
+    EXPECT_EQ(test::payload_hash(payloads[i], m.payloads[i].chunk_size), m.payloads[i].hash);
   }
   // The payloads are what they claim: the image, compressed, and a delta from the base.
   auto full = codec::zstd_decompress(payloads[0], w.image.size());
@@ -198,7 +198,8 @@ TEST(Bundle, StagedUncompressed) {
   ASSERT_EQ(m.payloads.size(), 1u);
   EXPECT_EQ(m.payloads[0].name, "full.img");
   EXPECT_EQ(m.payloads[0].compression, manifest::Compression::kNone);
-  EXPECT_EQ(m.payloads[0].hash, content_hash(w.image));
+  EXPECT_EQ(m.payloads[0].hash, test::payload_hash(w.image, m.payloads[0].chunk_size));
+  EXPECT_EQ(m.target_hash, content_hash(w.image));
   EXPECT_EQ(m.target_hash, content_hash(w.image));
   SignatureBlock block;
   block.signatures = test::sign_all(w.k.ptrs({1, 2}), trust::kManifestType, (*s)->manifest_bytes());
@@ -285,7 +286,7 @@ TEST(Bundle, LayoutMatchesTheBytes) {
   EXPECT_EQ(Bytes(signature_member.begin(), signature_member.end()), w.sig_bytes);
   for (std::size_t i = 0; i < 2; ++i) {
     EXPECT_EQ(l.members[2 + i].size, w.m().payloads[i].size);
-    EXPECT_EQ(content_hash(w.member_data(2 + i)), w.m().payloads[i].hash);
+    EXPECT_EQ(test::payload_hash(w.member_data(2 + i), w.m().payloads[i].chunk_size), w.m().payloads[i].hash);
   }
 }
 
@@ -322,8 +323,8 @@ TEST(Bundle, LibarchiveListsTheMembersInOrder) {
   ASSERT_EQ(contents.size(), 4u);
   EXPECT_EQ(contents[0], w.staged->manifest_bytes());
   EXPECT_EQ(contents[1], w.sig_bytes);
-  EXPECT_EQ(content_hash(contents[2]), w.m().payloads[0].hash);
-  EXPECT_EQ(content_hash(contents[3]), w.m().payloads[1].hash);
+  EXPECT_EQ(test::payload_hash(contents[2], w.m().payloads[0].chunk_size), w.m().payloads[0].hash);
+  EXPECT_EQ(test::payload_hash(contents[3], w.m().payloads[1].chunk_size), w.m().payloads[1].hash);
 }
 
 TEST(Bundle, GnuTarListsAndExtracts) {
@@ -355,7 +356,7 @@ TEST(Bundle, GnuTarListsAndExtracts) {
   EXPECT_EQ(to_bytes(x.out), w.staged->manifest_bytes());
   auto p = test::run_process({tar, "-xOf", dir.file("b.otab"), "payloads/full.zst"});
   ASSERT_EQ(p.exit_code, 0) << p.err;
-  EXPECT_EQ(content_hash(to_bytes(p.out)), w.m().payloads[0].hash);
+  EXPECT_EQ(test::payload_hash(to_bytes(p.out), w.m().payloads[0].chunk_size), w.m().payloads[0].hash);
 }
 
 TEST(Bundle, MemberHeaderFor9GiBIsPax) {

@@ -130,12 +130,12 @@ struct BuildOptions {
   trust::Time created = 0;  // SOURCE_DATE_EPOCH or now, chosen by the caller
   std::optional<trust::Time> expires;
   bool compress = true;     // zstd for the full image (else stored)
-  int level = 9;            // zstd level of the full image
+  int level = 3;            // zstd level of the full image
   int window_log = 21;      // zstd window of the full image (device RAM)
   unsigned threads = 0;     // 0: all cores; never changes the output
   int delta_level = 19;     // zstd level inside delta patches
-  std::uint32_t chunk_size = 0;  // 0: manifest::default_chunk_size
-  std::string temp_dir;     // where payloads are staged (default: /tmp)
+  std::uint32_t chunk_size = 0;  // 0: manifest::default_chunk_size(image size)
+  std::string temp_dir;     // where payloads of images over 256 MiB are staged (default: /tmp)
   std::function<void(const std::string& stage, std::uint64_t done, std::uint64_t total)> progress;
 };
 

@@ -44,7 +44,7 @@ struct Payload {
   std::uint8_t window_log = 0;  // decoder window the device needs (0 for none)
   // Stored bytes (what the bundle holds, what is fetched).
   std::uint64_t size = 0;
-  Digest hash{};
+  Digest hash{};                 // chunk_tree_hash(chunks): names the stored bytes
   std::uint32_t chunk_size = 0;  // power of two, >= 4 KiB
   std::vector<Digest> chunks;    // BLAKE2b-256 of each chunk of the stored bytes
   // For a delta: the image it applies to.
@@ -69,14 +69,21 @@ Result<Manifest> parse_manifest(ByteSpan bytes);
 // The checks parse_manifest applies, for a Manifest built in memory.
 Status validate(const Manifest& m);
 
+// A payload's hash: BLAKE2b-256 of its chunk hashes, concatenated (a two-level
+// hash tree over the stored bytes). validate() requires it; it costs nothing
+// to check and binds the whole payload without a second pass over its bytes.
+Digest chunk_tree_hash(const std::vector<Digest>& chunks);
+
 // SemVer 2.0.0.
 bool is_valid_version(std::string_view v);
 // <0, 0, >0 like strcmp; both must be valid.
 int compare_versions(std::string_view a, std::string_view b);
 
-// Chunk size for a payload of this many stored bytes: 256 KiB, doubled until
-// the payload has at most 4096 chunks (bounds manifest size and device RAM).
-std::uint32_t default_chunk_size(std::uint64_t stored_size);
+// Chunk size for payloads of an image of this many bytes: 256 KiB, doubled
+// until that many bytes make at most 4096 chunks (bounds manifest size and
+// device RAM). `ota build` uses the image size, known before any payload is
+// produced, so chunks are hashed while payloads are written.
+std::uint32_t default_chunk_size(std::uint64_t size);
 
 // Device-side policy checks, applied after signature verification.
 struct Policy {

@@ -17,9 +17,17 @@ namespace {
 
 using ota::Reader;
 
-// An anonymous file (O_TMPFILE): gone when closed, whatever happens.
+// Where a payload waits while the manifest is made: memory for payloads of
+// images up to kMemoryStageMax, else an anonymous file (O_TMPFILE), gone when
+// closed whatever happens.
 class TempFile final : public Writer {
  public:
+  // reserve: the expected size (address space only; pages are touched as written).
+  static std::unique_ptr<TempFile> in_memory(std::size_t reserve) {
+    auto t = std::unique_ptr<TempFile>(new TempFile(-1));
+    t->buf_.reserve(reserve);
+    return t;
+  }
   static Result<std::unique_ptr<TempFile>> create(const std::string& dir) {
     int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -32,13 +40,16 @@ class TempFile final : public Writer {
     }
     return std::unique_ptr<TempFile>(new TempFile(fd));
   }
-  ~TempFile() override { ::close(fd_); }
+  ~TempFile() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
   Status write(ByteSpan data) override {
     buf_.insert(buf_.end(), data.begin(), data.end());
-    if (buf_.size() >= (1u << 20)) return flush();
+    if (fd_ >= 0 && buf_.size() >= (1u << 20)) return flush();
     return ok();
   }
   Status flush() {
+    if (fd_ < 0) return ok();
     std::size_t off = 0;
     while (off < buf_.size()) {
       ssize_t n = ::pwrite(fd_, buf_.data() + off, buf_.size() - off, static_cast<off_t>(pos_ + off));
@@ -70,7 +81,10 @@ class TempFile final : public Writer {
     int fd_;
     std::uint64_t off_ = 0;
   };
-  std::unique_ptr<Reader> reader() const { return std::make_unique<In>(fd_); }
+  std::unique_ptr<Reader> reader() const {
+    if (fd_ < 0) return std::make_unique<MemoryReader>(buf_);
+    return std::make_unique<In>(fd_);
+  }
 
  private:
   explicit TempFile(int fd) : fd_(fd) {}
@@ -79,12 +93,11 @@ class TempFile final : public Writer {
   Bytes buf_;
 };
 
-// Hashes what passes through, whole and in chunks, and forwards it.
+// Hashes what passes through in chunks, and forwards it.
 class ChunkHasher final : public Writer {
  public:
   ChunkHasher(Writer* next, std::uint32_t chunk_size) : next_(next), chunk_size_(chunk_size) {}
   Status write(ByteSpan data) override {
-    whole_.update(data);
     std::size_t off = 0;
     while (off < data.size()) {
       const std::size_t k = std::min<std::size_t>(data.size() - off, chunk_size_ - in_chunk_);
@@ -105,15 +118,15 @@ class ChunkHasher final : public Writer {
   void finish(manifest::Payload& p) {
     if (in_chunk_) chunks_.push_back(chunk_.finish());
     p.size = pos_;
-    p.hash = whole_.finish();
     p.chunk_size = chunk_size_;
     p.chunks = std::move(chunks_);
+    p.hash = manifest::chunk_tree_hash(p.chunks);
   }
 
  private:
   Writer* next_;
   std::uint32_t chunk_size_;
-  Hasher whole_, chunk_;
+  Hasher chunk_;
   std::uint64_t in_chunk_ = 0, pos_ = 0;
   std::vector<Digest> chunks_;
 };
@@ -142,6 +155,10 @@ class HashingReader final : public Reader {
 };
 
 std::string short_hex(const Digest& d) { return to_hex(ByteSpan(d.data(), 8)); }
+
+// Payloads of images up to this size are staged in memory (a build machine
+// has it; the disk round trip costs more than the compression at level 3).
+constexpr std::uint64_t kMemoryStageMax = 256ull << 20;
 
 class StagedImpl final : public Staged {
  public:
@@ -192,41 +209,60 @@ Result<std::unique_ptr<Staged>> stage(const BuildOptions& o) {
   auto report = [&](const std::string& stage_name, std::uint64_t d, std::uint64_t t) {
     if (o.progress) o.progress(stage_name, d, t);
   };
+  // The chunk size follows from the image size (a bound on every payload
+  // worth shipping), so chunks are hashed while each payload is produced.
+  const std::uint32_t chunk_size = o.chunk_size ? o.chunk_size : manifest::default_chunk_size(image_size);
+  auto new_stage = [&]() -> Result<std::unique_ptr<TempFile>> {
+    if (image_size <= kMemoryStageMax)
+      return TempFile::in_memory(static_cast<std::size_t>(image_size + image_size / 128 + (1u << 16)));
+    return TempFile::create(dir);
+  };
 
-  // The full image.
+  // The full image: read once, hashed whole (the target) and, stored or
+  // compressed, in chunks.
   {
     manifest::Payload p;
     p.kind = manifest::PayloadKind::kFull;
     auto in = FileReader::open(o.image_path);
     if (!in) return fail(in.error().with_context("the image"));
     HashingReader hashing(**in, [&](std::uint64_t d) { report("compress", d, image_size); });
+    std::unique_ptr<TempFile> tmp;
     if (o.compress) {
       p.name = "full.zst";
       p.compression = manifest::Compression::kZstd;
       p.window_log = static_cast<std::uint8_t>(o.window_log);
-      auto tmp = TempFile::create(dir);
-      if (!tmp) return fail(tmp.error());
-      // The chunk size depends on the stored size, known only afterwards:
-      // hash in 4 KiB chunks, then fold into the final size below.
+      auto t = new_stage();
+      if (!t) return fail(t.error());
+      tmp = std::move(*t);
+      ChunkHasher chunks(tmp.get(), chunk_size);
       codec::StreamParams zp;
       zp.level = o.level;
       zp.window_log = o.window_log;
       zp.workers = static_cast<int>(threads);
       zp.pledged_size = image_size;
-      auto n = codec::zstd_compress_stream(hashing, **tmp, zp);
+      auto n = codec::zstd_compress_stream(hashing, chunks, zp);
       if (!n) return fail(n.error().with_context("compressing the image"));
-      OTA_TRY((*tmp)->flush());
-      st->files_.push_back(std::move(*tmp));
+      OTA_TRY(tmp->flush());
+      chunks.finish(p);
+      m.target_hash = hashing.digest();
     } else {
       p.name = "full.img";
       p.compression = manifest::Compression::kNone;
       p.window_log = 0;
-      st->files_.push_back(nullptr);  // stored as is: hashed once, below
+      ChunkHasher chunks(nullptr, chunk_size);  // the image itself is the payload
+      Bytes buf(1u << 20);
+      while (true) {
+        auto n = hashing.read(buf);
+        if (!n) return fail(n.error());
+        if (*n == 0) break;
+        OTA_TRY(chunks.write(ByteSpan(buf.data(), *n)));
+      }
+      chunks.finish(p);
+      m.target_hash = hashing.digest();
     }
-    if (o.compress && hashing.total() != image_size)
-      return fail(ErrorCode::kIo, "the image changed size while it was read");
+    if (hashing.total() != image_size) return fail(ErrorCode::kIo, "the image changed size while it was read");
     m.target_size = image_size;
-    if (o.compress) m.target_hash = hashing.digest();
+    st->files_.push_back(std::move(tmp));  // null: the image itself (stored)
     m.payloads.push_back(std::move(p));
   }
 
@@ -234,7 +270,8 @@ Result<std::unique_ptr<Staged>> stage(const BuildOptions& o) {
   if (!o.base_paths.empty()) {
     auto new_image = read_file(o.image_path);
     if (!new_image) return fail(new_image.error());
-    if (new_image->size() != image_size || (o.compress && content_hash(*new_image) != m.target_hash)) return fail(ErrorCode::kIo, "the image changed while it was read");
+    if (new_image->size() != image_size || content_hash(*new_image) != m.target_hash)
+      return fail(ErrorCode::kIo, "the image changed while it was read");
     for (const auto& base_path : o.base_paths) {
       auto base = read_file(base_path);
       if (!base) return fail(base.error().with_context("base image"));
@@ -244,48 +281,24 @@ Result<std::unique_ptr<Staged>> stage(const BuildOptions& o) {
       p.base_size = base->size();
       p.base_hash = content_hash(*base);
       p.name = "delta-" + short_hex(p.base_hash) + ".otd";
-      auto tmp = TempFile::create(dir);
+      for (const auto& q : m.payloads)
+        if (q.kind == manifest::PayloadKind::kDelta && q.base_hash == p.base_hash)
+          return fail(ErrorCode::kUsage, "base image '" + base_path + "' is given twice (same content)");
+      auto tmp = new_stage();
       if (!tmp) return fail(tmp.error());
+      ChunkHasher chunks(tmp->get(), chunk_size);
       delta::DiffOptions dopt;
       dopt.level = o.delta_level;
       dopt.threads = threads;
       dopt.progress = [&](std::uint64_t d, std::uint64_t t) { report("delta", d, t); };
-      auto stats = delta::diff(*base, *new_image, **tmp, dopt);
+      auto stats = delta::diff(*base, *new_image, chunks, dopt);
       if (!stats) return fail(stats.error().with_context("delta from " + base_path));
       OTA_TRY((*tmp)->flush());
+      chunks.finish(p);
       p.window_log = dopt.window_log;
-      for (const auto& q : m.payloads)
-        if (q.kind == manifest::PayloadKind::kDelta && q.base_hash == p.base_hash)
-          return fail(ErrorCode::kUsage, "base image '" + base_path + "' is given twice (same content)");
       st->files_.push_back(std::move(*tmp));
       m.payloads.push_back(std::move(p));
     }
-  }
-
-  // Chunk hashes of every stored payload, now that sizes are known.
-  Bytes buf(1u << 20);
-  for (std::size_t i = 0; i < m.payloads.size(); ++i) {
-    auto& p = m.payloads[i];
-    std::unique_ptr<Reader> in;
-    if (st->files_[i]) {
-      in = st->files_[i]->reader();
-    } else {
-      auto f = FileReader::open(o.image_path);
-      if (!f) return fail(f.error());
-      in = std::move(*f);
-    }
-    const std::uint64_t stored = st->files_[i] ? st->files_[i]->position() : image_size;
-    ChunkHasher hasher(nullptr, o.chunk_size ? o.chunk_size : manifest::default_chunk_size(stored));
-    while (true) {
-      auto n = in->read(buf);
-      if (!n) return fail(n.error());
-      if (*n == 0) break;
-      OTA_TRY(hasher.write(ByteSpan(buf.data(), *n)));
-      report("hash", hasher.position(), stored);
-    }
-    hasher.finish(p);
-    if (!st->files_[i]) m.target_hash = p.hash;
-    if (p.size != stored) return fail(ErrorCode::kIo, "payload " + p.name + " changed size while it was hashed");
   }
   OTA_TRY(manifest::validate(m));
   st->bytes_ = manifest::encode_manifest(m);

@@ -161,6 +161,10 @@ class StreamReader final : public BundleReader {
     auto mt = octal_field(h + 136, 12);
     if (!size || !mt || std::strncmp(reinterpret_cast<const char*>(h), path, 100) != 0)
       return malformed("expected member " + std::string(path) + " at offset " + std::to_string(at));
+    // A canonical header's mtime fits ustar's 11 digits; anything else is
+    // malformed (and libarchive would refuse to render it).
+    if (*mt > 077777777777)
+      return malformed("the tar header of " + std::string(path) + " is not canonical (offset " + std::to_string(at) + ")");
     if (*size > max)
       return malformed(std::string(path) + " is " + std::to_string(*size) + " bytes, over the limit of " +
                        std::to_string(max));

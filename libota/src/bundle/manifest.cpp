@@ -124,6 +124,12 @@ int compare_versions(std::string_view a, std::string_view b) {
   return pa->pre.size() < pb->pre.size() ? -1 : 1;
 }
 
+Digest chunk_tree_hash(const std::vector<Digest>& chunks) {
+  Hasher h;
+  for (const auto& c : chunks) h.update(ByteSpan(c.data(), c.size()));
+  return h.finish();
+}
+
 std::uint32_t default_chunk_size(std::uint64_t stored_size) {
   std::uint64_t c = 256u << 10;
   while ((stored_size + c - 1) / c > 4096 && c < (64u << 20)) c <<= 1;
@@ -162,6 +168,7 @@ Status validate(const Manifest& m) {
     if (p.chunks.size() != expect)
       return bad(where + std::to_string(p.chunks.size()) + " chunk hashes for " + std::to_string(expect) + " chunks");
     if (p.window_log > 31) return bad(where + "window_log over 31");
+    if (p.hash != chunk_tree_hash(p.chunks)) return bad(where + "hash is not the hash of its chunk hashes");
     if (p.kind == PayloadKind::kFull) {
       ++full;
       if (p.compression == Compression::kOtaDelta) return bad(where + "a full payload cannot be an ota delta");
