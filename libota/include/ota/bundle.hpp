@@ -130,7 +130,7 @@ struct BuildOptions {
   trust::Time created = 0;  // SOURCE_DATE_EPOCH or now, chosen by the caller
   std::optional<trust::Time> expires;
   bool compress = true;     // zstd for the full image (else stored)
-  int level = 3;            // zstd level of the full image
+  int level = 2;            // zstd level of the full image (see docs/design.md, Decisions)
   int window_log = 21;      // zstd window of the full image (device RAM)
   unsigned threads = 0;     // 0: all cores; never changes the output
   int delta_level = 19;     // zstd level inside delta patches
