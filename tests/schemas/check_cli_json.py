@@ -68,7 +68,7 @@ def check_signing(ota, schema_dir, work, paths):
     """keygen, root, build, sign, verify, inspect: every document and every --json output."""
     v = {n: load(schema_dir, f"{n}.schema.json") for n in (
         "keygen-result", "public-key", "secret-key", "signed-root", "root", "build-result", "manifest",
-        "signatures", "verify-result", "inspect-result", "error-result")}
+        "signatures", "verify-result", "inspect-result", "error-result", "root-result", "sign-result")}
     checked = 0
     k = os.path.join(work, "k")
     s = os.path.join(work, "s")
@@ -86,9 +86,15 @@ def check_signing(ota, schema_dir, work, paths):
         v[schema].validate(json.load(open(path)))
         checked += 1
     root = os.path.join(work, "root.json")
-    subprocess.run([ota, "root", "init", "-q", "--key", k + ".pub", "--key", s + ".pub", "--threshold", "1",
-                    "--expires", "2099-01-01", "-o", root], check=True)
-    subprocess.run([ota, "root", "sign", root, "--key", k + ".key"], check=True)
+    v["root-result"].validate(run([ota, "root", "init", "--json", "--key", k + ".pub", "--key", s + ".pub",
+                                   "--threshold", "1", "--expires", "2099-01-01", "-o", root], 0))
+    v["root-result"].validate(run([ota, "root", "sign", "--json", root, "--key", k + ".key"], 0))
+    v["root-result"].validate(run([ota, "root", "show", "--json", root], 0))
+    v["root-result"].validate(run([ota, "root", "verify", "--json", root], 0))
+    root2 = os.path.join(work, "root2.json")
+    v["root-result"].validate(run([ota, "root", "rotate", "--json", "--from", root, "--expires", "2099-06-01",
+                                   "-o", root2], 0))
+    checked += 5
     env = json.load(open(root))
     v["signed-root"].validate(env)
     v["root"].validate(json.loads(base64.b64decode(env["payload"])))
@@ -114,6 +120,9 @@ def check_signing(ota, schema_dir, work, paths):
     v["error-result"].validate(doc)
     assert doc["verdict"] == "rejected", doc
     v["inspect-result"].validate(run([ota, "inspect", "--json", bundle], 0))
+    v["sign-result"].validate(run([ota, "sign", "--json", bundle, "--export-payload", bundle + ".tbs"], 0))
+    v["sign-result"].validate(run([ota, "sign", "--json", bundle, "--key", k + ".key"], 0))
+    checked += 2
     checked += 4
     return checked
 

@@ -179,6 +179,8 @@ Status run_root_sign(const Context& ctx, const RootArgs& a) {
     auto key = keys::load_secret(path, pv);
     if (!key) return fail(key.error());
     const auto id = key->public_key().id();
+    if (r->revoked.count(id))
+      return fail(ErrorCode::kUsage, "key " + to_hex(id) + " (" + path + ") is revoked by this root; its signature would not count");
     bool present = false;
     for (auto& s : env->signatures) present = present || s.key_id == id;
     if (present) {
