@@ -129,6 +129,16 @@ struct PatchOptions {
   std::function<Status(const ResumePoint&)> on_frame;
   // Called with NEW bytes written so far.
   std::function<void(std::uint64_t done, std::uint64_t total)> progress;
+  // Resume an interrupted patch at a frame boundary reported by on_frame
+  // (after the caller synced NEW up to it). The patch is fed from its first
+  // byte again: the header and address map are parsed as usual, then the
+  // bytes up to resume->patch_offset are skipped, never decoded (or the
+  // caller jumps over them with skip(): next_offset() says where). The Writer
+  // must continue at resume->new_offset, and written_prefix must read back
+  // the NEW bytes already written (the bank), so the final hash covers all
+  // of NEW: a corrupted prefix fails with kNewMismatch.
+  std::optional<ResumePoint> resume;
+  const Source* written_prefix = nullptr;
 };
 
 // Push-model patcher: feed() the patch in chunks of any size as they arrive,
@@ -148,6 +158,12 @@ class Patcher {
   // The header, once enough bytes were fed to parse it.
   virtual const PatchHeader* header() const = 0;
   virtual std::uint64_t new_written() const = 0;
+  // The patch offset of the next byte the patcher needs (when resuming, the
+  // resume offset once the header and map are in).
+  virtual std::uint64_t next_offset() const = 0;
+  // Advances over n patch bytes the caller will not feed; only while
+  // resuming, and only up to the resume offset.
+  virtual Status skip(std::uint64_t n) = 0;
 };
 
 // Convenience: applies a whole patch from a Reader.

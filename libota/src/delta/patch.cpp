@@ -47,9 +47,20 @@ class PatcherImpl final : public Patcher {
 
   const PatchHeader* header() const override { return state_ == State::kHeader ? nullptr : &h_; }
   std::uint64_t new_written() const override { return new_written_; }
+  std::uint64_t next_offset() const override {
+    return state_ == State::kSkip ? opt_.resume->patch_offset : consumed_;
+  }
+  Status skip(std::uint64_t n) override {
+    if (!status_) return status_;
+    if (state_ != State::kSkip || consumed_ > opt_.resume->patch_offset || n > opt_.resume->patch_offset - consumed_)
+      return status_ = fail(ErrorCode::kUsage, "skip() only moves up to the resume offset");
+    consumed_ += n;
+    if (consumed_ == opt_.resume->patch_offset) begin_frame();
+    return ok();
+  }
 
  private:
-  enum class State { kHeader, kMap, kFrameStart, kRaw, kZstd, kDone };
+  enum class State { kHeader, kMap, kSkip, kFrameStart, kRaw, kZstd, kDone };
   enum class Rec { kTag, kAdd, kInsert };
 
   Status with_frame(Error e) const {
@@ -86,6 +97,15 @@ class PatcherImpl final : public Patcher {
           if (!used) return fail(used.error().with_context("address map"));
           in = in.subspan(*used);
           consumed_ += *used;
+          break;
+        }
+        case State::kSkip: {
+          if (consumed_ > opt_.resume->patch_offset)
+            return fail(ErrorCode::kUsage, "resume offset lies inside the patch header or address map");
+          const std::uint64_t n = std::min<std::uint64_t>(in.size(), opt_.resume->patch_offset - consumed_);
+          in = in.subspan(static_cast<std::size_t>(n));
+          consumed_ += n;
+          if (consumed_ == opt_.resume->patch_offset) begin_frame();
           break;
         }
         case State::kFrameStart: {
@@ -192,13 +212,54 @@ class PatcherImpl final : public Patcher {
       old_copy_.resize(static_cast<std::size_t>(h_.old_size));
       OTA_TRY_CTX(old_.read_at(0, old_copy_), "reading OLD");
     }
+    if (opt_.resume) OTA_TRY(start_resume());
     if (h_.predictor != Predictor::kNone) {
       ref_.resize(kWorkBuffer);
       state_ = State::kMap;
       return ok();
     }
-    begin_frame();
+    frames_begin();
     return ok();
+  }
+
+  // Checks the resume point against the header and hashes the NEW prefix
+  // already written, so the final check covers all of NEW.
+  Status start_resume() {
+    const ResumePoint& rp = *opt_.resume;
+    if (rp.frame == 0 && rp.new_offset == 0) {  // nothing was checkpointed: start over
+      opt_.resume.reset();
+      return ok();
+    }
+    const std::uint64_t frame_bytes = std::uint64_t{1} << h_.frame_log;
+    if (rp.frame > (h_.new_size + frame_bytes - 1) / frame_bytes ||
+        rp.new_offset != std::min(h_.new_size, rp.frame << h_.frame_log))
+      return fail(ErrorCode::kUsage, "resume point (frame " + std::to_string(rp.frame) + ", NEW offset " +
+                                         std::to_string(rp.new_offset) + ") does not fit this patch");
+    if (rp.patch_offset < consumed_)
+      return fail(ErrorCode::kUsage, "resume offset lies inside the patch header");
+    if (rp.new_offset > 0) {
+      if (!opt_.written_prefix || opt_.written_prefix->size() < rp.new_offset)
+        return fail(ErrorCode::kUsage, "resuming needs the NEW bytes already written (written_prefix)");
+      Bytes buf(kOldCache);
+      for (std::uint64_t off = 0; off < rp.new_offset;) {
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), rp.new_offset - off));
+        OTA_TRY_CTX(opt_.written_prefix->read_at(off, MutableByteSpan(buf.data(), n)), "reading back NEW");
+        hasher_.update(ByteSpan(buf.data(), n));
+        off += n;
+      }
+    }
+    return ok();
+  }
+
+  // After the header and map: the first frame, or the resume point.
+  void frames_begin() {
+    if (opt_.resume) {
+      frame_ = opt_.resume->frame;
+      new_written_ = last_progress_ = opt_.resume->new_offset;
+      state_ = State::kSkip;  // left at once if already at the resume offset
+      return;
+    }
+    begin_frame();
   }
 
   // Accumulates the address map section: mode byte, ULEB128 stored size, stored bytes.
@@ -241,7 +302,7 @@ class PatcherImpl final : public Patcher {
     if (!m) return fail(m.error());
     map_ = std::move(*m);
     map_buf_ = Bytes();
-    begin_frame();
+    frames_begin();
     return pos;
   }
 
