@@ -61,6 +61,10 @@ def main():
     assert doc["error"]["code"] == 12 and doc["error"]["name"] == "old_mismatch", doc
     checked += 1
     checked += check_signing(ota, schema_dir, work, paths)
+    # The example agent configuration.
+    agent_v = load(schema_dir, "agent-config.schema.json")
+    agent_v.validate(json.load(open(os.path.join(schema_dir, "..", "examples", "agent.json"))))
+    checked += 1
     print(f"schemas: {checked} passed, 0 failed")
 
 

@@ -134,6 +134,7 @@ struct BuildOptions {
   int window_log = 21;      // zstd window of the full image (device RAM)
   unsigned threads = 0;     // 0: all cores; never changes the output
   int delta_level = 19;     // zstd level inside delta patches
+  std::uint8_t delta_frame_log = 24;  // NEW bytes per delta frame: 2^N (a device's resume step)
   std::uint32_t chunk_size = 0;  // 0: manifest::default_chunk_size(image size)
   std::string temp_dir;     // where payloads of images over 256 MiB are staged (default: /tmp)
   std::function<void(const std::string& stage, std::uint64_t done, std::uint64_t total)> progress;

@@ -289,13 +289,20 @@ Result<std::unique_ptr<Staged>> stage(const BuildOptions& o) {
       ChunkHasher chunks(tmp->get(), chunk_size);
       delta::DiffOptions dopt;
       dopt.level = o.delta_level;
+      dopt.frame_log = o.delta_frame_log;
       dopt.threads = threads;
       dopt.progress = [&](std::uint64_t d, std::uint64_t t) { report("delta", d, t); };
       auto stats = delta::diff(*base, *new_image, chunks, dopt);
       if (!stats) return fail(stats.error().with_context("delta from " + base_path));
       OTA_TRY((*tmp)->flush());
       chunks.finish(p);
-      p.window_log = dopt.window_log;
+      // The window the patcher needs is the header's (OLD as a dictionary widens it).
+      {
+        auto head = (*tmp)->reader();
+        auto h = delta::read_header(*head);
+        if (!h) return fail(h.error().with_context("reading back the delta header"));
+        p.window_log = h->window_log;
+      }
       st->files_.push_back(std::move(*tmp));
       m.payloads.push_back(std::move(p));
     }

@@ -194,11 +194,15 @@ Status AtomicFileWriter::commit() {
   if (::rename(tmp_.c_str(), path_.c_str()) != 0) return fail(io_error("cannot rename into", path_, errno));
   committed_ = true;
   std::string dir = dir_of(path_);
+  // The rename is durable only once the directory is: a failure here is an
+  // error (the new file is in place, but may not survive a power cut).
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  if (dfd < 0) return fail(io_error("cannot open the directory of", path_, errno));
+  const int r = ::fsync(dfd);
+  const int err = errno;
+  ::close(dfd);
+  // Some file systems cannot fsync a directory (EINVAL); they order renames.
+  if (r != 0 && err != EINVAL) return fail(io_error("cannot fsync the directory of", path_, err));
   return ok();
 }
 

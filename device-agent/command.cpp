@@ -1,0 +1,229 @@
+#include "command.hpp"
+
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "file_env.hpp"
+#include "ota/agent.hpp"
+#include "ota/hash.hpp"
+
+namespace ota::agent_cli {
+
+namespace {
+
+using OJson = nlohmann::ordered_json;
+constexpr char kRootRecord[] = "root.json";
+
+// Everything a command needs, opened from the configuration.
+struct Runtime {
+  std::unique_ptr<storage::BlockStore> banks[2];
+  std::unique_ptr<storage::StateStore> state;
+  std::unique_ptr<boot::Environment> env;
+  std::optional<trust::TrustStore> trust;
+};
+
+Result<Runtime> open_runtime(const Config& c, bool need_banks) {
+  Runtime rt;
+  if (need_banks) {
+    auto a = storage::open_file_bank(c.bank_a);
+    if (!a) return fail(a.error().with_context("bank a"));
+    auto b = storage::open_file_bank(c.bank_b);
+    if (!b) return fail(b.error().with_context("bank b"));
+    rt.banks[0] = std::move(*a);
+    rt.banks[1] = std::move(*b);
+  }
+  auto st = storage::open_state_dir(c.state_dir);
+  if (!st) return fail(st.error().with_context("state directory"));
+  rt.state = std::move(*st);
+  Result<std::unique_ptr<boot::Environment>> env = fail(ErrorCode::kInternal, "");
+  if (c.boot_backend == "uboot") env = boot::open_uboot_env(c.boot_config);
+  else if (c.boot_backend == "grub") env = boot::open_grub_env(c.boot_config);
+  else env = open_file_env(c.boot_config);
+  if (!env) return fail(env.error().with_context("boot environment"));
+  rt.env = std::move(*env);
+  // The newest root this device accepted, else the provisioned anchor.
+  auto saved = rt.state->get(kRootRecord);
+  if (!saved) return fail(saved.error());
+  if (*saved) {
+    auto e = trust::parse_envelope(std::string((*saved)->begin(), (*saved)->end()));
+    if (!e) return fail(e.error().with_context("saved trust root"));
+    auto t = trust::TrustStore::from_anchor(*e);
+    if (!t) return fail(t.error().with_context("saved trust root"));
+    rt.trust.emplace(std::move(*t));
+  } else {
+    auto t = trust::TrustStore::load(c.trust_root);
+    if (!t) return fail(t.error());
+    rt.trust.emplace(std::move(*t));
+  }
+  return rt;
+}
+
+agent::Agent make_agent(const Config& c, Runtime& rt) {
+  agent::Device d;
+  d.banks[0] = rt.banks[0].get();
+  d.banks[1] = rt.banks[1].get();
+  d.state = rt.state.get();
+  d.env = rt.env.get();
+  d.trust = &*rt.trust;
+  d.hardware_id = c.hardware_id;
+  d.now = [] { return static_cast<trust::Time>(std::time(nullptr)); };
+  d.health_check = [&c] { return run_command(c.health_command, c.health_timeout_s); };
+  d.reboot = [&c] { return run_command(c.reboot_command, 0); };
+  return agent::Agent(std::move(d));
+}
+
+const char* stage_name(agent::Stage s) {
+  switch (s) {
+    case agent::Stage::kNone: return "none";
+    case agent::Stage::kWriting: return "writing";
+    case agent::Stage::kWritten: return "written";
+    case agent::Stage::kTrial: return "trial";
+  }
+  return "none";
+}
+
+int done(const Options& o, OJson doc, const std::string& text) {
+  if (o.json) std::cout << doc.dump() << std::endl;
+  else if (!o.quiet && !text.empty()) std::printf("%s\n", text.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int report_error(const Options& o, const std::string& command, const Error& e) {
+  int code = static_cast<int>(e.code);
+  if (code == 0) code = 1;
+  std::fprintf(stderr, "ota-agent %s: error: %s\n", command.c_str(), e.message.c_str());
+  if (o.json) {
+    OJson doc;
+    doc["ok"] = false;
+    doc["command"] = command;
+    doc["error"] = {{"code", code}, {"name", std::string(error_code_name(e.code))}, {"message", e.message}};
+    std::cout << doc.dump() << std::endl;
+  }
+  return code;
+}
+
+int cmd_install(const Config& c, const Options& o, const std::string& source) {
+  std::string path = source;
+  if (path.rfind("file://", 0) == 0) path = path.substr(7);
+  else if (path.rfind("http://", 0) == 0 || path.rfind("https://", 0) == 0)
+    return report_error(o, "install", Error{ErrorCode::kUnsupported, "HTTP sources are not supported by this build yet"});
+  auto rt = open_runtime(c, true);
+  if (!rt) return report_error(o, "install", rt.error());
+  auto in = FileReader::open(path);
+  if (!in) return report_error(o, "install", in.error());
+  agent::Agent a = make_agent(c, *rt);
+  const std::uint64_t root_before = rt->trust->root().version;
+  auto rep = a.install(**in);
+  // A root update carried by the bundle is kept even when the install fails later.
+  if (rt->trust->root().version > root_before) {
+    std::string text = trust::encode_envelope(rt->trust->envelope());
+    auto st = rt->state->replace(kRootRecord, ByteSpan(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+    if (!st) return report_error(o, "install", st.error());
+  }
+  if (!rep) return report_error(o, "install", rep.error());
+  OJson doc;
+  doc["ok"] = true;
+  doc["command"] = "install";
+  doc["payload"] = rep->payload;
+  doc["delta"] = rep->delta;
+  doc["resumed"] = rep->resumed;
+  doc["bytes_read"] = rep->bytes_read;
+  doc["bytes_written"] = rep->bytes_written;
+  return done(o, doc, "installed " + rep->payload + (rep->resumed ? " (resumed)" : "") +
+                          "; the inactive bank boots once on the next reboot");
+}
+
+int cmd_status(const Config& c, const Options& o) {
+  auto rt = open_runtime(c, false);
+  if (!rt) return report_error(o, "status", rt.error());
+  agent::Agent a = make_agent(c, *rt);
+  auto s = a.state();
+  if (!s) return report_error(o, "status", s.error());
+  boot::BootControl bc(*rt->env);
+  auto bs = bc.state();
+  if (!bs) return report_error(o, "status", bs.error());
+  OJson doc;
+  doc["ok"] = true;
+  doc["command"] = "status";
+  doc["device_id"] = c.device_id;
+  doc["hardware_id"] = c.hardware_id;
+  doc["boot"] = {{"slot", boot::slot_name(bs->boot_slot)},
+                 {"trial", bs->upgrade_available},
+                 {"bootcount", bs->bootcount},
+                 {"bootlimit", bs->bootlimit}};
+  OJson banks;
+  for (int i = 0; i < 2; ++i) {
+    const auto& b = s->banks[i];
+    banks[i == 0 ? "a" : "b"] =
+        b ? OJson{{"version", b->version}, {"size", b->size}, {"hash", to_hex(b->hash)}} : OJson(nullptr);
+  }
+  doc["banks"] = banks;
+  doc["security_floor"] = s->security_floor;
+  OJson inst;
+  inst["stage"] = stage_name(s->install.stage);
+  if (s->install.stage != agent::Stage::kNone) {
+    inst["target"] = boot::slot_name(s->install.target);
+    inst["version"] = s->install.version;
+    inst["payload"] = s->install.payload;
+    inst["new_bytes_checkpointed"] = s->install.resume ? s->install.resume->new_offset : 0;
+    inst["target_size"] = s->install.target_size;
+  }
+  doc["install"] = inst;
+  doc["trust_root_version"] = rt->trust->root().version;
+  doc["last_result"] = s->last_result;
+  std::string text = std::string("boots slot ") + boot::slot_name(bs->boot_slot) +
+                     (bs->upgrade_available ? " (trial, boot " + std::to_string(bs->bootcount) + " of " +
+                                                  std::to_string(bs->bootlimit) + ")"
+                                            : " (confirmed)");
+  for (int i = 0; i < 2; ++i)
+    text += std::string("\nbank ") + (i == 0 ? "a" : "b") + ": " +
+            (s->banks[i] ? (s->banks[i]->version.empty() ? "unversioned image" : s->banks[i]->version) : "unknown");
+  text += std::string("\ninstall: ") + stage_name(s->install.stage);
+  if (s->install.stage != agent::Stage::kNone) text += " " + s->install.version;
+  if (!s->last_result.empty()) text += "\nlast result: " + s->last_result;
+  return done(o, doc, text);
+}
+
+int cmd_boot_check(const Config& c, const Options& o) {
+  auto rt = open_runtime(c, false);
+  if (!rt) return report_error(o, "boot-check", rt.error());
+  agent::Agent a = make_agent(c, *rt);
+  if (auto st = a.boot_check(); !st) return report_error(o, "boot-check", st.error());
+  auto s = a.state();
+  if (!s) return report_error(o, "boot-check", s.error());
+  OJson doc{{"ok", true}, {"command", "boot-check"}, {"last_result", s->last_result}};
+  return done(o, doc, s->last_result.empty() ? "nothing to check" : s->last_result);
+}
+
+int cmd_commit(const Config& c, const Options& o) {
+  auto rt = open_runtime(c, false);
+  if (!rt) return report_error(o, "commit", rt.error());
+  agent::Agent a = make_agent(c, *rt);
+  if (auto st = a.commit(); !st) return report_error(o, "commit", st.error());
+  return done(o, OJson{{"ok", true}, {"command", "commit"}}, "committed");
+}
+
+int cmd_rollback(const Config& c, const Options& o, const std::string& reason) {
+  auto rt = open_runtime(c, false);
+  if (!rt) return report_error(o, "rollback", rt.error());
+  agent::Agent a = make_agent(c, *rt);
+  if (auto st = a.rollback(reason); !st) return report_error(o, "rollback", st.error());
+  return done(o, OJson{{"ok", true}, {"command", "rollback"}}, "rolled back");
+}
+
+int cmd_simulate_boot(const Config& c, const Options& o) {
+  if (c.boot_backend != "file")
+    return report_error(o, "simulate-boot", Error{ErrorCode::kUsage, "simulate-boot needs boot.backend \"file\""});
+  auto env = open_file_env(c.boot_config);
+  if (!env) return report_error(o, "simulate-boot", env.error());
+  auto slot = boot::simulate_boot(**env);
+  if (!slot) return report_error(o, "simulate-boot", slot.error());
+  return done(o, OJson{{"ok", true}, {"command", "simulate-boot"}, {"slot", boot::slot_name(*slot)}},
+              std::string("booted slot ") + boot::slot_name(*slot));
+}
+
+}  // namespace ota::agent_cli

@@ -1,0 +1,126 @@
+#include "config.hpp"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "ota/io.hpp"
+
+namespace ota::agent_cli {
+
+namespace {
+
+using Json = nlohmann::json;
+
+Result<std::string> str(const Json& j, const char* key, bool required = true) {
+  auto it = j.find(key);
+  if (it == j.end()) {
+    if (required) return fail(ErrorCode::kMalformed, std::string("config: missing \"") + key + "\"");
+    return std::string();
+  }
+  if (!it->is_string() || it->get_ref<const std::string&>().empty())
+    return fail(ErrorCode::kMalformed, std::string("config: \"") + key + "\" must be a non-empty string");
+  return it->get<std::string>();
+}
+
+Result<std::vector<std::string>> argv_of(const Json& j, const char* what) {
+  if (!j.is_array() || j.empty()) return fail(ErrorCode::kMalformed, std::string("config: ") + what + " must be a non-empty array of strings");
+  std::vector<std::string> out;
+  for (const auto& a : j) {
+    if (!a.is_string()) return fail(ErrorCode::kMalformed, std::string("config: ") + what + " must be an array of strings");
+    out.push_back(a.get<std::string>());
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<Config> load_config(const std::string& path) {
+  auto bytes = read_file(path);
+  if (!bytes) return fail(bytes.error());
+  Json j = Json::parse(bytes->begin(), bytes->end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return fail(ErrorCode::kMalformed, path + ": not a JSON object");
+  Config c;
+  auto s = [&](const char* k, std::string& out, bool req = true) -> Status {
+    auto v = str(j, k, req);
+    if (!v) return fail(v.error().with_context(path));
+    out = *v;
+    return ok();
+  };
+  OTA_TRY(s("device_id", c.device_id));
+  OTA_TRY(s("hardware_id", c.hardware_id));
+  OTA_TRY(s("trust_root", c.trust_root));
+  OTA_TRY(s("state_dir", c.state_dir));
+  const auto banks = j.find("banks");
+  if (banks == j.end() || !banks->is_object()) return fail(ErrorCode::kMalformed, path + ": config: missing \"banks\"");
+  auto a = str(*banks, "a"), b = str(*banks, "b");
+  if (!a) return fail(a.error().with_context(path + ": banks"));
+  if (!b) return fail(b.error().with_context(path + ": banks"));
+  c.bank_a = *a;
+  c.bank_b = *b;
+  const auto boot = j.find("boot");
+  if (boot == j.end() || !boot->is_object()) return fail(ErrorCode::kMalformed, path + ": config: missing \"boot\"");
+  auto backend = str(*boot, "backend");
+  if (!backend) return fail(backend.error().with_context(path + ": boot"));
+  c.boot_backend = *backend;
+  const char* key = c.boot_backend == "uboot" ? "fw_env_config" : c.boot_backend == "grub" ? "grubenv" : "file";
+  if (c.boot_backend != "uboot" && c.boot_backend != "grub" && c.boot_backend != "file")
+    return fail(ErrorCode::kMalformed, path + ": boot.backend must be uboot, grub or file");
+  auto bc = str(*boot, key);
+  if (!bc) return fail(bc.error().with_context(path + ": boot"));
+  c.boot_config = *bc;
+  if (auto h = j.find("health_check"); h != j.end()) {
+    if (!h->is_object()) return fail(ErrorCode::kMalformed, path + ": health_check must be an object");
+    auto argv = argv_of(h->value("command", Json()), "health_check.command");
+    if (!argv) return fail(argv.error().with_context(path));
+    c.health_command = *argv;
+    if (h->contains("timeout_s")) {
+      if (!(*h)["timeout_s"].is_number_unsigned() || (*h)["timeout_s"].get<unsigned>() > 3600)
+        return fail(ErrorCode::kMalformed, path + ": health_check.timeout_s must be 0..3600");
+      c.health_timeout_s = (*h)["timeout_s"].get<int>();
+    }
+  }
+  if (auto r = j.find("reboot_command"); r != j.end()) {
+    auto argv = argv_of(*r, "reboot_command");
+    if (!argv) return fail(argv.error().with_context(path));
+    c.reboot_command = *argv;
+  }
+  return c;
+}
+
+Status run_command(const std::vector<std::string>& argv, int timeout_s) {
+  if (argv.empty()) return ok();
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) return fail(ErrorCode::kIo, "cannot start " + argv[0]);
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  int status = 0;
+  while (true) {
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR) return fail(ErrorCode::kIo, "waiting for " + argv[0] + " failed");
+    if (timeout_s > 0 && std::chrono::steady_clock::now() >= deadline) {
+      ::kill(-pid, SIGKILL);
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return fail(ErrorCode::kIo, argv[0] + " timed out after " + std::to_string(timeout_s) + " s");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return ok();
+  if (WIFEXITED(status)) return fail(ErrorCode::kIo, argv[0] + " exited with status " + std::to_string(WEXITSTATUS(status)));
+  return fail(ErrorCode::kIo, argv[0] + " was killed by signal " + std::to_string(WTERMSIG(status)));
+}
+
+}  // namespace ota::agent_cli

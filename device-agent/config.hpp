@@ -1,0 +1,30 @@
+// ota-agent's configuration file (schemas/agent-config.schema.json).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "ota/error.hpp"
+
+namespace ota::agent_cli {
+
+struct Config {
+  std::string device_id;
+  std::string hardware_id;
+  std::string bank_a, bank_b;
+  std::string boot_backend;  // "uboot", "grub" or "file" (the simulator's environment)
+  std::string boot_config;   // uboot: fw_env.config; grub: grubenv; file: the JSON environment
+  std::string trust_root;
+  std::string state_dir;
+  std::vector<std::string> health_command;  // empty: no health check
+  int health_timeout_s = 60;
+  std::vector<std::string> reboot_command;  // empty: no reboot (tests, demos)
+};
+
+Result<Config> load_config(const std::string& path);
+
+// Runs argv (no shell) and waits at most timeout_s seconds (0: no limit);
+// ok on exit status 0, else an error naming the status, signal or timeout.
+Status run_command(const std::vector<std::string>& argv, int timeout_s);
+
+}  // namespace ota::agent_cli

@@ -1,0 +1,121 @@
+// The device agent's life cycle: verified streaming install into the
+// inactive bank, trial boot, health check, commit or roll back; every side
+// effect behind an interface (banks, state store, boot environment, clock,
+// commands), so the same code runs on a device and under the power-cut
+// simulator.
+//
+// Contract of install() (one function, read top to bottom in agent/install.cpp):
+//  1. Signatures are verified against the trust root before anything else of
+//     the bundle is parsed; hardware, security floor, version order and
+//     expiry are checked before a payload byte is read.
+//  2. The delta whose base equals the active bank's content is chosen (the
+//     active bank is hashed once, and the hash cached in the state store),
+//     else the full payload.
+//  3. The install record is persisted before the first bank write. Payload
+//     chunks are checked against the signed manifest before they reach the
+//     decoder; the result is hashed as it is written and must equal the
+//     target hash; only then is the inactive bank marked to boot once.
+//  4. Delta installs checkpoint after every patch frame, once the bank is
+//     synced; an install interrupted by a power cut resumes at the last
+//     checkpoint when install() is called again with the same bundle.
+//  5. The active bank is never written. Until the trial is begun, the boot
+//     environment points at the active bank; after, the bootloader's
+//     bootcount rules fall back to it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ota/bootctl.hpp"
+#include "ota/bundle.hpp"
+#include "ota/delta.hpp"
+#include "ota/error.hpp"
+#include "ota/storage.hpp"
+#include "ota/trust.hpp"
+
+namespace ota::agent {
+
+// What the agent knows about one bank's content.
+struct BankInfo {
+  std::string version;  // empty when unknown (factory image)
+  std::uint64_t size = 0;
+  Digest hash{};
+};
+
+// kWriting: payload going into the target bank (resumable); kWritten: the
+// target bank holds the verified image, trial not yet begun; kTrial: the
+// bootloader was told to boot the target once.
+enum class Stage { kNone, kWriting, kWritten, kTrial };
+
+struct InstallRecord {
+  Stage stage = Stage::kNone;
+  Digest manifest_hash{};  // which bundle (content hash of its manifest bytes)
+  boot::Slot target = boot::Slot::kB;
+  std::string payload;     // payload name
+  std::string version;
+  std::uint64_t security_version = 0;
+  std::uint64_t target_size = 0;
+  Digest target_hash{};
+  std::optional<delta::ResumePoint> resume;  // last synced checkpoint (delta)
+};
+
+struct State {
+  std::optional<BankInfo> banks[2];
+  std::uint64_t security_floor = 0;
+  InstallRecord install;
+  std::string last_result;  // "installed 1.2.0", "rolled-back 1.2.0: health check failed", ...
+};
+
+Bytes encode_state(const State& s);
+Result<State> parse_state(ByteSpan bytes);
+
+// The device's side effects.
+struct Device {
+  storage::BlockStore* banks[2] = {nullptr, nullptr};
+  storage::StateStore* state = nullptr;
+  boot::Environment* env = nullptr;
+  trust::TrustStore* trust = nullptr;
+  std::string hardware_id;
+  std::function<trust::Time()> now;
+  // Runs the health check: ok, or an error naming why it failed (timeout, exit code).
+  std::function<Status()> health_check;
+  // Asks for a reboot (on a device it does not return; in tests it returns).
+  std::function<Status()> reboot;
+};
+
+struct InstallReport {
+  std::string payload;       // chosen payload name
+  bool delta = false;
+  bool resumed = false;
+  std::uint64_t bytes_read = 0;     // bundle bytes consumed
+  std::uint64_t bytes_written = 0;  // bank bytes written in this run
+};
+
+class Agent {
+ public:
+  explicit Agent(Device d) : d_(std::move(d)) {}
+
+  // Installs the bundle read from `bundle` (see the contract above).
+  Result<InstallReport> install(Reader& bundle);
+  // Run on every boot: commits a trial that booted and passed the health
+  // check, otherwise rolls back; no-op without a trial.
+  Status boot_check();
+  Status commit();
+  Status rollback(const std::string& reason);
+
+  Result<State> state() const;
+  // The slot the bootloader boots (the running one, after a boot).
+  Result<boot::Slot> active_slot() const;
+
+ private:
+  Status save(const State& s);
+  Result<Digest> bank_hash(boot::Slot slot, std::uint64_t size, State& s);
+  Device d_;
+};
+
+}  // namespace ota::agent

@@ -1,0 +1,347 @@
+// The agent's life cycle: install (verify, choose, stream, check, trial),
+// boot-check (health check, commit or roll back), commit, rollback.
+#include <algorithm>
+
+#include "codec/zstd.hpp"
+#include "ota/agent.hpp"
+#include "ota/hash.hpp"
+
+namespace ota::agent {
+
+namespace {
+
+constexpr char kStateRecord[] = "state.json";
+
+// Counts the bundle bytes consumed (reported; tests check that nothing of a
+// payload is read before verification).
+class CountingReader final : public Reader {
+ public:
+  explicit CountingReader(Reader& in) : in_(in) {}
+  Result<std::size_t> read(MutableByteSpan out) override {
+    auto n = in_.read(out);
+    if (n) count += *n;
+    return n;
+  }
+  std::uint64_t count = 0;
+
+ private:
+  Reader& in_;
+};
+
+// The first `size` bytes of a bank: the image in it.
+class PrefixSource final : public Source {
+ public:
+  PrefixSource(const storage::BlockStore& bank, std::uint64_t size) : bank_(bank), size_(size) {}
+  std::uint64_t size() const override { return size_; }
+  Status read_at(std::uint64_t offset, MutableByteSpan out) const override {
+    if (offset > size_ || out.size() > size_ - offset)
+      return fail(ErrorCode::kIo, "read past the image at offset " + std::to_string(offset));
+    return bank_.read_at(offset, out);
+  }
+
+ private:
+  const storage::BlockStore& bank_;
+  std::uint64_t size_;
+};
+
+// Hashes what is written through it.
+class HashingWriter final : public Writer {
+ public:
+  explicit HashingWriter(Writer& next) : next_(next) {}
+  Status write(ByteSpan data) override {
+    hash_.update(data);
+    return next_.write(data);
+  }
+  Status sync() override { return next_.sync(); }
+  std::uint64_t position() const override { return next_.position(); }
+  Digest digest() { return hash_.finish(); }
+
+ private:
+  Writer& next_;
+  Hasher hash_;
+};
+
+int index_of(boot::Slot s) { return s == boot::Slot::kA ? 0 : 1; }
+
+Result<Digest> hash_prefix(const storage::BlockStore& bank, std::uint64_t size) {
+  if (size > bank.size()) return fail(ErrorCode::kIo, "image larger than its bank");
+  Hasher h;
+  Bytes buf(256 * 1024);
+  for (std::uint64_t off = 0; off < size;) {
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), size - off));
+    OTA_TRY(bank.read_at(off, MutableByteSpan(buf.data(), n)));
+    h.update(ByteSpan(buf.data(), n));
+    off += n;
+  }
+  return h.finish();
+}
+
+// Full payload: zstd (or stored) into the bank, hashed as written.
+Status write_full(bundle::BundleReader& r, const manifest::Payload& p, Writer& out) {
+  Bytes in(64 * 1024);
+  if (p.compression == manifest::Compression::kNone) {
+    while (true) {
+      auto n = r.read(in);
+      if (!n) return fail(n.error());
+      if (*n == 0) return ok();
+      OTA_TRY(out.write(ByteSpan(in.data(), *n)));
+    }
+  }
+  auto dec = codec::ZstdDecoder::create(p.window_log);
+  if (!dec) return fail(dec.error());
+  OTA_TRY((*dec)->reset());
+  Bytes obuf(128 * 1024);
+  bool done = false;
+  while (true) {
+    auto n = r.read(in);
+    if (!n) return fail(n.error());
+    if (*n == 0) break;
+    ByteSpan left(in.data(), *n);
+    while (!left.empty() || !done) {
+      if (done) return fail(ErrorCode::kDecompress, "payload " + p.name + ": bytes after the end of the zstd frame");
+      auto step = (*dec)->decode(left, obuf);
+      if (!step) return fail(step.error().with_context("payload " + p.name));
+      left = left.subspan(step->consumed);
+      if (step->produced) OTA_TRY(out.write(ByteSpan(obuf.data(), step->produced)));
+      done = step->frame_done;
+      if (left.empty() && step->produced < obuf.size()) break;
+    }
+  }
+  while (!done) {  // flush what the decoder still holds
+    auto step = (*dec)->decode({}, obuf);
+    if (!step) return fail(step.error().with_context("payload " + p.name));
+    if (step->produced) OTA_TRY(out.write(ByteSpan(obuf.data(), step->produced)));
+    done = step->frame_done;
+    if (!done && step->produced == 0)
+      return fail(ErrorCode::kDecompress, "payload " + p.name + ": the zstd frame is truncated");
+  }
+  return ok();
+}
+
+}  // namespace
+
+Result<State> Agent::state() const {
+  auto rec = d_.state->get(kStateRecord);
+  if (!rec) return fail(rec.error());
+  if (!*rec) return State{};
+  return parse_state(**rec);
+}
+
+Status Agent::save(const State& s) { return d_.state->replace(kStateRecord, encode_state(s)); }
+
+Result<boot::Slot> Agent::active_slot() const {
+  boot::BootControl bc(*d_.env);
+  auto bs = bc.state();
+  if (!bs) return fail(bs.error());
+  return bs->boot_slot;
+}
+
+// The hash of the first `size` bytes of a bank, cached in the state.
+Result<Digest> Agent::bank_hash(boot::Slot slot, std::uint64_t size, State& s) {
+  auto& info = s.banks[index_of(slot)];
+  if (info && info->size == size) return info->hash;
+  auto h = hash_prefix(*d_.banks[index_of(slot)], size);
+  if (!h) return fail(h.error());
+  // Keep the version of a known image; a factory image stays unversioned.
+  if (!info || info->size != size) info = BankInfo{info && info->size == size ? info->version : "", size, *h};
+  return *h;
+}
+
+Result<InstallReport> Agent::install(Reader& bundle_in) {
+  InstallReport report;
+  CountingReader in(bundle_in);
+  auto loaded = state();
+  if (!loaded) return fail(loaded.error().with_context("agent state"));
+  State s = std::move(*loaded);
+  boot::BootControl bc(*d_.env);
+  auto bs = bc.state();
+  if (!bs) return fail(bs.error().with_context("boot environment"));
+  if (s.install.stage == Stage::kTrial || bs->upgrade_available)
+    return fail(ErrorCode::kUsage, "a trial boot is pending: run boot-check, commit or rollback first");
+  const boot::Slot active = bs->boot_slot;
+  const boot::Slot target = boot::other(active);
+  storage::BlockStore& target_bank = *d_.banks[index_of(target)];
+
+  // 1. Signatures, then policy: nothing of a payload is read before this.
+  auto reader = bundle::BundleReader::open(in);
+  if (!reader) return fail(reader.error());
+  bundle::VerifyOptions vo;
+  vo.policy.now = d_.now();
+  vo.policy.hardware = d_.hardware_id;
+  vo.policy.security_floor = s.security_floor;
+  if (const auto& a = s.banks[index_of(active)]; a && !a->version.empty()) vo.policy.installed_version = a->version;
+  auto m = (*reader)->verify(*d_.trust, vo);
+  if (!m) return fail(m.error());
+  const Digest manifest_hash = content_hash((*reader)->manifest_bytes());
+  if (m->target_size > target_bank.size())
+    return fail(ErrorCode::kLimitExceeded, "the image (" + std::to_string(m->target_size) +
+                                               " bytes) does not fit bank " + boot::slot_name(target));
+
+  // 2. The payload: resume the one in progress, else the delta from the
+  // active bank's content, else the full image.
+  const bool resuming = s.install.stage != Stage::kNone && s.install.manifest_hash == manifest_hash &&
+                        s.install.target == target;
+  std::optional<std::size_t> chosen;
+  if (resuming) {
+    for (std::size_t i = 0; i < m->payloads.size(); ++i)
+      if (m->payloads[i].name == s.install.payload) chosen = i;
+  } else {
+    for (std::size_t i = 0; i < m->payloads.size() && !chosen; ++i) {
+      const auto& p = m->payloads[i];
+      if (p.kind != manifest::PayloadKind::kDelta || p.base_size > d_.banks[index_of(active)]->size()) continue;
+      auto h = bank_hash(active, p.base_size, s);
+      if (!h) return fail(h.error().with_context("hashing the active bank"));
+      if (*h == p.base_hash) chosen = i;
+    }
+    for (std::size_t i = 0; i < m->payloads.size() && !chosen; ++i)
+      if (m->payloads[i].kind == manifest::PayloadKind::kFull) chosen = i;
+  }
+  if (!chosen)
+    return fail(ErrorCode::kUnsupported, "no payload applies: no full image and no delta from the active bank's content");
+  const manifest::Payload& p = m->payloads[*chosen];
+  report.payload = p.name;
+  report.delta = p.kind == manifest::PayloadKind::kDelta;
+  report.resumed = resuming && s.install.stage == Stage::kWriting && s.install.resume.has_value();
+
+  // 3. The install record, durable before the first bank write.
+  if (!resuming) {
+    s.install = InstallRecord{Stage::kWriting, manifest_hash, target, p.name, m->version, m->security_version,
+                              m->target_size, m->target_hash, std::nullopt};
+    s.banks[index_of(target)].reset();
+    OTA_TRY(save(s));
+  }
+
+  if (s.install.stage == Stage::kWriting) {
+    // 4. Stream: chunk check -> decoder or patcher -> bank, hashed as written.
+    while (true) {
+      auto idx = (*reader)->next_payload();
+      if (!idx) return fail(idx.error());
+      if (!*idx) return fail(ErrorCode::kMalformed, "bundle ended before payload " + p.name);
+      if (**idx == *chosen) break;
+    }
+    if (report.delta) {
+      PrefixSource old_image(*d_.banks[index_of(active)], p.base_size);
+      PrefixSource written(target_bank, m->target_size);
+      const std::uint64_t start = s.install.resume ? s.install.resume->new_offset : 0;
+      storage::BankWriter bank_out(target_bank, start);
+      delta::PatchOptions po;
+      po.known_old_hash = p.base_hash;  // checked above by hashing the active bank
+      po.max_window_log = std::max<std::uint8_t>(p.window_log, 10);
+      po.resume = s.install.resume;
+      po.written_prefix = &written;
+      po.on_frame = [&](const delta::ResumePoint& rp) -> Status {
+        OTA_TRY(target_bank.sync());
+        s.install.resume = rp;
+        return save(s);
+      };
+      auto patcher = delta::Patcher::create(old_image, bank_out, po);
+      if (!patcher) return fail(patcher.error());
+      Bytes buf(64 * 1024);
+      while (true) {
+        auto n = (*reader)->read(buf);
+        if (!n) return fail(n.error());
+        if (*n == 0) break;
+        OTA_TRY((*patcher)->feed(ByteSpan(buf.data(), *n)));
+      }
+      if (Status done = (*patcher)->finish(); !done) {  // NEW's hash, the prefix read back included
+        if (done.error().code == ErrorCode::kNewMismatch && s.install.resume) {
+          // The checkpointed prefix is not what was written: start over next time.
+          s.install.resume.reset();
+          OTA_TRY(save(s));
+        }
+        return fail(done.error());
+      }
+      const auto* h = (*patcher)->header();
+      if (h->new_size != m->target_size || h->new_hash != m->target_hash)
+        return fail(ErrorCode::kPayloadMismatch, "the delta does not produce the manifest's target image");
+      report.bytes_written = bank_out.position() - start;
+    } else {
+      storage::BankWriter bank_out(target_bank, 0);
+      HashingWriter hashing(bank_out);
+      OTA_TRY(write_full(**reader, p, hashing));
+      if (hashing.position() != m->target_size || hashing.digest() != m->target_hash)
+        return fail(ErrorCode::kPayloadMismatch, "payload " + p.name + " does not produce the manifest's target image");
+      report.bytes_written = hashing.position();
+    }
+    OTA_TRY(target_bank.sync());
+    s.install.stage = Stage::kWritten;
+    s.install.resume.reset();
+    OTA_TRY(save(s));
+  } else {
+    // Written before a power cut: check the bank still holds the image.
+    auto h = hash_prefix(target_bank, s.install.target_size);
+    if (!h) return fail(h.error());
+    if (*h != s.install.target_hash) {
+      s.install = InstallRecord{};
+      OTA_TRY(save(s));
+      return fail(ErrorCode::kPayloadMismatch, "bank " + std::string(boot::slot_name(target)) +
+                                                   " no longer holds the installed image; install again");
+    }
+  }
+  report.bytes_read = in.count;
+
+  // 5. Only now: boot the target once, then reboot into it.
+  OTA_TRY(bc.begin_trial(target));
+  s.install.stage = Stage::kTrial;
+  OTA_TRY(save(s));
+  if (d_.reboot) OTA_TRY(d_.reboot());
+  return report;
+}
+
+Status Agent::boot_check() {
+  auto loaded = state();
+  if (!loaded) return fail(loaded.error().with_context("agent state"));
+  State s = std::move(*loaded);
+  boot::BootControl bc(*d_.env);
+  auto bs = bc.state();
+  if (!bs) return fail(bs.error().with_context("boot environment"));
+  // A cut between the environment store and the state record.
+  if (s.install.stage == Stage::kWritten && bs->upgrade_available && bs->boot_slot == s.install.target)
+    s.install.stage = Stage::kTrial;
+  if (s.install.stage != Stage::kTrial) return ok();
+  const std::string version = s.install.version;
+  if (bs->boot_slot != s.install.target) {
+    // The bootloader fell back (bootcount past bootlimit) or the trial was undone.
+    s.last_result = "rolled-back " + version + ": the bootloader fell back to slot " + boot::slot_name(bs->boot_slot);
+    s.install = InstallRecord{};
+    return save(s);
+  }
+  Status health = d_.health_check ? d_.health_check() : ok();
+  if (!health) return rollback("health check failed: " + health.error().message);
+  // Commit: the environment first (idempotent if cut before the state is saved).
+  OTA_TRY(bc.commit());
+  s.banks[index_of(s.install.target)] = BankInfo{version, s.install.target_size, s.install.target_hash};
+  s.security_floor = std::max(s.security_floor, s.install.security_version);
+  s.last_result = "installed " + version;
+  s.install = InstallRecord{};
+  return save(s);
+}
+
+Status Agent::commit() {
+  auto loaded = state();
+  if (!loaded) return fail(loaded.error());
+  if (loaded->install.stage != Stage::kTrial) return fail(ErrorCode::kUsage, "no trial to commit");
+  Device saved = d_;
+  d_.health_check = nullptr;  // an explicit commit skips the health check
+  Status st = boot_check();
+  d_ = std::move(saved);
+  return st;
+}
+
+Status Agent::rollback(const std::string& reason) {
+  auto loaded = state();
+  if (!loaded) return fail(loaded.error());
+  State s = std::move(*loaded);
+  if (s.install.stage == Stage::kNone) return fail(ErrorCode::kUsage, "nothing to roll back");
+  boot::BootControl bc(*d_.env);
+  auto bs = bc.state();
+  if (!bs) return fail(bs.error());
+  if (s.install.stage == Stage::kTrial && bs->boot_slot == s.install.target) OTA_TRY(bc.rollback());
+  s.last_result = "rolled-back " + s.install.version + ": " + reason;
+  s.install = InstallRecord{};
+  OTA_TRY(save(s));
+  if (d_.reboot) OTA_TRY(d_.reboot());
+  return ok();
+}
+
+}  // namespace ota::agent

@@ -1,0 +1,420 @@
+// The agent's install path and life cycle on simulated storage: banks and a
+// state store under a PowerCut, a boot environment whose stores count as
+// writes too, and U-Boot's bootcount rules (boot::simulate_boot) as the
+// "reboot". The power-cut enumeration cuts at every write of a delta install
+// (and with seeded random survivors and torn sectors), restarts a fresh agent
+// on what survived, and checks: the active bank never changes, the device
+// boots the old image or the verified new one, and the install completes.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "ota/agent.hpp"
+#include "ota/bundle.hpp"
+#include "support/random.hpp"
+#include "support/signing.hpp"
+#include "support/temp_dir.hpp"
+
+namespace ota {
+namespace {
+
+using agent::Agent;
+using agent::Stage;
+using boot::Slot;
+using storage::LossMode;
+using storage::PowerCut;
+
+constexpr std::uint64_t kBankSize = 256 * 1024;
+const trust::Time kNow = test::at("2026-06-01");
+
+// A boot environment whose stores are writes under the same PowerCut.
+class CutEnvironment final : public boot::Environment {
+ public:
+  CutEnvironment(boot::Vars vars, PowerCut& power) : power_(power) { inner_.vars = std::move(vars); }
+  Result<boot::Vars> read() override { return inner_.read(); }
+  Status write(const std::map<std::string, std::optional<std::string>>& changes) override {
+    OTA_TRY(power_.on_write());
+    return inner_.write(changes);
+  }
+  const boot::Vars& vars() const { return inner_.vars; }
+
+ private:
+  boot::MemoryEnvironment inner_;
+  PowerCut& power_;
+};
+
+// Reads from memory and counts what was consumed.
+class CountingReader final : public Reader {
+ public:
+  explicit CountingReader(ByteSpan b) : in_(b) {}
+  Result<std::size_t> read(MutableByteSpan out) override {
+    auto n = in_.read(out);
+    if (n) count += *n;
+    return n;
+  }
+  std::uint64_t count = 0;
+
+ private:
+  MemoryReader in_;
+};
+
+Bytes bank_with(const Bytes& image) {
+  Bytes b(kBankSize, 0);
+  std::copy(image.begin(), image.end(), b.begin());
+  return b;
+}
+
+Bytes prefix(const Bytes& b, std::size_t n) { return Bytes(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(n)); }
+
+class AgentTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    base_ = test::structured_bytes(64 * 1024, 500);
+    image_ = test::with_insertion(test::with_random_edits(base_, 200, 501), 20'000, test::random_bytes(3000, 502));
+    test::write_bytes(dir_.file("base.img"), base_);
+    test::write_bytes(dir_.file("new.img"), image_);
+    root_ = test::root_envelope(test::make_root(1, test::at("2030-01-01"), 1, keys_.ptrs({0})), keys_.ptrs({0}));
+  }
+
+  // A signed bundle of new.img with a delta from base.img (4 KiB frames).
+  Bytes make_bundle(const std::string& version = "1.1.0", std::vector<std::string> hw = {"board"},
+                    std::optional<trust::Time> expires = {}, std::size_t signer = 0) {
+    bundle::BuildOptions o;
+    o.image_path = dir_.file("new.img");
+    o.base_paths = {dir_.file("base.img")};
+    o.name = "fw";
+    o.version = version;
+    o.hardware = std::move(hw);
+    o.created = test::at("2026-01-01");
+    o.expires = expires;
+    o.delta_level = 3;
+    o.delta_frame_log = 12;
+    o.chunk_size = 4096;
+    auto staged = bundle::stage(o);
+    EXPECT_TRUE(staged) << staged.error().message;
+    bundle::SignatureBlock block;
+    block.signatures = test::sign_all(keys_.ptrs({signer}), trust::kManifestType, (*staged)->manifest_bytes());
+    VectorWriter out;
+    auto st = (*staged)->write(out, block);
+    EXPECT_TRUE(st) << st.error().message;
+    return std::move(out).take();
+  }
+
+  // One boot of the device: durable storage in, an agent over it.
+  struct Device {
+    Device(const Bytes& a, const Bytes& b, std::map<std::string, Bytes> records, boot::Vars env_vars,
+           const trust::Envelope& root, PowerCut&& pc)
+        : power(std::move(pc)),
+          bank_a(a, power),
+          bank_b(b, power),
+          state(power, std::move(records)),
+          env(std::move(env_vars), power),
+          trust(test::store_from(root)) {}
+    Agent agent(std::function<Status()> health = [] { return ok(); }) {
+      agent::Device d;
+      d.banks[0] = &bank_a;
+      d.banks[1] = &bank_b;
+      d.state = &state;
+      d.env = &env;
+      d.trust = &trust;
+      d.hardware_id = "board";
+      d.now = [] { return kNow; };
+      d.health_check = std::move(health);
+      d.reboot = [] { return ok(); };
+      return Agent(std::move(d));
+    }
+    PowerCut power;
+    storage::SimulatedBank bank_a, bank_b;
+    storage::SimulatedStateStore state;
+    CutEnvironment env;
+    trust::TrustStore trust;
+  };
+
+  std::unique_ptr<Device> fresh(const Bytes& bank_a_content, PowerCut pc = PowerCut()) {
+    return std::make_unique<Device>(bank_with(bank_a_content), Bytes(kBankSize, 0), std::map<std::string, Bytes>{},
+                                    boot::Vars{{"ota_slot", "a"}}, root_, std::move(pc));
+  }
+
+  test::Keyring keys_{2};
+  test::TempDir dir_;
+  Bytes base_, image_;
+  trust::Envelope root_;
+};
+
+TEST_F(AgentTest, DeltaInstallTrialAndCommit) {
+  auto dev = fresh(base_);
+  Agent a = dev->agent();
+  Bytes bundle = make_bundle();
+  CountingReader in(bundle);
+  auto rep = a.install(in);
+  ASSERT_TRUE(rep) << rep.error().message;
+  EXPECT_TRUE(rep->delta);
+  EXPECT_EQ(rep->bytes_written, image_.size());
+  EXPECT_EQ(dev->env.vars().at("ota_slot"), "b");
+  EXPECT_EQ(dev->env.vars().at("upgrade_available"), "1");
+  ASSERT_TRUE(dev->bank_b.sync());
+  EXPECT_EQ(prefix(dev->bank_b.survivors(), image_.size()), image_);
+  // Reboot: the bootloader boots b once; boot-check commits.
+  auto booted = boot::simulate_boot(dev->env);
+  ASSERT_TRUE(booted);
+  EXPECT_EQ(*booted, Slot::kB);
+  ASSERT_TRUE(a.boot_check());
+  auto s = a.state();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->install.stage, Stage::kNone);
+  EXPECT_EQ(s->last_result, "installed 1.1.0");
+  ASSERT_TRUE(s->banks[1]);
+  EXPECT_EQ(s->banks[1]->version, "1.1.0");
+  EXPECT_EQ(dev->env.vars().count("upgrade_available") ? dev->env.vars().at("upgrade_available") : "0", "0");
+  EXPECT_EQ(*boot::simulate_boot(dev->env), Slot::kB);
+  // The same bundle again is not newer than what runs now.
+  CountingReader again(bundle);
+  auto r2 = a.install(again);
+  ASSERT_FALSE(r2);
+  EXPECT_EQ(r2.error().code, ErrorCode::kDowngrade);
+}
+
+TEST_F(AgentTest, WrongBaseFallsBackToTheFullPayload) {
+  Bytes other = test::random_bytes(64 * 1024, 77);
+  auto dev = fresh(other);
+  Agent a = dev->agent();
+  Bytes bundle = make_bundle();
+  CountingReader in(bundle);
+  auto rep = a.install(in);
+  ASSERT_TRUE(rep) << rep.error().message;
+  EXPECT_FALSE(rep->delta);
+  EXPECT_EQ(rep->payload, "full.zst");
+  ASSERT_TRUE(dev->bank_b.sync());
+  EXPECT_EQ(prefix(dev->bank_b.survivors(), image_.size()), image_);
+}
+
+TEST_F(AgentTest, TamperedChunkNeverReachesTheBank) {
+  auto dev = fresh(base_);
+  Agent a = dev->agent();
+  Bytes bundle = make_bundle();
+  // Corrupt a byte in the middle of the delta payload.
+  MemoryReader probe(bundle);
+  auto rd = bundle::BundleReader::open(probe);
+  ASSERT_TRUE(rd);
+  auto m = (*rd)->parse_unverified();
+  ASSERT_TRUE(m);
+  const auto lay = bundle::layout((*rd)->manifest_bytes().size(),
+                                  bundle::encode_signature_block((*rd)->signature_block()).size(), *m);
+  const auto& delta_member = lay.members[3];
+  ASSERT_GT(delta_member.size, 100u);
+  bundle[delta_member.data_offset + delta_member.size / 2] ^= 0x20;
+  CountingReader in(bundle);
+  auto rep = a.install(in);
+  ASSERT_FALSE(rep);
+  EXPECT_EQ(rep.error().code, ErrorCode::kPayloadMismatch);
+  // The corrupted chunk is the delta's first: not one byte reached bank b.
+  Bytes b(kBankSize);
+  ASSERT_TRUE(dev->bank_b.read_at(0, b));
+  EXPECT_EQ(b, Bytes(kBankSize, 0));
+  // And no trial was begun.
+  EXPECT_EQ(dev->env.vars().count("upgrade_available") ? dev->env.vars().at("upgrade_available") : "0", "0");
+  EXPECT_EQ(dev->env.vars().at("ota_slot"), "a");
+}
+
+TEST_F(AgentTest, RejectedBeforeAnyPayloadByteIsRead) {
+  struct Case {
+    const char* what;
+    Bytes bundle;
+    ErrorCode code;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"wrong hardware", make_bundle("1.1.0", {"other-board"}), ErrorCode::kIncompatibleHardware});
+  cases.push_back({"expired", make_bundle("1.1.0", {"board"}, test::at("2026-03-01")), ErrorCode::kExpired});
+  cases.push_back({"unknown signer", make_bundle("1.1.0", {"board"}, std::nullopt, 1), ErrorCode::kUnknownKey});
+  cases.push_back({"downgrade", make_bundle("0.9.0"), ErrorCode::kDowngrade});
+  for (auto& c : cases) {
+    auto dev = fresh(base_);
+    // The device runs 1.0.0 (known), so 0.9.0 is a downgrade.
+    agent::State s;
+    s.banks[0] = agent::BankInfo{"1.0.0", base_.size(), content_hash(base_)};
+    ASSERT_TRUE(dev->state.replace("state.json", agent::encode_state(s)));
+    Agent a = dev->agent();
+    CountingReader in(c.bundle);
+    auto rep = a.install(in);
+    ASSERT_FALSE(rep) << c.what;
+    EXPECT_EQ(rep.error().code, c.code) << c.what << ": " << rep.error().message;
+    // Only the manifest and signature members were read.
+    MemoryReader probe(c.bundle);
+    auto rd = bundle::BundleReader::open(probe);
+    ASSERT_TRUE(rd);
+    EXPECT_LE(in.count, (*rd)->offset()) << c.what;
+    EXPECT_EQ(dev->bank_b.survivors(), Bytes(kBankSize, 0)) << c.what;
+  }
+}
+
+TEST_F(AgentTest, FailedHealthCheckRollsBack) {
+  auto dev = fresh(base_);
+  Agent a = dev->agent([] { return Status(fail(ErrorCode::kIo, "service did not start")); });
+  Bytes bundle = make_bundle();
+  CountingReader in(bundle);
+  ASSERT_TRUE(a.install(in));
+  EXPECT_EQ(*boot::simulate_boot(dev->env), Slot::kB);
+  ASSERT_TRUE(a.boot_check());
+  auto s = a.state();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->install.stage, Stage::kNone);
+  EXPECT_NE(s->last_result.find("rolled-back 1.1.0: health check failed"), std::string::npos) << s->last_result;
+  EXPECT_EQ(*boot::simulate_boot(dev->env), Slot::kA);
+}
+
+TEST_F(AgentTest, RebootLoopIsBrokenByTheBootcount) {
+  auto dev = fresh(base_);
+  Agent a = dev->agent();
+  Bytes bundle = make_bundle();
+  CountingReader in(bundle);
+  ASSERT_TRUE(a.install(in));
+  // The new image crashes before boot-check, every time.
+  Slot booted = Slot::kB;
+  int boots = 0;
+  while (booted == Slot::kB && boots < 10) {
+    booted = *boot::simulate_boot(dev->env);
+    ++boots;
+  }
+  EXPECT_EQ(booted, Slot::kA);
+  EXPECT_EQ(boots, 4);  // bootlimit 3: three tries, the fourth boot falls back
+  ASSERT_TRUE(a.boot_check());
+  auto s = a.state();
+  ASSERT_TRUE(s);
+  EXPECT_NE(s->last_result.find("fell back"), std::string::npos) << s->last_result;
+}
+
+// ---- power cuts ----
+
+struct Survivors {
+  Bytes a, b;
+  std::map<std::string, Bytes> records;
+  boot::Vars env;
+};
+
+class PowerCutTest : public AgentTest {
+ protected:
+  // Runs an install with power cut at write n (0: never); returns what survives.
+  Survivors run(std::uint64_t n, LossMode mode, std::uint64_t seed, const Survivors* from, std::uint64_t* writes,
+                bool* completed) {
+    PowerCut pc(n, mode, seed);
+    std::unique_ptr<Device> dev;
+    if (from)
+      dev = std::make_unique<Device>(from->a, from->b, from->records, from->env, root_, std::move(pc));
+    else
+      dev = fresh(base_, std::move(pc));
+    Agent a = dev->agent();
+    // A device runs boot-check on every boot, before anything else.
+    if (from && !a.boot_check()) {
+      EXPECT_TRUE(dev->power.cut());
+    }
+    CountingReader in(bundle_);
+    auto rep = dev->power.cut() ? Result<agent::InstallReport>(fail(ErrorCode::kIo, "power cut")) : a.install(in);
+    if (writes) *writes = dev->power.writes();
+    if (completed) *completed = static_cast<bool>(rep);
+    if (!rep) {
+      EXPECT_TRUE(dev->power.cut()) << "failed without a power cut: " << rep.error().message;
+    }
+    return Survivors{dev->bank_a.survivors(), dev->bank_b.survivors(), dev->state.records(), dev->env.vars()};
+  }
+
+  // After a cut: the device boots old or verified-new; a fresh agent finishes the job.
+  void check_and_finish(const Survivors& s, const std::string& where) {
+    ASSERT_EQ(prefix(s.a, base_.size()), base_) << where << ": the active bank changed";
+    boot::MemoryEnvironment env;
+    env.vars = s.env;
+    auto booted = boot::simulate_boot(env);
+    ASSERT_TRUE(booted) << where;
+    if (*booted == Slot::kB) {
+      ASSERT_EQ(prefix(s.b, image_.size()), image_) << where << ": booted an unverified bank";
+    }
+    Survivors next = s;
+    next.env = env.vars;
+    Device dev(next.a, next.b, next.records, next.env, root_, PowerCut());
+    Agent a = dev.agent();
+    if (*booted == Slot::kA) {
+      ASSERT_TRUE(a.boot_check()) << where;  // a trial that never began or fell back: nothing to commit
+      CountingReader in(bundle_);
+      auto rep = a.install(in);
+      ASSERT_TRUE(rep) << where << ": " << rep.error().message;
+      ASSERT_EQ(*boot::simulate_boot(dev.env), Slot::kB) << where;
+    }
+    ASSERT_TRUE(a.boot_check()) << where;
+    auto st = a.state();
+    ASSERT_TRUE(st) << where;
+    EXPECT_EQ(st->last_result, "installed 1.1.0") << where;
+    EXPECT_EQ(prefix(dev.bank_b.survivors(), image_.size()), image_) << where;
+    EXPECT_EQ(prefix(dev.bank_a.survivors(), base_.size()), base_) << where;
+  }
+
+  Bytes bundle_;
+};
+
+TEST_F(PowerCutTest, EveryWriteOfADeltaInstall) {
+  bundle_ = make_bundle();
+  std::uint64_t total = 0;
+  bool completed = false;
+  run(0, LossMode::kDropUnsynced, 1, nullptr, &total, &completed);
+  ASSERT_TRUE(completed);
+  ASSERT_GT(total, 20u) << "expected a write per frame and checkpoint";
+  RecordProperty("writes_per_install", static_cast<int>(total));
+  for (LossMode mode : {LossMode::kDropUnsynced, LossMode::kRandomSubset, LossMode::kTornSector}) {
+    for (std::uint64_t n = 1; n <= total; ++n) {
+      const std::string where = "cut at write " + std::to_string(n) + " of " + std::to_string(total) + " (mode " +
+                                std::to_string(static_cast<int>(mode)) + ")";
+      Survivors s = run(n, mode, n * 7919, nullptr, nullptr, nullptr);
+      check_and_finish(s, where);
+      if (HasFatalFailure()) return;
+    }
+  }
+}
+
+TEST_F(PowerCutTest, ResumeFetchesNoFrameTwice) {
+  bundle_ = make_bundle();
+  std::uint64_t total = 0;
+  bool completed = false;
+  run(0, LossMode::kDropUnsynced, 1, nullptr, &total, &completed);
+  // Cut late in the write phase, then resume: the resumed run writes less than the image.
+  Survivors s = run(total * 3 / 4, LossMode::kDropUnsynced, 1, nullptr, nullptr, nullptr);
+  Device dev(s.a, s.b, s.records, s.env, root_, PowerCut());
+  Agent a = dev.agent();
+  CountingReader in(bundle_);
+  auto rep = a.install(in);
+  ASSERT_TRUE(rep) << rep.error().message;
+  EXPECT_TRUE(rep->resumed);
+  EXPECT_LT(rep->bytes_written, image_.size());
+}
+
+TEST_F(PowerCutTest, SeededMultiCuts) {
+  bundle_ = make_bundle();
+  std::uint64_t total = 0;
+  bool completed = false;
+  run(0, LossMode::kDropUnsynced, 1, nullptr, &total, &completed);
+  std::mt19937_64 rng(42);
+  for (int trial = 0; trial < 20; ++trial) {
+    Survivors s;
+    bool have = false;
+    // Up to four cuts in a row, each a few writes into the resumed install.
+    for (int cut = 0; cut < 4; ++cut) {
+      const std::uint64_t n = 1 + rng() % (total / 3 + 1);
+      const auto mode = static_cast<LossMode>(rng() % 3);
+      bool done = false;
+      s = run(n, mode, rng(), have ? &s : nullptr, nullptr, &done);
+      have = true;
+      if (done) break;
+      ASSERT_EQ(prefix(s.a, base_.size()), base_) << "trial " << trial << " cut " << cut;
+      // The reboot after the cut: the bootloader decides what runs.
+      boot::MemoryEnvironment env;
+      env.vars = s.env;
+      auto booted = boot::simulate_boot(env);
+      ASSERT_TRUE(booted);
+      s.env = env.vars;
+      if (*booted == Slot::kB) break;  // the trial began: check_and_finish takes over
+    }
+    check_and_finish(s, "trial " + std::to_string(trial));
+    if (HasFatalFailure()) return;
+  }
+}
+
+}  // namespace
+}  // namespace ota
