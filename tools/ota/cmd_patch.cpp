@@ -13,24 +13,6 @@ struct PatchArgs {
   int max_window_log = delta::kMaxWindowLog;
 };
 
-// Hashes everything written through it.
-class HashingWriter final : public Writer {
- public:
-  explicit HashingWriter(Writer& next) : next_(next) {}
-  Status write(ByteSpan data) override {
-    hash_.update(data);
-    return next_.write(data);
-  }
-  Status sync() override { return next_.sync(); }
-  Status commit() override { return next_.commit(); }
-  std::uint64_t position() const override { return next_.position(); }
-  Digest digest() { return hash_.finish(); }
-
- private:
-  Writer& next_;
-  Hasher hash_;
-};
-
 Status run_patch(const Context& ctx, const PatchArgs& a) {
   auto t0 = std::chrono::steady_clock::now();
   auto old_image = FileSource::open(a.old_path);

@@ -37,6 +37,25 @@ Digest content_hash(ByteSpan data);
 Result<Digest> content_hash(const Source& source);
 
 // Lowercase hex of any bytes, and back (nullopt unless exactly 64 hex digits).
+// Forwards writes to another Writer and hashes everything written through it.
+class HashingWriter final : public Writer {
+ public:
+  explicit HashingWriter(Writer& next) : next_(next) {}
+  Status write(ByteSpan data) override {
+    hash_.update(data);
+    return next_.write(data);
+  }
+  Status sync() override { return next_.sync(); }
+  Status commit() override { return next_.commit(); }
+  std::uint64_t position() const override { return next_.position(); }
+  // The digest of all bytes written; call once, after the last write.
+  Digest digest() { return hash_.finish(); }
+
+ private:
+  Writer& next_;
+  Hasher hash_;
+};
+
 std::string to_hex(ByteSpan bytes);
 std::optional<Digest> digest_from_hex(std::string_view hex);
 

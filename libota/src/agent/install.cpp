@@ -44,23 +44,6 @@ class PrefixSource final : public Source {
   std::uint64_t size_;
 };
 
-// Hashes what is written through it.
-class HashingWriter final : public Writer {
- public:
-  explicit HashingWriter(Writer& next) : next_(next) {}
-  Status write(ByteSpan data) override {
-    hash_.update(data);
-    return next_.write(data);
-  }
-  Status sync() override { return next_.sync(); }
-  std::uint64_t position() const override { return next_.position(); }
-  Digest digest() { return hash_.finish(); }
-
- private:
-  Writer& next_;
-  Hasher hash_;
-};
-
 int index_of(boot::Slot s) { return s == boot::Slot::kA ? 0 : 1; }
 
 Result<Digest> hash_prefix(const storage::BlockStore& bank, std::uint64_t size) {
