@@ -1,6 +1,8 @@
 // A private temporary directory per test, removed with everything in it.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <string>
 #include <vector>
 
@@ -30,5 +32,20 @@ class TempDir {
 void write_bytes(const std::string& path, const Bytes& data);
 Bytes read_bytes(const std::string& path);
 bool file_exists(const std::string& path);
+
+// Sets the process umask and restores it at scope exit.
+class ScopedUmask {
+ public:
+  explicit ScopedUmask(mode_t mask) : saved_(::umask(mask)) {}
+  ~ScopedUmask() { ::umask(saved_); }
+  ScopedUmask(const ScopedUmask&) = delete;
+  ScopedUmask& operator=(const ScopedUmask&) = delete;
+
+ private:
+  mode_t saved_;
+};
+
+// The permission bits of a file (07777), or 0 when it cannot be stat'ed.
+unsigned mode_of(const std::string& path);
 
 }  // namespace ota::test

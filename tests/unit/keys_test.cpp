@@ -16,6 +16,9 @@
 namespace ota {
 namespace {
 
+using test::mode_of;
+using test::ScopedUmask;
+
 using keys::PublicKey;
 using keys::SealParams;
 using keys::SecretKey;
@@ -26,21 +29,6 @@ using test::to_bytes;
 
 // crypto_pwhash_OPSLIMIT_MIN / MEMLIMIT_MIN: sealing in a few milliseconds.
 const SealParams kFastSeal{1, 8192};
-
-class ScopedUmask {
- public:
-  explicit ScopedUmask(mode_t mask) : saved_(::umask(mask)) {}
-  ~ScopedUmask() { ::umask(saved_); }
-
- private:
-  mode_t saved_;
-};
-
-unsigned mode_of(const std::string& path) {
-  struct stat st {};
-  EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
-  return st.st_mode & 07777;
-}
 
 Bytes from_hex(std::string_view hex) {
   Bytes out;

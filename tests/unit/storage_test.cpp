@@ -22,26 +22,13 @@
 namespace ota::storage {
 namespace {
 
+using test::mode_of;
+using test::ScopedUmask;
+
 using test::random_bytes;
 using test::TempDir;
 
 constexpr std::uint64_t kMax64 = std::numeric_limits<std::uint64_t>::max();
-
-// Restores the process umask at scope exit.
-class ScopedUmask {
- public:
-  explicit ScopedUmask(mode_t mask) : saved_(::umask(mask)) {}
-  ~ScopedUmask() { ::umask(saved_); }
-
- private:
-  mode_t saved_;
-};
-
-unsigned mode_of(const std::string& path) {
-  struct stat st {};
-  EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
-  return st.st_mode & 07777;
-}
 
 Bytes text(const std::string& s) { return Bytes(s.begin(), s.end()); }
 
