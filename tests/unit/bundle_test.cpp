@@ -684,6 +684,83 @@ TEST(Bundle, SkippingPayloadsStillChecksTheRest) {
   EXPECT_EQ(code_of(step), ErrorCode::kMalformed);
 }
 
+// Reads the rest of the current payload.
+Bytes drain(BundleReader& r) {
+  Bytes out, buf(1000);
+  while (true) {
+    auto n = r.read(buf);
+    if (!n) throw std::runtime_error(n.error().message);
+    if (*n == 0) return out;
+    out.insert(out.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(*n));
+  }
+}
+
+TEST(Bundle, SkipToLandsOnTheByteAndFetchesOnlyItsChunk) {
+  // Payload 0 of a 20,000-byte stored image in 4 KiB chunks.
+  const test::MemBundle b = small_bundle(7, 20000, 4096);
+  const Bytes& image = b.payloads.at(0);
+  for (std::uint64_t at : {0ull, 1ull, 4095ull, 4096ull, 9000ull, 19999ull, 20000ull}) {
+    SCOPED_TRACE("at " + std::to_string(at));
+    MemoryReader mem(b.bytes);
+    struct Counting final : Reader {
+      explicit Counting(Reader& in) : in(in) {}
+      Result<std::size_t> read(MutableByteSpan out) override {
+        auto n = in.read(out);
+        if (n) read_bytes += *n;
+        return n;
+      }
+      Result<std::uint64_t> skip(std::uint64_t n) override { return in.skip(n); }
+      Reader& in;
+      std::uint64_t read_bytes = 0;
+    } in(mem);
+    auto r = BundleReader::open(in);
+    ASSERT_TRUE(r);
+    auto store = world().store();
+    auto v = (*r)->verify(store, world().opts());
+    ASSERT_TRUE(v) << v.error().message;
+    auto idx = (*r)->next_payload();
+    ASSERT_TRUE(idx && *idx);
+    const std::uint64_t before = in.read_bytes;
+    ASSERT_TRUE((*r)->skip_to(at));
+    EXPECT_EQ((*r)->payload_position(), at);
+    EXPECT_EQ(drain(**r), test::slice(image, at, 20000 - at));
+    // Only from the start of at's chunk is fetched.
+    EXPECT_EQ(in.read_bytes - before, 20000 - at / 4096 * 4096);
+    auto end = (*r)->next_payload();
+    ASSERT_TRUE(end) << end.error().message;
+    EXPECT_FALSE(*end);
+  }
+}
+
+TEST(Bundle, SkipToWithinAReadChunkAndBackwards) {
+  const test::MemBundle b = small_bundle(8, 10000, 4096);
+  MemoryReader in(b.bytes);
+  auto r = BundleReader::open(in);
+  ASSERT_TRUE(r);
+  auto store = world().store();
+  ASSERT_TRUE((*r)->verify(store, world().opts()));
+  ASSERT_TRUE((*r)->next_payload());
+  Bytes buf(100);
+  ASSERT_TRUE((*r)->read(buf));        // loads chunk 0, hands out 100 bytes
+  ASSERT_TRUE((*r)->skip_to(3000));   // inside the loaded chunk
+  EXPECT_EQ((*r)->payload_position(), 3000u);
+  EXPECT_EQ(code_of((*r)->skip_to(2999)), ErrorCode::kUsage);
+  EXPECT_EQ(code_of((*r)->skip_to(10001)), ErrorCode::kUsage);
+  EXPECT_EQ(drain(**r).size(), 7000u);
+  // A skip into a chunk that does not match its hash still fails on read.
+  Bytes bad = b.bytes;
+  const auto l = bundle::layout(b.manifest_bytes.size(), bundle::encode_signature_block(b.block).size(), b.m);
+  bad[l.members[2].data_offset + 8200] ^= 1;
+  MemoryReader in2(bad);
+  auto r2 = BundleReader::open(in2);
+  ASSERT_TRUE(r2);
+  auto store2 = world().store();
+  ASSERT_TRUE((*r2)->verify(store2, world().opts()));
+  ASSERT_TRUE((*r2)->next_payload());
+  ASSERT_TRUE((*r2)->skip_to(9000));
+  EXPECT_EQ(code_of((*r2)->read(buf)), ErrorCode::kPayloadMismatch);
+}
+
 TEST(Bundle, VerifyFileOnDisk) {
   const World& w = world();
   test::TempDir dir;

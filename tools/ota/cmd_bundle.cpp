@@ -8,6 +8,7 @@
 
 #include "cli.hpp"
 #include "ota/bundle.hpp"
+#include "ota/delta.hpp"
 #include "ota/keys.hpp"
 
 namespace ota::cli {
@@ -198,12 +199,18 @@ struct BuildArgs {
   std::string out, expires;
   SignSources sign;
   bool no_compress = false;
+  std::uint64_t frame_size = std::uint64_t{1} << delta::kDefaultFrameLog;
 };
 
 Status run_build(const Context& ctx, BuildArgs& a) {
   auto t0 = std::chrono::steady_clock::now();
   if (!manifest::is_valid_version(a.opt.version))
     return fail(ErrorCode::kUsage, "--version '" + a.opt.version + "' is not SemVer (MAJOR.MINOR.PATCH[-PRE][+BUILD])");
+  int log = 0;
+  while ((std::uint64_t{1} << log) < a.frame_size && log < 63) ++log;
+  if ((std::uint64_t{1} << log) != a.frame_size || log < delta::kMinFrameLog || log > delta::kMaxFrameLog)
+    return fail(ErrorCode::kUsage, "--frame-size must be a power of two from 4 KiB to 1 GiB");
+  a.opt.full_frame_log = a.opt.delta_frame_log = static_cast<std::uint8_t>(log);
   auto created = build_time();
   if (!created) return fail(created.error());
   a.opt.created = *created;
@@ -354,6 +361,9 @@ void add_build_command(CLI::App& app, Context& ctx, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--delta-level", a->opt.delta_level, "zstd level inside deltas")->check(CLI::Range(1, 22))->capture_default_str();
   cmd->add_flag("--no-compress", a->no_compress, "Store the full image uncompressed");
+  cmd->add_option("--frame-size", a->frame_size,
+                  "Image bytes per independent frame of every payload (power of two; a device's resume step)")
+      ->capture_default_str();
   cmd->add_option("--chunk-size", a->opt.chunk_size, "Chunk size for payload hashes (default: 256 KiB, grown to keep 4096 chunks)");
   cmd->add_option("--threads", a->opt.threads, "Worker threads (default: all cores; never changes the output)");
   cmd->add_option("-o,--output", a->out, "Where to write the bundle")->required();

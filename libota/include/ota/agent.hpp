@@ -15,9 +15,11 @@
 //     chunks are checked against the signed manifest before they reach the
 //     decoder; the result is hashed as it is written and must equal the
 //     target hash; only then is the inactive bank marked to boot once.
-//  4. Delta installs checkpoint after every patch frame, once the bank is
-//     synced; an install interrupted by a power cut resumes at the last
-//     checkpoint when install() is called again with the same bundle.
+//  4. Installs checkpoint after every frame (patch frame of a delta, zstd
+//     frame of a full image), once the bank is synced; an install
+//     interrupted by a power cut resumes at the last checkpoint when
+//     install() is called again with the same bundle, skipping in the
+//     bundle stream what it already wrote (a file seeks, HTTP asks a Range).
 //  5. The active bank is never written. Until the trial is begun, the boot
 //     environment points at the active bank; after, the bootloader's
 //     bootcount rules fall back to it.
@@ -86,6 +88,8 @@ struct Device {
   std::function<Status()> health_check;
   // Asks for a reboot (on a device it does not return; in tests it returns).
   std::function<Status()> reboot;
+  // Install progress: payload bytes consumed of the payload's size.
+  std::function<void(std::uint64_t done, std::uint64_t total)> progress;
 };
 
 struct InstallReport {

@@ -102,6 +102,14 @@ class BundleReader {
   // Reads verified bytes of the current payload; 0 at its end. A chunk is
   // released only after its hash matched (kPayloadMismatch otherwise).
   virtual Result<std::size_t> read(MutableByteSpan out) = 0;
+  // Moves forward in the current payload so that the next read() returns its
+  // byte `at`. Whole chunks before at's chunk are skipped in the stream (a
+  // file seeks, HTTP starts a Range request), never checked nor handed out;
+  // at's chunk is read and checked as usual. next_payload() skips the rest
+  // of a payload the same way.
+  virtual Status skip_to(std::uint64_t at) = 0;
+  // The payload offset of the next byte read() returns.
+  virtual std::uint64_t payload_position() const = 0;
   // Bytes of the bundle consumed so far.
   virtual std::uint64_t offset() const = 0;
 };
@@ -132,6 +140,7 @@ struct BuildOptions {
   bool compress = true;     // zstd for the full image (else stored)
   int level = 2;            // zstd level of the full image (see docs/design.md, Decisions)
   int window_log = 21;      // zstd window of the full image (device RAM)
+  std::uint8_t full_frame_log = 24;  // image bytes per zstd frame of the full image: 2^N (a device's resume step)
   unsigned threads = 0;     // 0: all cores; never changes the output
   int delta_level = 19;     // zstd level inside delta patches
   std::uint8_t delta_frame_log = 24;  // NEW bytes per delta frame: 2^N (a device's resume step)

@@ -44,6 +44,11 @@ enum class ErrorCode : std::uint8_t {
   kDowngrade = 28,             // version or security version below what is installed
   kBadPassphrase = 29,         // a sealed secret key could not be opened
   kRootRejected = 30,          // a trust root update does not chain from the current root
+
+  kFetch = 40,          // downloading the bundle failed (HTTP status, connection), after retries
+  kTrialPending = 41,   // a trial boot awaits boot-check, commit or rollback
+  kRolledBack = 42,     // boot-check rolled the trial back (health check, fallback)
+  kNoPayload = 43,      // the bundle has no full image and no delta from the active bank's content
 };
 
 // Stable, lowercase, machine-readable name of a code ("patch_truncated").

@@ -27,6 +27,10 @@ class Reader {
   virtual ~Reader() = default;
   // Reads up to out.size() bytes; returns the count, 0 only at end of stream.
   virtual Result<std::size_t> read(MutableByteSpan out) = 0;
+  // Moves up to n bytes forward without returning them; returns how many,
+  // fewer than n only at the end of stream. The default reads and discards;
+  // a file seeks, an HTTP stream starts a Range request.
+  virtual Result<std::uint64_t> skip(std::uint64_t n);
 };
 
 // Sequential output. Nothing written is final until commit() succeeds.
@@ -59,6 +63,7 @@ class MemoryReader final : public Reader {
  public:
   explicit MemoryReader(ByteSpan data) : data_(data) {}
   Result<std::size_t> read(MutableByteSpan out) override;
+  Result<std::uint64_t> skip(std::uint64_t n) override;
 
  private:
   ByteSpan data_;
@@ -117,6 +122,7 @@ class FileReader final : public Reader {
   FileReader(const FileReader&) = delete;
   FileReader& operator=(const FileReader&) = delete;
   Result<std::size_t> read(MutableByteSpan out) override;
+  Result<std::uint64_t> skip(std::uint64_t n) override;  // lseek; reads over a pipe
 
  private:
   FileReader(int fd, bool owned, std::string path) : fd_(fd), owned_(owned), path_(std::move(path)) {}

@@ -12,8 +12,8 @@ namespace {
 
 constexpr char kStateRecord[] = "state.json";
 
-// Counts the bundle bytes consumed (reported; tests check that nothing of a
-// payload is read before verification).
+// Counts the bundle bytes read (reported; tests check that nothing of a
+// payload is read before verification); skipped bytes are not fetched.
 class CountingReader final : public Reader {
  public:
   explicit CountingReader(Reader& in) : in_(in) {}
@@ -22,6 +22,7 @@ class CountingReader final : public Reader {
     if (n) count += *n;
     return n;
   }
+  Result<std::uint64_t> skip(std::uint64_t n) override { return in_.skip(n); }  // not fetched
   std::uint64_t count = 0;
 
  private:
@@ -46,9 +47,9 @@ class PrefixSource final : public Source {
 
 int index_of(boot::Slot s) { return s == boot::Slot::kA ? 0 : 1; }
 
-Result<Digest> hash_prefix(const storage::BlockStore& bank, std::uint64_t size) {
+// Feeds the first `size` bytes of a bank to a hasher.
+Status hash_prefix_into(const storage::BlockStore& bank, std::uint64_t size, Hasher& h) {
   if (size > bank.size()) return fail(ErrorCode::kIo, "image larger than its bank");
-  Hasher h;
   Bytes buf(256 * 1024);
   for (std::uint64_t off = 0; off < size;) {
     const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), size - off));
@@ -56,49 +57,154 @@ Result<Digest> hash_prefix(const storage::BlockStore& bank, std::uint64_t size) 
     h.update(ByteSpan(buf.data(), n));
     off += n;
   }
+  return ok();
+}
+
+Result<Digest> hash_prefix(const storage::BlockStore& bank, std::uint64_t size) {
+  Hasher h;
+  OTA_TRY(hash_prefix_into(bank, size, h));
   return h.finish();
 }
 
-// Full payload: zstd (or stored) into the bank, hashed as written.
-Status write_full(bundle::BundleReader& r, const manifest::Payload& p, Writer& out) {
-  Bytes in(64 * 1024);
-  if (p.compression == manifest::Compression::kNone) {
+// A stored full image is checkpointed every this many bytes.
+constexpr std::uint64_t kStoredCheckpoint = std::uint64_t{16} << 20;
+
+// The full payload into the bank: zstd frames (independent, so each frame
+// boundary is a checkpoint) or stored bytes, hashed as written. The same
+// push interface as delta::Patcher, so one loop drives both.
+class FullDecoder {
+ public:
+  struct Options {
+    const manifest::Payload* payload = nullptr;
+    std::uint64_t target_size = 0;
+    Digest target_hash{};
+    std::optional<delta::ResumePoint> resume;
+    const storage::BlockStore* bank = nullptr;  // reads back the written prefix when resuming
+    std::function<Status(const delta::ResumePoint&)> on_frame;
+  };
+
+  static Result<std::unique_ptr<FullDecoder>> create(Writer& out, Options o) {
+    std::unique_ptr<FullDecoder> d(new FullDecoder(out, std::move(o)));
+    if (d->o_.payload->compression != manifest::Compression::kNone) {
+      auto dec = codec::ZstdDecoder::create(std::max<int>(d->o_.payload->window_log, 10));
+      if (!dec) return fail(dec.error());
+      d->dec_ = std::move(*dec);
+      d->obuf_.resize(128 * 1024);
+    }
+    if (d->o_.resume) {
+      const auto& rp = *d->o_.resume;
+      if (rp.new_offset > d->o_.target_size || rp.patch_offset > d->o_.payload->size)
+        return fail(ErrorCode::kUsage, "resume point beyond the payload");
+      OTA_TRY(hash_prefix_into(*d->o_.bank, rp.new_offset, d->hash_));
+      d->written_ = rp.new_offset;
+      d->frame_ = rp.frame;
+      d->last_checkpoint_ = rp.new_offset;
+    }
+    return d;
+  }
+
+  std::uint64_t next_offset() const {
+    return o_.resume && offset_ < o_.resume->patch_offset ? o_.resume->patch_offset : offset_;
+  }
+
+  Status skip(std::uint64_t n) {
+    if (!o_.resume || offset_ + n > o_.resume->patch_offset)
+      return fail(ErrorCode::kUsage, "skip only up to the resume point");
+    offset_ += n;
+    return ok();
+  }
+
+  Status feed(ByteSpan data) {
+    if (o_.resume && offset_ < o_.resume->patch_offset) {  // bytes before the resume point
+      const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(data.size(), o_.resume->patch_offset - offset_));
+      offset_ += k;
+      data = data.subspan(k);
+    }
+    if (data.empty()) return ok();
+    if (!dec_) {
+      OTA_TRY(emit(data));
+      offset_ += data.size();
+      if (written_ - last_checkpoint_ >= kStoredCheckpoint) OTA_TRY(checkpoint());
+      return ok();
+    }
     while (true) {
-      auto n = r.read(in);
-      if (!n) return fail(n.error());
-      if (*n == 0) return ok();
-      OTA_TRY(out.write(ByteSpan(in.data(), *n)));
+      if (!in_frame_) {
+        if (data.empty()) return ok();
+        OTA_TRY(dec_->reset());
+        in_frame_ = true;
+      }
+      auto step = dec_->decode(data, obuf_);
+      if (!step) return fail(step.error().with_context("payload " + o_.payload->name));
+      data = data.subspan(step->consumed);
+      offset_ += step->consumed;
+      if (step->produced) OTA_TRY(emit(ByteSpan(obuf_.data(), step->produced)));
+      if (step->frame_done) {
+        in_frame_ = false;
+        ++frame_;
+        OTA_TRY(checkpoint());
+        continue;
+      }
+      if (data.empty() && step->produced < obuf_.size()) return ok();
     }
   }
-  auto dec = codec::ZstdDecoder::create(p.window_log);
-  if (!dec) return fail(dec.error());
-  OTA_TRY((*dec)->reset());
-  Bytes obuf(128 * 1024);
-  bool done = false;
+
+  // The end of the payload: every frame complete, the image's size and hash.
+  Status finish() {
+    if (in_frame_)
+      return fail(ErrorCode::kDecompress, "payload " + o_.payload->name + ": the zstd frame is truncated");
+    if (written_ != o_.target_size || hash_.finish() != o_.target_hash)
+      return fail(ErrorCode::kPayloadMismatch,
+                  "payload " + o_.payload->name + " does not produce the manifest's target image");
+    return ok();
+  }
+
+  std::uint64_t written() const { return written_; }
+
+ private:
+  FullDecoder(Writer& out, Options o) : out_(out), o_(std::move(o)) {}
+
+  Status emit(ByteSpan data) {
+    if (data.size() > o_.target_size - written_)
+      return fail(ErrorCode::kPayloadMismatch, "payload " + o_.payload->name + " is longer than the target image");
+    OTA_TRY(out_.write(data));
+    hash_.update(data);
+    written_ += data.size();
+    return ok();
+  }
+
+  Status checkpoint() {
+    last_checkpoint_ = written_;
+    if (!o_.on_frame) return ok();
+    return o_.on_frame(delta::ResumePoint{frame_, offset_, written_});
+  }
+
+  Writer& out_;
+  Options o_;
+  std::unique_ptr<codec::ZstdDecoder> dec_;
+  Bytes obuf_;
+  Hasher hash_;
+  bool in_frame_ = false;
+  std::uint64_t offset_ = 0, written_ = 0, frame_ = 0, last_checkpoint_ = 0;
+};
+
+// Reads the chosen payload from the bundle into a decoder (patcher or full),
+// jumping over what the decoder does not need when it resumes.
+template <class Sink>
+Status pump(bundle::BundleReader& r, Sink& sink, const manifest::Payload& p,
+            const std::function<void(std::uint64_t, std::uint64_t)>& progress) {
+  Bytes buf(64 * 1024);
   while (true) {
-    auto n = r.read(in);
-    if (!n) return fail(n.error());
-    if (*n == 0) break;
-    ByteSpan left(in.data(), *n);
-    while (!left.empty() || !done) {
-      if (done) return fail(ErrorCode::kDecompress, "payload " + p.name + ": bytes after the end of the zstd frame");
-      auto step = (*dec)->decode(left, obuf);
-      if (!step) return fail(step.error().with_context("payload " + p.name));
-      left = left.subspan(step->consumed);
-      if (step->produced) OTA_TRY(out.write(ByteSpan(obuf.data(), step->produced)));
-      done = step->frame_done;
-      if (left.empty() && step->produced < obuf.size()) break;
+    const std::uint64_t at = r.payload_position(), want = sink.next_offset();
+    if (want > at) {
+      OTA_TRY(r.skip_to(want));
+      OTA_TRY(sink.skip(want - at));
     }
+    auto n = r.read(buf);
+    if (!n) return fail(n.error());
+    if (*n == 0) return ok();
+    OTA_TRY(sink.feed(ByteSpan(buf.data(), *n)));
+    if (progress) progress(r.payload_position(), p.size);
   }
-  while (!done) {  // flush what the decoder still holds
-    auto step = (*dec)->decode({}, obuf);
-    if (!step) return fail(step.error().with_context("payload " + p.name));
-    if (step->produced) OTA_TRY(out.write(ByteSpan(obuf.data(), step->produced)));
-    done = step->frame_done;
-    if (!done && step->produced == 0)
-      return fail(ErrorCode::kDecompress, "payload " + p.name + ": the zstd frame is truncated");
-  }
-  return ok();
 }
 
 }  // namespace
@@ -140,7 +246,7 @@ Result<InstallReport> Agent::install(Reader& bundle_in) {
   auto bs = bc.state();
   if (!bs) return fail(bs.error().with_context("boot environment"));
   if (s.install.stage == Stage::kTrial || bs->upgrade_available)
-    return fail(ErrorCode::kUsage, "a trial boot is pending: run boot-check, commit or rollback first");
+    return fail(ErrorCode::kTrialPending, "a trial boot is pending: run boot-check, commit or rollback first");
   const boot::Slot active = bs->boot_slot;
   const boot::Slot target = boot::other(active);
   storage::BlockStore& target_bank = *d_.banks[index_of(target)];
@@ -180,7 +286,7 @@ Result<InstallReport> Agent::install(Reader& bundle_in) {
       if (m->payloads[i].kind == manifest::PayloadKind::kFull) chosen = i;
   }
   if (!chosen)
-    return fail(ErrorCode::kUnsupported, "no payload applies: no full image and no delta from the active bank's content");
+    return fail(ErrorCode::kNoPayload, "no payload applies: no full image and no delta from the active bank's content");
   const manifest::Payload& p = m->payloads[*chosen];
   report.payload = p.name;
   report.delta = p.kind == manifest::PayloadKind::kDelta;
@@ -202,30 +308,26 @@ Result<InstallReport> Agent::install(Reader& bundle_in) {
       if (!*idx) return fail(ErrorCode::kMalformed, "bundle ended before payload " + p.name);
       if (**idx == *chosen) break;
     }
+    // A checkpoint: the bank synced up to it, then the state.
+    auto on_frame = [&](const delta::ResumePoint& rp) -> Status {
+      OTA_TRY(target_bank.sync());
+      s.install.resume = rp;
+      return save(s);
+    };
+    const std::uint64_t start = s.install.resume ? s.install.resume->new_offset : 0;
+    storage::BankWriter bank_out(target_bank, start);
     if (report.delta) {
       PrefixSource old_image(*d_.banks[index_of(active)], p.base_size);
       PrefixSource written(target_bank, m->target_size);
-      const std::uint64_t start = s.install.resume ? s.install.resume->new_offset : 0;
-      storage::BankWriter bank_out(target_bank, start);
       delta::PatchOptions po;
       po.known_old_hash = p.base_hash;  // checked above by hashing the active bank
       po.max_window_log = std::max<std::uint8_t>(p.window_log, 10);
       po.resume = s.install.resume;
       po.written_prefix = &written;
-      po.on_frame = [&](const delta::ResumePoint& rp) -> Status {
-        OTA_TRY(target_bank.sync());
-        s.install.resume = rp;
-        return save(s);
-      };
+      po.on_frame = on_frame;
       auto patcher = delta::Patcher::create(old_image, bank_out, po);
       if (!patcher) return fail(patcher.error());
-      Bytes buf(64 * 1024);
-      while (true) {
-        auto n = (*reader)->read(buf);
-        if (!n) return fail(n.error());
-        if (*n == 0) break;
-        OTA_TRY((*patcher)->feed(ByteSpan(buf.data(), *n)));
-      }
+      OTA_TRY(pump(**reader, **patcher, p, d_.progress));
       if (Status done = (*patcher)->finish(); !done) {  // NEW's hash, the prefix read back included
         if (done.error().code == ErrorCode::kNewMismatch && s.install.resume) {
           // The checkpointed prefix is not what was written: start over next time.
@@ -237,15 +339,26 @@ Result<InstallReport> Agent::install(Reader& bundle_in) {
       const auto* h = (*patcher)->header();
       if (h->new_size != m->target_size || h->new_hash != m->target_hash)
         return fail(ErrorCode::kPayloadMismatch, "the delta does not produce the manifest's target image");
-      report.bytes_written = bank_out.position() - start;
     } else {
-      storage::BankWriter bank_out(target_bank, 0);
-      HashingWriter hashing(bank_out);
-      OTA_TRY(write_full(**reader, p, hashing));
-      if (hashing.position() != m->target_size || hashing.digest() != m->target_hash)
-        return fail(ErrorCode::kPayloadMismatch, "payload " + p.name + " does not produce the manifest's target image");
-      report.bytes_written = hashing.position();
+      FullDecoder::Options fo;
+      fo.payload = &p;
+      fo.target_size = m->target_size;
+      fo.target_hash = m->target_hash;
+      fo.resume = s.install.resume;
+      fo.bank = &target_bank;
+      fo.on_frame = on_frame;
+      auto full = FullDecoder::create(bank_out, fo);
+      if (!full) return fail(full.error());
+      OTA_TRY(pump(**reader, **full, p, d_.progress));
+      if (Status done = (*full)->finish(); !done) {
+        if (s.install.resume) {  // the prefix may be what is wrong: start over next time
+          s.install.resume.reset();
+          OTA_TRY(save(s));
+        }
+        return fail(done.error());
+      }
     }
+    report.bytes_written = bank_out.position() - start;
     OTA_TRY(target_bank.sync());
     s.install.stage = Stage::kWritten;
     s.install.resume.reset();

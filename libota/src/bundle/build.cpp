@@ -203,6 +203,10 @@ Result<std::unique_ptr<Staged>> stage(const BuildOptions& o) {
   const std::string dir = o.temp_dir.empty() ? "/tmp" : o.temp_dir;
   const unsigned threads = o.threads ? o.threads : std::max(1u, std::thread::hardware_concurrency());
 
+  for (std::uint8_t log : {o.full_frame_log, o.delta_frame_log})
+    if (log < delta::kMinFrameLog || log > delta::kMaxFrameLog)
+      return fail(ErrorCode::kUsage, "frame size must be 2^" + std::to_string(delta::kMinFrameLog) + " to 2^" +
+                                         std::to_string(delta::kMaxFrameLog) + " bytes");
   auto image = FileSource::open(o.image_path);
   if (!image) return fail(image.error().with_context("the image"));
   const std::uint64_t image_size = (*image)->size();
@@ -240,6 +244,7 @@ Result<std::unique_ptr<Staged>> stage(const BuildOptions& o) {
       zp.window_log = o.window_log;
       zp.workers = static_cast<int>(threads);
       zp.pledged_size = image_size;
+      zp.frame_size = std::uint64_t{1} << o.full_frame_log;
       auto n = codec::zstd_compress_stream(hashing, chunks, zp);
       if (!n) return fail(n.error().with_context("compressing the image"));
       OTA_TRY(tmp->flush());

@@ -138,6 +138,17 @@ class StreamReader final : public BundleReader {
     return ok();
   }
 
+  // Moves over n bytes of the current payload in the stream.
+  Status skip_stream(std::uint64_t n) {
+    if (n > left_) return fail(ErrorCode::kInternal, "bundle: skip past the payload");
+    auto k = in_.skip(n);
+    if (!k) return fail(k.error());
+    if (*k != n) return malformed("truncated in payload at offset " + std::to_string(offset_ + *k));
+    offset_ += n;
+    left_ -= n;
+    return ok();
+  }
+
   Status read_zeros(std::uint64_t n, const char* what) {
     std::uint8_t buf[1024];
     while (n) {
@@ -226,12 +237,7 @@ class StreamReader final : public BundleReader {
     if (done_) return std::optional<std::size_t>{};
     if (current_) {
       // Skip what the caller did not read (unchecked, never handed out).
-      Bytes scratch(64 * 1024);
-      while (left_) {
-        const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(left_, scratch.size()));
-        OTA_TRY(read_exact(MutableByteSpan(scratch.data(), k), "payload"));
-        left_ -= k;
-      }
+      OTA_TRY(skip_stream(left_));
       OTA_TRY(read_zeros(pad_of(m_.payloads[*current_].size), "tar padding"));
     }
     const std::size_t next = current_ ? *current_ + 1 : 0;
@@ -255,6 +261,7 @@ class StreamReader final : public BundleReader {
       return malformed("the tar header of payloads/" + p.name + " is not the expected one (offset " +
                        std::to_string(at) + ")");
     current_ = next;
+    skip_in_chunk_ = 0;
     left_ = p.size;
     chunk_index_ = 0;
     chunk_.clear();
@@ -280,12 +287,39 @@ class StreamReader final : public BundleReader {
                                                      ") does not match its signed hash");
       }
       ++chunk_index_;
-      chunk_pos_ = 0;
+      chunk_pos_ = skip_in_chunk_;
+      skip_in_chunk_ = 0;
     }
     const std::size_t n = std::min(out.size(), chunk_.size() - chunk_pos_);
     std::memcpy(out.data(), chunk_.data() + chunk_pos_, n);
     chunk_pos_ += n;
     return n;
+  }
+
+  Status skip_to(std::uint64_t at) override {
+    if (!current_) return fail(ErrorCode::kUsage, "bundle: no current payload");
+    const auto& p = m_.payloads[*current_];
+    const std::uint64_t fetched = p.size - left_;  // payload bytes taken from the stream
+    const std::uint64_t pos = payload_position();
+    if (at < pos || at > p.size)
+      return fail(ErrorCode::kUsage, "bundle: cannot move from payload offset " + std::to_string(pos) + " to " +
+                                         std::to_string(at));
+    if (at < fetched) {  // inside the chunk already read and checked
+      chunk_pos_ += static_cast<std::size_t>(at - pos);
+      return ok();
+    }
+    const std::uint64_t chunk = at / p.chunk_size;
+    OTA_TRY(skip_stream(chunk * p.chunk_size - fetched));
+    chunk_index_ = static_cast<std::size_t>(chunk);
+    chunk_.clear();
+    chunk_pos_ = 0;
+    skip_in_chunk_ = static_cast<std::size_t>(at - chunk * p.chunk_size);
+    return ok();
+  }
+
+  std::uint64_t payload_position() const override {
+    if (!current_) return 0;
+    return m_.payloads[*current_].size - left_ - (chunk_.size() - chunk_pos_) + skip_in_chunk_;
   }
 
   std::uint64_t offset() const override { return offset_; }
@@ -303,6 +337,7 @@ class StreamReader final : public BundleReader {
   std::size_t chunk_index_ = 0;
   Bytes chunk_;
   std::size_t chunk_pos_ = 0;
+  std::size_t skip_in_chunk_ = 0;  // applied when the next chunk is loaded
 };
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "codec/zstd.hpp"
 
+#include <algorithm>
+
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -41,14 +43,22 @@ Result<std::uint64_t> zstd_compress_stream(Reader& in, Writer& out, const Stream
   // A build without thread support cannot honour workers; that is an error
   // rather than silently different bytes.
   OTA_TRY(set(ZSTD_c_nbWorkers, params.workers < 1 ? 1 : params.workers));
-  if (params.pledged_size != ~0ull) ZSTD_CCtx_setPledgedSrcSize(cctx, params.pledged_size);
+  const std::uint64_t frame = params.frame_size ? params.frame_size : ~0ull;
+  // Each frame declares its content size when the total is known.
+  auto pledge = [&](std::uint64_t consumed) {
+    if (params.pledged_size != ~0ull)
+      ZSTD_CCtx_setPledgedSrcSize(cctx, std::min(frame, params.pledged_size - std::min(consumed, params.pledged_size)));
+  };
+  pledge(0);
   Bytes ibuf(ZSTD_CStreamInSize() * 4), obuf(ZSTD_CStreamOutSize());
-  std::uint64_t total_in = 0, total_out = 0;
+  std::uint64_t total_in = 0, total_out = 0, in_frame = 0;
   bool eof = false;
   while (!eof) {
+    // Fill the buffer, never past the end of the current frame.
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(ibuf.size(), frame - in_frame));
     std::size_t have = 0;
-    while (have < ibuf.size()) {
-      auto n = in.read(MutableByteSpan(ibuf.data() + have, ibuf.size() - have));
+    while (have < want) {
+      auto n = in.read(MutableByteSpan(ibuf.data() + have, want - have));
       if (!n) return fail(n.error());
       if (*n == 0) {
         eof = true;
@@ -57,15 +67,22 @@ Result<std::uint64_t> zstd_compress_stream(Reader& in, Writer& out, const Stream
       have += *n;
     }
     total_in += have;
+    in_frame += have;
+    const bool end_frame = eof || in_frame == frame;
+    if (eof && have == 0 && in_frame == 0 && total_in > 0) break;  // the input ended on a frame boundary
     ZSTD_inBuffer ib{ibuf.data(), have, 0};
-    const ZSTD_EndDirective mode = eof ? ZSTD_e_end : ZSTD_e_continue;
+    const ZSTD_EndDirective mode = end_frame ? ZSTD_e_end : ZSTD_e_continue;
     while (true) {
       ZSTD_outBuffer ob{obuf.data(), obuf.size(), 0};
       std::size_t r = ZSTD_compressStream2(cctx, &ob, &ib, mode);
       if (ZSTD_isError(r)) return fail(ErrorCode::kInternal, std::string("zstd: ") + ZSTD_getErrorName(r));
       if (ob.pos) OTA_TRY(out.write(ByteSpan(obuf.data(), ob.pos)));
       total_out += ob.pos;
-      if (eof ? r == 0 : ib.pos == ib.size) break;
+      if (end_frame ? r == 0 : ib.pos == ib.size) break;
+    }
+    if (end_frame && !eof) {
+      in_frame = 0;
+      pledge(total_in);
     }
     if (progress) progress(total_in);
   }

@@ -20,7 +20,9 @@ struct ZstdParams {
 // with a prefix, matches may reach into it (the decoder needs the same prefix).
 Result<Bytes> zstd_compress(ByteSpan in, const ZstdParams& params, ByteSpan prefix = {});
 
-// Streams in to out as one zstd frame (content size recorded when known).
+// Streams in to out as zstd frames of frame_size input bytes each (the last
+// one shorter; 0: a single frame), content size recorded when known.
+// Independent frames let a device checkpoint at a frame boundary and resume.
 // With workers >= 1 the output depends only on level and window, never on the
 // worker count (zstd's multi-threaded mode is deterministic across counts), so
 // callers pass max(1, threads) to stay reproducible on any machine.
@@ -29,6 +31,7 @@ struct StreamParams {
   int window_log = 21;
   int workers = 1;
   std::uint64_t pledged_size = ~0ull;  // ~0: unknown
+  std::uint64_t frame_size = 0;        // input bytes per frame; 0: one frame
 };
 Result<std::uint64_t> zstd_compress_stream(Reader& in, Writer& out, const StreamParams& params,
                                            const std::function<void(std::uint64_t)>& progress = {});

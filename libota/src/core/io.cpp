@@ -35,6 +35,12 @@ Result<std::size_t> MemoryReader::read(MutableByteSpan out) {
   return n;
 }
 
+Result<std::uint64_t> MemoryReader::skip(std::uint64_t n) {
+  const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(n, data_.size() - pos_));
+  pos_ += k;
+  return std::uint64_t{k};
+}
+
 Status VectorWriter::write(ByteSpan data) {
   data_.insert(data_.end(), data.begin(), data.end());
   return ok();
@@ -91,6 +97,20 @@ Status FileSource::read_at(std::uint64_t offset, MutableByteSpan out) const {
   return ok();
 }
 
+// ---- Reader ----
+
+Result<std::uint64_t> Reader::skip(std::uint64_t n) {
+  std::uint8_t buf[16 * 1024];
+  std::uint64_t done = 0;
+  while (done < n) {
+    auto got = read(MutableByteSpan(buf, static_cast<std::size_t>(std::min<std::uint64_t>(n - done, sizeof buf))));
+    if (!got) return fail(got.error());
+    if (*got == 0) break;
+    done += *got;
+  }
+  return done;
+}
+
 // ---- FileReader ----
 
 Result<std::unique_ptr<FileReader>> FileReader::open(const std::string& path) {
@@ -110,6 +130,17 @@ Result<std::size_t> FileReader::read(MutableByteSpan out) {
     if (n >= 0) return static_cast<std::size_t>(n);
     if (errno != EINTR) return fail(io_error("cannot read", path_, errno));
   }
+}
+
+Result<std::uint64_t> FileReader::skip(std::uint64_t n) {
+  struct stat st{};
+  const off_t at = ::lseek(fd_, 0, SEEK_CUR);
+  // Only a regular file seeks; a pipe or terminal is read over.
+  if (at < 0 || ::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) return Reader::skip(n);
+  const std::uint64_t here = static_cast<std::uint64_t>(at), end = static_cast<std::uint64_t>(st.st_size);
+  const std::uint64_t k = here >= end ? 0 : std::min(n, end - here);
+  if (::lseek(fd_, static_cast<off_t>(k), SEEK_CUR) < 0) return fail(io_error("cannot seek in", path_, errno));
+  return k;
 }
 
 // ---- AtomicFileWriter ----
