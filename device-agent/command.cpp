@@ -1,12 +1,17 @@
 #include "command.hpp"
 
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <tuple>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "file_env.hpp"
 #include "ota/agent.hpp"
+#include "ota/fetch.hpp"
 #include "ota/hash.hpp"
 
 namespace ota::agent_cli {
@@ -60,7 +65,8 @@ Result<Runtime> open_runtime(const Config& c, bool need_banks) {
   return rt;
 }
 
-agent::Agent make_agent(const Config& c, Runtime& rt) {
+agent::Agent make_agent(const Config& c, Runtime& rt,
+                        std::function<void(std::uint64_t, std::uint64_t)> progress = {}) {
   agent::Device d;
   d.banks[0] = rt.banks[0].get();
   d.banks[1] = rt.banks[1].get();
@@ -71,6 +77,7 @@ agent::Agent make_agent(const Config& c, Runtime& rt) {
   d.now = [] { return static_cast<trust::Time>(std::time(nullptr)); };
   d.health_check = [&c] { return run_command(c.health_command, c.health_timeout_s); };
   d.reboot = [&c] { return run_command(c.reboot_command, 0); };
+  d.progress = std::move(progress);
   return agent::Agent(std::move(d));
 }
 
@@ -107,17 +114,29 @@ int report_error(const Options& o, const std::string& command, const Error& e) {
 }
 
 int cmd_install(const Config& c, const Options& o, const std::string& source) {
-  std::string path = source;
-  if (path.rfind("file://", 0) == 0) path = path.substr(7);
-  else if (path.rfind("http://", 0) == 0 || path.rfind("https://", 0) == 0)
-    return report_error(o, "install", Error{ErrorCode::kUnsupported, "HTTP sources are not supported by this build yet"});
+  fetch::Options fo;
+  fo.ca_file = c.ca_file;
+  fo.retries = c.retries;
+  fo.stall_timeout_s = c.stall_timeout_s;
+  fo.user_agent = std::string("ota-agent/") + OTA_VERSION;
+  auto in = fetch::open(source, fo);
+  if (!in) return report_error(o, "install", in.error());
   auto rt = open_runtime(c, true);
   if (!rt) return report_error(o, "install", rt.error());
-  auto in = FileReader::open(path);
-  if (!in) return report_error(o, "install", in.error());
-  agent::Agent a = make_agent(c, *rt);
+  // Progress on a terminal only, at most ten times a second.
+  const bool show = !o.quiet && !o.json && ::isatty(STDERR_FILENO);
+  auto last = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  agent::Agent a = make_agent(c, *rt, [&](std::uint64_t done_bytes, std::uint64_t total) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!show || (now - last < std::chrono::milliseconds(100) && done_bytes < total)) return;
+    last = now;
+    std::fprintf(stderr, "\rinstalling: %3d%% (%.1f of %.1f MiB of payload, %.1f MiB fetched)",
+                 total ? static_cast<int>(done_bytes * 100 / total) : 100, static_cast<double>(done_bytes) / 1048576.0,
+                 static_cast<double>(total) / 1048576.0, static_cast<double>((*in)->stats().bytes_received) / 1048576.0);
+  });
   const std::uint64_t root_before = rt->trust->root().version;
   auto rep = a.install(**in);
+  if (show) std::fprintf(stderr, "\n");
   // A root update carried by the bundle is kept even when the install fails later.
   if (rt->trust->root().version > root_before) {
     std::string text = trust::encode_envelope(rt->trust->envelope());
@@ -125,6 +144,7 @@ int cmd_install(const Config& c, const Options& o, const std::string& source) {
     if (!st) return report_error(o, "install", st.error());
   }
   if (!rep) return report_error(o, "install", rep.error());
+  const fetch::Stats& fs = (*in)->stats();
   OJson doc;
   doc["ok"] = true;
   doc["command"] = "install";
@@ -133,6 +153,9 @@ int cmd_install(const Config& c, const Options& o, const std::string& source) {
   doc["resumed"] = rep->resumed;
   doc["bytes_read"] = rep->bytes_read;
   doc["bytes_written"] = rep->bytes_written;
+  doc["bytes_fetched"] = fs.bytes_received;
+  doc["requests"] = fs.requests;
+  doc["retries"] = fs.retries;
   return done(o, doc, "installed " + rep->payload + (rep->resumed ? " (resumed)" : "") +
                           "; the inactive bank boots once on the next reboot");
 }
@@ -192,11 +215,17 @@ int cmd_boot_check(const Config& c, const Options& o) {
   auto rt = open_runtime(c, false);
   if (!rt) return report_error(o, "boot-check", rt.error());
   agent::Agent a = make_agent(c, *rt);
+  auto before = a.state();
+  if (!before) return report_error(o, "boot-check", before.error());
   if (auto st = a.boot_check(); !st) return report_error(o, "boot-check", st.error());
   auto s = a.state();
   if (!s) return report_error(o, "boot-check", s.error());
-  OJson doc{{"ok", true}, {"command", "boot-check"}, {"last_result", s->last_result}};
-  return done(o, doc, s->last_result.empty() ? "nothing to check" : s->last_result);
+  const bool acted = before->install.stage != agent::Stage::kNone && s->install.stage == agent::Stage::kNone;
+  const std::string outcome = !acted ? "nothing" : s->last_result.rfind("rolled-back", 0) == 0 ? "rolled-back" : "committed";
+  // A rollback is a result scripts must see: exit 42 (docs/cli.md).
+  if (outcome == "rolled-back") return report_error(o, "boot-check", Error{ErrorCode::kRolledBack, s->last_result});
+  OJson doc{{"ok", true}, {"command", "boot-check"}, {"outcome", outcome}, {"last_result", s->last_result}};
+  return done(o, doc, outcome == "nothing" ? "nothing to check" : s->last_result);
 }
 
 int cmd_commit(const Config& c, const Options& o) {

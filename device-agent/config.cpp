@@ -84,6 +84,23 @@ Result<Config> load_config(const std::string& path) {
       c.health_timeout_s = (*h)["timeout_s"].get<int>();
     }
   }
+  if (auto d = j.find("download"); d != j.end()) {
+    if (!d->is_object()) return fail(ErrorCode::kMalformed, path + ": download must be an object");
+    if (d->contains("ca_file")) {
+      auto ca = str(*d, "ca_file");
+      if (!ca) return fail(ca.error().with_context(path + ": download"));
+      c.ca_file = *ca;
+    }
+    for (auto [k, out, max] : {std::tuple<const char*, int*, unsigned>{"retries", &c.retries, 1000},
+                               {"stall_timeout_s", &c.stall_timeout_s, 3600}}) {
+      if (!d->contains(k)) continue;
+      const Json& v = (*d)[k];
+      if (!v.is_number_unsigned() || v.get<unsigned>() > max || (std::string(k) == "stall_timeout_s" && v.get<unsigned>() == 0))
+        return fail(ErrorCode::kMalformed, path + ": download." + k + " must be an integer from " +
+                                               (std::string(k) == "retries" ? "0" : "1") + " to " + std::to_string(max));
+      *out = v.get<int>();
+    }
+  }
   if (auto r = j.find("reboot_command"); r != j.end()) {
     auto argv = argv_of(*r, "reboot_command");
     if (!argv) return fail(argv.error().with_context(path));

@@ -19,6 +19,10 @@ struct Config {
   std::vector<std::string> health_command;  // empty: no health check
   int health_timeout_s = 60;
   std::vector<std::string> reboot_command;  // empty: no reboot (tests, demos)
+  // HTTP(S) downloads (ota/fetch.hpp)
+  std::string ca_file;     // empty: the system's CA store
+  int retries = 8;         // attempts in a row without progress
+  int stall_timeout_s = 30;
 };
 
 Result<Config> load_config(const std::string& path);

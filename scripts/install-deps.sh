@@ -8,13 +8,15 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   # libraries (docs/design.md, "Dependencies")
   libdivsufsort-dev libzstd-dev libsodium-dev libbz2-dev libcli11-dev nlohmann-json3-dev libexpected-dev libarchive-dev
-  libubootenv-dev
+  libubootenv-dev libcurl4-openssl-dev
   # tests, fuzzing and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev python3 python3-jsonschema
   # peers used by the interop tests, the demo and the benchmarks
   bsdiff xdelta3 zstd time unzip ca-certificates mender-artifact tar openssl xxd
   # boot environments: mkenvimage, fw_printenv/fw_setenv, grub-editenv (tests/integration/bootctl_env_test.cpp)
   u-boot-tools libubootenv-tool grub-common
+  # the HTTP server of the agent's download tests and benchmark
+  nginx-light
 )
 
 missing=()

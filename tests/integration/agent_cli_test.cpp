@@ -4,12 +4,18 @@
 // as the reboot; the health check is a real command (true, false, a hang).
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
+#include <chrono>
 #include <cstdlib>
+#include <memory>
+#include <thread>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "support/nginx.hpp"
 #include "support/random.hpp"
 #include "support/subprocess.hpp"
 #include "support/temp_dir.hpp"
@@ -62,14 +68,15 @@ class AgentCli : public testing::Test {
     return nlohmann::json::parse(r.out);
   }
 
-  void write_config(std::vector<std::string> health, int timeout) {
+  void write_config(std::vector<std::string> health, int timeout, int retries = 8) {
     nlohmann::json c = {{"device_id", "dev-1"},
                         {"hardware_id", "board"},
                         {"banks", {{"a", path("bank-a")}, {"b", path("bank-b")}}},
                         {"boot", {{"backend", "file"}, {"file", path("bootenv.json")}}},
                         {"trust_root", path("root.json")},
                         {"state_dir", path("state")},
-                        {"health_check", {{"command", health}, {"timeout_s", timeout}}}};
+                        {"health_check", {{"command", health}, {"timeout_s", timeout}}},
+                        {"download", {{"retries", retries}, {"stall_timeout_s", 20}}}};
     std::ofstream(path("agent.json")) << c.dump(2);
   }
 
@@ -122,7 +129,9 @@ TEST_F(AgentCli, FailingOrHangingHealthCheckRollsBack) {
     write_config(health, 1);
     ASSERT_EQ(agent({"install", path("fw.otb"), "-q"}).exit_code, 0);
     EXPECT_EQ(agent({"simulate-boot"}).out, "booted slot b\n");
-    ASSERT_EQ(agent({"boot-check"}).exit_code, 0);
+    auto bc = agent({"boot-check", "--json"});
+    ASSERT_EQ(bc.exit_code, 42) << bc.err;  // rolled back
+    EXPECT_EQ(nlohmann::json::parse(bc.out)["error"]["name"], "rolled_back");
     auto s = status();
     const std::string last = s["last_result"];
     EXPECT_NE(last.find("rolled-back 1.1.0: health check failed"), std::string::npos) << last;
@@ -140,7 +149,7 @@ TEST_F(AgentCli, RebootLoopFallsBackToTheOldBank) {
   for (int i = 0; i < 4; ++i) boots.push_back(agent({"simulate-boot"}).out);
   EXPECT_EQ(boots, (std::vector<std::string>{"booted slot b\n", "booted slot b\n", "booted slot b\n",
                                              "booted slot a\n"}));
-  ASSERT_EQ(agent({"boot-check"}).exit_code, 0);
+  ASSERT_EQ(agent({"boot-check"}).exit_code, 42);
   const std::string last = status()["last_result"];
   EXPECT_NE(last.find("fell back"), std::string::npos) << last;
 }
@@ -171,10 +180,129 @@ TEST_F(AgentCli, RejectedBundlesWriteNothing) {
   EXPECT_EQ(status()["boot"]["slot"], "a");
 }
 
-TEST_F(AgentCli, HttpIsNotYetSupportedAndSaysSo) {
-  auto r = agent({"install", "http://127.0.0.1:9/fw.otb"});
-  EXPECT_EQ(r.exit_code, 5);
-  EXPECT_NE(r.err.find("HTTP"), std::string::npos);
+// ---- over HTTP, from a real nginx on a loopback port ----
+
+class AgentHttp : public AgentCli {
+ protected:
+  void SetUp() override {
+    if (test::find_nginx().empty()) GTEST_SKIP() << "nginx is not installed (scripts/install-deps.sh)";
+    AgentCli::SetUp();
+  }
+  // Serves a bundle; /slow/ stalls after half of it.
+  void serve(const std::string& name) {
+    const Bytes b = test::read_bytes(path(name));
+    size_ = b.size();
+    ::mkdir(path("srv").c_str(), 0755);
+    server_ = std::make_unique<test::Nginx>(path("srv"), size_ / 2, 1);
+    ASSERT_TRUE(server_->running()) << server_->error_log();
+    test::write_bytes(server_->www() + "/" + name, b);
+  }
+  nlohmann::json install(const std::string& url, int expect = 0) {
+    auto r = agent({"install", url, "--json"});
+    EXPECT_EQ(r.exit_code, expect) << r.err;
+    return nlohmann::json::parse(r.out.empty() ? "{}" : r.out);
+  }
+  std::unique_ptr<test::Nginx> server_;
+  std::uint64_t size_ = 0;
+};
+
+TEST_F(AgentHttp, DeltaInstallFetchesTheHeadAndTheDeltaOnly) {
+  // Stored, the full image (150 KB) is longer than a gap the reader reads over (64 KiB).
+  build("fw.otb", {"--no-compress"});
+  serve("fw.otb");
+  auto doc = install(server_->url("fw.otb"));
+  EXPECT_EQ(doc["delta"], true);
+  EXPECT_EQ(bank_b_image(), image_);
+  // The full image before the delta was jumped over with a Range request.
+  const std::uint64_t fetched = doc["bytes_fetched"];
+  EXPECT_LT(fetched, size_ / 2) << "fetched " << fetched << " of " << size_;
+  bool ranged = false;
+  for (const auto& e : server_->access_log()) ranged |= e.status == 206 && e.range.rfind("\"bytes=", 0) == 0;
+  EXPECT_TRUE(ranged) << "no Range request in the access log";
+}
+
+TEST_F(AgentHttp, DroppedConnectionResumesWithARangeRequest) {
+  build("fw.otb", {"--no-compress"});  // no delta used: bank a is changed below
+  Bytes a = test::read_bytes(path("bank-a"));
+  a[10] ^= 0xff;
+  test::write_bytes(path("bank-a"), a);
+  serve("fw.otb");
+  // The server stalls after half the bundle; then every connection drops.
+  std::thread cut([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    server_->kill_workers();
+  });
+  auto doc = install(server_->url("slow/fw.otb"));
+  cut.join();
+  EXPECT_EQ(doc["delta"], false);
+  EXPECT_GE(doc["retries"].get<int>(), 1);
+  EXPECT_EQ(bank_b_image(), image_);
+  const std::uint64_t fetched = doc["bytes_fetched"];
+  EXPECT_LE(fetched, size_ + size_ / 20) << "fetched " << fetched << " for a bundle of " << size_;
+  std::uint64_t resumed_at = 0;
+  for (const auto& e : server_->access_log())
+    if (e.status == 206) resumed_at = std::max<std::uint64_t>(resumed_at, std::stoull(e.range.substr(7)));
+  EXPECT_GE(resumed_at, size_ * 45 / 100) << "the retry did not continue where the transfer stopped";
+}
+
+TEST_F(AgentHttp, KilledAgentResumesFromItsCheckpointWithoutRefetching) {
+  // A 900 KB image (no delta applies): zstd frames of 32 KiB of image, a
+  // checkpoint each, checked in 4 KiB chunks.
+  const Bytes big = test::random_bytes(900'000, 903);
+  test::write_bytes(path("big.img"), big);
+  auto b = ota({"build", "--image", path("big.img"), "--version", "1.1.0", "--hw", "board", "--key", path("k.key"),
+                "--frame-size", "32768", "--chunk-size", "4096", "-q", "-o", path("fw.otb")});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  serve("fw.otb");
+  // Killed (as by a power cut, without the data loss) while stalled at half.
+  auto r = run_process({"/usr/bin/timeout", "-s", "KILL", "4", kAgent, "-c", path("agent.json"), "install",
+                        server_->url("slow/fw.otb"), "-q"});
+  EXPECT_NE(r.exit_code, 0) << r.err;
+  auto s = status();
+  EXPECT_EQ(s["install"]["stage"], "writing");
+  auto doc = install(server_->url("fw.otb"));
+  EXPECT_EQ(doc["resumed"], true);
+  Bytes bank = test::read_bytes(path("bank-b"));
+  EXPECT_EQ(Bytes(bank.begin(), bank.begin() + static_cast<std::ptrdiff_t>(big.size())), big);
+  // The second run fetched the head and what follows the last checkpoint.
+  const std::uint64_t fetched = doc["bytes_fetched"];
+  EXPECT_LT(fetched, size_ * 6 / 10) << "the resumed install fetched " << fetched << " of " << size_;
+}
+
+TEST_F(AgentHttp, ServerErrorsAreExit40AndWriteNothing) {
+  build("fw.otb");
+  serve("fw.otb");
+  auto r = agent({"install", server_->url("missing.otb")});
+  EXPECT_EQ(r.exit_code, 40);
+  EXPECT_NE(r.err.find("HTTP 404"), std::string::npos) << r.err;
+  write_config({"true"}, 5, /*retries=*/1);
+  const int closed = test::free_loopback_port();
+  r = agent({"install", "http://user:secret@127.0.0.1:" + std::to_string(closed) + "/fw.otb"});
+  EXPECT_EQ(r.exit_code, 40) << r.err;
+  EXPECT_EQ(r.err.find("secret"), std::string::npos) << "the password leaked: " << r.err;
+  EXPECT_EQ(agent({"install", "ftp://127.0.0.1/fw.otb"}).exit_code, 2);
+  EXPECT_EQ(test::read_bytes(path("bank-b")), Bytes(kBank, 0));
+}
+
+TEST_F(AgentHttp, RejectedBundleOverHttpWritesNothing) {
+  auto r = ota({"build", "--image", path("new.img"), "--version", "1.1.0", "--hw", "other", "--key", path("k.key"),
+                "-q", "-o", path("other.otb")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  serve("other.otb");
+  EXPECT_EQ(agent({"install", server_->url("other.otb")}).exit_code, 27);
+  EXPECT_EQ(test::read_bytes(path("bank-b")), Bytes(kBank, 0));
+  // Not a payload byte was sent: the requests covered the manifest and the
+  // signature block, which end where the payload's tar header begins.
+  std::uint64_t sent = 0;
+  for (const auto& e : server_->access_log()) sent += e.bytes;
+  const Bytes m = test::read_bytes(path("other.otb"));
+  std::uint64_t head = 0;  // manifest and signature members with their headers and padding
+  for (int member = 0; member < 2; ++member) {
+    const std::string size_field(reinterpret_cast<const char*>(m.data() + head + 124), 11);
+    const std::uint64_t sz = std::stoull(size_field, nullptr, 8);
+    head += 512 + (sz + 511) / 512 * 512;
+  }
+  EXPECT_LE(sent, head) << "the server sent " << sent << " bytes; the head is " << head;
 }
 
 }  // namespace

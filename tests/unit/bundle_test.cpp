@@ -703,7 +703,7 @@ TEST(Bundle, SkipToLandsOnTheByteAndFetchesOnlyItsChunk) {
     SCOPED_TRACE("at " + std::to_string(at));
     MemoryReader mem(b.bytes);
     struct Counting final : Reader {
-      explicit Counting(Reader& in) : in(in) {}
+      explicit Counting(Reader& inner) : in(inner) {}
       Result<std::size_t> read(MutableByteSpan out) override {
         auto n = in.read(out);
         if (n) read_bytes += *n;

@@ -31,6 +31,10 @@ class Reader {
   // fewer than n only at the end of stream. The default reads and discards;
   // a file seeks, an HTTP stream starts a Range request.
   virtual Result<std::uint64_t> skip(std::uint64_t n);
+  // The caller will read at most `upcoming` more bytes before it decides
+  // what it needs next (0: no bound). A network stream asks for no more;
+  // others ignore it. Readers that wrap another forward it.
+  virtual void hint(std::uint64_t upcoming) { (void)upcoming; }
 };
 
 // Sequential output. Nothing written is final until commit() succeeds.

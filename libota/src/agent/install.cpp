@@ -23,6 +23,7 @@ class CountingReader final : public Reader {
     return n;
   }
   Result<std::uint64_t> skip(std::uint64_t n) override { return in_.skip(n); }  // not fetched
+  void hint(std::uint64_t upcoming) override { in_.hint(upcoming); }
   std::uint64_t count = 0;
 
  private:

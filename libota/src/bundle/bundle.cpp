@@ -164,9 +164,10 @@ class StreamReader final : public BundleReader {
 
   // Reads one small member (manifest or signature block): the header must be
   // exactly the canonical one for its name, size and mtime.
-  Status read_small_member(const char* path, std::size_t max, Bytes& data, trust::Time& mtime) {
+  Status read_small_member(const char* path, std::size_t max, Bytes& data, trust::Time& mtime, bool header_follows) {
     std::uint8_t h[512];
     const std::uint64_t at = offset_;
+    if (offset_ == 0) in_.hint(512);  // over HTTP: ask for no more than the first header
     OTA_TRY(read_exact(MutableByteSpan(h, 512), path));
     auto size = octal_field(h + 124, 12);
     auto mt = octal_field(h + 136, 12);
@@ -184,15 +185,16 @@ class StreamReader final : public BundleReader {
     if (expect->size() != 512 || std::memcmp(expect->data(), h, 512) != 0)
       return malformed("the tar header of " + std::string(path) + " is not canonical (offset " + std::to_string(at) + ")");
     mtime = static_cast<trust::Time>(*mt);
+    in_.hint(*size + pad_of(*size) + (header_follows ? 512 : 0));
     data.resize(static_cast<std::size_t>(*size));
     OTA_TRY(read_exact(data, path));
     return read_zeros(pad_of(*size), "tar padding");
   }
 
   Status open() {
-    OTA_TRY(read_small_member(kManifestPath, manifest::kMaxManifestBytes, manifest_, manifest_mtime_));
+    OTA_TRY(read_small_member(kManifestPath, manifest::kMaxManifestBytes, manifest_, manifest_mtime_, true));
     Bytes sig;
-    OTA_TRY(read_small_member(kSignaturesPath, kMaxSignatureBlockBytes, sig, sig_mtime_));
+    OTA_TRY(read_small_member(kSignaturesPath, kMaxSignatureBlockBytes, sig, sig_mtime_, false));
     auto block = parse_signature_block(sig);
     if (!block) return fail(block.error());
     block_ = std::move(*block);
@@ -242,6 +244,7 @@ class StreamReader final : public BundleReader {
     }
     const std::size_t next = current_ ? *current_ + 1 : 0;
     if (next == m_.payloads.size()) {
+      in_.hint(1024 + 1);  // the end-of-archive blocks, and proof of the end of file
       OTA_TRY(read_zeros(1024, "end of archive"));
       std::uint8_t extra;
       auto n = in_.read(MutableByteSpan(&extra, 1));
@@ -256,6 +259,8 @@ class StreamReader final : public BundleReader {
     if (!expect) return fail(expect.error());
     Bytes h(expect->size());
     const std::uint64_t at = offset_;
+    in_.hint(h.size());  // over HTTP: the header only, until the caller reads the payload
+    payload_hinted_ = false;
     OTA_TRY(read_exact(h, "payload header"));
     if (h != *expect)
       return malformed("the tar header of payloads/" + p.name + " is not the expected one (offset " +
@@ -276,6 +281,10 @@ class StreamReader final : public BundleReader {
       const auto& p = m_.payloads[*current_];
       const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(left_, p.chunk_size));
       chunk_.resize(k);
+      if (!payload_hinted_) {
+        in_.hint(0);  // the caller reads this payload: stream it
+        payload_hinted_ = true;
+      }
       const std::uint64_t at = offset_;
       OTA_TRY(read_exact(chunk_, "payload"));
       left_ -= k;
@@ -338,6 +347,7 @@ class StreamReader final : public BundleReader {
   Bytes chunk_;
   std::size_t chunk_pos_ = 0;
   std::size_t skip_in_chunk_ = 0;  // applied when the next chunk is loaded
+  bool payload_hinted_ = false;
 };
 
 }  // namespace
