@@ -69,74 +69,18 @@ if [[ -z "$JSON" ]]; then
   [[ "$JSON" != "$OUT" ]] || JSON="$OUT.json"
 fi
 
-log() { printf '[delta_bench] %s\n' "$*" >&2; }
-die() { printf '[delta_bench] error: %s\n' "$*" >&2; exit 2; }
+BENCH_NAME=delta_bench
+# shellcheck source=bench/lib.sh
+source "$SCRIPT_DIR/lib.sh"
 
 # ---- 1. tools ----------------------------------------------------------------
 ensure_tools() {
-  # command -> Debian package
-  local -A pkg_of=(
-    [bsdiff]=bsdiff [bspatch]=bsdiff [xdelta3]=xdelta3 [zstd]=zstd [/usr/bin/time]=time
-    [unzip]=unzip [tar]=tar [gzip]=gzip [cmp]=diffutils [python3]=python3 [npm]=npm
-    [node]=nodejs [dpkg-query]=dpkg [sync]=coreutils
-  )
-  local -a missing=()
-  local cmd
-  for cmd in "${!pkg_of[@]}"; do
-    command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg_of[$cmd]}")
-  done
-  ((${#missing[@]})) || return 0
-  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
-  log "installing missing packages: ${missing[*]}"
-  local sudo=()
-  if [[ $(id -u) -ne 0 ]]; then
-    command -v sudo >/dev/null 2>&1 || die "missing ${missing[*]} and not root (no sudo)"
-    sudo=(sudo)
-  fi
-  "${sudo[@]}" apt-get update
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+  ensure_commands bsdiff=bsdiff bspatch=bsdiff xdelta3=xdelta3 zstd=zstd /usr/bin/time=time unzip=unzip tar=tar \
+    gzip=gzip cmp=diffutils python3=python3 npm=npm node=nodejs dpkg-query=dpkg sync=coreutils
 }
 
 # ---- 2. data -------------------------------------------------------------------
-DATA=bench/data
-EXTRACT=$DATA/extract
-RUNS=$DATA/runs
-
-# npm names "@scope/name@1.2.3" -> "scope-name-1.2.3.tgz"
-tarball_name() {
-  local name=$1 version=$2
-  name=${name#@}
-  printf '%s-%s.tgz' "${name//\//-}" "$version"
-}
-
-# fetch NAME VERSION: bench/data/<tarball>, downloaded with `npm pack` unless cached.
-fetch() {
-  local name=$1 version=$2 tgz
-  tgz=$DATA/$(tarball_name "$name" "$version")
-  [[ -s "$tgz" ]] && return 0
-  log "npm pack $name@$version"
-  local tmp
-  tmp=$(mktemp -d "$DATA/.pack.XXXXXX")
-  if ! (cd "$tmp" && npm pack "$name@$version" --ignore-scripts --silent >/dev/null); then
-    rm -rf "$tmp"
-    die "npm pack $name@$version failed"
-  fi
-  [[ -s "$tmp/$(basename "$tgz")" ]] || { rm -rf "$tmp"; die "npm pack did not produce $(basename "$tgz")"; }
-  mv "$tmp/$(basename "$tgz")" "$tgz"   # atomic: a partial download never gets the final name
-  rmdir "$tmp" 2>/dev/null || rm -rf "$tmp"
-}
-
-# extract NAME VERSION MEMBER...: tar members into bench/data/extract/<tarball>/, once.
-extract() {
-  local name=$1 version=$2; shift 2
-  local base dir
-  base=$(tarball_name "$name" "$version")
-  dir=$EXTRACT/${base%.tgz}
-  [[ -f "$dir/.done" ]] && return 0
-  rm -rf "$dir"; mkdir -p "$dir"
-  tar -xzf "$DATA/$base" -C "$dir" --wildcards "$@"
-  touch "$dir/.done"
-}
+RUNS=$DATA/runs   # DATA, EXTRACT, tarball_name, fetch and extract: bench/lib.sh
 
 # pybricks: every package/build/<board>.zip -> <dir>/fw/<board>.bin (its firmware-base.bin)
 extract_pybricks() {
@@ -157,7 +101,6 @@ extract_pybricks() {
   touch "$dir/fw/.done"
 }
 
-pkg_dir() { local b; b=$(tarball_name "$1" "$2"); printf '%s/%s' "$EXTRACT" "${b%.tgz}"; }
 
 # ---- 3. measurement ------------------------------------------------------------
 RAW=""        # TSV of raw measurements, one row per pair per tool

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <thread>
 #include <fstream>
@@ -180,6 +181,35 @@ TEST_F(AgentCli, RejectedBundlesWriteNothing) {
   EXPECT_EQ(status()["boot"]["slot"], "a");
 }
 
+TEST_F(AgentCli, DeltaOnlyBundleNeedsItsBase) {
+  build("d.otb", {"--no-full"});
+  auto listing = run_process({"tar", "tf", path("d.otb")});
+  EXPECT_EQ(listing.out.find("full"), std::string::npos) << listing.out;
+  // Another base in bank a: no payload applies (exit 43), nothing written.
+  Bytes a = test::read_bytes(path("bank-a"));
+  a[10] ^= 0xff;
+  test::write_bytes(path("bank-a"), a);
+  // (The agent tried the only delta while checking its base, then read the
+  // bundle again: bank b may hold that attempt, never marked bootable.)
+  EXPECT_EQ(agent({"install", path("d.otb")}).exit_code, 43);
+  EXPECT_EQ(status()["boot"]["slot"], "a");
+  EXPECT_EQ(agent({"simulate-boot"}).out, "booted slot a\n");
+  // The right base, on a fresh device (the state caches bank a's hash).
+  a[10] ^= 0xff;
+  test::write_bytes(path("bank-a"), a);
+  std::filesystem::remove_all(path("state"));
+  auto r = agent({"install", path("d.otb"), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["delta"], true);
+  EXPECT_EQ(bank_b_image(), image_);
+  // A second install while the trial is pending: exit 41.
+  EXPECT_EQ(agent({"install", path("d.otb")}).exit_code, 41);
+  EXPECT_EQ(ota({"build", "--image", path("new.img"), "--version", "1.1.0", "--hw", "board", "--no-full", "-q", "-o",
+                 path("x.otb")})
+                .exit_code,
+            2);
+}
+
 // ---- over HTTP, from a real nginx on a loopback port ----
 
 class AgentHttp : public AgentCli {
@@ -222,10 +252,9 @@ TEST_F(AgentHttp, DeltaInstallFetchesTheHeadAndTheDeltaOnly) {
 }
 
 TEST_F(AgentHttp, DroppedConnectionResumesWithARangeRequest) {
-  build("fw.otb", {"--no-compress"});  // no delta used: bank a is changed below
-  Bytes a = test::read_bytes(path("bank-a"));
-  a[10] ^= 0xff;
-  test::write_bytes(path("bank-a"), a);
+  auto b = ota({"build", "--image", path("new.img"), "--version", "1.1.0", "--hw", "board", "--key", path("k.key"),
+                "--no-compress", "-q", "-o", path("fw.otb")});  // the full image only, stored
+  ASSERT_EQ(b.exit_code, 0) << b.err;
   serve("fw.otb");
   // The server stalls after half the bundle; then every connection drops.
   std::thread cut([&] {

@@ -192,6 +192,44 @@ TEST_F(AgentTest, WrongBaseFallsBackToTheFullPayload) {
   EXPECT_EQ(prefix(dev->bank_b.survivors(), image_.size()), image_);
 }
 
+// With a way to reopen the bundle, the agent takes the only delta at once and
+// checks its base while patching: a wrong base falls back to the full image
+// within the same call; a right one leaves the active bank's hash cached.
+TEST_F(AgentTest, SpeculativeDeltaChecksItsBaseWhilePatching) {
+  Bytes bundle = make_bundle();
+  int reopened = 0;
+  auto reopen = [&]() -> Result<std::unique_ptr<Reader>> {
+    ++reopened;
+    return std::unique_ptr<Reader>(std::make_unique<CountingReader>(bundle));
+  };
+  {
+    auto dev = fresh(test::random_bytes(64 * 1024, 78));  // not the base, same size
+    Agent a = dev->agent();
+    CountingReader in(bundle);
+    auto rep = a.install(in, reopen);
+    ASSERT_TRUE(rep) << rep.error().message;
+    EXPECT_EQ(reopened, 1);
+    EXPECT_FALSE(rep->delta);
+    EXPECT_EQ(prefix(dev->bank_b.survivors(), image_.size()), image_);
+    EXPECT_EQ(*boot::simulate_boot(dev->env), Slot::kB);
+  }
+  reopened = 0;
+  {
+    auto dev = fresh(base_);
+    Agent a = dev->agent();
+    CountingReader in(bundle);
+    auto rep = a.install(in, reopen);
+    ASSERT_TRUE(rep) << rep.error().message;
+    EXPECT_EQ(reopened, 0);
+    EXPECT_TRUE(rep->delta);
+    auto s = a.state();
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->banks[0].has_value());
+    EXPECT_EQ(s->banks[0]->hash, content_hash(base_));
+    EXPECT_EQ(prefix(dev->bank_b.survivors(), image_.size()), image_);
+  }
+}
+
 TEST_F(AgentTest, TamperedChunkNeverReachesTheBank) {
   auto dev = fresh(base_);
   Agent a = dev->agent();
@@ -312,7 +350,11 @@ class PowerCutTest : public AgentTest {
       EXPECT_TRUE(dev->power.cut());
     }
     CountingReader in(bundle_);
-    auto rep = dev->power.cut() ? Result<agent::InstallReport>(fail(ErrorCode::kIo, "power cut")) : a.install(in);
+    // With reopen: the agent checks the delta's base while patching, as ota-agent does.
+    auto reopen = [this]() -> Result<std::unique_ptr<Reader>> {
+      return std::unique_ptr<Reader>(std::make_unique<CountingReader>(bundle_));
+    };
+    auto rep = dev->power.cut() ? Result<agent::InstallReport>(fail(ErrorCode::kIo, "power cut")) : a.install(in, reopen);
     if (writes) *writes = dev->power.writes();
     if (completed) *completed = static_cast<bool>(rep);
     if (!rep) {

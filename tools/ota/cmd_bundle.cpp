@@ -198,7 +198,7 @@ struct BuildArgs {
   bundle::BuildOptions opt;
   std::string out, expires;
   SignSources sign;
-  bool no_compress = false;
+  bool no_compress = false, no_full = false;
   std::uint64_t frame_size = std::uint64_t{1} << delta::kDefaultFrameLog;
 };
 
@@ -211,6 +211,7 @@ Status run_build(const Context& ctx, BuildArgs& a) {
   if ((std::uint64_t{1} << log) != a.frame_size || log < delta::kMinFrameLog || log > delta::kMaxFrameLog)
     return fail(ErrorCode::kUsage, "--frame-size must be a power of two from 4 KiB to 1 GiB");
   a.opt.full_frame_log = a.opt.delta_frame_log = static_cast<std::uint8_t>(log);
+  a.opt.include_full = !a.no_full;
   auto created = build_time();
   if (!created) return fail(created.error());
   a.opt.created = *created;
@@ -361,6 +362,7 @@ void add_build_command(CLI::App& app, Context& ctx, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--delta-level", a->opt.delta_level, "zstd level inside deltas")->check(CLI::Range(1, 22))->capture_default_str();
   cmd->add_flag("--no-compress", a->no_compress, "Store the full image uncompressed");
+  cmd->add_flag("--no-full", a->no_full, "Ship the deltas only (devices on another base cannot install the bundle)");
   cmd->add_option("--frame-size", a->frame_size,
                   "Image bytes per independent frame of every payload (power of two; a device's resume step)")
       ->capture_default_str();

@@ -104,8 +104,13 @@ class Agent {
  public:
   explicit Agent(Device d) : d_(std::move(d)) {}
 
-  // Installs the bundle read from `bundle` (see the contract above).
-  Result<InstallReport> install(Reader& bundle);
+  // Installs the bundle read from `bundle` (see the contract above). With
+  // `reopen` (the same bundle from its start), a device whose active bank's
+  // hash is not cached yet takes the only delta that could apply at once and
+  // checks its base while patching, falling back through reopen() if the
+  // base was wrong; without it, the active bank is hashed first.
+  Result<InstallReport> install(Reader& bundle,
+                                const std::function<Result<std::unique_ptr<Reader>>()>& reopen = {});
   // Run on every boot: commits a trial that booted and passed the health
   // check, otherwise rolls back; no-op without a trial.
   Status boot_check();
@@ -117,6 +122,7 @@ class Agent {
   Result<boot::Slot> active_slot() const;
 
  private:
+  Result<InstallReport> install_once(Reader& bundle, bool speculate);
   Status save(const State& s);
   Result<Digest> bank_hash(boot::Slot slot, std::uint64_t size, State& s);
   Device d_;

@@ -137,6 +137,7 @@ struct BuildOptions {
   std::vector<std::string> hardware;
   trust::Time created = 0;  // SOURCE_DATE_EPOCH or now, chosen by the caller
   std::optional<trust::Time> expires;
+  bool include_full = true; // false: deltas only (devices on another base cannot install it)
   bool compress = true;     // zstd for the full image (else stored)
   int level = 2;            // zstd level of the full image (see docs/design.md, Decisions)
   int window_log = 21;      // zstd window of the full image (device RAM)

@@ -59,14 +59,21 @@ std::unique_ptr<Source> as_source(const BlockStore& bank);
 // A failed write leaves position() unchanged; an empty write does nothing.
 class BankWriter final : public Writer {
  public:
-  BankWriter(BlockStore& bank, std::uint64_t offset) : bank_(bank), pos_(offset) {}
+  BankWriter(BlockStore& bank, std::uint64_t offset) : bank_(bank), pos_(offset), flushed_(offset) {}
+  // Bounds are checked at once; the bytes are collected into writes of up
+  // to 64 KiB (a patcher emits many small pieces).
   Status write(ByteSpan data) override;
-  Status sync() override { return bank_.sync(); }
+  // Writes out what is collected (not durable until sync()).
+  Status flush();
+  Status sync() override;
   std::uint64_t position() const override { return pos_; }
 
  private:
+  static constexpr std::size_t kBuffer = 64 * 1024;
   BlockStore& bank_;
-  std::uint64_t pos_;
+  std::uint64_t pos_;      // end of what was accepted
+  std::uint64_t flushed_;  // end of what reached the bank
+  Bytes buf_;
 };
 
 // Record names are 1 to 64 of [A-Za-z0-9._-], not "." or "..", and not

@@ -237,7 +237,17 @@ Result<Digest> Agent::bank_hash(boot::Slot slot, std::uint64_t size, State& s) {
   return *h;
 }
 
-Result<InstallReport> Agent::install(Reader& bundle_in) {
+Result<InstallReport> Agent::install(Reader& bundle, const std::function<Result<std::unique_ptr<Reader>>()>& reopen) {
+  auto first = install_once(bundle, static_cast<bool>(reopen));
+  if (first || first.error().code != ErrorCode::kOldMismatch || !reopen) return first;
+  // The speculative delta did not apply (its base hash is cached now): once
+  // more from the start of the bundle, which picks another payload.
+  auto again = reopen();
+  if (!again) return fail(again.error());
+  return install_once(**again, false);
+}
+
+Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
   InstallReport report;
   CountingReader in(bundle_in);
   auto loaded = state();
@@ -276,6 +286,19 @@ Result<InstallReport> Agent::install(Reader& bundle_in) {
     for (std::size_t i = 0; i < m->payloads.size(); ++i)
       if (m->payloads[i].name == s.install.payload) chosen = i;
   } else {
+    // One delta that could apply, no cached hash of the active bank, and a
+    // caller that can reopen the bundle: take it, and let the patcher hash
+    // the active bank while it writes the inactive one (as `ota patch` does).
+    // A wrong base fails at the end with kOldMismatch before anything is
+    // marked bootable; install() then reads the bundle again, finds the hash
+    // cached and takes another payload.
+    std::vector<std::size_t> fits;
+    for (std::size_t i = 0; i < m->payloads.size(); ++i)
+      if (m->payloads[i].kind == manifest::PayloadKind::kDelta &&
+          m->payloads[i].base_size <= d_.banks[index_of(active)]->size())
+        fits.push_back(i);
+    const auto& info = s.banks[index_of(active)];
+    if (speculate && fits.size() == 1 && !(info && info->size == m->payloads[fits[0]].base_size)) chosen = fits[0];
     for (std::size_t i = 0; i < m->payloads.size() && !chosen; ++i) {
       const auto& p = m->payloads[i];
       if (p.kind != manifest::PayloadKind::kDelta || p.base_size > d_.banks[index_of(active)]->size()) continue;
@@ -309,19 +332,22 @@ Result<InstallReport> Agent::install(Reader& bundle_in) {
       if (!*idx) return fail(ErrorCode::kMalformed, "bundle ended before payload " + p.name);
       if (**idx == *chosen) break;
     }
+    const std::uint64_t start = s.install.resume ? s.install.resume->new_offset : 0;
+    storage::BankWriter bank_out(target_bank, start);
     // A checkpoint: the bank synced up to it, then the state.
     auto on_frame = [&](const delta::ResumePoint& rp) -> Status {
-      OTA_TRY(target_bank.sync());
+      OTA_TRY(bank_out.sync());
       s.install.resume = rp;
       return save(s);
     };
-    const std::uint64_t start = s.install.resume ? s.install.resume->new_offset : 0;
-    storage::BankWriter bank_out(target_bank, start);
     if (report.delta) {
       PrefixSource old_image(*d_.banks[index_of(active)], p.base_size);
       PrefixSource written(target_bank, m->target_size);
       delta::PatchOptions po;
-      po.known_old_hash = p.base_hash;  // checked above by hashing the active bank
+      const auto& info = s.banks[index_of(active)];
+      const bool base_known = info && info->size == p.base_size && info->hash == p.base_hash;
+      if (base_known) po.known_old_hash = p.base_hash;  // hashed before, cached in the state
+      else po.verify_old_concurrently = true;          // hashed while patching, checked by finish()
       po.max_window_log = std::max<std::uint8_t>(p.window_log, 10);
       po.resume = s.install.resume;
       po.written_prefix = &written;
@@ -330,6 +356,16 @@ Result<InstallReport> Agent::install(Reader& bundle_in) {
       if (!patcher) return fail(patcher.error());
       OTA_TRY(pump(**reader, **patcher, p, d_.progress));
       if (Status done = (*patcher)->finish(); !done) {  // NEW's hash, the prefix read back included
+        if (done.error().code == ErrorCode::kOldMismatch) {
+          // Not the delta's base: abandon it, cache the active bank's hash
+          // so the next install picks another payload.
+          s.install = InstallRecord{};
+          auto h = bank_hash(active, p.base_size, s);
+          if (!h) return fail(h.error());
+          OTA_TRY(save(s));
+          return fail(ErrorCode::kOldMismatch, "the active bank is not the base of " + p.name +
+                                                   "; install again to use another payload");
+        }
         if (done.error().code == ErrorCode::kNewMismatch && s.install.resume) {
           // The checkpointed prefix is not what was written: start over next time.
           s.install.resume.reset();
@@ -340,6 +376,10 @@ Result<InstallReport> Agent::install(Reader& bundle_in) {
       const auto* h = (*patcher)->header();
       if (h->new_size != m->target_size || h->new_hash != m->target_hash)
         return fail(ErrorCode::kPayloadMismatch, "the delta does not produce the manifest's target image");
+      if (!base_known) {  // verified by the patcher: remember it
+        auto& a = s.banks[index_of(active)];
+        a = BankInfo{a && a->size == p.base_size ? a->version : "", p.base_size, p.base_hash};
+      }
     } else {
       FullDecoder::Options fo;
       fo.payload = &p;
@@ -360,6 +400,7 @@ Result<InstallReport> Agent::install(Reader& bundle_in) {
       }
     }
     report.bytes_written = bank_out.position() - start;
+    OTA_TRY(bank_out.sync());
     OTA_TRY(target_bank.sync());
     s.install.stage = Stage::kWritten;
     s.install.resume.reset();

@@ -223,8 +223,14 @@ Result<std::unique_ptr<Staged>> stage(const BuildOptions& o) {
   };
 
   // The full image: read once, hashed whole (the target) and, stored or
-  // compressed, in chunks.
-  {
+  // compressed, in chunks. Without it (deltas only), just hashed.
+  if (!o.include_full) {
+    if (o.base_paths.empty()) return fail(ErrorCode::kUsage, "a bundle without the full image needs a delta (a base)");
+    auto h = content_hash(**image);
+    if (!h) return fail(h.error().with_context("the image"));
+    m.target_hash = *h;
+    m.target_size = image_size;
+  } else {
     manifest::Payload p;
     p.kind = manifest::PayloadKind::kFull;
     auto in = FileReader::open(o.image_path);

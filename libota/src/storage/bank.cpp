@@ -110,9 +110,33 @@ std::unique_ptr<Source> as_source(const BlockStore& bank) { return std::make_uni
 
 Status BankWriter::write(ByteSpan data) {
   if (data.empty()) return ok();
-  OTA_TRY(bank_.write_at(pos_, data));
+  if (pos_ > bank_.size() || data.size() > bank_.size() - pos_)
+    return fail(ErrorCode::kLimitExceeded, "writing " + std::to_string(data.size()) + " bytes at offset " +
+                                               std::to_string(pos_) + " would pass the end of the bank (" +
+                                               std::to_string(bank_.size()) + " bytes)");
+  if (buf_.size() + data.size() > kBuffer) OTA_TRY(flush());
+  if (data.size() >= kBuffer) {
+    OTA_TRY(bank_.write_at(flushed_, data));
+    flushed_ += data.size();
+  } else {
+    if (buf_.capacity() < kBuffer) buf_.reserve(kBuffer);
+    buf_.insert(buf_.end(), data.begin(), data.end());
+  }
   pos_ += data.size();
   return ok();
+}
+
+Status BankWriter::flush() {
+  if (buf_.empty()) return ok();
+  OTA_TRY(bank_.write_at(flushed_, buf_));
+  flushed_ += buf_.size();
+  buf_.clear();
+  return ok();
+}
+
+Status BankWriter::sync() {
+  OTA_TRY(flush());
+  return bank_.sync();
 }
 
 }  // namespace ota::storage
