@@ -4,7 +4,9 @@
 # `ota diff`, apply it with `ota patch`, check the result byte for byte, print
 # the sizes and the ratio; then the signed release: three keys and a 2-of-3
 # trust root, `ota build` of a bundle (full image + delta), signed by two key
-# holders in turn, `ota verify`, and a tampered copy rejected.
+# holders in turn, `ota verify`, and a tampered copy rejected; then a device:
+# ota-agent installs the bundle over HTTP from a local nginx into file banks,
+# reboots through the bootloader simulator and commits after its health check.
 # Usage: scripts/demo.sh [WORK_DIR]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -67,3 +69,42 @@ cp firmware-7.27.0.otb tampered.otb
 printf 'X' | dd of=tampered.otb bs=1 seek=$(( $(stat -c %s tampered.otb) - 2000 )) conv=notrunc status=none
 set +e; "$ota" verify tampered.otb --trust root.json; rc=$?; set -e
 echo "tampered copy: exit code $rc (26: payload does not match the signed manifest)"
+
+echo
+echo "== a device: ota-agent installs the bundle over HTTP (a local nginx) into file banks"
+agent="$root/build/device-agent/ota-agent"
+rm -rf device && mkdir -p device/www device/nginx/tmp
+cp firmware-7.27.0.otb device/www/
+truncate -s 4M device/bank-a device/bank-b           # bank a runs 7.22.0; bank b is inactive
+dd if=firmware-7.22.0.bin of=device/bank-a conv=notrunc status=none
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+ng="$work/device/nginx"
+cat > "$ng/nginx.conf" <<CONF
+worker_processes 1;
+$( [ "$(id -u)" -eq 0 ] && echo "user root root;" )
+error_log $ng/error.log warn;
+pid $ng/nginx.pid;
+events { worker_connections 16; }
+http {
+  access_log $ng/access.log;
+  client_body_temp_path $ng/tmp/b; proxy_temp_path $ng/tmp/p; fastcgi_temp_path $ng/tmp/f;
+  uwsgi_temp_path $ng/tmp/u; scgi_temp_path $ng/tmp/s;
+  server { listen 127.0.0.1:$port; root $work/device/www; }
+}
+CONF
+nginx -p "$ng" -c "$ng/nginx.conf" -e "$ng/error.log"
+trap 'kill "$(cat "$ng/nginx.pid")" 2>/dev/null || true' EXIT
+cat > device/agent.json <<CONF
+{"device_id": "hub-1", "hardware_id": "primehub",
+ "banks": {"a": "$work/device/bank-a", "b": "$work/device/bank-b"},
+ "boot": {"backend": "file", "file": "$work/device/bootenv.json"},
+ "trust_root": "$work/root.json", "state_dir": "$work/device/state",
+ "health_check": {"command": ["true"], "timeout_s": 30}}
+CONF
+echo "== ota-agent install http://127.0.0.1:$port/firmware-7.27.0.otb"
+"$agent" -c device/agent.json install "http://127.0.0.1:$port/firmware-7.27.0.otb"
+echo "== reboot (the bootloader simulator), then boot-check: health check, commit"
+"$agent" -c device/agent.json simulate-boot
+"$agent" -c device/agent.json boot-check
+"$agent" -c device/agent.json status
+cmp -n "$(stat -c %s firmware-7.27.0.bin)" device/bank-b firmware-7.27.0.bin && echo "bank b holds 7.27.0, byte for byte"

@@ -6,6 +6,8 @@
 //    A request asks for no more than the reader's hint(): the bundle reader
 //    hints the tar headers, the manifest and the signature block, so no
 //    payload byte is sent before the signatures and policy are checked.
+//    Without a hint, requests cover a window that doubles from 64 KiB to
+//    16 MiB and starts over after a jump.
 //  - A dropped connection, a stall, a refused connection or a 5xx/408/429
 //    answer restarts the transfer with a Range request at the next byte it
 //    needs, after a backoff, up to FetchOptions::retries attempts in a row

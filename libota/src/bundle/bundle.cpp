@@ -281,10 +281,10 @@ class StreamReader final : public BundleReader {
       const auto& p = m_.payloads[*current_];
       const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(left_, p.chunk_size));
       chunk_.resize(k);
-      if (!payload_hinted_) {
-        in_.hint(0);  // the caller reads this payload: stream it
-        payload_hinted_ = true;
-      }
+      // Over HTTP: the first chunk the caller reads alone (a resuming
+      // patcher needs only its header and then jumps), then the rest.
+      in_.hint(payload_hinted_ ? 0 : k);
+      payload_hinted_ = true;
       const std::uint64_t at = offset_;
       OTA_TRY(read_exact(chunk_, "payload"));
       left_ -= k;

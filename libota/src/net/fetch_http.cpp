@@ -22,6 +22,8 @@ namespace {
 constexpr std::size_t kBufferCap = 256 * 1024;
 constexpr std::uint64_t kReadOverGap = 64 * 1024;  // shorter jumps read over instead of a new request
 constexpr long kMaxBackoffMs = 8000;
+constexpr std::uint64_t kFirstWindow = 64 * 1024;
+constexpr std::uint64_t kMaxWindow = 16 << 20;
 
 bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
 
@@ -103,6 +105,7 @@ class HttpReader final : public SourceReader {
     } else {
       stop();
       eof_ = false;
+      window_ = kFirstWindow;
     }
     fetch_pos_ += gap;
     return buffered + gap;
@@ -141,11 +144,17 @@ class HttpReader final : public SourceReader {
       std::this_thread::sleep_for(std::chrono::milliseconds(delay));
       ++stats_.retries;
     }
-    // Bounded by the reader's hint, else open-ended.
-    if (hint_end_ && *hint_end_ > fetch_pos_)
-      range_ = std::to_string(fetch_pos_) + "-" + std::to_string(*hint_end_ - 1);
-    else
-      range_ = fetch_pos_ ? std::to_string(fetch_pos_) + "-" : std::string();
+    // Bounded by the reader's hint, else by a window that doubles with each
+    // request from 64 KiB to 16 MiB and starts over after a jump: streaming
+    // costs a few requests, a jump wastes at most one window in flight.
+    std::uint64_t end = 0;
+    if (hint_end_ && *hint_end_ > fetch_pos_) {
+      end = *hint_end_;
+    } else {
+      end = fetch_pos_ + window_;
+      window_ = std::min(window_ * 2, kMaxWindow);
+    }
+    range_ = std::to_string(fetch_pos_) + "-" + std::to_string(end - 1);
     window_end_.reset();
     curl_easy_setopt(easy_, CURLOPT_RANGE, range_.empty() ? nullptr : range_.c_str());
     request_at_ = fetch_pos_;
@@ -176,7 +185,7 @@ class HttpReader final : public SourceReader {
     stop();
     if (received_ > 0) failures_ = 0;  // progress: a fresh retry budget
     if (own_error_) return fail(*own_error_);
-    if (rc == CURLE_OK && code == 416 && request_at_ > 0) {  // asked past the end
+    if (rc == CURLE_OK && code == 416) {  // asked past the end
       eof_ = true;
       return ok();
     }
@@ -296,7 +305,8 @@ class HttpReader final : public SourceReader {
   std::optional<std::uint64_t> total_;
   std::optional<std::uint64_t> content_range_start_;
   std::optional<std::uint64_t> window_end_;  // one past the last byte of a 206 answer
-  std::optional<std::uint64_t> hint_end_;    // the reader needs no byte beyond this, for now
+  std::optional<std::uint64_t> hint_end_;
+  std::uint64_t window_ = kFirstWindow;    // the reader needs no byte beyond this, for now
   std::optional<Error> own_error_;
   bool active_ = false, paused_ = false, eof_ = false, first_body_ = true;
   int failures_ = 0;
