@@ -79,36 +79,17 @@ if [[ -z "$JSON" ]]; then
   [[ "$JSON" != "$OUT" ]] || JSON="$OUT.json"
 fi
 
-log() { printf '[bundle_bench] %s\n' "$*" >&2; }
-die() { printf '[bundle_bench] error: %s\n' "$*" >&2; exit 2; }
+BENCH_NAME=bundle_bench
+# shellcheck source=bench/lib.sh
+source "$SCRIPT_DIR/lib.sh"   # log, die, ensure_commands (and the npm helpers, unused here)
 
 # ---- 1. tools ----------------------------------------------------------------
 ensure_tools() {
-  # command -> Debian package
-  local -A pkg_of=(
-    [mender-artifact]=mender-artifact [openssl]=openssl [/usr/bin/time]=time [python3]=python3
-    [cmp]=diffutils [dpkg-query]=dpkg [sync]=coreutils [sha256sum]=coreutils [head]=coreutils
-    [find]=findutils
-  )
-  local -a missing=()
-  local cmd
-  for cmd in "${!pkg_of[@]}"; do
-    command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg_of[$cmd]}")
-  done
-  ((${#missing[@]})) || return 0
-  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
-  log "installing missing packages: ${missing[*]}"
-  local sudo=()
-  if [[ $(id -u) -ne 0 ]]; then
-    command -v sudo >/dev/null 2>&1 || die "missing ${missing[*]} and not root (no sudo)"
-    sudo=(sudo)
-  fi
-  "${sudo[@]}" apt-get update
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+  ensure_commands mender-artifact=mender-artifact openssl=openssl /usr/bin/time=time python3=python3 cmp=diffutils \
+    dpkg-query=dpkg sync=coreutils sha256sum=coreutils head=coreutils find=findutils
 }
 
 # ---- 2. data -------------------------------------------------------------------
-DATA=bench/data
 BDIR=$DATA/bundle        # image, keys, bundles
 RUNS=$BDIR/runs          # per-command time files, stdout, stderr; raw.tsv and meta.tsv
 IMG=$BDIR/image-64MiB.bin
