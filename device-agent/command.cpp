@@ -1,5 +1,6 @@
 #include "command.hpp"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -11,6 +12,8 @@
 
 #include "file_env.hpp"
 #include "ota/agent.hpp"
+#include "ota/daemon.hpp"
+#include "ota/mqtt.hpp"
 #include "ota/fetch.hpp"
 #include "ota/hash.hpp"
 
@@ -277,6 +280,74 @@ int cmd_simulate_boot(const Config& c, const Options& o) {
   if (!slot) return report_error(o, "simulate-boot", slot.error());
   return done(o, OJson{{"ok", true}, {"command", "simulate-boot"}, {"slot", boot::slot_name(*slot)}},
               std::string("booted slot ") + boot::slot_name(*slot));
+}
+
+namespace {
+volatile bool g_stop = false;
+void on_signal(int) { g_stop = true; }
+}  // namespace
+
+int cmd_run(const Config& c, const Options& o) {
+  if (c.mqtt.broker.empty())
+    return report_error(o, "run", Error{ErrorCode::kUsage, "run needs an \"mqtt\" section in the configuration"});
+  mqtt::Options mo;
+  mo.client_id = c.mqtt.client_id;
+  mo.username = c.mqtt.username;
+  mo.ca_file = c.mqtt.ca_file;
+  mo.cert_file = c.mqtt.cert_file;
+  mo.key_file = c.mqtt.key_file;
+  mo.tls = !mo.ca_file.empty() || !mo.cert_file.empty();
+  mo.keepalive_s = c.mqtt.keepalive_s;
+  if (!c.mqtt.password_file.empty()) {
+    auto bytes = read_file(c.mqtt.password_file);
+    if (!bytes) return report_error(o, "run", bytes.error().with_context("mqtt.password_file"));
+    std::string p(bytes->begin(), bytes->end());
+    if (auto nl = p.find('\n'); nl != std::string::npos) p.resize(nl);
+    mo.password = std::move(p);
+  }
+  auto parsed = mqtt::parse_broker_url(c.mqtt.broker, mo);
+  if (!parsed) return report_error(o, "run", parsed.error().with_context("mqtt.broker"));
+  auto rt = open_runtime(c, true);
+  if (!rt) return report_error(o, "run", rt.error());
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  agent::Device d;
+  d.banks[0] = rt->banks[0].get();
+  d.banks[1] = rt->banks[1].get();
+  d.state = rt->state.get();
+  d.env = rt->env.get();
+  d.trust = &*rt->trust;
+  d.hardware_id = c.hardware_id;
+  d.now = [] { return static_cast<trust::Time>(std::time(nullptr)); };
+  d.health_check = [&c] { return run_command(c.health_command, c.health_timeout_s); };
+  if (!c.reboot_command.empty()) d.reboot = [&c] { return run_command(c.reboot_command, 0); };
+  agent::DaemonOptions dopt;
+  dopt.device_id = c.device_id;
+  dopt.fleet = c.mqtt.fleet;
+  dopt.mqtt = *parsed;
+  dopt.fetch.ca_file = c.ca_file;
+  dopt.fetch.retries = c.retries;
+  dopt.fetch.stall_timeout_s = c.stall_timeout_s;
+  dopt.fetch.user_agent = std::string("ota-agent/") + OTA_VERSION;
+  dopt.retry_delay_s = c.mqtt.retry_delay_s;
+  dopt.stop = &g_stop;
+  // File banks without a reboot command: the bootloader simulator boots in-process.
+  if (c.boot_backend == "file" && c.reboot_command.empty())
+    dopt.simulate_reboot = [&rt]() -> Status {
+      auto slot = boot::simulate_boot(*rt->env);
+      if (!slot) return fail(slot.error());
+      return ok();
+    };
+  const bool quiet = o.quiet;
+  dopt.log = [quiet, id = c.device_id](const std::string& line) {
+    if (!quiet) std::fprintf(stderr, "ota-agent %s: %s\n", id.c_str(), line.c_str());
+  };
+  agent::Daemon daemon(d, *rt->state, dopt);
+  auto st = daemon.run();
+  if (!st) return report_error(o, "run", st.error());
+  return 0;
 }
 
 }  // namespace ota::agent_cli

@@ -101,6 +101,30 @@ Result<Config> load_config(const std::string& path) {
       *out = v.get<int>();
     }
   }
+  if (auto m = j.find("mqtt"); m != j.end()) {
+    if (!m->is_object()) return fail(ErrorCode::kMalformed, path + ": mqtt must be an object");
+    for (auto [k, out, req] : {std::tuple<const char*, std::string*, bool>{"broker", &c.mqtt.broker, true},
+                               {"fleet", &c.mqtt.fleet, true},
+                               {"client_id", &c.mqtt.client_id, false},
+                               {"username", &c.mqtt.username, false},
+                               {"password_file", &c.mqtt.password_file, false},
+                               {"ca_file", &c.mqtt.ca_file, false},
+                               {"cert_file", &c.mqtt.cert_file, false},
+                               {"key_file", &c.mqtt.key_file, false}}) {
+      auto v = str(*m, k, req);
+      if (!v) return fail(v.error().with_context(path + ": mqtt"));
+      *out = *v;
+    }
+    for (auto [k, out, lo, hi] : {std::tuple<const char*, int*, unsigned, unsigned>{"keepalive_s", &c.mqtt.keepalive_s, 5, 3600},
+                                  {"retry_delay_s", &c.mqtt.retry_delay_s, 1, 86400}}) {
+      if (!m->contains(k)) continue;
+      const Json& v = (*m)[k];
+      if (!v.is_number_unsigned() || v.get<unsigned>() < lo || v.get<unsigned>() > hi)
+        return fail(ErrorCode::kMalformed, path + ": mqtt." + k + " must be an integer from " + std::to_string(lo) +
+                                               " to " + std::to_string(hi));
+      *out = v.get<int>();
+    }
+  }
   if (auto r = j.find("reboot_command"); r != j.end()) {
     auto argv = argv_of(*r, "reboot_command");
     if (!argv) return fail(argv.error().with_context(path));

@@ -23,6 +23,17 @@ struct Config {
   std::string ca_file;     // empty: the system's CA store
   int retries = 8;         // attempts in a row without progress
   int stall_timeout_s = 30;
+  // Campaigns over MQTT (`ota-agent run`); broker empty: not configured.
+  struct Mqtt {
+    std::string broker;         // mqtt://HOST[:PORT] or mqtts://HOST[:PORT]
+    std::string fleet;
+    std::string client_id;      // default: device_id
+    std::string username;
+    std::string password_file;  // first line is the password
+    std::string ca_file, cert_file, key_file;
+    int keepalive_s = 30;
+    int retry_delay_s = 10;     // after a failed download
+  } mqtt;
 };
 
 Result<Config> load_config(const std::string& path);

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   auto* commit = app.add_subcommand("commit", "Confirm the running trial without a health check");
   auto* rollback = app.add_subcommand("rollback", "Abandon the trial or the install in progress");
   rollback->add_option("--reason", reason, "Recorded with the result");
+  auto* run = app.add_subcommand("run", "The daemon: follow the fleet's campaigns over MQTT, install, report (config: mqtt)");
   auto* sim = app.add_subcommand("simulate-boot", "Boot once under U-Boot's bootcount rules (file environment only)");
   try {
     app.parse(argc, argv);
@@ -41,6 +42,7 @@ int main(int argc, char** argv) {
     if (*commit) return cmd_commit(*config, opt);
     if (*rollback) return cmd_rollback(*config, opt, reason);
     if (*sim) return cmd_simulate_boot(*config, opt);
+    if (*run) return cmd_run(*config, opt);
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "ota-agent: error: out of memory\n");
     return static_cast<int>(ota::ErrorCode::kOutOfMemory);

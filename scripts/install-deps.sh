@@ -17,6 +17,8 @@ packages=(
   u-boot-tools libubootenv-tool grub-common
   # the HTTP server of the agent's download tests and benchmark
   nginx-light
+  # MQTT for campaigns: libmosquitto, and the broker and clients of the tests and examples/mosquitto
+  mosquitto mosquitto-clients libmosquitto-dev
 )
 
 missing=()

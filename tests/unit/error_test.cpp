@@ -47,6 +47,12 @@ constexpr CodeCase kPinned[] = {
     {ErrorCode::kTrialPending, 41, "trial_pending"},
     {ErrorCode::kRolledBack, 42, "rolled_back"},
     {ErrorCode::kNoPayload, 43, "no_payload"},
+    {ErrorCode::kMqtt, 60, "mqtt"},
+    {ErrorCode::kMqttRefused, 61, "mqtt_refused"},
+    {ErrorCode::kStaleCampaign, 62, "stale_campaign"},
+    {ErrorCode::kCampaignAborted, 63, "campaign_aborted"},
+    {ErrorCode::kCampaignPaused, 64, "campaign_paused"},
+    {ErrorCode::kTimedOut, 65, "timed_out"},
 };
 
 TEST(ErrorCode, ValuesArePinned) {

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   ota::cli::add_sign_command(app, ctx, exit_code);
   ota::cli::add_verify_command(app, ctx, exit_code);
   ota::cli::add_inspect_command(app, ctx, exit_code);
+  ota::cli::add_campaign_commands(app, ctx, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

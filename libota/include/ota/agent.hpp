@@ -90,6 +90,13 @@ struct Device {
   std::function<Status()> reboot;
   // Install progress: payload bytes consumed of the payload's size.
   std::function<void(std::uint64_t done, std::uint64_t total)> progress;
+  // Optional: called once the signatures and the policy checks passed,
+  // before any payload byte is read; an error stops the install (a campaign
+  // checks that the bundle is the one it names).
+  std::function<Status(const manifest::Manifest&, const Digest& manifest_hash)> accept;
+  // Optional: polled between payload reads; true stops the install with
+  // kCancelled before anything is marked bootable.
+  std::function<bool()> cancelled;
 };
 
 struct InstallReport {

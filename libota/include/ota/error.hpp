@@ -49,6 +49,14 @@ enum class ErrorCode : std::uint8_t {
   kTrialPending = 41,   // a trial boot awaits boot-check, commit or rollback
   kRolledBack = 42,     // boot-check rolled the trial back (health check, fallback)
   kNoPayload = 43,      // the bundle has no full image and no delta from the active bank's content
+
+  // Campaigns and MQTT.
+  kMqtt = 60,             // the broker could not be reached, or the connection failed, after retries
+  kMqttRefused = 61,      // the broker refused a connection, subscription or publish (credentials, ACL)
+  kStaleCampaign = 62,    // a campaign document older than (or replaying) one already accepted
+  kCampaignAborted = 63,  // the campaign was aborted (controller exit; device skip)
+  kCampaignPaused = 64,   // the campaign is paused (a gate failed or an operator paused it)
+  kTimedOut = 65,         // waited too long for the broker or the controller to confirm
 };
 
 // Stable, lowercase, machine-readable name of a code ("patch_truncated").

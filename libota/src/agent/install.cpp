@@ -192,7 +192,7 @@ class FullDecoder {
 // jumping over what the decoder does not need when it resumes.
 template <class Sink>
 Status pump(bundle::BundleReader& r, Sink& sink, const manifest::Payload& p,
-            const std::function<void(std::uint64_t, std::uint64_t)>& progress) {
+            const std::function<void(std::uint64_t, std::uint64_t)>& progress, const std::function<bool()>& cancelled) {
   Bytes buf(64 * 1024);
   while (true) {
     const std::uint64_t at = r.payload_position(), want = sink.next_offset();
@@ -205,6 +205,7 @@ Status pump(bundle::BundleReader& r, Sink& sink, const manifest::Payload& p,
     if (*n == 0) return ok();
     OTA_TRY(sink.feed(ByteSpan(buf.data(), *n)));
     if (progress) progress(r.payload_position(), p.size);
+    if (cancelled && cancelled()) return fail(ErrorCode::kCancelled, "install cancelled");
   }
 }
 
@@ -273,6 +274,7 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
   auto m = (*reader)->verify(*d_.trust, vo);
   if (!m) return fail(m.error());
   const Digest manifest_hash = content_hash((*reader)->manifest_bytes());
+  if (d_.accept) OTA_TRY(d_.accept(*m, manifest_hash));
   if (m->target_size > target_bank.size())
     return fail(ErrorCode::kLimitExceeded, "the image (" + std::to_string(m->target_size) +
                                                " bytes) does not fit bank " + boot::slot_name(target));
@@ -354,7 +356,7 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
       po.on_frame = on_frame;
       auto patcher = delta::Patcher::create(old_image, bank_out, po);
       if (!patcher) return fail(patcher.error());
-      OTA_TRY(pump(**reader, **patcher, p, d_.progress));
+      OTA_TRY(pump(**reader, **patcher, p, d_.progress, d_.cancelled));
       if (Status done = (*patcher)->finish(); !done) {  // NEW's hash, the prefix read back included
         if (done.error().code == ErrorCode::kOldMismatch) {
           // Not the delta's base: abandon it, cache the active bank's hash
@@ -390,7 +392,7 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
       fo.on_frame = on_frame;
       auto full = FullDecoder::create(bank_out, fo);
       if (!full) return fail(full.error());
-      OTA_TRY(pump(**reader, **full, p, d_.progress));
+      OTA_TRY(pump(**reader, **full, p, d_.progress, d_.cancelled));
       if (Status done = (*full)->finish(); !done) {
         if (s.install.resume) {  // the prefix may be what is wrong: start over next time
           s.install.resume.reset();
@@ -474,11 +476,13 @@ Status Agent::rollback(const std::string& reason) {
   boot::BootControl bc(*d_.env);
   auto bs = bc.state();
   if (!bs) return fail(bs.error());
-  if (s.install.stage == Stage::kTrial && bs->boot_slot == s.install.target) OTA_TRY(bc.rollback());
+  const bool trial = s.install.stage == Stage::kTrial;
+  if (trial && bs->boot_slot == s.install.target) OTA_TRY(bc.rollback());
   s.last_result = "rolled-back " + s.install.version + ": " + reason;
   s.install = InstallRecord{};
   OTA_TRY(save(s));
-  if (d_.reboot) OTA_TRY(d_.reboot());
+  // Only a trial ran the new image; an abandoned download needs no reboot.
+  if (trial && d_.reboot) OTA_TRY(d_.reboot());
   return ok();
 }
 

@@ -32,6 +32,12 @@ std::string_view error_code_name(ErrorCode code) noexcept {
     case ErrorCode::kTrialPending: return "trial_pending";
     case ErrorCode::kRolledBack: return "rolled_back";
     case ErrorCode::kNoPayload: return "no_payload";
+    case ErrorCode::kMqtt: return "mqtt";
+    case ErrorCode::kMqttRefused: return "mqtt_refused";
+    case ErrorCode::kStaleCampaign: return "stale_campaign";
+    case ErrorCode::kCampaignAborted: return "campaign_aborted";
+    case ErrorCode::kCampaignPaused: return "campaign_paused";
+    case ErrorCode::kTimedOut: return "timed_out";
   }
   return "unknown";
 }

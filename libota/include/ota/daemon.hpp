@@ -1,0 +1,71 @@
+// The agent daemon: the device side of the campaign protocol
+// (docs/protocol.md, "Device"). Connects, subscribes to its fleet's
+// campaigns, installs when its wave opens, reports every step.
+//
+// Contract:
+// - On start (every boot) it first settles a pending trial (Agent::boot_check)
+//   and reports the outcome for the campaign that caused it.
+// - A campaign document is acted on only after verify_document() accepted
+//   it; a (campaign revision, control revision) pair older than one already
+//   accepted is rejected as stale (kept on disk, so a replay after a reboot
+//   is rejected too).
+// - Each campaign is acted on once: its record (on disk, written before the
+//   first bank write) says whether it is in progress or done; a redelivered
+//   or replayed document never starts a second install. An install cut by a
+//   power loss resumes from its checkpoint when the document comes again.
+// - The bundle must be the one the campaign names (its manifest hash),
+//   checked before any payload byte.
+// - Paused: devices that have not started wait. Aborted: devices that have
+//   not started skip it; an install in progress stops and keeps the old
+//   image. A trial already begun is settled by the health check as usual.
+// - Reports (sequence number, boot session) go to a durable, bounded outbox
+//   on disk and leave it only when the broker acknowledged them; they are
+//   sent again after every reconnect. The retained state is republished on
+//   every connect (a broker may have lost it). The last will marks the
+//   device offline for this boot session.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "ota/agent.hpp"
+#include "ota/campaign.hpp"
+#include "ota/error.hpp"
+#include "ota/fetch.hpp"
+#include "ota/mqtt.hpp"
+#include "ota/storage.hpp"
+
+namespace ota::agent {
+
+struct DaemonOptions {
+  std::string device_id;
+  std::string fleet;
+  mqtt::Options mqtt;     // the daemon sets the client id (default: device id) and the will
+  fetch::Options fetch;
+  std::size_t outbox_limit = 256;  // reports kept while offline (oldest progress events go first)
+  int retry_delay_s = 10;          // after a failed download, before trying again
+  // Simulation (file banks): after an install, "reboot" in-process by calling
+  // this (e.g. boot::simulate_boot) and start over as a new boot session.
+  std::function<Status()> simulate_reboot;
+  const volatile bool* stop = nullptr;
+  std::function<void(const std::string&)> log;
+};
+
+// device: the Agent's side effects (its reboot is not called when
+// simulate_reboot is set); state: the same store the Agent uses.
+class Daemon {
+ public:
+  Daemon(Device device, storage::StateStore& state, DaemonOptions o);
+  ~Daemon();
+  // Runs until *stop; errors only when the device itself fails (state store,
+  // boot environment), never for a bad message or an unreachable broker.
+  Status run();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ota::agent

@@ -1,0 +1,596 @@
+// Staged campaigns end to end through the real binaries and real parts: a
+// mosquitto on a free loopback port with its own configuration (anonymous, or
+// examples/mosquitto with passwords, ACLs and TLS client certificates), an
+// nginx serving the bundle store, `ota publish`, `ota campaign run` as the
+// controller, and one `ota-agent run` process per device on file banks with
+// the bootloader simulator and real health-check commands.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ota/campaign.hpp"
+#include "ota/controller.hpp"
+#include "ota/keys.hpp"
+#include "ota/mqtt.hpp"
+#include "ota/trust.hpp"
+#include "support/mosquitto.hpp"
+#include "support/nginx.hpp"
+#include "support/random.hpp"
+#include "support/subprocess.hpp"
+#include "support/temp_dir.hpp"
+
+namespace ota {
+namespace {
+
+namespace cp = ota::campaign;
+using Json = nlohmann::json;
+using namespace std::chrono_literals;
+
+const std::string kOta = OTA_CLI_PATH;
+const std::string kAgent = OTA_AGENT_PATH;
+constexpr std::size_t kBank = 512 * 1024;
+constexpr char kFleet[] = "fleet1";
+
+// A background process with its output in a file; killed when destroyed.
+class Spawned {
+ public:
+  Spawned(const std::vector<std::string>& argv, const std::string& log) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      int in = ::open("/dev/null", O_RDONLY);
+      ::dup2(in, 0);
+      std::vector<char*> args;
+      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      ::execv(args[0], args.data());
+      ::_exit(127);
+    }
+  }
+  ~Spawned() { terminate(); }
+  Spawned(const Spawned&) = delete;
+  Spawned& operator=(const Spawned&) = delete;
+  void kill9() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  void terminate() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    for (int i = 0; i < 300; ++i) {
+      if (::waitpid(pid_, &status_, WNOHANG) == pid_) {
+        pid_ = -1;
+        return;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    kill9();
+  }
+  // The exit code once it exited within the limit; -1 otherwise (still running).
+  int wait(std::chrono::milliseconds limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (pid_ > 0 && std::chrono::steady_clock::now() < end) {
+      if (::waitpid(pid_, &status_, WNOHANG) == pid_) {
+        pid_ = -1;
+        break;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    if (pid_ > 0) return -1;
+    return WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
+  }
+  bool running() const { return pid_ > 0; }
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = 0;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return pred();
+}
+
+// Follows what devices report (retained states and events) on the broker.
+class Observer {
+ public:
+  Observer(int port, const std::string& user = {}, const std::string& password = {}) {
+    mqtt::Options o;
+    o.port = port;
+    o.client_id = "test-observer-" + std::to_string(::getpid());
+    o.username = user;
+    o.password = password;
+    auto c = mqtt::connect(o);
+    if (!c) throw std::runtime_error(c.error().message);
+    client_ = std::move(*c);
+    (void)client_->subscribe(std::string("ota/") + kFleet + "/devices/+/state", 1);
+    (void)client_->subscribe(std::string("ota/") + kFleet + "/devices/+/events", 1);
+    thread_ = std::thread([this] {
+      while (!done_) {
+        auto ev = client_->next(100ms);
+        if (!ev || ev->kind != mqtt::Event::Kind::kMessage) continue;
+        auto r = cp::parse_report(ev->message.payload);
+        if (!r) continue;
+        std::lock_guard<std::mutex> lock(mu_);
+        if (ev->message.topic.size() > 6 && ev->message.topic.substr(ev->message.topic.size() - 6) == "events") {
+          events_[r->device].push_back(*r);
+        } else {
+          auto& s = state_[r->device];
+          if (r->seq >= s.seq) s = *r;
+        }
+      }
+    });
+  }
+  ~Observer() {
+    done_ = true;
+    thread_.join();
+    client_->stop();
+  }
+  std::map<std::string, cp::Report> states() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return state_;
+  }
+  std::map<std::string, std::vector<cp::Report>> events() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return events_;
+  }
+  std::size_t count(const std::string& campaign, cp::Phase p) {
+    std::size_t n = 0;
+    for (const auto& [d, r] : states()) n += r.campaign == campaign && r.phase == p;
+    return n;
+  }
+
+ private:
+  std::unique_ptr<mqtt::Client> client_;
+  std::thread thread_;
+  volatile bool done_ = false;
+  std::mutex mu_;
+  std::map<std::string, cp::Report> state_;
+  std::map<std::string, std::vector<cp::Report>> events_;
+};
+
+struct Device {
+  std::string id;
+  std::string dir;
+  std::unique_ptr<Spawned> proc;
+};
+
+class Campaigns : public testing::Test {
+ protected:
+  void SetUp() override {
+    if (::access("/usr/sbin/mosquitto", X_OK) != 0) GTEST_SKIP() << "mosquitto is not installed (scripts/install-deps.sh)";
+    if (test::find_nginx().empty()) GTEST_SKIP() << "nginx is not installed (scripts/install-deps.sh)";
+    ::setenv("SOURCE_DATE_EPOCH", "1780000000", 1);
+    base_ = test::structured_bytes(120'000, 700);
+    image_ = test::with_random_edits(base_, 40, 701);
+    test::write_bytes(path("base.img"), base_);
+    test::write_bytes(path("new.img"), image_);
+    ASSERT_EQ(ota({"keygen", "-o", path("release")}).exit_code, 0);
+    ASSERT_EQ(ota({"keygen", "-o", path("attacker")}).exit_code, 0);
+    ASSERT_EQ(ota({"root", "init", "--key", path("release.pub"), "--threshold", "1", "--expires", "2099-01-01", "-o",
+                   path("root.json"), "-q"})
+                  .exit_code,
+              0);
+    ASSERT_EQ(ota({"root", "sign", path("root.json"), "--key", path("release.key")}).exit_code, 0);
+    auto r = ota({"build", "--image", path("new.img"), "--version", "1.1.0", "--hw", "board", "--base", path("base.img"),
+                  "--key", path("release.key"), "-q", "-o", path("fw-1.1.0.otb")});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ::mkdir(path("srv").c_str(), 0755);
+    web_ = std::make_unique<test::Nginx>(path("srv"));
+    ASSERT_TRUE(web_->running()) << web_->error_log();
+  }
+
+  void TearDown() override {
+    controller_.reset();
+    devices_.clear();
+  }
+
+  void start_broker(test::MosquittoOptions o = {}) {
+    ::mkdir(path("broker").c_str(), 0700);
+    o.fleet = kFleet;
+    broker_ = std::make_unique<test::Mosquitto>(path("broker"), o);
+  }
+  std::string broker_url() const { return "mqtt://127.0.0.1:" + std::to_string(broker_->port()); }
+
+  std::string path(const std::string& n) const { return dir_.file(n); }
+  test::ProcessResult ota(std::vector<std::string> args) {
+    args.insert(args.begin(), kOta);
+    test::ProcessOptions po;
+    po.timeout_seconds = 120;
+    return test::run_process(args, po);
+  }
+
+  // A device on bank a = base image; `healthy` picks its health check.
+  Device& add_device(const std::string& id, bool healthy, Json mqtt_extra = Json::object()) {
+    Device d;
+    d.id = id;
+    d.dir = path("dev-" + id);
+    ::mkdir(d.dir.c_str(), 0755);
+    Bytes a(kBank, 0), b(kBank, 0);
+    std::copy(base_.begin(), base_.end(), a.begin());
+    test::write_bytes(d.dir + "/bank-a", a);
+    test::write_bytes(d.dir + "/bank-b", b);
+    Json m = {{"broker", broker_url()}, {"fleet", kFleet}, {"retry_delay_s", 1}};
+    m.update(mqtt_extra);
+    Json c = {{"device_id", id},
+              {"hardware_id", "board"},
+              {"banks", {{"a", d.dir + "/bank-a"}, {"b", d.dir + "/bank-b"}}},
+              {"boot", {{"backend", "file"}, {"file", d.dir + "/bootenv.json"}}},
+              {"trust_root", path("root.json")},
+              {"state_dir", d.dir + "/state"},
+              {"health_check", {{"command", {healthy ? "true" : "false"}}, {"timeout_s", 10}}},
+              {"mqtt", m}};
+    std::ofstream(d.dir + "/agent.json") << c.dump(2);
+    devices_.push_back(std::move(d));
+    return devices_.back();
+  }
+  void start(Device& d) {
+    d.proc = std::make_unique<Spawned>(std::vector<std::string>{kAgent, "-c", d.dir + "/agent.json", "run"}, d.dir + "/log");
+  }
+  bool updated(const Device& d) {
+    Bytes b = test::read_bytes(d.dir + "/bank-b");
+    return std::equal(image_.begin(), image_.end(), b.begin());
+  }
+  bool untouched(const Device& d) {
+    Bytes b = test::read_bytes(d.dir + "/bank-b");
+    return std::all_of(b.begin(), b.end(), [](std::uint8_t x) { return x == 0; });
+  }
+
+  // ota publish with the bundle stored in nginx's directory.
+  test::ProcessResult publish(const std::string& id, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"publish", path("fw-1.1.0.otb"), "--broker", broker_url(), "--fleet", kFleet,
+                                  "--campaign", id, "--store", web_->www(), "--url",
+                                  "http://127.0.0.1:" + std::to_string(web_->port()), "--trust", path("root.json"),
+                                  "--key", path("release.key"), "--dir", path("campaigns"), "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return ota(args);
+  }
+  void run_controller(const std::string& id, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{kOta, "campaign", "run", id, "--broker", broker_url(), "--dir", path("campaigns"), "-q"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    controller_ = std::make_unique<Spawned>(args, path("controller.log"));
+  }
+
+  // Records of the controller's journal.
+  std::vector<Json> journal(const std::string& id) {
+    std::vector<Json> out;
+    std::ifstream f(path("campaigns/" + id + "/journal.jsonl"));
+    for (std::string line; std::getline(f, line);) out.push_back(Json::parse(line));
+    return out;
+  }
+  std::vector<std::string> decisions(const std::string& id) {
+    std::vector<std::string> out;
+    for (const auto& r : journal(id))
+      if (r["type"] == "decision") out.push_back(r["action"].get<std::string>());
+    return out;
+  }
+  Json status(const std::string& id) {
+    auto r = ota({"campaign", "status", id, "--fleet", kFleet, "--broker", broker_url(), "--trust", path("root.json"),
+                  "--devices", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return Json::parse(r.out.empty() ? "{}" : r.out);
+  }
+  cp::Campaign campaign_of(const std::string& id) {
+    auto rec = journal(id).front();
+    auto d = cp::parse_document(rec["document"].dump());
+    EXPECT_TRUE(d.has_value());
+    auto c = cp::parse_campaign(d->campaign.payload);
+    EXPECT_TRUE(c.has_value());
+    return *c;
+  }
+  std::string logs() {
+    std::string s = "controller:\n" + slurp(path("controller.log"));
+    for (const auto& d : devices_) s += d.id + ":\n" + slurp(d.dir + "/log");
+    return s;
+  }
+
+  test::TempDir dir_;
+  Bytes base_, image_;
+  std::unique_ptr<test::Nginx> web_;
+  std::unique_ptr<test::Mosquitto> broker_;
+  std::unique_ptr<Spawned> controller_;
+  std::vector<Device> devices_;
+};
+
+// Device ids whose wave (for this campaign and these waves) is `wave`.
+std::vector<std::string> ids_in_wave(const std::string& campaign, const std::vector<std::uint32_t>& waves,
+                                     std::size_t wave, std::size_t count, const std::string& prefix) {
+  cp::Campaign c;
+  c.id = campaign;
+  c.waves = waves;
+  std::vector<std::string> out;
+  for (int i = 0; out.size() < count && i < 100000; ++i) {
+    std::string id = prefix + std::to_string(i);
+    if (cp::wave_of(c, id) == wave) out.push_back(id);
+  }
+  return out;
+}
+
+TEST_F(Campaigns, ThreeWavesUpdateTheWholeFleetAndCountEveryResultOnce) {
+  start_broker();
+  Observer obs(broker_->port());
+  constexpr int kDevices = 24;
+  for (int i = 0; i < kDevices; ++i) start(add_device("meter-" + std::to_string(i), true));
+  auto p = publish("rollout", {"--waves", "10,50,100", "--min-sample", "1"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  run_controller("rollout");
+  ASSERT_EQ(controller_->wait(90s), 0) << logs();
+
+  // Every device rebooted into 1.1.0 and committed it.
+  ASSERT_TRUE(eventually([&] { return obs.count("rollout", cp::Phase::kSucceeded) == kDevices; }, 10s)) << logs();
+  for (auto& d : devices_) {
+    EXPECT_TRUE(updated(d)) << d.id;
+    EXPECT_EQ(obs.states()[d.id].version, "1.1.0") << d.id;
+  }
+  // The waves opened in order, each after its gate, then the campaign completed.
+  EXPECT_EQ(decisions("rollout"), (std::vector<std::string>{"open-wave", "open-wave", "complete"}));
+  // Each device's success is journaled once, in the wave the hash puts it in.
+  const cp::Campaign c = campaign_of("rollout");
+  std::map<std::string, int> finals;
+  for (const auto& r : journal("rollout"))
+    if (r["type"] == "result" && r["report"]["phase"] == "succeeded") ++finals[r["report"]["device"].get<std::string>()];
+  EXPECT_EQ(finals.size(), static_cast<std::size_t>(kDevices));
+  for (const auto& [d, n] : finals) EXPECT_EQ(n, 1) << d;
+  // A device installs only once its wave is open: no device of wave 3
+  // started before the decision that opened wave 3.
+  Json st = status("rollout");
+  EXPECT_EQ(st["control"]["state"], "completed");
+  std::uint64_t targeted = 0, succeeded = 0;
+  for (const auto& w : st["controller_status"]["waves"]) {
+    targeted += w["targeted"].get<std::uint64_t>();
+    succeeded += w["succeeded"].get<std::uint64_t>();
+    EXPECT_EQ(w["failed"], 0);
+  }
+  EXPECT_EQ(targeted, static_cast<std::uint64_t>(kDevices));
+  EXPECT_EQ(succeeded, static_cast<std::uint64_t>(kDevices));
+  ASSERT_EQ(st["devices"].size(), static_cast<std::size_t>(kDevices));
+  for (const auto& d : st["devices"]) EXPECT_EQ(d["wave"].get<std::size_t>(), cp::wave_of(c, d["device"].get<std::string>()));
+  // Each device acted once: one download, one reboot, one success in its events.
+  for (const auto& [dev, evs] : obs.events()) {
+    int downloads = 0;
+    for (const auto& e : evs) downloads += e.phase == cp::Phase::kDownloading && e.reason.empty();
+    EXPECT_EQ(downloads, 1) << dev;
+  }
+}
+
+TEST_F(Campaigns, FailingHealthChecksPauseAtTheFailureGateThenAbortSkipsTheRest) {
+  start_broker();
+  Observer obs(broker_->port());
+  const std::vector<std::uint32_t> waves{2500, 10000};
+  // Wave 1: four devices whose new image fails its health check. Wave 2: eight healthy ones.
+  for (const auto& id : ids_in_wave("bad-release", waves, 0, 4, "m")) start(add_device(id, false));
+  for (const auto& id : ids_in_wave("bad-release", waves, 1, 8, "m")) start(add_device(id, true));
+  auto p = publish("bad-release", {"--waves", "25,100", "--min-sample", "4", "--failure-threshold", "0.25"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  run_controller("bad-release", {"--exit-on-pause"});
+  ASSERT_EQ(controller_->wait(60s), 64) << logs();
+  EXPECT_EQ(decisions("bad-release"), (std::vector<std::string>{"pause"}));
+  ASSERT_TRUE(eventually([&] { return obs.count("bad-release", cp::Phase::kRolledBack) == 4; }, 10s)) << logs();
+  // The wave-1 devices rolled back to the old image; wave 2 never installed.
+  for (std::size_t i = 0; i < devices_.size(); ++i) {
+    auto s = obs.states()[devices_[i].id];
+    if (i < 4) {
+      EXPECT_EQ(s.phase, cp::Phase::kRolledBack) << devices_[i].id;
+      EXPECT_EQ(s.code, static_cast<int>(ErrorCode::kRolledBack));
+      EXPECT_NE(s.reason.find("health check failed"), std::string::npos) << s.reason;
+    } else {
+      EXPECT_EQ(s.phase, cp::Phase::kWaiting) << devices_[i].id;
+      EXPECT_TRUE(untouched(devices_[i])) << devices_[i].id;
+    }
+  }
+  // Abort (with the controller running again): devices that never started skip it.
+  run_controller("bad-release");
+  auto a = ota({"campaign", "abort", "bad-release", "--fleet", kFleet, "--broker", broker_url(), "--reason", "bad build",
+                "--json"});
+  ASSERT_EQ(a.exit_code, 0) << a.err << logs();
+  EXPECT_EQ(controller_->wait(30s), 63) << logs();
+  ASSERT_TRUE(eventually([&] { return obs.count("bad-release", cp::Phase::kAborted) == 8; }, 15s)) << logs();
+  for (std::size_t i = 4; i < devices_.size(); ++i) EXPECT_TRUE(untouched(devices_[i])) << devices_[i].id;
+  EXPECT_EQ(decisions("bad-release"), (std::vector<std::string>{"pause", "abort"}));
+}
+
+TEST_F(Campaigns, ADeviceOfflineDuringItsWaveInstallsWhenItReconnects) {
+  start_broker();
+  Observer obs(broker_->port());
+  for (int i = 0; i < 3; ++i) start(add_device("on-" + std::to_string(i), true));
+  Device& late = add_device("late", true);
+  auto p = publish("late-join", {"--waves", "100"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  run_controller("late-join");
+  ASSERT_EQ(controller_->wait(60s), 0) << logs();
+  EXPECT_TRUE(untouched(late));
+  start(late);
+  ASSERT_TRUE(eventually([&] { return obs.states()["late"].phase == cp::Phase::kSucceeded; }, 30s)) << logs();
+  EXPECT_TRUE(updated(late));
+}
+
+TEST_F(Campaigns, ControllerAndBrokerKilledMidCampaignReachTheSameOutcome) {
+  start_broker();
+  constexpr int kDevices = 12;
+  for (int i = 0; i < kDevices; ++i) start(add_device("k-" + std::to_string(i), true));
+  auto p = publish("crashy", {"--waves", "25,50,100", "--soak", "2s"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  run_controller("crashy");
+  // Once wave 2 is open: kill -9 the controller, then the broker; start both again.
+  ASSERT_TRUE(eventually([&] { return decisions("crashy").size() >= 1; }, 30s)) << logs();
+  controller_->kill9();
+  broker_->kill9();
+  std::this_thread::sleep_for(500ms);
+  broker_->restart();
+  run_controller("crashy");
+  ASSERT_EQ(controller_->wait(90s), 0) << logs();
+  Observer obs(broker_->port());
+  ASSERT_TRUE(eventually([&] { return obs.count("crashy", cp::Phase::kSucceeded) == kDevices; }, 15s)) << logs();
+  for (auto& d : devices_) EXPECT_TRUE(updated(d)) << d.id;
+  EXPECT_EQ(decisions("crashy"), (std::vector<std::string>{"open-wave", "open-wave", "complete"}));
+  std::map<std::string, int> finals;
+  for (const auto& r : journal("crashy"))
+    if (r["type"] == "result" && r["report"]["phase"] == "succeeded") ++finals[r["report"]["device"].get<std::string>()];
+  EXPECT_EQ(finals.size(), static_cast<std::size_t>(kDevices));
+  for (const auto& [d, n] : finals) EXPECT_EQ(n, 1) << d;
+  Json st = status("crashy");
+  std::uint64_t succeeded = 0;
+  for (const auto& w : st["controller_status"]["waves"]) succeeded += w["succeeded"].get<std::uint64_t>();
+  EXPECT_EQ(succeeded, static_cast<std::uint64_t>(kDevices));
+}
+
+// Signs a campaign document in the test: a campaign with the given release
+// key, a control with the given controller key.
+std::string sign_document(const cp::Campaign& c, const keys::SecretKey& release, const cp::Control& k,
+                          const keys::SecretKey& controller) {
+  trust::Envelope e;
+  e.payload_type = std::string(cp::kCampaignType);
+  e.payload = cp::encode_campaign(c);
+  e.signatures.push_back({release.public_key().id(), release.sign(trust::signing_message(cp::kCampaignType, e.payload))});
+  return cp::encode_document({e, cp::sign_control(k, controller)});
+}
+
+TEST_F(Campaigns, ForgedReplayedAndExpiredCampaignsAreRejectedByEveryDevice) {
+  start_broker();
+  Observer obs(broker_->port());
+  for (int i = 0; i < 3; ++i) add_device("s-" + std::to_string(i), true);
+  // A valid campaign; before any device is up it is replaced by revision 1.2,
+  // paused: every device accepts that one and waits.
+  auto p = publish("guarded", {"--waves", "100"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  auto release = keys::load_secret(path("release.key"), std::nullopt);
+  auto attacker = keys::load_secret(path("attacker.key"), std::nullopt);
+  auto controller = keys::load_secret(path("campaigns/guarded/controller.key"), std::nullopt);
+  ASSERT_TRUE(release && attacker && controller);
+  const cp::Campaign good = campaign_of("guarded");
+  cp::Control paused{good.id, good.revision, 2, 0, cp::RunState::kPaused, good.created, "hold"};
+  mqtt::Options mo;
+  mo.port = broker_->port();
+  mo.client_id = "test-attacker";
+  auto client = mqtt::connect(mo);
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(mqtt::wait_connected(**client, 10s));
+  auto send = [&](const std::string& doc) {
+    ASSERT_TRUE(mqtt::publish_confirmed(**client, {cp::campaign_topic(kFleet, good.id), doc, 1, true, 0, {}}, 10s));
+  };
+  // Rejections arrive as events naming the error code: one more per device.
+  auto rejections = [&](ErrorCode code) {
+    std::size_t n = 0;
+    for (const auto& [d, evs] : obs.events())
+      for (const auto& e : evs) n += e.code == static_cast<int>(code) && e.reason.find("rejected") != std::string::npos ? 1 : 0;
+    return n;
+  };
+  auto rejected_with = [&](ErrorCode code, std::size_t before) {
+    return eventually([&] { return rejections(code) >= before + 3; }, 15s);
+  };
+  send(sign_document(good, *release, paused, *controller));
+  for (auto& d : devices_) start(d);
+  ASSERT_TRUE(eventually([&] { return obs.count("guarded", cp::Phase::kWaiting) == 3; }, 15s)) << logs();
+
+  // Replayed: the older, running revision 1.1 (what `ota publish` sent) is stale.
+  cp::Control running{good.id, good.revision, 1, 0, cp::RunState::kRunning, good.created, "published"};
+  send(sign_document(good, *release, running, *controller));
+  EXPECT_TRUE(rejected_with(ErrorCode::kStaleCampaign, 0)) << logs();
+
+  // Forged: signed by a key the trust root does not list, pointing elsewhere.
+  cp::Campaign forged = good;
+  forged.revision = good.revision + 1;
+  forged.url = "http://127.0.0.1:1/evil.otb";
+  cp::Control fk{good.id, forged.revision, 1, 0, cp::RunState::kRunning, good.created, ""};
+  send(sign_document(forged, *attacker, fk, *controller));
+  EXPECT_TRUE(rejected_with(ErrorCode::kUnknownKey, 0)) << logs();
+  // Tampered: the good signature over changed bytes.
+  {
+    auto doc = cp::parse_document(sign_document(forged, *release, fk, *controller));
+    ASSERT_TRUE(doc);
+    std::string payload(doc->campaign.payload.begin(), doc->campaign.payload.end());
+    payload.replace(payload.find("127.0.0.1:1"), 11, "127.0.0.1:2");
+    doc->campaign.payload.assign(payload.begin(), payload.end());
+    send(cp::encode_document(*doc));
+    EXPECT_TRUE(rejected_with(ErrorCode::kBadSignature, 0)) << logs();
+  }
+  // A control document signed by another key than the campaign's controller key.
+  const std::size_t unknown = rejections(ErrorCode::kUnknownKey);
+  send(sign_document(good, *release, cp::Control{good.id, good.revision, 9, 0, cp::RunState::kRunning, good.created, ""},
+                     *attacker));
+  EXPECT_TRUE(rejected_with(ErrorCode::kUnknownKey, unknown)) << logs();
+  // Expired: properly signed, but past its expiry.
+  cp::Campaign expired = good;
+  expired.revision = good.revision + 2;
+  expired.created = 1700000000;
+  expired.expires = 1700003600;
+  send(sign_document(expired, *release, cp::Control{good.id, expired.revision, 1, 0, cp::RunState::kRunning, 1700000000, ""},
+                     *controller));
+  EXPECT_TRUE(rejected_with(ErrorCode::kExpired, 0)) << logs();
+
+  // Nothing was installed, every device still waits on the accepted revision.
+  std::this_thread::sleep_for(500ms);
+  for (auto& d : devices_) {
+    EXPECT_TRUE(untouched(d)) << d.id;
+    EXPECT_EQ(obs.states()[d.id].phase, cp::Phase::kWaiting) << d.id;
+  }
+  (*client)->stop();
+}
+
+TEST_F(Campaigns, SecuredBrokerAclDeniedPublishIsDetectedAndTlsDevicesUpdate) {
+  test::MosquittoOptions mo;
+  mo.secured = true;
+  mo.devices = {"tls-0", "tls-1"};
+  start_broker(mo);
+  const auto creds = [&](const std::string& user) {
+    return std::vector<std::string>{"--username", user, "--password-file", broker_->password_file(user)};
+  };
+  // A device's credentials cannot publish a campaign: the broker acknowledges
+  // (MQTT 3.1.1) or refuses (MQTT 5) it; either way ota publish fails with 61.
+  auto denied = publish("acl", creds("tls-0"));
+  EXPECT_EQ(denied.exit_code, static_cast<int>(ErrorCode::kMqttRefused)) << denied.err;
+  EXPECT_EQ(denied.err.find(broker_->password("tls-0")), std::string::npos);
+
+  // Devices over TLS with client certificates and their own passwords.
+  for (const auto& id : mo.devices) {
+    start(add_device(id, true, {{"broker", "mqtts://127.0.0.1:" + std::to_string(broker_->tls_port())},
+                                {"username", id},
+                                {"password_file", broker_->password_file(id)},
+                                {"ca_file", broker_->ca_file()},
+                                {"cert_file", broker_->cert_file(id)},
+                                {"key_file", broker_->key_file(id)}}));
+  }
+  auto ok = publish("acl", creds("release"));
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  std::vector<std::string> run{kOta, "campaign", "run", "acl", "--broker", broker_url(), "--dir", path("campaigns"), "-q"};
+  auto cc = creds("controller");
+  run.insert(run.end(), cc.begin(), cc.end());
+  controller_ = std::make_unique<Spawned>(run, path("controller.log"));
+  ASSERT_EQ(controller_->wait(60s), 0) << logs() << broker_->log();
+  for (auto& d : devices_) EXPECT_TRUE(eventually([&] { return updated(d); }, 10s)) << d.id;
+}
+
+}  // namespace
+}  // namespace ota

@@ -1,0 +1,602 @@
+// ota::mqtt (libmosquitto) against a real mosquitto on loopback ports
+// (tests/support/mosquitto.hpp): acknowledgements, retained documents,
+// reconnection after a broker crash, last wills, and the secured example
+// configuration of examples/mosquitto (passwords, ACL, TLS client certificates).
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "ota/mqtt.hpp"
+#include "support/mosquitto.hpp"
+#include "support/temp_dir.hpp"
+
+namespace ota::mqtt {
+namespace {
+
+using namespace std::chrono_literals;
+using test::Mosquitto;
+using test::MosquittoOptions;
+using test::TempDir;
+
+std::unique_ptr<Client> must_connect(Options o) {
+  auto c = connect(o);
+  if (!c) throw std::runtime_error("connect: " + c.error().message);
+  return std::move(*c);
+}
+
+std::unique_ptr<Client> connected_client(Options o) {
+  auto c = must_connect(std::move(o));
+  auto st = wait_connected(*c, 5s);
+  if (!st) throw std::runtime_error("wait_connected: " + st.error().message);
+  return c;
+}
+
+Options anon(const Mosquitto& b, std::string id = {}) {
+  Options o;
+  o.port = b.port();
+  o.client_id = std::move(id);
+  o.connect_timeout_s = 5;
+  return o;
+}
+
+// The next message event (other events are dropped), or nullopt.
+std::optional<Event> next_message(Client& c, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    auto e = c.next(left);
+    if (!e) return std::nullopt;
+    if (e->kind == Event::Kind::kMessage) return e;
+  }
+}
+
+std::optional<Event> next_of_kind(Client& c, Event::Kind kind, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return std::nullopt;
+    auto e = c.next(left);
+    if (!e) return std::nullopt;
+    if (e->kind == kind) return e;
+  }
+}
+
+Message msg(std::string topic, std::string payload, bool retain = false) {
+  Message m;
+  m.topic = std::move(topic);
+  m.payload = std::move(payload);
+  m.retain = retain;
+  return m;
+}
+
+// ---- URL parsing ---------------------------------------------------------
+
+TEST(MqttUrl, ParsesSchemesHostsAndPorts) {
+  auto a = parse_broker_url("mqtt://broker.example");
+  ASSERT_TRUE(a) << a.error().message;
+  EXPECT_EQ(a->host, "broker.example");
+  EXPECT_EQ(a->port, 1883);
+  EXPECT_FALSE(a->tls);
+  auto b = parse_broker_url("mqtts://10.0.0.1:18883");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->host, "10.0.0.1");
+  EXPECT_EQ(b->port, 18883);
+  EXPECT_TRUE(b->tls);
+  auto c = parse_broker_url("mqtts://[::1]");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->host, "::1");
+  EXPECT_EQ(c->port, 8883);
+  Options base;
+  base.username = "release";
+  auto d = parse_broker_url("mqtt://h:1/", base);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->username, "release");
+  for (const char* bad : {"http://h", "mqtt://", "mqtt://h:", "mqtt://h:0", "mqtt://h:65536", "mqtt://h:12x",
+                          "mqtt://h/path", "mqtts://[::1", "h:1883"}) {
+    auto r = parse_broker_url(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code, ErrorCode::kUsage) << bad;
+  }
+}
+
+// ---- anonymous broker ----------------------------------------------------
+
+TEST(Mqtt, PublishQos1IsAcknowledgedAndDeliveredWithProperties) {
+  TempDir dir;
+  Mosquitto broker(dir.path());
+  auto sub = connected_client(anon(broker));
+  ASSERT_TRUE(sub->subscribe("ota/f/devices/+/state", 1));
+  auto pub = connected_client(anon(broker));
+  Message m = msg("ota/f/devices/d1/state", std::string("idle\0bytes", 10));
+  m.expiry_s = 120;
+  m.user_properties = {{"schema", "ota-state/1"}, {"from", "d1"}};
+  auto st = publish_confirmed(*pub, m, 5s);
+  ASSERT_TRUE(st) << st.error().message;
+
+  auto e = next_message(*sub, 5s);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->message.topic, m.topic);
+  EXPECT_EQ(e->message.payload, m.payload);
+  EXPECT_EQ(e->message.qos, 1);
+  EXPECT_FALSE(e->retained);
+  EXPECT_GT(e->message.expiry_s, 100u);
+  EXPECT_LE(e->message.expiry_s, 120u);
+  EXPECT_EQ(e->message.user_properties, m.user_properties);
+
+  // publish() itself returns an id that names a kPublished event.
+  auto mid = pub->publish(msg("ota/f/devices/d1/state", "x"));
+  ASSERT_TRUE(mid);
+  auto ack = next_of_kind(*pub, Event::Kind::kPublished, 5s);
+  ASSERT_TRUE(ack);
+  EXPECT_EQ(ack->mid, *mid);
+  EXPECT_EQ(ack->reason, 0);
+}
+
+TEST(Mqtt, ConnectsInTheBackgroundWhenTheBrokerComesUpLater) {
+  TempDir dir;
+  Mosquitto broker(dir.path());
+  Options o = anon(broker);
+  broker.stop();
+  auto c = must_connect(o);  // returns at once
+  EXPECT_FALSE(c->connected());
+  auto early = wait_connected(*c, 300ms);
+  ASSERT_FALSE(early);
+  EXPECT_EQ(early.error().code, ErrorCode::kTimedOut);
+  broker.restart();
+  auto st = wait_connected(*c, 8s);
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_TRUE(c->connected());
+}
+
+TEST(Mqtt, RetainedDocumentIsReadBack) {
+  TempDir dir;
+  Mosquitto broker(dir.path());
+  auto pub = connected_client(anon(broker));
+  auto st = publish_retained_checked(*pub, msg("ota/f/campaigns/c1", R"({"campaign":"c1","rev":1})"), 5s);
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_FALSE(pub->subscribed("ota/f/campaigns/c1"));  // the read-back subscription is gone
+
+  auto other = connected_client(anon(broker));
+  auto got = read_retained(*other, "ota/f/campaigns/c1", 5s);
+  ASSERT_TRUE(got) << got.error().message;
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ(**got, R"({"campaign":"c1","rev":1})");
+
+  auto none = read_retained(*other, "ota/f/campaigns/none", 300ms);
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->has_value());
+
+  // A subscription the caller holds survives read_retained, and the retained
+  // document is also left for the caller.
+  ASSERT_TRUE(other->subscribe("ota/f/campaigns/c1", 1));
+  auto first = next_message(*other, 5s);
+  ASSERT_TRUE(first);
+  auto again = read_retained(*other, "ota/f/campaigns/c1", 5s);
+  ASSERT_TRUE(again && again->has_value());
+  EXPECT_TRUE(other->subscribed("ota/f/campaigns/c1"));
+  auto left = next_message(*other, 2s);
+  ASSERT_TRUE(left);
+  EXPECT_EQ(left->message.payload, R"({"campaign":"c1","rev":1})");
+  ASSERT_TRUE(publish_confirmed(*pub, msg("ota/f/campaigns/c1", "live"), 5s));
+  auto live = next_message(*other, 5s);
+  ASSERT_TRUE(live);
+  EXPECT_EQ(live->message.payload, "live");
+}
+
+TEST(Mqtt, HelpersRequeueEventsThatAreNotTheirs) {
+  TempDir dir;
+  Mosquitto broker(dir.path());
+  auto a = connected_client(anon(broker));
+  ASSERT_TRUE(a->subscribe("ota/f/campaigns/+/commands", 1));
+  auto b = connected_client(anon(broker));
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(publish_confirmed(*b, msg("ota/f/campaigns/c1/commands", "cmd" + std::to_string(i)), 5s));
+  std::this_thread::sleep_for(200ms);  // all three are queued in a
+
+  // Each helper takes a's queued messages on its way and must put them back.
+  ASSERT_TRUE(publish_confirmed(*a, msg("ota/f/devices/a/state", "s"), 5s));
+  ASSERT_TRUE(publish_retained_checked(*a, msg("ota/f/campaigns/c2", "doc"), 5s));
+  auto r = read_retained(*a, "ota/f/campaigns/c2", 5s);
+  ASSERT_TRUE(r && r->has_value());
+  ASSERT_TRUE(wait_connected(*a, 1s));
+  for (int i = 0; i < 3; ++i) {
+    auto e = a->next(1s);
+    ASSERT_TRUE(e) << i;
+    ASSERT_EQ(e->kind, Event::Kind::kMessage) << i;
+    EXPECT_EQ(e->message.payload, "cmd" + std::to_string(i));
+  }
+}
+
+TEST(Mqtt, SubscriptionRenewedAfterBrokerCrashAndRestart) {
+  TempDir dir;
+  Mosquitto broker(dir.path());
+  auto pub = connected_client(anon(broker));
+  auto sub = connected_client(anon(broker));
+  ASSERT_TRUE(publish_retained_checked(*pub, msg("ota/f/campaigns/c1", "rev-1"), 5s));
+  // Wait for an autosave (autosave_interval 1) after the publish.
+  const auto published = std::filesystem::file_time_type::clock::now();
+  bool saved = false;
+  for (int i = 0; i < 50 && !saved; ++i) {
+    std::error_code ec;
+    const auto t = std::filesystem::last_write_time(broker.db_file(), ec);
+    saved = !ec && t > published;
+    if (!saved) std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(saved) << "no autosave of " << broker.db_file();
+
+  ASSERT_TRUE(sub->subscribe("ota/f/campaigns/+", 1));
+  auto first = next_message(*sub, 5s);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->message.payload, "rev-1");
+  EXPECT_TRUE(first->retained);
+
+  broker.kill9();
+  auto down = next_of_kind(*sub, Event::Kind::kDisconnected, 5s);
+  ASSERT_TRUE(down);
+  EXPECT_FALSE(sub->connected());
+  ASSERT_TRUE(next_of_kind(*pub, Event::Kind::kDisconnected, 5s));
+  // A QoS 1 publish while offline is queued and sent on reconnection.
+  auto queued = pub->publish(msg("ota/f/devices/p/state", "queued"));
+  ASSERT_TRUE(queued) << queued.error().message;
+  auto dropped = pub->publish([] { Message m = msg("ota/f/devices/p/state", "qos0"); m.qos = 0; return m; }());
+  ASSERT_FALSE(dropped);
+  EXPECT_EQ(dropped.error().code, ErrorCode::kMqtt);
+  broker.restart();
+
+  auto up = next_of_kind(*sub, Event::Kind::kConnected, 10s);
+  ASSERT_TRUE(up);
+  EXPECT_EQ(up->reason, 0);
+  // The renewed subscription brings the persisted retained document again.
+  auto again = next_message(*sub, 5s);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->message.payload, "rev-1");
+  EXPECT_TRUE(again->retained);
+
+  // The publisher reconnects too and sends what it queued.
+  auto acked = next_of_kind(*pub, Event::Kind::kPublished, 10s);
+  ASSERT_TRUE(acked);
+  EXPECT_EQ(acked->mid, *queued);
+  EXPECT_LT(acked->reason, 0x80);
+  // A new publish reaches the subscriber.
+  ASSERT_TRUE(wait_connected(*pub, 10s));
+  ASSERT_TRUE(publish_confirmed(*pub, msg("ota/f/campaigns/c1", "rev-2", true), 5s));
+  auto live = next_message(*sub, 5s);
+  ASSERT_TRUE(live);
+  EXPECT_EQ(live->message.payload, "rev-2");
+  EXPECT_FALSE(live->retained);
+}
+
+Message will_message(const std::string& device) {
+  Message w = msg("ota/f/devices/" + device + "/status", "offline");
+  w.qos = 1;
+  w.expiry_s = 600;
+  w.user_properties = {{"reason", "connection lost"}};
+  return w;
+}
+
+TEST(Mqtt, LastWillPublishedWhenTheConnectionDies) {
+  TempDir dir;
+  Mosquitto broker(dir.path());
+  auto observer = connected_client(anon(broker));
+  ASSERT_TRUE(observer->subscribe("ota/f/devices/+/status", 1));
+
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // A device whose process dies: no DISCONNECT, the socket just closes.
+    ::close(ready[0]);
+    Options o = anon(broker, "will-device-1");
+    o.will = will_message("d1");
+    auto c = connect(o);
+    if (!c || !wait_connected(**c, 5s)) ::_exit(3);
+    const char ok = 'k';
+    if (::write(ready[1], &ok, 1) != 1) ::_exit(4);
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  char byte = 0;
+  const auto n = ::read(ready[0], &byte, 1);
+  ::close(ready[0]);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_EQ(n, 1) << "child exit status " << WEXITSTATUS(status);
+
+  auto e = next_message(*observer, 5s);
+  ASSERT_TRUE(e) << broker.log();
+  EXPECT_EQ(e->message.topic, "ota/f/devices/d1/status");
+  EXPECT_EQ(e->message.payload, "offline");
+  EXPECT_EQ(e->message.user_properties, will_message("d1").user_properties);
+  EXPECT_GT(e->message.expiry_s, 500u);
+}
+
+TEST(Mqtt, NoLastWillAfterStop) {
+  TempDir dir;
+  Mosquitto broker(dir.path());
+  auto observer = connected_client(anon(broker));
+  ASSERT_TRUE(observer->subscribe("ota/f/devices/+/status", 1));
+  Options o = anon(broker, "will-device-2");
+  o.will = will_message("d2");
+  auto c = connected_client(o);
+  c->stop();
+  EXPECT_FALSE(c->connected());
+  c.reset();
+  EXPECT_FALSE(next_message(*observer, 1500ms));
+  EXPECT_NE(broker.log().find("will-device-2"), std::string::npos);
+}
+
+// Observed behaviour of mosquitto 2.0.11: a second connection with the same
+// client id takes the session over; the broker closes the first connection
+// without a DISCONNECT (no reason 0x8E: the client sees a lost connection)
+// and publishes its will (MQTT 5, clean start).
+TEST(Mqtt, SessionTakeoverPublishesTheOldConnectionsWill) {
+  TempDir dir;
+  Mosquitto broker(dir.path());
+  auto observer = connected_client(anon(broker));
+  ASSERT_TRUE(observer->subscribe("ota/f/devices/+/status", 1));
+  Options o = anon(broker, "same-id");
+  o.will = will_message("d3");
+  auto first = connected_client(o);
+  Options o2 = anon(broker, "same-id");
+  auto second = connected_client(o2);
+  auto down = next_of_kind(*first, Event::Kind::kDisconnected, 5s);
+  ASSERT_TRUE(down);
+  EXPECT_NE(down->reason, 0);
+  first->stop();  // else it reconnects in a second and takes the session back
+  auto e = next_message(*observer, 2s);
+  ASSERT_TRUE(e) << broker.log();
+  EXPECT_EQ(e->message.topic, "ota/f/devices/d3/status");
+  EXPECT_EQ(e->message.payload, "offline");
+  EXPECT_NE(broker.log().find("already connected, closing old connection"), std::string::npos);
+  EXPECT_TRUE(second->connected());
+}
+
+// ---- a broker that speaks MQTT 3.1.1 only --------------------------------
+
+// Answers CONNECT: protocol level 5 with a 3.1.1 "unacceptable protocol
+// version" CONNACK (as a 3.1.1-only broker does), level 4 with success.
+class V311OnlyBroker {
+ public:
+  V311OnlyBroker() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 8) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      throw std::runtime_error("fake broker: cannot listen");
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~V311OnlyBroker() {
+    stop_ = true;
+    thread_.join();
+    ::close(fd_);
+  }
+  int port() const { return port_; }
+  std::vector<int> levels() {
+    std::lock_guard lock(mu_);
+    return levels_;
+  }
+
+ private:
+  static bool read_n(int fd, unsigned char* buf, std::size_t n) {
+    std::size_t got = 0;
+    while (got < n) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 2000) <= 0) return false;
+      const auto r = ::read(fd, buf + got, n - got);
+      if (r <= 0) return false;
+      got += static_cast<std::size_t>(r);
+    }
+    return true;
+  }
+  void run() {
+    std::vector<int> open;
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) continue;
+      unsigned char h[2];
+      std::vector<unsigned char> body;
+      if (read_n(c, h, 2) && h[0] == 0x10 && h[1] < 0x80) {
+        body.resize(h[1]);
+        if (read_n(c, body.data(), body.size()) && body.size() > 6) {
+          const int level = body[6];
+          {
+            std::lock_guard lock(mu_);
+            levels_.push_back(level);
+          }
+          const unsigned char connack[4] = {0x20, 0x02, 0x00, static_cast<unsigned char>(level == 4 ? 0 : 1)};
+          if (::write(c, connack, 4) != 4) {
+          }
+          if (level == 4) {
+            open.push_back(c);  // keep it open (keepalive 30 s > the test)
+            continue;
+          }
+        }
+      }
+      ::close(c);
+    }
+    for (int c : open) ::close(c);
+  }
+  int fd_ = -1;
+  int port_ = -1;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<int> levels_;
+  std::thread thread_;
+};
+
+TEST(Mqtt, FallsBackToMqtt311WhenTheBrokerRefusesMqtt5) {
+  V311OnlyBroker broker;
+  Options o;
+  o.port = broker.port();
+  Message w = will_message("d4");  // will properties must not break 3.1.1
+  o.will = w;
+  auto c = must_connect(o);
+  auto st = wait_connected(*c, 5s);
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_TRUE(c->connected());
+  const auto levels = broker.levels();
+  ASSERT_GE(levels.size(), 2u);
+  EXPECT_EQ(levels.front(), 5);
+  EXPECT_EQ(levels.back(), 4);
+  c->stop();
+}
+
+// ---- the secured example configuration (examples/mosquitto) ---------------
+
+class SecuredMqtt : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    MosquittoOptions mo;
+    mo.secured = true;
+    mo.fleet = "fleet1";
+    mo.devices = {"dev-001", "dev-002"};
+    broker_ = new Mosquitto(dir_->path(), mo);
+  }
+  static void TearDownTestSuite() {
+    delete broker_;
+    delete dir_;
+  }
+
+  static Options as(const std::string& user) {
+    Options o;
+    o.port = broker_->port();
+    o.username = user;
+    o.password = broker_->password(user);
+    o.connect_timeout_s = 5;
+    return o;
+  }
+  static Options tls_as(const std::string& user) {
+    Options o = as(user);
+    o.port = broker_->tls_port();
+    o.tls = true;
+    o.ca_file = broker_->ca_file();
+    o.cert_file = broker_->cert_file(user);
+    o.key_file = broker_->key_file(user);
+    return o;
+  }
+
+  static TempDir* dir_;
+  static Mosquitto* broker_;
+};
+TempDir* SecuredMqtt::dir_ = nullptr;
+Mosquitto* SecuredMqtt::broker_ = nullptr;
+
+TEST_F(SecuredMqtt, DeviceReportsItsStateAndReadsItsFleetsCampaign) {
+  auto release = connected_client(as("release"));
+  auto st = publish_retained_checked(*release, msg("ota/fleet1/campaigns/c1", R"({"campaign":"c1"})"), 5s);
+  ASSERT_TRUE(st) << st.error().message;
+  ASSERT_TRUE(publish_retained_checked(*release, msg("ota/fleet2/campaigns/c9", "other fleet"), 5s));
+
+  auto controller = connected_client(as("controller"));
+  ASSERT_TRUE(controller->subscribe("ota/+/devices/#", 1));
+
+  auto device = connected_client(as("dev-001"));
+  auto doc = read_retained(*device, "ota/fleet1/campaigns/c1", 5s);
+  ASSERT_TRUE(doc) << doc.error().message;
+  ASSERT_TRUE(doc->has_value());
+  EXPECT_EQ(**doc, R"({"campaign":"c1"})");
+
+  // Another fleet's campaign never reaches the device (mosquitto 2.0.11
+  // grants the subscription and filters the messages on delivery).
+  auto foreign = read_retained(*device, "ota/fleet2/campaigns/c9", 500ms);
+  ASSERT_TRUE(foreign) << foreign.error().message;
+  EXPECT_FALSE(foreign->has_value());
+
+  st = publish_confirmed(*device, msg("ota/fleet1/devices/dev-001/state", "downloading"), 5s);
+  ASSERT_TRUE(st) << st.error().message;
+  auto seen = next_message(*controller, 5s);
+  ASSERT_TRUE(seen);
+  EXPECT_EQ(seen->message.topic, "ota/fleet1/devices/dev-001/state");
+  EXPECT_EQ(seen->message.payload, "downloading");
+}
+
+TEST_F(SecuredMqtt, DevicePublishingACampaignIsDetectedAsRefused) {
+  auto release = connected_client(as("release"));
+  ASSERT_TRUE(publish_retained_checked(*release, msg("ota/fleet1/campaigns/c2", "genuine"), 5s));
+
+  auto device = connected_client(as("dev-002"));
+  // mosquitto 2.0.11 refuses an ACL-denied MQTT 5 publish in its PUBACK.
+  auto acked = publish_confirmed(*device, msg("ota/fleet1/campaigns/c2", "forged"), 5s);
+  ASSERT_FALSE(acked);
+  EXPECT_EQ(acked.error().code, ErrorCode::kMqttRefused);
+  EXPECT_NE(acked.error().message.find("Not authorized (0x87)"), std::string::npos) << acked.error().message;
+  auto st = publish_retained_checked(*device, msg("ota/fleet1/campaigns/c2", "forged"), 5s);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kMqttRefused) << st.error().message;
+  EXPECT_NE(st.error().message.find("ota/fleet1/campaigns/c2"), std::string::npos) << st.error().message;
+
+  // Another device's state topic is refused too.
+  st = publish_retained_checked(*device, msg("ota/fleet1/devices/dev-001/state", "forged"), 5s);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kMqttRefused) << st.error().message;
+
+  auto back = read_retained(*release, "ota/fleet1/campaigns/c2", 5s);
+  ASSERT_TRUE(back && back->has_value());
+  EXPECT_EQ(**back, "genuine");
+  ASSERT_TRUE(publish_retained_checked(*release, msg("ota/fleet1/campaigns/c2", "revised"), 5s));
+}
+
+// The read-back needs read access: a device may write its state topic but
+// not read it (examples/mosquitto/acl), so the broker acknowledges the publish
+// and the check cannot find the document.
+TEST_F(SecuredMqtt, ReadBackWithoutReadAccessIsReportedAsNotHeld) {
+  auto device = connected_client(as("dev-001"));
+  auto st = publish_retained_checked(*device, msg("ota/fleet1/devices/dev-001/state", "idle"), 5s);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kMqttRefused);
+  EXPECT_NE(st.error().message.find("acknowledged the publish to ota/fleet1/devices/dev-001/state but does not hold it"),
+            std::string::npos)
+      << st.error().message;
+  // It was stored all the same: the controller reads it.
+  auto controller = connected_client(as("controller"));
+  auto back = read_retained(*controller, "ota/fleet1/devices/dev-001/state", 5s);
+  ASSERT_TRUE(back && back->has_value());
+  EXPECT_EQ(**back, "idle");
+}
+
+TEST_F(SecuredMqtt, WrongPasswordIsRefusedWithoutShowingIt) {
+  Options o = as("dev-001");
+  o.password = "Sesame-wrong-9f3b2c";
+  auto c = must_connect(o);
+  auto st = wait_connected(*c, 5s);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kMqttRefused) << st.error().message;
+  EXPECT_EQ(st.error().message.find("Sesame"), std::string::npos) << st.error().message;
+  EXPECT_FALSE(c->connected());
+}
+
+TEST_F(SecuredMqtt, TlsWithAClientCertificate) {
+  auto device = connected_client(tls_as("dev-001"));
+  EXPECT_TRUE(device->connected());
+  auto st = publish_confirmed(*device, msg("ota/fleet1/devices/dev-001/state", "tls"), 5s);
+  ASSERT_TRUE(st) << st.error().message;
+
+  // require_certificate: without one the handshake fails and no session starts.
+  Options o = tls_as("dev-001");
+  o.cert_file.clear();
+  o.key_file.clear();
+  auto no_cert = must_connect(o);
+  auto refused = wait_connected(*no_cert, 1500ms);
+  ASSERT_FALSE(refused);
+  EXPECT_FALSE(no_cert->connected());
+}
+
+}  // namespace
+}  // namespace ota::mqtt

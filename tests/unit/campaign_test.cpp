@@ -1,0 +1,457 @@
+// The campaign core: documents (strict parsing, signatures, revisions,
+// expiry), wave membership, device reports, the gates, the journal, and the
+// controller over a fake MQTT client (rebuild from the journal).
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "ota/campaign.hpp"
+#include "ota/controller.hpp"
+#include "ota/keys.hpp"
+#include "ota/mqtt.hpp"
+#include "ota/trust.hpp"
+#include "support/temp_dir.hpp"
+
+namespace ota {
+namespace {
+
+namespace cp = ota::campaign;
+using namespace std::chrono_literals;
+
+keys::SecretKey key(std::uint8_t n) {
+  Bytes seed(32, n);
+  return *keys::SecretKey::from_seed(seed);
+}
+
+trust::TrustStore store_for(const keys::SecretKey& k) {
+  trust::Root r;
+  r.version = 1;
+  r.expires = 4102444800;  // 2100
+  r.threshold = 1;
+  r.keys.emplace(k.public_key().id(), k.public_key());
+  trust::Envelope e;
+  e.payload_type = std::string(trust::kRootType);
+  e.payload = trust::encode_root(r);
+  e.signatures.push_back({k.public_key().id(), k.sign(trust::signing_message(trust::kRootType, e.payload))});
+  return *trust::TrustStore::from_anchor(e);
+}
+
+cp::Campaign sample(const keys::SecretKey& controller) {
+  cp::Campaign c;
+  c.id = "fw-1.1";
+  c.fleet = "meters";
+  c.revision = 3;
+  c.created = 1780000000;
+  c.expires = 1780000000 + 86400;
+  c.manifest_hash.fill(0xab);
+  c.version = "1.1.0";
+  c.hardware = {"board"};
+  c.url = "http://127.0.0.1:8080/x.otb";
+  c.bundle_size = 1234;
+  c.waves = {100, 1000, 5000, 10000};
+  c.gates.min_sample = 2;
+  c.controller = controller.public_key();
+  return c;
+}
+
+trust::Envelope sign_campaign(const cp::Campaign& c, const keys::SecretKey& k) {
+  trust::Envelope e;
+  e.payload_type = std::string(cp::kCampaignType);
+  e.payload = cp::encode_campaign(c);
+  e.signatures.push_back({k.public_key().id(), k.sign(trust::signing_message(cp::kCampaignType, e.payload))});
+  return e;
+}
+
+cp::Control control_of(const cp::Campaign& c, std::uint64_t rev, std::uint32_t wave = 0,
+                       cp::RunState s = cp::RunState::kRunning) {
+  return cp::Control{c.id, c.revision, rev, wave, s, c.created, ""};
+}
+
+TEST(CampaignDocument, RoundTripsCanonically) {
+  auto ctl = key(2);
+  const cp::Campaign c = sample(ctl);
+  const Bytes b = cp::encode_campaign(c);
+  auto back = cp::parse_campaign(b);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(cp::encode_campaign(*back), b);
+  EXPECT_EQ(back->waves, c.waves);
+  EXPECT_EQ(back->controller, c.controller);
+  const Bytes k = cp::encode_control(control_of(c, 7, 2, cp::RunState::kPaused));
+  auto kb = cp::parse_control(k);
+  ASSERT_TRUE(kb);
+  EXPECT_EQ(kb->revision, 7u);
+  EXPECT_EQ(kb->wave, 2u);
+  EXPECT_EQ(kb->state, cp::RunState::kPaused);
+}
+
+TEST(CampaignDocument, StrictParsing) {
+  auto ctl = key(2);
+  std::string text;
+  {
+    Bytes b = cp::encode_campaign(sample(ctl));
+    text.assign(b.begin(), b.end());
+  }
+  auto parse = [](const std::string& s) { return cp::parse_campaign(Bytes(s.begin(), s.end())); };
+  ASSERT_TRUE(parse(text));
+  // Unknown field, duplicate key, a wave list that does not end at 100, bad id, wrong controller key id.
+  std::string unknown = text;
+  unknown.insert(1, "\"extra\":1,");
+  EXPECT_EQ(parse(unknown).error().code, ErrorCode::kMalformed);
+  std::string dup = text;
+  dup.insert(1, "\"id\":\"x\",");
+  EXPECT_EQ(parse(dup).error().code, ErrorCode::kMalformed);
+  std::string waves = text;
+  waves.replace(waves.find("[1,10,50,100]"), 13, "[1,10,50]");
+  EXPECT_EQ(parse(waves).error().code, ErrorCode::kMalformed);
+  std::string id = text;
+  id.replace(id.find("\"fw-1.1\""), 8, "\"a/b\"");
+  EXPECT_EQ(parse(id).error().code, ErrorCode::kMalformed);
+  for (std::size_t cut = 0; cut < text.size(); cut += 7) EXPECT_FALSE(parse(text.substr(0, cut))) << cut;
+}
+
+TEST(CampaignDocument, VerificationOrderAndErrors) {
+  auto release = key(1), ctl = key(2), stranger = key(3);
+  const auto trust = store_for(release);
+  const cp::Campaign c = sample(ctl);
+  cp::Document d{sign_campaign(c, release), cp::sign_control(control_of(c, 1), ctl)};
+  const trust::Time now = c.created + 10;
+  auto v = cp::verify_document(trust, d, now);
+  ASSERT_TRUE(v) << v.error().message;
+  EXPECT_EQ(v->campaign.id, "fw-1.1");
+  // Through the text form too.
+  auto parsed = cp::parse_document(cp::encode_document(d));
+  ASSERT_TRUE(parsed);
+  EXPECT_TRUE(cp::verify_document(trust, *parsed, now));
+
+  cp::Document unsigned_doc = d;
+  unsigned_doc.campaign.signatures.clear();
+  EXPECT_EQ(cp::verify_document(trust, unsigned_doc, now).error().code, ErrorCode::kTooFewSignatures);
+  cp::Document forged{sign_campaign(c, stranger), d.control};
+  EXPECT_EQ(cp::verify_document(trust, forged, now).error().code, ErrorCode::kUnknownKey);
+  cp::Document tampered = d;
+  tampered.campaign.payload[tampered.campaign.payload.size() / 2] ^= 1;
+  EXPECT_EQ(cp::verify_document(trust, tampered, now).error().code, ErrorCode::kBadSignature);
+  EXPECT_EQ(cp::verify_document(trust, d, c.expires).error().code, ErrorCode::kExpired);
+  cp::Document wrong_controller{d.campaign, cp::sign_control(control_of(c, 2), stranger)};
+  EXPECT_EQ(cp::verify_document(trust, wrong_controller, now).error().code, ErrorCode::kUnknownKey);
+  cp::Control other = control_of(c, 2);
+  other.campaign_revision = c.revision + 1;
+  cp::Document mismatched{d.campaign, cp::sign_control(other, ctl)};
+  EXPECT_EQ(cp::verify_document(trust, mismatched, now).error().code, ErrorCode::kMalformed);
+  cp::Control past = control_of(c, 2, 4);
+  cp::Document no_such_wave{d.campaign, cp::sign_control(past, ctl)};
+  EXPECT_EQ(cp::verify_document(trust, no_such_wave, now).error().code, ErrorCode::kMalformed);
+  // A control envelope passed off as a campaign (domain separation).
+  cp::Document swapped{d.control, d.control};
+  EXPECT_FALSE(cp::verify_document(trust, swapped, now));
+}
+
+TEST(CampaignDocument, RevisionsOrderCampaignThenControl) {
+  auto ctl = key(2);
+  const cp::Campaign c = sample(ctl);
+  cp::Control a = control_of(c, 5), b = control_of(c, 6);
+  EXPECT_LT(cp::compare_revisions(a, b), 0);
+  EXPECT_EQ(cp::compare_revisions(a, a), 0);
+  b.campaign_revision = c.revision - 1;
+  b.revision = 100;
+  EXPECT_GT(cp::compare_revisions(a, b), 0);
+}
+
+TEST(CampaignMembership, DeterministicUniformAndStable) {
+  // Pinned: devices compute this themselves; it must never change.
+  EXPECT_EQ(cp::bucket("fw-1.1", "meter-0001"), cp::bucket("fw-1.1", "meter-0001"));
+  const std::uint32_t pinned = cp::bucket("campaign", "device");
+  EXPECT_LT(pinned, 10000u);
+  EXPECT_NE(cp::bucket("fw-1.1", "meter-0001"), cp::bucket("fw-1.2", "meter-0001"));
+  auto ctl = key(2);
+  const cp::Campaign c = sample(ctl);  // waves 1%, 10%, 50%, 100%
+  std::vector<int> per_wave(4, 0);
+  for (int i = 0; i < 20000; ++i) ++per_wave[cp::wave_of(c, "meter-" + std::to_string(i))];
+  // Expected 200, 1800, 8000, 10000 of 20000; within 15 %.
+  EXPECT_NEAR(per_wave[0], 200, 30);
+  EXPECT_NEAR(per_wave[1], 1800, 270);
+  EXPECT_NEAR(per_wave[2], 8000, 1200);
+  EXPECT_NEAR(per_wave[3], 10000, 1500);
+  // Growing a wave's percentage only moves devices into it.
+  cp::Campaign wider = c;
+  wider.waves = {500, 1000, 5000, 10000};
+  for (int i = 0; i < 2000; ++i) {
+    const std::string id = "meter-" + std::to_string(i);
+    if (cp::wave_of(c, id) == 0) {
+      EXPECT_EQ(cp::wave_of(wider, id), 0u);
+    }
+  }
+}
+
+TEST(CampaignMembership, WavesAndDurationsParse) {
+  EXPECT_EQ(*cp::parse_waves("1,10,50,100"), (std::vector<std::uint32_t>{100, 1000, 5000, 10000}));
+  EXPECT_EQ(*cp::parse_waves("0.5,100"), (std::vector<std::uint32_t>{50, 10000}));
+  for (const char* bad : {"", "10,5,100", "1,50", "0,100", "1,,100", "1.001,100", "x", "100,100", "101"})
+    EXPECT_EQ(cp::parse_waves(bad).error().code, ErrorCode::kUsage) << bad;
+  EXPECT_EQ(cp::format_percent(50), "0.5%");
+  EXPECT_EQ(cp::format_percent(1234), "12.34%");
+  EXPECT_EQ(*cp::parse_duration("90s"), 90);
+  EXPECT_EQ(*cp::parse_duration("15m"), 900);
+  EXPECT_EQ(*cp::parse_duration("2h"), 7200);
+  EXPECT_EQ(*cp::parse_duration("7d"), 604800);
+  EXPECT_EQ(*cp::parse_duration("42"), 42);
+  for (const char* bad : {"", "s", "-1s", "1x", "99999999999999999999"}) EXPECT_FALSE(cp::parse_duration(bad)) << bad;
+}
+
+TEST(CampaignReports, RoundTripAndDuplicatesIgnored) {
+  cp::Report r{"meter-7", 12, "b00t", 1780000100, "fw-1.1", cp::Phase::kRolledBack, "1.0.0", "health", 42, 999};
+  auto back = cp::parse_report(cp::encode_report(r));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(cp::encode_report(*back), cp::encode_report(r));
+  EXPECT_FALSE(cp::parse_report("{\"device\":\"x\"}"));
+  EXPECT_FALSE(cp::parse_report(cp::encode_report(r) + "x"));
+  auto ctl = key(2);
+  const cp::Campaign c = sample(ctl);
+  std::map<std::string, cp::DeviceView> view;
+  EXPECT_TRUE(cp::observe(view, c, r));
+  EXPECT_FALSE(cp::observe(view, c, r));  // the same report again (QoS 1)
+  cp::Report older = r;
+  older.seq = 11;
+  older.phase = cp::Phase::kDownloading;
+  EXPECT_FALSE(cp::observe(view, c, older));  // a stale one arriving late
+  EXPECT_EQ(view["meter-7"].phase, cp::Phase::kRolledBack);
+  EXPECT_EQ(view["meter-7"].wave, cp::wave_of(c, "meter-7"));
+  auto a = cp::parse_availability(cp::encode_availability({"meter-7", "b00t", false}));
+  ASSERT_TRUE(a);
+  EXPECT_FALSE(a->online);
+  auto cmd = cp::parse_command(cp::encode_command({"c0ffee", "abort", 1780000000, "bad build"}));
+  ASSERT_TRUE(cmd);
+  EXPECT_EQ(cmd->action, "abort");
+  EXPECT_FALSE(cp::parse_command(cp::encode_command({"c0ffee", "reboot", 1780000000, ""})));
+}
+
+// A fleet view: n devices of each wave in the given phase.
+struct Fleet {
+  cp::Campaign c;
+  std::map<std::string, cp::DeviceView> view;
+  std::uint64_t seq = 0;
+  void set(const std::string& id, cp::Phase p, trust::Time t) {
+    cp::Report r{id, ++seq, "b", t, c.id, p, "", "", 0, 0};
+    cp::observe(view, c, r);
+  }
+  std::vector<std::string> in_wave(std::size_t w, std::size_t n) {
+    std::vector<std::string> out;
+    for (int i = 0; out.size() < n; ++i)
+      if (cp::wave_of(c, "d" + std::to_string(i)) == w) out.push_back("d" + std::to_string(i));
+    return out;
+  }
+};
+
+TEST(CampaignGates, OpenPauseAbortTimeoutComplete) {
+  auto ctl = key(2);
+  Fleet f;
+  f.c = sample(ctl);
+  f.c.waves = {2000, 10000};
+  f.c.gates.min_sample = 3;
+  f.c.gates.soak_s = 60;
+  f.c.gates.failure_threshold = 0.2;
+  f.c.gates.device_timeout_s = 600;
+  cp::ControllerState s;
+  s.control = control_of(f.c, 1);
+  s.wave_opened = {1000};
+  const auto w0 = f.in_wave(0, 4), w1 = f.in_wave(1, 6);
+  for (const auto& d : w0) f.set(d, cp::Phase::kWaiting, 1000);
+  for (const auto& d : w1) f.set(d, cp::Phase::kWaiting, 1000);
+  using A = cp::Decision::Action;
+  EXPECT_EQ(cp::evaluate(f.c, s, f.view, 1100).action, A::kNone);
+  f.set(w0[0], cp::Phase::kSucceeded, 1010);
+  f.set(w0[1], cp::Phase::kSucceeded, 1010);
+  EXPECT_EQ(cp::evaluate(f.c, s, f.view, 1100).action, A::kNone) << "below the minimum sample";
+  f.set(w0[2], cp::Phase::kSucceeded, 1020);
+  EXPECT_EQ(cp::evaluate(f.c, s, f.view, 1030).action, A::kNone) << "still soaking";
+  EXPECT_EQ(cp::evaluate(f.c, s, f.view, 1061).action, A::kOpenWave);
+  // A failure over the threshold pauses (or aborts, by option).
+  cp::ControllerState s1 = s;
+  s1.control.wave = 1;
+  s1.wave_opened.push_back(1061);
+  f.set(w1[0], cp::Phase::kRolledBack, 1070);
+  auto d = cp::evaluate(f.c, s1, f.view, 1080);
+  EXPECT_EQ(d.action, A::kPause) << d.reason;
+  f.c.gates.abort_on_failure = true;
+  EXPECT_EQ(cp::evaluate(f.c, s1, f.view, 1080).action, A::kAbort);
+  f.c.gates.abort_on_failure = false;
+  // Resumed: the operator accepted that failure; the gate judges what follows.
+  s1.accepted_failures = 1;
+  s1.accepted_finished = 4;
+  EXPECT_EQ(cp::evaluate(f.c, s1, f.view, 1080).action, A::kNone);
+  for (std::size_t i = 1; i < w1.size(); ++i) f.set(w1[i], cp::Phase::kSucceeded, 1090);
+  f.set(w0[3], cp::Phase::kSucceeded, 1090);
+  EXPECT_EQ(cp::evaluate(f.c, s1, f.view, 1100).action, A::kComplete);
+  // A device silent past its timeout counts as failed.
+  f.set(w0[3], cp::Phase::kDownloading, 1090);
+  auto counts = cp::count(f.c, s1, f.view, 1090 + 601);
+  EXPECT_EQ(counts[0].timed_out, 1u);
+  EXPECT_EQ(counts[0].failed, 1u);
+  EXPECT_EQ(cp::count(f.c, s1, f.view, 1100)[0].pending, 1u);
+  // Paused campaigns decide nothing.
+  s1.control.state = cp::RunState::kPaused;
+  EXPECT_EQ(cp::evaluate(f.c, s1, f.view, 5000).action, A::kNone);
+}
+
+TEST(CampaignJournal, AppendsReopensAndCutsATornRecord) {
+  test::TempDir dir;
+  const std::string path = dir.file("journal.jsonl");
+  {
+    auto j = cp::Journal::open(path);
+    ASSERT_TRUE(j);
+    ASSERT_TRUE(j->append("{\"type\":\"a\"}"));
+    ASSERT_TRUE(j->append("{\"type\":\"b\"}"));
+    EXPECT_FALSE(j->append("{\"x\":\n1}"));
+  }
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  std::ofstream(path, std::ios::app) << "{\"type\":\"c";  // a crash mid-append
+  {
+    auto j = cp::Journal::open(path);
+    ASSERT_TRUE(j);
+    EXPECT_EQ(j->records().size(), 2u);
+    ASSERT_TRUE(j->append("{\"type\":\"d\"}"));
+  }
+  auto j = cp::Journal::open(path);
+  ASSERT_TRUE(j);
+  ASSERT_EQ(j->records().size(), 3u);
+  EXPECT_EQ(j->records()[2], "{\"type\":\"d\"}");
+  std::ofstream(path, std::ios::app) << "garbage\n{\"type\":\"e\"}\n";
+  EXPECT_EQ(cp::Journal::open(path).error().code, ErrorCode::kMalformed);
+}
+
+// An in-memory broker stand-in: what the controller publishes, and the events it is fed.
+class FakeClient final : public mqtt::Client {
+ public:
+  Result<int> publish(const mqtt::Message& m) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    published_.push_back(m);
+    events_.push_back(mqtt::Event{mqtt::Event::Kind::kPublished, {}, false, ++mid_, 0});
+    return mid_;
+  }
+  Status subscribe(const std::string&, int) override { return ok(); }
+  Status unsubscribe(const std::string&) override { return ok(); }
+  std::optional<mqtt::Event> next(std::chrono::milliseconds timeout) override {
+    if (auto e = take_requeued()) return e;
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    do {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!events_.empty()) {
+          auto e = events_.front();
+          events_.pop_front();
+          return e;
+        }
+      }
+      std::this_thread::sleep_for(1ms);
+    } while (std::chrono::steady_clock::now() < end);
+    return std::nullopt;
+  }
+  bool connected() const override { return true; }
+  void stop() override {}
+  void feed(const std::string& topic, const std::string& payload) {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.push_back(mqtt::Event{mqtt::Event::Kind::kMessage, {topic, payload, 1, true, 0, {}}, true, 0, 0});
+  }
+  std::vector<mqtt::Message> published() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return published_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::deque<mqtt::Event> events_;
+  std::vector<mqtt::Message> published_;
+  int mid_ = 0;
+};
+
+TEST(CampaignController, RunsToCompletionAndRebuildsFromItsJournal) {
+  test::TempDir dir;
+  const std::string cdir = dir.file("c1");
+  auto release = key(1);
+  auto pub = cp::prepare_directory(cdir);
+  ASSERT_TRUE(pub);
+  struct stat st {};
+  ASSERT_EQ(::stat((cdir + "/controller.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  cp::Campaign c;
+  c.id = "c1";
+  c.fleet = "f";
+  c.created = 1780000000;
+  c.expires = c.created + 86400;
+  c.version = "2.0.0";
+  c.hardware = {"board"};
+  c.url = "http://127.0.0.1/b.otb";
+  c.waves = {5000, 10000};
+  c.controller = *pub;
+  auto control = cp::initial_control(cdir, c, c.created);
+  ASSERT_TRUE(control);
+  ASSERT_TRUE(cp::journal_publication(cdir, cp::encode_document({sign_campaign(c, release), *control}), c.created));
+
+  Fleet f;
+  f.c = c;
+  const auto w0 = f.in_wave(0, 2), w1 = f.in_wave(1, 2);
+  FakeClient client;
+  for (const auto& d : w0) {
+    client.feed(cp::state_topic("f", d), cp::encode_report({d, 1, "b", c.created, "c1", cp::Phase::kSucceeded, "2.0.0", "", 0, 0}));
+    // A duplicate (QoS 1 redelivery) counts once.
+    client.feed(cp::state_topic("f", d), cp::encode_report({d, 1, "b", c.created, "c1", cp::Phase::kSucceeded, "2.0.0", "", 0, 0}));
+  }
+  for (const auto& d : w1)
+    client.feed(cp::state_topic("f", d), cp::encode_report({d, 1, "b", c.created, "c1", cp::Phase::kWaiting, "1.0.0", "", 0, 0}));
+  // A report on another device's topic is ignored.
+  client.feed(cp::state_topic("f", "intruder"), cp::encode_report({w1[0], 9, "b", c.created, "c1", cp::Phase::kFailed, "", "", 0, 0}));
+  auto ctl = cp::Controller::open(cdir);
+  ASSERT_TRUE(ctl) << ctl.error().message;
+  std::atomic<bool> opened{false};
+  volatile bool stop = false;
+  cp::RunOptions o;
+  o.tick = 20ms;
+  o.now = [&] { return c.created + 5; };
+  o.stop = &stop;
+  o.on_change = [&](const cp::Snapshot& s) { opened = s.state.control.wave == 1; };
+  std::thread t([&] {
+    auto r = (*ctl)->run(client, o);
+    EXPECT_TRUE(r);
+  });
+  for (int i = 0; i < 500 && !opened; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(opened);
+  for (const auto& d : w1)
+    client.feed(cp::state_topic("f", d), cp::encode_report({d, 2, "b", c.created, "c1", cp::Phase::kSucceeded, "2.0.0", "", 0, 0}));
+  t.join();  // returns once completed
+  auto snap = (*ctl)->snapshot(c.created + 5);
+  EXPECT_EQ(snap.state.control.state, cp::RunState::kCompleted);
+  EXPECT_EQ(snap.waves[0].succeeded + snap.waves[1].succeeded, 4u);
+  EXPECT_EQ(snap.waves[1].failed, 0u);
+  // The final document is what the broker holds, signed by the controller key.
+  const auto sent = client.published();
+  std::string last_doc;
+  for (const auto& m : sent)
+    if (m.topic == cp::campaign_topic("f", "c1")) last_doc = m.payload;
+  auto d = cp::parse_document(last_doc);
+  ASSERT_TRUE(d);
+  auto v = cp::verify_document(store_for(release), *d, c.created + 5);
+  ASSERT_TRUE(v) << v.error().message;
+  EXPECT_EQ(v->control.state, cp::RunState::kCompleted);
+  EXPECT_EQ(v->control.revision, 3u);  // open-wave, complete
+
+  // A controller started again from the journal alone reaches the same state.
+  auto again = cp::Controller::open(cdir);
+  ASSERT_TRUE(again);
+  auto snap2 = (*again)->snapshot(c.created + 5);
+  EXPECT_EQ(snap2.state.control.revision, 3u);
+  EXPECT_EQ(snap2.state.control.state, cp::RunState::kCompleted);
+  EXPECT_EQ(snap2.waves[0].succeeded + snap2.waves[1].succeeded, 4u);
+  EXPECT_EQ((*again)->document(), last_doc);
+}
+
+}  // namespace
+}  // namespace ota
