@@ -15,6 +15,7 @@
 #include <string>
 
 #include "ota/bundle.hpp"
+#include "ota/campaign.hpp"
 #include "ota/hash.hpp"
 #include "ota/keys.hpp"
 #include "ota/manifest.hpp"
@@ -281,6 +282,41 @@ int main(int argc, char** argv) {
   if (!clear || !sealed) return 1;
   ok = ok && write(dir / "fuzz_keys", "a.pub", keys::encode_public(fuzz::key_a().public_key())) &&
        write(dir / "fuzz_keys", "a.key", *clear) && write(dir / "fuzz_keys", "b-sealed.key", *sealed);
+  // fuzz_campaign: one seed per parser, selected by the first byte.
+  {
+    auto seed = [&](const std::string& name, std::uint8_t which, std::string_view body) {
+      std::string s(1, static_cast<char>(which));
+      s.append(body);
+      return write(dir / "fuzz_campaign", name, std::string_view(s));
+    };
+    campaign::Campaign c;
+    c.id = "fw-2.0";
+    c.fleet = "meters";
+    c.revision = 2;
+    c.created = fuzz::kCreated;
+    c.expires = fuzz::kRootExpires;
+    c.manifest_hash = content_hash(filler(16, 7));
+    c.version = "2.0.0";
+    c.hardware = {std::string(fuzz::kHardware)};
+    c.url = "https://updates.example.com/b.otb";
+    c.bundle_size = 123456;
+    c.waves = {100, 1000, 5000, 10000};
+    c.controller = fuzz::key_b().public_key();
+    trust::Envelope ce;
+    ce.payload_type = std::string(campaign::kCampaignType);
+    ce.payload = campaign::encode_campaign(c);
+    ce.signatures.push_back(fuzz::sign_entry(fuzz::key_a(), campaign::kCampaignType, ce.payload));
+    campaign::Control k{c.id, c.revision, 4, 1, campaign::RunState::kPaused, fuzz::kNow, "failure gate"};
+    const Bytes cb = campaign::encode_campaign(c), kb = campaign::encode_control(k);
+    ok = ok && seed("document.json", 0, campaign::encode_document({ce, campaign::sign_control(k, fuzz::key_b())})) &&
+         seed("report.json", 1,
+              campaign::encode_report({"meter-7", 42, "0a1b2c3d", fuzz::kNow, c.id, campaign::Phase::kRolledBack, "1.0.0",
+                                       "health check failed", 42, 1000})) &&
+         seed("command.json", 2, campaign::encode_command({"c0ffee00", "abort", fuzz::kNow, "bad build"})) &&
+         seed("availability.json", 3, campaign::encode_availability({"meter-7", "0a1b2c3d", false})) &&
+         seed("campaign.json", 4, std::string_view(reinterpret_cast<const char*>(cb.data()), cb.size())) &&
+         seed("control.json", 5, std::string_view(reinterpret_cast<const char*>(kb.data()), kb.size()));
+  }
   if (!ok) {
     std::perror("writing the corpus");
     return 1;

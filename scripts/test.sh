@@ -19,13 +19,13 @@ ctest --test-dir "$root/build" --output-on-failure -j"$(nproc)"
 if [ "$quick" = 1 ]; then exit 0; fi
 # (the full run ends with a one-line count of the release tests)
 
-echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
+echo "== AddressSanitizer + UndefinedBehaviorSanitizer build: unit tests, MQTT and campaign integration tests"
 "$root/scripts/build.sh" "$root/build-asan" -DOTA_SANITIZE=ON -DOTA_BUILD_BENCH=OFF
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir "$root/build-asan" --output-on-failure -j"$(nproc)" -LE large
+  ctest --test-dir "$root/build-asan" --output-on-failure -j"$(nproc)" -L 'unit|mqtt'
 
 # fuzz_patch gets the full budget; the signing/bundle parsers (fuzz_bundle,
-# fuzz_manifest, fuzz_signature_block, fuzz_trust, fuzz_keys, fuzz_agent_state) a shorter one each.
+# fuzz_manifest, fuzz_signature_block, fuzz_trust, fuzz_keys, fuzz_agent_state, fuzz_campaign) a shorter one each.
 sign_fuzz_seconds=${OTA_FUZZ_SIGN_SECONDS:-$(( fuzz_seconds < 20 ? fuzz_seconds : 20 ))}
 echo "== fuzzing (${fuzz_seconds}s for fuzz_patch, ${sign_fuzz_seconds}s per other target)"
 CC=clang CXX=clang++ "$root/scripts/build.sh" "$root/build-fuzz" -DOTA_FUZZ=ON -DOTA_BUILD_TESTS=OFF -DOTA_BUILD_BENCH=OFF

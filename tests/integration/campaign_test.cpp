@@ -310,6 +310,19 @@ class Campaigns : public testing::Test {
     EXPECT_TRUE(c.has_value());
     return *c;
   }
+  // Validates documents against schemas/NAME with Debian's python3-jsonschema.
+  void validate(const std::string& schema, const std::vector<std::string>& files) {
+    if (::access("/usr/bin/python3", X_OK) != 0) return;
+    std::vector<std::string> args{"/usr/bin/python3", std::string(OTA_SOURCE_DIR) + "/tests/schemas/validate.py",
+                                  std::string(OTA_SOURCE_DIR) + "/schemas", schema};
+    args.insert(args.end(), files.begin(), files.end());
+    auto r = test::run_process(args);
+    EXPECT_EQ(r.exit_code, 0) << schema << ": " << r.out << r.err;
+  }
+  std::string save(const std::string& name, const std::string& text) {
+    std::ofstream(path(name)) << text;
+    return path(name);
+  }
   std::string logs() {
     std::string s = "controller:\n" + slurp(path("controller.log"));
     for (const auto& d : devices_) s += d.id + ":\n" + slurp(d.dir + "/log");
@@ -345,7 +358,7 @@ TEST_F(Campaigns, ThreeWavesUpdateTheWholeFleetAndCountEveryResultOnce) {
   for (int i = 0; i < kDevices; ++i) start(add_device("meter-" + std::to_string(i), true));
   auto p = publish("rollout", {"--waves", "10,50,100", "--min-sample", "1"});
   ASSERT_EQ(p.exit_code, 0) << p.err;
-  run_controller("rollout");
+  run_controller("rollout", {"--json"});
   ASSERT_EQ(controller_->wait(90s), 0) << logs();
 
   // Every device rebooted into 1.1.0 and committed it.
@@ -377,6 +390,24 @@ TEST_F(Campaigns, ThreeWavesUpdateTheWholeFleetAndCountEveryResultOnce) {
   EXPECT_EQ(succeeded, static_cast<std::uint64_t>(kDevices));
   ASSERT_EQ(st["devices"].size(), static_cast<std::size_t>(kDevices));
   for (const auto& d : st["devices"]) EXPECT_EQ(d["wave"].get<std::size_t>(), cp::wave_of(c, d["device"].get<std::string>()));
+  // Every document on the wire and on disk matches its schema.
+  validate("publish-result.schema.json", {save("publish.json", p.out)});
+  validate("campaign-run-result.schema.json", {path("controller.log")});
+  validate("campaign-status-result.schema.json", {save("status.json", st.dump())});
+  validate("journal-record.schema.json", {path("campaigns/rollout/journal.jsonl")});
+  {
+    std::string reports;
+    for (const auto& [dev, evs] : obs.events())
+      for (const auto& e : evs) reports += cp::encode_report(e) + "\n";
+    validate("device-report.schema.json", {save("reports.jsonl", reports)});
+    auto doc = cp::parse_document(journal("rollout").front()["document"].dump());
+    ASSERT_TRUE(doc);
+    validate("campaign-document.schema.json", {save("document.json", cp::encode_document(*doc))});
+    validate("campaign.schema.json", {save("campaign.json", std::string(doc->campaign.payload.begin(), doc->campaign.payload.end()))});
+    validate("campaign-control.schema.json", {save("control.json", std::string(doc->control.payload.begin(), doc->control.payload.end()))});
+    validate("campaign-status.schema.json", {save("controller-status.json", st["controller_status"].dump())});
+    validate("agent-config.schema.json", {devices_[0].dir + "/agent.json"});
+  }
   // Each device acted once: one download, one reboot, one success in its events.
   for (const auto& [dev, evs] : obs.events()) {
     int downloads = 0;
@@ -415,6 +446,7 @@ TEST_F(Campaigns, FailingHealthChecksPauseAtTheFailureGateThenAbortSkipsTheRest)
   auto a = ota({"campaign", "abort", "bad-release", "--fleet", kFleet, "--broker", broker_url(), "--reason", "bad build",
                 "--json"});
   ASSERT_EQ(a.exit_code, 0) << a.err << logs();
+  validate("campaign-command-result.schema.json", {save("abort.json", a.out)});
   EXPECT_EQ(controller_->wait(30s), 63) << logs();
   ASSERT_TRUE(eventually([&] { return obs.count("bad-release", cp::Phase::kAborted) == 8; }, 15s)) << logs();
   for (std::size_t i = 4; i < devices_.size(); ++i) EXPECT_TRUE(untouched(devices_[i])) << devices_[i].id;

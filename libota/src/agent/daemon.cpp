@@ -210,7 +210,9 @@ struct Daemon::Impl {
     if (!client || !client->connected()) return;
     for (auto& p : out.pending) {
       if (p.mid >= 0) continue;
-      auto mid = client->publish(mqtt::Message{p.topic, p.payload, 1, p.retain, 0, {}});
+      // MQTT 5: progress events a controller did not take within a week are stale.
+      auto mid = client->publish(mqtt::Message{p.topic, p.payload, 1, p.retain, p.retain ? 0u : 7u * 86400u,
+                                               {{"ota-device", o.device_id}}});
       if (mid) p.mid = *mid;
     }
   }
