@@ -269,10 +269,13 @@ class Campaigns : public testing::Test {
   }
 
   // ota publish with the bundle stored in nginx's directory.
-  test::ProcessResult publish(const std::string& id, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{"publish", path("fw-1.1.0.otb"), "--broker", broker_url(), "--fleet", kFleet,
-                                  "--campaign", id, "--store", web_->www(), "--url",
-                                  "http://127.0.0.1:" + std::to_string(web_->port()), "--trust", path("root.json"),
+  test::ProcessResult publish(const std::string& id, std::vector<std::string> extra = {},
+                              const std::string& bundle = "fw-1.1.0.otb", test::Nginx* web = nullptr,
+                              const std::string& url_path = "") {
+    if (!web) web = web_.get();
+    std::vector<std::string> args{"publish", path(bundle), "--broker", broker_url(), "--fleet", kFleet,
+                                  "--campaign", id, "--store", web->www(), "--url",
+                                  "http://127.0.0.1:" + std::to_string(web->port()) + url_path, "--trust", path("root.json"),
                                   "--key", path("release.key"), "--dir", path("campaigns"), "--json"};
     args.insert(args.end(), extra.begin(), extra.end());
     return ota(args);
@@ -451,6 +454,45 @@ TEST_F(Campaigns, FailingHealthChecksPauseAtTheFailureGateThenAbortSkipsTheRest)
   ASSERT_TRUE(eventually([&] { return obs.count("bad-release", cp::Phase::kAborted) == 8; }, 15s)) << logs();
   for (std::size_t i = 4; i < devices_.size(); ++i) EXPECT_TRUE(untouched(devices_[i])) << devices_[i].id;
   EXPECT_EQ(decisions("bad-release"), (std::vector<std::string>{"pause", "abort"}));
+}
+
+TEST_F(Campaigns, AbortStopsDevicesMidDownloadAndTheyKeepTheirOldImage) {
+  start_broker();
+  Observer obs(broker_->port());
+  // A full-image bundle served slowly: 2000 bytes per response at full
+  // speed, then 100 bytes per second, so the installs are in progress when
+  // the abort comes.
+  auto b = ota({"build", "--image", path("new.img"), "--version", "1.1.0", "--hw", "board", "--key", path("release.key"),
+                "--no-compress", "-q", "-o", path("fw-full.otb")});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  ::mkdir(path("slow").c_str(), 0755);
+  test::Nginx slow(path("slow"), 2000, 100);
+  ASSERT_TRUE(slow.running()) << slow.error_log();
+  for (int i = 0; i < 3; ++i) start(add_device("slow-" + std::to_string(i), true));
+  auto p = publish("stopped", {"--waves", "100"}, "fw-full.otb", &slow, "/slow");
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  run_controller("stopped");
+  ASSERT_TRUE(eventually([&] { return obs.count("stopped", cp::Phase::kDownloading) == 3; }, 20s)) << logs();
+  std::this_thread::sleep_for(1s);
+  auto a = ota({"campaign", "abort", "stopped", "--fleet", kFleet, "--broker", broker_url(), "--json"});
+  ASSERT_EQ(a.exit_code, 0) << a.err << logs();
+  EXPECT_EQ(controller_->wait(30s), 63) << logs();
+  ASSERT_TRUE(eventually([&] { return obs.count("stopped", cp::Phase::kAborted) == 3; }, 20s)) << logs();
+  for (auto& d : devices_) {
+    const auto s = obs.states()[d.id];
+    EXPECT_EQ(s.code, static_cast<int>(ErrorCode::kCampaignAborted)) << d.id;
+    EXPECT_NE(s.reason.find("during the install"), std::string::npos) << s.reason;
+    // The old image still boots; nothing is pending.
+    auto st = test::run_process({kAgent, "-c", d.dir + "/agent.json", "status", "--json"});
+    ASSERT_EQ(st.exit_code, 0) << st.err;
+    const Json j = Json::parse(st.out);
+    EXPECT_EQ(j["boot"]["slot"], "a") << d.id;
+    EXPECT_EQ(j["boot"]["trial"], false) << d.id;
+    EXPECT_EQ(j["install"]["stage"], "none") << d.id;
+    EXPECT_FALSE(updated(d)) << d.id;
+    Bytes bank_a = test::read_bytes(d.dir + "/bank-a");
+    EXPECT_TRUE(std::equal(base_.begin(), base_.end(), bank_a.begin())) << d.id;
+  }
 }
 
 TEST_F(Campaigns, ADeviceOfflineDuringItsWaveInstallsWhenItReconnects) {

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -40,6 +41,9 @@ struct Options {
   long stall_timeout_s = 30;           // no byte for this long: reconnect
   long backoff_ms = 250;               // first retry delay, doubled up to 8 s
   std::string user_agent = "ota-agent";
+  // Optional: polled while waiting for bytes (at least once a second);
+  // true stops the transfer with kCancelled (a campaign abort).
+  std::function<bool()> cancelled;
 };
 
 // What a source transferred (for reports and benchmarks).

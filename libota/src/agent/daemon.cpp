@@ -401,12 +401,15 @@ struct Daemon::Impl {
     std::vector<std::unique_ptr<fetch::SourceReader>> readers;
     std::uint64_t fetched = 0;
     Result<InstallReport> rep = fail(ErrorCode::kInternal, "");
-    auto in = fetch::open(v.campaign.url, o.fetch);
+    // An abort reaches a download waiting for bytes too, not only between chunks.
+    fetch::Options fo = o.fetch;
+    fo.cancelled = d.cancelled;
+    auto in = fetch::open(v.campaign.url, fo);
     if (!in) {
       rep = fail(in.error());
     } else {
       rep = a.install(**in, [&]() -> Result<std::unique_ptr<Reader>> {
-        auto again = fetch::open(v.campaign.url, o.fetch);
+        auto again = fetch::open(v.campaign.url, fo);
         if (!again) return fail(again.error());
         readers.push_back(std::move(*again));
         struct Fwd final : Reader {

@@ -122,6 +122,7 @@ class HttpReader final : public SourceReader {
  private:
   // Makes progress on the transfer until bytes arrive, it ends, or it fails for good.
   Status pump() {
+    if (o_.cancelled && o_.cancelled()) return fail(ErrorCode::kCancelled, "download cancelled");
     if (!active_) OTA_TRY(start());
     if (paused_) {
       paused_ = false;
