@@ -495,6 +495,48 @@ TEST_F(Campaigns, AbortStopsDevicesMidDownloadAndTheyKeepTheirOldImage) {
   }
 }
 
+TEST_F(Campaigns, ReportsMadeWhileTheBrokerIsDownSurviveAKillAndArriveOnce) {
+  start_broker();
+  Observer obs(broker_->port());
+  Device& d = add_device("box", true);
+  {
+    // A real reboot command: the agent reports `rebooting`, then blocks in it.
+    Json c = Json::parse(slurp(d.dir + "/agent.json"));
+    c["reboot_command"] = {"sleep", "20"};
+    std::ofstream(d.dir + "/agent.json") << c.dump(2);
+  }
+  start(d);
+  auto p = publish("outbox", {"--waves", "100"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  run_controller("outbox");
+  ASSERT_TRUE(eventually([&] { return obs.states()["box"].phase == cp::Phase::kRebooting; }, 30s)) << logs();
+  const std::uint64_t rebooting_seq = obs.states()["box"].seq;
+  // Power off during the reboot; the broker goes down too.
+  d.proc->kill9();
+  broker_->kill9();
+  auto boot = test::run_process({kAgent, "-c", d.dir + "/agent.json", "simulate-boot"});
+  ASSERT_EQ(boot.exit_code, 0) << boot.err;
+  // The new image boots with no broker: the health check commits it and the
+  // result waits in the outbox on disk. Then power is lost again.
+  start(d);
+  ASSERT_TRUE(eventually([&] { return slurp(d.dir + "/state/outbox.json").find("succeeded") != std::string::npos; }, 20s))
+      << logs();
+  d.proc->kill9();
+  EXPECT_TRUE(updated(d));
+  // Broker back, device back: the result arrives, once, and the campaign completes.
+  broker_->restart();
+  start(d);
+  ASSERT_EQ(controller_->wait(90s), 0) << logs();
+  ASSERT_TRUE(eventually([&] { return obs.states()["box"].phase == cp::Phase::kSucceeded; }, 30s)) << logs();
+  EXPECT_GT(obs.states()["box"].seq, rebooting_seq);
+  int finals = 0;
+  for (const auto& r : journal("outbox"))
+    if (r["type"] == "result" && r["report"]["phase"] == "succeeded") ++finals;
+  EXPECT_EQ(finals, 1);
+  EXPECT_TRUE(eventually([&] { return slurp(d.dir + "/state/outbox.json").find("\"pending\":[]") != std::string::npos; }, 10s))
+      << slurp(d.dir + "/state/outbox.json");
+}
+
 TEST_F(Campaigns, ADeviceOfflineDuringItsWaveInstallsWhenItReconnects) {
   start_broker();
   Observer obs(broker_->port());

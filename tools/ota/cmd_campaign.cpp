@@ -355,6 +355,7 @@ int run_status(const Context& ctx, const StatusArgs& a) {
     }
     auto status_text = mqtt::read_retained(**client, cp::status_topic(a.fleet, a.id), std::chrono::milliseconds(1000));
     std::map<std::string, cp::DeviceView> view;
+    std::map<std::string, bool> online;
     if (a.devices) {
       for (const auto& m : collect(**client, "ota/" + a.fleet + "/devices/+/state", std::chrono::milliseconds(500),
                                    std::chrono::seconds(10))) {
@@ -362,6 +363,17 @@ int run_status(const Context& ctx, const StatusArgs& a) {
         if (r && m.topic == cp::state_topic(a.fleet, r->device)) cp::observe(view, v->campaign, *r);
       }
       (void)(*client)->unsubscribe("ota/" + a.fleet + "/devices/+/state");
+      // Online or not: the retained availability, unless it is a stale last
+      // will (from a boot session the device has since replaced).
+      for (const auto& m : collect(**client, "ota/" + a.fleet + "/devices/+/availability", std::chrono::milliseconds(500),
+                                   std::chrono::seconds(10))) {
+        auto av = cp::parse_availability(m.payload);
+        if (!av || m.topic != cp::availability_topic(a.fleet, av->device)) continue;
+        auto it = view.find(av->device);
+        if (it == view.end()) continue;
+        online[av->device] = av->online || av->boot != it->second.boot;
+      }
+      (void)(*client)->unsubscribe("ota/" + a.fleet + "/devices/+/availability");
     }
     OJson out;
     out["ok"] = true;
@@ -386,7 +398,8 @@ int run_status(const Context& ctx, const StatusArgs& a) {
                         {"wave", dv.wave},
                         {"phase", std::string(cp::phase_name(dv.phase))},
                         {"version", dv.version},
-                        {"reason", dv.reason}});
+                        {"reason", dv.reason},
+                        {"online", online.count(id) ? OJson(online[id]) : OJson(nullptr)}});
       out["devices"] = devs;
     }
     if (ctx.json) {
@@ -413,9 +426,10 @@ int run_status(const Context& ctx, const StatusArgs& a) {
       }
       if (a.devices)
         for (const auto& [id, dv] : view)
-          std::printf("  %-24s wave %zu (%s)  %s%s\n", id.c_str(), dv.wave + 1,
-                      cp::format_percent(v->campaign.waves[dv.wave]).c_str(), std::string(cp::phase_name(dv.phase)).c_str(),
-                      dv.reason.empty() ? "" : (": " + dv.reason).c_str());
+          std::printf("  %-24s wave %zu (%s)  %-8s %s%s\n", id.c_str(), dv.wave + 1,
+                      cp::format_percent(v->campaign.waves[dv.wave]).c_str(),
+                      !online.count(id) ? "" : online[id] ? "online" : "offline",
+                      std::string(cp::phase_name(dv.phase)).c_str(), dv.reason.empty() ? "" : (": " + dv.reason).c_str());
     }
     std::fflush(stdout);
     if (!a.watch) break;
