@@ -20,15 +20,19 @@ if [ "$quick" = 1 ]; then exit 0; fi
 # (the full run ends with a one-line count of the release tests)
 
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build: unit tests, MQTT and campaign integration tests"
-"$root/scripts/build.sh" "$root/build-asan" -DOTA_SANITIZE=ON -DOTA_BUILD_BENCH=OFF
+"$root/scripts/build.sh" "$root/build-asan" -DOTA_SANITIZE=ON -DOTA_BUILD_BENCH=OFF -DOTA_BUILD_EXAMPLES=OFF
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir "$root/build-asan" --output-on-failure -j"$(nproc)" -L 'unit|mqtt'
 
 # fuzz_patch gets the full budget; the signing/bundle parsers (fuzz_bundle,
 # fuzz_manifest, fuzz_signature_block, fuzz_trust, fuzz_keys, fuzz_agent_state, fuzz_campaign) a shorter one each.
-sign_fuzz_seconds=${OTA_FUZZ_SIGN_SECONDS:-$(( fuzz_seconds < 20 ? fuzz_seconds : 20 ))}
+sign_fuzz_seconds=${OTA_FUZZ_SIGN_SECONDS:-$(( fuzz_seconds < 12 ? fuzz_seconds : 12 ))}
 echo "== fuzzing (${fuzz_seconds}s for fuzz_patch, ${sign_fuzz_seconds}s per other target)"
-CC=clang CXX=clang++ "$root/scripts/build.sh" "$root/build-fuzz" -DOTA_FUZZ=ON -DOTA_BUILD_TESTS=OFF -DOTA_BUILD_BENCH=OFF
+# Only the fuzz targets (the CLI and the agent are built and tested above).
+CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOTA_FUZZ=ON \
+  -DOTA_BUILD_TESTS=OFF -DOTA_BUILD_BENCH=OFF -DOTA_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build "$root/build-fuzz" -j"$(nproc)" --target fuzz_patch fuzz_bundle fuzz_manifest fuzz_signature_block \
+  fuzz_trust fuzz_keys fuzz_agent_state fuzz_campaign
 # Every committed seed once under the sanitizers (the *_seeds tests).
 ctest --test-dir "$root/build-fuzz" --output-on-failure
 for target in "$root"/build-fuzz/fuzz/fuzz_*; do
