@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   using namespace ota::agent_cli;
   CLI::App app{"ota-agent: verified A/B installs that confirm or roll back"};
   app.require_subcommand(1);
+  app.footer("Example:\n  ota-agent -c /etc/ota/agent.json status");
   app.fallthrough();  // --json, --quiet and --config also after the command
   app.set_version_flag("--version", std::string("ota-agent ") + OTA_VERSION);
   std::string config_path;
@@ -19,14 +20,21 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", opt.quiet, "No output on success");
   std::string source, reason = "requested";
   auto* install = app.add_subcommand("install", "Install a bundle (a path or file://) into the inactive bank");
+  install->footer("Example:\n  ota-agent -c /etc/ota/agent.json install https://updates.example.com/fw-1.1.otb");
   install->add_option("SOURCE", source, "The bundle")->required();
   auto* status = app.add_subcommand("status", "Banks, versions, the boot slot, trial or confirmed, an install in progress");
+  status->footer("Example:\n  ota-agent -c /etc/ota/agent.json status --json");
   auto* boot_check = app.add_subcommand("boot-check", "Run on every boot: health check, then commit or roll back");
+  boot_check->footer("Example:\n  ota-agent -c /etc/ota/agent.json boot-check");
   auto* commit = app.add_subcommand("commit", "Confirm the running trial without a health check");
+  commit->footer("Example:\n  ota-agent -c /etc/ota/agent.json commit");
   auto* rollback = app.add_subcommand("rollback", "Abandon the trial or the install in progress");
+  rollback->footer("Example:\n  ota-agent -c /etc/ota/agent.json rollback --reason \"field test failed\"");
   rollback->add_option("--reason", reason, "Recorded with the result");
   auto* run = app.add_subcommand("run", "The daemon: follow the fleet's campaigns over MQTT, install, report (config: mqtt)");
+  run->footer("Example:\n  ota-agent -c /etc/ota/agent.json run");
   auto* sim = app.add_subcommand("simulate-boot", "Boot once under U-Boot's bootcount rules (file environment only)");
+  sim->footer("Example:\n  ota-agent -c agent.json simulate-boot");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

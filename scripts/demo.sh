@@ -1,110 +1,210 @@
 #!/usr/bin/env bash
-# The main job end to end on embedded defaults: install what is missing, build,
-# fetch a real firmware pair (Pybricks, from the npm registry), make a delta with
-# `ota diff`, apply it with `ota patch`, check the result byte for byte, print
-# the sizes and the ratio; then the signed release: three keys and a 2-of-3
-# trust root, `ota build` of a bundle (full image + delta), signed by two key
-# holders in turn, `ota verify`, and a tampered copy rejected; then a device:
-# ota-agent installs the bundle over HTTP from a local nginx into file banks,
-# reboots through the bootloader simulator and commits after its health check.
-# Usage: scripts/demo.sh [WORK_DIR]
+# The whole pipeline on embedded defaults, in one command: installs what is
+# missing, builds, then
+#   firmware v1 and v2 images (generated, about 2 MiB)
+#   -> three release keys and a 2-of-3 trust root
+#   -> a bundle with the full image and a delta from v1, signed by two key holders in turn
+#   -> a local mosquitto and a local nginx on free loopback ports
+#   -> ota publish: a three-wave campaign (10 %, 50 %, 100 %)
+#   -> N real ota-agent processes on file banks with the bootloader simulator,
+#      a few of them with a failing health check
+#   -> ota campaign run: the controller applies the gates
+# and ends with a summary table per wave (targeted, updated, rolled back,
+# failed, pending; bytes sent versus full images) and the same summary as JSON.
+# Everything it starts, it stops.
+#
+# Usage: scripts/demo.sh [--devices N] [--failing K] [--summary FILE] [--work DIR] [--no-build] [--build-dir DIR]
+#   defaults: 50 devices, 3 failing, build/demo/summary.json
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-work=${1:-$root/build/demo}
+devices=50
+failing=3
+work=$root/build/demo
+summary=
+build=1
+build_dir=$root/build
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --devices) devices=$2; shift 2 ;;
+    --failing) failing=$2; shift 2 ;;
+    --summary) summary=$2; shift 2 ;;
+    --work) work=$2; shift 2 ;;
+    --no-build) build=0; shift ;;
+    --build-dir) build_dir=$2; shift 2 ;;
+    *) echo "usage: scripts/demo.sh [--devices N] [--failing K] [--summary FILE] [--work DIR] [--no-build] [--build-dir DIR]" >&2; exit 2 ;;
+  esac
+done
+summary=${summary:-$work/summary.json}
+if [ "$build" = 1 ]; then
+  "$root/scripts/install-deps.sh"
+  "$root/scripts/build.sh" "$build_dir" >/dev/null
+fi
+ota="$build_dir/tools/ota"
+agent="$build_dir/device-agent/ota-agent"
+tty=0; [ -t 1 ] && tty=1
+say() { echo "== $*"; }
 
-"$root/scripts/install-deps.sh"
-command -v npm >/dev/null || { echo "demo: npm is needed to fetch the firmware (apt-get install -y npm)"; exit 1; }
-"$root/scripts/build.sh" "$root/build" >/dev/null
-ota="$root/build/tools/ota"
-
-mkdir -p "$work"
-cd "$work"
-fetch() {  # fetch PACKAGE VERSION BOARD -> firmware-VERSION.bin
-  local tgz
-  if [ ! -f "firmware-$2.bin" ]; then
-    tgz=$(npm pack --silent "$1@$2" | tail -n 1)
-    rm -rf "x-$2" && mkdir "x-$2" && tar xzf "$tgz" -C "x-$2"
-    unzip -p "x-$2/package/build/$3.zip" firmware-base.bin > "firmware-$2.bin"
-    rm -rf "x-$2" "$tgz"
-  fi
+rm -rf "$work" && mkdir -p "$work" && cd "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  [ -f nginx/nginx.pid ] && kill "$(cat nginx/nginx.pid)" 2>/dev/null || true
 }
-echo "== fetching @pybricks/firmware 7.22.0 and 7.27.0 (primehub) from the npm registry"
-fetch @pybricks/firmware 7.22.0 primehub
-fetch @pybricks/firmware 7.27.0 primehub
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-echo "== ota diff firmware-7.22.0.bin firmware-7.27.0.bin -o update.otd"
-"$ota" diff firmware-7.22.0.bin firmware-7.27.0.bin -o update.otd
-echo "== ota patch firmware-7.22.0.bin update.otd -o firmware-7.27.0.patched"
-"$ota" patch firmware-7.22.0.bin update.otd -o firmware-7.27.0.patched
-cmp firmware-7.27.0.bin firmware-7.27.0.patched
-echo "== result: byte-identical"
+say "firmware images v1.0.0 and v2.0.0 (generated)"
+python3 - <<'PY'
+import random
+r = random.Random(2026)
+# Code-like blocks, tables, text and padding, as in a real image.
+parts = []
+for i in range(220):
+    kind = r.randrange(4)
+    n = r.randrange(2048, 16384)
+    if kind == 0: parts.append(bytes(r.randrange(256) for _ in range(n // 8)) * 8)
+    elif kind == 1: parts.append(b"".join(r.randrange(1 << 24).to_bytes(4, "little") for _ in range(n // 4)))
+    elif kind == 2: parts.append((b"ota demo firmware string table %d\n" % i) * (n // 40))
+    else: parts.append(b"\0" * (n // 4))
+v1 = bytearray(b"".join(parts))
+v2 = bytearray(v1)
+for _ in range(300):                       # scattered patches
+    at = r.randrange(len(v2) - 64)
+    v2[at:at + 16] = bytes(r.randrange(256) for _ in range(16))
+insert = r.randrange(len(v2))               # a new module
+v2[insert:insert] = bytes(r.randrange(256) for _ in range(40000))
+open("firmware-1.0.0.bin", "wb").write(bytes(v1))
+open("firmware-2.0.0.bin", "wb").write(bytes(v2))
+PY
 
-old=$(stat -c %s firmware-7.22.0.bin); new=$(stat -c %s firmware-7.27.0.bin); patch=$(stat -c %s update.otd)
-full=$(zstd -19 -c firmware-7.27.0.bin | wc -c)
-bsd=$(bsdiff firmware-7.22.0.bin firmware-7.27.0.bin update.bsdiff && stat -c %s update.bsdiff)
-printf '\n%-34s %12s\n' "" "bytes"
-printf '%-34s %12d\n' "old firmware (7.22.0)" "$old" "new firmware (7.27.0)" "$new" \
-  "new firmware, zstd -19" "$full" "bsdiff 4.3 patch" "$bsd" "ota delta patch" "$patch"
-awk -v p="$patch" -v n="$new" -v f="$full" -v b="$bsd" 'BEGIN {
-  printf "\nota patch = %.1f%% of the new image, %.1f%% of its zstd -19, %.2f x bsdiff\n", 100*p/n, 100*p/f, p/b }'
+say "release keys and a 2-of-3 trust root"
+for k in release-1 release-2 release-3; do "$ota" keygen -o "$k" -q >/dev/null; done
+"$ota" root init --key release-1.pub --key release-2.pub --key release-3.pub --threshold 2 --expires 2099-01-01 -o root.json -q
+"$ota" root sign root.json --key release-1.key --key release-2.key -q
 
-echo
-echo "== signed release: keys, a 2-of-3 trust root, a bundle, two signatures, verify"
-rm -f release-*.key release-*.pub root.json firmware-7.27.0.otb tampered.otb
-for k in release-1 release-2 release-3; do printf '%s key id: ' "$k"; "$ota" keygen -o "$k"; done
-"$ota" root init --key release-1.pub --key release-2.pub --key release-3.pub --threshold 2 \
-  --expires 2030-01-01 -o root.json -q
-"$ota" root sign root.json --key release-1.key --key release-2.key
-echo "== ota build --image firmware-7.27.0.bin --base firmware-7.22.0.bin --key release-1.key -o firmware-7.27.0.otb"
-SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1767225600} "$ota" build --image firmware-7.27.0.bin --version 7.27.0 \
-  --hw primehub --base firmware-7.22.0.bin --security-version 1 --key release-1.key -o firmware-7.27.0.otb -q
-"$ota" inspect firmware-7.27.0.otb
-echo "== verify with one signature (threshold is 2): rejected"
-set +e; "$ota" verify firmware-7.27.0.otb --trust root.json --hw primehub; rc=$?; set -e
-echo "exit code $rc (22: too few signatures)"
-"$ota" sign firmware-7.27.0.otb --key release-3.key -q
-echo "== after a second key holder signed:"
-"$ota" verify firmware-7.27.0.otb --trust root.json --hw primehub
-cp firmware-7.27.0.otb tampered.otb
-printf 'X' | dd of=tampered.otb bs=1 seek=$(( $(stat -c %s tampered.otb) - 2000 )) conv=notrunc status=none
-set +e; "$ota" verify tampered.otb --trust root.json; rc=$?; set -e
-echo "tampered copy: exit code $rc (26: payload does not match the signed manifest)"
+say "bundle 2.0.0 (full image + delta from 1.0.0), signed by release-1, then release-2"
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1780000000} "$ota" build --image firmware-2.0.0.bin --version 2.0.0 --hw demo-board \
+  --base firmware-1.0.0.bin --key release-1.key -o firmware-2.0.0.otb -q
+"$ota" sign firmware-2.0.0.otb --key release-2.key -q
+"$ota" verify firmware-2.0.0.otb --trust root.json --hw demo-board -q
 
-echo
-echo "== a device: ota-agent installs the bundle over HTTP (a local nginx) into file banks"
-agent="$root/build/device-agent/ota-agent"
-rm -rf device && mkdir -p device/www device/nginx/tmp
-cp firmware-7.27.0.otb device/www/
-truncate -s 4M device/bank-a device/bank-b           # bank a runs 7.22.0; bank b is inactive
-dd if=firmware-7.22.0.bin of=device/bank-a conv=notrunc status=none
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-ng="$work/device/nginx"
-cat > "$ng/nginx.conf" <<CONF
+say "a local mosquitto and a local nginx on loopback"
+mqtt_port=$(free_port)
+mkdir -p broker www nginx/tmp
+cat > broker/mosquitto.conf <<CONF
+$( [ "$(id -u)" -eq 0 ] && echo "user root" )
+listener $mqtt_port 127.0.0.1
+allow_anonymous true
+persistence false
+log_dest file $work/broker/mosquitto.log
+CONF
+mosquitto -c broker/mosquitto.conf 2>broker/stderr.log & pids+=($!)
+http_port=$(free_port)
+cat > nginx/nginx.conf <<CONF
 worker_processes 1;
 $( [ "$(id -u)" -eq 0 ] && echo "user root root;" )
-error_log $ng/error.log warn;
-pid $ng/nginx.pid;
-events { worker_connections 16; }
+error_log $work/nginx/error.log warn;
+pid $work/nginx/nginx.pid;
+events { worker_connections 256; }
 http {
-  access_log $ng/access.log;
-  client_body_temp_path $ng/tmp/b; proxy_temp_path $ng/tmp/p; fastcgi_temp_path $ng/tmp/f;
-  uwsgi_temp_path $ng/tmp/u; scgi_temp_path $ng/tmp/s;
-  server { listen 127.0.0.1:$port; root $work/device/www; }
+  access_log $work/nginx/access.log;
+  client_body_temp_path $work/nginx/tmp/b; proxy_temp_path $work/nginx/tmp/p; fastcgi_temp_path $work/nginx/tmp/f;
+  uwsgi_temp_path $work/nginx/tmp/u; scgi_temp_path $work/nginx/tmp/s;
+  server { listen 127.0.0.1:$http_port; root $work/www; }
 }
 CONF
-nginx -p "$ng" -c "$ng/nginx.conf" -e "$ng/error.log"
-trap 'kill "$(cat "$ng/nginx.pid")" 2>/dev/null || true' EXIT
-cat > device/agent.json <<CONF
-{"device_id": "hub-1", "hardware_id": "primehub",
- "banks": {"a": "$work/device/bank-a", "b": "$work/device/bank-b"},
- "boot": {"backend": "file", "file": "$work/device/bootenv.json"},
- "trust_root": "$work/root.json", "state_dir": "$work/device/state",
- "health_check": {"command": ["true"], "timeout_s": 30}}
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log"
+for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/$mqtt_port) 2>/dev/null && break; sleep 0.1; done
+broker=mqtt://127.0.0.1:$mqtt_port
+
+say "$devices devices (ota-agent run), $failing of them with a failing health check"
+campaign=demo-2.0.0
+# The failing devices are the first ones in the last wave, so the gates of
+# waves 1 and 2 see healthy devices (wave of a device: docs/protocol.md).
+failing_ids=$(python3 - "$campaign" "$devices" "$failing" <<'PY'
+import hashlib, sys
+campaign, n, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def wave(device, waves=(1000, 5000, 10000)):
+    h = hashlib.blake2b(b"ota-wave-v1\0" + campaign.encode() + b"\0" + device.encode(), digest_size=32).digest()
+    b = (int.from_bytes(h[:8], "big") * 10000) >> 64
+    return next(i for i, w in enumerate(waves) if w > b)
+ids = ["meter-%03d" % i for i in range(1, n + 1)]
+print(" ".join([d for d in ids if wave(d) == 2][:k]))
+PY
+)
+image_size=$(stat -c %s firmware-1.0.0.bin)
+for i in $(seq 1 "$devices"); do
+  id=$(printf 'meter-%03d' "$i")
+  d="devices/$id"; mkdir -p "$d"
+  truncate -s 4M "$d/bank-a" "$d/bank-b"
+  dd if=firmware-1.0.0.bin of="$d/bank-a" conv=notrunc status=none
+  health=true; case " $failing_ids " in *" $id "*) health=false ;; esac
+  cat > "$d/agent.json" <<CONF
+{"device_id": "$id", "hardware_id": "demo-board",
+ "banks": {"a": "$work/$d/bank-a", "b": "$work/$d/bank-b"},
+ "boot": {"backend": "file", "file": "$work/$d/bootenv.json"},
+ "trust_root": "$work/root.json", "state_dir": "$work/$d/state",
+ "health_check": {"command": ["$health"], "timeout_s": 30},
+ "mqtt": {"broker": "$broker", "fleet": "demo", "retry_delay_s": 2}}
 CONF
-echo "== ota-agent install http://127.0.0.1:$port/firmware-7.27.0.otb"
-"$agent" -c device/agent.json install "http://127.0.0.1:$port/firmware-7.27.0.otb"
-echo "== reboot (the bootloader simulator), then boot-check: health check, commit"
-"$agent" -c device/agent.json simulate-boot
-"$agent" -c device/agent.json boot-check
-"$agent" -c device/agent.json status
-cmp -n "$(stat -c %s firmware-7.27.0.bin)" device/bank-b firmware-7.27.0.bin && echo "bank b holds 7.27.0, byte for byte"
+  "$agent" -c "$d/agent.json" run 2>"$d/log" & pids+=($!)
+done
+
+say "ota publish: campaign $campaign, waves 10,50,100, gates: 3 finished per wave, pause above 30 % failures"
+"$ota" publish firmware-2.0.0.otb --broker "$broker" --fleet demo --campaign "$campaign" --waves 10,50,100 \
+  --store www --url "http://127.0.0.1:$http_port" --trust root.json --key release-1.key --key release-2.key \
+  --min-sample 3 --failure-threshold 0.3 --device-timeout 5m --json > publish.json
+"$ota" campaign run "$campaign" --broker "$broker" --json > controller.json 2>controller.log & controller=$!
+pids+=($controller)
+
+say "ota campaign run: the controller applies the gates"
+start=$(date +%s)
+while kill -0 "$controller" 2>/dev/null; do
+  if [ $(( $(date +%s) - start )) -gt 600 ]; then echo "demo: the campaign did not finish in 10 minutes" >&2; exit 1; fi
+  if [ "$tty" = 1 ]; then
+    "$ota" campaign status "$campaign" --fleet demo --broker "$broker" --json 2>/dev/null | python3 -c '
+import json, sys
+d = json.load(sys.stdin); s = d.get("controller_status") or {}
+w = " | ".join("%g%%: %d ok %d failed %d pending" % (x["percent"], x["succeeded"], x["rolled_back"] + x["failed"], x["pending"]) for x in s.get("waves", []))
+print("\r\033[K%s, wave %d: %s" % (d["control"]["state"], d["control"]["wave"] + 1, w), end="", flush=True)' || true
+  fi
+  sleep 1
+done
+[ "$tty" = 1 ] && echo
+set +e; wait "$controller"; rc=$?; set -e
+# Give the last devices a moment to report their final state.
+"$ota" campaign status "$campaign" --fleet demo --broker "$broker" --devices --json > status.json
+
+python3 - "$summary" "$rc" "$image_size" "$failing_ids" <<'PY'
+import json, os, sys
+out, rc, image_size, failing = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), set(sys.argv[4].split())
+st = json.load(open("status.json"))
+pub = json.load(open("publish.json"))
+ctl = st["controller_status"] or {"waves": []}
+waves = []
+devices = st.get("devices", [])
+for i, w in enumerate(ctl["waves"]):
+    members = [d for d in devices if d["wave"] == i]
+    waves.append({
+        "wave": i + 1, "percent": w["percent"], "targeted": w["targeted"], "updated": w["succeeded"],
+        "rolled_back": w["rolled_back"], "failed": w["failed"], "pending": w["pending"],
+        "bytes_sent": w["bytes_fetched"], "bytes_full_images": w["targeted"] * image_size,
+    })
+healthy_updated = all(d["phase"] == "succeeded" for d in devices if d["device"] not in failing)
+unhealthy_rolled_back = all(d["phase"] == "rolled-back" for d in devices if d["device"] in failing)
+total = {k: sum(w[k] for w in waves) for k in ("targeted", "updated", "rolled_back", "failed", "pending", "bytes_sent", "bytes_full_images")}
+doc = {"campaign": pub["campaign"], "version": pub["version"], "controller_exit": rc,
+       "state": st["control"]["state"], "devices": len(devices), "failing_devices": sorted(failing),
+       "healthy_updated": healthy_updated, "unhealthy_rolled_back": unhealthy_rolled_back,
+       "waves": waves, "total": total}
+json.dump(doc, open(out, "w"), indent=2)
+print("\n%-6s %8s %9s %8s %12s %7s %8s %12s %12s" % ("wave", "percent", "targeted", "updated", "rolled back", "failed", "pending", "bytes sent", "full images"))
+for w in waves + [dict(total, wave="total", percent="")]:
+    print("%-6s %8s %9d %8d %12d %7d %8d %12d %12d" % (w["wave"], ("%g%%" % w["percent"]) if w["percent"] != "" else "",
+          w["targeted"], w["updated"], w["rolled_back"], w["failed"], w["pending"], w["bytes_sent"], w["bytes_full_images"]))
+ratio = total["bytes_sent"] / total["bytes_full_images"] if total["bytes_full_images"] else 0
+print("\ncampaign %s: %s (controller exit %d); bytes sent = %.1f%% of full images" % (doc["campaign"], doc["state"], rc, 100 * ratio))
+print("healthy devices updated: %s; failing devices rolled back: %s" % (healthy_updated, unhealthy_rolled_back))
+print("summary: %s" % out)
+PY

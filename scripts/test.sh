@@ -16,6 +16,28 @@ echo "== release build and tests"
 "$root/scripts/build.sh" "$root/build" -DOTA_BUILD_BENCH=ON
 ctest --test-dir "$root/build" --output-on-failure -j"$(nproc)"
 
+# The README's first command, reduced: the whole pipeline with 16 devices, 2 of
+# them failing their health check; its JSON summary must be exact.
+echo "== the one-command demo (16 devices, 2 failing)"
+"$root/scripts/demo.sh" --no-build --devices 16 --failing 2 --work "$root/build/demo-ci" > "$root/build/demo-ci.log" 2>&1 ||
+  { cat "$root/build/demo-ci.log"; exit 1; }
+python3 - "$root/build/demo-ci/summary.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+t = s["total"]
+checks = {
+    "campaign completed": s["state"] == "completed" and s["controller_exit"] == 0,
+    "16 devices, 2 failing": s["devices"] == 16 and len(s["failing_devices"]) == 2,
+    "every healthy device updated": s["healthy_updated"] and t["updated"] == 14,
+    "every failing device rolled back": s["unhealthy_rolled_back"] and t["rolled_back"] == 2,
+    "nothing failed otherwise or pending": t["failed"] == 0 and t["pending"] == 0 and t["targeted"] == 16,
+    "deltas cost less than full images": 0 < t["bytes_sent"] < t["bytes_full_images"],
+}
+for name, ok in checks.items():
+    print(("ok   " if ok else "FAIL ") + name)
+sys.exit(0 if all(checks.values()) else 1)
+PY
+
 if [ "$quick" = 1 ]; then exit 0; fi
 # (the full run ends with a one-line count of the release tests)
 

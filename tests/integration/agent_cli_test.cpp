@@ -344,3 +344,31 @@ TEST_F(AgentHttp, RejectedBundleOverHttpWritesNothing) {
 
 }  // namespace
 }  // namespace ota
+
+namespace ota {
+namespace {
+
+// Every command of both binaries answers --help with an example (issue 6).
+TEST(Help, EveryCommandHasAnExample) {
+  const std::vector<std::vector<std::string>> commands = {
+      {kOta}, {kOta, "diff"}, {kOta, "patch"}, {kOta, "keygen"}, {kOta, "root"}, {kOta, "root", "init"},
+      {kOta, "root", "sign"}, {kOta, "root", "rotate"}, {kOta, "root", "verify"}, {kOta, "root", "show"},
+      {kOta, "build"}, {kOta, "sign"}, {kOta, "verify"}, {kOta, "inspect"}, {kOta, "publish"}, {kOta, "campaign"},
+      {kOta, "campaign", "run"}, {kOta, "campaign", "status"}, {kOta, "campaign", "pause"},
+      {kOta, "campaign", "resume"}, {kOta, "campaign", "abort"}, {kAgent}, {kAgent, "install"}, {kAgent, "status"},
+      {kAgent, "boot-check"}, {kAgent, "commit"}, {kAgent, "rollback"}, {kAgent, "simulate-boot"}, {kAgent, "run"}};
+  for (auto argv : commands) {
+    std::string name;
+    for (const auto& a : argv) {
+      if (!name.empty()) name.push_back(' ');
+      name.append(a, a.find_last_of('/') + 1);
+    }
+    argv.push_back("--help");
+    auto r = test::run_process(argv);
+    EXPECT_EQ(r.exit_code, 0) << name << r.err;
+    EXPECT_NE(r.out.find("Example"), std::string::npos) << name << ":\n" << r.out;
+  }
+}
+
+}  // namespace
+}  // namespace ota

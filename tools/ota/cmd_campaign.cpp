@@ -543,6 +543,7 @@ void add_campaign_commands(CLI::App& app, Context& ctx, int& exit_code) {
 
   auto* camp = app.add_subcommand("campaign", "Drive a published campaign: run the controller, status, pause, resume, abort");
   camp->require_subcommand(1);
+  camp->footer("Example:\n  ota campaign status fw-1.1 --fleet meters --devices");
 
   auto r = std::make_shared<RunArgs>();
   auto* run = camp->add_subcommand("run", "The controller: apply the gates, open waves, pause or abort");

@@ -287,6 +287,7 @@ void add_keygen_command(CLI::App& app, Context& ctx, int& exit_code) {
 
 void add_root_command(CLI::App& app, Context& ctx, int& exit_code) {
   auto* root = app.add_subcommand("root", "Make, sign, rotate and check trust roots");
+  root->footer("Example:\n  ota root init --key a.pub --key b.pub --threshold 2 --expires 2030-01-01 -o root.json");
   root->require_subcommand(1);
   auto add_common = [&ctx](CLI::App* c) {
     c->add_flag("-q,--quiet", ctx.quiet, "No progress output");
@@ -303,6 +304,7 @@ void add_root_command(CLI::App& app, Context& ctx, int& exit_code) {
     auto a = std::make_shared<RootArgs>();
     auto* c = root->add_subcommand("init", "Write root v1 (unsigned) listing the keys and the threshold");
     c->add_option("--key", a->pubs, "A public key file (repeat)")->required()->check(CLI::ExistingFile);
+    c->footer("Example:\n  ota root init --key release-1.pub --key release-2.pub --key release-3.pub --threshold 2 \\\n      --expires 2030-01-01 -o root.json");
     c->add_option("--threshold", a->threshold, "Signatures required (m of n)")->required();
     c->add_option("--expires", a->expires, "Expiry, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ")->required();
     c->add_option("-o,--output", a->out, "Where to write root.json")->required();
@@ -313,6 +315,7 @@ void add_root_command(CLI::App& app, Context& ctx, int& exit_code) {
     auto a = std::make_shared<RootArgs>();
     auto* c = root->add_subcommand("sign", "Add signatures to a root (each --key once)");
     c->add_option("ROOT", a->file, "root.json")->required()->check(CLI::ExistingFile);
+    c->footer("Example:\n  ota root sign root.json --key release-1.key --key release-2.key");
     c->add_option("--key", a->secret_keys, "A secret key file (repeat)")->required()->check(CLI::ExistingFile);
     c->add_option("-o,--output", a->out, "Write here instead of in place");
     a->pass.add_options(c);
@@ -323,6 +326,7 @@ void add_root_command(CLI::App& app, Context& ctx, int& exit_code) {
     auto a = std::make_shared<RootArgs>();
     auto* c = root->add_subcommand(
         "rotate", "Write version N+1 of a root (unsigned); it must be signed by a threshold of the old and the new keys");
+    c->footer("Example:\n  ota root rotate --from root.json --revoke KEYID --expires 2031-01-01 -o root-v2.json");
     c->add_option("--from", a->from, "The current root.json")->required()->check(CLI::ExistingFile);
     c->add_option("--key", a->pubs, "The complete new key set (repeat); default: the current keys minus revoked");
     c->add_option("--revoke", a->revoke, "Revoke a key id (repeat)");
@@ -336,6 +340,7 @@ void add_root_command(CLI::App& app, Context& ctx, int& exit_code) {
     auto a = std::make_shared<RootArgs>();
     auto* c = root->add_subcommand("verify", "Check a root: self-signed, or chained from --trust through --chain");
     c->add_option("ROOT", a->file, "root.json")->required()->check(CLI::ExistingFile);
+    c->footer("Example:\n  ota root verify root-v3.json --trust root.json --chain root-v2.json");
     c->add_option("--trust", a->trust_path, "The root the chain starts from")->check(CLI::ExistingFile);
     c->add_option("--chain", a->chain, "Intermediate versions, in order")->check(CLI::ExistingFile);
     add_common(c);
@@ -344,6 +349,7 @@ void add_root_command(CLI::App& app, Context& ctx, int& exit_code) {
   {
     auto a = std::make_shared<RootArgs>();
     auto* c = root->add_subcommand("show", "Print a root's keys, threshold, expiry and signatures");
+    c->footer("Example:\n  ota root show root.json");
     c->add_option("ROOT", a->file, "root.json")->required()->check(CLI::ExistingFile);
     add_common(c);
     wire(c, a, run_root_show, "root show");

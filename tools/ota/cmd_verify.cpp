@@ -270,6 +270,7 @@ void add_verify_command(CLI::App& app, Context& ctx, int& exit_code) {
 void add_inspect_command(CLI::App& app, Context& ctx, int& exit_code) {
   auto a = std::make_shared<InspectArgs>();
   auto* cmd = app.add_subcommand("inspect", "Show a bundle's manifest, payloads and signatures (not verified)");
+  cmd->footer("Example:\n  ota inspect fw-1.1.otb --json");
   cmd->add_option("BUNDLE", a->bundle, "The bundle")->required();
   cmd->add_flag("--json", ctx.json, "Print JSON on stdout");
   cmd->callback([&ctx, &exit_code, a] {

@@ -7,6 +7,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"ota: signed, delta-compressed firmware updates"};
   app.require_subcommand(1);
+  app.footer("Example:\n  ota diff old.bin new.bin -o update.otd\nEvery command has --help with an example; exit codes: docs/error-codes.md.");
   app.set_version_flag("--version", std::string("ota ") + OTA_VERSION);
   ota::cli::Context ctx;
   int exit_code = 0;

@@ -3,6 +3,7 @@
 #include "ota/fetch.hpp"
 
 #include "net/fetch_module.hpp"
+#include "net/module_path.hpp"
 
 #include <dlfcn.h>
 
@@ -33,29 +34,18 @@ class LocalReader final : public SourceReader {
 
 bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
 
-// The HTTP module: $OTA_FETCH_HTTP_MODULE, else where the build put it, else
-// where `make install` puts it. Loaded once, never unloaded.
+// The HTTP module (net/module_path.hpp for where it is looked up).
 Result<OpenFn> load_http_module() {
   static std::mutex m;
   static OpenFn entry = nullptr;
   std::lock_guard<std::mutex> lock(m);
   if (entry) return entry;
-  std::string tried;
-  std::vector<std::string> candidates;
-  if (const char* env = std::getenv("OTA_FETCH_HTTP_MODULE"); env && *env) candidates.emplace_back(env);
-  for (const char* p : {OTA_FETCH_HTTP_BUILD_PATH, OTA_FETCH_HTTP_INSTALL_PATH}) candidates.emplace_back(p);
-  for (const auto& path : candidates) {
-    void* h = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-      const char* why = ::dlerror();
-      tried += "\n  " + path + ": " + (why ? why : "cannot load");
-      continue;
-    }
-    entry = reinterpret_cast<OpenFn>(::dlsym(h, kModuleEntry));
-    if (entry) return entry;
-    tried += "\n  " + path + ": no " + kModuleEntry;
-  }
-  return fail(ErrorCode::kUnsupported, "HTTP(S) needs the libota-fetch-http.so module (libcurl), not found:" + tried);
+  auto fn = net::load_module<OpenFn>(
+      net::module_candidates("OTA_FETCH_HTTP_MODULE", OTA_FETCH_HTTP_BUILD_PATH, OTA_FETCH_HTTP_INSTALL_PATH), kModuleEntry,
+      "HTTP(S) needs the libota-fetch-http.so module (libcurl)");
+  if (!fn) return fail(fn.error());
+  entry = *fn;
+  return entry;
 }
 
 }  // namespace

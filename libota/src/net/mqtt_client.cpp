@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "net/module_path.hpp"
 #include "net/mqtt_module.hpp"
 
 namespace ota::mqtt {
@@ -61,27 +62,16 @@ std::string disconnect_text(int reason) {
   return reason >= 0x80 ? reason_text(reason) : "connection lost (code " + std::to_string(reason) + ")";
 }
 
-Result<ConnectFn> load_module() {
+Result<ConnectFn> load_mqtt_module() {
   static std::mutex m;
   static ConnectFn entry = nullptr;
   std::lock_guard<std::mutex> lock(m);
   if (entry) return entry;
-  std::string tried;
-  std::vector<std::string> candidates;
-  if (const char* env = std::getenv("OTA_MQTT_MODULE"); env && *env) candidates.emplace_back(env);
-  for (const char* p : {OTA_MQTT_BUILD_PATH, OTA_MQTT_INSTALL_PATH}) candidates.emplace_back(p);
-  for (const auto& path : candidates) {
-    void* h = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-      const char* why = ::dlerror();
-      tried += "\n  " + path + ": " + (why ? why : "cannot load");
-      continue;
-    }
-    entry = reinterpret_cast<ConnectFn>(::dlsym(h, kModuleEntry));
-    if (entry) return entry;
-    tried += "\n  " + path + ": no " + kModuleEntry;
-  }
-  return fail(ErrorCode::kUnsupported, "MQTT needs the libota-mqtt.so module (libmosquitto), not found:" + tried);
+  auto fn = net::load_module<ConnectFn>(net::module_candidates("OTA_MQTT_MODULE", OTA_MQTT_BUILD_PATH, OTA_MQTT_INSTALL_PATH),
+                                        kModuleEntry, "MQTT needs the libota-mqtt.so module (libmosquitto)");
+  if (!fn) return fail(fn.error());
+  entry = *fn;
+  return entry;
 }
 
 }  // namespace
@@ -141,7 +131,7 @@ Result<Options> parse_broker_url(std::string_view url, Options base) {
 }
 
 Result<std::unique_ptr<Client>> connect(const Options& o) {
-  auto entry = load_module();
+  auto entry = load_mqtt_module();
   if (!entry) return fail(entry.error());
   Client* client = nullptr;
   Error error;
