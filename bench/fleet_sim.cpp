@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   int devices = 100, failing = 0;
   std::string broker, fleet = "sim", trust_path, image_path, prefix = "meter-", stats_path, until;
   std::uint64_t bank_size = 0;
+  int ramp = 200;
   app.add_option("--devices", devices, "Number of devices")->capture_default_str();
   app.add_option("--broker", broker, "mqtt://HOST:PORT")->required();
   app.add_option("--fleet", fleet, "Fleet name")->capture_default_str();
@@ -69,6 +70,8 @@ int main(int argc, char** argv) {
   app.add_option("--failing", failing, "This many devices fail their health check (the last ones)");
   app.add_option("--prefix", prefix, "Device ids: PREFIX00001...")->capture_default_str();
   app.add_option("--stats", stats_path, "Write per-device results here (JSON) on exit");
+  app.add_option("--ramp", ramp, "Devices started per second (a fleet does not connect in the same millisecond)")
+      ->capture_default_str();
   app.add_option("--until-final", until, "Exit once every device reported a final phase for this campaign");
   CLI11_PARSE(app, argc, argv);
 
@@ -152,7 +155,11 @@ int main(int argc, char** argv) {
     fleet_devices.push_back(std::move(d));
   }
   const auto started = std::chrono::steady_clock::now();
+  int started_count = 0;
   for (auto& d : fleet_devices) {
+    if (ramp > 0 && started_count > 0 && started_count % std::max(1, ramp / 20) == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ++started_count;
     SimDevice* raw = d.get();
     raw->thread = std::thread([raw] {
       auto st = raw->daemon->run();
@@ -167,8 +174,16 @@ int main(int argc, char** argv) {
       int done = 0;
       for (const auto& d : fleet_devices) done += d->final_phase >= 0;
       if (done == devices) {
-        // Let the last reports leave the outboxes.
-        std::this_thread::sleep_for(std::chrono::seconds(3));
+        // Let the last reports leave the outboxes (acknowledged by the broker), for at most a minute.
+        for (int i = 0; i < 120; ++i) {
+          std::size_t unsent = 0;
+          for (const auto& d : fleet_devices) {
+            auto rec = d->state->get("outbox.json");
+            if (rec && *rec && std::string((*rec)->begin(), (*rec)->end()).find("\"pending\":[]") == std::string::npos) ++unsent;
+          }
+          if (unsent == 0) break;
+          std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        }
         g_stop = true;
       }
     }

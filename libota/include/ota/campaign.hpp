@@ -257,8 +257,11 @@ class Journal {
   ~Journal();
 
   const std::vector<std::string>& records() const { return records_; }
-  // Appends one record (a single-line JSON object) and fsyncs it.
-  Status append(const std::string& record);
+  // Appends one record (a single-line JSON object) and fsyncs it, or with
+  // sync false leaves it to the next sync() (group commit: what is written
+  // but not synced may be lost in a crash, never torn into another record).
+  Status append(const std::string& record, bool sync = true);
+  Status sync();
 
  private:
   Journal() = default;

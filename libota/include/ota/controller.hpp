@@ -57,6 +57,9 @@ std::string encode_status(const Snapshot& s);
 struct RunOptions {
   bool exit_on_pause = false;
   std::chrono::milliseconds tick{250};
+  // While devices are pending, read the retained device states again this
+  // often (a broker may have dropped queued reports).
+  std::chrono::milliseconds reconcile{30000};
   std::function<trust::Time()> now;                   // default: the system clock
   std::function<void(const Snapshot&)> on_change;     // after each new result or decision
   std::function<void(const std::string&)> log;        // one line per decision or ignored message
@@ -94,6 +97,7 @@ class Controller {
   std::string document_;
   std::map<std::string, DeviceView> view_;
   std::vector<std::string> applied_commands_;
+  std::uint64_t unsynced_ = 0;  // results appended since the last journal sync
 };
 
 }  // namespace ota::campaign

@@ -765,7 +765,12 @@ Journal::~Journal() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-Status Journal::append(const std::string& record) {
+Status Journal::sync() {
+  if (::fdatasync(fd_) != 0) return fail(ErrorCode::kIo, std::string("journal: fsync: ") + std::strerror(errno));
+  return ok();
+}
+
+Status Journal::append(const std::string& record, bool sync_now) {
   if (record.find('\n') != std::string::npos) return fail(ErrorCode::kInternal, "journal: a record spans lines");
   const std::string line = record + "\n";
   std::size_t done = 0;
@@ -775,8 +780,8 @@ Status Journal::append(const std::string& record) {
     if (n < 0) return fail(ErrorCode::kIo, std::string("journal: ") + std::strerror(errno));
     done += static_cast<std::size_t>(n);
   }
-  if (::fdatasync(fd_) != 0) return fail(ErrorCode::kIo, std::string("journal: fsync: ") + std::strerror(errno));
   records_.push_back(record);
+  if (sync_now) return sync();
   return ok();
 }
 
