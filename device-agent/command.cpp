@@ -116,18 +116,6 @@ int report_error(const Options& o, const std::string& command, const Error& e) {
   return code;
 }
 
-// A Reader that forwards to one it does not own.
-class Forward final : public Reader {
- public:
-  explicit Forward(Reader& r) : r_(r) {}
-  Result<std::size_t> read(MutableByteSpan out) override { return r_.read(out); }
-  Result<std::uint64_t> skip(std::uint64_t n) override { return r_.skip(n); }
-  void hint(std::uint64_t upcoming) override { r_.hint(upcoming); }
-
- private:
-  Reader& r_;
-};
-
 int cmd_install(const Config& c, const Options& o, const std::string& source) {
   fetch::Options fo;
   fo.ca_file = c.ca_file;
@@ -151,13 +139,8 @@ int cmd_install(const Config& c, const Options& o, const std::string& source) {
   });
   const std::uint64_t root_before = rt->trust->root().version;
   // Reopening the source lets the agent check a delta's base while patching.
-  std::vector<std::unique_ptr<fetch::SourceReader>> reopened;
-  auto rep = a.install(**in, [&]() -> Result<std::unique_ptr<Reader>> {
-    auto again = fetch::open(source, fo);
-    if (!again) return fail(again.error());
-    reopened.push_back(std::move(*again));
-    return std::unique_ptr<Reader>(std::make_unique<Forward>(*reopened.back()));
-  });
+  fetch::Stats fs;
+  auto rep = agent::install_from_source(a, **in, source, fo, &fs);
   if (show) std::fprintf(stderr, "\n");
   // A root update carried by the bundle is kept even when the install fails later.
   if (rt->trust->root().version > root_before) {
@@ -166,12 +149,6 @@ int cmd_install(const Config& c, const Options& o, const std::string& source) {
     if (!st) return report_error(o, "install", st.error());
   }
   if (!rep) return report_error(o, "install", rep.error());
-  fetch::Stats fs = (*in)->stats();
-  for (const auto& r : reopened) {
-    fs.bytes_received += r->stats().bytes_received;
-    fs.requests += r->stats().requests;
-    fs.retries += r->stats().retries;
-  }
   OJson doc;
   doc["ok"] = true;
   doc["command"] = "install";

@@ -37,6 +37,7 @@
 #include "ota/bundle.hpp"
 #include "ota/delta.hpp"
 #include "ota/error.hpp"
+#include "ota/fetch.hpp"
 #include "ota/storage.hpp"
 #include "ota/trust.hpp"
 
@@ -134,5 +135,12 @@ class Agent {
   Result<Digest> bank_hash(boot::Slot slot, std::uint64_t size, State& s);
   Device d_;
 };
+
+// Agent::install from a bundle source (a path, file://, http(s)://) already
+// opened as `first` with fetch::open(source, options); the source is opened
+// again when the agent rereads the bundle. `stats`, when given, receives the
+// transfer summed over every opening.
+Result<InstallReport> install_from_source(Agent& agent, fetch::SourceReader& first, const std::string& source,
+                                          const fetch::Options& options, fetch::Stats* stats = nullptr);
 
 }  // namespace ota::agent

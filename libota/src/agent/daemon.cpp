@@ -398,7 +398,6 @@ struct Daemon::Impl {
       return cancel || stopping();
     };
     Agent a(d);
-    std::vector<std::unique_ptr<fetch::SourceReader>> readers;
     std::uint64_t fetched = 0;
     Result<InstallReport> rep = fail(ErrorCode::kInternal, "");
     // An abort reaches a download waiting for bytes too, not only between chunks.
@@ -408,21 +407,9 @@ struct Daemon::Impl {
     if (!in) {
       rep = fail(in.error());
     } else {
-      rep = a.install(**in, [&]() -> Result<std::unique_ptr<Reader>> {
-        auto again = fetch::open(v.campaign.url, fo);
-        if (!again) return fail(again.error());
-        readers.push_back(std::move(*again));
-        struct Fwd final : Reader {
-          explicit Fwd(Reader& r) : r_(r) {}
-          Result<std::size_t> read(MutableByteSpan b) override { return r_.read(b); }
-          Result<std::uint64_t> skip(std::uint64_t n) override { return r_.skip(n); }
-          void hint(std::uint64_t u) override { r_.hint(u); }
-          Reader& r_;
-        };
-        return std::unique_ptr<Reader>(std::make_unique<Fwd>(*readers.back()));
-      });
-      fetched = (*in)->stats().bytes_received;
-      for (const auto& x : readers) fetched += x->stats().bytes_received;
+      fetch::Stats fs;
+      rep = install_from_source(a, **in, v.campaign.url, fo, &fs);
+      fetched = fs.bytes_received;
     }
     installing.clear();
     CampaignRecord& rr = rec.campaigns[id];

@@ -486,4 +486,36 @@ Status Agent::rollback(const std::string& reason) {
   return ok();
 }
 
+Result<InstallReport> install_from_source(Agent& agent, fetch::SourceReader& first, const std::string& source,
+                                          const fetch::Options& options, fetch::Stats* stats) {
+  // A reopened source stays owned here (install() drops its reader) so its
+  // transfer can be counted afterwards; install() gets a forwarding reader.
+  class Forward final : public Reader {
+   public:
+    explicit Forward(Reader& r) : r_(r) {}
+    Result<std::size_t> read(MutableByteSpan out) override { return r_.read(out); }
+    Result<std::uint64_t> skip(std::uint64_t n) override { return r_.skip(n); }
+    void hint(std::uint64_t upcoming) override { r_.hint(upcoming); }
+
+   private:
+    Reader& r_;
+  };
+  std::vector<std::unique_ptr<fetch::SourceReader>> reopened;
+  auto rep = agent.install(first, [&]() -> Result<std::unique_ptr<Reader>> {
+    auto again = fetch::open(source, options);
+    if (!again) return fail(again.error());
+    reopened.push_back(std::move(*again));
+    return std::unique_ptr<Reader>(std::make_unique<Forward>(*reopened.back()));
+  });
+  if (stats) {
+    *stats = first.stats();
+    for (const auto& r : reopened) {
+      stats->bytes_received += r->stats().bytes_received;
+      stats->requests += r->stats().requests;
+      stats->retries += r->stats().retries;
+    }
+  }
+  return rep;
+}
+
 }  // namespace ota::agent
