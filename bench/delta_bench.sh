@@ -247,6 +247,11 @@ main() {
   local ota_mtime
   ota_mtime=$(date -u -r "$OTA" '+%Y-%m-%d %H:%M:%S UTC')
   cp -f "$OTA" "$OTA_RUN.tmp" && mv -f "$OTA_RUN.tmp" "$OTA_RUN"
+  # `ota patch` runs ota-patch from its own directory (tools/ota/main.cpp): copy it too.
+  rm -f "$RUNS/ota-patch"
+  if [[ -x "$(dirname "$OTA")/ota-patch" ]]; then
+    cp -f "$(dirname "$OTA")/ota-patch" "$RUNS/ota-patch.tmp" && mv -f "$RUNS/ota-patch.tmp" "$RUNS/ota-patch"
+  fi
   local load_start; load_start=$(cut -d' ' -f1-3 /proc/loadavg)
   local git_rev   # the source state at the start (the binary may be older: see the stale check)
   git_rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- libota tools 2>/dev/null || echo ' + uncommitted changes in libota/ or tools/')"

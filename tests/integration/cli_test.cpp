@@ -3,6 +3,7 @@
 // no output file or temp file left behind by a failure.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -372,6 +373,45 @@ TEST_F(Cli, UsageErrorsAreExit2) {
   }
   EXPECT_FALSE(test::file_exists(path("p")));
   expect_no_output();
+}
+
+// `ota patch` runs ota-patch (the static patcher next to it) when it is
+// there; in process otherwise. Both give the same files, messages and codes.
+TEST_F(Cli, StaticPatcherAndInProcessPatchAgree) {
+  make_patch();
+  Bytes wrong = old_image_;
+  wrong[10] ^= 1;
+  test::write_bytes(path("wrong"), wrong);
+  Bytes cut(test::read_bytes(path("patch")));
+  cut.resize(cut.size() - 7);
+  test::write_bytes(path("cut"), cut);
+  const std::string self_dir = kOta.substr(0, kOta.rfind('/') + 1);
+  const std::string sibling = self_dir + "ota-patch";
+  struct Case {
+    std::string old_name, patch_name;
+    int code;
+  };
+  for (const Case& c : {Case{"old", "patch", 0}, Case{"wrong", "patch", 12}, Case{"old", "cut", 11}}) {
+    std::vector<std::vector<std::string>> runs = {
+        {kOta, "patch", path(c.old_name), path(c.patch_name), "-o", path("out")},
+        {"/usr/bin/env", "OTA_PATCH_IN_PROCESS=1", kOta, "patch", path(c.old_name), path(c.patch_name), "-o",
+         path("out")}};
+    if (test::is_executable(sibling))
+      runs.push_back({sibling, path(c.old_name), path(c.patch_name), "-o", path("out")});
+    for (const auto& argv : runs) {
+      auto r = run_process(argv);
+      ASSERT_FALSE(r.crashed()) << argv[0];
+      EXPECT_EQ(r.exit_code, c.code) << argv[0] << " " << argv[1] << "\n" << r.err;
+      if (c.code == 0) {
+        EXPECT_TRUE(test::read_bytes(path("out")) == new_image_) << argv[0];
+        EXPECT_TRUE(r.err.empty()) << r.err;
+      } else {
+        expect_one_error_line(r, "patch", "");
+        expect_no_output();
+      }
+      std::remove(path("out").c_str());
+    }
+  }
 }
 
 TEST_F(Cli, HelpAndVersionAreExit0) {

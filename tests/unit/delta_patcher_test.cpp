@@ -145,6 +145,99 @@ TEST(KnownOldHash, MatchSkipsHashingOld) {
   EXPECT_LT(unverified.bytes_read, old_image.size() / 4);
 }
 
+// ---- verify_old_on_failure ----
+
+delta::PatchOptions on_failure() {
+  delta::PatchOptions opt;
+  opt.verify_old_on_failure = true;
+  return opt;
+}
+
+TEST(OldCheckOnFailure, CorrectOldIsReadOnlyWhereThePatchUsesIt) {
+  // NEW keeps the first third of OLD: a successful patch never hashes all of OLD.
+  Bytes old_image = test::random_bytes(300'000, 260);
+  Bytes new_image = test::with_random_edits(test::slice(old_image, 0, 100'000), 20, 261);
+  auto patch = test::make_patch(old_image, new_image, test::fast_options(Compression::kZstd, 12));
+  ASSERT_TRUE(patch);
+  CountingSource counting(old_image);
+  MemoryReader reader(*patch);
+  VectorWriter out;
+  ASSERT_TRUE(delta::apply(counting, reader, out, on_failure()));
+  EXPECT_TRUE(out.data() == new_image);
+  EXPECT_LT(counting.bytes_read, old_image.size() / 2);
+}
+
+TEST(OldCheckOnFailure, WrongOldIsStillOldMismatch) {
+  for (Compression c : {Compression::kNone, Compression::kZstd}) {
+    Fixture f = make_fixture(c);
+    Bytes wrong = f.old_image;
+    wrong[321] ^= 0x40;
+    auto out = test::apply_patch(wrong, f.patch, on_failure());
+    ASSERT_FALSE(out);
+    EXPECT_EQ(out.error().code, ErrorCode::kOldMismatch) << test::describe(fail(out.error()));
+    // ... and explains a damaged patch too.
+    auto damaged = test::apply_patch(wrong, Bytes(f.patch.begin(), f.patch.end() - 3), on_failure());
+    ASSERT_FALSE(damaged);
+    EXPECT_EQ(damaged.error().code, ErrorCode::kOldMismatch) << test::describe(fail(damaged.error()));
+  }
+}
+
+TEST(OldCheckOnFailure, WithTheRightOldTheDamageIsReported) {
+  Fixture f = make_fixture();
+  auto truncated = test::apply_patch(f.old_image, Bytes(f.patch.begin(), f.patch.end() - 5), on_failure());
+  ASSERT_FALSE(truncated);
+  EXPECT_EQ(truncated.error().code, ErrorCode::kPatchTruncated);
+  auto trailing = test::apply_patch(f.old_image, test::concat(f.patch, Bytes{1, 2}), on_failure());
+  ASSERT_FALSE(trailing);
+  EXPECT_EQ(trailing.error().code, ErrorCode::kPatchMalformed);
+}
+
+// ---- hash_in_background ----
+
+delta::PatchOptions background(delta::PatchOptions opt = {}) {
+  opt.hash_in_background = true;
+  return opt;
+}
+
+TEST(BackgroundHash, AppliesWhateverTheChunking) {
+  // NEW of 300 KB crosses the ring of hash buffers many times.
+  Bytes old_image = test::structured_bytes(300'000, 270);
+  Bytes new_image = test::with_insertion(test::with_random_edits(old_image, 200, 271), 1000, test::random_bytes(70'000, 272));
+  auto patch = test::make_patch(old_image, new_image, test::fast_options(Compression::kZstd, 14));
+  ASSERT_TRUE(patch);
+  auto whole = test::apply_patch(old_image, *patch, background());
+  ASSERT_TRUE(whole) << test::describe(fail(whole.error()));
+  EXPECT_TRUE(*whole == new_image);
+  for (std::size_t step : {std::size_t{1}, std::size_t{777}, std::size_t{40'000}}) {
+    auto chunked = test::apply_in_chunks(old_image, *patch, [step](std::size_t left) { return std::min(left, step); },
+                                         background(on_failure()));
+    ASSERT_TRUE(chunked) << step << ": " << test::describe(fail(chunked.error()));
+    EXPECT_TRUE(*chunked == new_image) << step;
+  }
+}
+
+TEST(BackgroundHash, AWrongResultIsNewMismatch) {
+  Fixture f = make_fixture();
+  Bytes wrong = f.old_image;
+  for (std::size_t i = 0; i < wrong.size(); i += 101) wrong[i] ^= 0x08;
+  delta::PatchOptions opt = background();
+  opt.verify_old = false;
+  auto out = test::apply_patch(wrong, f.patch, opt);
+  ASSERT_FALSE(out);
+  EXPECT_EQ(out.error().code, ErrorCode::kNewMismatch) << test::describe(fail(out.error()));
+}
+
+TEST(BackgroundHash, DestroyedMidwayDoesNotHang) {
+  Fixture f = make_fixture(Compression::kZstd, 12, 200'000);
+  for (std::size_t cut : {std::size_t{50}, f.patch.size() / 3, f.patch.size() - 1}) {
+    MemorySource old_source(f.old_image);
+    VectorWriter out;
+    auto p = delta::Patcher::create(old_source, out, background());
+    ASSERT_TRUE(p);
+    ASSERT_TRUE((*p)->feed(ByteSpan(f.patch.data(), cut)));
+  }  // each Patcher is dropped with its hashing thread running
+}
+
 // ---- verify_old_concurrently ----
 
 delta::PatchOptions concurrent() {

@@ -2,6 +2,7 @@
 // compression with OLD as prefix dictionary (docs/formats.md).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 
 #include "delta/predict.hpp"
@@ -231,6 +232,94 @@ TEST(AddressMap, RejectsInvalidMaps) {
   EXPECT_EQ(code({1, 0, 5, 0, 9}, 100), ErrorCode::kPatchMalformed);         // trailing byte
   EXPECT_EQ(code({2, 0, 5, 0}, 100), ErrorCode::kPatchMalformed);            // truncated
   EXPECT_EQ(code({3, 0, 1, 0, 1, 1, 0, 1, 1, 0}, 100, 2), ErrorCode::kLimitExceeded);
+}
+
+TEST(AddressMap, LookupMatchesALinearScan) {
+  // Maps of 1 to 3,000 entries with gaps: every offset up to past the end
+  // resolves as a scan of the entries says.
+  std::mt19937_64 rng(77);
+  for (std::size_t count : {std::size_t{1}, std::size_t{7}, std::size_t{300}, std::size_t{3000}}) {
+    std::vector<MapEntry> covers;
+    std::uint64_t at = rng() % 50;
+    for (std::size_t i = 0; i < count; ++i) {
+      const std::uint64_t len = 1 + rng() % 200;
+      covers.push_back({at, len, static_cast<std::int64_t>(rng() % 1000) + static_cast<std::int64_t>(i)});
+      at += len + rng() % 3 * (rng() % 100);
+    }
+    AddressMap m = AddressMap::from_covers(covers, 0);
+    auto back = AddressMap::decode(m.encode(), at + 10, 1u << 20);
+    ASSERT_TRUE(back);
+    for (std::uint64_t t = 0; t < at + 10; ++t) {
+      std::optional<std::int64_t> want;
+      for (const MapEntry& c : covers)
+        if (t >= c.old_start && t < c.old_start + c.length) {
+          want = static_cast<std::int64_t>(t) + c.shift;
+          break;
+        }
+      ASSERT_EQ(m.map(t), want) << "count " << count << " offset " << t;
+      ASSERT_EQ(back->map(t), want) << "decoded, count " << count << " offset " << t;
+    }
+  }
+}
+
+// The x86 predictor against a byte-at-a-time statement of its rule
+// (docs/formats.md): a site is a position s where the two bytes before s form
+// a rel32 shape and no such position lies in s-3..s-1; its 4 bytes, inside the
+// window, hold a target that the map moves.
+Bytes reference_x86(const AddressMap& map, ByteSpan window, std::uint64_t ws, std::uint64_t old_size, std::uint64_t q,
+                    std::size_t n, std::int64_t delta) {
+  const std::uint64_t we = std::min<std::uint64_t>(ws + window.size(), old_size);
+  auto at = [&](std::uint64_t i) -> int { return i >= ws && i < we ? window[i - ws] : -1; };
+  auto shape = [&](std::uint64_t k) {
+    if (k < 2 || at(k - 1) < 0 || at(k - 2) < 0) return false;
+    const int b1 = at(k - 1), b2 = at(k - 2);
+    const bool rip = (b1 & 0xC7) == 0x05;
+    const std::vector<int> ops = {0x8B, 0x8D, 0x89, 0x3B, 0x03, 0x2B, 0x33, 0x39, 0x85, 0x63, 0x0B, 0x23, 0xC7, 0x80,
+                                  0x83, 0x81, 0xFF, 0x10, 0x11, 0x28, 0x29, 0x6F, 0x7F, 0xB6, 0xB7, 0x3A, 0x38, 0x88};
+    return b1 == 0xE8 || b1 == 0xE9 || (b2 == 0x0F && (b1 & 0xF0) == 0x80) ||
+           (rip && std::find(ops.begin(), ops.end(), b2) != ops.end());
+  };
+  Bytes out(window.begin() + static_cast<std::ptrdiff_t>(q - ws), window.begin() + static_cast<std::ptrdiff_t>(q - ws + n));
+  for (std::uint64_t s = q >= 3 ? q - 3 : 0; s < q + n; ++s) {
+    if (!shape(s) || (s >= 1 && shape(s - 1)) || (s >= 2 && shape(s - 2)) || (s >= 3 && shape(s - 3))) continue;
+    if (at(s) < 0 || at(s + 3) < 0) continue;
+    const std::uint32_t raw = static_cast<std::uint32_t>(at(s)) | static_cast<std::uint32_t>(at(s + 1)) << 8 |
+                              static_cast<std::uint32_t>(at(s + 2)) << 16 | static_cast<std::uint32_t>(at(s + 3)) << 24;
+    const std::int64_t target = static_cast<std::int64_t>(s) + 4 + static_cast<std::int32_t>(raw);
+    if (target < 0 || static_cast<std::uint64_t>(target) >= old_size) continue;
+    const auto mapped = map.map(static_cast<std::uint64_t>(target));
+    if (!mapped) continue;
+    const std::int64_t pred = *mapped - (static_cast<std::int64_t>(s) + delta + 4);
+    if (pred < INT32_MIN || pred > INT32_MAX) continue;
+    const auto v = static_cast<std::uint32_t>(static_cast<std::int32_t>(pred));
+    for (std::uint64_t j = 0; j < 4; ++j)
+      if (s + j >= q && s + j < q + n) out[s + j - q] = static_cast<std::uint8_t>(v >> (8 * j));
+  }
+  return out;
+}
+
+TEST(Predictor, X86ScanMatchesTheRuleByteForByte) {
+  // Dense opcode bytes (every shape, overlapping sites, sites across the
+  // window's edges) in windows of every alignment.
+  std::mt19937_64 rng(5);
+  const std::uint8_t alphabet[] = {0xE8, 0xE9, 0x0F, 0x85, 0x8B, 0x05, 0x0D, 0x3D, 0x80, 0x8F, 0x00, 0xFF, 0x10, 0x01};
+  Bytes old_image(4096);
+  for (auto& b : old_image) b = rng() % 3 ? alphabet[rng() % sizeof alphabet] : static_cast<std::uint8_t>(rng());
+  std::vector<MapEntry> covers;
+  for (std::uint64_t at = 0; at < old_image.size(); at += 64) covers.push_back({at, 48, static_cast<std::int64_t>(rng() % 64) - 32});
+  AddressMap map = AddressMap::from_covers(covers, 0);
+  for (int trial = 0; trial < 3000; ++trial) {
+    const std::uint64_t q = rng() % old_image.size();
+    const std::size_t n = static_cast<std::size_t>(1 + rng() % std::min<std::uint64_t>(200, old_image.size() - q));
+    const std::uint64_t ws = q - std::min<std::uint64_t>(q, rng() % 12);
+    const std::uint64_t we = std::min<std::uint64_t>(old_image.size(), q + n + rng() % 8);
+    const ByteSpan window(old_image.data() + ws, static_cast<std::size_t>(we - ws));
+    const std::int64_t delta = static_cast<std::int64_t>(rng() % 100) - 50;
+    Bytes got(n);
+    delta::detail::predict(Predictor::kX86, map, window, ws, old_image.size(), q, n, delta, got.data());
+    ASSERT_EQ(got, reference_x86(map, window, ws, old_image.size(), q, n, delta))
+        << "q " << q << " n " << n << " window [" << ws << ", " << we << ")";
+  }
 }
 
 }  // namespace

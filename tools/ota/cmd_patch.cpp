@@ -1,4 +1,6 @@
 // ota patch OLD PATCH -o OUT
+#include <thread>
+
 #include "cli.hpp"
 #include "ota/bsdiff40.hpp"
 #include "ota/delta.hpp"
@@ -51,8 +53,10 @@ Status run_patch(const Context& ctx, const PatchArgs& a) {
   } else {
     delta::PatchOptions opt;
     opt.max_window_log = static_cast<std::uint8_t>(a.max_window_log);
-    // NEW goes to a temporary file, so OLD can be checked while patching.
-    opt.verify_old_concurrently = true;
+    // NEW goes to a temporary file and its hash decides success, so OLD is
+    // hashed only to name the cause when the patch fails.
+    opt.verify_old_on_failure = true;
+    opt.hash_in_background = std::thread::hardware_concurrency() > 1;
     Progress progress(ctx, "patch");
     opt.progress = [&](std::uint64_t d, std::uint64_t t) { progress.update(d, t); };
     auto p = delta::Patcher::create(**old_image, **out, opt);

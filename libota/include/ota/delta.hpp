@@ -124,7 +124,16 @@ struct PatchOptions {
   // Writer may already have received bytes (fine for a temporary file, not
   // for a bank: the agent passes known_old_hash instead).
   bool verify_old_concurrently = false;
+  // With verify_old: hash OLD only if the patch fails (NEW's hash differs or a
+  // record is refused), to name a wrong OLD as the cause (kOldMismatch). A
+  // successful patch reads only the parts of OLD it uses; correctness rests
+  // on NEW's hash, which is always checked. For callers whose Writer is a
+  // temporary file (ota patch), like verify_old_concurrently.
+  bool verify_old_on_failure = false;
   std::optional<Digest> known_old_hash;
+  // Hash NEW on a second thread, from a copy in four 32 KiB buffers, so that
+  // hashing overlaps decoding and writing (ota patch on a multi-core host).
+  bool hash_in_background = false;
   // Called after each completed frame with the position to resume from.
   std::function<Status(const ResumePoint&)> on_frame;
   // Called with NEW bytes written so far.

@@ -156,10 +156,12 @@ class AtomicFileWriter final : public Writer {
   AtomicFileWriter(int fd, std::string path, std::string tmp)
       : fd_(fd), path_(std::move(path)), tmp_(std::move(tmp)) {}
   Status flush_buffer();
+  void start_writeback();
   int fd_;
   std::string path_;
   std::string tmp_;
   std::uint64_t pos_ = 0;
+  std::uint64_t writeback_ = 0;  // bytes handed to write-back so far
   bool committed_ = false;
   Bytes buf_;
 };

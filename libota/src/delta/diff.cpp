@@ -226,7 +226,7 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
   });
   std::unique_ptr<detail::SuffixIndex> index;
   try {
-    index = detail::build_suffix_index(old_image);
+    index = detail::build_suffix_index(old_image, threads);
   } catch (const std::bad_alloc&) {
     return fail(ErrorCode::kOutOfMemory, "not enough memory for the suffix array of OLD");
   }

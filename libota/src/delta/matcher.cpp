@@ -4,6 +4,10 @@
 #include <divsufsort64.h>
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
+#include <mutex>
+#include <thread>
 #include <cstring>
 #include <limits>
 
@@ -25,24 +29,27 @@ inline std::uint64_t common_prefix(const std::uint8_t* a, const std::uint8_t* b,
   return i;
 }
 
+// The suffix array of one part of OLD, OLD[base, end): suffixes that start in
+// the part, ordered by their bytes up to the part's end.
 template <typename Index>
-class SuffixIndexImpl final : public SuffixIndex {
+class PartIndex {
  public:
-  explicit SuffixIndexImpl(ByteSpan old_image) : old_(old_image), sa_(old_image.size()) {
-    const auto n = static_cast<Index>(old_image.size());
-    if (n == 0) return;
+  PartIndex(ByteSpan old_image, std::uint64_t base, std::uint64_t end)
+      : old_(old_image), base_(base), end_(end), sa_(end - base), lo_(65536), hi_(65536) {
+    const std::uint64_t size = end_ - base_;
+    if (size == 0) return;
+    const std::uint8_t* text = old_.data() + base_;
     if constexpr (sizeof(Index) == 4) {
-      divsufsort(old_image.data(), reinterpret_cast<saidx_t*>(sa_.data()), n);
+      divsufsort(text, reinterpret_cast<saidx_t*>(sa_.data()), static_cast<saidx_t>(size));
     } else {
-      divsufsort64(old_image.data(), reinterpret_cast<saidx64_t*>(sa_.data()), n);
+      divsufsort64(text, reinterpret_cast<saidx64_t*>(sa_.data()), static_cast<saidx64_t>(size));
     }
     // Bucket bounds by the first two bytes, from key counts over the text (sequential,
     // unlike a pass over the suffix array). The one-byte suffix sorts first among
     // the suffixes that start with its byte, and belongs to no bucket.
     std::vector<std::uint64_t> count(65536, 0);
-    const std::uint64_t size = old_.size();
-    for (std::uint64_t i = 0; i + 1 < size; ++i) ++count[static_cast<unsigned>(old_[i]) << 8 | old_[i + 1]];
-    const unsigned last = old_[size - 1];
+    for (std::uint64_t i = 0; i + 1 < size; ++i) ++count[static_cast<unsigned>(text[i]) << 8 | text[i + 1]];
+    const unsigned last = text[size - 1];
     std::uint64_t pos = 0;
     for (unsigned key = 0; key < 65536; ++key) {
       if ((key & 0xff) == 0 && (key >> 8) == last) ++pos;
@@ -52,8 +59,10 @@ class SuffixIndexImpl final : public SuffixIndex {
     }
   }
 
-  std::uint64_t longest_match(ByteSpan needle, std::uint64_t& pos) const override {
-    const std::uint64_t size = old_.size();
+  // Longest prefix of needle that occurs at a position of this part; a match
+  // that reaches the part's end is extended over the rest of OLD.
+  std::uint64_t longest_match(ByteSpan needle, std::uint64_t& pos) const {
+    const std::uint64_t size = end_ - base_;
     pos = 0;
     if (size == 0 || needle.empty()) return 0;
     std::uint64_t lo = 0, hi = size - 1;
@@ -64,25 +73,30 @@ class SuffixIndexImpl final : public SuffixIndex {
         hi = hi_[key] - 1;
       }
     }
+    const std::uint8_t* text = old_.data() + base_;
     auto lcp_at = [&](std::uint64_t i, std::uint64_t from) {
       std::uint64_t s = static_cast<std::uint64_t>(sa_[i]);
       std::uint64_t n = std::min<std::uint64_t>(size - s, needle.size());
-      return from + common_prefix(old_.data() + s + from, needle.data() + from, n - from);
+      return from + common_prefix(text + s + from, needle.data() + from, n - from);
     };
     std::uint64_t llo = lcp_at(lo, 0);
     std::uint64_t lhi = lo == hi ? llo : lcp_at(hi, 0);
+    std::uint64_t best_pos = 0, best_len = 0;
+    bool found = false;
     while (hi - lo > 1) {
       std::uint64_t mid = lo + (hi - lo) / 2;
       std::uint64_t m = std::min(llo, lhi);
       std::uint64_t l = lcp_at(mid, m);
       std::uint64_t s = static_cast<std::uint64_t>(sa_[mid]);
       if (l == needle.size()) {
-        pos = s;
-        return l;
+        best_pos = s;
+        best_len = l;
+        found = true;
+        break;
       }
       // The suffix at mid is below the needle when it is a proper prefix of it or its
       // next byte is smaller.
-      if (s + l == size || old_[s + l] < needle[l]) {
+      if (s + l == size || text[s + l] < needle[l]) {
         lo = mid;
         llo = l;
       } else {
@@ -90,27 +104,88 @@ class SuffixIndexImpl final : public SuffixIndex {
         lhi = l;
       }
     }
-    if (llo >= lhi) {
-      pos = static_cast<std::uint64_t>(sa_[lo]);
-      return llo;
+    if (!found) {
+      best_pos = static_cast<std::uint64_t>(llo >= lhi ? sa_[lo] : sa_[hi]);
+      best_len = std::max(llo, lhi);
     }
-    pos = static_cast<std::uint64_t>(sa_[hi]);
-    return lhi;
+    pos = base_ + best_pos;
+    if (best_pos + best_len == size && best_len < needle.size() && end_ < old_.size()) {
+      const std::uint64_t n = std::min<std::uint64_t>(old_.size() - end_, needle.size() - best_len);
+      best_len += common_prefix(old_.data() + end_, needle.data() + best_len, n);
+    }
+    return best_len;
   }
 
  private:
   ByteSpan old_;
+  std::uint64_t base_, end_;
   std::vector<Index> sa_;
-  std::uint64_t lo_[65536];
-  std::uint64_t hi_[65536];
+  std::vector<std::uint64_t> lo_, hi_;
+};
+
+// OLD split into parts of at most part_size bytes, whose suffix arrays are
+// built in parallel; a search asks every part and keeps the longest match
+// (the first part's on a tie). The split depends only on OLD's size, so a
+// patch does not depend on the machine's core count.
+
+template <typename Index>
+class SuffixIndexImpl final : public SuffixIndex {
+ public:
+  SuffixIndexImpl(ByteSpan old_image, unsigned threads, std::uint64_t part_size) {
+    const std::uint64_t size = old_image.size();
+    const std::uint64_t parts = std::max<std::uint64_t>(1, (size + part_size - 1) / part_size);
+    const std::uint64_t step = (size + parts - 1) / parts;
+    parts_.resize(static_cast<std::size_t>(parts));
+    std::atomic<std::uint64_t> next{0};
+    std::exception_ptr error;
+    std::mutex mu;
+    auto worker = [&] {
+      for (;;) {
+        const std::uint64_t i = next.fetch_add(1);
+        if (i >= parts) return;
+        try {
+          const std::uint64_t b = std::min(size, i * step), e = std::min(size, b + step);
+          parts_[i] = std::make_unique<PartIndex<Index>>(old_image, b, e);
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(mu);
+          if (!error) error = std::current_exception();
+        }
+      }
+    };
+    std::vector<std::thread> pool;
+    const unsigned n = static_cast<unsigned>(std::min<std::uint64_t>(std::max(1u, threads), parts));
+    for (unsigned t = 1; t < n; ++t) pool.emplace_back(worker);
+    worker();
+    for (auto& t : pool) t.join();
+    if (error) std::rethrow_exception(error);
+  }
+
+  std::uint64_t longest_match(ByteSpan needle, std::uint64_t& pos) const override {
+    std::uint64_t best = 0;
+    pos = 0;
+    for (const auto& part : parts_) {
+      std::uint64_t p = 0;
+      const std::uint64_t len = part->longest_match(needle, p);
+      if (len > best) {
+        best = len;
+        pos = p;
+        if (best == needle.size()) break;
+      }
+    }
+    return best;
+  }
+
+ private:
+  std::vector<std::unique_ptr<PartIndex<Index>>> parts_;
 };
 
 }  // namespace
 
-std::unique_ptr<SuffixIndex> build_suffix_index(ByteSpan old_image) {
-  if (old_image.size() < static_cast<std::uint64_t>(std::numeric_limits<std::int32_t>::max()))
-    return std::make_unique<SuffixIndexImpl<std::int32_t>>(old_image);
-  return std::make_unique<SuffixIndexImpl<std::int64_t>>(old_image);
+std::unique_ptr<SuffixIndex> build_suffix_index(ByteSpan old_image, unsigned threads, std::uint64_t part_size) {
+  part_size = std::max<std::uint64_t>(part_size, 1);
+  if (std::min<std::uint64_t>(old_image.size(), part_size) < static_cast<std::uint64_t>(std::numeric_limits<std::int32_t>::max()))
+    return std::make_unique<SuffixIndexImpl<std::int32_t>>(old_image, threads, part_size);
+  return std::make_unique<SuffixIndexImpl<std::int64_t>>(old_image, threads, part_size);
 }
 
 // The cover search of bsdiff 4 (Colin Percival): extend an approximate match

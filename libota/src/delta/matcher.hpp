@@ -19,8 +19,9 @@ struct Block {
   std::uint64_t insert_len = 0;
 };
 
-// Suffix array over OLD (libdivsufsort), with a two-byte bucket table that
-// narrows each longest-match search before the binary search starts.
+// Suffix arrays over OLD (libdivsufsort), one per part of at most 80 MiB built
+// on up to `threads` threads, each with a two-byte bucket table that narrows a
+// longest-match search before the binary search starts.
 class SuffixIndex {
  public:
   virtual ~SuffixIndex() = default;
@@ -28,7 +29,12 @@ class SuffixIndex {
   virtual std::uint64_t longest_match(ByteSpan needle, std::uint64_t& pos) const = 0;
 };
 
-std::unique_ptr<SuffixIndex> build_suffix_index(ByteSpan old_image);
+// Parts of 80 MiB: a 150 MB image is sorted as two halves on two cores, at
+// the cost of a second binary search per lookup (docs/design.md).
+inline constexpr std::uint64_t kSuffixPartSize = std::uint64_t{80} << 20;
+
+std::unique_ptr<SuffixIndex> build_suffix_index(ByteSpan old_image, unsigned threads = 1,
+                                                std::uint64_t part_size = kSuffixPartSize);
 
 // Scans NEW[begin, end) against OLD and appends blocks that exactly tile it.
 // Independent of other ranges, so ranges can be matched in parallel.

@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #include "codec/zstd.hpp"
@@ -14,17 +16,122 @@ namespace ota::delta {
 namespace {
 
 // Buffer sizes are part of the memory budget of a device (docs/design.md).
-constexpr std::size_t kWorkBuffer = 16 * 1024;   // COPY/ADD output
+constexpr std::size_t kWorkBuffer = 16 * 1024;   // predicted OLD bytes per step
 constexpr std::size_t kOldCache = 32 * 1024;     // OLD read-ahead
 constexpr std::size_t kDecodeBuffer = 32 * 1024; // decompressed records
 constexpr std::size_t kFeedBuffer = 16 * 1024;   // apply(): patch reads
 
 Error malformed(std::string what) { return Error{ErrorCode::kPatchMalformed, std::move(what)}; }
 
+// Where NEW goes. The patcher produces NEW straight into a 32 KiB buffer
+// (space() / produced()); a full buffer is written to the Writer and hashed.
+// In the background mode the hash is computed on a second thread over a ring
+// of kChunks buffers, so that hashing overlaps decoding and writing; the
+// producer waits only when every buffer is still being hashed. The Writer is
+// only ever called from the patcher's own thread.
+class NewOutput {
+ public:
+  static constexpr std::size_t kChunk = 32 * 1024;
+  static constexpr std::size_t kChunks = 4;
+
+  NewOutput(Writer& out, bool background) : out_(out) {
+    ring_.resize(kChunk * (background ? kChunks : 1));
+    if (background) thread_ = std::thread([this] { run(); });
+  }
+  ~NewOutput() { stop(); }
+  NewOutput(const NewOutput&) = delete;
+  NewOutput& operator=(const NewOutput&) = delete;
+
+  // Room for the next NEW bytes (never empty).
+  MutableByteSpan space() { return MutableByteSpan(ring_.data() + slot_ * kChunk + fill_, kChunk - fill_); }
+  // The first n bytes of space() are NEW's next bytes.
+  Status produced(std::size_t n) {
+    fill_ += n;
+    return fill_ == kChunk ? flush() : ok();
+  }
+  Status write(ByteSpan data) {
+    while (!data.empty()) {
+      MutableByteSpan room = space();
+      const std::size_t n = std::min(data.size(), room.size());
+      std::memcpy(room.data(), data.data(), n);
+      data = data.subspan(n);
+      OTA_TRY(produced(n));
+    }
+    return ok();
+  }
+
+  // Only hashes (NEW bytes written before a resume; nothing is buffered yet).
+  void hash_only(ByteSpan data) { hasher_.update(data); }
+
+  // Everything produced so far has reached the Writer.
+  Status drain() { return fill_ ? flush() : ok(); }
+
+  Result<Digest> finish() {
+    OTA_TRY(drain());
+    stop();
+    return hasher_.finish();
+  }
+
+ private:
+  // Writes the current buffer, has it hashed and moves to a free buffer.
+  Status flush() {
+    const ByteSpan chunk(ring_.data() + slot_ * kChunk, fill_);
+    OTA_TRY(out_.write(chunk));
+    fill_ = 0;
+    if (!thread_.joinable()) {
+      hasher_.update(chunk);
+      return ok();
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    sizes_[slot_] = chunk.size();
+    ++pending_;
+    ready_.notify_one();
+    slot_ = (slot_ + 1) % kChunks;
+    freed_.wait(lock, [&] { return pending_ < kChunks; });
+    return ok();
+  }
+
+  void run() {
+    std::size_t head = 0;
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      ready_.wait(lock, [this] { return pending_ > 0 || stopping_; });
+      if (pending_ == 0) return;  // stopping, nothing left
+      const ByteSpan chunk(ring_.data() + head * kChunk, sizes_[head]);
+      lock.unlock();
+      hasher_.update(chunk);
+      lock.lock();
+      head = (head + 1) % kChunks;
+      --pending_;
+      freed_.notify_one();
+    }
+  }
+
+  void stop() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    ready_.notify_one();
+    thread_.join();
+  }
+
+  Writer& out_;
+  Hasher hasher_;
+  Bytes ring_;
+  std::size_t sizes_[kChunks] = {};
+  std::size_t slot_ = 0, fill_ = 0, pending_ = 0;
+  bool stopping_ = false;
+  std::mutex mu_;
+  std::condition_variable ready_, freed_;
+  std::thread thread_;
+};
+
 class PatcherImpl final : public Patcher {
  public:
   PatcherImpl(const Source& old_image, Writer& out, PatchOptions opt)
-      : old_(old_image), out_(out), opt_(std::move(opt)) {}
+      : old_(old_image), opt_(std::move(opt)), output_(out, opt_.hash_in_background) {}
   ~PatcherImpl() override { stop_old_check(); }
   PatcherImpl(const PatcherImpl&) = delete;
   PatcherImpl& operator=(const PatcherImpl&) = delete;
@@ -197,13 +304,14 @@ class PatcherImpl final : public Patcher {
     if (opt_.known_old_hash) {
       if (*opt_.known_old_hash != h_.old_hash)
         return fail(ErrorCode::kOldMismatch, "OLD does not have the hash the patch was made from");
+    } else if (opt_.verify_old && opt_.verify_old_on_failure) {
+      // checked by prefer_old_mismatch() if the patch fails
     } else if (opt_.verify_old && opt_.verify_old_concurrently) {
       old_check_buf_.resize(kOldCache);
       old_check_ = std::thread([this] { old_check_status_ = hash_old(); });
     } else if (opt_.verify_old) {
       OTA_TRY(hash_old());
     }
-    work_.resize(kWorkBuffer);
     cache_.resize(std::min<std::uint64_t>(kOldCache, old_.size()));
     if (h_.compression == Compression::kZstdOld) {
       // The window (checked against max_window_log above) covers OLD.
@@ -244,7 +352,7 @@ class PatcherImpl final : public Patcher {
       for (std::uint64_t off = 0; off < rp.new_offset;) {
         const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), rp.new_offset - off));
         OTA_TRY_CTX(opt_.written_prefix->read_at(off, MutableByteSpan(buf.data(), n)), "reading back NEW");
-        hasher_.update(ByteSpan(buf.data(), n));
+        output_.hash_only(ByteSpan(buf.data(), n));
         off += n;
       }
     }
@@ -309,15 +417,18 @@ class PatcherImpl final : public Patcher {
   // The bytes COPY and ADD apply to, OLD[off, off + len) (len <= kWorkBuffer):
   // OLD itself, or with a predictor, OLD with its references re-pointed for the
   // alignment of the current record.
-  Result<ByteSpan> ref_view(std::uint64_t off, std::size_t len) {
+  // With a predictor the bytes are computed into dst (len bytes of room), or
+  // into ref_ when dst is null.
+  Result<ByteSpan> ref_view(std::uint64_t off, std::size_t len, std::uint8_t* dst = nullptr) {
     if (h_.predictor == Predictor::kNone) return old_view(off, len);
     const std::uint64_t lo = off >= detail::kPredictBefore ? off - detail::kPredictBefore : 0;
     const std::uint64_t hi = std::min<std::uint64_t>(h_.old_size, off + len + detail::kPredictAfter);
     auto window = old_view(lo, static_cast<std::size_t>(hi - lo));
     if (!window) return window;
+    if (!dst) dst = ref_.data();
     detail::predict(h_.predictor, map_, *window, lo, h_.old_size, off, len,
-                    static_cast<std::int64_t>(new_written_) - static_cast<std::int64_t>(off), ref_.data());
-    return ByteSpan(ref_.data(), len);
+                    static_cast<std::int64_t>(new_written_) - static_cast<std::int64_t>(off), dst);
+    return ByteSpan(dst, len);
   }
 
   // Hashes OLD and compares it with the header (runs on the checking thread
@@ -353,6 +464,13 @@ class PatcherImpl final : public Patcher {
 
   // A wrong OLD explains any later failure: report it as the cause.
   Status prefer_old_mismatch(Status failed) {
+    if (opt_.verify_old && opt_.verify_old_on_failure && !opt_.known_old_hash && state_ != State::kHeader &&
+        failed.error().code != ErrorCode::kOldMismatch && failed.error().code != ErrorCode::kIo &&
+        old_.size() == h_.old_size) {
+      Status old = hash_old();
+      if (!old && old.error().code == ErrorCode::kOldMismatch) return old;
+      return failed;
+    }
     if (!old_check_.joinable()) return failed;
     Status old = old_check_result();
     if (!old && old.error().code == ErrorCode::kOldMismatch) return old;
@@ -375,7 +493,10 @@ class PatcherImpl final : public Patcher {
 
   Status end_frame() {
     ++frame_;
-    if (opt_.on_frame) OTA_TRY(opt_.on_frame(ResumePoint{frame_, consumed_, new_written_}));
+    if (opt_.on_frame) {
+      if (auto st = output_.drain(); !st) return fail(st.error().with_context("writing NEW"));
+      OTA_TRY(opt_.on_frame(ResumePoint{frame_, consumed_, new_written_}));
+    }
     begin_frame();
     return ok();
   }
@@ -387,7 +508,9 @@ class PatcherImpl final : public Patcher {
       return with_frame(Error{ErrorCode::kPatchTruncated,
                               "patch ends after " + std::to_string(new_written_) + " of " +
                                   std::to_string(h_.new_size) + " NEW bytes"});
-    Digest got = hasher_.finish();
+    auto finished = output_.finish();
+    if (!finished) return fail(finished.error().with_context("writing NEW"));
+    const Digest got = *finished;
     if (got != h_.new_hash)
       return fail(ErrorCode::kNewMismatch, "patched result has BLAKE2b-256 " + to_hex(got) + ", expected " +
                                                to_hex(h_.new_hash));
@@ -411,12 +534,16 @@ class PatcherImpl final : public Patcher {
           break;
         }
         case Rec::kAdd: {
+          MutableByteSpan room = output_.space();
           std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(
-              {remaining_, data.size() - pos, work_.size(), cache_.size()}));
+              {remaining_, data.size() - pos, room.size(), kWorkBuffer}));
           auto view = ref_view(cursor_, n);
           if (!view) return fail(view.error());
-          for (std::size_t i = 0; i < n; ++i) work_[i] = static_cast<std::uint8_t>((*view)[i] + data[pos + i]);
-          OTA_TRY(emit(ByteSpan(work_.data(), n)));
+          const std::uint8_t* ref = view->data();
+          const std::uint8_t* diff = data.data() + pos;
+          std::uint8_t* dst = room.data();
+          for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<std::uint8_t>(ref[i] + diff[i]);
+          OTA_TRY(produced(n));
           cursor_ += n;
           pos += n;
           if ((remaining_ -= n) == 0) rec_ = Rec::kTag;
@@ -441,12 +568,14 @@ class PatcherImpl final : public Patcher {
         if (n == 0) n = room;
         if (n > room) return fail(malformed("COPY runs past the end of the frame"));
         if (n > h_.old_size - cursor_) return fail(malformed("COPY reads past the end of OLD"));
-        const std::size_t piece = h_.predictor == Predictor::kNone ? cache_.size() : ref_.size();
+        const std::size_t piece = h_.predictor == Predictor::kNone ? cache_.size() : kWorkBuffer;
         while (n) {
-          std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(n, piece));
-          auto view = ref_view(cursor_, k);
+          MutableByteSpan space = output_.space();
+          std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>({n, piece, space.size()}));
+          auto view = ref_view(cursor_, k, space.data());
           if (!view) return fail(view.error());
-          OTA_TRY(emit(*view));
+          if (view->data() != space.data()) std::memcpy(space.data(), view->data(), k);
+          OTA_TRY(produced(k));
           cursor_ += k;
           n -= k;
         }
@@ -490,9 +619,18 @@ class PatcherImpl final : public Patcher {
   }
 
   Status emit(ByteSpan data) {
-    hasher_.update(data);
-    if (auto st = out_.write(data); !st) return fail(st.error().with_context("writing NEW"));
-    new_written_ += data.size();
+    if (auto st = output_.write(data); !st) return fail(st.error().with_context("writing NEW"));
+    return advanced(data.size());
+  }
+
+  // n bytes of output_.space() are NEW's next bytes.
+  Status produced(std::size_t n) {
+    if (auto st = output_.produced(n); !st) return fail(st.error().with_context("writing NEW"));
+    return advanced(n);
+  }
+
+  Status advanced(std::size_t n) {
+    new_written_ += n;
     if (opt_.progress && (new_written_ - last_progress_ >= (1u << 20) || new_written_ == h_.new_size)) {
       last_progress_ = new_written_;
       opt_.progress(new_written_, h_.new_size);
@@ -501,7 +639,6 @@ class PatcherImpl final : public Patcher {
   }
 
   const Source& old_;
-  Writer& out_;
   PatchOptions opt_;
   Status status_ = ok();
   State state_ = State::kHeader;
@@ -513,9 +650,9 @@ class PatcherImpl final : public Patcher {
   std::uint8_t tag_[detail::kMaxVarintSize] = {};
   std::size_t tag_len_ = 0;
   std::uint64_t remaining_ = 0;
-  Hasher hasher_;
+  NewOutput output_;
   std::unique_ptr<codec::ZstdDecoder> zstd_;
-  Bytes zbuf_, work_, cache_, ref_, old_copy_;
+  Bytes zbuf_, cache_, ref_, old_copy_;
   detail::AddressMap map_;
   Bytes map_buf_;
   std::uint8_t map_mode_ = 0;

@@ -2,7 +2,12 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "delta/format.hpp"
 
@@ -11,8 +16,9 @@ namespace ota::delta::detail {
 namespace {
 
 struct Tables {
-  // site[b2 << 8 | b1]: a rel32 operand follows the two bytes b2 b1 (x86).
-  std::array<bool, 65536> site{};
+  // Bit b2 << 8 | b1: a rel32 operand follows the two bytes b2 b1 (x86); 8 KiB.
+  std::array<std::uint64_t, 1024> bits{};
+  bool site(unsigned key) const { return (bits[key >> 6] >> (key & 63)) & 1; }
   Tables() {
     std::array<bool, 256> rip_modrm{}, modrm_opcode{};
     for (int reg = 0; reg < 8; ++reg) rip_modrm[static_cast<std::size_t>(0x05 | reg << 3)] = true;
@@ -23,10 +29,12 @@ struct Tables {
                    0x83, 0x81, 0xFF, 0x10, 0x11, 0x28, 0x29, 0x6F, 0x7F, 0xB6, 0xB7, 0x3A, 0x38, 0x88})
       modrm_opcode[static_cast<std::size_t>(op)] = true;
     for (unsigned b2 = 0; b2 < 256; ++b2)
-      for (unsigned b1 = 0; b1 < 256; ++b1)
-        site[b2 << 8 | b1] = b1 == 0xE8 || b1 == 0xE9 ||           // call, jmp rel32
-                             (b2 == 0x0F && (b1 & 0xF0) == 0x80) ||  // jcc rel32
-                             (rip_modrm[b1] && modrm_opcode[b2]);    // [rip + disp32]
+      for (unsigned b1 = 0; b1 < 256; ++b1) {
+        const bool site = b1 == 0xE8 || b1 == 0xE9 ||           // call, jmp rel32
+                          (b2 == 0x0F && (b1 & 0xF0) == 0x80) ||  // jcc rel32
+                          (rip_modrm[b1] && modrm_opcode[b2]);    // [rip + disp32]
+        if (site) bits[(b2 << 8 | b1) >> 6] |= std::uint64_t{1} << ((b2 << 8 | b1) & 63);
+      }
   }
 };
 
@@ -61,6 +69,7 @@ AddressMap AddressMap::from_covers(std::vector<MapEntry> covers, std::uint64_t m
     m.entries_.push_back({start, end - start, c.shift});
     covered_end = end;
   }
+  m.index();
   return m;
 }
 
@@ -115,19 +124,33 @@ Result<AddressMap> AddressMap::decode(ByteSpan data, std::uint64_t old_size, std
     prev_shift = e.shift;
   }
   if (pos != data.size()) return bad("trailing bytes");
+  if (count > UINT32_MAX) return fail(ErrorCode::kLimitExceeded, "address map has too many entries");
+  m.index();
   return m;
 }
 
-std::optional<std::int64_t> AddressMap::map(std::uint64_t t) const {
-  auto it = std::upper_bound(entries_.begin(), entries_.end(), t,
-                             [](std::uint64_t v, const MapEntry& e) { return v < e.old_start; });
-  if (it == entries_.begin()) return std::nullopt;
-  --it;
-  if (t >= it->old_start + it->length) return std::nullopt;
-  return static_cast<std::int64_t>(t) + it->shift;
+void AddressMap::index() {
+  bucket_.clear();
+  shift_ = 0;
+  end_ = entries_.empty() ? 0 : entries_.back().old_start + entries_.back().length;
+  if (entries_.empty()) return;
+  std::uint64_t buckets = std::min<std::uint64_t>(16384, std::max<std::uint64_t>(1, 2 * entries_.size()));
+  while ((end_ >> shift_) >= buckets) ++shift_;
+  bucket_.resize(static_cast<std::size_t>((end_ >> shift_) + 1));
+  std::size_t e = 0;
+  for (std::size_t b = 0; b < bucket_.size(); ++b) {
+    const std::uint64_t start = static_cast<std::uint64_t>(b) << shift_;
+    while (e + 1 < entries_.size() && entries_[e].old_start + entries_[e].length <= start) ++e;
+    bucket_[b] = static_cast<std::uint32_t>(e);
+  }
 }
 
 namespace {
+
+inline std::uint32_t le32(std::uint32_t v) {
+  if constexpr (std::endian::native == std::endian::big) return __builtin_bswap32(v);
+  return v;
+}
 
 // Writes the bytes of a 4-byte site at s that fall inside [q, q + n).
 void put_site(std::uint64_t s, const std::uint8_t bytes[4], std::uint64_t q, std::size_t n, std::uint8_t* out) {
@@ -175,31 +198,46 @@ void predict_thumb(const AddressMap& map, ByteSpan window, std::uint64_t window_
   }
 }
 
+// Bit k of the result: bytes p[k - 1], p[k] can be the two bytes before a
+// rel32 operand: p[k] is E8 or E9, or 8x after 0F, or a rip-relative ModRM
+// (00 reg 101, whose opcode byte the caller checks), k < 16. p[-1] is read.
+inline unsigned site_candidates16(const std::uint8_t* p) {
+#if defined(__SSE2__)
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i before = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p - 1));
+  const __m128i call = _mm_cmpeq_epi8(_mm_and_si128(v, _mm_set1_epi8(static_cast<char>(0xFE))),
+                                      _mm_set1_epi8(static_cast<char>(0xE8)));
+  const __m128i jcc = _mm_and_si128(_mm_cmpeq_epi8(_mm_and_si128(v, _mm_set1_epi8(static_cast<char>(0xF0))),
+                                                   _mm_set1_epi8(static_cast<char>(0x80))),
+                                    _mm_cmpeq_epi8(before, _mm_set1_epi8(0x0F)));
+  const __m128i rip = _mm_cmpeq_epi8(_mm_and_si128(v, _mm_set1_epi8(static_cast<char>(0xC7))),
+                                     _mm_set1_epi8(static_cast<char>(0x05)));
+  return static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(call, jcc), rip)));
+#else
+  unsigned m = 0;
+  for (int k = 0; k < 16; ++k) {
+    const unsigned b = p[k], a = p[k - 1];
+    m |= static_cast<unsigned>((b & 0xFE) == 0xE8 || ((b & 0xF0) == 0x80 && a == 0x0F) || (b & 0xC7) == 0x05) << k;
+  }
+  return m;
+#endif
+}
+
 void predict_x86(const AddressMap& map, ByteSpan window, std::uint64_t window_start, std::uint64_t old_size,
                  std::uint64_t q, std::size_t n, std::int64_t delta, std::uint8_t* out) {
   const Tables& tb = tables();
   const std::uint64_t window_end = std::min<std::uint64_t>(window_start + window.size(), old_size);
-  auto at = [&](std::uint64_t i) -> int {
-    return (i >= window_start && i < window_end) ? window[i - window_start] : -1;
-  };
-  // A rel32 operand starts at k when the bytes before it form one of the
-  // instruction shapes above; a site needs no other site in the 3 bytes before it.
+  const std::uint8_t* w = window.data() - window_start;  // w[i] is OLD[i] for i in the window
+  // A rel32 operand starts at k when the two bytes before it, both in the
+  // window, form one of the instruction shapes above.
   auto cond = [&](std::uint64_t k) -> bool {
-    if (k < 2) return false;
-    int b1 = at(k - 1), b2 = at(k - 2);
-    if (b1 < 0 || b2 < 0) return false;
-    return tb.site[static_cast<std::size_t>(b2 << 8 | b1)];
+    return k >= window_start + 2 && k <= window_end && tb.site(static_cast<unsigned>(w[k - 2] << 8 | w[k - 1]));
   };
-  const std::uint64_t first = q >= 3 ? q - 3 : 0;
-  const std::uint64_t last = q + n;  // exclusive
-  bool c1 = first >= 1 && cond(first - 1), c2 = first >= 2 && cond(first - 2), c3 = first >= 3 && cond(first - 3);
   auto predict_site = [&](std::uint64_t s) {
+    if (s + 4 > window_end) return;
     std::uint32_t raw = 0;
-    for (int j = 3; j >= 0; --j) {
-      const int b = at(s + static_cast<std::uint64_t>(j));
-      if (b < 0) return;
-      raw = raw << 8 | static_cast<std::uint32_t>(b);
-    }
+    std::memcpy(&raw, w + s, 4);
+    raw = le32(raw);
     const std::int64_t target = static_cast<std::int64_t>(s) + 4 + static_cast<std::int32_t>(raw);
     if (target < 0 || static_cast<std::uint64_t>(target) >= old_size) return;
     const auto mapped = map.map(static_cast<std::uint64_t>(target));
@@ -207,21 +245,41 @@ void predict_x86(const AddressMap& map, ByteSpan window, std::uint64_t window_st
     const std::int64_t pred = *mapped - (static_cast<std::int64_t>(s) + delta + 4);
     if (pred < INT32_MIN || pred > INT32_MAX) return;
     const auto v = static_cast<std::uint32_t>(static_cast<std::int32_t>(pred));
+    if (v == raw) return;  // the target moved with the operand
+    if (s >= q && s + 4 <= q + n) {
+      const std::uint32_t le = le32(v);
+      std::memcpy(out + (s - q), &le, 4);
+      return;
+    }
     const std::uint8_t bytes[4] = {static_cast<std::uint8_t>(v), static_cast<std::uint8_t>(v >> 8),
                                    static_cast<std::uint8_t>(v >> 16), static_cast<std::uint8_t>(v >> 24)};
     put_site(s, bytes, q, n, out);
   };
-  // Inside the window the two bytes before s are plain loads.
-  const std::uint8_t* w = window.data();
-  for (std::uint64_t s = first; s < last; ++s) {
-    const bool c0 = (s >= window_start + 2 && s <= window_end)
-                        ? tb.site[static_cast<std::size_t>(w[s - 2 - window_start] << 8 | w[s - 1 - window_start])]
-                        : cond(s);
-    if (c0 && !c1 && !c2 && !c3 && s + 4 <= old_size) predict_site(s);
-    c3 = c2;
-    c2 = c1;
-    c1 = c0;
+  // Sites are the positions s in [q - 3, q + n) where cond holds and does not
+  // hold at s - 1, s - 2 or s - 3. `last` is the latest position where cond held.
+  const std::uint64_t first = q >= 3 ? q - 3 : 0;
+  const std::uint64_t stop = q + n;  // exclusive
+  std::uint64_t last = UINT64_MAX;
+  for (std::uint64_t k = first >= 3 ? first - 3 : 0; k < first; ++k)
+    if (cond(k)) last = k;
+  auto visit = [&](std::uint64_t k) {
+    if (!tb.site(static_cast<unsigned>(w[k - 2] << 8 | w[k - 1]))) return;
+    if (last == UINT64_MAX || k - last > 3) predict_site(k);
+    last = k;
+  };
+  // cond can hold only for k in [window_start + 2, window_end]: scan the two
+  // bytes before each such k, 16 positions at a time.
+  const std::uint64_t lo = std::max(first, window_start + 2);
+  const std::uint64_t hi = std::min(stop, window_end + 1);
+  std::uint64_t k = lo;
+  for (; k + 16 <= hi; k += 16) {
+    unsigned m = site_candidates16(w + k - 1);
+    while (m) {
+      visit(k + static_cast<unsigned>(__builtin_ctz(m)));
+      m &= m - 1;
+    }
   }
+  for (; k < hi; ++k) visit(k);
 }
 
 }  // namespace

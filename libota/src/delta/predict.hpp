@@ -39,11 +39,24 @@ class AddressMap {
   // Parses and validates (sorted, non-overlapping, inside old_size, new offsets >= 0).
   static Result<AddressMap> decode(ByteSpan data, std::uint64_t old_size, std::uint64_t max_entries);
   // NEW offset of OLD offset t, if the map covers t.
-  std::optional<std::int64_t> map(std::uint64_t t) const;
+  std::optional<std::int64_t> map(std::uint64_t t) const {
+    if (t >= end_) return std::nullopt;
+    std::size_t i = bucket_[static_cast<std::size_t>(t >> shift_)];
+    while (entries_[i].old_start + entries_[i].length <= t) ++i;  // ends at the last entry: t < end_
+    if (t < entries_[i].old_start) return std::nullopt;
+    return static_cast<std::int64_t>(t) + entries_[i].shift;
+  }
   std::size_t size() const { return entries_.size(); }
 
  private:
+  // The lookup table: bucket_[t >> shift_] is the first entry that ends after
+  // the bucket's start, so a lookup scans about one entry (2 buckets per entry,
+  // at most 16,384 of them: 64 KiB).
+  void index();
   std::vector<MapEntry> entries_;
+  std::vector<std::uint32_t> bucket_;
+  unsigned shift_ = 0;
+  std::uint64_t end_ = 0;  // end of the last entry; nothing is mapped from there
 };
 
 // Bytes of context a caller must provide around a range: before and after.
