@@ -1,6 +1,7 @@
 #include "ota/io.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -256,12 +257,33 @@ Status AtomicFileWriter::commit() {
 
 // ---- helpers ----
 
+namespace {
+// A whole image in memory is read at random by the generator (suffix sort,
+// match search): ask for transparent huge pages (2 MiB) before the pages are
+// first touched, where the kernel's policy is madvise.
+void advise_huge_pages(void* p, std::size_t n) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr std::uintptr_t kHuge = std::uintptr_t{2} << 20;
+  if (n < 4 * kHuge) return;
+  const auto begin = (reinterpret_cast<std::uintptr_t>(p) + kHuge - 1) & ~(kHuge - 1);
+  const auto end = (reinterpret_cast<std::uintptr_t>(p) + n) & ~(kHuge - 1);
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+}  // namespace
+
 Result<Bytes> read_file(const std::string& path) {
   auto src = FileSource::open(path);
   if (!src) return fail(src.error());
   Bytes data;
   try {
-    data.resize(static_cast<std::size_t>((*src)->size()));
+    const auto size = static_cast<std::size_t>((*src)->size());
+    data.reserve(size);
+    advise_huge_pages(data.data(), size);
+    data.resize(size);
   } catch (const std::bad_alloc&) {
     return fail(ErrorCode::kOutOfMemory, "cannot hold '" + path + "' in memory");
   }

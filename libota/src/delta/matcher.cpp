@@ -2,14 +2,16 @@
 
 #include <divsufsort.h>
 #include <divsufsort64.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <atomic>
-#include <exception>
-#include <mutex>
-#include <thread>
 #include <cstring>
+#include <exception>
 #include <limits>
+#include <mutex>
+#include <new>
+#include <thread>
 
 namespace ota::delta::detail {
 
@@ -29,13 +31,43 @@ inline std::uint64_t common_prefix(const std::uint8_t* a, const std::uint8_t* b,
   return i;
 }
 
+// A large array in its own mapping, backed by transparent huge pages where
+// the kernel allows (madvise mode): the suffix array is read at random, and
+// with 4 KiB pages nearly every access of a sort or a search misses the TLB.
+template <typename T>
+class LargeArray {
+ public:
+  explicit LargeArray(std::size_t n) : n_(n) {
+    if (n == 0) return;
+    bytes_ = (n * sizeof(T) + kHuge - 1) / kHuge * kHuge;
+    void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+#ifdef MADV_HUGEPAGE
+    ::madvise(p, bytes_, MADV_HUGEPAGE);
+#endif
+    data_ = static_cast<T*>(p);
+  }
+  ~LargeArray() {
+    if (data_) ::munmap(data_, bytes_);
+  }
+  LargeArray(const LargeArray&) = delete;
+  LargeArray& operator=(const LargeArray&) = delete;
+  T* data() { return data_; }
+  const T& operator[](std::size_t i) const { return data_[i]; }
+
+ private:
+  static constexpr std::size_t kHuge = std::size_t{2} << 20;
+  std::size_t n_ = 0, bytes_ = 0;
+  T* data_ = nullptr;
+};
+
 // The suffix array of one part of OLD, OLD[base, end): suffixes that start in
 // the part, ordered by their bytes up to the part's end.
 template <typename Index>
 class PartIndex {
  public:
   PartIndex(ByteSpan old_image, std::uint64_t base, std::uint64_t end)
-      : old_(old_image), base_(base), end_(end), sa_(end - base), lo_(65536), hi_(65536) {
+      : old_(old_image), base_(base), end_(end), sa_(end - base), start_(kKeys + 1) {
     const std::uint64_t size = end_ - base_;
     if (size == 0) return;
     const std::uint8_t* text = old_.data() + base_;
@@ -44,19 +76,17 @@ class PartIndex {
     } else {
       divsufsort64(text, reinterpret_cast<saidx64_t*>(sa_.data()), static_cast<saidx64_t>(size));
     }
-    // Bucket bounds by the first two bytes, from key counts over the text (sequential,
-    // unlike a pass over the suffix array). The one-byte suffix sorts first among
-    // the suffixes that start with its byte, and belongs to no bucket.
-    std::vector<std::uint64_t> count(65536, 0);
-    for (std::uint64_t i = 0; i + 1 < size; ++i) ++count[static_cast<unsigned>(text[i]) << 8 | text[i + 1]];
-    const unsigned last = text[size - 1];
-    std::uint64_t pos = 0;
-    for (unsigned key = 0; key < 65536; ++key) {
-      if ((key & 0xff) == 0 && (key >> 8) == last) ++pos;
-      lo_[key] = pos;
-      pos += count[key];
-      hi_[key] = pos;
-    }
+    // Bucket bounds by the first 22 bits of a suffix (two bytes and the top six
+    // bits of the third; a suffix shorter than three bytes is padded with
+    // zeros, which sorts it first among its bucket, as in the array), from key
+    // counts over the text: sequential, unlike a pass over the suffix array.
+    Index* start = start_.data();
+    auto key_at = [&](std::uint64_t i) {
+      const unsigned b1 = i + 1 < size ? text[i + 1] : 0, b2 = i + 2 < size ? text[i + 2] : 0;
+      return static_cast<unsigned>(text[i]) << 14 | b1 << 6 | b2 >> 2;
+    };
+    for (std::uint64_t i = 0; i < size; ++i) ++start[key_at(i) + 1];
+    for (std::size_t k = 1; k <= kKeys; ++k) start[k] += start[k - 1];
   }
 
   // Longest prefix of needle that occurs at a position of this part; a match
@@ -66,11 +96,12 @@ class PartIndex {
     pos = 0;
     if (size == 0 || needle.empty()) return 0;
     std::uint64_t lo = 0, hi = size - 1;
-    if (needle.size() >= 2) {
-      unsigned key = static_cast<unsigned>(needle[0]) << 8 | needle[1];
-      if (hi_[key] > lo_[key]) {
-        lo = lo_[key];
-        hi = hi_[key] - 1;
+    if (needle.size() >= 3) {
+      const unsigned key = static_cast<unsigned>(needle[0]) << 14 | static_cast<unsigned>(needle[1]) << 6 | needle[2] >> 2;
+      const auto b = static_cast<std::uint64_t>(start_[key]), e = static_cast<std::uint64_t>(start_[key + 1]);
+      if (e > b) {
+        lo = b;
+        hi = e - 1;
       }
     }
     const std::uint8_t* text = old_.data() + base_;
@@ -86,6 +117,18 @@ class PartIndex {
     while (hi - lo > 1) {
       std::uint64_t mid = lo + (hi - lo) / 2;
       std::uint64_t m = std::min(llo, lhi);
+      // The search reads the array and the text at random: while this level
+      // compares, fetch the text of both possible next probes and the array
+      // entries of the four after them.
+      {
+        const std::uint64_t c1 = lo + (mid - lo) / 2, c2 = mid + (hi - mid) / 2;
+        __builtin_prefetch(&sa_[lo + (c1 - lo) / 2]);
+        __builtin_prefetch(&sa_[c1 + (mid - c1) / 2]);
+        __builtin_prefetch(&sa_[mid + (c2 - mid) / 2]);
+        __builtin_prefetch(&sa_[c2 + (hi - c2) / 2]);
+        __builtin_prefetch(text + static_cast<std::uint64_t>(sa_[c1]) + m);
+        __builtin_prefetch(text + static_cast<std::uint64_t>(sa_[c2]) + m);
+      }
       std::uint64_t l = lcp_at(mid, m);
       std::uint64_t s = static_cast<std::uint64_t>(sa_[mid]);
       if (l == needle.size()) {
@@ -119,8 +162,9 @@ class PartIndex {
  private:
   ByteSpan old_;
   std::uint64_t base_, end_;
-  std::vector<Index> sa_;
-  std::vector<std::uint64_t> lo_, hi_;
+  static constexpr std::size_t kKeys = std::size_t{1} << 22;
+  LargeArray<Index> sa_;
+  LargeArray<Index> start_;  // kKeys + 1 bucket starts: 16 MiB
 };
 
 // OLD split into parts of at most part_size bytes, whose suffix arrays are
