@@ -12,6 +12,14 @@ cmake --install "$build" --prefix "$prefix" >/dev/null
 test -x "$prefix/bin/ota" && test -x "$prefix/bin/ota-agent"
 ls "$prefix"/lib*/ota/libota-mqtt.so "$prefix"/lib*/ota/libota-fetch-http.so >/dev/null
 test -f "$prefix/include/ota/campaign.hpp"
+# ota-patch (the static `ota patch`) is built except in sanitizer builds.
+has_patcher=0
+[ -x "$build/tools/ota-patch" ] && has_patcher=1
+if [ $has_patcher = 1 ]; then
+  test -x "$prefix/bin/ota-patch"
+  # The installed `ota patch` runs the installed ota-patch.
+  "$prefix/bin/ota" patch --help | grep -q 'Usage: ota patch'
+fi
 
 # find_package(ota)
 cmake -S "$src/tests/package/consumer" -B "$work/consumer" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
@@ -35,6 +43,7 @@ done
 contents() { dpkg-deb -c "$(ls "$work"/"$1"_*.deb)" | awk '{print $NF}'; }
 contents ota | grep -x '\./usr/bin/ota' >/dev/null
 contents ota | grep 'bash-completion/completions/ota$' >/dev/null
+[ $has_patcher = 0 ] || contents ota | grep -x '\./usr/bin/ota-patch' >/dev/null
 contents ota-agent | grep -x '\./usr/bin/ota-agent' >/dev/null
 contents ota-agent | grep 'systemd/system/ota-agent.service$' >/dev/null
 contents ota-modules | grep 'libota-mqtt.so$' >/dev/null
