@@ -166,6 +166,8 @@ class Patcher {
   virtual Status finish() = 0;
   // The header, once enough bytes were fed to parse it.
   virtual const PatchHeader* header() const = 0;
+  // NEW bytes the Writer accepted so far (the patcher buffers up to 32 KiB
+  // and hands a frame's last bytes over at the frame's end).
   virtual std::uint64_t new_written() const = 0;
   // The patch offset of the next byte the patcher needs (when resuming, the
   // resume offset once the header and map are in).

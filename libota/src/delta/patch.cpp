@@ -63,6 +63,11 @@ class NewOutput {
   // Only hashes (NEW bytes written before a resume; nothing is buffered yet).
   void hash_only(ByteSpan data) { hasher_.update(data); }
 
+  // Bytes the Writer accepted (produced bytes may still be buffered),
+  // counted from n when resuming.
+  std::uint64_t written() const { return written_; }
+  void resume_at(std::uint64_t n) { written_ = n; }
+
   // Everything produced so far has reached the Writer.
   Status drain() { return fill_ ? flush() : ok(); }
 
@@ -77,6 +82,7 @@ class NewOutput {
   Status flush() {
     const ByteSpan chunk(ring_.data() + slot_ * kChunk, fill_);
     OTA_TRY(out_.write(chunk));
+    written_ += chunk.size();
     fill_ = 0;
     if (!thread_.joinable()) {
       hasher_.update(chunk);
@@ -122,6 +128,7 @@ class NewOutput {
   Bytes ring_;
   std::size_t sizes_[kChunks] = {};
   std::size_t slot_ = 0, fill_ = 0, pending_ = 0;
+  std::uint64_t written_ = 0;
   bool stopping_ = false;
   std::mutex mu_;
   std::condition_variable ready_, freed_;
@@ -153,7 +160,7 @@ class PatcherImpl final : public Patcher {
   }
 
   const PatchHeader* header() const override { return state_ == State::kHeader ? nullptr : &h_; }
-  std::uint64_t new_written() const override { return new_written_; }
+  std::uint64_t new_written() const override { return output_.written(); }
   std::uint64_t next_offset() const override {
     return state_ == State::kSkip ? opt_.resume->patch_offset : consumed_;
   }
@@ -364,6 +371,7 @@ class PatcherImpl final : public Patcher {
     if (opt_.resume) {
       frame_ = opt_.resume->frame;
       new_written_ = last_progress_ = opt_.resume->new_offset;
+      output_.resume_at(new_written_);
       state_ = State::kSkip;  // left at once if already at the resume offset
       return;
     }
@@ -493,10 +501,10 @@ class PatcherImpl final : public Patcher {
 
   Status end_frame() {
     ++frame_;
-    if (opt_.on_frame) {
-      if (auto st = output_.drain(); !st) return fail(st.error().with_context("writing NEW"));
-      OTA_TRY(opt_.on_frame(ResumePoint{frame_, consumed_, new_written_}));
-    }
+    // A frame's NEW bytes reach the Writer at its end (new_written() and a
+    // checkpoint count only what the Writer accepted).
+    if (auto st = output_.drain(); !st) return fail(st.error().with_context("writing NEW"));
+    if (opt_.on_frame) OTA_TRY(opt_.on_frame(ResumePoint{frame_, consumed_, new_written_}));
     begin_frame();
     return ok();
   }
