@@ -57,4 +57,20 @@ int report(const Context& ctx, const std::string& command, const Error& error) {
   return code;
 }
 
+int parse_and_run(CLI::App& app, int argc, const char* const* argv, const char* who, const int& exit_code) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : static_cast<int>(ErrorCode::kUsage);
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "%s: error: out of memory\n", who);
+    return static_cast<int>(ErrorCode::kOutOfMemory);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: internal error: %s\n", who, e.what());
+    return static_cast<int>(ErrorCode::kInternal);
+  }
+  return exit_code;
+}
+
 }  // namespace ota::cli

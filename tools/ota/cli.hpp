@@ -60,6 +60,11 @@ Result<std::int64_t> time_now_or(const std::string& at);
 // SOURCE_DATE_EPOCH when set (reproducible builds), else the current time.
 Result<std::int64_t> build_time();
 
+// Parses argv and runs the chosen subcommand's callback; returns its exit
+// code, or the pinned code of a usage error (2), an out-of-memory (9) or an
+// internal error, printed as "<who>: error: ..." (ota and ota-patch).
+int parse_and_run(CLI::App& app, int argc, const char* const* argv, const char* who, const int& exit_code);
+
 // The subcommands; each registers itself and its callback.
 void add_diff_command(CLI::App& app, Context& ctx, int& exit_code);
 void add_patch_command(CLI::App& app, Context& ctx, int& exit_code);

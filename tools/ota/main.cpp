@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <climits>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -50,17 +49,5 @@ int main(int argc, char** argv) {
   ota::cli::add_verify_command(app, ctx, exit_code);
   ota::cli::add_inspect_command(app, ctx, exit_code);
   ota::cli::add_campaign_commands(app, ctx, exit_code);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : static_cast<int>(ota::ErrorCode::kUsage);
-  } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "ota: error: out of memory\n");
-    return static_cast<int>(ota::ErrorCode::kOutOfMemory);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "ota: internal error: %s\n", e.what());
-    return static_cast<int>(ota::ErrorCode::kInternal);
-  }
-  return exit_code;
+  return ota::cli::parse_and_run(app, argc, argv, "ota", exit_code);
 }

@@ -5,8 +5,6 @@
 // `ota patch ...` executes it when it sits next to the ota binary; both parse
 // the same options (cmd_patch.cpp), print the same messages and exit with the
 // same codes.
-#include <cstdio>
-#include <cstring>
 #include <vector>
 
 #include "cli.hpp"
@@ -21,17 +19,5 @@ int main(int argc, char** argv) {
   // `ota-patch ARGS` is `ota patch ARGS`.
   std::vector<const char*> args{"ota", "patch"};
   for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
-  try {
-    app.parse(static_cast<int>(args.size()), args.data());
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : static_cast<int>(ota::ErrorCode::kUsage);
-  } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "ota patch: error: out of memory\n");
-    return static_cast<int>(ota::ErrorCode::kOutOfMemory);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "ota patch: internal error: %s\n", e.what());
-    return static_cast<int>(ota::ErrorCode::kInternal);
-  }
-  return exit_code;
+  return ota::cli::parse_and_run(app, static_cast<int>(args.size()), args.data(), "ota patch", exit_code);
 }

@@ -37,7 +37,7 @@ inline std::uint64_t common_prefix(const std::uint8_t* a, const std::uint8_t* b,
 template <typename T>
 class LargeArray {
  public:
-  explicit LargeArray(std::size_t n) : n_(n) {
+  explicit LargeArray(std::size_t n) {
     if (n == 0) return;
     bytes_ = (n * sizeof(T) + kHuge - 1) / kHuge * kHuge;
     void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -57,7 +57,7 @@ class LargeArray {
 
  private:
   static constexpr std::size_t kHuge = std::size_t{2} << 20;
-  std::size_t n_ = 0, bytes_ = 0;
+  std::size_t bytes_ = 0;
   T* data_ = nullptr;
 };
 
