@@ -4,7 +4,8 @@
 // Input layout:
 //   byte 0        control: bits 0-2 = k, the number of chunk-size bytes;
 //                 bit 3 = skip hashing OLD (verify_old = false);
-//                 bits 4-5 = max_window_log choice (27, 20, 12, 10)
+//                 bits 4-5 = max_window_log choice (27, 20, 12, 10);
+//                 bit 6 = write and hash NEW on a second thread (hash_in_background)
 //   bytes 1..k    chunk sizes for feed(): byte + 1, used in turn, cycled
 //                 (k = 0: the whole patch in one feed)
 //   the rest      the patch (ota delta or BSDIFF40)
@@ -34,6 +35,7 @@ inline Bytes fixed_old() {
 }
 
 inline constexpr std::uint8_t kVerifyOldOff = 0x08;
+inline constexpr std::uint8_t kBackground = 0x40;
 inline constexpr std::uint8_t kWindowLogs[4] = {27, 20, 12, 10};
 
 }  // namespace ota::fuzz

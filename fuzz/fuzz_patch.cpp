@@ -50,6 +50,7 @@ void run_delta(std::uint8_t control, ByteSpan chunk_sizes, ByteSpan patch) {
   delta::PatchOptions opt;
   opt.verify_old = (control & fuzz::kVerifyOldOff) == 0;
   opt.max_window_log = fuzz::kWindowLogs[(control >> 4) & 3];
+  opt.hash_in_background = (control & fuzz::kBackground) != 0;
   std::uint64_t frames_seen = 0, last_new = 0;
   opt.on_frame = [&](const delta::ResumePoint& p) {
     ++frames_seen;

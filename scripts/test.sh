@@ -43,8 +43,11 @@ if [ "$quick" = 1 ]; then exit 0; fi
 
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build: unit tests, MQTT and campaign integration tests"
 # Only the suites this run executes (label unit, and label mqtt: the broker-backed ones).
+# -O1 -g1 (line tables: enough for ASan's stack traces) compiles 2.4x faster than
+# -O2 -g under the sanitizers (cmd_campaign.cpp: 27 s against 65 s on 2 cores).
 cmake -S "$root" -B "$root/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOTA_SANITIZE=ON -DOTA_BUILD_BENCH=OFF \
-  -DOTA_BUILD_EXAMPLES=OFF >/dev/null
+  -DOTA_BUILD_EXAMPLES=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" >/dev/null
 cmake --build "$root/build-asan" -j"$(nproc)" --target ota_core_tests ota_delta_tests ota_sign_tests ota_storage_tests \
   ota_boot_tests ota_agent_tests ota_campaign_unit_tests ota_mqtt_tests ota_campaign_tests
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

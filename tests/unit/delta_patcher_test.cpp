@@ -238,6 +238,27 @@ TEST(BackgroundHash, DestroyedMidwayDoesNotHang) {
   }  // each Patcher is dropped with its hashing thread running
 }
 
+TEST(BackgroundHash, WriterErrorStopsThePatchAndCountsOnlyAcceptedBytes) {
+  // The background thread writes: its first Writer error ends the patch, is
+  // reported with context, and new_written() equals what the Writer accepted.
+  Fixture f = make_fixture(Compression::kZstd, 12, 300'000);
+  for (std::uint64_t limit : {std::uint64_t{0}, std::uint64_t{40'000}, std::uint64_t{200'000}}) {
+    MemorySource old_source(f.old_image);
+    test::FullDiskWriter out(limit);
+    auto p = delta::Patcher::create(old_source, out, background());
+    ASSERT_TRUE(p);
+    Status st = ok();
+    for (std::size_t off = 0; off < f.patch.size() && st; off += 999)
+      st = (*p)->feed(ByteSpan(f.patch.data() + off, std::min<std::size_t>(999, f.patch.size() - off)));
+    if (st) st = (*p)->finish();
+    ASSERT_FALSE(st) << limit;
+    EXPECT_EQ(st.error().code, ErrorCode::kIo) << limit;
+    EXPECT_NE(st.error().message.find("writing NEW"), std::string::npos) << st.error().message;
+    EXPECT_EQ((*p)->new_written(), out.position()) << limit;
+    EXPECT_LE(out.position(), limit);
+  }
+}
+
 // ---- verify_old_concurrently ----
 
 delta::PatchOptions concurrent() {

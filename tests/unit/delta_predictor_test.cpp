@@ -99,6 +99,12 @@ void expect_applies(const Program& p, const Bytes& patch) {
   auto chunked = test::apply_in_chunks(p.old_image, patch, [](std::size_t) { return std::size_t{1}; });
   ASSERT_TRUE(chunked);
   EXPECT_TRUE(*chunked == p.new_image);
+  delta::PatchOptions background;  // NEW written and hashed on a second thread
+  background.hash_in_background = true;
+  auto threaded = test::apply_in_chunks(p.old_image, patch, [](std::size_t left) { return std::min<std::size_t>(left, 333); },
+                                        background);
+  ASSERT_TRUE(threaded);
+  EXPECT_TRUE(*threaded == p.new_image);
 }
 
 TEST(Predictor, X86ExplainsMovedCalls) {
@@ -298,11 +304,19 @@ Bytes reference_x86(const AddressMap& map, ByteSpan window, std::uint64_t ws, st
   return out;
 }
 
-TEST(Predictor, X86ScanMatchesTheRuleByteForByte) {
+// Both scans: the AVX2 one (where the CPU has it) and the portable one.
+class X86Scan : public testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override { delta::detail::use_portable_x86_scan(GetParam()); }
+  void TearDown() override { delta::detail::use_portable_x86_scan(false); }
+};
+
+TEST_P(X86Scan, MatchesTheRuleByteForByte) {
   // Dense opcode bytes (every shape, overlapping sites, sites across the
-  // window's edges) in windows of every alignment.
+  // window's edges, opcodes next to the admitted ones) in windows of every alignment.
   std::mt19937_64 rng(5);
-  const std::uint8_t alphabet[] = {0xE8, 0xE9, 0x0F, 0x85, 0x8B, 0x05, 0x0D, 0x3D, 0x80, 0x8F, 0x00, 0xFF, 0x10, 0x01};
+  const std::uint8_t alphabet[] = {0xE8, 0xE9, 0x0F, 0x85, 0x8B, 0x05, 0x0D, 0x3D, 0x80, 0x8F, 0x00, 0xFF, 0x10,
+                                   0x01, 0x2A, 0xC6, 0xC7, 0x63, 0x3A, 0xB6, 0x6F, 0x7F, 0x15, 0x25, 0x35, 0x08};
   Bytes old_image(4096);
   for (auto& b : old_image) b = rng() % 3 ? alphabet[rng() % sizeof alphabet] : static_cast<std::uint8_t>(rng());
   std::vector<MapEntry> covers;
@@ -310,7 +324,7 @@ TEST(Predictor, X86ScanMatchesTheRuleByteForByte) {
   AddressMap map = AddressMap::from_covers(covers, 0);
   for (int trial = 0; trial < 3000; ++trial) {
     const std::uint64_t q = rng() % old_image.size();
-    const std::size_t n = static_cast<std::size_t>(1 + rng() % std::min<std::uint64_t>(200, old_image.size() - q));
+    const std::size_t n = static_cast<std::size_t>(1 + rng() % std::min<std::uint64_t>(trial % 10 ? 200 : 2000, old_image.size() - q));
     const std::uint64_t ws = q - std::min<std::uint64_t>(q, rng() % 12);
     const std::uint64_t we = std::min<std::uint64_t>(old_image.size(), q + n + rng() % 8);
     const ByteSpan window(old_image.data() + ws, static_cast<std::size_t>(we - ws));
@@ -321,6 +335,9 @@ TEST(Predictor, X86ScanMatchesTheRuleByteForByte) {
         << "q " << q << " n " << n << " window [" << ws << ", " << we << ")";
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Predictor, X86Scan, testing::Values(false, true),
+                         [](const testing::TestParamInfo<bool>& p) { return p.param ? "Portable" : "Native"; });
 
 }  // namespace
 }  // namespace ota

@@ -131,8 +131,12 @@ struct PatchOptions {
   // temporary file (ota patch), like verify_old_concurrently.
   bool verify_old_on_failure = false;
   std::optional<Digest> known_old_hash;
-  // Hash NEW on a second thread, from a copy in four 32 KiB buffers, so that
-  // hashing overlaps decoding and writing (ota patch on a multi-core host).
+  // Hash NEW on a second thread, over a ring of four 32 KiB output buffers,
+  // so that hashing overlaps decoding (ota patch on a multi-core host). The
+  // Writer is then called from either thread, in order, never two calls at
+  // once. The caller may use the Writer itself only inside on_frame, after a
+  // call failed, or after finish() returned: at those points nothing else
+  // touches it.
   bool hash_in_background = false;
   // Called after each completed frame with the position to resume from.
   std::function<Status(const ResumePoint&)> on_frame;

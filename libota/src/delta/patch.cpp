@@ -16,7 +16,8 @@ namespace ota::delta {
 namespace {
 
 // Buffer sizes are part of the memory budget of a device (docs/design.md).
-constexpr std::size_t kWorkBuffer = 16 * 1024;   // predicted OLD bytes per step
+constexpr std::size_t kWorkBuffer = 16 * 1024;   // most OLD bytes predicted per step
+constexpr std::size_t kPredictFirst = 512;       // first prediction ahead after an alignment change
 constexpr std::size_t kOldCache = 32 * 1024;     // OLD read-ahead
 constexpr std::size_t kDecodeBuffer = 32 * 1024; // decompressed records
 constexpr std::size_t kFeedBuffer = 16 * 1024;   // apply(): patch reads
@@ -25,10 +26,18 @@ Error malformed(std::string what) { return Error{ErrorCode::kPatchMalformed, std
 
 // Where NEW goes. The patcher produces NEW straight into a 32 KiB buffer
 // (space() / produced()); a full buffer is written to the Writer and hashed.
-// In the background mode the hash is computed on a second thread over a ring
-// of kChunks buffers, so that hashing overlaps decoding and writing; the
-// producer waits only when every buffer is still being hashed. The Writer is
-// only ever called from the patcher's own thread.
+//
+// In the background mode the buffers form a ring of kChunks, and a second
+// thread hashes them in order, so that hashing overlaps decoding and
+// predicting. Writing is shared: the second thread writes whenever it has
+// nothing to hash, and the patcher's thread writes instead of waiting when the
+// ring is full, so neither thread idles while the other has both jobs (node:
+// writing on either thread alone left that thread the bottleneck). Writes stay
+// in order and never overlap: one thread at a time holds the write turn, and
+// it writes every pending buffer that is contiguous in the ring in one call.
+// drain() returns once everything produced has been written and hashed; a
+// Writer error is reported by the next produced(), drain() or finish(), and
+// after abandon() the Writer is no longer called.
 class NewOutput {
  public:
   static constexpr std::size_t kChunk = 32 * 1024;
@@ -43,7 +52,9 @@ class NewOutput {
   NewOutput& operator=(const NewOutput&) = delete;
 
   // Room for the next NEW bytes (never empty).
-  MutableByteSpan space() { return MutableByteSpan(ring_.data() + slot_ * kChunk + fill_, kChunk - fill_); }
+  MutableByteSpan space() {
+    return MutableByteSpan(ring_.data() + (produced_ % slots()) * kChunk + fill_, kChunk - fill_);
+  }
   // The first n bytes of space() are NEW's next bytes.
   Status produced(std::size_t n) {
     fill_ += n;
@@ -65,11 +76,19 @@ class NewOutput {
 
   // Bytes the Writer accepted (produced bytes may still be buffered),
   // counted from n when resuming.
-  std::uint64_t written() const { return written_; }
-  void resume_at(std::uint64_t n) { written_ = n; }
+  std::uint64_t written() const { return written_.load(std::memory_order_acquire); }
+  void resume_at(std::uint64_t n) { written_.store(n, std::memory_order_release); }
 
-  // Everything produced so far has reached the Writer.
-  Status drain() { return fill_ ? flush() : ok(); }
+  // Everything produced so far has been written (and hashed).
+  Status drain() {
+    if (fill_) OTA_TRY(flush());
+    if (!thread_.joinable()) return ok();
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      if (written_chunks_ == produced_ && hashed_ == produced_) return failure_;
+      if (!write_some(lock)) freed_.wait(lock);
+    }
+  }
 
   Result<Digest> finish() {
     OTA_TRY(drain());
@@ -77,39 +96,86 @@ class NewOutput {
     return hasher_.finish();
   }
 
+  // After a failure: buffers not yet written are dropped, and the Writer is
+  // no longer in use when this returns (its position is written()).
+  void abandon() {
+    fill_ = 0;
+    if (!thread_.joinable()) return;
+    std::unique_lock<std::mutex> lock(mu_);
+    discard_ = true;
+    work_.notify_one();
+    freed_.wait(lock, [&] { return !writing_ && hashed_ == produced_; });
+  }
+
  private:
-  // Writes the current buffer, has it hashed and moves to a free buffer.
+  std::size_t slots() const { return ring_.size() / kChunk; }
+
+  // Hands the current buffer over (or writes and hashes it) and moves on,
+  // writing while the ring is full.
   Status flush() {
-    const ByteSpan chunk(ring_.data() + slot_ * kChunk, fill_);
-    OTA_TRY(out_.write(chunk));
-    written_ += chunk.size();
+    const std::size_t size = fill_;
     fill_ = 0;
     if (!thread_.joinable()) {
+      const ByteSpan chunk(ring_.data(), size);
+      OTA_TRY(out_.write(chunk));
+      written_.store(written_.load(std::memory_order_relaxed) + size, std::memory_order_release);
       hasher_.update(chunk);
       return ok();
     }
     std::unique_lock<std::mutex> lock(mu_);
-    sizes_[slot_] = chunk.size();
-    ++pending_;
-    ready_.notify_one();
-    slot_ = (slot_ + 1) % kChunks;
-    freed_.wait(lock, [&] { return pending_ < kChunks; });
-    return ok();
+    if (!failure_) return failure_;
+    sizes_[produced_ % kChunks] = size;
+    ++produced_;
+    work_.notify_one();
+    while (produced_ - std::min(hashed_, written_chunks_) >= kChunks)
+      if (!write_some(lock)) freed_.wait(lock);
+    return failure_;
   }
 
+  // Takes the write turn if it is free and something is unwritten: writes the
+  // pending buffers up to the ring's end (or a partial buffer) in one call.
+  // Called and returns with lock held; false if there was nothing to take.
+  bool write_some(std::unique_lock<std::mutex>& lock) {
+    if (writing_ || written_chunks_ == produced_) return false;
+    writing_ = true;
+    const std::uint64_t first = written_chunks_;
+    std::uint64_t last = first + 1;  // exclusive
+    std::size_t bytes = sizes_[first % kChunks];
+    while (last < produced_ && last % kChunks != 0 && sizes_[(last - 1) % kChunks] == kChunk)
+      bytes += sizes_[last++ % kChunks];
+    const bool skip = !failure_ || discard_;
+    lock.unlock();
+    Status st = ok();
+    if (!skip) {
+      st = out_.write(ByteSpan(ring_.data() + (first % kChunks) * kChunk, bytes));
+      if (st) written_.store(written_.load(std::memory_order_relaxed) + bytes, std::memory_order_release);
+    }
+    lock.lock();
+    if (!st && failure_) failure_ = std::move(st);
+    written_chunks_ = last;
+    writing_ = false;
+    freed_.notify_one();
+    work_.notify_one();
+    return true;
+  }
+
+  // The second thread: hashes buffers in order; writes when there is nothing to hash.
   void run() {
-    std::size_t head = 0;
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
-      ready_.wait(lock, [this] { return pending_ > 0 || stopping_; });
-      if (pending_ == 0) return;  // stopping, nothing left
-      const ByteSpan chunk(ring_.data() + head * kChunk, sizes_[head]);
-      lock.unlock();
-      hasher_.update(chunk);
-      lock.lock();
-      head = (head + 1) % kChunks;
-      --pending_;
-      freed_.notify_one();
+      if (hashed_ < produced_) {
+        const ByteSpan chunk(ring_.data() + (hashed_ % kChunks) * kChunk, sizes_[hashed_ % kChunks]);
+        const bool skip = !failure_ || discard_;
+        lock.unlock();
+        if (!skip) hasher_.update(chunk);
+        lock.lock();
+        ++hashed_;
+        freed_.notify_one();
+        continue;
+      }
+      if (write_some(lock)) continue;
+      if (stopping_) return;
+      work_.wait(lock);
     }
   }
 
@@ -118,20 +184,26 @@ class NewOutput {
     {
       std::lock_guard<std::mutex> lock(mu_);
       stopping_ = true;
+      discard_ = true;  // finish() drained first; otherwise the patch is being abandoned
     }
-    ready_.notify_one();
+    work_.notify_one();
     thread_.join();
   }
 
   Writer& out_;
   Hasher hasher_;
   Bytes ring_;
+  std::size_t fill_ = 0;
+  std::atomic<std::uint64_t> written_{0};  // bytes the Writer accepted
+  // Under mu_ (background mode): buffers (chunks) produced, hashed and written
+  // so far; chunk i lives in slot i % kChunks.
+  std::uint64_t produced_ = 0, hashed_ = 0, written_chunks_ = 0;
   std::size_t sizes_[kChunks] = {};
-  std::size_t slot_ = 0, fill_ = 0, pending_ = 0;
-  std::uint64_t written_ = 0;
-  bool stopping_ = false;
+  bool writing_ = false;   // a thread holds the write turn
+  Status failure_ = ok();  // the first Writer error
+  bool stopping_ = false, discard_ = false;
   std::mutex mu_;
-  std::condition_variable ready_, freed_;
+  std::condition_variable work_, freed_;
   std::thread thread_;
 };
 
@@ -146,7 +218,7 @@ class PatcherImpl final : public Patcher {
   Status feed(ByteSpan chunk) override {
     if (!status_) return status_;
     status_ = feed_impl(chunk);
-    if (!status_) status_ = prefer_old_mismatch(std::move(status_));
+    if (!status_) failed();
     return status_;
   }
 
@@ -155,7 +227,7 @@ class PatcherImpl final : public Patcher {
     if (state_ == State::kZstd) status_ = drain_zstd();
     if (status_) status_ = old_check_result();
     if (status_) status_ = finish_impl();
-    if (!status_) status_ = prefer_old_mismatch(std::move(status_));
+    if (!status_) failed();
     return status_;
   }
 
@@ -329,7 +401,6 @@ class PatcherImpl final : public Patcher {
     }
     if (opt_.resume) OTA_TRY(start_resume());
     if (h_.predictor != Predictor::kNone) {
-      ref_.resize(kWorkBuffer);
       state_ = State::kMap;
       return ok();
     }
@@ -422,21 +493,52 @@ class PatcherImpl final : public Patcher {
     return pos;
   }
 
-  // The bytes COPY and ADD apply to, OLD[off, off + len) (len <= kWorkBuffer):
-  // OLD itself, or with a predictor, OLD with its references re-pointed for the
-  // alignment of the current record.
-  // With a predictor the bytes are computed into dst (len bytes of room), or
-  // into ref_ when dst is null.
-  Result<ByteSpan> ref_view(std::uint64_t off, std::size_t len, std::uint8_t* dst = nullptr) {
-    if (h_.predictor == Predictor::kNone) return old_view(off, len);
-    const std::uint64_t lo = off >= detail::kPredictBefore ? off - detail::kPredictBefore : 0;
-    const std::uint64_t hi = std::min<std::uint64_t>(h_.old_size, off + len + detail::kPredictAfter);
-    auto window = old_view(lo, static_cast<std::size_t>(hi - lo));
-    if (!window) return window;
-    if (!dst) dst = ref_.data();
-    detail::predict(h_.predictor, map_, *window, lo, h_.old_size, off, len,
-                    static_cast<std::int64_t>(new_written_) - static_cast<std::int64_t>(off), dst);
-    return ByteSpan(dst, len);
+  // COPY and ADD apply to OLD[cursor_, ...): OLD itself, or with a predictor,
+  // OLD with its references re-pointed for the current alignment (NEW offset
+  // minus OLD offset).
+  //
+  // A predicted byte depends only on its OLD offset and the alignment, and
+  // records that follow each other without an INSERT or a SEEK share the
+  // alignment (node: 1.3 million COPY records, 1.3 million ADD records of 2.4
+  // bytes on average, and about 5,000 alignment changes). So the prediction is
+  // written ahead, in place, into the output buffer: the first ahead_ bytes of
+  // output_.space() hold the prediction of OLD[cursor_, cursor_ + ahead_). A
+  // COPY then only counts them and an ADD adds its bytes onto them. After an
+  // alignment change the prediction ahead starts at kPredictFirst bytes, and
+  // each further step doubles, up to kWorkBuffer.
+  //
+  // Makes ahead_ >= len (len <= output_.space().size() and OLD's rest).
+  Status predict_ahead(std::size_t len) {
+    if (ahead_ >= len) return ok();
+    const MutableByteSpan space = output_.space();
+    step_ = aligned_ ? std::min(kWorkBuffer, step_ * 2) : kPredictFirst;
+    aligned_ = true;
+    const std::size_t target = static_cast<std::size_t>(std::min<std::uint64_t>(
+        {space.size(), h_.old_size - cursor_, std::max<std::uint64_t>(len, ahead_ + step_)}));
+    const std::int64_t delta = static_cast<std::int64_t>(new_written_) - static_cast<std::int64_t>(cursor_);
+    while (ahead_ < target) {
+      std::size_t n = std::min(kWorkBuffer, target - ahead_);
+      const std::uint64_t off = cursor_ + ahead_;
+      // A step that would run a few bytes past the read-ahead cache ends with
+      // it instead, so that OLD is read once, not twice, on a long run.
+      const std::uint64_t cached_end = cache_off_ + cache_len_;
+      if (off >= cache_off_ + detail::kPredictBefore && cached_end >= off + detail::kPredictAfter + 4096 &&
+          cached_end < off + n + detail::kPredictAfter && cached_end < h_.old_size)
+        n = static_cast<std::size_t>(cached_end - detail::kPredictAfter - off);
+      const std::uint64_t lo = off >= detail::kPredictBefore ? off - detail::kPredictBefore : 0;
+      const std::uint64_t hi = std::min<std::uint64_t>(h_.old_size, off + n + detail::kPredictAfter);
+      auto window = old_view(lo, static_cast<std::size_t>(hi - lo));
+      if (!window) return fail(window.error());
+      detail::predict(h_.predictor, map_, *window, lo, h_.old_size, off, n, delta, space.data() + ahead_);
+      ahead_ += n;
+    }
+    return ok();
+  }
+
+  // An INSERT, a SEEK or a new frame: what was predicted ahead no longer applies.
+  void realign() {
+    ahead_ = 0;
+    aligned_ = false;
   }
 
   // Hashes OLD and compares it with the header (runs on the checking thread
@@ -471,6 +573,13 @@ class PatcherImpl final : public Patcher {
   }
 
   // A wrong OLD explains any later failure: report it as the cause.
+  // The patch failed: the Writer is left alone from here on, and a wrong OLD
+  // is named as the cause if that is what it was.
+  void failed() {
+    output_.abandon();
+    status_ = prefer_old_mismatch(std::move(status_));
+  }
+
   Status prefer_old_mismatch(Status failed) {
     if (opt_.verify_old && opt_.verify_old_on_failure && !opt_.known_old_hash && state_ != State::kHeader &&
         failed.error().code != ErrorCode::kOldMismatch && failed.error().code != ErrorCode::kIo &&
@@ -492,6 +601,7 @@ class PatcherImpl final : public Patcher {
     }
     frame_end_ = std::min(h_.new_size, (frame_ + 1) << h_.frame_log);
     cursor_ = 0;
+    realign();
     rec_ = Rec::kTag;
     tag_len_ = 0;
     state_ = State::kFrameStart;
@@ -531,9 +641,18 @@ class PatcherImpl final : public Patcher {
     while (pos < data.size() && !frame_complete()) {
       switch (rec_) {
         case Rec::kTag: {
-          tag_[tag_len_++] = data[pos++];
           std::uint64_t v = 0;
           std::size_t used = 0;
+          if (tag_len_ == 0) {  // the whole tag is usually in data
+            auto st = detail::get_varint(data.subspan(pos), v, used);
+            if (st == detail::VarintStatus::kInvalid) return fail(malformed("invalid record tag"));
+            if (st == detail::VarintStatus::kOk) {
+              pos += used;
+              OTA_TRY(record(static_cast<std::uint8_t>(v & 3), v >> 2));
+              break;
+            }
+          }
+          tag_[tag_len_++] = data[pos++];
           auto st = detail::get_varint(ByteSpan(tag_, tag_len_), v, used);
           if (st == detail::VarintStatus::kNeedMore) break;
           if (st == detail::VarintStatus::kInvalid) return fail(malformed("invalid record tag"));
@@ -543,14 +662,20 @@ class PatcherImpl final : public Patcher {
         }
         case Rec::kAdd: {
           MutableByteSpan room = output_.space();
-          std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(
-              {remaining_, data.size() - pos, room.size(), kWorkBuffer}));
-          auto view = ref_view(cursor_, n);
-          if (!view) return fail(view.error());
-          const std::uint8_t* ref = view->data();
+          std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>({remaining_, data.size() - pos, room.size()}));
           const std::uint8_t* diff = data.data() + pos;
           std::uint8_t* dst = room.data();
-          for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<std::uint8_t>(ref[i] + diff[i]);
+          if (h_.predictor != Predictor::kNone) {
+            OTA_TRY(predict_ahead(n));
+            for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<std::uint8_t>(dst[i] + diff[i]);
+            ahead_ -= n;
+          } else {
+            n = std::min(n, cache_.size());
+            auto view = old_view(cursor_, n);
+            if (!view) return fail(view.error());
+            const std::uint8_t* ref = view->data();
+            for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<std::uint8_t>(ref[i] + diff[i]);
+          }
           OTA_TRY(produced(n));
           cursor_ += n;
           pos += n;
@@ -576,13 +701,18 @@ class PatcherImpl final : public Patcher {
         if (n == 0) n = room;
         if (n > room) return fail(malformed("COPY runs past the end of the frame"));
         if (n > h_.old_size - cursor_) return fail(malformed("COPY reads past the end of OLD"));
-        const std::size_t piece = h_.predictor == Predictor::kNone ? cache_.size() : kWorkBuffer;
         while (n) {
           MutableByteSpan space = output_.space();
-          std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>({n, piece, space.size()}));
-          auto view = ref_view(cursor_, k, space.data());
-          if (!view) return fail(view.error());
-          if (view->data() != space.data()) std::memcpy(space.data(), view->data(), k);
+          std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(n, space.size()));
+          if (h_.predictor != Predictor::kNone) {
+            OTA_TRY(predict_ahead(k));
+            ahead_ -= k;
+          } else {
+            k = std::min(k, cache_.size());
+            auto view = old_view(cursor_, k);
+            if (!view) return fail(view.error());
+            std::memcpy(space.data(), view->data(), k);
+          }
           OTA_TRY(produced(k));
           cursor_ += k;
           n -= k;
@@ -597,6 +727,7 @@ class PatcherImpl final : public Patcher {
         return ok();
       case detail::kOpInsert:
         if (n == 0 || n > room) return fail(malformed("INSERT length is zero or runs past the frame"));
+        realign();
         remaining_ = n;
         rec_ = Rec::kInsert;
         return ok();
@@ -607,6 +738,7 @@ class PatcherImpl final : public Patcher {
                       : static_cast<std::uint64_t>(delta) > h_.old_size - cursor_)
           return fail(malformed("SEEK moves outside OLD"));
         cursor_ = static_cast<std::uint64_t>(static_cast<std::int64_t>(cursor_) + delta);
+        realign();
         return ok();
       }
     }
@@ -660,7 +792,7 @@ class PatcherImpl final : public Patcher {
   std::uint64_t remaining_ = 0;
   NewOutput output_;
   std::unique_ptr<codec::ZstdDecoder> zstd_;
-  Bytes zbuf_, cache_, ref_, old_copy_;
+  Bytes zbuf_, cache_, old_copy_;
   detail::AddressMap map_;
   Bytes map_buf_;
   std::uint8_t map_mode_ = 0;
@@ -668,6 +800,9 @@ class PatcherImpl final : public Patcher {
   std::size_t last_produced_ = 0;
   std::uint64_t cache_off_ = 0;
   std::size_t cache_len_ = 0;
+  // The first ahead_ bytes of output_.space() hold OLD[cursor_, cursor_ + ahead_) predicted.
+  std::size_t ahead_ = 0, step_ = kPredictFirst;
+  bool aligned_ = false;  // the last prediction ahead was at the current alignment
   std::thread old_check_;
   Status old_check_status_ = ok();
   std::atomic<bool> cancel_old_check_{false};

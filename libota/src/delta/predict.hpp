@@ -71,6 +71,10 @@ inline constexpr std::uint64_t kPredictAfter = 4;
 void predict(Predictor predictor, const AddressMap& map, ByteSpan window, std::uint64_t window_start,
              std::uint64_t old_size, std::uint64_t q, std::size_t n, std::int64_t delta, std::uint8_t* out);
 
+// Tests: scan with the portable (SSE2 or scalar) code even where AVX2 is
+// available. The result is the same either way; only the speed differs.
+void use_portable_x86_scan(bool portable);
+
 // True when OLD looks like an x86-64 or i386 ELF image.
 bool looks_like_x86(ByteSpan old_image);
 
