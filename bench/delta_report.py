@@ -325,7 +325,10 @@ def main() -> int:
               f"(built {meta.get('ota_mtime', '?')}, source {meta.get('git_rev', '?')}), copied at the start "
               f"to {meta.get('ota_run_path', '?')} (sha256 {meta.get('ota_sha256', '?')}...) and run from there")
     md.append(f"- Peers (dpkg-query -W bsdiff xdelta3 zstd): {meta.get('dpkg', '?')}")
-    md.append("- Wall s and peak RSS from `/usr/bin/time -f '%e %M'` (one run each, warm page cache); "
+    runs = meta.get("apply_runs", "1")
+    md.append("- Wall s and peak RSS from `/usr/bin/time -f '%e %M'` (warm page cache, `sync` before each run): "
+              f"each diff runs once; each apply runs {runs} times, the same for every tool, and the run with "
+              f"the median wall time is reported, with the highest peak RSS of the {runs}; "
               "group sizes and wall times are sums over the group's pairs, group peak RSS the max.")
     md.append("- CPU s: user + system time of the command (all its threads); ota uses one thread per core "
               "by default, the peers one.")
