@@ -267,8 +267,8 @@ inline unsigned site_candidates16(const std::uint8_t* p) {
 #if defined(__x86_64__) || defined(__i386__)
 #define OTA_X86_AVX2 1
 // Bit k: as site_candidates16, 32 positions, and a rip-relative ModRM only
-// after a byte that the nibble lookup admits as its opcode (about 9 in 10 of
-// the rip candidates in node's code are dropped here instead of in site()).
+// after a byte that the nibble lookup admits as its opcode (so most rip
+// candidates are dropped here instead of in site()).
 __attribute__((target("avx2"))) inline std::uint32_t site_candidates32(const std::uint8_t* p, __m256i lo_lut,
                                                                        __m256i hi_lut) {
   const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
