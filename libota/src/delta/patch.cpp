@@ -495,7 +495,8 @@ class PatcherImpl final : public Patcher {
 
   // COPY and ADD apply to OLD[cursor_, ...): OLD itself, or with a predictor,
   // OLD with its references re-pointed for the current alignment (NEW offset
-  // minus OLD offset).
+  // minus OLD offset). Both are written ahead the same way (without a
+  // predictor, detail::predict() only copies).
   //
   // A predicted byte depends only on its OLD offset and the alignment, and
   // records that follow each other without an INSERT or a SEEK share the
@@ -665,17 +666,9 @@ class PatcherImpl final : public Patcher {
           std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>({remaining_, data.size() - pos, room.size()}));
           const std::uint8_t* diff = data.data() + pos;
           std::uint8_t* dst = room.data();
-          if (h_.predictor != Predictor::kNone) {
-            OTA_TRY(predict_ahead(n));
-            for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<std::uint8_t>(dst[i] + diff[i]);
-            ahead_ -= n;
-          } else {
-            n = std::min(n, cache_.size());
-            auto view = old_view(cursor_, n);
-            if (!view) return fail(view.error());
-            const std::uint8_t* ref = view->data();
-            for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<std::uint8_t>(ref[i] + diff[i]);
-          }
+          OTA_TRY(predict_ahead(n));
+          for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<std::uint8_t>(dst[i] + diff[i]);
+          ahead_ -= n;
           OTA_TRY(produced(n));
           cursor_ += n;
           pos += n;
@@ -702,17 +695,9 @@ class PatcherImpl final : public Patcher {
         if (n > room) return fail(malformed("COPY runs past the end of the frame"));
         if (n > h_.old_size - cursor_) return fail(malformed("COPY reads past the end of OLD"));
         while (n) {
-          MutableByteSpan space = output_.space();
-          std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(n, space.size()));
-          if (h_.predictor != Predictor::kNone) {
-            OTA_TRY(predict_ahead(k));
-            ahead_ -= k;
-          } else {
-            k = std::min(k, cache_.size());
-            auto view = old_view(cursor_, k);
-            if (!view) return fail(view.error());
-            std::memcpy(space.data(), view->data(), k);
-          }
+          const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(n, output_.space().size()));
+          OTA_TRY(predict_ahead(k));
+          ahead_ -= k;
           OTA_TRY(produced(k));
           cursor_ += k;
           n -= k;
