@@ -22,26 +22,18 @@ namespace ota::agent_cli {
 namespace {
 
 using OJson = nlohmann::ordered_json;
-constexpr char kRootRecord[] = "root.json";
 
 // Everything a command needs, opened from the configuration.
 struct Runtime {
   std::unique_ptr<storage::BlockStore> banks[2];
   std::unique_ptr<storage::StateStore> state;
   std::unique_ptr<boot::Environment> env;
+  boot::BootedSlot booted;
   std::optional<trust::TrustStore> trust;
 };
 
 Result<Runtime> open_runtime(const Config& c, bool need_banks) {
   Runtime rt;
-  if (need_banks) {
-    auto a = storage::open_file_bank(c.bank_a);
-    if (!a) return fail(a.error().with_context("bank a"));
-    auto b = storage::open_file_bank(c.bank_b);
-    if (!b) return fail(b.error().with_context("bank b"));
-    rt.banks[0] = std::move(*a);
-    rt.banks[1] = std::move(*b);
-  }
   auto st = storage::open_state_dir(c.state_dir);
   if (!st) return fail(st.error().with_context("state directory"));
   rt.state = std::move(*st);
@@ -51,48 +43,49 @@ Result<Runtime> open_runtime(const Config& c, bool need_banks) {
   else env = open_file_env(c.boot_config);
   if (!env) return fail(env.error().with_context("boot environment"));
   rt.env = std::move(*env);
-  // The newest root this device accepted, else the provisioned anchor.
-  auto saved = rt.state->get(kRootRecord);
-  if (!saved) return fail(saved.error());
-  if (*saved) {
-    auto e = trust::parse_envelope(std::string((*saved)->begin(), (*saved)->end()));
-    if (!e) return fail(e.error().with_context("saved trust root"));
-    auto t = trust::TrustStore::from_anchor(*e);
-    if (!t) return fail(t.error().with_context("saved trust root"));
-    rt.trust.emplace(std::move(*t));
-  } else {
-    auto t = trust::TrustStore::load(c.trust_root);
-    if (!t) return fail(t.error());
-    rt.trust.emplace(std::move(*t));
+  rt.booted = c.boot_cmdline.empty() ? boot::booted_from_simulator(*rt.env) : boot::booted_from_cmdline(c.boot_cmdline);
+  if (need_banks) {
+    // The bank that runs is opened read-only: nothing above can write it.
+    auto running = rt.booted();
+    if (!running) return fail(running.error());
+    const std::string* paths[2] = {&c.bank_a, &c.bank_b};
+    for (int i = 0; i < 2; ++i) {
+      const bool runs = (i == 0) == (*running == boot::Slot::kA);
+      auto bank = storage::open_file_bank(*paths[i], runs ? storage::Access::kReadOnly : storage::Access::kReadWrite);
+      if (!bank) return fail(bank.error().with_context(i == 0 ? "bank a" : "bank b"));
+      rt.banks[i] = std::move(*bank);
+    }
   }
+  // The newest root this device accepted, else the provisioned anchor.
+  auto t = agent::load_trust(*rt.state, c.trust_root);
+  if (!t) return fail(t.error());
+  rt.trust.emplace(std::move(*t));
   return rt;
 }
 
-agent::Agent make_agent(const Config& c, Runtime& rt,
-                        std::function<void(std::uint64_t, std::uint64_t)> progress = {}) {
+agent::Device device_of(const Config& c, Runtime& rt) {
   agent::Device d;
   d.banks[0] = rt.banks[0].get();
   d.banks[1] = rt.banks[1].get();
   d.state = rt.state.get();
   d.env = rt.env.get();
+  d.booted_slot = rt.booted;
   d.trust = &*rt.trust;
   d.hardware_id = c.hardware_id;
   d.now = [] { return static_cast<trust::Time>(std::time(nullptr)); };
   d.health_check = [&c] { return run_command(c.health_command, c.health_timeout_s); };
-  d.reboot = [&c] { return run_command(c.reboot_command, 0); };
+  if (!c.reboot_command.empty()) d.reboot = [&c] { return run_command(c.reboot_command, 0); };
+  return d;
+}
+
+agent::Agent make_agent(const Config& c, Runtime& rt,
+                        std::function<void(std::uint64_t, std::uint64_t)> progress = {}) {
+  agent::Device d = device_of(c, rt);
   d.progress = std::move(progress);
   return agent::Agent(std::move(d));
 }
 
-const char* stage_name(agent::Stage s) {
-  switch (s) {
-    case agent::Stage::kNone: return "none";
-    case agent::Stage::kWriting: return "writing";
-    case agent::Stage::kWritten: return "written";
-    case agent::Stage::kTrial: return "trial";
-  }
-  return "none";
-}
+std::string stage_text(agent::Stage s) { return std::string(agent::stage_name(s)); }
 
 int done(const Options& o, OJson doc, const std::string& text) {
   if (o.json) std::cout << doc.dump() << std::endl;
@@ -137,17 +130,10 @@ int cmd_install(const Config& c, const Options& o, const std::string& source) {
                  total ? static_cast<int>(done_bytes * 100 / total) : 100, static_cast<double>(done_bytes) / 1048576.0,
                  static_cast<double>(total) / 1048576.0, static_cast<double>((*in)->stats().bytes_received) / 1048576.0);
   });
-  const std::uint64_t root_before = rt->trust->root().version;
   // Reopening the source lets the agent check a delta's base while patching.
   fetch::Stats fs;
   auto rep = agent::install_from_source(a, **in, source, fo, &fs);
   if (show) std::fprintf(stderr, "\n");
-  // A root update carried by the bundle is kept even when the install fails later.
-  if (rt->trust->root().version > root_before) {
-    std::string text = trust::encode_envelope(rt->trust->envelope());
-    auto st = rt->state->replace(kRootRecord, ByteSpan(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
-    if (!st) return report_error(o, "install", st.error());
-  }
   if (!rep) return report_error(o, "install", rep.error());
   OJson doc;
   doc["ok"] = true;
@@ -178,6 +164,8 @@ int cmd_status(const Config& c, const Options& o) {
   doc["command"] = "status";
   doc["device_id"] = c.device_id;
   doc["hardware_id"] = c.hardware_id;
+  auto running = rt->booted();
+  doc["running_slot"] = running ? OJson(boot::slot_name(*running)) : OJson(nullptr);
   doc["boot"] = {{"slot", boot::slot_name(bs->boot_slot)},
                  {"trial", bs->upgrade_available},
                  {"bootcount", bs->bootcount},
@@ -191,7 +179,7 @@ int cmd_status(const Config& c, const Options& o) {
   doc["banks"] = banks;
   doc["security_floor"] = s->security_floor;
   OJson inst;
-  inst["stage"] = stage_name(s->install.stage);
+  inst["stage"] = stage_text(s->install.stage);
   if (s->install.stage != agent::Stage::kNone) {
     inst["target"] = boot::slot_name(s->install.target);
     inst["version"] = s->install.version;
@@ -202,14 +190,16 @@ int cmd_status(const Config& c, const Options& o) {
   doc["install"] = inst;
   doc["trust_root_version"] = rt->trust->root().version;
   doc["last_result"] = s->last_result;
-  std::string text = std::string("boots slot ") + boot::slot_name(bs->boot_slot) +
+  std::string text = (running ? std::string("runs slot ") + boot::slot_name(*running) + ", "
+                              : "running slot unknown (" + running.error().message + "), ") +
+                     std::string("boots slot ") + boot::slot_name(bs->boot_slot) +
                      (bs->upgrade_available ? " (trial, boot " + std::to_string(bs->bootcount) + " of " +
                                                   std::to_string(bs->bootlimit) + ")"
                                             : " (confirmed)");
   for (int i = 0; i < 2; ++i)
     text += std::string("\nbank ") + (i == 0 ? "a" : "b") + ": " +
             (s->banks[i] ? (s->banks[i]->version.empty() ? "unversioned image" : s->banks[i]->version) : "unknown");
-  text += std::string("\ninstall: ") + stage_name(s->install.stage);
+  text += std::string("\ninstall: ") + stage_text(s->install.stage);
   if (s->install.stage != agent::Stage::kNone) text += " " + s->install.version;
   if (!s->last_result.empty()) text += "\nlast result: " + s->last_result;
   return done(o, doc, text);
@@ -225,7 +215,7 @@ int cmd_boot_check(const Config& c, const Options& o) {
   auto s = a.state();
   if (!s) return report_error(o, "boot-check", s.error());
   const bool acted = before->install.stage != agent::Stage::kNone && s->install.stage == agent::Stage::kNone;
-  const std::string outcome = !acted ? "nothing" : s->last_result.rfind("rolled-back", 0) == 0 ? "rolled-back" : "committed";
+  const std::string outcome = !acted ? "nothing" : s->outcome == agent::Outcome::kRolledBack ? "rolled-back" : "committed";
   // A rollback is a result scripts must see: exit 42 (docs/cli.md).
   if (outcome == "rolled-back") return report_error(o, "boot-check", Error{ErrorCode::kRolledBack, s->last_result});
   OJson doc{{"ok", true}, {"command", "boot-check"}, {"outcome", outcome}, {"last_result", s->last_result}};
@@ -290,16 +280,7 @@ int cmd_run(const Config& c, const Options& o) {
   sa.sa_handler = on_signal;
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
-  agent::Device d;
-  d.banks[0] = rt->banks[0].get();
-  d.banks[1] = rt->banks[1].get();
-  d.state = rt->state.get();
-  d.env = rt->env.get();
-  d.trust = &*rt->trust;
-  d.hardware_id = c.hardware_id;
-  d.now = [] { return static_cast<trust::Time>(std::time(nullptr)); };
-  d.health_check = [&c] { return run_command(c.health_command, c.health_timeout_s); };
-  if (!c.reboot_command.empty()) d.reboot = [&c] { return run_command(c.reboot_command, 0); };
+  agent::Device d = device_of(c, *rt);
   agent::DaemonOptions dopt;
   dopt.device_id = c.device_id;
   dopt.fleet = c.mqtt.fleet;

@@ -73,6 +73,9 @@ Result<Config> load_config(const std::string& path) {
   auto bc = str(*boot, key);
   if (!bc) return fail(bc.error().with_context(path + ": boot"));
   c.boot_config = *bc;
+  auto cmdline = str(*boot, "cmdline", false);
+  if (!cmdline) return fail(cmdline.error().with_context(path + ": boot"));
+  c.boot_cmdline = !cmdline->empty() ? *cmdline : c.boot_backend == "file" ? std::string() : std::string("/proc/cmdline");
   if (auto h = j.find("health_check"); h != j.end()) {
     if (!h->is_object()) return fail(ErrorCode::kMalformed, path + ": health_check must be an object");
     auto argv = argv_of(h->value("command", Json()), "health_check.command");

@@ -14,6 +14,10 @@ struct Config {
   std::string bank_a, bank_b;
   std::string boot_backend;  // "uboot", "grub" or "file" (the simulator's environment)
   std::string boot_config;   // uboot: fw_env.config; grub: grubenv; file: the JSON environment
+  // Boot evidence (which slot runs): the kernel command line holding
+  // ota.slot=a|b. Default /proc/cmdline for uboot and grub; empty for file,
+  // where the simulator's record in the environment is the evidence.
+  std::string boot_cmdline;
   std::string trust_root;
   std::string state_dir;
   std::vector<std::string> health_command;  // empty: no health check

@@ -362,7 +362,7 @@ TEST_F(BootGrubEnv, UncommittedTrialFallsBackAcrossReboots) {
   for (int i = 1; i <= 3; ++i) EXPECT_EQ(boot_once(open_fn), Slot::kB) << "boot " << i;
   EXPECT_EQ(grub_list().at("bootcount"), "3");
   EXPECT_EQ(boot_once(open_fn), Slot::kA) << "default bootlimit 3 exceeded on the fourth boot";
-  EXPECT_EQ(grub_list(), (Vars{{"ota_slot", "a"}, {"upgrade_available", "0"}, {"bootcount", "0"}}));
+  EXPECT_EQ(grub_list(), (Vars{{"ota_slot", "a"}, {"upgrade_available", "0"}, {"bootcount", "0"}, {"ota_booted", "a"}}));
   EXPECT_EQ(boot_once(open_fn), Slot::kA);
 }
 
@@ -380,7 +380,7 @@ TEST_F(BootGrubEnv, CommittedTrialPersists) {
     ASSERT_OK(BootControl(*env).commit());
   }
   for (int i = 0; i < 4; ++i) EXPECT_EQ(boot_once(open_fn), Slot::kB) << "boot " << i;
-  EXPECT_EQ(grub_list(), (Vars{{"ota_slot", "b"}, {"upgrade_available", "0"}, {"bootcount", "0"}}));
+  EXPECT_EQ(grub_list(), (Vars{{"ota_slot", "b"}, {"upgrade_available", "0"}, {"bootcount", "0"}, {"ota_booted", "b"}}));
   // And a rollback after the commit, read back by a fresh open.
   {
     auto env = must_open();

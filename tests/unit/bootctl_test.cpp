@@ -54,10 +54,13 @@ TEST(BootControl, MissingVariablesReadAsDefaults) {
   EXPECT_EQ(st.bootcount, 0u);
   EXPECT_EQ(st.bootlimit, 3u);
   EXPECT_EQ(env.stores, 0u);
-  // A boot without a trial reads defaults and stores nothing.
+  // A boot without a trial reads defaults and records the slot it booted
+  // (the simulator's boot evidence) once; the next boot stores nothing.
   EXPECT_EQ(must_boot(env), Slot::kA);
-  EXPECT_EQ(env.stores, 0u);
-  EXPECT_TRUE(env.vars.empty());
+  EXPECT_EQ(env.stores, 1u);
+  EXPECT_EQ(env.vars, (Vars{{"ota_booted", "a"}}));
+  EXPECT_EQ(must_boot(env), Slot::kA);
+  EXPECT_EQ(env.stores, 1u);
 }
 
 TEST(BootControl, ReadsEveryVariable) {
@@ -107,8 +110,10 @@ TEST(BootControl, RollbackIsOneStoreBackToTheOtherSlot) {
   EXPECT_EQ(st.boot_slot, Slot::kA);
   EXPECT_FALSE(st.upgrade_available);
   EXPECT_EQ(st.bootcount, 0u);
+  // The boot into the old slot stores only the new boot evidence.
   EXPECT_EQ(must_boot(env), Slot::kA);
-  EXPECT_EQ(env.stores, before + 1);
+  EXPECT_EQ(env.stores, before + 2);
+  EXPECT_EQ(env.vars.at("ota_booted"), "a");
 }
 
 TEST(BootControl, RollbackSwitchesOnEveryCall) {
@@ -238,7 +243,9 @@ TEST(BootSimulation, EveryTransitionIsExactlyOneStore) {
   ASSERT_OK(bc.rollback());
   EXPECT_EQ(env.stores, 4u) << "rollback";
   ASSERT_OK(simulate_boot(env));
-  EXPECT_EQ(env.stores, 4u) << "boot without a trial";
+  EXPECT_EQ(env.stores, 5u) << "boot without a trial, into another slot than the last: records ota_booted";
+  ASSERT_OK(simulate_boot(env));
+  EXPECT_EQ(env.stores, 5u) << "boot without a trial into the same slot";
 }
 
 TEST(BootControl, AcceptsBoundaryValues) {

@@ -93,6 +93,8 @@ struct PublishArgs {
   bool abort_on_failure = false;
   std::uint64_t revision = 0;
   std::vector<std::string> keys;
+  std::vector<std::string> root_updates;
+  std::string control_ttl = "15m";
   PassphraseSource pass;
   BrokerArgs broker;
 };
@@ -123,6 +125,17 @@ Status run_publish(const Context& ctx, const PublishArgs& a, OJson& out) {
   if (!dt) return fail(dt.error().with_context("--device-timeout"));
   auto exp = cp::parse_duration(a.expires);
   if (!exp) return fail(exp.error().with_context("--expires"));
+  auto ttl = cp::parse_duration(a.control_ttl);
+  if (!ttl) return fail(ttl.error().with_context("--control-ttl"));
+  std::vector<trust::Envelope> roots;
+  for (const auto& path : a.root_updates) {
+    auto bytes = read_file(path);
+    if (!bytes) return fail(bytes.error().with_context("--root-update"));
+    auto e = trust::parse_envelope(std::string(bytes->begin(), bytes->end()));
+    if (!e) return fail(e.error().with_context(path));
+    if (e->payload_type != trust::kRootType) return fail(ErrorCode::kUsage, path + " is not a trust root");
+    roots.push_back(std::move(*e));
+  }
   if (a.keys.empty()) return fail(ErrorCode::kUsage, "--key: a release key must sign the campaign");
 
   // The bundle must verify before anyone is told to fetch it.
@@ -191,6 +204,7 @@ Status run_publish(const Context& ctx, const PublishArgs& a, OJson& out) {
   c.waves = *waves;
   c.gates = cp::Gates{a.success, a.failure, a.min_sample, *soak, *dt, a.abort_on_failure};
   c.controller = *controller;
+  c.control_ttl_s = *ttl;
   OTA_TRY(cp::validate(c));
 
   trust::Envelope env;
@@ -215,7 +229,7 @@ Status run_publish(const Context& ctx, const PublishArgs& a, OJson& out) {
 
   auto control = cp::initial_control(dir, c, now);
   if (!control) return fail(control.error());
-  const std::string doc = cp::encode_document({env, *control});
+  const std::string doc = cp::encode_document({env, *control, roots});
   OTA_TRY(cp::journal_publication(dir, doc, now));
   mqtt::Message m{cp::campaign_topic(a.fleet, a.id), doc, 1, true, 0, {}};
   OTA_TRY(mqtt::publish_retained_checked(**client, m, *wait));
@@ -521,6 +535,11 @@ void add_campaign_commands(CLI::App& app, Context& ctx, int& exit_code) {
       ->capture_default_str();
   pub->add_option("--expires", p->expires, "The campaign expires after this long")->capture_default_str();
   pub->add_flag("--abort-on-failure", p->abort_on_failure, "The failure gate aborts instead of pausing");
+  pub->add_option("--control-ttl", p->control_ttl,
+                  "A running control document is valid this long; the controller signs it again every third of it")
+      ->capture_default_str();
+  pub->add_option("--root-update", p->root_updates,
+                  "A trust root (root.json of a newer version) devices take before the campaign; repeat in order");
   pub->add_option("--revision", p->revision, "Campaign revision (default: one more than the broker holds)");
   pub->add_option("--dir", p->dir, "Campaign directories live here")->capture_default_str();
   p->broker.add(pub);

@@ -20,9 +20,23 @@
 //     interrupted by a power cut resumes at the last checkpoint when
 //     install() is called again with the same bundle, skipping in the
 //     bundle stream what it already wrote (a file seeks, HTTP asks a Range).
-//  5. The active bank is never written. Until the trial is begun, the boot
-//     environment points at the active bank; after, the bootloader's
-//     bootcount rules fall back to it.
+//  5. The running bank is never written. Which bank runs is taken from boot
+//     evidence (Device::booted_slot: the kernel command line marker the boot
+//     script sets, or the simulator's record), never from the environment's
+//     next-boot choice; the running bank is only read (as the delta's base),
+//     and a device whose environment boots the other slot next (a rollback
+//     waiting for its reboot) installs nothing (kRebootPending). Until the
+//     trial is begun, the boot environment points at the running bank;
+//     after, the bootloader's bootcount rules fall back to it.
+//  6. A trust root update carried by the bundle is saved in the state store
+//     (atomically) before anything signed under it is acted on, even when the
+//     install then fails; every entry point loads it back (load_trust).
+//
+// Contract of boot_check(): a trial is committed only when the evidence says
+// the device runs the trial slot and the health check passed. Before the
+// reboot into it (or when the reboot command failed) it changes nothing and
+// fails with kTrialNotBooted. Every stage change goes through the life-cycle
+// table (lifecycle.hpp).
 #pragma once
 
 #include <chrono>
@@ -38,6 +52,7 @@
 #include "ota/delta.hpp"
 #include "ota/error.hpp"
 #include "ota/fetch.hpp"
+#include "ota/lifecycle.hpp"
 #include "ota/storage.hpp"
 #include "ota/trust.hpp"
 
@@ -49,11 +64,6 @@ struct BankInfo {
   std::uint64_t size = 0;
   Digest hash{};
 };
-
-// kWriting: payload going into the target bank (resumable); kWritten: the
-// target bank holds the verified image, trial not yet begun; kTrial: the
-// bootloader was told to boot the target once.
-enum class Stage { kNone, kWriting, kWritten, kTrial };
 
 struct InstallRecord {
   Stage stage = Stage::kNone;
@@ -67,11 +77,15 @@ struct InstallRecord {
   std::optional<delta::ResumePoint> resume;  // last synced checkpoint (delta)
 };
 
+// How the last install ended (what a daemon reports; last_result says why).
+enum class Outcome { kNone, kInstalled, kRolledBack };
+
 struct State {
   std::optional<BankInfo> banks[2];
   std::uint64_t security_floor = 0;
   InstallRecord install;
   std::string last_result;  // "installed 1.2.0", "rolled-back 1.2.0: health check failed", ...
+  Outcome outcome = Outcome::kNone;
 };
 
 Bytes encode_state(const State& s);
@@ -82,6 +96,8 @@ struct Device {
   storage::BlockStore* banks[2] = {nullptr, nullptr};
   storage::StateStore* state = nullptr;
   boot::Environment* env = nullptr;
+  // Which slot booted (see the contract); empty: the simulator's record in env.
+  boot::BootedSlot booted_slot;
   trust::TrustStore* trust = nullptr;
   std::string hardware_id;
   std::function<trust::Time()> now;
@@ -126,8 +142,8 @@ class Agent {
   Status rollback(const std::string& reason);
 
   Result<State> state() const;
-  // The slot the bootloader boots (the running one, after a boot).
-  Result<boot::Slot> active_slot() const;
+  // The slot the device runs, from the boot evidence.
+  Result<boot::Slot> running_slot() const;
 
  private:
   Result<InstallReport> install_once(Reader& bundle, bool speculate);
@@ -136,11 +152,25 @@ class Agent {
   Device d_;
 };
 
+// The state-store record that keeps the newest trust root the device accepted.
+inline constexpr char kTrustRecord[] = "root.json";
+// The device's trust: the root saved in `state` (kTrustRecord) or the
+// provisioned anchor at anchor_path, whichever has the higher version (a
+// device provisioned again with a newer anchor takes it). A saved root that
+// does not parse or verify is an error, never silently replaced by the anchor.
+Result<trust::TrustStore> load_trust(const storage::StateStore& state, const std::string& anchor_path);
+// Saves t's root envelope as kTrustRecord when its version is newer than the
+// saved one (or none is saved); atomic and durable (StateStore::replace).
+Status persist_trust(storage::StateStore& state, const trust::TrustStore& t);
+
 // Agent::install from a bundle source (a path, file://, http(s)://) already
 // opened as `first` with fetch::open(source, options); the source is opened
 // again when the agent rereads the bundle. `stats`, when given, receives the
 // transfer summed over every opening.
+// `open` opens the source again (default fetch::open).
+using OpenSource = std::function<Result<std::unique_ptr<fetch::SourceReader>>(const std::string&, const fetch::Options&)>;
 Result<InstallReport> install_from_source(Agent& agent, fetch::SourceReader& first, const std::string& source,
-                                          const fetch::Options& options, fetch::Stats* stats = nullptr);
+                                          const fetch::Options& options, fetch::Stats* stats = nullptr,
+                                          const OpenSource& open = {});
 
 }  // namespace ota::agent

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -94,7 +95,33 @@ class BootControl {
 // bootcount+1 (one write, as U-Boot saves the count before it looks at the
 // limit); if that exceeds bootlimit it stores ota_slot=other,
 // upgrade_available=0, bootcount=0 (a second write, "altbootcmd") and boots
-// the other slot. Without a trial it stores nothing.
+// the other slot. Every store also records ota_booted=<the slot it boots>,
+// the simulator's boot evidence (as the real boot scripts put ota.slot= on
+// the kernel command line); a boot without a trial stores ota_booted alone,
+// and only when it changes.
 Result<Slot> simulate_boot(Environment& env);
+
+// ---- Boot evidence: the slot that is running ---------------------------------
+//
+// The environment says what boots NEXT; only the boot itself can say what
+// runs NOW. The agent commits a trial only when the evidence names the trial
+// slot, and writes only the slot the evidence does not name.
+using BootedSlot = std::function<Result<Slot>()>;
+
+// The kernel command line (default /proc/cmdline, read at each call) holds
+// "ota.slot=a" or "ota.slot=b" as one whitespace-separated word, put there by
+// the boot script (examples/u-boot/boot.cmd, examples/grub/grub.cfg). No
+// marker, or two that disagree, is kNoBootEvidence; another value kMalformed.
+BootedSlot booted_from_cmdline(std::string path = "/proc/cmdline");
+// Parses a command line's text as above (for tests and other sources).
+Result<Slot> parse_cmdline_slot(std::string_view cmdline);
+
+// The simulator (simulate_boot) as the bootloader: ota_booted in env. An
+// environment without ota_booted was never booted by the simulator, so the
+// device still runs its factory slot: ota_slot, or, while a trial the agent
+// began is pending, the slot before it (other(ota_slot)); this is exact
+// because only simulate_boot can move the running slot. A malformed value is
+// kMalformed.
+BootedSlot booted_from_simulator(Environment& env);
 
 }  // namespace ota::boot

@@ -45,6 +45,7 @@ inline constexpr std::string_view kControlType = "application/vnd.ota.campaign-c
 inline constexpr std::size_t kMaxDocumentBytes = 256u << 10;
 inline constexpr std::size_t kMaxReportBytes = 16u << 10;
 inline constexpr std::size_t kMaxWaves = 32;
+inline constexpr std::size_t kMaxRootUpdates = 16;
 
 // Topic names under the fleet prefix (docs/protocol.md, "Topics").
 std::string campaign_topic(std::string_view fleet, std::string_view id);
@@ -81,6 +82,11 @@ struct Campaign {
   std::vector<std::uint32_t> waves;  // cumulative, in hundredths of a percent; last is 10000
   Gates gates;
   keys::PublicKey controller;  // signs the control documents
+  // A running control document is valid at most this long after it was
+  // issued; the controller signs it again well before (a timestamp role, as
+  // in TUF), so a device acts only while the controller is alive and an old
+  // "running" document cannot be replayed after a pause or an abort.
+  std::int64_t control_ttl_s = 900;
 };
 
 enum class RunState { kRunning, kPaused, kAborted, kCompleted };
@@ -94,6 +100,7 @@ struct Control {
   RunState state = RunState::kRunning;
   trust::Time issued = 0;
   std::string reason;
+  trust::Time expires = 0;  // 0: none (refused by devices unless paused or aborted)
 };
 
 Bytes encode_campaign(const Campaign& c);
@@ -103,9 +110,13 @@ Bytes encode_control(const Control& c);
 Result<Control> parse_control(ByteSpan bytes);
 
 // The retained document on campaign_topic(): both signed envelopes.
+// `roots`: optional trust root updates (root envelopes, each signed as for
+// bundles: a threshold of the previous root's keys and of its own); devices
+// walk and save them before they verify the campaign.
 struct Document {
   trust::Envelope campaign;
   trust::Envelope control;
+  std::vector<trust::Envelope> roots;
 };
 std::string encode_document(const Document& d);
 Result<Document> parse_document(std::string_view text);
@@ -121,6 +132,12 @@ struct Verified {
 // kExpired past the campaign's expiry; kMalformed when the control names
 // another campaign or revision.
 Result<Verified> verify_document(const trust::TrustStore& trust, const Document& d, trust::Time now);
+
+// Freshness of a verified control document at `now` (kStaleCampaign): a
+// running or completed control needs an expiry in the future, and a running
+// one may live no longer than the campaign's control_ttl_s; paused and
+// aborted controls only restrain, and are honoured whatever their age.
+Status check_control_fresh(const Campaign& c, const Control& k, trust::Time now);
 
 // Signs a control document with the controller key.
 trust::Envelope sign_control(const Control& c, const keys::SecretKey& controller);

@@ -13,6 +13,11 @@
 //   its retained messages (kill -9) gets them again.
 // - Operator commands (pause, resume, abort) arrive retained on the
 //   commands topic and are applied once per command id.
+// - While the campaign runs, the current control document is signed again
+//   (same revision, new issued and expires) once a third of the campaign's
+//   control_ttl_s has passed, and republished retained: devices act only on
+//   fresh control (check_control_fresh), so a stopped controller stops the
+//   rollout and an old "running" document cannot be replayed for long.
 #pragma once
 
 #include <chrono>
@@ -40,6 +45,11 @@ Result<keys::PublicKey> prepare_directory(const std::string& dir);
 // Starts the journal of a campaign directory with the published document
 // (the first record; a republication with a new campaign revision appends).
 Status journal_publication(const std::string& dir, const std::string& document_text, trust::Time now);
+
+// Sets a control document's issued and expires at `now`: a running control
+// expires after the campaign's control_ttl_s, any other at the campaign's
+// expiry.
+void stamp_control(const Campaign& c, Control& k, trust::Time now);
 
 // Signs the first control document of a campaign (wave 0 open, running).
 Result<trust::Envelope> initial_control(const std::string& dir, const Campaign& c, trust::Time now);
@@ -85,6 +95,8 @@ class Controller {
   Status decide(mqtt::Client& client, Decision d, const std::string& command_id, trust::Time now,
                 const RunOptions& o);
   Status publish_document(mqtt::Client& client);
+  // Signs the running control again when a third of its TTL is gone; true when it did.
+  bool refresh_control(trust::Time now);
   Status take_report(const Report& r, trust::Time now);
 
   std::string dir_;
@@ -94,6 +106,7 @@ class Controller {
   trust::Envelope campaign_env_;
   ControllerState state_;
   trust::Envelope control_env_;
+  std::vector<trust::Envelope> roots_;  // root updates published with the campaign
   std::string document_;
   std::map<std::string, DeviceView> view_;
   std::vector<std::string> applied_commands_;

@@ -8,7 +8,19 @@
 // - A campaign document is acted on only after verify_document() accepted
 //   it; a (campaign revision, control revision) pair older than one already
 //   accepted is rejected as stale (kept on disk, so a replay after a reboot
-//   is rejected too).
+//   is rejected too). A running control must also be fresh
+//   (campaign::check_control_fresh): a device that missed an abort never
+//   installs from a replayed older "running" document once it expired. A
+//   retry after a failed download acts on the newest document accepted
+//   since, checked for freshness again.
+// - Root updates in a campaign document (Document::roots) are walked and
+//   saved (agent::persist_trust) before the campaign is verified under them.
+// - Rejected documents are reported as events but never written to disk
+//   (junk on the broker costs no flash), once per document text.
+// - The trial is judged on the boot evidence (Agent::boot_check): when the
+//   device still runs the old slot after a "reboot" (the reboot command
+//   failed, or returned without rebooting), nothing is committed; the daemon
+//   reports it and asks for the reboot again after retry_delay_s.
 // - Each campaign is acted on once: its record (on disk, written before the
 //   first bank write) says whether it is in progress or done; a redelivered
 //   or replayed document never starts a second install. An install cut by a
@@ -44,6 +56,14 @@ struct DaemonOptions {
   std::string fleet;
   mqtt::Options mqtt;     // the daemon sets the client id (default: device id) and the will
   fetch::Options fetch;
+  // Opens the broker connection of one boot session (the will names the
+  // session, so each session connects anew). Default: mqtt::connect.
+  std::function<Result<std::unique_ptr<mqtt::Client>>(const mqtt::Options&)> connect;
+  // Opens a bundle source (default: fetch::open).
+  OpenSource open_source;
+  // After the reboot command returned success, how long to wait for the
+  // system to stop the daemon before calling it a failed reboot.
+  int reboot_wait_s = 120;
   std::size_t outbox_limit = 256;  // reports kept while offline (oldest progress events go first)
   int retry_delay_s = 10;          // after a failed download, before trying again
   // Simulation (file banks): after an install, "reboot" in-process by calling
@@ -62,6 +82,10 @@ class Daemon {
   // Runs until *stop; errors only when the device itself fails (state store,
   // boot environment), never for a bad message or an unreachable broker.
   Status run();
+  // Runs one boot session, as run() does, and returns at its end: when it
+  // asked for a reboot (true) or when *stop (false). For tests: the caller
+  // "reboots" and calls it again.
+  Result<bool> run_session();
 
  private:
   struct Impl;

@@ -49,6 +49,10 @@ enum class ErrorCode : std::uint8_t {
   kTrialPending = 41,   // a trial boot awaits boot-check, commit or rollback
   kRolledBack = 42,     // boot-check rolled the trial back (health check, fallback)
   kNoPayload = 43,      // the bundle has no full image and no delta from the active bank's content
+  kRebootPending = 44,  // the device runs one slot but the bootloader boots the other next: reboot first
+  kTrialNotBooted = 45, // boot-check before the trial slot booted: the trial stays pending
+  kNoBootEvidence = 46, // the slot that booted is unknown (no ota.slot= marker from the bootloader)
+  kIllegalTransition = 47,  // an event the life cycle does not allow in the current state; nothing changed
 
   // Campaigns and MQTT.
   kMqtt = 60,             // the broker could not be reached, or the connection failed, after retries

@@ -46,10 +46,14 @@ class BlockStore {
   virtual Status sync() = 0;
 };
 
-// A regular file or block device opened read-write (pread/pwrite, fdatasync).
-// Its size is the file's size (BLKGETSIZE64 for a device) at open; anything
-// else (a directory, a character device, a pipe) is kUnsupported.
-Result<std::unique_ptr<BlockStore>> open_file_bank(const std::string& path);
+enum class Access { kReadWrite, kReadOnly };
+
+// A regular file or block device (pread/pwrite, fdatasync). Its size is the
+// file's size (BLKGETSIZE64 for a device) at open; anything else (a
+// directory, a character device, a pipe) is kUnsupported. kReadOnly opens it
+// O_RDONLY (the bank the device runs from): write_at() and sync() fail with
+// kUnsupported and write nothing, whatever the caller does.
+Result<std::unique_ptr<BlockStore>> open_file_bank(const std::string& path, Access access = Access::kReadWrite);
 
 // A bank as a random-access Source (the active bank as the OLD of a delta).
 // The Source reads through to the bank, which must outlive it.

@@ -7,9 +7,12 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "core/json.hpp"
+#include "ota/hash.hpp"
+#include "ota/lifecycle.hpp"
 
 namespace ota::agent {
 
@@ -42,6 +45,7 @@ struct Pending {
   std::string payload;
   bool retain = false;
   int mid = -1;  // in flight with this id; -1: not sent on this connection
+  bool durable = true;  // false: never written to disk (rejected documents)
 };
 
 struct Outbox {
@@ -130,7 +134,8 @@ std::string encode_outbox(const Outbox& o) {
   j["next_seq"] = o.next_seq;
   j["last_state"] = o.last_state;
   Ordered p = Ordered::array();
-  for (const auto& e : o.pending) p.push_back({{"topic", e.topic}, {"payload", e.payload}, {"retain", e.retain}});
+  for (const auto& e : o.pending)
+    if (e.durable) p.push_back({{"topic", e.topic}, {"payload", e.payload}, {"retain", e.retain}});
   j["pending"] = p;
   return j.dump();
 }
@@ -154,9 +159,16 @@ struct Daemon::Impl {
   std::string installing;
   bool cancel = false;
   bool reboot_requested = false;
-  // A download that failed: tried again at retry_at.
-  std::optional<cp::Verified> retry;
+  // A download that failed: the campaign tried again at retry_at, on the
+  // newest document accepted by then.
+  std::optional<std::string> retry;
   std::chrono::steady_clock::time_point retry_at{};
+  // The newest verified document of each campaign (this session).
+  std::map<std::string, cp::Verified> latest;
+  // Texts of documents rejected this session (reported once each).
+  std::set<std::string> rejected;
+  // The trial has not booted: ask for the reboot again at this time.
+  std::optional<std::chrono::steady_clock::time_point> reboot_again_at;
 
   Impl(Device d, storage::StateStore& s, DaemonOptions opts) : dev(std::move(d)), store(s), o(std::move(opts)) {
     // The daemon reports before it reboots, so the agent never reboots itself.
@@ -199,7 +211,7 @@ struct Daemon::Impl {
 
   std::string running_version() {
     auto s = agent->state();
-    auto slot = agent->active_slot();
+    auto slot = agent->running_slot();
     if (!s || !slot) return {};
     const auto& b = s->banks[*slot == boot::Slot::kA ? 0 : 1];
     return b ? b->version : std::string();
@@ -218,7 +230,7 @@ struct Daemon::Impl {
   }
 
   Status report(const std::string& campaign, cp::Phase phase, const std::string& reason = {}, int code = 0,
-                std::uint64_t bytes = 0, bool event_only = false) {
+                std::uint64_t bytes = 0, bool event_only = false, bool durable = true) {
     cp::Report r;
     r.device = o.device_id;
     r.seq = out.next_seq++;
@@ -240,14 +252,14 @@ struct Daemon::Impl {
                         out.pending.end());
       out.pending.push_back({state, text, true, -1});
     }
-    out.pending.push_back({cp::events_topic(o.fleet, o.device_id), text, false, -1});
+    out.pending.push_back({cp::events_topic(o.fleet, o.device_id), text, false, -1, durable});
     // Bounded: the oldest events go first, states last.
     while (out.pending.size() > o.outbox_limit) {
       auto it = std::find_if(out.pending.begin(), out.pending.end(), [&](const Pending& p) { return p.topic != state; });
       if (it == out.pending.end()) it = out.pending.begin();
       out.pending.erase(it);
     }
-    OTA_TRY(save_outbox());
+    if (durable) OTA_TRY(save_outbox());
     log(std::string(cp::phase_name(phase)) + (campaign.empty() ? "" : " " + campaign) +
         (reason.empty() ? "" : ": " + reason));
     flush();
@@ -261,8 +273,9 @@ struct Daemon::Impl {
       // Refused (ACL): keeping it would retry forever; say so and drop it.
       log("the broker refused a report on " + it->topic + " (reason " + std::to_string(reason) + ")");
     }
+    const bool durable = it->durable;
     out.pending.erase(it);
-    (void)save_outbox();
+    if (durable) (void)save_outbox();
   }
 
   void on_connected() {
@@ -286,10 +299,15 @@ struct Daemon::Impl {
     return id;
   }
 
-  void reject(const std::string& id, const Error& e) {
+  // Said once per document text, and never written to disk: junk on the
+  // broker must cost no flash.
+  void reject(const std::string& id, const std::string& payload, const Error& e) {
+    if (!rejected.insert(to_hex(content_hash(ByteSpan(reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size())))).second)
+      return;
+    if (rejected.size() > 1024) rejected.clear();
     log("rejected campaign document " + id + ": " + e.message);
     (void)report(std::string(), cp::Phase::kIdle, "rejected campaign document " + id + ": " + e.message,
-                 static_cast<int>(e.code), 0, true);
+                 static_cast<int>(e.code), 0, true, false);
   }
 
   // Verifies a document and records its revisions; nullopt when it is not to be acted on.
@@ -298,16 +316,32 @@ struct Daemon::Impl {
     if (!id || payload.empty()) return std::nullopt;
     auto d = cp::parse_document(payload);
     if (!d) {
-      reject(*id, d.error());
+      reject(*id, payload, d.error());
       return std::nullopt;
+    }
+    // Root updates first: walked, then saved before anything is verified under them.
+    if (!d->roots.empty()) {
+      const std::uint64_t before = dev.trust->root().version;
+      dev.trust->update_all(d->roots);
+      if (dev.trust->root().version > before) {
+        if (auto st = persist_trust(store, *dev.trust); !st) {
+          log("saving the trust root: " + st.error().message);
+          return std::nullopt;
+        }
+        log("trust root updated to version " + std::to_string(dev.trust->root().version));
+      }
     }
     auto v = cp::verify_document(*dev.trust, *d, now());
     if (!v) {
-      reject(*id, v.error());
+      reject(*id, payload, v.error());
       return std::nullopt;
     }
     if (v->campaign.id != *id || v->campaign.fleet != o.fleet) {
-      reject(*id, Error{ErrorCode::kMalformed, "the document is for campaign " + v->campaign.fleet + "/" + v->campaign.id});
+      reject(*id, payload, Error{ErrorCode::kMalformed, "the document is for campaign " + v->campaign.fleet + "/" + v->campaign.id});
+      return std::nullopt;
+    }
+    if (auto fresh = cp::check_control_fresh(v->campaign, v->control, now()); !fresh) {
+      reject(*id, payload, fresh.error());
       return std::nullopt;
     }
     auto it = rec.campaigns.find(*id);
@@ -317,21 +351,32 @@ struct Daemon::Impl {
       seen.revision = it->second.control_revision;
       const int cmp = cp::compare_revisions(v->control, seen);
       if (cmp < 0) {
-        reject(*id, Error{ErrorCode::kStaleCampaign,
+        reject(*id, payload, Error{ErrorCode::kStaleCampaign,
                           "revision " + std::to_string(v->campaign.revision) + "." + std::to_string(v->control.revision) +
                               " is older than " + std::to_string(seen.campaign_revision) + "." +
                               std::to_string(seen.revision) + ", already accepted"});
         return std::nullopt;
       }
-      if (cmp == 0) return std::move(*v);  // the same again (QoS 1 redelivery, a restart): acting is idempotent
+      if (cmp == 0) {  // the same again (QoS 1 redelivery, a restart, a re-signing): acting is idempotent
+        latest[*id] = *v;
+        return std::move(*v);
+      }
     }
     CampaignRecord& r = rec.campaigns[*id];
     if (r.seen == 0) r.seen = ++rec.counter;
     r.campaign_revision = v->campaign.revision;
     r.control_revision = v->control.revision;
-    if (auto st = save_records(); !st) log("saving campaign records: " + st.error().message);
+    if (auto st = save_records(); !st) {
+      // Not acted on unless its revision is on disk (a replay after a reboot must be refused).
+      log("saving campaign records: " + st.error().message);
+      return std::nullopt;
+    }
+    latest[*id] = *v;
     return std::move(*v);
   }
+
+  // Moves a campaign's phase through the life-cycle table (lifecycle.hpp).
+  static Status move(CampaignRecord& r, CampaignEvent e) { return advance(r.phase, e); }
 
   Status act(const cp::Verified& v) {
     const std::string& id = v.campaign.id;
@@ -339,22 +384,27 @@ struct Daemon::Impl {
     if (r.done) return ok();  // acted on once; never again
     // Installing, or written and about to reboot into it: the boot check decides next.
     if (!installing.empty() || reboot_requested || r.phase == cp::Phase::kRebooting) return ok();
+    // A failed download waits for its retry (which takes the newest document).
+    if (retry && *retry == id && std::chrono::steady_clock::now() < retry_at && v.control.state != cp::RunState::kAborted)
+      return ok();
     auto s = agent->state();
     if (!s) return fail(s.error());
     const bool started = rec.current == id && s->install.stage != Stage::kNone;
-    auto finish = [&](cp::Phase p, const std::string& why, int code = 0) -> Status {
-      r.phase = p;
+    auto finish = [&](CampaignEvent e, const std::string& why, int code = 0) -> Status {
+      OTA_TRY(move(r, e));
       r.done = true;
       if (rec.current == id) rec.current.clear();
+      if (retry && *retry == id) retry.reset();
       OTA_TRY(save_records());
-      return report(id, p, why, code);
+      return report(id, r.phase, why, code);
     };
     if (std::find(v.campaign.hardware.begin(), v.campaign.hardware.end(), dev.hardware_id) == v.campaign.hardware.end())
-      return finish(cp::Phase::kSkipped, "hardware " + dev.hardware_id + " is not targeted");
-    if (!started && running_version() == v.campaign.version) return finish(cp::Phase::kSkipped, "already running " + v.campaign.version);
+      return finish(CampaignEvent::kNotForDevice, "hardware " + dev.hardware_id + " is not targeted");
+    if (!started && running_version() == v.campaign.version)
+      return finish(CampaignEvent::kNotForDevice, "already running " + v.campaign.version);
     if (v.control.state == cp::RunState::kAborted) {
-      if (started && s->install.stage == Stage::kWriting) (void)agent->rollback("campaign aborted");
-      return finish(cp::Phase::kAborted, "campaign aborted" + (v.control.reason.empty() ? "" : ": " + v.control.reason),
+      if (started && s->install.stage != Stage::kTrial) (void)agent->rollback("campaign aborted");
+      return finish(CampaignEvent::kAbort, "campaign aborted" + (v.control.reason.empty() ? "" : ": " + v.control.reason),
                     static_cast<int>(ErrorCode::kCampaignAborted));
     }
     const std::size_t wave = cp::wave_of(v.campaign, o.device_id);
@@ -362,8 +412,9 @@ struct Daemon::Impl {
                       (v.control.state == cp::RunState::kRunning || v.control.state == cp::RunState::kCompleted);
     // Paused: what has started (a resumed download after a power cut) goes on.
     if (!open && !(started && v.control.state == cp::RunState::kPaused)) {
-      if (r.phase != cp::Phase::kWaiting) {
-        r.phase = cp::Phase::kWaiting;
+      const cp::Phase before = r.phase;
+      OTA_TRY(move(r, CampaignEvent::kWaveClosed));
+      if (r.phase != before) {
         OTA_TRY(save_records());
         return report(id, cp::Phase::kWaiting,
                       v.control.state == cp::RunState::kPaused ? "campaign paused" : "wave " + std::to_string(wave + 1) + " not open yet");
@@ -378,10 +429,11 @@ struct Daemon::Impl {
     if (now() >= v.campaign.expires) return ok();
     CampaignRecord& r = rec.campaigns[id];
     // Written before the first bank write: which campaign this install is.
+    const cp::Phase before = r.phase;
+    OTA_TRY(move(r, CampaignEvent::kWaveOpen));
     rec.current = id;
-    r.phase = cp::Phase::kDownloading;
     OTA_TRY(save_records());
-    OTA_TRY(report(id, cp::Phase::kDownloading));
+    if (before != cp::Phase::kDownloading) OTA_TRY(report(id, cp::Phase::kDownloading));
     retry.reset();
     installing = id;
     cancel = false;
@@ -403,18 +455,18 @@ struct Daemon::Impl {
     // An abort reaches a download waiting for bytes too, not only between chunks.
     fetch::Options fo = o.fetch;
     fo.cancelled = d.cancelled;
-    auto in = fetch::open(v.campaign.url, fo);
+    auto in = o.open_source ? o.open_source(v.campaign.url, fo) : fetch::open(v.campaign.url, fo);
     if (!in) {
       rep = fail(in.error());
     } else {
       fetch::Stats fs;
-      rep = install_from_source(a, **in, v.campaign.url, fo, &fs);
+      rep = install_from_source(a, **in, v.campaign.url, fo, &fs, o.open_source);
       fetched = fs.bytes_received;
     }
     installing.clear();
     CampaignRecord& rr = rec.campaigns[id];
     if (rep) {
-      rr.phase = cp::Phase::kRebooting;
+      OTA_TRY(move(rr, CampaignEvent::kInstalled));
       OTA_TRY(save_records());
       OTA_TRY(report(id, cp::Phase::kRebooting, {}, 0, fetched));
       reboot_requested = true;
@@ -425,7 +477,7 @@ struct Daemon::Impl {
     auto st = agent->state();
     if (st && st->install.stage == Stage::kWriting) (void)agent->rollback(e.code == ErrorCode::kCancelled ? "campaign aborted" : e.message);
     if (e.code == ErrorCode::kCancelled) {
-      rr.phase = cp::Phase::kAborted;
+      OTA_TRY(move(rr, CampaignEvent::kAbort));
       rr.done = true;
       rec.current.clear();
       OTA_TRY(save_records());
@@ -434,11 +486,12 @@ struct Daemon::Impl {
     }
     if (e.code == ErrorCode::kFetch || e.code == ErrorCode::kIo) {
       // The network (or the server) failed: again later, while the campaign lasts.
-      retry = v;
+      OTA_TRY(move(rr, CampaignEvent::kRetry));
+      retry = id;
       retry_at = std::chrono::steady_clock::now() + std::chrono::seconds(o.retry_delay_s);
       return report(id, cp::Phase::kDownloading, "will retry: " + e.message, static_cast<int>(e.code), fetched, true);
     }
-    rr.phase = cp::Phase::kFailed;
+    OTA_TRY(move(rr, CampaignEvent::kInstallFailed));
     rr.done = true;
     rec.current.clear();
     OTA_TRY(save_records());
@@ -479,20 +532,36 @@ struct Daemon::Impl {
     }
   }
 
-  // A trial pending at start: the health check decides, and the campaign hears.
+  // A trial pending at start: the boot evidence and the health check decide,
+  // and the campaign hears.
   Status settle_trial() {
     auto s = agent->state();
     if (!s) return fail(s.error());
-    if (s->install.stage != Stage::kTrial) return ok();
-    OTA_TRY(agent->boot_check());
+    if (s->install.stage != Stage::kTrial && s->install.stage != Stage::kWritten) return ok();
+    const std::string id = rec.current;
+    if (auto st = agent->boot_check(); !st) {
+      if (st.error().code != ErrorCode::kTrialNotBooted) return fail(st.error());
+      // Still on the old slot: the reboot did not happen. Nothing is committed.
+      if (!id.empty()) {
+        CampaignRecord& r = rec.campaigns[id];
+        if (r.phase == cp::Phase::kRebooting) OTA_TRY(move(r, CampaignEvent::kRebootFailed));
+      }
+      log(st.error().message);
+      reboot_again_at = std::chrono::steady_clock::now() + std::chrono::seconds(o.retry_delay_s);
+      return report(id, cp::Phase::kRebooting, st.error().message, static_cast<int>(st.error().code), 0, true);
+    }
     auto after = agent->state();
     if (!after) return fail(after.error());
     if (after->install.stage != Stage::kNone) return ok();
-    const bool rolled_back = after->last_result.rfind("rolled-back", 0) == 0;
-    const std::string id = rec.current;
+    const bool rolled_back = after->outcome == Outcome::kRolledBack;
     if (!id.empty()) {
       CampaignRecord& r = rec.campaigns[id];
-      r.phase = rolled_back ? cp::Phase::kRolledBack : cp::Phase::kSucceeded;
+      if (r.phase == cp::Phase::kRebooting) {
+        OTA_TRY(move(r, rolled_back ? CampaignEvent::kRolledBack : CampaignEvent::kCommitted));
+      } else {
+        // The record was cut before it said rebooting: the outcome is the same.
+        r.phase = rolled_back ? cp::Phase::kRolledBack : cp::Phase::kSucceeded;
+      }
       r.done = true;
       rec.current.clear();
       OTA_TRY(save_records());
@@ -500,7 +569,11 @@ struct Daemon::Impl {
                      rolled_back ? static_cast<int>(ErrorCode::kRolledBack) : 0));
     }
     // After a rollback the old image must run again: reboot into it.
-    if (rolled_back) reboot_requested = true;
+    if (rolled_back) {
+      auto running = agent->running_slot();
+      auto bs = boot::BootControl(*dev.env).state();
+      if (running && bs && *running != bs->boot_slot) reboot_requested = true;
+    }
     return ok();
   }
 
@@ -509,7 +582,7 @@ struct Daemon::Impl {
     if (mo.client_id.empty()) mo.client_id = o.device_id;
     mo.will = mqtt::Message{cp::availability_topic(o.fleet, o.device_id),
                             cp::encode_availability({o.device_id, boot, false}), 1, true, 0, {}};
-    auto c = mqtt::connect(mo);
+    auto c = o.connect ? o.connect(mo) : mqtt::connect(mo);
     if (!c) return fail(c.error());
     client = std::move(*c);
     OTA_TRY(client->subscribe("ota/" + o.fleet + "/campaigns/+", 1));
@@ -525,13 +598,21 @@ struct Daemon::Impl {
   Status session() {
     boot = random_hex(8);
     reboot_requested = false;
+    reboot_again_at.reset();
     deferred.clear();
+    latest.clear();
+    retry.reset();
     agent = std::make_unique<Agent>(dev);
     load();
     OTA_TRY(settle_trial());
     OTA_TRY(connect());
     if (out.last_state.empty()) OTA_TRY(report(std::string(), cp::Phase::kIdle));
     while (!stopping() && !reboot_requested) {
+      if (reboot_again_at && std::chrono::steady_clock::now() >= *reboot_again_at) {
+        reboot_again_at.reset();
+        reboot_requested = true;
+        break;
+      }
       if (!deferred.empty()) {
         mqtt::Event ev = std::move(deferred.front());
         deferred.pop_front();
@@ -540,15 +621,29 @@ struct Daemon::Impl {
       }
       pump(std::chrono::milliseconds(250));
       if (retry && std::chrono::steady_clock::now() >= retry_at && installing.empty()) {
-        cp::Verified v = *retry;
+        const std::string id = *retry;
         retry.reset();
-        if (!rec.campaigns[v.campaign.id].done) OTA_TRY(act(v));
+        auto it = latest.find(id);
+        if (it == latest.end() || rec.campaigns[id].done) continue;
+        // The newest document accepted, still fresh now (a pause or an abort
+        // that came meanwhile is what act() sees).
+        if (auto fresh = cp::check_control_fresh(it->second.campaign, it->second.control, now()); !fresh) {
+          log("retry of " + id + " waits for fresh control: " + fresh.error().message);
+          continue;
+        }
+        const cp::Verified v = it->second;
+        OTA_TRY(act(v));
       }
     }
     if (reboot_requested) drain(std::chrono::seconds(5));
     client->stop();
     client.reset();
     return ok();
+  }
+
+  Result<bool> run_session() {
+    OTA_TRY(session());
+    return reboot_requested;
   }
 
   Status run() {
@@ -559,8 +654,16 @@ struct Daemon::Impl {
         OTA_TRY(o.simulate_reboot());
         continue;
       }
-      if (real_reboot) OTA_TRY(real_reboot());
-      // A real reboot does not return; without one, the next session is the next boot.
+      if (!real_reboot)
+        return fail(ErrorCode::kRebootPending, "a reboot is needed and no reboot command is configured");
+      OTA_TRY_CTX(real_reboot(), "reboot");
+      // A real reboot stops this process; until it does, nothing else happens
+      // here (a new session would judge a trial that has not booted).
+      const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(o.reboot_wait_s);
+      while (!stopping() && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (!stopping())
+        return fail(ErrorCode::kRebootPending, "the reboot command succeeded but the system did not reboot within " +
+                                                   std::to_string(o.reboot_wait_s) + " s");
     }
     return ok();
   }
@@ -570,5 +673,6 @@ Daemon::Daemon(Device device, storage::StateStore& state, DaemonOptions o)
     : impl_(std::make_unique<Impl>(std::move(device), state, std::move(o))) {}
 Daemon::~Daemon() = default;
 Status Daemon::run() { return impl_->run(); }
+Result<bool> Daemon::run_session() { return impl_->run_session(); }
 
 }  // namespace ota::agent

@@ -220,11 +220,40 @@ Result<State> Agent::state() const {
 
 Status Agent::save(const State& s) { return d_.state->replace(kStateRecord, encode_state(s)); }
 
-Result<boot::Slot> Agent::active_slot() const {
-  boot::BootControl bc(*d_.env);
-  auto bs = bc.state();
-  if (!bs) return fail(bs.error());
-  return bs->boot_slot;
+Result<boot::Slot> Agent::running_slot() const {
+  auto slot = d_.booted_slot ? d_.booted_slot() : boot::booted_from_simulator(*d_.env)();
+  if (!slot) return fail(slot.error().with_context("which slot runs"));
+  return slot;
+}
+
+Result<trust::TrustStore> load_trust(const storage::StateStore& state, const std::string& anchor_path) {
+  auto anchor = trust::TrustStore::load(anchor_path);
+  if (!anchor) return fail(anchor.error().with_context("trust anchor"));
+  auto saved = state.get(kTrustRecord);
+  if (!saved) return fail(saved.error().with_context("saved trust root"));
+  if (!*saved) return anchor;
+  auto e = trust::parse_envelope(std::string((*saved)->begin(), (*saved)->end()));
+  if (!e) return fail(e.error().with_context("saved trust root"));
+  auto t = trust::TrustStore::from_anchor(*e);
+  if (!t) return fail(t.error().with_context("saved trust root"));
+  if (anchor->root().version > t->root().version) return anchor;
+  return t;
+}
+
+Status persist_trust(storage::StateStore& state, const trust::TrustStore& t) {
+  auto saved = state.get(kTrustRecord);
+  if (!saved) return fail(saved.error().with_context("saved trust root"));
+  if (*saved) {
+    auto e = trust::parse_envelope(std::string((*saved)->begin(), (*saved)->end()));
+    if (e) {
+      auto old = trust::TrustStore::from_anchor(*e);
+      if (old && old->root().version >= t.root().version) return ok();
+    }
+  }
+  const std::string text = trust::encode_envelope(t.envelope());
+  OTA_TRY_CTX(state.replace(kTrustRecord, ByteSpan(reinterpret_cast<const std::uint8_t*>(text.data()), text.size())),
+              "saving trust root version " + std::to_string(t.root().version));
+  return ok();
 }
 
 // The hash of the first `size` bytes of a bank, cached in the state.
@@ -259,9 +288,17 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
   if (!bs) return fail(bs.error().with_context("boot environment"));
   if (s.install.stage == Stage::kTrial || bs->upgrade_available)
     return fail(ErrorCode::kTrialPending, "a trial boot is pending: run boot-check, commit or rollback first");
-  const boot::Slot active = bs->boot_slot;
+  // The bank that runs comes from the boot, not from the environment.
+  auto running = running_slot();
+  if (!running) return fail(running.error());
+  if (*running != bs->boot_slot)
+    return fail(ErrorCode::kRebootPending, std::string("the device runs slot ") + boot::slot_name(*running) +
+                                               " but boots slot " + boot::slot_name(bs->boot_slot) + " next: reboot first");
+  const boot::Slot active = *running;
   const boot::Slot target = boot::other(active);
   storage::BlockStore& target_bank = *d_.banks[index_of(target)];
+  // The running bank is only ever read.
+  const storage::BlockStore& active_bank = *d_.banks[index_of(active)];
 
   // 1. Signatures, then policy: nothing of a payload is read before this.
   auto reader = bundle::BundleReader::open(in);
@@ -271,7 +308,11 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
   vo.policy.hardware = d_.hardware_id;
   vo.policy.security_floor = s.security_floor;
   if (const auto& a = s.banks[index_of(active)]; a && !a->version.empty()) vo.policy.installed_version = a->version;
+  const std::uint64_t root_before = d_.trust->root().version;
   auto m = (*reader)->verify(*d_.trust, vo);
+  // A root update the bundle carried is kept before anything else happens,
+  // even when the rest of the verification failed (it chained on its own).
+  if (d_.trust->root().version > root_before) OTA_TRY(persist_trust(*d_.state, *d_.trust));
   if (!m) return fail(m.error());
   const Digest manifest_hash = content_hash((*reader)->manifest_bytes());
   if (d_.accept) OTA_TRY(d_.accept(*m, manifest_hash));
@@ -283,6 +324,7 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
   // active bank's content, else the full image.
   const bool resuming = s.install.stage != Stage::kNone && s.install.manifest_hash == manifest_hash &&
                         s.install.target == target;
+  if (resuming) OTA_TRY(advance(s.install.stage, InstallEvent::kResume));
   std::optional<std::size_t> chosen;
   if (resuming) {
     for (std::size_t i = 0; i < m->payloads.size(); ++i)
@@ -297,13 +339,13 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
     std::vector<std::size_t> fits;
     for (std::size_t i = 0; i < m->payloads.size(); ++i)
       if (m->payloads[i].kind == manifest::PayloadKind::kDelta &&
-          m->payloads[i].base_size <= d_.banks[index_of(active)]->size())
+          m->payloads[i].base_size <= active_bank.size())
         fits.push_back(i);
     const auto& info = s.banks[index_of(active)];
     if (speculate && fits.size() == 1 && !(info && info->size == m->payloads[fits[0]].base_size)) chosen = fits[0];
     for (std::size_t i = 0; i < m->payloads.size() && !chosen; ++i) {
       const auto& p = m->payloads[i];
-      if (p.kind != manifest::PayloadKind::kDelta || p.base_size > d_.banks[index_of(active)]->size()) continue;
+      if (p.kind != manifest::PayloadKind::kDelta || p.base_size > active_bank.size()) continue;
       auto h = bank_hash(active, p.base_size, s);
       if (!h) return fail(h.error().with_context("hashing the active bank"));
       if (*h == p.base_hash) chosen = i;
@@ -320,8 +362,11 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
 
   // 3. The install record, durable before the first bank write.
   if (!resuming) {
-    s.install = InstallRecord{Stage::kWriting, manifest_hash, target, p.name, m->version, m->security_version,
+    // Another bundle's install in progress is abandoned (never its trial: refused above).
+    if (s.install.stage != Stage::kNone) OTA_TRY(advance(s.install.stage, InstallEvent::kAbandon));
+    s.install = InstallRecord{Stage::kNone, manifest_hash, target, p.name, m->version, m->security_version,
                               m->target_size, m->target_hash, std::nullopt};
+    OTA_TRY(advance(s.install.stage, InstallEvent::kBegin));
     s.banks[index_of(target)].reset();
     OTA_TRY(save(s));
   }
@@ -338,12 +383,13 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
     storage::BankWriter bank_out(target_bank, start);
     // A checkpoint: the bank synced up to it, then the state.
     auto on_frame = [&](const delta::ResumePoint& rp) -> Status {
+      OTA_TRY(advance(s.install.stage, InstallEvent::kCheckpoint));
       OTA_TRY(bank_out.sync());
       s.install.resume = rp;
       return save(s);
     };
     if (report.delta) {
-      PrefixSource old_image(*d_.banks[index_of(active)], p.base_size);
+      PrefixSource old_image(active_bank, p.base_size);
       PrefixSource written(target_bank, m->target_size);
       delta::PatchOptions po;
       const auto& info = s.banks[index_of(active)];
@@ -361,6 +407,7 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
         if (done.error().code == ErrorCode::kOldMismatch) {
           // Not the delta's base: abandon it, cache the active bank's hash
           // so the next install picks another payload.
+          OTA_TRY(advance(s.install.stage, InstallEvent::kAbandon));
           s.install = InstallRecord{};
           auto h = bank_hash(active, p.base_size, s);
           if (!h) return fail(h.error());
@@ -404,7 +451,7 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
     report.bytes_written = bank_out.position() - start;
     OTA_TRY(bank_out.sync());
     OTA_TRY(target_bank.sync());
-    s.install.stage = Stage::kWritten;
+    OTA_TRY(advance(s.install.stage, InstallEvent::kVerified));
     s.install.resume.reset();
     OTA_TRY(save(s));
   } else {
@@ -412,6 +459,7 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
     auto h = hash_prefix(target_bank, s.install.target_size);
     if (!h) return fail(h.error());
     if (*h != s.install.target_hash) {
+      OTA_TRY(advance(s.install.stage, InstallEvent::kAbandon));
       s.install = InstallRecord{};
       OTA_TRY(save(s));
       return fail(ErrorCode::kPayloadMismatch, "bank " + std::string(boot::slot_name(target)) +
@@ -421,8 +469,8 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
   report.bytes_read = in.count;
 
   // 5. Only now: boot the target once, then reboot into it.
+  OTA_TRY(advance(s.install.stage, InstallEvent::kTrialBegun));
   OTA_TRY(bc.begin_trial(target));
-  s.install.stage = Stage::kTrial;
   OTA_TRY(save(s));
   if (d_.reboot) OTA_TRY(d_.reboot());
   return report;
@@ -437,22 +485,47 @@ Status Agent::boot_check() {
   if (!bs) return fail(bs.error().with_context("boot environment"));
   // A cut between the environment store and the state record.
   if (s.install.stage == Stage::kWritten && bs->upgrade_available && bs->boot_slot == s.install.target)
-    s.install.stage = Stage::kTrial;
+    OTA_TRY(advance(s.install.stage, InstallEvent::kTrialFound));
   if (s.install.stage != Stage::kTrial) return ok();
   const std::string version = s.install.version;
-  if (bs->boot_slot != s.install.target) {
+  const char* target = boot::slot_name(s.install.target);
+  auto running = running_slot();
+  if (!running) return fail(running.error());
+  if (*running != s.install.target) {
+    if (bs->upgrade_available && bs->boot_slot == s.install.target) {
+      // Not rebooted yet (or the reboot command failed): nothing to judge.
+      OTA_TRY(advance(s.install.stage, InstallEvent::kNotBooted));
+      return fail(ErrorCode::kTrialNotBooted, std::string("the trial of slot ") + target +
+                                                  " has not booted yet (the device runs slot " +
+                                                  boot::slot_name(*running) + "): reboot first");
+    }
     // The bootloader fell back (bootcount past bootlimit) or the trial was undone.
+    OTA_TRY(advance(s.install.stage, InstallEvent::kFellBack));
     s.last_result = "rolled-back " + version + ": the bootloader fell back to slot " + boot::slot_name(bs->boot_slot);
+    s.outcome = Outcome::kRolledBack;
     s.install = InstallRecord{};
     return save(s);
+  }
+  if (bs->boot_slot != s.install.target) {
+    // Running the trial, but the environment already boots the old slot next
+    // (a rollback cut before its record): finish the rollback.
+    OTA_TRY(advance(s.install.stage, InstallEvent::kRollBack));
+    s.last_result = "rolled-back " + version + ": the environment boots slot " + boot::slot_name(bs->boot_slot) + " next";
+    s.outcome = Outcome::kRolledBack;
+    s.install = InstallRecord{};
+    OTA_TRY(save(s));
+    if (d_.reboot) OTA_TRY(d_.reboot());
+    return ok();
   }
   Status health = d_.health_check ? d_.health_check() : ok();
   if (!health) return rollback("health check failed: " + health.error().message);
   // Commit: the environment first (idempotent if cut before the state is saved).
+  OTA_TRY(advance(s.install.stage, InstallEvent::kCommit));
   OTA_TRY(bc.commit());
   s.banks[index_of(s.install.target)] = BankInfo{version, s.install.target_size, s.install.target_hash};
   s.security_floor = std::max(s.security_floor, s.install.security_version);
   s.last_result = "installed " + version;
+  s.outcome = Outcome::kInstalled;
   s.install = InstallRecord{};
   return save(s);
 }
@@ -477,17 +550,25 @@ Status Agent::rollback(const std::string& reason) {
   auto bs = bc.state();
   if (!bs) return fail(bs.error());
   const bool trial = s.install.stage == Stage::kTrial;
+  bool trial_runs = false;
+  if (trial) {
+    auto running = running_slot();
+    if (!running) return fail(running.error());
+    trial_runs = *running == s.install.target;
+  }
+  OTA_TRY(advance(s.install.stage, trial ? InstallEvent::kRollBack : InstallEvent::kAbandon));
   if (trial && bs->boot_slot == s.install.target) OTA_TRY(bc.rollback());
   s.last_result = "rolled-back " + s.install.version + ": " + reason;
+  s.outcome = Outcome::kRolledBack;
   s.install = InstallRecord{};
   OTA_TRY(save(s));
-  // Only a trial ran the new image; an abandoned download needs no reboot.
-  if (trial && d_.reboot) OTA_TRY(d_.reboot());
+  // Only a trial that runs needs a reboot into the old image.
+  if (trial_runs && d_.reboot) OTA_TRY(d_.reboot());
   return ok();
 }
 
 Result<InstallReport> install_from_source(Agent& agent, fetch::SourceReader& first, const std::string& source,
-                                          const fetch::Options& options, fetch::Stats* stats) {
+                                          const fetch::Options& options, fetch::Stats* stats, const OpenSource& open) {
   // A reopened source stays owned here (install() drops its reader) so its
   // transfer can be counted afterwards; install() gets a forwarding reader.
   class Forward final : public Reader {
@@ -502,7 +583,7 @@ Result<InstallReport> install_from_source(Agent& agent, fetch::SourceReader& fir
   };
   std::vector<std::unique_ptr<fetch::SourceReader>> reopened;
   auto rep = agent.install(first, [&]() -> Result<std::unique_ptr<Reader>> {
-    auto again = fetch::open(source, options);
+    auto again = open ? open(source, options) : fetch::open(source, options);
     if (!again) return fail(again.error());
     reopened.push_back(std::move(*again));
     return std::unique_ptr<Reader>(std::make_unique<Forward>(*reopened.back()));

@@ -8,16 +8,6 @@ namespace {
 constexpr std::string_view kFormat = "ota-agent-state-v1";
 constexpr std::size_t kMaxState = 64 * 1024;
 
-const char* stage_name(Stage s) {
-  switch (s) {
-    case Stage::kNone: return "none";
-    case Stage::kWriting: return "writing";
-    case Stage::kWritten: return "written";
-    case Stage::kTrial: return "trial";
-  }
-  return "none";
-}
-
 json::Ordered bank_json(const std::optional<BankInfo>& b) {
   if (!b) return nullptr;
   return {{"version", b->version}, {"size", b->size}, {"hash", to_hex(b->hash)}};
@@ -49,7 +39,7 @@ Bytes encode_state(const State& s) {
   doc["banks"] = {{"a", bank_json(s.banks[0])}, {"b", bank_json(s.banks[1])}};
   const auto& in = s.install;
   json::Ordered ij;
-  ij["stage"] = stage_name(in.stage);
+  ij["stage"] = std::string(stage_name(in.stage));
   if (in.stage != Stage::kNone) {
     ij["manifest_hash"] = to_hex(in.manifest_hash);
     ij["target"] = boot::slot_name(in.target);
@@ -65,6 +55,7 @@ Bytes encode_state(const State& s) {
   }
   doc["install"] = std::move(ij);
   doc["last_result"] = s.last_result;
+  doc["outcome"] = s.outcome == Outcome::kInstalled ? "installed" : s.outcome == Outcome::kRolledBack ? "rolled-back" : "none";
   std::string text = doc.dump(2) + "\n";
   return Bytes(text.begin(), text.end());
 }
@@ -75,7 +66,7 @@ Result<State> parse_state(ByteSpan bytes) {
   if (!j) return fail(j.error());
   auto o = json::Object::of(*j, "agent state");
   if (!o) return fail(o.error());
-  OTA_TRY(o->only({"format", "security_floor", "banks", "install", "last_result"}));
+  OTA_TRY(o->only({"format", "security_floor", "banks", "install", "last_result", "outcome"}));
   auto format = o->string("format", 32);
   if (!format) return fail(format.error());
   if (*format != kFormat) return fail(ErrorCode::kMalformed, "agent state: format is not " + std::string(kFormat));
@@ -98,6 +89,18 @@ Result<State> parse_state(ByteSpan bytes) {
   auto last = o->string("last_result", 1024);
   if (!last) return fail(last.error());
   s.last_result = *last;
+  // Absent in records written before the outcome was kept: taken from the text.
+  if (o->has("outcome")) {
+    auto oc = o->string("outcome", 16);
+    if (!oc) return fail(oc.error());
+    if (*oc == "installed") s.outcome = Outcome::kInstalled;
+    else if (*oc == "rolled-back") s.outcome = Outcome::kRolledBack;
+    else if (*oc != "none") return fail(ErrorCode::kMalformed, "agent state: unknown outcome");
+  } else if (s.last_result.rfind("installed ", 0) == 0) {
+    s.outcome = Outcome::kInstalled;
+  } else if (s.last_result.rfind("rolled-back ", 0) == 0) {
+    s.outcome = Outcome::kRolledBack;
+  }
   auto ij = o->object("install");
   if (!ij) return fail(ij.error());
   auto io = json::Object::of(**ij, "agent state.install");

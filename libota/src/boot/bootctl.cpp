@@ -1,6 +1,7 @@
 #include "ota/bootctl.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <string_view>
 
 #include "boot/changes.hpp"
@@ -13,6 +14,7 @@ constexpr char kSlot[] = "ota_slot";
 constexpr char kUpgrade[] = "upgrade_available";
 constexpr char kCount[] = "bootcount";
 constexpr char kLimit[] = "bootlimit";
+constexpr char kBooted[] = "ota_booted";
 
 constexpr std::uint32_t kMaxLimit = 1000;
 // The count a boot stores when it exceeds the largest limit (and then falls back).
@@ -134,18 +136,81 @@ Status BootControl::rollback() {
 }
 
 Result<Slot> simulate_boot(Environment& env) {
-  auto st = read_state(env);
+  auto vars = env.read();
+  if (!vars) return fail(std::move(vars).error().with_context("boot"));
+  auto st = parse_state(*vars);
   if (!st) return fail(std::move(st).error().with_context("boot"));
-  if (!st->upgrade_available) return st->boot_slot;
+  if (!st->upgrade_available) {
+    auto b = vars->find(kBooted);
+    if (b == vars->end() || b->second != slot_name(st->boot_slot))
+      OTA_TRY_CTX(env.write({{kBooted, slot_name(st->boot_slot)}}), "boot: record the booted slot");
+    return st->boot_slot;
+  }
   std::uint32_t count = st->bootcount + 1;
   // Only a power cut between the two stores below lets the count pass the
   // limit + 1; saturate so that the next boot can still read it.
+  if (count <= st->bootlimit) {
+    OTA_TRY_CTX(env.write({{kCount, std::to_string(count)}, {kBooted, slot_name(st->boot_slot)}}),
+                "boot: store bootcount");
+    return st->boot_slot;
+  }
   OTA_TRY_CTX(env.write({{kCount, std::to_string(std::min(count, kMaxCount))}}), "boot: store bootcount");
-  if (count <= st->bootlimit) return st->boot_slot;
   Slot fallback = other(st->boot_slot);
-  OTA_TRY_CTX(env.write({{kSlot, slot_name(fallback)}, {kUpgrade, "0"}, {kCount, "0"}}),
+  OTA_TRY_CTX(env.write({{kSlot, slot_name(fallback)}, {kUpgrade, "0"}, {kCount, "0"}, {kBooted, slot_name(fallback)}}),
               std::string("boot: bootlimit exceeded, altbootcmd to slot ") + slot_name(fallback));
   return fallback;
+}
+
+Result<Slot> parse_cmdline_slot(std::string_view cmdline) {
+  constexpr std::string_view kMarker = "ota.slot=";
+  std::optional<Slot> found;
+  std::size_t i = 0;
+  while (i < cmdline.size()) {
+    while (i < cmdline.size() && (cmdline[i] == ' ' || cmdline[i] == '\t' || cmdline[i] == '\n')) ++i;
+    std::size_t j = i;
+    while (j < cmdline.size() && cmdline[j] != ' ' && cmdline[j] != '\t' && cmdline[j] != '\n') ++j;
+    const std::string_view word = cmdline.substr(i, j - i);
+    i = j;
+    if (word.substr(0, kMarker.size()) != kMarker) continue;
+    const std::string_view v = word.substr(kMarker.size());
+    Slot s;
+    if (v == "a") s = Slot::kA;
+    else if (v == "b") s = Slot::kB;
+    else return fail(ErrorCode::kMalformed, "kernel command line: " + quoted(std::string(word)) + " names no slot (a or b)");
+    if (found && *found != s)
+      return fail(ErrorCode::kNoBootEvidence, "kernel command line: ota.slot= is given twice with different slots");
+    found = s;
+  }
+  if (!found) return fail(ErrorCode::kNoBootEvidence, "no ota.slot= marker on the kernel command line: the bootloader must say which slot it booted");
+  return *found;
+}
+
+BootedSlot booted_from_cmdline(std::string path) {
+  return [path = std::move(path)]() -> Result<Slot> {
+    std::FILE* f = std::fopen(path.c_str(), "re");
+    if (!f) return fail(ErrorCode::kNoBootEvidence, "cannot read the kernel command line " + path);
+    std::string text(4096, '\0');
+    const std::size_t n = std::fread(text.data(), 1, text.size(), f);
+    std::fclose(f);
+    text.resize(n);
+    auto s = parse_cmdline_slot(text);
+    if (!s) return fail(std::move(s).error().with_context(path));
+    return s;
+  };
+}
+
+BootedSlot booted_from_simulator(Environment& env) {
+  return [&env]() -> Result<Slot> {
+    auto vars = env.read();
+    if (!vars) return fail(std::move(vars).error().with_context("boot evidence"));
+    auto st = parse_state(*vars);
+    if (!st) return fail(std::move(st).error().with_context("boot evidence"));
+    auto b = vars->find(kBooted);
+    if (b == vars->end()) return st->upgrade_available ? other(st->boot_slot) : st->boot_slot;
+    if (b->second == "a") return Slot::kA;
+    if (b->second == "b") return Slot::kB;
+    return fail(ErrorCode::kMalformed, std::string(kBooted) + "=" + quoted(b->second) + " is neither 'a' nor 'b'");
+  };
 }
 
 }  // namespace ota::boot

@@ -137,6 +137,8 @@ Status validate(const Campaign& c) {
   if (g.min_sample == 0) return fail(ErrorCode::kMalformed, "campaign: min_sample is at least 1");
   if (g.soak_s < 0 || g.device_timeout_s <= 0)
     return fail(ErrorCode::kMalformed, "campaign: soak is not negative and the device timeout is positive");
+  if (c.control_ttl_s < 10 || c.control_ttl_s > 7 * 86400)
+    return fail(ErrorCode::kMalformed, "campaign: control_ttl_s is from 10 s to 7 days");
   return ok();
 }
 
@@ -163,6 +165,7 @@ Bytes encode_campaign(const Campaign& c) {
                 {"device_timeout_s", c.gates.device_timeout_s},
                 {"on_failure", c.gates.abort_on_failure ? "abort" : "pause"}};
   j["controller"] = {{"keyid", to_hex(c.controller.id())}, {"public", to_hex(c.controller.bytes)}};
+  j["control_ttl_s"] = c.control_ttl_s;
   return to_bytes(j.dump());
 }
 
@@ -171,7 +174,8 @@ Result<Campaign> parse_campaign(ByteSpan bytes) {
   if (!j) return fail(j.error());
   auto o = json::Object::of(*j, "campaign");
   if (!o) return fail(o.error());
-  OTA_TRY(o->only({"format", "id", "fleet", "revision", "created", "expires", "bundle", "waves", "gates", "controller"}));
+  OTA_TRY(o->only({"format", "id", "fleet", "revision", "created", "expires", "bundle", "waves", "gates", "controller",
+                   "control_ttl_s"}));
   auto format = o->string("format", 32);
   if (!format) return fail(format.error());
   if (*format != kCampaignFormat)
@@ -260,6 +264,11 @@ Result<Campaign> parse_campaign(ByteSpan bytes) {
   auto kid = k->digest("keyid");
   if (!kid) return fail(kid.error());
   if (*kid != c.controller.id()) return fail(ErrorCode::kMalformed, "campaign.controller: keyid does not match its key");
+  if (o->has("control_ttl_s")) {
+    auto ttl = o->u64("control_ttl_s", 7 * 86400);
+    if (!ttl) return fail(ttl.error());
+    c.control_ttl_s = static_cast<std::int64_t>(*ttl);
+  }
   OTA_TRY(validate(c));
   return c;
 }
@@ -275,6 +284,7 @@ Bytes encode_control(const Control& c) {
   j["wave"] = c.wave;
   j["state"] = run_state_name(c.state);
   j["issued"] = trust::format_time(c.issued);
+  if (c.expires != 0) j["expires"] = trust::format_time(c.expires);
   j["reason"] = c.reason;
   return to_bytes(j.dump());
 }
@@ -284,7 +294,7 @@ Result<Control> parse_control(ByteSpan bytes) {
   if (!j) return fail(j.error());
   auto o = json::Object::of(*j, "control");
   if (!o) return fail(o.error());
-  OTA_TRY(o->only({"format", "campaign", "campaign_revision", "revision", "wave", "state", "issued", "reason"}));
+  OTA_TRY(o->only({"format", "campaign", "campaign_revision", "revision", "wave", "state", "issued", "expires", "reason"}));
   auto format = o->string("format", 32);
   if (!format) return fail(format.error());
   if (*format != kControlFormat) return fail(ErrorCode::kMalformed, "control: format is not " + std::string(kControlFormat));
@@ -310,6 +320,12 @@ Result<Control> parse_control(ByteSpan bytes) {
   auto issued = time_field(*o, "issued");
   if (!issued) return fail(issued.error());
   c.issued = *issued;
+  if (o->has("expires")) {
+    auto expires = time_field(*o, "expires");
+    if (!expires) return fail(expires.error());
+    if (*expires <= c.issued) return fail(ErrorCode::kMalformed, "control: expires is not after issued");
+    c.expires = *expires;
+  }
   auto reason = o->string("reason", 1024);
   if (!reason) return fail(reason.error());
   c.reason = *reason;
@@ -322,6 +338,11 @@ std::string encode_document(const Document& d) {
   json::Ordered j;
   j["campaign"] = json::Ordered::parse(trust::encode_envelope(d.campaign));
   j["control"] = json::Ordered::parse(trust::encode_envelope(d.control));
+  if (!d.roots.empty()) {
+    json::Ordered roots = json::Ordered::array();
+    for (const auto& r : d.roots) roots.push_back(json::Ordered::parse(trust::encode_envelope(r)));
+    j["roots"] = roots;
+  }
   return j.dump();
 }
 
@@ -330,7 +351,7 @@ Result<Document> parse_document(std::string_view text) {
   if (!j) return fail(j.error());
   auto o = json::Object::of(*j, "campaign document");
   if (!o) return fail(o.error());
-  OTA_TRY(o->only({"campaign", "control"}));
+  OTA_TRY(o->only({"campaign", "control", "roots"}));
   Document d;
   auto cj = o->object("campaign");
   if (!cj) return fail(cj.error());
@@ -342,6 +363,17 @@ Result<Document> parse_document(std::string_view text) {
   auto ke = trust::parse_envelope((*kj)->dump());
   if (!ke) return fail(ke.error().with_context("campaign document: control"));
   d.control = std::move(*ke);
+  if (o->has("roots")) {
+    auto rj = o->array("roots", kMaxRootUpdates);
+    if (!rj) return fail(rj.error());
+    for (const auto& r : **rj) {
+      auto re = trust::parse_envelope(r.dump());
+      if (!re) return fail(re.error().with_context("campaign document: roots[]"));
+      if (re->payload_type != trust::kRootType)
+        return fail(ErrorCode::kMalformed, "campaign document: roots[] holds a document that is not a trust root");
+      d.roots.push_back(std::move(*re));
+    }
+  }
   return d;
 }
 
@@ -379,6 +411,23 @@ trust::Envelope sign_control(const Control& c, const keys::SecretKey& controller
   e.payload = encode_control(c);
   e.signatures.push_back({controller.public_key().id(), controller.sign(trust::signing_message(kControlType, e.payload))});
   return e;
+}
+
+Status check_control_fresh(const Campaign& c, const Control& k, trust::Time now) {
+  // A pause or an abort only restrains: honoured however old.
+  if (k.state == RunState::kPaused || k.state == RunState::kAborted) return ok();
+  if (k.expires == 0)
+    return fail(ErrorCode::kStaleCampaign, "control revision " + std::to_string(k.revision) +
+                                               " has no expiry: this device acts only on fresh control");
+  if (now >= k.expires)
+    return fail(ErrorCode::kStaleCampaign, "control revision " + std::to_string(k.revision) + " expired at " +
+                                               trust::format_time(k.expires) + " (is the controller running?)");
+  // Running control lives at most the campaign's control TTL (a completed
+  // campaign's last control lives as long as the campaign).
+  if (k.state == RunState::kRunning && k.expires - k.issued > c.control_ttl_s)
+    return fail(ErrorCode::kStaleCampaign, "control revision " + std::to_string(k.revision) +
+                                               " is valid longer than the campaign's control_ttl_s");
+  return ok();
 }
 
 int compare_revisions(const Control& a, const Control& b) {

@@ -54,6 +54,13 @@ Result<keys::PublicKey> prepare_directory(const std::string& dir) {
   return k->public_key();
 }
 
+void stamp_control(const Campaign& c, Control& k, trust::Time now) {
+  k.issued = now;
+  // Running: short-lived, signed again while the controller runs. Anything
+  // else is the controller's last word: it lives as long as the campaign.
+  k.expires = k.state == RunState::kRunning ? now + c.control_ttl_s : std::max(c.expires, now + 1);
+}
+
 Result<trust::Envelope> initial_control(const std::string& dir, const Campaign& c, trust::Time now) {
   auto k = keys::load_secret(key_path(dir), std::nullopt);
   if (!k) return fail(k.error().with_context("controller key"));
@@ -63,8 +70,8 @@ Result<trust::Envelope> initial_control(const std::string& dir, const Campaign& 
   ctl.revision = 1;
   ctl.wave = 0;
   ctl.state = RunState::kRunning;
-  ctl.issued = now;
   ctl.reason = "published";
+  stamp_control(c, ctl, now);
   return sign_control(ctl, *k);
 }
 
@@ -128,6 +135,7 @@ Status Controller::replay() {
       campaign_ = std::move(*c);
       campaign_env_ = d->campaign;
       control_env_ = d->control;
+      roots_ = d->roots;
       state_.control = *k;
       state_.wave_opened.assign(1, t);
       published = true;
@@ -156,8 +164,23 @@ Status Controller::replay() {
     }
   }
   if (!published) return fail(ErrorCode::kMalformed, "no publication: run `ota publish` first");
-  document_ = encode_document({campaign_env_, control_env_});
+  document_ = encode_document({campaign_env_, control_env_, roots_});
   return ok();
+}
+
+bool Controller::refresh_control(trust::Time now) {
+  const Control& k = state_.control;
+  if (k.state != RunState::kRunning) return false;
+  // Signed again once a third of its life is gone (or it has no expiry: an
+  // older controller's document), so a device that takes it always has
+  // two thirds of the TTL left.
+  if (k.expires != 0 && now - k.issued < campaign_.control_ttl_s / 3 && now < k.expires) return false;
+  Control next = k;
+  stamp_control(campaign_, next, now);
+  state_.control = next;
+  control_env_ = sign_control(next, *key_);
+  document_ = encode_document({campaign_env_, control_env_, roots_});
+  return true;
 }
 
 Snapshot Controller::snapshot(trust::Time now) const {
@@ -202,7 +225,6 @@ Status Controller::decide(mqtt::Client& client, Decision d, const std::string& c
                           const RunOptions& o) {
   Control next = state_.control;
   next.revision += 1;
-  next.issued = now;
   next.reason = d.reason;
   std::string action(action_name(d.action));
   switch (d.action) {
@@ -216,6 +238,7 @@ Status Controller::decide(mqtt::Client& client, Decision d, const std::string& c
     case Decision::Action::kAbort: next.state = RunState::kAborted; break;
     case Decision::Action::kComplete: next.state = RunState::kCompleted; break;
   }
+  stamp_control(campaign_, next, now);
   trust::Envelope env = sign_control(next, *key_);
   Ordered counts = Ordered::array();
   WaveCounts open;
@@ -245,7 +268,7 @@ Status Controller::decide(mqtt::Client& client, Decision d, const std::string& c
   }
   state_.control = next;
   control_env_ = env;
-  document_ = encode_document({campaign_env_, control_env_});
+  document_ = encode_document({campaign_env_, control_env_, roots_});
   if (!command_id.empty()) applied_commands_.push_back(command_id);
   if (o.log) o.log(action + ": " + d.reason);
   return publish_document(client);
@@ -271,6 +294,7 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
   // the device states are read again from the retained store every
   // o.reconcile; duplicates are recognized by sequence number.
   auto last_reconcile = std::chrono::steady_clock::now();
+  refresh_control(now());
   if (client.connected()) {
     // The caller waited for the connection (and took its event).
     OTA_TRY(publish_document(client));
@@ -284,6 +308,8 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
     }
     auto ev = client.next(o.tick);
     const trust::Time t = now();
+    // The timestamp role: a running control is signed again before it goes stale.
+    if (final_mid < 0 && refresh_control(t)) OTA_TRY(publish_document(client));
     if (ev) {
       switch (ev->kind) {
         case mqtt::Event::Kind::kConnected:

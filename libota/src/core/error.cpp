@@ -32,6 +32,10 @@ std::string_view error_code_name(ErrorCode code) noexcept {
     case ErrorCode::kTrialPending: return "trial_pending";
     case ErrorCode::kRolledBack: return "rolled_back";
     case ErrorCode::kNoPayload: return "no_payload";
+    case ErrorCode::kRebootPending: return "reboot_pending";
+    case ErrorCode::kTrialNotBooted: return "trial_not_booted";
+    case ErrorCode::kNoBootEvidence: return "no_boot_evidence";
+    case ErrorCode::kIllegalTransition: return "illegal_transition";
     case ErrorCode::kMqtt: return "mqtt";
     case ErrorCode::kMqttRefused: return "mqtt_refused";
     case ErrorCode::kStaleCampaign: return "stale_campaign";

@@ -21,7 +21,8 @@ Error io_error(const std::string& what, const std::string& path, int err) {
 
 class FileBank final : public BlockStore {
  public:
-  FileBank(int fd, std::uint64_t size, std::string path) : fd_(fd), size_(size), path_(std::move(path)) {}
+  FileBank(int fd, std::uint64_t size, std::string path, bool read_only)
+      : fd_(fd), size_(size), path_(std::move(path)), read_only_(read_only) {}
   ~FileBank() override { ::close(fd_); }
   FileBank(const FileBank&) = delete;
   FileBank& operator=(const FileBank&) = delete;
@@ -45,6 +46,7 @@ class FileBank final : public BlockStore {
 
   Status write_at(std::uint64_t offset, ByteSpan data) override {
     OTA_TRY(detail::check_write(size_, offset, data.size(), "'" + path_ + "'"));
+    if (read_only_) return fail(ErrorCode::kUnsupported, "'" + path_ + "' is the running bank, opened read-only");
     std::size_t done = 0;
     while (done < data.size()) {
       ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
@@ -62,6 +64,7 @@ class FileBank final : public BlockStore {
   }
 
   Status sync() override {
+    if (read_only_) return fail(ErrorCode::kUnsupported, "'" + path_ + "' is the running bank, opened read-only");
     while (::fdatasync(fd_) != 0) {
       if (errno != EINTR) return fail(io_error("cannot sync", path_, errno));
     }
@@ -72,6 +75,7 @@ class FileBank final : public BlockStore {
   int fd_;
   std::uint64_t size_;
   std::string path_;
+  bool read_only_;
 };
 
 class BankSource final : public Source {
@@ -86,8 +90,9 @@ class BankSource final : public Source {
 
 }  // namespace
 
-Result<std::unique_ptr<BlockStore>> open_file_bank(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+Result<std::unique_ptr<BlockStore>> open_file_bank(const std::string& path, Access access) {
+  const bool read_only = access == Access::kReadOnly;
+  int fd = ::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
   if (fd < 0) return fail(io_error("cannot open bank", path, errno));
   auto close_with = [fd](Error e) {
     ::close(fd);
@@ -103,7 +108,7 @@ Result<std::unique_ptr<BlockStore>> open_file_bank(const std::string& path) {
   } else {
     return close_with(Error{ErrorCode::kUnsupported, "bank '" + path + "' is neither a regular file nor a block device"});
   }
-  return std::unique_ptr<BlockStore>(new FileBank(fd, size, path));
+  return std::unique_ptr<BlockStore>(new FileBank(fd, size, path, read_only));
 }
 
 std::unique_ptr<Source> as_source(const BlockStore& bank) { return std::make_unique<BankSource>(bank); }
