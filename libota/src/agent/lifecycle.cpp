@@ -99,7 +99,7 @@ const std::vector<CampaignTransition>& campaign_table() {
       {P::kWaiting, E::kWaveOpen, P::kDownloading, "save the record (current campaign) and report, then install"},
       {P::kWaiting, E::kAbort, P::kAborted, "save the record (done), report aborted"},
       {P::kDownloading, E::kWaveOpen, P::kDownloading, "install again (resumes from the checkpoint)"},
-      {P::kDownloading, E::kWaveClosed, P::kDownloading, "nothing: a started install goes on under a pause"},
+      {P::kDownloading, E::kWaveClosed, P::kDownloading, "nothing is installed until the wave is open again (an install already writing goes on under a pause)"},
       {P::kDownloading, E::kRetry, P::kDownloading, "report the failure as an event; read the newest control again before the retry"},
       {P::kDownloading, E::kInstalled, P::kRebooting, "save the record, report rebooting, drain the outbox, reboot"},
       {P::kDownloading, E::kNotForDevice, P::kSkipped, "abandon the install, save the record (done), report skipped"},

@@ -1,0 +1,548 @@
+// The campaign daemon (ota/daemon.hpp) on fakes: an in-process broker
+// (tests/support/fake_mqtt.hpp), a bundle served from memory, simulated banks
+// and state store under a PowerCut, and the bootloader simulator as the
+// reboot. Each phase of the campaign table, the paths that used to brick or
+// mistrust (a reboot that did not happen, a revocation after a restart, a
+// replayed or stale control), and a power cut at every write of the daemon's
+// own records, the agent's and the boot environment's.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "ota/agent.hpp"
+#include "ota/bundle.hpp"
+#include "ota/controller.hpp"
+#include "ota/daemon.hpp"
+#include "support/fake_mqtt.hpp"
+#include "support/random.hpp"
+#include "support/signing.hpp"
+#include "support/temp_dir.hpp"
+
+namespace ota {
+namespace {
+
+namespace cp = ota::campaign;
+using boot::Slot;
+using storage::LossMode;
+using storage::PowerCut;
+using namespace std::chrono_literals;
+
+constexpr std::uint64_t kBankSize = 128 * 1024;
+constexpr char kFleet[] = "meters";
+constexpr char kDevice[] = "dev-1";
+constexpr char kUrl[] = "mem://bundle.otb";
+
+class CutEnvironment final : public boot::Environment {
+ public:
+  CutEnvironment(boot::Vars vars, PowerCut& power) : power_(power) { inner_.vars = std::move(vars); }
+  Result<boot::Vars> read() override { return inner_.read(); }
+  Status write(const std::map<std::string, std::optional<std::string>>& changes) override {
+    OTA_TRY(power_.on_write());
+    return inner_.write(changes);
+  }
+  boot::Vars& vars() { return inner_.vars; }
+
+ private:
+  boot::MemoryEnvironment inner_;
+  PowerCut& power_;
+};
+
+// A bundle served from memory, counting what was read.
+class MemSource final : public fetch::SourceReader {
+ public:
+  explicit MemSource(const Bytes& b) : in_(b) {}
+  Result<std::size_t> read(MutableByteSpan out) override {
+    auto n = in_.read(out);
+    if (n) stats_.bytes_received += *n;
+    return n;
+  }
+  Result<std::uint64_t> skip(std::uint64_t n) override { return in_.skip(n); }
+  const fetch::Stats& stats() const override { return stats_; }
+
+ private:
+  MemoryReader in_;
+  fetch::Stats stats_;
+};
+
+Bytes bank_with(const Bytes& image) {
+  Bytes b(kBankSize, 0);
+  std::copy(image.begin(), image.end(), b.begin());
+  return b;
+}
+Bytes prefix(const Bytes& b, std::size_t n) { return Bytes(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(n)); }
+
+// What survives of a device between boots.
+struct Disk {
+  Bytes a, b;
+  std::map<std::string, Bytes> records;
+  boot::Vars env;
+};
+
+class DaemonTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    base_ = test::structured_bytes(40 * 1024, 700);
+    image_ = test::with_insertion(test::with_random_edits(base_, 100, 701), 9'000, test::random_bytes(2000, 702));
+    test::write_bytes(dir_.file("base.img"), base_);
+    test::write_bytes(dir_.file("new.img"), image_);
+    anchor_ = test::root_envelope(test::make_root(1, test::at("2100-01-01"), 1, keys_.ptrs({0})), keys_.ptrs({0}));
+    const std::string text = trust::encode_envelope(anchor_);
+    test::write_bytes(dir_.file("root.json"), Bytes(text.begin(), text.end()));
+    bundle_ = make_bundle(0);
+    disk_ = Disk{bank_with(base_), Bytes(kBankSize, 0), {}, {{"ota_slot", "a"}}};
+  }
+
+  Bytes make_bundle(std::size_t signer) {
+    bundle::BuildOptions o;
+    o.image_path = dir_.file("new.img");
+    o.base_paths = {dir_.file("base.img")};
+    o.full_frame_log = 12;
+    o.name = "fw";
+    o.version = "1.1.0";
+    o.hardware = {"board"};
+    o.created = test::at("2026-01-01");
+    o.delta_level = 3;
+    o.delta_frame_log = 12;
+    o.chunk_size = 4096;
+    auto staged = bundle::stage(o);
+    EXPECT_TRUE(staged) << staged.error().message;
+    manifest_hash_ = content_hash((*staged)->manifest_bytes());
+    bundle::SignatureBlock block;
+    block.signatures = test::sign_all(keys_.ptrs({signer}), trust::kManifestType, (*staged)->manifest_bytes());
+    VectorWriter out;
+    EXPECT_TRUE((*staged)->write(out, block));
+    return std::move(out).take();
+  }
+
+  cp::Campaign campaign(const std::string& id = "c1") {
+    cp::Campaign c;
+    c.id = id;
+    c.fleet = kFleet;
+    c.revision = 1;
+    c.created = now_ - 60;
+    c.expires = now_ + 86400;
+    c.manifest_hash = manifest_hash_;
+    c.version = "1.1.0";
+    c.hardware = {"board"};
+    c.url = kUrl;
+    c.bundle_size = bundle_.size();
+    c.waves = {10000};
+    c.controller = controller_.public_key();
+    c.control_ttl_s = 900;
+    return c;
+  }
+
+  cp::Control control(const cp::Campaign& c, std::uint64_t rev, cp::RunState s = cp::RunState::kRunning,
+                      std::uint32_t wave = 0) {
+    cp::Control k{c.id, c.revision, rev, wave, s, now_, "", 0};
+    cp::stamp_control(c, k, now_);
+    return k;
+  }
+
+  std::string document(const cp::Campaign& c, const cp::Control& k, std::vector<std::size_t> signers = {0},
+                       std::vector<trust::Envelope> roots = {}) {
+    trust::Envelope ce;
+    ce.payload_type = std::string(cp::kCampaignType);
+    ce.payload = cp::encode_campaign(c);
+    std::vector<const keys::SecretKey*> s;
+    for (auto i : signers) s.push_back(keys_.ptr(i));
+    ce.signatures = test::sign_all(s, cp::kCampaignType, ce.payload);
+    return cp::encode_document({ce, cp::sign_control(k, controller_), std::move(roots)});
+  }
+
+  void put(const std::string& id, const std::string& doc) {
+    broker_.publish(mqtt::Message{cp::campaign_topic(kFleet, id), doc, 1, true, 0, {}});
+  }
+
+  // One boot of the device over disk_, under `power`.
+  struct Device {
+    Device(const Disk& d, PowerCut&& pc)
+        : power(std::move(pc)), bank_a(d.a, power), bank_b(d.b, power), state(power, d.records), env(d.env, power) {}
+    PowerCut power;
+    storage::SimulatedBank bank_a, bank_b;
+    storage::SimulatedStateStore state;
+    CutEnvironment env;
+    std::optional<trust::TrustStore> trust;
+    Disk survivors() { return Disk{bank_a.survivors(), bank_b.survivors(), state.records(), env.vars()}; }
+  };
+
+  std::unique_ptr<Device> boot(PowerCut pc = PowerCut()) {
+    auto d = std::make_unique<Device>(disk_, std::move(pc));
+    auto t = agent::load_trust(d->state, dir_.file("root.json"));
+    EXPECT_TRUE(t) << t.error().message;
+    d->trust.emplace(std::move(*t));
+    return d;
+  }
+
+  agent::Daemon daemon(Device& d) {
+    agent::Device ad;
+    ad.banks[0] = &d.bank_a;
+    ad.banks[1] = &d.bank_b;
+    ad.state = &d.state;
+    ad.env = &d.env;
+    ad.trust = &*d.trust;
+    ad.hardware_id = "board";
+    ad.now = [this] { return now_; };
+    ad.health_check = [this] { return healthy_ ? ok() : fail(ErrorCode::kIo, "health check failed"); };
+    agent::DaemonOptions o;
+    o.device_id = kDevice;
+    o.fleet = kFleet;
+    o.retry_delay_s = 1;
+    o.stop = &stop_;
+    o.connect = [this](const mqtt::Options& mo) -> Result<std::unique_ptr<mqtt::Client>> { return broker_.connect(mo); };
+    o.open_source = [this](const std::string& url, const fetch::Options&) -> Result<std::unique_ptr<fetch::SourceReader>> {
+      ++opens_;
+      if (url != kUrl) return fail(ErrorCode::kFetch, "no such bundle " + url);
+      if (fetch_failures_ > 0) {
+        --fetch_failures_;
+        return fail(ErrorCode::kFetch, "connection refused");
+      }
+      return std::unique_ptr<fetch::SourceReader>(std::make_unique<MemSource>(bundle_));
+    };
+    return agent::Daemon(ad, d.state, o);
+  }
+
+  // One boot session: returns whether it asked for a reboot; stops it once
+  // `until` holds (or after `limit`), as a SIGTERM would.
+  Result<bool> session(agent::Daemon& d, const std::function<bool()>& until, std::chrono::milliseconds limit = 10s) {
+    stop_ = false;
+    std::atomic<bool> done{false};
+    std::thread watch([&] {
+      const auto end = std::chrono::steady_clock::now() + limit;
+      while (!done && !(until && until()) && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(2ms);
+      stop_ = true;
+    });
+    auto r = d.run_session();
+    done = true;
+    watch.join();
+    return r;
+  }
+
+  std::vector<cp::Report> reports(const std::string& topic_kind = "events") {
+    std::vector<cp::Report> out;
+    for (const auto& m : broker_.log()) {
+      if (m.topic != "ota/" + std::string(kFleet) + "/devices/" + kDevice + "/" + topic_kind) continue;
+      if (auto r = cp::parse_report(m.payload)) out.push_back(*r);
+    }
+    return out;
+  }
+  std::size_t count(cp::Phase p, const std::string& campaign_id = "c1") {
+    std::set<std::uint64_t> seqs;  // a report sent again keeps its sequence number
+    for (const auto& r : reports())
+      if (r.phase == p && r.campaign == campaign_id) seqs.insert(r.seq);
+    return seqs.size();
+  }
+  std::size_t rejections(ErrorCode code) {
+    std::size_t n = 0;
+    for (const auto& r : reports()) n += r.code == static_cast<int>(code) && r.reason.find("rejected") != std::string::npos;
+    return n;
+  }
+
+  test::Keyring keys_{2};
+  keys::SecretKey controller_ = test::test_key(9);
+  test::TempDir dir_;
+  Bytes base_, image_, bundle_;
+  Digest manifest_hash_{};
+  trust::Envelope anchor_;
+  Disk disk_;
+  test::FakeBroker broker_;
+  trust::Time now_ = test::at("2026-06-01");
+  volatile bool stop_ = false;
+  bool healthy_ = true;
+  int opens_ = 0;
+  int fetch_failures_ = 0;
+};
+
+TEST_F(DaemonTest, EveryPhaseFromWaitingToSucceededAndTheUpdateHappensOnce) {
+  const cp::Campaign c = [&] {
+    auto x = campaign();
+    x.waves = {1, 10000};  // dev-1's bucket is past 0.01 %: the second wave
+    return x;
+  }();
+  ASSERT_EQ(cp::wave_of(c, kDevice), 1u);
+  put("c1", document(c, control(c, 1)));
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    auto r = session(d, [&] { return count(cp::Phase::kWaiting) == 1; });
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_FALSE(*r);
+    disk_ = dev->survivors();
+  }
+  EXPECT_EQ(opens_, 0) << "nothing is fetched before the wave opens";
+  put("c1", document(c, control(c, 2, cp::RunState::kRunning, 1)));
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    auto r = session(d, nullptr);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_TRUE(*r) << "asks for the reboot into the trial";
+    disk_ = dev->survivors();
+  }
+  EXPECT_EQ(count(cp::Phase::kDownloading), 1u);
+  EXPECT_EQ(count(cp::Phase::kRebooting), 1u);
+  EXPECT_EQ(prefix(disk_.a, base_.size()), base_) << "the running bank was written";
+  boot::MemoryEnvironment env;
+  env.vars = disk_.env;
+  ASSERT_EQ(*boot::simulate_boot(env), Slot::kB);
+  disk_.env = env.vars;
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    auto r = session(d, [&] { return count(cp::Phase::kSucceeded) == 1; });
+    ASSERT_TRUE(r) << r.error().message;
+    disk_ = dev->survivors();
+  }
+  EXPECT_EQ(count(cp::Phase::kSucceeded), 1u);
+  EXPECT_EQ(prefix(disk_.b, image_.size()), image_);
+  EXPECT_EQ(disk_.env.at("upgrade_available"), "0");
+  // Redelivered after the update: acted on once, never again.
+  put("c1", document(c, control(c, 2, cp::RunState::kRunning, 1)));
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    const int before = opens_;
+    ASSERT_TRUE(session(d, nullptr, 500ms));
+    EXPECT_EQ(opens_, before);
+  }
+  EXPECT_EQ(count(cp::Phase::kSucceeded), 1u);
+}
+
+TEST_F(DaemonTest, ARebootThatDidNotHappenCommitsNothingAndIsAskedForAgain) {
+  const cp::Campaign c = campaign();
+  put("c1", document(c, control(c, 1)));
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    auto r = session(d, nullptr);
+    ASSERT_TRUE(r && *r);
+    disk_ = dev->survivors();
+  }
+  // The reboot command failed (or returned early): the daemon starts again on slot a.
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    auto r = session(d, nullptr);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_TRUE(*r) << "asks for the reboot again";
+    disk_ = dev->survivors();
+  }
+  EXPECT_EQ(count(cp::Phase::kSucceeded), 0u) << "committed a trial that never booted";
+  std::size_t not_booted = 0;
+  for (const auto& r : reports()) not_booted += r.code == static_cast<int>(ErrorCode::kTrialNotBooted);
+  EXPECT_GE(not_booted, 1u);
+  EXPECT_EQ(disk_.env.at("upgrade_available"), "1") << "the trial must stay pending";
+  EXPECT_EQ(prefix(disk_.a, base_.size()), base_);
+  // Now it boots: the trial is judged and committed.
+  boot::MemoryEnvironment env;
+  env.vars = disk_.env;
+  ASSERT_EQ(*boot::simulate_boot(env), Slot::kB);
+  disk_.env = env.vars;
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    ASSERT_TRUE(session(d, [&] { return count(cp::Phase::kSucceeded) == 1; }));
+  }
+  EXPECT_EQ(count(cp::Phase::kSucceeded), 1u);
+}
+
+TEST_F(DaemonTest, AFailedHealthCheckRollsBackAndRebootsIntoTheOldSlot) {
+  const cp::Campaign c = campaign();
+  put("c1", document(c, control(c, 1)));
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    ASSERT_TRUE(session(d, nullptr));
+    disk_ = dev->survivors();
+  }
+  boot::MemoryEnvironment env;
+  env.vars = disk_.env;
+  ASSERT_EQ(*boot::simulate_boot(env), Slot::kB);
+  disk_.env = env.vars;
+  healthy_ = false;
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    auto r = session(d, nullptr);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_TRUE(*r) << "reboots into the old slot";
+    disk_ = dev->survivors();
+  }
+  EXPECT_EQ(count(cp::Phase::kRolledBack), 1u);
+  EXPECT_EQ(disk_.env.at("ota_slot"), "a");
+}
+
+TEST_F(DaemonTest, ARevocationCarriedByACampaignSurvivesARestart) {
+  // Root v2 revokes key 0 and trusts key 1; it comes with campaign c1 (signed by key 1).
+  const auto v2 = test::root_envelope(
+      test::make_root(2, test::at("2100-01-01"), 1, keys_.ptrs({1}), {keys_.id(0)}), keys_.ptrs({0, 1}));
+  cp::Campaign c1 = campaign("c1");
+  c1.hardware = {"other-board"};  // nothing to install: only the root matters here
+  put("c1", document(c1, control(c1, 1), {1}, {v2}));
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    ASSERT_TRUE(session(d, [&] { return count(cp::Phase::kSkipped) == 1; }));
+    EXPECT_EQ(dev->trust->root().version, 2u);
+    disk_ = dev->survivors();
+  }
+  ASSERT_TRUE(disk_.records.count(agent::kTrustRecord)) << "the root update was not saved";
+  // After a restart the device still knows: a campaign signed by the revoked key is refused.
+  const cp::Campaign c2 = campaign("c2");
+  put("c2", document(c2, control(c2, 1), {0}));
+  {
+    auto dev = boot();
+    EXPECT_EQ(dev->trust->root().version, 2u);
+    auto d = daemon(*dev);
+    ASSERT_TRUE(session(d, [&] { return rejections(ErrorCode::kKeyRevoked) >= 1; }, 3s));
+    disk_ = dev->survivors();
+  }
+  EXPECT_GE(rejections(ErrorCode::kKeyRevoked), 1u);
+  EXPECT_EQ(opens_, 0) << "the revoked key's campaign fetched a bundle";
+  EXPECT_EQ(disk_.b, Bytes(kBankSize, 0));
+}
+
+TEST_F(DaemonTest, StaleOrReplayedControlInstallsNothing) {
+  const cp::Campaign c = campaign();
+  // Expired running control (the controller stopped signing it).
+  cp::Control old = control(c, 1);
+  old.issued = now_ - 2000;
+  old.expires = now_ - 1000;
+  put("c1", document(c, old));
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    ASSERT_TRUE(session(d, [&] { return rejections(ErrorCode::kStaleCampaign) >= 1; }, 3s));
+    disk_ = dev->survivors();
+  }
+  EXPECT_GE(rejections(ErrorCode::kStaleCampaign), 1u);
+  EXPECT_EQ(opens_, 0);
+  // Running control valid longer than the campaign allows.
+  cp::Control longer = control(c, 1);
+  longer.expires = now_ + 100000;
+  put("c1", document(c, longer));
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    ASSERT_TRUE(session(d, [&] { return rejections(ErrorCode::kStaleCampaign) >= 2; }, 3s));
+  }
+  EXPECT_EQ(opens_, 0);
+  // The abort (revision 2), then a replay of the fresh running revision 1 after a restart.
+  put("c1", document(c, control(c, 2, cp::RunState::kAborted)));
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    ASSERT_TRUE(session(d, [&] { return count(cp::Phase::kAborted) == 1; }));
+    disk_ = dev->survivors();
+  }
+  put("c1", document(c, control(c, 1)));
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    ASSERT_TRUE(session(d, [&] { return rejections(ErrorCode::kStaleCampaign) >= 3; }, 3s));
+    disk_ = dev->survivors();
+  }
+  EXPECT_EQ(opens_, 0) << "a replayed running document was acted on after an abort";
+  EXPECT_EQ(disk_.b, Bytes(kBankSize, 0));
+}
+
+TEST_F(DaemonTest, RejectedDocumentsAreNeverWrittenToDisk) {
+  auto dev = boot();
+  auto d = daemon(*dev);
+  std::uint64_t writes_before = 0;
+  std::thread junk([&] {
+    std::this_thread::sleep_for(300ms);
+    writes_before = dev->power.writes();
+    for (int i = 0; i < 50; ++i) put("c1", "{\"junk\":" + std::to_string(i) + "}");
+    for (int i = 0; i < 50; ++i) put("c1", "{\"junk\":1}");
+  });
+  ASSERT_TRUE(session(d, [&] { return rejections(ErrorCode::kMalformed) >= 50; }, 5s));
+  junk.join();
+  EXPECT_EQ(rejections(ErrorCode::kMalformed), 50u) << "each distinct document is reported once";
+  EXPECT_EQ(dev->power.writes(), writes_before) << "junk on the broker wrote to flash";
+}
+
+TEST_F(DaemonTest, AFailedDownloadRetriesOnTheNewestControlAndHonoursAPause) {
+  const cp::Campaign c = campaign();
+  fetch_failures_ = 1;
+  put("c1", document(c, control(c, 1)));
+  auto dev = boot();
+  auto d = daemon(*dev);
+  std::thread pauser([&] {
+    const auto end = std::chrono::steady_clock::now() + 5s;
+    while (opens_ < 1 && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(1ms);
+    put("c1", document(c, control(c, 2, cp::RunState::kPaused)));  // before the retry is due
+  });
+  auto r = session(d, nullptr, 2500ms);  // the retry is due after 1 s
+  pauser.join();
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_FALSE(*r) << "installed under a pause";
+  EXPECT_EQ(opens_, 1) << "the pending retry went ahead under the pause";
+  // Resumed: the retry installs.
+  put("c1", document(c, control(c, 3)));
+  auto r2 = session(d, nullptr, 5s);
+  ASSERT_TRUE(r2) << r2.error().message;
+  EXPECT_TRUE(*r2);
+  EXPECT_EQ(count(cp::Phase::kRebooting), 1u);
+}
+
+// ---- power cuts: the daemon's records, the outbox, the agent and the environment ----
+
+class DaemonPowerCut : public DaemonTest {
+ protected:
+  // Runs the device from disk_ through the whole campaign, booting again
+  // after every session, with power cut at write n of the first boot.
+  // Returns the number of writes the first boot made.
+  std::uint64_t run(std::uint64_t n, LossMode mode, std::uint64_t seed) {
+    std::uint64_t first_writes = 0;
+    for (int boot_no = 0; boot_no < 8; ++boot_no) {
+      auto dev = boot(boot_no == 0 ? PowerCut(n, mode, seed) : PowerCut());
+      auto d = daemon(*dev);
+      auto r = session(d, [&] { return dev->power.cut() || count(cp::Phase::kSucceeded) >= 1; }, 5s);
+      if (boot_no == 0) first_writes = dev->power.writes();
+      disk_ = dev->survivors();
+      if (!dev->power.cut() && r && !*r && count(cp::Phase::kSucceeded) >= 1) break;
+      EXPECT_EQ(prefix(disk_.a, base_.size()), base_) << "boot " << boot_no << ": the running bank changed";
+      // The reboot (after a cut or after the daemon asked for it).
+      boot::MemoryEnvironment env;
+      env.vars = disk_.env;
+      auto booted = boot::simulate_boot(env);
+      EXPECT_TRUE(booted);
+      if (booted && *booted == Slot::kB) EXPECT_EQ(prefix(disk_.b, image_.size()), image_) << "booted an unverified bank";
+      disk_.env = env.vars;
+    }
+    return first_writes;
+  }
+};
+
+TEST_F(DaemonPowerCut, EveryWriteInThreeLossModesEndsUpdatedOnceAndReportedOnce) {
+  const cp::Campaign c = campaign();
+  const std::string doc = document(c, control(c, 1));
+  put("c1", doc);
+  const Disk start = disk_;
+  const std::uint64_t total = run(0, LossMode::kDropUnsynced, 1);
+  ASSERT_EQ(count(cp::Phase::kSucceeded), 1u);
+  ASSERT_GT(total, 10u);
+  RecordProperty("writes_of_a_campaign_boot", static_cast<int>(total));
+  for (LossMode mode : {LossMode::kDropUnsynced, LossMode::kRandomSubset, LossMode::kTornSector}) {
+    for (std::uint64_t n = 1; n <= total; ++n) {
+      const std::string where = "cut at write " + std::to_string(n) + " of " + std::to_string(total) + " (mode " +
+                                std::to_string(static_cast<int>(mode)) + ")";
+      broker_.reset();
+      put("c1", doc);
+      disk_ = start;
+      run(n, mode, n * 7919);
+      EXPECT_EQ(count(cp::Phase::kSucceeded), 1u) << where;
+      EXPECT_EQ(count(cp::Phase::kFailed) + count(cp::Phase::kRolledBack), 0u) << where;
+      EXPECT_EQ(prefix(disk_.b, image_.size()), image_) << where;
+      EXPECT_EQ(prefix(disk_.a, base_.size()), base_) << where;
+      EXPECT_EQ(disk_.env.at("ota_slot"), "b") << where;
+      EXPECT_EQ(disk_.env.at("upgrade_available"), "0") << where;
+      if (HasFailure()) return;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ota
