@@ -67,7 +67,8 @@ Result<ConnectFn> load_mqtt_module() {
   static ConnectFn entry = nullptr;
   std::lock_guard<std::mutex> lock(m);
   if (entry) return entry;
-  auto fn = net::load_module<ConnectFn>(net::module_candidates("OTA_MQTT_MODULE", OTA_MQTT_BUILD_PATH, OTA_MQTT_INSTALL_PATH),
+  auto fn = net::load_module<ConnectFn>(net::module_candidates(net::module_search("OTA_MQTT_MODULE", OTA_BUILD_DIR, OTA_MQTT_BUILD_PATH,
+                                                                                       OTA_MQTT_INSTALL_PATH, OTA_MODULE_RELATIVE_DIR)),
                                         kModuleEntry, "MQTT needs the libota-mqtt.so module (libmosquitto)");
   if (!fn) return fail(fn.error());
   entry = *fn;
