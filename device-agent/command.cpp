@@ -274,6 +274,7 @@ int cmd_run(const Config& c, const Options& o) {
   }
   auto parsed = mqtt::parse_broker_url(c.mqtt.broker, mo);
   if (!parsed) return report_error(o, "run", parsed.error().with_context("mqtt.broker"));
+  if (auto w = mqtt::insecure_password_warning(*parsed)) std::fprintf(stderr, "ota-agent: %s\n", w->c_str());
   auto rt = open_runtime(c, true);
   if (!rt) return report_error(o, "run", rt.error());
   struct sigaction sa {};

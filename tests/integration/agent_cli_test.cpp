@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "ota/fetch.hpp"
 #include "support/nginx.hpp"
 #include "support/random.hpp"
 #include "support/subprocess.hpp"
@@ -349,6 +350,79 @@ namespace ota {
 namespace {
 
 // Every command of both binaries answers --help with an example (issue 6).
+// Redirects (security review, issue 14): a transfer that starts as https
+// follows redirects to https only; http may go to http or https. A real
+// nginx on loopback with a plain server and a TLS one (a self-signed
+// certificate made by openssl here).
+TEST(FetchRedirects, HttpsNeverFollowsARedirectToHttp) {
+  if (test::find_nginx().empty()) GTEST_SKIP() << "nginx is not installed (scripts/install-deps.sh)";
+  test::TempDir dir;
+  const std::string d = dir.path();
+  const std::string cert = d + "/tls.crt", key = d + "/tls.key";
+  const std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout '" + key +
+                          "' -out '" + cert + "' -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+                          ">'" + d + "/openssl.log' 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl failed";
+  const int tls_port = test::free_loopback_port();
+  const std::string tls = "127.0.0.1:" + std::to_string(tls_port);
+  std::filesystem::create_directories(d + "/srv");
+  const std::string plain_extra =
+      "    location = /again { return 302 /file.bin; }\n"
+      "    location = /up { return 302 https://" + tls + "/file.bin; }\n";
+  const std::string tls_server = "  server {\n    listen " + tls + " ssl;\n    ssl_certificate " + cert +
+                                 ";\n    ssl_certificate_key " + key + ";\n    root " + d + "/srv/www;\n" +
+                                 "    location = /down { return 302 http://127.0.0.1:@PORT@/file.bin; }\n"
+                                 "    location = /stay { return 302 https://" + tls + "/file.bin; }\n  }\n";
+  test::Nginx server(d + "/srv", 1 << 20, 1, plain_extra, tls_server);
+  ASSERT_TRUE(server.running()) << server.error_log();
+  std::ofstream(server.www() + "/file.bin") << "payload bytes";
+  for (int i = 0; i < 200 && !test::port_accepts(tls_port); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+
+  fetch::Options o;
+  o.ca_file = cert;
+  o.retries = 0;
+  auto read_all = [&](const std::string& url) -> Result<std::string> {
+    auto r = fetch::open(url, o);
+    if (!r) return fail(r.error());
+    std::string out;
+    std::uint8_t buf[256];
+    for (;;) {
+      auto n = (*r)->read(MutableByteSpan(buf, sizeof buf));
+      if (!n) return fail(n.error());
+      if (*n == 0) return out;
+      out.append(reinterpret_cast<const char*>(buf), *n);
+    }
+  };
+  const std::string https = "https://" + tls;
+  auto direct = read_all(https + "/file.bin");
+  ASSERT_TRUE(direct) << direct.error().message << server.error_log();
+  EXPECT_EQ(*direct, "payload bytes");
+  auto stay = read_all(https + "/stay");  // https -> https
+  ASSERT_TRUE(stay) << stay.error().message;
+  EXPECT_EQ(*stay, "payload bytes");
+  auto again = read_all(server.url("again"));  // http -> http
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(*again, "payload bytes");
+  auto up = read_all(server.url("up"));  // http -> https
+  ASSERT_TRUE(up) << up.error().message;
+  EXPECT_EQ(*up, "payload bytes");
+
+  // (Both servers write the one access log.)
+  auto file_requests = [&] {
+    int n = 0;
+    for (const auto& e : server.access_log()) n += e.uri == "/file.bin" ? 1 : 0;
+    return n;
+  };
+  const int before = file_requests();
+  auto down = read_all(https + "/down");  // https -> http: refused
+  ASSERT_FALSE(down);
+  EXPECT_EQ(down.error().code, ErrorCode::kFetch);
+  EXPECT_NE(down.error().message.find("refused a redirect from https"), std::string::npos) << down.error().message;
+  // The redirect was not followed: no request for the file over http.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(file_requests(), before) << "a request followed the redirect";
+}
+
 TEST(Help, EveryCommandHasAnExample) {
   const std::vector<std::vector<std::string>> commands = {
       {kOta}, {kOta, "diff"}, {kOta, "patch"}, {kOta, "keygen"}, {kOta, "root"}, {kOta, "root", "init"},

@@ -4,6 +4,9 @@
 // environment block through grub-editenv. Every "boot" re-opens the
 // environment, so what is checked is what persisted in the files.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <filesystem>
+#include <fstream>
 
 #include <algorithm>
 #include <optional>
@@ -402,6 +405,46 @@ TEST_F(BootGrubEnv, SetAndUnsetInOneWrite) {
   EXPECT_EQ(dir_.list(), std::vector<std::string>{"grubenv"}) << "no temporary copy is left behind";
   ASSERT_OK(env->write({{"keep", std::nullopt}, {"-dash", std::nullopt}}));
   EXPECT_EQ(grub_list(), (Vars{{"new", "a b\\c=d"}}));
+}
+
+// Every write (create, a set alone, an unset alone, both) edits a copy that
+// is fsync'ed and renamed over the file, then fsyncs the directory
+// (grub_env.cpp, store()): grub-editenv itself never edits the file in place
+// (it would rename its FILE.new over FILE without any fsync). A wrapper
+// around grub-editenv logs the file each command is given.
+TEST_F(BootGrubEnv, EveryWriteGoesThroughACopyRenamedOverTheFile) {
+  const std::string log = dir_.file("calls.log");
+  const std::string wrapper = dir_.file("grub-editenv-logged");
+  {
+    std::ofstream w(wrapper);
+    w << "#!/bin/sh\n# -- FILE COMMAND ARGS...\nprintf '%s %s\\n' \"$2\" \"$3\" >>'" << log << "'\nexec "
+      << kGrubEditenv << " \"$@\"\n";
+  }
+  ::chmod(wrapper.c_str(), 0755);
+  const std::string env_file = dir_.file("boot/grubenv");
+  std::filesystem::create_directories(dir_.file("boot"));
+  auto env = open_grub_env(env_file, wrapper);
+  ASSERT_TRUE(env) << describe(env.error());
+  ASSERT_OK((*env)->write({{"ota_slot", "b"}}));
+  ASSERT_OK((*env)->write({{"ota_slot", std::nullopt}}));
+  ASSERT_OK((*env)->write({{"upgrade_available", "1"}, {"gone", std::nullopt}}));
+  EXPECT_EQ(parse_listing(run_ok({kGrubEditenv, env_file, "list"})), (Vars{{"upgrade_available", "1"}}));
+  std::ifstream in(log);
+  std::string file, command;
+  std::vector<std::string> writes;
+  while (in >> file >> command) {
+    if (command == "list") continue;
+    writes.push_back(command);
+    EXPECT_NE(file, env_file) << command << " edited the environment file in place";
+    EXPECT_EQ(file.rfind(env_file + ".ota-", 0), 0u) << command << " on " << file;
+  }
+  EXPECT_EQ(writes, (std::vector<std::string>{"create", "set", "unset", "set", "unset"}));
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir_.file("boot"))) names.push_back(e.path().filename());
+  EXPECT_EQ(names, std::vector<std::string>{"grubenv"}) << "a copy was left behind";
+  struct stat st {};
+  ASSERT_EQ(::stat(env_file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0644u);
 }
 
 TEST_F(BootGrubEnv, RejectsNewlinesAndBadNamesWithoutWriting) {

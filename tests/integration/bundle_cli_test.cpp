@@ -4,6 +4,8 @@
 // directory, time zone, umask and thread count, listing with GNU tar, and a
 // bundle over 4 GiB (bundle_large_test.cpp).
 #include <gtest/gtest.h>
+
+#include <filesystem>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -270,6 +272,41 @@ TEST_F(BundleCli, RootRotationAndRevocation) {
   // The revoked key: rejected once the device knows v2.
   build("a.otb", {"a"});
   EXPECT_EQ(ota({"verify", path("a.otb"), "--trust", path("root2.json"), "-q"}).exit_code, 24);
+}
+
+// Rotation (issue 14): v2 revokes a, and a still signs v2 as one of v1's
+// keys. `ota root sign` needs the previous root to know that (--previous).
+TEST_F(BundleCli, RevokedKeySignsARotationAsOneOfThePreviousRootsKeys) {
+  make_root();
+  ids_["d"] = keygen("d");
+  // v2: b, c, d, threshold 2; a revoked.
+  ASSERT_EQ(ota({"root", "rotate", "--from", path("root.json"), "--key", path("b.pub"), "--key", path("c.pub"),
+                 "--key", path("d.pub"), "--revoke", ids_["a"], "--threshold", "2", "--expires", "2099-01-01", "-o",
+                 path("root2.json"), "-q"})
+                .exit_code,
+            0);
+  std::filesystem::copy_file(path("root2.json"), path("root2-unsigned.json"));
+  // Without the previous root the command cannot tell, and says how.
+  auto refused = ota({"root", "sign", path("root2.json"), "--key", path("a.key"), "-o", path("x.json")});
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("--previous"), std::string::npos) << refused.err;
+  // A previous root of the wrong version is refused.
+  EXPECT_EQ(ota({"root", "sign", path("root2.json"), "--key", path("a.key"), "--previous", path("root2.json"), "-o",
+                 path("x.json")})
+                .exit_code,
+            2);
+  // a and b: v1's threshold (2 of a, b, c); b and d: v2's (2 of b, c, d).
+  auto signed_a = ota({"root", "sign", path("root2.json"), "--key", path("a.key"), "--previous", path("root.json")});
+  ASSERT_EQ(signed_a.exit_code, 0) << signed_a.err;
+  ASSERT_EQ(ota({"root", "sign", path("root2.json"), "--key", path("b.key"), "--key", path("d.key")}).exit_code, 0);
+  auto v = ota({"root", "verify", path("root2.json"), "--trust", path("root.json")});
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  // a with d is not v1's threshold (a, b, c: 2): refused by the chain check.
+  ASSERT_EQ(ota({"root", "sign", path("root2-unsigned.json"), "--key", path("a.key"), "--key", path("d.key"),
+                 "--previous", path("root.json"), "-o", path("ad.json")})
+                .exit_code,
+            0);
+  EXPECT_EQ(ota({"root", "verify", path("ad.json"), "--trust", path("root.json"), "-q"}).exit_code, 30);
 }
 
 TEST_F(BundleCli, ExternalSignersExportImportAndCommand) {

@@ -3,6 +3,8 @@
 // no output file or temp file left behind by a failure.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -345,6 +347,32 @@ TEST_F(Cli, FailedDiffLeavesNoTempFile) {
   auto d = ota({"diff", "-q", "--frame-size", "5000", path("old"), path("new"), "-o", path("patch")});
   EXPECT_EQ(d.exit_code, 2) << d.err;
   expect_no_output("patch");
+}
+
+// Broker credentials (security review, issue 14): a password in the URL is
+// refused without being echoed.
+TEST_F(Cli, BrokerUrlWithAPasswordIsRefusedWithoutEchoingIt) {
+  auto r = ota({"campaign", "status", "c1", "--fleet", "f", "--broker", "mqtt://release:Sesame-77aa@127.0.0.1:1"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.err.find("Sesame"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("Sesame"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("mqtt://***@127.0.0.1:1"), std::string::npos) << r.err;
+}
+
+// A password to a loopback broker without TLS draws no warning (it never
+// leaves the machine; mqtt::insecure_password_warning, whose decision for
+// other hosts is tested in ota_mqtt_tests: tests may not leave loopback).
+TEST_F(Cli, NoPlainTextPasswordWarningForALoopbackBroker) {
+  {
+    std::ofstream(path("pw")) << "Sesame-77aa\n";
+  }
+  for (const char* url : {"mqtt://127.0.0.1:1", "mqtt://localhost:1", "mqtt://[::1]:1"}) {
+    auto r = ota({"campaign", "status", "c1", "--fleet", "f", "--broker", url, "--username", "release",
+                  "--password-file", path("pw"), "--timeout", "1s"});
+    EXPECT_NE(r.exit_code, 0) << url;  // nothing listens on port 1
+    EXPECT_EQ(r.err.find("without TLS"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("Sesame"), std::string::npos) << r.err;
+  }
 }
 
 TEST_F(Cli, UsageErrorsAreExit2) {

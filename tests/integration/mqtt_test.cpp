@@ -108,6 +108,54 @@ TEST(MqttUrl, ParsesSchemesHostsAndPorts) {
   }
 }
 
+// A password in the URL is refused and never shown (security review, issue 14).
+TEST(MqttUrl, CredentialsInTheUrlAreRefusedAndNeverEchoed) {
+  for (const char* url : {"mqtt://release:Sesame-9f3b@broker.example", "mqtts://u:Sesame-9f3b@10.0.0.1:8883",
+                          "mqtt://u:Sesame/9f3b@h:1883", "mqtt://Sesame-9f3b@h", "mqtt://u:Sesame-9f3b@h/x@y"}) {
+    auto r = parse_broker_url(url);
+    ASSERT_FALSE(r) << url;
+    EXPECT_EQ(r.error().code, ErrorCode::kUsage) << url;
+    EXPECT_EQ(r.error().message.find("Sesame"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("***@"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("--password-file"), std::string::npos) << r.error().message;
+  }
+}
+
+// ---- the plain-text password warning --------------------------------------
+
+Options with_password(std::string host, bool tls = false) {
+  Options o;
+  o.host = std::move(host);
+  o.username = "release";
+  o.password = "Sesame-9f3b";
+  o.tls = tls;
+  return o;
+}
+
+TEST(MqttPasswordWarning, PasswordWithoutTlsToANetworkHostIsWarnedAbout) {
+  for (const char* host : {"broker.example", "10.0.0.1", "192.168.1.20", "::ffff:10.0.0.1", "2001:db8::1",
+                           "localhost.example.com", "128.0.0.1"}) {
+    auto w = insecure_password_warning(with_password(host));
+    ASSERT_TRUE(w) << host;
+    EXPECT_NE(w->find(host), std::string::npos) << *w;
+    EXPECT_NE(w->find("without TLS"), std::string::npos) << *w;
+    EXPECT_EQ(w->find("Sesame"), std::string::npos) << *w;
+  }
+}
+
+TEST(MqttPasswordWarning, NoWarningWithTlsWithoutPasswordOrOnLoopback) {
+  EXPECT_FALSE(insecure_password_warning(with_password("broker.example", /*tls=*/true)));
+  Options ca = with_password("broker.example");
+  ca.ca_file = "/etc/ota/ca.crt";  // a TLS file means TLS (Options::tls)
+  EXPECT_FALSE(insecure_password_warning(ca));
+  Options none = with_password("broker.example");
+  none.password.clear();
+  EXPECT_FALSE(insecure_password_warning(none));
+  for (const char* host : {"127.0.0.1", "127.1.2.3", "::1", "localhost", "LOCALHOST", "localhost.", "a.localhost",
+                           "::ffff:127.0.0.1"})
+    EXPECT_FALSE(insecure_password_warning(with_password(host))) << host;
+}
+
 // ---- anonymous broker ----------------------------------------------------
 
 TEST(Mqtt, PublishQos1IsAcknowledgedAndDeliveredWithProperties) {
@@ -460,6 +508,82 @@ TEST(Mqtt, FallsBackToMqtt311WhenTheBrokerRefusesMqtt5) {
   c->stop();
 }
 
+// ---- incoming limits (security review, issue 14) --------------------------
+
+// A retained message above max_payload never reaches the queue; the normal
+// one next to it does. The client's CONNECT carries a Maximum Packet Size, so
+// mosquitto does not even send the large one (nothing is counted as
+// dropped by the client).
+TEST(Mqtt, OversizedRetainedMessageIsSkippedAndANormalOneStillArrives) {
+  TempDir dir;
+  Mosquitto broker(dir.path());
+  auto pub = connected_client(anon(broker));
+  ASSERT_TRUE(publish_confirmed(*pub, msg("ota/f/campaigns/big", std::string(300u << 10, 'x'), true), 5s));
+  ASSERT_TRUE(publish_confirmed(*pub, msg("ota/f/campaigns/small", "normal", true), 5s));
+
+  Options o = anon(broker);
+  o.max_payload = 64u << 10;
+  auto sub = connected_client(o);
+  ASSERT_TRUE(sub->subscribe("ota/f/campaigns/+", 1));
+  std::vector<std::string> topics;
+  while (auto e = next_message(*sub, 1500ms)) topics.push_back(e->message.topic);
+  EXPECT_EQ(topics, std::vector<std::string>{"ota/f/campaigns/small"});
+  EXPECT_EQ(sub->dropped().oversized, 0u) << "the broker sent a packet above the client's Maximum Packet Size";
+  EXPECT_TRUE(sub->connected());
+
+  // A live message below the limit is delivered, a live one above it is not.
+  ASSERT_TRUE(publish_confirmed(*pub, msg("ota/f/campaigns/small", "normal 2", true), 5s));
+  auto e = next_message(*sub, 5s);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->message.payload, "normal 2");
+  ASSERT_TRUE(publish_confirmed(*pub, msg("ota/f/campaigns/big", std::string(300u << 10, 'y'), true), 5s));
+  EXPECT_FALSE(next_message(*sub, 1000ms));
+}
+
+// A subscriber that does not take its events: messages beyond
+// max_queued_events (or max_queued_bytes) are dropped and counted, the
+// acknowledgements of its own publishes are not.
+TEST(Mqtt, EventQueueIsBoundedButKeepsControlEvents) {
+  TempDir dir;
+  Mosquitto broker(dir.path());
+  Options o = anon(broker);
+  o.max_queued_events = 5;
+  auto sub = connected_client(o);
+  ASSERT_TRUE(sub->subscribe("ota/f/devices/+/state", 1));
+  auto pub = connected_client(anon(broker));
+  for (int i = 0; i < 20; ++i)
+    ASSERT_TRUE(publish_confirmed(*pub, msg("ota/f/devices/d" + std::to_string(i) + "/state", "s"), 5s));
+  // The publisher's acknowledgements do not mean the subscriber has them yet.
+  for (int i = 0; i < 500 && sub->dropped().overflow < 15; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(sub->dropped().overflow, 15u);  // 20 sent, 5 kept
+  // Its own publish, with the queue full of messages: the kPublished event
+  // is queued all the same (publish_confirmed finds it).
+  auto own = publish_confirmed(*sub, msg("ota/f/other", "mine"), 5s);
+  ASSERT_TRUE(own) << own.error().message;
+  int messages = 0;
+  while (auto e = next_message(*sub, 1000ms)) ++messages;
+  EXPECT_EQ(messages, 5);
+  EXPECT_EQ(sub->dropped().overflow, 15u);
+  // Drained: messages are queued again.
+  ASSERT_TRUE(publish_confirmed(*pub, msg("ota/f/devices/d1/state", "again"), 5s));
+  auto e = next_message(*sub, 5s);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->message.payload, "again");
+
+  // The byte bound: three 1000-byte payloads do not fit in 2500 bytes.
+  Options b = anon(broker);
+  b.max_queued_bytes = 2500;
+  auto small = connected_client(b);
+  ASSERT_TRUE(small->subscribe("ota/f/devices/+/state", 1));
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(publish_confirmed(*pub, msg("ota/f/devices/b/state", std::string(1000, 'b')), 5s));
+  for (int i = 0; i < 500 && small->dropped().overflow < 1; ++i) std::this_thread::sleep_for(10ms);
+  messages = 0;
+  while (auto m = next_message(*small, 500ms)) ++messages;
+  EXPECT_EQ(messages, 2);
+  EXPECT_EQ(small->dropped().overflow, 1u);
+}
+
 // ---- the secured example configuration (examples/mosquitto) ---------------
 
 class SecuredMqtt : public ::testing::Test {
@@ -583,6 +707,38 @@ TEST_F(SecuredMqtt, WrongPasswordIsRefusedWithoutShowingIt) {
   EXPECT_EQ(st.error().code, ErrorCode::kMqttRefused) << st.error().message;
   EXPECT_EQ(st.error().message.find("Sesame"), std::string::npos) << st.error().message;
   EXPECT_FALSE(c->connected());
+}
+
+// use_username_as_clientid (examples/mosquitto/mosquitto.conf): a device that
+// asks for another device's client id gets its own user name as client id,
+// so it cannot take the other's session over, disconnect it or fire its will.
+TEST_F(SecuredMqtt, ADeviceCannotTakeOverAnotherDevicesSession) {
+  auto controller = connected_client(as("controller"));
+  ASSERT_TRUE(controller->subscribe("ota/fleet1/devices/+/status", 1));
+  Options o1 = as("dev-001");
+  o1.client_id = "dev-001";
+  o1.will = Message{"ota/fleet1/devices/dev-001/status", "offline", 1, false, 0, {}};
+  auto victim = connected_client(o1);
+
+  Options o2 = as("dev-002");
+  o2.client_id = "dev-001";
+  auto intruder = connected_client(o2);
+  EXPECT_TRUE(intruder->connected());
+  // No will: the first connection was not taken over.
+  EXPECT_FALSE(next_message(*controller, 1500ms)) << broker_->log();
+  EXPECT_TRUE(victim->connected());
+  // dev-001 still works.
+  auto st = publish_confirmed(*victim, msg("ota/fleet1/devices/dev-001/status", "online"), 5s);
+  ASSERT_TRUE(st) << st.error().message;
+  auto seen = next_message(*controller, 5s);
+  ASSERT_TRUE(seen);
+  EXPECT_EQ(seen->message.payload, "online");
+  // The intruder is dev-002 to the ACL: dev-001's topics stay closed to it.
+  auto forged = publish_confirmed(*intruder, msg("ota/fleet1/devices/dev-001/status", "forged"), 5s);
+  EXPECT_FALSE(forged);
+  EXPECT_FALSE(next_message(*controller, 500ms));
+  intruder->stop();
+  victim->stop();
 }
 
 TEST_F(SecuredMqtt, TlsWithAClientCertificate) {

@@ -66,9 +66,12 @@ struct AccessEntry {
 class Nginx {
  public:
   // Serves dir/www; /slow/ answers at full speed for slow_after bytes per
-  // response, then slow_rate bytes per second.
-  Nginx(const std::string& dir, std::uint64_t slow_after = 1 << 20, std::uint64_t slow_rate = 1)
-      : dir_(dir) {
+  // response, then slow_rate bytes per second. extra_server is added to the
+  // server block and extra_http to the http block, with @PORT@ replaced by
+  // port() (a test's redirects, a TLS server of its own).
+  Nginx(const std::string& dir, std::uint64_t slow_after = 1 << 20, std::uint64_t slow_rate = 1,
+        std::string extra_server = {}, std::string extra_http = {})
+      : dir_(dir), extra_server_(std::move(extra_server)), extra_http_(std::move(extra_http)) {
     ::mkdir((dir_ + "/www").c_str(), 0755);
     ::mkdir((dir_ + "/tmp").c_str(), 0700);
     for (int attempt = 0; attempt < 5 && pid_ < 0; ++attempt) {
@@ -146,8 +149,16 @@ class Nginx {
       << "    root " << dir_ << "/www;\n"
       << "    location /slow/ { alias " << dir_ << "/www/; limit_rate_after " << slow_after << "; limit_rate "
       << slow_rate << "; }\n"
+      << with_port(extra_server_) << "\n"
       << "  }\n"
+      << with_port(extra_http_) << "\n"
       << "}\n";
+  }
+
+  std::string with_port(std::string text) const {
+    for (auto at = text.find("@PORT@"); at != std::string::npos; at = text.find("@PORT@"))
+      text.replace(at, 6, std::to_string(port_));
+    return text;
   }
 
   void start() {
@@ -188,6 +199,7 @@ class Nginx {
   }
 
   std::string dir_;
+  std::string extra_server_, extra_http_;
   int port_ = -1;
   pid_t pid_ = -1;
 };

@@ -447,6 +447,30 @@ TEST_F(TrustTest, RevocationInANewRoot) {
   EXPECT_TRUE(store.verify(trust::kManifestType, body_, {sig(3), sig(0)}));
 }
 
+// A key that v2 revokes still counts toward v1's threshold when it signs v2
+// (issue 14): v2 = {1, 3}, threshold 2, revokes 2; signed by 2 and 1 (v1) and
+// 1 and 3 (v2). Its signature does not count for v2, nor afterwards.
+TEST_F(TrustTest, KeyRevokedByTheNewRootCountsForTheOldRootsThreshold) {
+  const Root r2 = test::make_root(2, far_, 2, k_.ptrs({1, 3}), {k_.id(2)});
+  {
+    auto store = test::store_from(v1_env());
+    auto st = store.update(root_envelope(r2, k_.ptrs({2, 1, 3})));
+    ASSERT_TRUE(st) << st.error().message;
+    EXPECT_EQ(store.root().version, 2u);
+    EXPECT_EQ(code_of(store.verify(trust::kManifestType, body_, {sig(2), sig(1)})), ErrorCode::kKeyRevoked);
+  }
+  {
+    // 2 and 3 alone: one of v1's keys, so not v1's threshold.
+    auto store = test::store_from(v1_env());
+    EXPECT_EQ(code_of(store.update(root_envelope(r2, k_.ptrs({2, 3})))), ErrorCode::kRootRejected);
+  }
+  {
+    // 0 and 2 (v1's threshold) but only 2 of v2's keys... which v2 revokes: not v2's threshold.
+    auto store = test::store_from(v1_env());
+    EXPECT_EQ(code_of(store.update(root_envelope(r2, k_.ptrs({0, 2, 3})))), ErrorCode::kRootRejected);
+  }
+}
+
 TEST_F(TrustTest, IntermediateRootsMayHaveExpired) {
   Root r2 = v2();
   r2.expires = at("2001-01-01");

@@ -73,6 +73,8 @@ std::string random_suffix() {
 Result<std::unique_ptr<mqtt::Client>> connect_broker(const BrokerArgs& b, const std::string& id) {
   auto o = b.options(id);
   if (!o) return fail(o.error());
+  // A password to a broker without TLS (mqtt.hpp: none for loopback hosts).
+  if (auto w = mqtt::insecure_password_warning(*o)) std::fprintf(stderr, "ota: %s\n", w->c_str());
   auto wait = b.wait();
   if (!wait) return fail(wait.error());
   auto c = mqtt::connect(*o);

@@ -81,7 +81,7 @@ struct RootArgs {
   std::vector<std::string> secret_keys;
   std::vector<std::string> revoke;
   std::vector<std::string> chain;
-  std::string from, file, trust_path, out, expires;
+  std::string from, file, trust_path, out, expires, previous;
   std::uint32_t threshold = 0;
   PassphraseSource pass;
 };
@@ -173,14 +173,41 @@ Status run_root_sign(const Context& ctx, const RootArgs& a) {
   if (!pass) return fail(pass.error());
   std::optional<std::string_view> pv;
   if (*pass) pv = **pass;
+  // A rotation (version N+1) must be signed by a threshold of version N's keys
+  // too, and a key N+1 revokes may be one of them: with --previous (version
+  // N), such a key signs as one of N's keys.
+  std::optional<trust::Root> previous;
+  if (!a.previous.empty()) {
+    auto penv = load_envelope(a.previous);
+    if (!penv) return fail(penv.error());
+    if (penv->payload_type != trust::kRootType) return fail(ErrorCode::kMalformed, a.previous + " is not a signed root");
+    auto p = trust::parse_root(penv->payload);
+    if (!p) return fail(p.error().with_context(a.previous));
+    if (p->version + 1 != r->version)
+      return fail(ErrorCode::kUsage, "--previous " + a.previous + " is root v" + std::to_string(p->version) + ", but " +
+                                         a.file + " is v" + std::to_string(r->version) + " (expected v" +
+                                         std::to_string(r->version - 1) + ")");
+    previous = std::move(*p);
+  }
   const Bytes message = trust::signing_message(trust::kRootType, env->payload);
   nlohmann::ordered_json added = nlohmann::ordered_json::array();
   for (const auto& path : a.secret_keys) {
     auto key = keys::load_secret(path, pv);
     if (!key) return fail(key.error());
     const auto id = key->public_key().id();
-    if (r->revoked.count(id))
-      return fail(ErrorCode::kUsage, "key " + to_hex(id) + " (" + path + ") is revoked by this root; its signature would not count");
+    if (r->revoked.count(id)) {
+      if (!previous)
+        return fail(ErrorCode::kUsage, "key " + to_hex(id) + " (" + path +
+                                           ") is revoked by this root; its signature would not count (to sign a "
+                                           "rotation as one of the previous root's keys, give it with --previous)");
+      if (!previous->keys.count(id))
+        return fail(ErrorCode::kUsage, "key " + to_hex(id) + " (" + path + ") is revoked by this root and not in " +
+                                           a.previous + "; its signature would not count");
+      if (!ctx.quiet && !ctx.json)
+        std::fprintf(stderr, "%s: key %s is revoked by v%llu; it signs as one of v%llu's keys\n", a.file.c_str(),
+                     to_hex(id).c_str(), static_cast<unsigned long long>(r->version),
+                     static_cast<unsigned long long>(previous->version));
+    }
     bool present = false;
     for (auto& s : env->signatures) present = present || s.key_id == id;
     if (present) {
@@ -318,6 +345,9 @@ void add_root_command(CLI::App& app, Context& ctx, int& exit_code) {
     c->footer("Example:\n  ota root sign root.json --key release-1.key --key release-2.key");
     c->add_option("--key", a->secret_keys, "A secret key file (repeat)")->required()->check(CLI::ExistingFile);
     c->add_option("-o,--output", a->out, "Write here instead of in place");
+    c->add_option("--previous", a->previous,
+                  "The previous root (version N-1) of a rotation: a key this root revokes may then sign as one of its keys")
+        ->check(CLI::ExistingFile);
     a->pass.add_options(c);
     add_common(c);
     wire(c, a, run_root_sign, "root sign");

@@ -18,7 +18,23 @@
 //   acknowledge a publish its ACL dropped (MQTT 3.1.1 has no way to say), so
 //   publishers that must know read the retained document back
 //   (publish_retained_checked).
-// - Passwords and key passphrases never appear in errors or logs.
+// - Incoming messages are bounded (security review, issue 14): a message whose
+//   payload exceeds Options::max_payload is dropped by the network thread,
+//   never queued; the CONNECT of an MQTT 5 session carries a Maximum Packet
+//   Size (max_payload plus room for the topic and properties), so a
+//   conforming broker does not even send it. kMessage events beyond
+//   max_queued_events or max_queued_bytes (payload and topic bytes waiting
+//   for next()) are dropped too. Drops are counted (Client::dropped()).
+//   Control events (kConnected, kDisconnected, kPublished) are never dropped:
+//   wait_connected() and publish_confirmed() rely on them, and they are a few
+//   bytes each. A dropped QoS 1/2 message is still acknowledged to the broker
+//   (it is not redelivered); retained documents arrive again on the next
+//   (re)subscription, which is what campaign followers rely on. Events a
+//   helper takes and gives back (requeue()) are put back whatever the bounds,
+//   so the queue may briefly hold a few more than max_queued_events.
+// - Passwords and key passphrases never appear in errors or logs, nor does a
+//   URL's user:password@ part (parse_broker_url refuses userinfo and never
+//   echoes it).
 #pragma once
 
 #include <chrono>
@@ -59,10 +75,33 @@ struct Options {
   bool clean_start = true;
   std::optional<Message> will;  // last will, published by the broker if the connection dies
   int connect_timeout_s = 10;   // wait_connected() limit used by helpers below
+  // Incoming limits (see the contract at the top). The defaults leave room
+  // above campaign documents (campaign::kMaxDocumentBytes, 256 KiB) and
+  // reports (kMaxReportBytes, 16 KiB).
+  std::size_t max_payload = 1u << 20;         // bytes; larger messages are dropped
+  std::size_t max_queued_events = 1024;       // kMessage events waiting for next()
+  std::size_t max_queued_bytes = 16u << 20;   // their payload and topic bytes
 };
 
+// Messages the network thread dropped instead of queueing (Client::dropped()).
+struct Drops {
+  std::uint64_t oversized = 0;  // payload above Options::max_payload
+  std::uint64_t overflow = 0;   // the queue was at max_queued_events or max_queued_bytes
+};
+
+// A warning when o sends a password without TLS to a host that is not a
+// loopback address (127.0.0.0/8, ::1, "localhost"): the password then
+// crosses the network in clear text. nullopt when there is no password, when
+// TLS is on, or for a loopback host (the password never leaves the machine,
+// so a warning there would only teach people to ignore it). The decision is
+// taken from o.host alone: no name is resolved. Callers print it on stderr
+// before connecting.
+std::optional<std::string> insecure_password_warning(const Options& o);
+
 // Parses "mqtt://HOST[:PORT]" (1883) or "mqtts://HOST[:PORT]" (8883) into
-// host, port and tls of base; kUsage on anything else.
+// host, port and tls of base; kUsage on anything else. A URL with a
+// user:password@ part is refused (credentials come from --username and
+// --password-file), and errors show the URL with that part as "***@".
 Result<Options> parse_broker_url(std::string_view url, Options base = {});
 
 struct Event {
@@ -101,6 +140,9 @@ class Client {
   // Whether filter is one of the subscriptions renewed on reconnect
   // (read_retained restores such a subscription instead of dropping it).
   virtual bool subscribed(const std::string& filter) const;
+  // Messages dropped so far by the incoming limits (Options::max_payload,
+  // max_queued_events, max_queued_bytes). The default: none.
+  virtual Drops dropped() const;
 
  protected:
   std::optional<Event> take_requeued();

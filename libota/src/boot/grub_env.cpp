@@ -213,40 +213,52 @@ class GrubEnvironment final : public Environment {
         unsets.push_back(name);
       }
     }
-    // grub-editenv writes FILE.new and renames it over FILE: one command is
-    // one atomic store.
     if (unsets.empty() && sets.empty()) return ok();
-    if (!sets.empty() && !unsets.empty()) return set_and_unset(sets, unsets);
-    if (unsets.empty()) {
-      OTA_TRY(editenv(file_, "set", sets));
-    } else {
-      OTA_TRY(editenv(file_, "unset", unsets));
-    }
-    return ok();
+    std::vector<Edit> edits;
+    if (!sets.empty()) edits.push_back({"set", sets});
+    if (!unsets.empty()) edits.push_back({"unset", unsets});
+    return store(edits, /*from_existing=*/true);
   }
 
+  // Writes a new, empty block (open_grub_env on a missing file).
+  Status create() { return store({{"create", {}}}, /*from_existing=*/false); }
+
  private:
-  // Sets and unsets take two commands: run them on a copy, then rename the
-  // copy over the file, so that the change is still one atomic store.
-  Status set_and_unset(const std::vector<std::string>& sets, const std::vector<std::string>& unsets) {
-    auto bytes = read_file(file_);
-    if (!bytes) return fail(std::move(bytes).error());
+  struct Edit {
+    std::string command;
+    std::vector<std::string> args;
+  };
+
+  // Every write of the environment goes through here, so each is one atomic
+  // and durable store: the edits run on a copy (grub-editenv itself renames
+  // its FILE.new over FILE without any fsync, and a set plus an unset are two
+  // commands), the copy is fsync'ed and renamed over the file, and the
+  // directory is fsync'ed so that the rename survives a power cut. A failed
+  // directory fsync is an error: the new environment might not persist.
+  Status store(const std::vector<Edit>& edits, bool from_existing) {
     std::string tmp = file_ + ".ota-XXXXXX";
     Fd fd(::mkostemp(tmp.data(), O_CLOEXEC));
     if (fd.get() < 0) return fail(sys_error("cannot create a copy of '" + file_ + "'", errno));
     auto result = [&]() -> Status {
-      const std::uint8_t* p = bytes->data();
-      std::size_t left = bytes->size();
-      while (left) {
-        ssize_t w = ::write(fd.get(), p, left);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) return fail(sys_error("cannot write '" + tmp + "'", errno));
-        p += w;
-        left -= static_cast<std::size_t>(w);
+      // The copy keeps the file's mode (a new block: 0644, as grub-editenv makes it).
+      struct stat st {};
+      const mode_t mode = from_existing && ::stat(file_.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644;
+      if (::fchmod(fd.get(), mode) != 0) return fail(sys_error("cannot set the mode of '" + tmp + "'", errno));
+      if (from_existing) {
+        auto bytes = read_file(file_);
+        if (!bytes) return fail(std::move(bytes).error());
+        const std::uint8_t* p = bytes->data();
+        std::size_t left = bytes->size();
+        while (left) {
+          ssize_t w = ::write(fd.get(), p, left);
+          if (w < 0 && errno == EINTR) continue;
+          if (w < 0) return fail(sys_error("cannot write '" + tmp + "'", errno));
+          p += w;
+          left -= static_cast<std::size_t>(w);
+        }
       }
       fd.reset();
-      OTA_TRY(editenv(tmp, "set", sets));
-      OTA_TRY(editenv(tmp, "unset", unsets));
+      for (const auto& e : edits) OTA_TRY(editenv(tmp, e.command, e.args));
       Fd synced(::open(tmp.c_str(), O_RDONLY | O_CLOEXEC));
       if (synced.get() < 0 || ::fsync(synced.get()) != 0) return fail(sys_error("cannot sync '" + tmp + "'", errno));
       if (::rename(tmp.c_str(), file_.c_str()) != 0)
@@ -258,9 +270,11 @@ class GrubEnvironment final : public Environment {
       ::unlink((tmp + ".new").c_str());  // grub-editenv's own temporary, if it stopped midway
       return fail(std::move(result).error().with_context("GRUB environment '" + file_ + "'"));
     }
-    std::string dir = file_.find('/') == std::string::npos ? "." : file_.substr(0, file_.find_last_of('/'));
-    Fd dir_fd(::open(dir.empty() ? "/" : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (dir_fd.get() >= 0) ::fsync(dir_fd.get());
+    const auto slash = file_.find_last_of('/');
+    const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : file_.substr(0, slash));
+    Fd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir_fd.get() < 0 || ::fsync(dir_fd.get()) != 0)
+      return fail(sys_error("GRUB environment '" + file_ + "': cannot sync its directory '" + dir + "'", errno));
     return ok();
   }
 
@@ -278,8 +292,7 @@ Result<std::unique_ptr<Environment>> open_grub_env(const std::string& env_file, 
   struct stat st {};
   if (::stat(env_file.c_str(), &st) != 0) {
     if (errno != ENOENT) return fail(sys_error("cannot stat '" + env_file + "'", errno));
-    auto created = env->editenv(env_file, "create", {});
-    if (!created) return fail(std::move(created).error());
+    OTA_TRY(env->create());
   }
   OTA_TRY(env->read());
   return std::unique_ptr<Environment>(std::move(env));

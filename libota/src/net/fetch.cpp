@@ -41,7 +41,8 @@ Result<OpenFn> load_http_module() {
   std::lock_guard<std::mutex> lock(m);
   if (entry) return entry;
   auto fn = net::load_module<OpenFn>(
-      net::module_candidates("OTA_FETCH_HTTP_MODULE", OTA_FETCH_HTTP_BUILD_PATH, OTA_FETCH_HTTP_INSTALL_PATH), kModuleEntry,
+      net::module_candidates(net::module_search("OTA_FETCH_HTTP_MODULE", OTA_BUILD_DIR, OTA_FETCH_HTTP_BUILD_PATH,
+                                                OTA_FETCH_HTTP_INSTALL_PATH, OTA_MODULE_RELATIVE_DIR)), kModuleEntry,
       "HTTP(S) needs the libota-fetch-http.so module (libcurl)");
   if (!fn) return fail(fn.error());
   entry = *fn;

@@ -3,6 +3,8 @@
 // http(s):// source, so installs from files never map libcurl and its ~30
 // libraries (see fetch.hpp for the contract).
 #include <curl/curl.h>
+
+#include <cctype>
 #include <strings.h>
 
 #include <algorithm>
@@ -27,6 +29,14 @@ constexpr std::uint64_t kMaxWindow = 16 << 20;
 
 bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
 
+// Whether url's scheme is https (schemes are case-insensitive).
+bool starts_https(const std::string& url) {
+  if (url.size() < 8) return false;
+  std::string scheme = url.substr(0, 8);
+  for (auto& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return scheme == "https://";
+}
+
 Status global_init() {
   static std::once_flag once;
   static CURLcode rc = CURLE_OK;
@@ -37,7 +47,8 @@ Status global_init() {
 
 class HttpReader final : public SourceReader {
  public:
-  HttpReader(std::string url, Options o) : url_(std::move(url)), shown_(redact(url_)), o_(std::move(o)) {}
+  HttpReader(std::string url, Options o)
+      : url_(std::move(url)), shown_(redact(url_)), https_(starts_https(url_)), o_(std::move(o)) {}
   ~HttpReader() override {
     if (multi_ && easy_ && active_) curl_multi_remove_handle(multi_, easy_);
     if (easy_) curl_easy_cleanup(easy_);
@@ -58,7 +69,9 @@ class HttpReader final : public SourceReader {
     };
     OTA_TRY(set(CURLOPT_URL, url_.c_str()));
     OTA_TRY(set(CURLOPT_PROTOCOLS_STR, "http,https"));
-    OTA_TRY(set(CURLOPT_REDIR_PROTOCOLS_STR, "http,https"));
+    // A transfer that starts as https follows redirects to https only: a
+    // redirect must not drop TLS (security review, issue 14).
+    OTA_TRY(set(CURLOPT_REDIR_PROTOCOLS_STR, https_ ? "https" : "http,https"));
     OTA_TRY(set(CURLOPT_FOLLOWLOCATION, 1L));
     OTA_TRY(set(CURLOPT_MAXREDIRS, 5L));
     OTA_TRY(set(CURLOPT_NOSIGNAL, 1L));
@@ -205,6 +218,8 @@ class HttpReader final : public SourceReader {
       retry = code == 408 || code == 429 || code >= 500;
     } else {
       why = errbuf_[0] ? std::string(errbuf_) : std::string(curl_easy_strerror(rc));
+      if (rc == CURLE_UNSUPPORTED_PROTOCOL && https_)
+        why = "refused a redirect from https to a URL that is not https (" + why + ")";
       switch (rc) {
         case CURLE_COULDNT_CONNECT: case CURLE_COULDNT_RESOLVE_HOST: case CURLE_COULDNT_RESOLVE_PROXY:
         case CURLE_PARTIAL_FILE: case CURLE_OPERATION_TIMEDOUT: case CURLE_RECV_ERROR: case CURLE_SEND_ERROR:
@@ -292,6 +307,7 @@ class HttpReader final : public SourceReader {
   }
 
   std::string url_, shown_;
+  bool https_;  // the transfer started as https: redirects to https only
   Options o_;
   CURLM* multi_ = nullptr;
   CURL* easy_ = nullptr;

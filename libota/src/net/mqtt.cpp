@@ -181,6 +181,7 @@ class MosquittoClient final : public Client {
     }
 
     if (o_.will) OTA_TRY(set_will(/*v5=*/true));
+    OTA_TRY(set_connect_properties(/*v5=*/true));
 
     const int rc = mosquitto_connect_async(mosq_, o_.host.c_str(), o_.port, o_.keepalive_s);
     if (rc == MOSQ_ERR_SUCCESS) {
@@ -270,13 +271,21 @@ class MosquittoClient final : public Client {
     if (!events_cv_.wait_for(lock, timeout, [&] { return !events_.empty(); })) return std::nullopt;
     Event e = std::move(events_.front());
     events_.pop_front();
+    uncount(e);
     return e;
   }
 
+  // Events the caller already took: put back whatever the bounds say.
   void requeue(std::vector<Event> events) override {
     std::lock_guard lock(mu_);
+    for (const auto& e : events) count(e);
     events_.insert(events_.begin(), std::make_move_iterator(events.begin()), std::make_move_iterator(events.end()));
     events_cv_.notify_all();
+  }
+
+  Drops dropped() const override {
+    std::lock_guard lock(mu_);
+    return drops_;
   }
 
   bool subscribed(const std::string& filter) const override {
@@ -358,10 +367,57 @@ class MosquittoClient final : public Client {
     ack_cv_.notify_all();
   }
 
+  static std::size_t bytes_of(const Event& e) { return e.message.payload.size() + e.message.topic.size(); }
+
+  void count(const Event& e) {  // mu_ held
+    if (e.kind != Event::Kind::kMessage) return;
+    ++queued_messages_;
+    queued_bytes_ += bytes_of(e);
+  }
+
+  void uncount(const Event& e) {  // mu_ held
+    if (e.kind != Event::Kind::kMessage) return;
+    --queued_messages_;
+    queued_bytes_ -= bytes_of(e);
+  }
+
+  // Control events always; a message only within the queue's bounds.
   void push(Event e) {
     std::lock_guard lock(mu_);
+    if (e.kind == Event::Kind::kMessage &&
+        (queued_messages_ >= o_.max_queued_events || queued_bytes_ + bytes_of(e) > o_.max_queued_bytes)) {
+      ++drops_.overflow;
+      return;
+    }
+    count(e);
     events_.push_back(std::move(e));
     events_cv_.notify_all();
+  }
+
+  void count_oversized() {
+    std::lock_guard lock(mu_);
+    ++drops_.oversized;
+  }
+
+  // MQTT 5 CONNECT properties: a Maximum Packet Size, so that a conforming
+  // broker never sends a packet the client would drop (max_payload plus room
+  // for the topic, up to 64 KiB, and properties). libmosquitto 2.0 keeps the
+  // properties given to mosquitto_connect_bind_v5() for every later
+  // (re)connection, async ones included, and has no other setter: the call
+  // with no host stores them and fails in its argument check before any
+  // connection attempt. For MQTT 3.1.1 (no properties) they are cleared.
+  Status set_connect_properties(bool v5) {
+    Properties props;
+    if (v5) {
+      const std::uint64_t limit = std::min<std::uint64_t>(std::uint64_t{o_.max_payload} + 65536 + 4096, 268435455);
+      if (mosquitto_property_add_int32(&props.list, MQTT_PROP_MAXIMUM_PACKET_SIZE, static_cast<std::uint32_t>(limit)) !=
+          MOSQ_ERR_SUCCESS)
+        return fail(ErrorCode::kOutOfMemory, "mqtt: cannot add the maximum packet size property");
+    }
+    const int rc = mosquitto_connect_bind_v5(mosq_, nullptr, o_.port, o_.keepalive_s, nullptr, props.list);
+    if (rc != MOSQ_ERR_INVAL)
+      return fail(ErrorCode::kInternal, "mqtt: unexpected result setting the CONNECT properties: " + mosq_error(rc));
+    return ok();
   }
 
   Status set_will(bool v5) {
@@ -407,6 +463,7 @@ class MosquittoClient final : public Client {
         mosquitto_int_option(mosq_, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
         protocol_.store(MQTT_PROTOCOL_V311);
         if (o_.will) (void)set_will(/*v5=*/false);
+        (void)set_connect_properties(/*v5=*/false);
       }
       // 1 s, 4 s, 9 s, ... 30 s, as libmosquitto's own reconnection.
       const int n = std::min(attempts++, 5);
@@ -493,6 +550,11 @@ class MosquittoClient final : public Client {
   }
 
   static void on_message(mosquitto* /*mosq*/, void* obj, const mosquitto_message* m, const mosquitto_property* props) {
+    auto* self = static_cast<MosquittoClient*>(obj);
+    if (m->payloadlen > 0 && static_cast<std::size_t>(m->payloadlen) > self->o_.max_payload) {
+      self->count_oversized();  // never copied, never queued
+      return;
+    }
     Event e;
     e.kind = Event::Kind::kMessage;
     e.message.topic = m->topic != nullptr ? m->topic : "";
@@ -513,7 +575,7 @@ class MosquittoClient final : public Client {
       std::free(value);
       name = value = nullptr;
     }
-    static_cast<MosquittoClient*>(obj)->push(std::move(e));
+    self->push(std::move(e));
   }
 
   static void on_subscribe(mosquitto* /*mosq*/, void* obj, int mid, int count, const int* granted,
@@ -536,6 +598,9 @@ class MosquittoClient final : public Client {
   std::condition_variable events_cv_;
   std::condition_variable supervisor_cv_;
   std::deque<Event> events_;
+  std::size_t queued_messages_ = 0;  // kMessage events in events_
+  std::size_t queued_bytes_ = 0;     // and their payload and topic bytes
+  Drops drops_;
   std::map<std::string, int> filters_;
   bool stopped_ = false;
   bool stopping_ = false;

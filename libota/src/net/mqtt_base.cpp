@@ -14,6 +14,8 @@ void Client::requeue(std::vector<Event> events) {
 
 bool Client::subscribed(const std::string& /*filter*/) const { return false; }
 
+Drops Client::dropped() const { return {}; }
+
 std::optional<Event> Client::take_requeued() {
   std::lock_guard lock(requeued_mutex_);
   if (requeued_.empty()) return std::nullopt;

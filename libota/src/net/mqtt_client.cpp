@@ -6,7 +6,11 @@
 
 #include <dlfcn.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <utility>
 #include <cstdlib>
@@ -15,6 +19,7 @@
 #include <vector>
 
 #include "net/module_path.hpp"
+#include "ota/fetch.hpp"
 #include "net/mqtt_module.hpp"
 
 namespace ota::mqtt {
@@ -67,7 +72,8 @@ Result<ConnectFn> load_mqtt_module() {
   static ConnectFn entry = nullptr;
   std::lock_guard<std::mutex> lock(m);
   if (entry) return entry;
-  auto fn = net::load_module<ConnectFn>(net::module_candidates("OTA_MQTT_MODULE", OTA_MQTT_BUILD_PATH, OTA_MQTT_INSTALL_PATH),
+  auto fn = net::load_module<ConnectFn>(net::module_candidates(net::module_search("OTA_MQTT_MODULE", OTA_BUILD_DIR, OTA_MQTT_BUILD_PATH,
+                                                                                       OTA_MQTT_INSTALL_PATH, OTA_MODULE_RELATIVE_DIR)),
                                         kModuleEntry, "MQTT needs the libota-mqtt.so module (libmosquitto)");
   if (!fn) return fail(fn.error());
   entry = *fn;
@@ -78,11 +84,25 @@ Result<ConnectFn> load_mqtt_module() {
 
 // ---- free functions --------------------------------------------------------
 
+std::string shown_url(std::string_view url) {
+  std::string s = fetch::redact(std::string(url));
+  // A malformed URL can hide its userinfo from redact() (a '/' in the
+  // password): a broker URL has no path, so everything up to the last '@' goes.
+  if (const auto at = s.rfind('@'); at != std::string::npos) {
+    const auto scheme = s.find("://");
+    const auto start = scheme == std::string::npos ? 0 : scheme + 3;
+    s = s.substr(0, start) + "***@" + s.substr(at + 1);
+  }
+  return s;
+}
+
 Result<Options> parse_broker_url(std::string_view url, Options base) {
   const auto bad = [&](const std::string& why) {
-    return fail(ErrorCode::kUsage, "bad broker URL '" + std::string(url) + "': " + why +
+    return fail(ErrorCode::kUsage, "bad broker URL '" + shown_url(url) + "': " + why +
                                        " (expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT])");
   };
+  if (url.find('@') != std::string_view::npos)
+    return bad("credentials in the URL are not accepted (use --username and --password-file)");
   bool tls;
   std::string_view rest;
   if (url.substr(0, 7) == "mqtt://") {
@@ -128,6 +148,33 @@ Result<Options> parse_broker_url(std::string_view url, Options base) {
   base.port = port;
   base.tls = tls;
   return base;
+}
+
+namespace {
+
+bool is_loopback_host(std::string host) {
+  for (auto& ch : host) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (!host.empty() && host.back() == '.') host.pop_back();
+  if (host == "localhost" || (host.size() > 10 && host.compare(host.size() - 10, 10, ".localhost") == 0)) return true;
+  if (host == "::1" || host == "0:0:0:0:0:0:0:1") return true;
+  in_addr a{};
+  if (::inet_pton(AF_INET, host.c_str(), &a) == 1) return (ntohl(a.s_addr) >> 24) == 127;
+  in6_addr a6{};
+  if (::inet_pton(AF_INET6, host.c_str(), &a6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&a6)) return true;
+    if (IN6_IS_ADDR_V4MAPPED(&a6)) return a6.s6_addr[12] == 127;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::optional<std::string> insecure_password_warning(const Options& o) {
+  const bool tls = o.tls || !o.ca_file.empty() || !o.cert_file.empty();
+  if (o.password.empty() || tls || is_loopback_host(o.host)) return std::nullopt;
+  return "warning: the broker password for user '" + o.username + "' goes to " + o.host + ":" +
+         std::to_string(o.port) +
+         " without TLS, readable by anyone on the network path; use mqtts:// (and --ca) instead";
 }
 
 Result<std::unique_ptr<Client>> connect(const Options& o) {

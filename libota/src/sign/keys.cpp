@@ -2,10 +2,13 @@
 
 #include <sodium.h>
 
+#include <cctype>
 #include <cstring>
+#include <memory>
 
 #include "core/json.hpp"
 #include "core/sodium.hpp"
+#include "sign/secret_text.hpp"
 
 namespace ota::keys {
 
@@ -23,6 +26,23 @@ struct Wiped {
   ~Wiped() { sodium_memzero(s.data(), s.size()); }
 };
 
+constexpr std::string_view kSeedPlaceholder = "0000000000000000000000000000000000000000000000000000000000000000";
+
+bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// The end of the string literal opening at text[open] (the index of its
+// closing quote), or npos when unterminated.
+std::size_t literal_end(const std::string& text, std::size_t open) {
+  for (std::size_t i = open + 1; i < text.size(); ++i) {
+    if (text[i] == '\\') {
+      ++i;
+    } else if (text[i] == '"') {
+      return i;
+    }
+  }
+  return std::string::npos;
+}
+
 Result<Bytes> hex_bytes(const std::string& hex, std::size_t n, std::string_view what) {
   if (hex.size() != 2 * n) return fail(ErrorCode::kMalformed, std::string(what) + " has the wrong length");
   Bytes out(n);
@@ -33,6 +53,51 @@ Result<Bytes> hex_bytes(const std::string& hex, std::size_t n, std::string_view 
 }
 
 }  // namespace
+
+namespace detail {
+
+int take_hex_member(std::string& text, std::string_view key, char* out, std::size_t out_cap, std::size_t* out_len) {
+  int found = 0;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    if (text[i] != '"') {
+      ++i;
+      continue;
+    }
+    const std::size_t close = literal_end(text, i);
+    if (close == std::string::npos) return found;  // nlohmann reports it
+    const bool named = std::string_view(text).substr(i + 1, close - i - 1) == key;
+    std::size_t j = close + 1;
+    if (named) {
+      while (j < text.size() && is_json_space(text[j])) ++j;
+      if (j < text.size() && text[j] == ':') {
+        ++j;
+        while (j < text.size() && is_json_space(text[j])) ++j;
+        if (j < text.size() && text[j] == '"') {
+          const std::size_t vclose = literal_end(text, j);
+          if (vclose == std::string::npos) return found;
+          const std::size_t len = vclose - j - 1;
+          bool hex = len <= out_cap;
+          for (std::size_t k = j + 1; hex && k < vclose; ++k)
+            hex = std::isxdigit(static_cast<unsigned char>(text[k])) != 0;
+          if (!hex) {
+            sodium_memzero(&text[j + 1], len);  // whatever it was, nlohmann does not get it
+            return -1;
+          }
+          std::memcpy(out, &text[j + 1], len);
+          *out_len = len;
+          std::memset(&text[j + 1], '0', len);
+          ++found;
+          j = vclose + 1;
+        }
+      }
+    }
+    i = j;
+  }
+  return found;
+}
+
+}  // namespace detail
 
 KeyId PublicKey::id() const { return content_hash(ByteSpan(bytes.data(), bytes.size())); }
 std::string PublicKey::id_hex() const { return to_hex(id()); }
@@ -144,11 +209,17 @@ Result<std::string> encode_secret(const SecretKey& key, std::optional<std::strin
   doc["keyid"] = key.public_key().id_hex();
   doc["public"] = to_hex(ByteSpan(key.public_key().bytes.data(), 32));
   if (!passphrase || passphrase->empty()) {
-    Wiped h{to_hex(seed)};
-    doc["seed"] = h.s;
-    Wiped out{doc.dump(2) + "\n"};
-    std::string r = out.s;
-    sodium_memzero(doc["seed"].get_ref<std::string&>().data(), h.s.size());
+    // nlohmann writes a placeholder; the digits go straight into the result
+    // (sign/secret_text.hpp).
+    doc["seed"] = kSeedPlaceholder;
+    std::string r = doc.dump(2) + "\n";
+    const std::string member = "\"seed\": \"" + std::string(kSeedPlaceholder) + "\"";
+    const auto at = r.find(member);
+    if (at == std::string::npos) return fail(ErrorCode::kInternal, "secret key encoding: no seed placeholder");
+    char digits[2 * crypto_sign_SEEDBYTES + 1];
+    sodium_bin2hex(digits, sizeof digits, seed.data(), seed.size());
+    std::memcpy(&r[at + member.size() - 1 - kSeedPlaceholder.size()], digits, kSeedPlaceholder.size());
+    sodium_memzero(digits, sizeof digits);
     return r;
   }
   std::uint8_t salt[crypto_pwhash_SALTBYTES];
@@ -180,7 +251,18 @@ Result<std::string> encode_secret(const SecretKey& key, std::optional<std::strin
 
 Result<SecretKey> parse_secret(std::string_view text, std::optional<std::string_view> passphrase) {
   ensure_sodium();
-  auto j = json::parse_strict(text, kMaxKeyFile, "secret key file");
+  if (text.size() > kMaxKeyFile) return fail(json::parse_strict(text, kMaxKeyFile, "secret key file").error());
+  // The seed's digits leave the text before nlohmann sees it (sign/secret_text.hpp).
+  Wiped masked{};
+  masked.s.reserve(kMaxKeyFile);  // never reallocated: one buffer to wipe
+  masked.s.assign(text.data(), text.size());
+  auto* seed_hex = static_cast<char*>(sodium_malloc(64));
+  if (!seed_hex) return fail(ErrorCode::kOutOfMemory, "cannot allocate protected memory");
+  std::unique_ptr<char, void (*)(void*)> seed_hex_guard(seed_hex, sodium_free);
+  std::size_t seed_hex_len = 0;
+  const int seeds = detail::take_hex_member(masked.s, "seed", seed_hex, 64, &seed_hex_len);
+  if (seeds < 0 || seeds > 1) return fail(ErrorCode::kMalformed, "secret key file: seed is not 64 hex digits");
+  auto j = json::parse_strict(masked.s, kMaxKeyFile, "secret key file");
   if (!j) return fail(j.error());
   auto o = json::Object::of(*j, "secret key file");
   if (!o) return fail(o.error());
@@ -198,12 +280,12 @@ Result<SecretKey> parse_secret(std::string_view text, std::optional<std::string_
 
   if (o->has("seed")) {
     if (o->has("sealed")) return fail(ErrorCode::kMalformed, "secret key file has both seed and sealed");
-    Wiped h{};
+    // nlohmann holds the masked placeholder; the digits are in seed_hex.
     auto s = o->string("seed", 64);
-    if (!s) return fail(ErrorCode::kMalformed, "secret key file: seed is not 64 hex digits");
-    h.s = std::move(*s);
+    if (!s || seeds != 1 || s->size() != seed_hex_len)
+      return fail(ErrorCode::kMalformed, "secret key file: seed is not 64 hex digits");
     std::size_t len = 0;
-    if (h.s.size() != 64 || sodium_hex2bin(seed, 32, h.s.data(), h.s.size(), nullptr, &len, nullptr) != 0 || len != 32)
+    if (seed_hex_len != 64 || sodium_hex2bin(seed, 32, seed_hex, seed_hex_len, nullptr, &len, nullptr) != 0 || len != 32)
       return fail(ErrorCode::kMalformed, "secret key file: seed is not 64 hex digits");
   } else {
     auto sj = o->object("sealed");
