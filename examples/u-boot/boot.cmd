@@ -9,7 +9,9 @@
 # bootcount=0) or rolls back.
 setenv bootlimit 3
 if test "${ota_slot}" = "b"; then setenv rootpart 3; else setenv rootpart 2; fi
-setenv bootargs "root=/dev/mmcblk0p${rootpart} rootwait ro"
+# ota.slot= is the boot evidence: the agent commits a trial only when the
+# kernel command line names the trial slot, and never writes the slot named.
+setenv bootargs "root=/dev/mmcblk0p${rootpart} rootwait ro ota.slot=${ota_slot}"
 load mmc 0:${rootpart} ${kernel_addr_r} /boot/Image
 load mmc 0:${rootpart} ${fdt_addr_r} /boot/board.dtb
 booti ${kernel_addr_r} - ${fdt_addr_r}
