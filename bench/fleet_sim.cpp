@@ -138,11 +138,6 @@ int main(int argc, char** argv) {
     o.retry_delay_s = 5;
     o.stop = &g_stop;
     SimDevice* raw = d.get();
-    o.simulate_reboot = [raw]() -> ota::Status {
-      auto slot = ota::boot::simulate_boot(raw->env);
-      if (!slot) return ota::fail(slot.error());
-      return ota::ok();
-    };
     o.log = [raw, until](const std::string& line) {
       // Track the final phase for --until-final from the daemon's own log line.
       for (auto p : {ota::campaign::Phase::kSucceeded, ota::campaign::Phase::kRolledBack, ota::campaign::Phase::kFailed,
@@ -162,8 +157,20 @@ int main(int argc, char** argv) {
     ++started_count;
     SimDevice* raw = d.get();
     raw->thread = std::thread([raw] {
-      auto st = raw->daemon->run();
-      if (!st) std::fprintf(stderr, "ota-fleet-sim: %s: %s\n", raw->id.c_str(), st.error().message.c_str());
+      // Boot sessions until stopped; a reboot is the bootloader simulator.
+      for (;;) {
+        auto rebooted = raw->daemon->run_session();
+        if (!rebooted) {
+          std::fprintf(stderr, "ota-fleet-sim: %s: %s\n", raw->id.c_str(), rebooted.error().message.c_str());
+          break;
+        }
+        if (!*rebooted || g_stop) break;
+        auto slot = ota::boot::simulate_boot(raw->env);
+        if (!slot) {
+          std::fprintf(stderr, "ota-fleet-sim: %s: %s\n", raw->id.c_str(), slot.error().message.c_str());
+          break;
+        }
+      }
     });
   }
   std::fprintf(stderr, "ota-fleet-sim: %d devices started in %.1f s\n", devices,

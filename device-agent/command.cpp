@@ -275,13 +275,10 @@ int cmd_run(const Config& c, const Options& o) {
   auto parsed = mqtt::parse_broker_url(c.mqtt.broker, mo);
   if (!parsed) return report_error(o, "run", parsed.error().with_context("mqtt.broker"));
   if (auto w = mqtt::insecure_password_warning(*parsed)) std::fprintf(stderr, "ota-agent: %s\n", w->c_str());
-  auto rt = open_runtime(c, true);
-  if (!rt) return report_error(o, "run", rt.error());
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
-  agent::Device d = device_of(c, *rt);
   agent::DaemonOptions dopt;
   dopt.device_id = c.device_id;
   dopt.fleet = c.mqtt.fleet;
@@ -291,22 +288,31 @@ int cmd_run(const Config& c, const Options& o) {
   dopt.fetch.stall_timeout_s = c.stall_timeout_s;
   dopt.fetch.user_agent = std::string("ota-agent/") + OTA_VERSION;
   dopt.retry_delay_s = c.mqtt.retry_delay_s;
+  dopt.reboot_wait_s = c.reboot_wait_s;
   dopt.stop = &g_stop;
-  // File banks without a reboot command: the bootloader simulator boots in-process.
-  if (c.boot_backend == "file" && c.reboot_command.empty())
-    dopt.simulate_reboot = [&rt]() -> Status {
-      auto slot = boot::simulate_boot(*rt->env);
-      if (!slot) return fail(slot.error());
-      return ok();
-    };
   const bool quiet = o.quiet;
   dopt.log = [quiet, id = c.device_id](const std::string& line) {
     if (!quiet) std::fprintf(stderr, "ota-agent %s: %s\n", id.c_str(), line.c_str());
   };
-  agent::Daemon daemon(d, *rt->state, dopt);
-  auto st = daemon.run();
-  if (!st) return report_error(o, "run", st.error());
-  return 0;
+  // File banks without a reboot command: the bootloader simulator is the
+  // reboot. Each boot opens the device afresh, as a real boot does (the bank
+  // that runs now is the one opened read-only), with a new daemon.
+  const bool simulated = c.boot_backend == "file" && c.reboot_command.empty();
+  for (;;) {
+    auto rt = open_runtime(c, true);
+    if (!rt) return report_error(o, "run", rt.error());
+    agent::Daemon daemon(device_of(c, *rt), *rt->state, dopt);
+    if (!simulated) {
+      auto st = daemon.run();
+      if (!st) return report_error(o, "run", st.error());
+      return 0;
+    }
+    auto rebooted = daemon.run_session();
+    if (!rebooted) return report_error(o, "run", rebooted.error());
+    if (!*rebooted || g_stop) return 0;
+    auto slot = boot::simulate_boot(*rt->env);
+    if (!slot) return report_error(o, "run", slot.error().with_context("simulated reboot"));
+  }
 }
 
 }  // namespace ota::agent_cli

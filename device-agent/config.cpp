@@ -133,6 +133,11 @@ Result<Config> load_config(const std::string& path) {
     if (!argv) return fail(argv.error().with_context(path));
     c.reboot_command = *argv;
   }
+  if (auto r = j.find("reboot_wait_s"); r != j.end()) {
+    if (!r->is_number_unsigned() || r->get<unsigned>() < 1 || r->get<unsigned>() > 3600)
+      return fail(ErrorCode::kMalformed, path + ": reboot_wait_s must be an integer from 1 to 3600");
+    c.reboot_wait_s = r->get<int>();
+  }
   return c;
 }
 

@@ -23,6 +23,9 @@ struct Config {
   std::vector<std::string> health_command;  // empty: no health check
   int health_timeout_s = 60;
   std::vector<std::string> reboot_command;  // empty: no reboot (tests, demos)
+  // After the reboot command succeeded, how long `run` waits to be stopped
+  // before it calls the reboot failed (exit 44, the trial stays pending).
+  int reboot_wait_s = 120;
   // HTTP(S) downloads (ota/fetch.hpp)
   std::string ca_file;     // empty: the system's CA store
   int retries = 8;         // attempts in a row without progress

@@ -13,7 +13,10 @@ fuzz_seconds=${OTA_FUZZ_SECONDS:-40}
 "$root/scripts/install-deps.sh"
 
 echo "== release build and tests"
-"$root/scripts/build.sh" "$root/build" -DOTA_BUILD_BENCH=ON
+# -O2 without debug info (a third less compile time); the test code at -O1
+# (the library, the tools and the agent it drives stay -O2).
+"$root/scripts/build.sh" "$root/build" -DOTA_BUILD_BENCH=ON -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -DNDEBUG" \
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -DNDEBUG" -DOTA_TEST_FLAGS="-O1;-g0"
 ctest --test-dir "$root/build" --output-on-failure -j"$(nproc)"
 
 # The README's first command, reduced: the whole pipeline with 16 devices, 2 of
@@ -44,10 +47,11 @@ if [ "$quick" = 1 ]; then exit 0; fi
 echo "== AddressSanitizer + UndefinedBehaviorSanitizer build: unit tests, MQTT and campaign integration tests"
 # Only the suites this run executes (label unit, and label mqtt: the broker-backed ones).
 # -O1 -g1 (line tables: enough for ASan's stack traces) compiles 2.4x faster than
-# -O2 -g under the sanitizers (cmd_campaign.cpp: 27 s against 65 s on 2 cores).
+# -O2 -g under the sanitizers (cmd_campaign.cpp: 27 s against 65 s on 2 cores);
+# the test code at -O0 -g0, 2.5x faster again (trust_test.cpp: 13 s against 34 s).
 cmake -S "$root" -B "$root/build-asan" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOTA_SANITIZE=ON -DOTA_BUILD_BENCH=OFF \
   -DOTA_BUILD_EXAMPLES=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
-  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" >/dev/null
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DOTA_TEST_FLAGS="-O0;-g0" >/dev/null
 cmake --build "$root/build-asan" -j"$(nproc)" --target ota_core_tests ota_delta_tests ota_sign_tests ota_storage_tests \
   ota_boot_tests ota_agent_tests ota_campaign_unit_tests ota_mqtt_tests ota_campaign_tests
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -58,8 +62,10 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 sign_fuzz_seconds=${OTA_FUZZ_SIGN_SECONDS:-$(( fuzz_seconds < 10 ? fuzz_seconds : 10 ))}
 echo "== fuzzing (${fuzz_seconds}s for fuzz_patch, ${sign_fuzz_seconds}s per other target)"
 # Only the fuzz targets (the CLI and the agent are built and tested above).
+# -O1 with line tables, as libFuzzer's documentation builds its targets.
 CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOTA_FUZZ=ON \
-  -DOTA_BUILD_TESTS=OFF -DOTA_BUILD_BENCH=OFF -DOTA_BUILD_EXAMPLES=OFF >/dev/null
+  -DOTA_BUILD_TESTS=OFF -DOTA_BUILD_BENCH=OFF -DOTA_BUILD_EXAMPLES=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" \
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" >/dev/null
 cmake --build "$root/build-fuzz" -j"$(nproc)" --target fuzz_patch fuzz_bundle fuzz_manifest fuzz_signature_block \
   fuzz_trust fuzz_keys fuzz_agent_state fuzz_campaign
 # Every committed seed once under the sanitizers (the *_seeds tests).

@@ -160,6 +160,49 @@ TEST_F(AgentCli, RebootLoopFallsBackToTheOldBank) {
   EXPECT_NE(last.find("fell back"), std::string::npos) << last;
 }
 
+// Issue 14: boot-check right after install, with no boot in between, must not
+// commit the image that never ran; the bank that runs is never written.
+TEST_F(AgentCli, BootCheckBeforeTheTrialBootedCommitsNothing) {
+  build("fw.otb");
+  ASSERT_EQ(agent({"install", path("fw.otb"), "-q"}).exit_code, 0);
+  auto r = agent({"boot-check", "--json"});
+  EXPECT_EQ(r.exit_code, 45) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["error"]["name"], "trial_not_booted") << r.out;
+  auto s = status();
+  EXPECT_EQ(s["running_slot"], "a");
+  EXPECT_EQ(s["boot"]["trial"], true);
+  EXPECT_EQ(s["install"]["stage"], "trial");
+  EXPECT_NE(s["last_result"], "installed 1.1.0");
+  // Asked again, the same: nothing changes until the trial slot really boots.
+  EXPECT_EQ(agent({"boot-check"}).exit_code, 45);
+  // Another install now would write the bank that runs the trial's fallback:
+  // refused while the trial is pending.
+  r = agent({"install", path("fw.otb"), "-q"});
+  EXPECT_NE(r.exit_code, 0);
+  Bytes a = test::read_bytes(path("bank-a"));
+  EXPECT_EQ(Bytes(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(base_.size())), base_);
+  EXPECT_EQ(bank_b_image(), image_);
+  // The boot happens: now the trial runs, and boot-check commits it.
+  EXPECT_EQ(agent({"simulate-boot"}).out, "booted slot b\n");
+  ASSERT_EQ(agent({"boot-check"}).exit_code, 0);
+  s = status();
+  EXPECT_EQ(s["running_slot"], "b");
+  EXPECT_EQ(s["boot"]["trial"], false);
+  EXPECT_EQ(s["last_result"], "installed 1.1.0");
+  // The next install goes to bank a, the one not running; bank b is untouched.
+  const Bytes third = test::random_bytes(90'000, 903);
+  test::write_bytes(path("third.img"), third);
+  ASSERT_EQ(ota({"build", "--image", path("third.img"), "--version", "1.2.0", "--hw", "board", "--key", path("k.key"),
+                 "-q", "-o", path("fw3.otb")})
+                .exit_code,
+            0);
+  ASSERT_EQ(agent({"install", path("fw3.otb"), "-q"}).exit_code, 0);
+  a = test::read_bytes(path("bank-a"));
+  EXPECT_EQ(Bytes(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(third.size())), third);
+  EXPECT_EQ(bank_b_image(), image_);
+  EXPECT_EQ(status()["install"]["stage"], "trial");
+}
+
 TEST_F(AgentCli, RejectedBundlesWriteNothing) {
   build("fw.otb");
   // A corrupted byte in the delta (one chunk): exit 26, no byte of it in bank b.

@@ -12,6 +12,7 @@
 
 #include "ota/agent.hpp"
 #include "ota/bundle.hpp"
+#include "support/device_sim.hpp"
 #include "support/random.hpp"
 #include "support/signing.hpp"
 #include "support/temp_dir.hpp"
@@ -28,21 +29,8 @@ using storage::PowerCut;
 constexpr std::uint64_t kBankSize = 256 * 1024;
 const trust::Time kNow = test::at("2026-06-01");
 
-// A boot environment whose stores are writes under the same PowerCut.
-class CutEnvironment final : public boot::Environment {
- public:
-  CutEnvironment(boot::Vars vars, PowerCut& power) : power_(power) { inner_.vars = std::move(vars); }
-  Result<boot::Vars> read() override { return inner_.read(); }
-  Status write(const std::map<std::string, std::optional<std::string>>& changes) override {
-    OTA_TRY(power_.on_write());
-    return inner_.write(changes);
-  }
-  const boot::Vars& vars() const { return inner_.vars; }
-
- private:
-  boot::MemoryEnvironment inner_;
-  PowerCut& power_;
-};
+using test::CutEnvironment;
+using test::prefix;
 
 // Reads from memory and counts what was consumed.
 class CountingReader final : public Reader {
@@ -61,13 +49,7 @@ class CountingReader final : public Reader {
   MemoryReader in_;
 };
 
-Bytes bank_with(const Bytes& image) {
-  Bytes b(kBankSize, 0);
-  std::copy(image.begin(), image.end(), b.begin());
-  return b;
-}
-
-Bytes prefix(const Bytes& b, std::size_t n) { return Bytes(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(n)); }
+Bytes bank_with(const Bytes& image) { return test::bank_with(image, kBankSize); }
 
 class AgentTest : public testing::Test {
  protected:
@@ -82,26 +64,10 @@ class AgentTest : public testing::Test {
   // A signed bundle of new.img (zstd in 4 KiB frames) with a delta from base.img (4 KiB frames).
   Bytes make_bundle(const std::string& version = "1.1.0", std::vector<std::string> hw = {"board"},
                     std::optional<trust::Time> expires = {}, std::size_t signer = 0, bool with_delta = true) {
-    bundle::BuildOptions o;
-    o.image_path = dir_.file("new.img");
+    auto o = test::small_bundle(dir_.file("new.img"), {}, version, std::move(hw));
     if (with_delta) o.base_paths = {dir_.file("base.img")};
-    o.full_frame_log = 12;
-    o.name = "fw";
-    o.version = version;
-    o.hardware = std::move(hw);
-    o.created = test::at("2026-01-01");
     o.expires = expires;
-    o.delta_level = 3;
-    o.delta_frame_log = 12;
-    o.chunk_size = 4096;
-    auto staged = bundle::stage(o);
-    EXPECT_TRUE(staged) << staged.error().message;
-    bundle::SignatureBlock block;
-    block.signatures = test::sign_all(keys_.ptrs({signer}), trust::kManifestType, (*staged)->manifest_bytes());
-    VectorWriter out;
-    auto st = (*staged)->write(out, block);
-    EXPECT_TRUE(st) << st.error().message;
-    return std::move(out).take();
+    return test::signed_bundle(o, keys_.ptrs({signer}));
   }
 
   // One boot of the device: durable storage in, an agent over it.

@@ -8,12 +8,14 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <thread>
 
 #include "ota/agent.hpp"
 #include "ota/bundle.hpp"
 #include "ota/controller.hpp"
 #include "ota/daemon.hpp"
+#include "support/device_sim.hpp"
 #include "support/fake_mqtt.hpp"
 #include "support/random.hpp"
 #include "support/signing.hpp"
@@ -33,20 +35,8 @@ constexpr char kFleet[] = "meters";
 constexpr char kDevice[] = "dev-1";
 constexpr char kUrl[] = "mem://bundle.otb";
 
-class CutEnvironment final : public boot::Environment {
- public:
-  CutEnvironment(boot::Vars vars, PowerCut& power) : power_(power) { inner_.vars = std::move(vars); }
-  Result<boot::Vars> read() override { return inner_.read(); }
-  Status write(const std::map<std::string, std::optional<std::string>>& changes) override {
-    OTA_TRY(power_.on_write());
-    return inner_.write(changes);
-  }
-  boot::Vars& vars() { return inner_.vars; }
-
- private:
-  boot::MemoryEnvironment inner_;
-  PowerCut& power_;
-};
+using test::CutEnvironment;
+using test::prefix;
 
 // A bundle served from memory, counting what was read.
 class MemSource final : public fetch::SourceReader {
@@ -65,12 +55,7 @@ class MemSource final : public fetch::SourceReader {
   fetch::Stats stats_;
 };
 
-Bytes bank_with(const Bytes& image) {
-  Bytes b(kBankSize, 0);
-  std::copy(image.begin(), image.end(), b.begin());
-  return b;
-}
-Bytes prefix(const Bytes& b, std::size_t n) { return Bytes(b.begin(), b.begin() + static_cast<std::ptrdiff_t>(n)); }
+Bytes bank_with(const Bytes& image) { return test::bank_with(image, kBankSize); }
 
 // What survives of a device between boots.
 struct Disk {
@@ -94,25 +79,8 @@ class DaemonTest : public testing::Test {
   }
 
   Bytes make_bundle(std::size_t signer) {
-    bundle::BuildOptions o;
-    o.image_path = dir_.file("new.img");
-    o.base_paths = {dir_.file("base.img")};
-    o.full_frame_log = 12;
-    o.name = "fw";
-    o.version = "1.1.0";
-    o.hardware = {"board"};
-    o.created = test::at("2026-01-01");
-    o.delta_level = 3;
-    o.delta_frame_log = 12;
-    o.chunk_size = 4096;
-    auto staged = bundle::stage(o);
-    EXPECT_TRUE(staged) << staged.error().message;
-    manifest_hash_ = content_hash((*staged)->manifest_bytes());
-    bundle::SignatureBlock block;
-    block.signatures = test::sign_all(keys_.ptrs({signer}), trust::kManifestType, (*staged)->manifest_bytes());
-    VectorWriter out;
-    EXPECT_TRUE((*staged)->write(out, block));
-    return std::move(out).take();
+    return test::signed_bundle(test::small_bundle(dir_.file("new.img"), {dir_.file("base.img")}, "1.1.0", {"board"}),
+                               keys_.ptrs({signer}), &manifest_hash_);
   }
 
   cp::Campaign campaign(const std::string& id = "c1") {
@@ -185,10 +153,12 @@ class DaemonTest : public testing::Test {
     ad.hardware_id = "board";
     ad.now = [this] { return now_; };
     ad.health_check = [this] { return healthy_ ? ok() : fail(ErrorCode::kIo, "health check failed"); };
+    ad.reboot = reboot_command_;
     agent::DaemonOptions o;
     o.device_id = kDevice;
     o.fleet = kFleet;
     o.retry_delay_s = 1;
+    o.reboot_wait_s = 1;
     o.stop = &stop_;
     o.connect = [this](const mqtt::Options& mo) -> Result<std::unique_ptr<mqtt::Client>> { return broker_.connect(mo); };
     o.open_source = [this](const std::string& url, const fetch::Options&) -> Result<std::unique_ptr<fetch::SourceReader>> {
@@ -217,6 +187,16 @@ class DaemonTest : public testing::Test {
     done = true;
     watch.join();
     return r;
+  }
+
+  // The bootloader starts the device: the slot it boots, the environment it leaves.
+  Slot reboot() {
+    boot::MemoryEnvironment env;
+    env.vars = disk_.env;
+    auto slot = boot::simulate_boot(env);
+    EXPECT_TRUE(slot) << slot.error().message;
+    disk_.env = env.vars;
+    return slot ? *slot : Slot::kA;
   }
 
   std::vector<cp::Report> reports(const std::string& topic_kind = "events") {
@@ -250,6 +230,7 @@ class DaemonTest : public testing::Test {
   trust::Time now_ = test::at("2026-06-01");
   volatile bool stop_ = false;
   bool healthy_ = true;
+  std::function<Status()> reboot_command_;  // the device's reboot; none by default
   int opens_ = 0;
   int fetch_failures_ = 0;
 };
@@ -283,10 +264,7 @@ TEST_F(DaemonTest, EveryPhaseFromWaitingToSucceededAndTheUpdateHappensOnce) {
   EXPECT_EQ(count(cp::Phase::kDownloading), 1u);
   EXPECT_EQ(count(cp::Phase::kRebooting), 1u);
   EXPECT_EQ(prefix(disk_.a, base_.size()), base_) << "the running bank was written";
-  boot::MemoryEnvironment env;
-  env.vars = disk_.env;
-  ASSERT_EQ(*boot::simulate_boot(env), Slot::kB);
-  disk_.env = env.vars;
+  ASSERT_EQ(reboot(), Slot::kB);
   {
     auto dev = boot();
     auto d = daemon(*dev);
@@ -335,15 +313,46 @@ TEST_F(DaemonTest, ARebootThatDidNotHappenCommitsNothingAndIsAskedForAgain) {
   EXPECT_EQ(disk_.env.at("upgrade_available"), "1") << "the trial must stay pending";
   EXPECT_EQ(prefix(disk_.a, base_.size()), base_);
   // Now it boots: the trial is judged and committed.
-  boot::MemoryEnvironment env;
-  env.vars = disk_.env;
-  ASSERT_EQ(*boot::simulate_boot(env), Slot::kB);
-  disk_.env = env.vars;
+  ASSERT_EQ(reboot(), Slot::kB);
   {
     auto dev = boot();
     auto d = daemon(*dev);
     ASSERT_TRUE(session(d, [&] { return count(cp::Phase::kSucceeded) == 1; }));
   }
+  EXPECT_EQ(count(cp::Phase::kSucceeded), 1u);
+}
+
+// run() with a reboot command: one that fails, one that returns without
+// rebooting, and none at all each end the run with reboot_pending (44) and
+// leave the trial pending for the next start.
+TEST_F(DaemonTest, RunEndsWithRebootPendingWhenTheRebootDoesNotHappen) {
+  const cp::Campaign c = campaign();
+  put("c1", document(c, control(c, 1)));
+  int calls = 0;
+  const std::vector<std::pair<std::string, std::function<Status()>>> commands{
+      {"fails", [&] { ++calls; return fail(ErrorCode::kIo, "reboot exited with status 1"); }},
+      {"returns", [&] { ++calls; return ok(); }},
+      {"none", nullptr}};
+  for (const auto& [what, command] : commands) {
+    SCOPED_TRACE(what);
+    reboot_command_ = command;
+    auto dev = boot();
+    auto d = daemon(*dev);
+    stop_ = false;
+    auto st = d.run();
+    ASSERT_FALSE(st);
+    EXPECT_EQ(st.error().code, ErrorCode::kRebootPending) << st.error().message;
+    disk_ = dev->survivors();
+    EXPECT_EQ(disk_.env.at("upgrade_available"), "1") << "the trial must stay pending";
+    EXPECT_EQ(prefix(disk_.a, base_.size()), base_);
+  }
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(count(cp::Phase::kSucceeded), 0u);
+  EXPECT_EQ(count(cp::Phase::kDownloading), 1u) << "installed once, then only asked for the reboot";
+  ASSERT_EQ(reboot(), Slot::kB);
+  auto dev = boot();
+  auto d = daemon(*dev);
+  ASSERT_TRUE(session(d, [&] { return count(cp::Phase::kSucceeded) == 1; }));
   EXPECT_EQ(count(cp::Phase::kSucceeded), 1u);
 }
 
@@ -356,10 +365,7 @@ TEST_F(DaemonTest, AFailedHealthCheckRollsBackAndRebootsIntoTheOldSlot) {
     ASSERT_TRUE(session(d, nullptr));
     disk_ = dev->survivors();
   }
-  boot::MemoryEnvironment env;
-  env.vars = disk_.env;
-  ASSERT_EQ(*boot::simulate_boot(env), Slot::kB);
-  disk_.env = env.vars;
+  ASSERT_EQ(reboot(), Slot::kB);
   healthy_ = false;
   {
     auto dev = boot();
@@ -505,12 +511,9 @@ class DaemonPowerCut : public DaemonTest {
       if (!dev->power.cut() && r && !*r && count(cp::Phase::kSucceeded) >= 1) break;
       EXPECT_EQ(prefix(disk_.a, base_.size()), base_) << "boot " << boot_no << ": the running bank changed";
       // The reboot (after a cut or after the daemon asked for it).
-      boot::MemoryEnvironment env;
-      env.vars = disk_.env;
-      auto booted = boot::simulate_boot(env);
-      EXPECT_TRUE(booted);
-      if (booted && *booted == Slot::kB) EXPECT_EQ(prefix(disk_.b, image_.size()), image_) << "booted an unverified bank";
-      disk_.env = env.vars;
+      if (reboot() == Slot::kB) {
+        EXPECT_EQ(prefix(disk_.b, image_.size()), image_) << "booted an unverified bank";
+      }
     }
     return first_writes;
   }

@@ -84,7 +84,9 @@ TEST(InstallLifecycle, EveryStageIsReachableAndLeadsBackToNone) {
   }
   // Only a trial can be committed, and only out of a trial is a commit possible.
   for (const auto& t : agent::install_table())
-    if (t.event == InstallEvent::kCommit) EXPECT_EQ(t.from, Stage::kTrial);
+    if (t.event == InstallEvent::kCommit) {
+      EXPECT_EQ(t.from, Stage::kTrial);
+    }
 }
 
 TEST(CampaignLifecycle, EveryListedTransitionWalks) {
@@ -110,12 +112,16 @@ TEST(CampaignLifecycle, EveryOtherEventInEveryPhaseIsRefusedAndFinalPhasesTakeNo
         EXPECT_EQ(p, from);
       }
       // A final result is said once: no event leaves a final phase.
-      if (cp::is_final(from)) EXPECT_FALSE(listed);
+      if (cp::is_final(from)) {
+        EXPECT_FALSE(listed);
+      }
     }
   }
   // Success is reached only from rebooting: a device reports success only after the boot check.
   for (const auto& t : agent::campaign_table())
-    if (t.to == cp::Phase::kSucceeded) EXPECT_EQ(t.from, cp::Phase::kRebooting);
+    if (t.to == cp::Phase::kSucceeded) {
+      EXPECT_EQ(t.from, cp::Phase::kRebooting);
+    }
 }
 
 std::string markdown_install() {

@@ -66,15 +66,13 @@ struct DaemonOptions {
   int reboot_wait_s = 120;
   std::size_t outbox_limit = 256;  // reports kept while offline (oldest progress events go first)
   int retry_delay_s = 10;          // after a failed download, before trying again
-  // Simulation (file banks): after an install, "reboot" in-process by calling
-  // this (e.g. boot::simulate_boot) and start over as a new boot session.
-  std::function<Status()> simulate_reboot;
   const volatile bool* stop = nullptr;
   std::function<void(const std::string&)> log;
 };
 
-// device: the Agent's side effects (its reboot is not called when
-// simulate_reboot is set); state: the same store the Agent uses.
+// device: the Agent's side effects (the daemon calls its reboot after it has
+// reported; the Agent never reboots by itself); state: the same store the
+// Agent uses.
 class Daemon {
  public:
   Daemon(Device device, storage::StateStore& state, DaemonOptions o);
@@ -83,8 +81,9 @@ class Daemon {
   // boot environment), never for a bad message or an unreachable broker.
   Status run();
   // Runs one boot session, as run() does, and returns at its end: when it
-  // asked for a reboot (true) or when *stop (false). For tests: the caller
-  // "reboots" and calls it again.
+  // asked for a reboot (true) or when *stop (false). For simulators and
+  // tests: the caller "reboots", opens the device again as a boot would, and
+  // runs a new Daemon.
   Result<bool> run_session();
 
  private:

@@ -650,13 +650,12 @@ struct Daemon::Impl {
     while (!stopping()) {
       OTA_TRY(session());
       if (!reboot_requested) break;
-      if (o.simulate_reboot) {
-        OTA_TRY(o.simulate_reboot());
-        continue;
-      }
       if (!real_reboot)
         return fail(ErrorCode::kRebootPending, "a reboot is needed and no reboot command is configured");
-      OTA_TRY_CTX(real_reboot(), "reboot");
+      // A reboot command that fails leaves the trial pending: the next start
+      // (systemd's restart) finds it not booted and asks again.
+      if (auto st = real_reboot(); !st)
+        return fail(ErrorCode::kRebootPending, "the reboot command failed: " + st.error().message);
       // A real reboot stops this process; until it does, nothing else happens
       // here (a new session would judge a trial that has not booted).
       const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(o.reboot_wait_s);
