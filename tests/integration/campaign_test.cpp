@@ -258,7 +258,7 @@ std::string sign_document(const cp::Campaign& c, const keys::SecretKey& release,
   e.payload_type = std::string(cp::kCampaignType);
   e.payload = cp::encode_campaign(c);
   e.signatures.push_back({release.public_key().id(), release.sign(trust::signing_message(cp::kCampaignType, e.payload))});
-  return cp::encode_document({e, cp::sign_control(k, controller)});
+  return cp::encode_document({e, cp::sign_control(k, controller), {}});
 }
 
 TEST_F(Campaigns, ForgedReplayedAndExpiredCampaignsAreRejectedByEveryDevice) {

@@ -98,9 +98,19 @@ class Nginx {
     for (int i = 0; i < 200 && workers().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 
+  // nginx writes a request's line after its response has gone out, so a
+  // client can finish before its request is logged: wait until the log has
+  // not grown for 100 ms (at most 3 s).
   std::vector<AccessEntry> access_log() const {
+    std::string text = slurp(dir_ + "/access.log");
+    for (int i = 0; i < 30; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      std::string again = slurp(dir_ + "/access.log");
+      if (again == text) break;
+      text = std::move(again);
+    }
     std::vector<AccessEntry> out;
-    std::istringstream in(slurp(dir_ + "/access.log"));
+    std::istringstream in(text);
     std::string line;
     while (std::getline(in, line)) {
       std::istringstream l(line);
