@@ -27,13 +27,15 @@
 #include <thread>
 #include <vector>
 
-#include "ota/agent.hpp"
-#include "ota/bootctl.hpp"
-#include "ota/campaign.hpp"
-#include "ota/daemon.hpp"
-#include "ota/mqtt.hpp"
-#include "ota/storage.hpp"
-#include "ota/trust.hpp"
+#include "ota/device/agent.hpp"
+#include "ota/device/boot.hpp"
+#include "ota/fleet/campaign.hpp"
+#include "ota/device/daemon.hpp"
+#include "ota/fleet/mqtt.hpp"
+#include "ota/device/storage.hpp"
+#include "ota/release/trust.hpp"
+#include "ota/testing/memory_environment.hpp"
+#include "ota/testing/power_cut.hpp"
 
 namespace {
 

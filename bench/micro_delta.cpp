@@ -24,9 +24,9 @@
 
 #include <sodium.h>
 
-#include "ota/delta.hpp"
-#include "ota/hash.hpp"
-#include "ota/io.hpp"
+#include "ota/delta/delta.hpp"
+#include "ota/core/hash.hpp"
+#include "ota/core/io.hpp"
 
 namespace {
 

@@ -9,9 +9,9 @@ find_package(BZip2 REQUIRED)
 pkg_check_modules(DIVSUFSORT REQUIRED IMPORTED_TARGET libdivsufsort libdivsufsort64)
 pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
 pkg_check_modules(LIBARCHIVE REQUIRED IMPORTED_TARGET libarchive)
-# libubootenv-dev: the U-Boot environment (libota/src/boot/uboot_env.cpp).
+# libubootenv-dev: the U-Boot environment (libota/src/device/boot/uboot_env.cpp).
 pkg_check_modules(UBOOTENV REQUIRED IMPORTED_TARGET libubootenv)
-# libcurl4-openssl-dev: the agent's HTTP(S) bundle source (libota/src/net/fetch.cpp).
+# libcurl4-openssl-dev: the agent's HTTP(S) bundle source (libota/src/device/fetch/fetch.cpp).
 pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 # The device-side code paths (ota patch, later ota-agent) have a whole-process
 # memory budget of a few MiB; every shared library costs resident pages for its

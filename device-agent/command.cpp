@@ -11,11 +11,11 @@
 #include <nlohmann/json.hpp>
 
 #include "file_env.hpp"
-#include "ota/agent.hpp"
-#include "ota/daemon.hpp"
-#include "ota/mqtt.hpp"
-#include "ota/fetch.hpp"
-#include "ota/hash.hpp"
+#include "ota/device/agent.hpp"
+#include "ota/device/daemon.hpp"
+#include "ota/fleet/mqtt.hpp"
+#include "ota/device/fetch.hpp"
+#include "ota/core/hash.hpp"
 
 namespace ota::agent_cli {
 

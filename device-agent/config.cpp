@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "ota/io.hpp"
+#include "ota/core/io.hpp"
 
 namespace ota::agent_cli {
 

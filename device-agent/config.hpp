@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "ota/error.hpp"
+#include "ota/core/error.hpp"
 
 namespace ota::agent_cli {
 
@@ -26,7 +26,7 @@ struct Config {
   // After the reboot command succeeded, how long `run` waits to be stopped
   // before it calls the reboot failed (exit 44, the trial stays pending).
   int reboot_wait_s = 120;
-  // HTTP(S) downloads (ota/fetch.hpp)
+  // HTTP(S) downloads (ota/device/fetch.hpp)
   std::string ca_file;     // empty: the system's CA store
   int retries = 8;         // attempts in a row without progress
   int stall_timeout_s = 30;

@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ota/io.hpp"
+#include "ota/core/io.hpp"
 
 namespace ota::agent_cli {
 

@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "ota/bootctl.hpp"
+#include "ota/device/boot.hpp"
 
 namespace ota::agent_cli {
 Result<std::unique_ptr<boot::Environment>> open_file_env(const std::string& path);

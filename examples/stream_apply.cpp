@@ -8,8 +8,8 @@
 // frame the patcher reports where an interrupted install could resume.
 #include <cstdio>
 
-#include "ota/delta.hpp"
-#include "ota/io.hpp"
+#include "ota/delta/delta.hpp"
+#include "ota/core/io.hpp"
 
 int main(int argc, char** argv) {
   if (argc != 3) {

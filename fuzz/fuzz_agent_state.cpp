@@ -9,7 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "ota/agent.hpp"
+#include "ota/device/agent.hpp"
 #include "sign_fixture.hpp"
 
 using namespace ota;

@@ -23,8 +23,8 @@
 #include <cstring>
 #include <limits>
 
-#include "ota/bundle.hpp"
-#include "ota/hash.hpp"
+#include "ota/release/bundle.hpp"
+#include "ota/core/hash.hpp"
 #include "sign_fixture.hpp"
 
 namespace {

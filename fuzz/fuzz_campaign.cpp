@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "ota/campaign.hpp"
+#include "ota/fleet/campaign.hpp"
 #include "sign_fixture.hpp"
 
 using namespace ota;

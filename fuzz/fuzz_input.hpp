@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "ota/io.hpp"
+#include "ota/core/io.hpp"
 
 namespace ota::fuzz {
 

@@ -17,7 +17,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "ota/keys.hpp"
+#include "ota/release/keys.hpp"
 #include "sign_fixture.hpp"
 
 using namespace ota;

@@ -13,8 +13,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "ota/bundle.hpp"
-#include "ota/manifest.hpp"
+#include "ota/release/bundle.hpp"
+#include "ota/release/manifest.hpp"
 #include "sign_fixture.hpp"
 
 namespace {

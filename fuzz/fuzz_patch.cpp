@@ -10,9 +10,9 @@
 #include <cstdlib>
 
 #include "fuzz_input.hpp"
-#include "ota/bsdiff40.hpp"
-#include "ota/delta.hpp"
-#include "ota/hash.hpp"
+#include "ota/delta/bsdiff40.hpp"
+#include "ota/delta/delta.hpp"
+#include "ota/core/hash.hpp"
 
 namespace {
 

@@ -11,7 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "ota/bundle.hpp"
+#include "ota/release/bundle.hpp"
 #include "sign_fixture.hpp"
 
 namespace {

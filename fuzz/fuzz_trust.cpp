@@ -17,7 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "ota/trust.hpp"
+#include "ota/release/trust.hpp"
 #include "sign_fixture.hpp"
 
 namespace {

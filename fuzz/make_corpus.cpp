@@ -6,8 +6,8 @@
 #include <string>
 
 #include "fuzz_input.hpp"
-#include "ota/bsdiff40.hpp"
-#include "ota/delta.hpp"
+#include "ota/delta/bsdiff40.hpp"
+#include "ota/delta/delta.hpp"
 
 using namespace ota;
 

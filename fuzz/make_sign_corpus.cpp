@@ -14,12 +14,12 @@
 #include <filesystem>
 #include <string>
 
-#include "ota/bundle.hpp"
-#include "ota/campaign.hpp"
-#include "ota/hash.hpp"
-#include "ota/keys.hpp"
-#include "ota/manifest.hpp"
-#include "ota/trust.hpp"
+#include "ota/release/bundle.hpp"
+#include "ota/fleet/campaign.hpp"
+#include "ota/core/hash.hpp"
+#include "ota/release/keys.hpp"
+#include "ota/release/manifest.hpp"
+#include "ota/release/trust.hpp"
 #include "sign_fixture.hpp"
 
 using namespace ota;

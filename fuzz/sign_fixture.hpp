@@ -31,10 +31,10 @@
 #include <utility>
 #include <vector>
 
-#include "ota/bundle.hpp"
-#include "ota/error.hpp"
-#include "ota/keys.hpp"
-#include "ota/trust.hpp"
+#include "ota/release/bundle.hpp"
+#include "ota/core/error.hpp"
+#include "ota/release/keys.hpp"
+#include "ota/release/trust.hpp"
 
 namespace ota::fuzz {
 

@@ -1,6 +1,6 @@
 # U-Boot boot script for ota's A/B scheme (mkimage -T script -d boot.cmd boot.scr).
 # Needs CONFIG_BOOTCOUNT_LIMIT and CONFIG_BOOTCOUNT_ENV. The variables are the
-# ones ota-agent reads and writes (libota/include/ota/bootctl.hpp):
+# ones ota-agent reads and writes (libota/include/ota/device/boot.hpp):
 #   ota_slot          a or b: the bank to boot
 #   upgrade_available 1 during a trial (bootcount counts only then)
 #   bootcount, bootlimit   U-Boot's counters; past bootlimit, altbootcmd runs

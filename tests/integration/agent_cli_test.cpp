@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "ota/fetch.hpp"
+#include "ota/device/fetch.hpp"
 #include "support/nginx.hpp"
 #include "support/random.hpp"
 #include "support/subprocess.hpp"

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "ota/bootctl.hpp"
+#include "ota/device/boot.hpp"
 #include "support/subprocess.hpp"
 #include "support/temp_dir.hpp"
 

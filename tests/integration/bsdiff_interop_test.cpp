@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "ota/bsdiff40.hpp"
+#include "ota/delta/bsdiff40.hpp"
 #include "support/patching.hpp"
 #include "support/random.hpp"
 #include "support/subprocess.hpp"

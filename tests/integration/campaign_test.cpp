@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "ota/controller.hpp"
-#include "ota/keys.hpp"
-#include "ota/trust.hpp"
+#include "ota/fleet/controller.hpp"
+#include "ota/release/keys.hpp"
+#include "ota/release/trust.hpp"
 #include "support/fleet.hpp"
 
 namespace ota {

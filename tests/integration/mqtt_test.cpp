@@ -14,7 +14,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "ota/mqtt.hpp"
+#include "ota/fleet/mqtt.hpp"
 #include "support/mosquitto.hpp"
 #include "support/temp_dir.hpp"
 

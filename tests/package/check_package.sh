@@ -11,7 +11,7 @@ prefix=$work/prefix
 cmake --install "$build" --prefix "$prefix" >/dev/null
 test -x "$prefix/bin/ota" && test -x "$prefix/bin/ota-agent"
 ls "$prefix"/lib*/ota/libota-mqtt.so "$prefix"/lib*/ota/libota-fetch-http.so >/dev/null
-test -f "$prefix/include/ota/campaign.hpp"
+test -f "$prefix/include/ota/fleet/campaign.hpp"
 # ota-patch (the static `ota patch`) is built except in sanitizer builds.
 has_patcher=0
 [ -x "$build/tools/ota-patch" ] && has_patcher=1

@@ -10,11 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "ota/bootctl.hpp"
-#include "ota/bundle.hpp"
-#include "ota/hash.hpp"
-#include "ota/io.hpp"
-#include "ota/storage.hpp"
+#include "ota/device/boot.hpp"
+#include "ota/release/bundle.hpp"
+#include "ota/core/hash.hpp"
+#include "ota/core/io.hpp"
+#include "ota/device/storage.hpp"
+#include "ota/testing/memory_environment.hpp"
+#include "ota/testing/power_cut.hpp"
 #include "support/signing.hpp"
 
 namespace ota::test {

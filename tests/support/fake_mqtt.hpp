@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "ota/mqtt.hpp"
+#include "ota/fleet/mqtt.hpp"
 
 namespace ota::test {
 

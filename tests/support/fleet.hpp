@@ -28,8 +28,8 @@
 #include <thread>
 #include <vector>
 
-#include "ota/campaign.hpp"
-#include "ota/mqtt.hpp"
+#include "ota/fleet/campaign.hpp"
+#include "ota/fleet/mqtt.hpp"
 #include "support/mosquitto.hpp"
 #include "support/nginx.hpp"
 #include "support/random.hpp"

@@ -5,9 +5,9 @@
 #include <functional>
 #include <ostream>
 
-#include "ota/delta.hpp"
-#include "ota/error.hpp"
-#include "ota/io.hpp"
+#include "ota/delta/delta.hpp"
+#include "ota/core/error.hpp"
+#include "ota/core/io.hpp"
 
 namespace ota {
 // gtest prints Errors and Compressions with these.

@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "ota/io.hpp"
+#include "ota/core/io.hpp"
 
 namespace ota::test {
 

@@ -17,13 +17,13 @@
 #include <utility>
 #include <vector>
 
-#include "ota/bundle.hpp"
-#include "ota/error.hpp"
-#include "ota/hash.hpp"
-#include "ota/io.hpp"
-#include "ota/keys.hpp"
-#include "ota/manifest.hpp"
-#include "ota/trust.hpp"
+#include "ota/release/bundle.hpp"
+#include "ota/core/error.hpp"
+#include "ota/core/hash.hpp"
+#include "ota/core/io.hpp"
+#include "ota/release/keys.hpp"
+#include "ota/release/manifest.hpp"
+#include "ota/release/trust.hpp"
 
 namespace ota::test {
 

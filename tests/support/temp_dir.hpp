@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "ota/io.hpp"
+#include "ota/core/io.hpp"
 
 namespace ota::test {
 

@@ -10,8 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "ota/agent.hpp"
-#include "ota/bundle.hpp"
+#include "ota/device/agent.hpp"
+#include "ota/release/bundle.hpp"
+#include "ota/testing/memory_environment.hpp"
+#include "ota/testing/power_cut.hpp"
 #include "support/device_sim.hpp"
 #include "support/random.hpp"
 #include "support/signing.hpp"

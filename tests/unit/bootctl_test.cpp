@@ -6,7 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "ota/bootctl.hpp"
+#include "ota/device/boot.hpp"
+#include "ota/testing/memory_environment.hpp"
+#include "ota/testing/power_cut.hpp"
 
 namespace ota::boot {
 namespace {

@@ -1,4 +1,4 @@
-// ota/bundle.hpp: the container (tar layout, canonical headers, readers other
+// ota/release/bundle.hpp: the container (tar layout, canonical headers, readers other
 // than ours), staging, streaming verification, and what tampering does.
 #include <archive.h>
 #include <archive_entry.h>
@@ -17,9 +17,9 @@
 #include <string>
 #include <vector>
 
-#include "codec/zstd.hpp"
-#include "ota/bundle.hpp"
-#include "ota/delta.hpp"
+#include "delta/codec/zstd.hpp"
+#include "ota/release/bundle.hpp"
+#include "ota/delta/delta.hpp"
 #include "support/random.hpp"
 #include "support/signing.hpp"
 #include "support/subprocess.hpp"

@@ -12,11 +12,11 @@
 #include <mutex>
 #include <thread>
 
-#include "ota/campaign.hpp"
-#include "ota/controller.hpp"
-#include "ota/keys.hpp"
-#include "ota/mqtt.hpp"
-#include "ota/trust.hpp"
+#include "ota/fleet/campaign.hpp"
+#include "ota/fleet/controller.hpp"
+#include "ota/release/keys.hpp"
+#include "ota/fleet/mqtt.hpp"
+#include "ota/release/trust.hpp"
 #include "support/temp_dir.hpp"
 
 namespace ota {

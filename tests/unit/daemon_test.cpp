@@ -1,4 +1,4 @@
-// The campaign daemon (ota/daemon.hpp) on fakes: an in-process broker
+// The campaign daemon (ota/device/daemon.hpp) on fakes: an in-process broker
 // (tests/support/fake_mqtt.hpp), a bundle served from memory, simulated banks
 // and state store under a PowerCut, and the bootloader simulator as the
 // reboot. Each phase of the campaign table, the paths that used to brick or
@@ -11,10 +11,12 @@
 #include <functional>
 #include <thread>
 
-#include "ota/agent.hpp"
-#include "ota/bundle.hpp"
-#include "ota/controller.hpp"
-#include "ota/daemon.hpp"
+#include "ota/device/agent.hpp"
+#include "ota/release/bundle.hpp"
+#include "ota/fleet/controller.hpp"
+#include "ota/device/daemon.hpp"
+#include "ota/testing/memory_environment.hpp"
+#include "ota/testing/power_cut.hpp"
 #include "support/device_sim.hpp"
 #include "support/fake_mqtt.hpp"
 #include "support/random.hpp"

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "ota/delta.hpp"
-#include "ota/hash.hpp"
+#include "ota/delta/delta.hpp"
+#include "ota/core/hash.hpp"
 #include "support/patching.hpp"
 
 namespace ota {

@@ -5,8 +5,8 @@
 #include <atomic>
 #include <vector>
 
-#include "ota/delta.hpp"
-#include "ota/hash.hpp"
+#include "ota/delta/delta.hpp"
+#include "ota/core/hash.hpp"
 #include "support/patching.hpp"
 #include "support/random.hpp"
 

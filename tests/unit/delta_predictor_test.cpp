@@ -6,8 +6,8 @@
 #include <random>
 
 #include "delta/predict.hpp"
-#include "ota/delta.hpp"
-#include "ota/hash.hpp"
+#include "ota/delta/delta.hpp"
+#include "ota/core/hash.hpp"
 #include "support/patching.hpp"
 #include "support/random.hpp"
 

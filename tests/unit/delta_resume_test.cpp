@@ -6,7 +6,7 @@
 
 #include <vector>
 
-#include "ota/delta.hpp"
+#include "ota/delta/delta.hpp"
 #include "support/patching.hpp"
 #include "support/random.hpp"
 

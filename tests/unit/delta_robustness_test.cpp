@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "ota/delta.hpp"
+#include "ota/delta/delta.hpp"
 #include "support/patching.hpp"
 #include "support/random.hpp"
 

@@ -1,10 +1,10 @@
-// ota/error.hpp: pinned codes, stable names, context, and the propagation macros.
+// ota/core/error.hpp: pinned codes, stable names, context, and the propagation macros.
 #include <gtest/gtest.h>
 
 #include <set>
 #include <string>
 
-#include "ota/error.hpp"
+#include "ota/core/error.hpp"
 #include "support/patching.hpp"
 
 namespace ota {

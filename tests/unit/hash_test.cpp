@@ -1,10 +1,10 @@
-// ota/hash.hpp: BLAKE2b-256 exactly as `b2sum -l 256` computes it.
+// ota/core/hash.hpp: BLAKE2b-256 exactly as `b2sum -l 256` computes it.
 #include <gtest/gtest.h>
 
 #include <string>
 #include <string_view>
 
-#include "ota/hash.hpp"
+#include "ota/core/hash.hpp"
 #include "support/patching.hpp"
 #include "support/random.hpp"
 #include "support/temp_dir.hpp"

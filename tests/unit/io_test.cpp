@@ -1,4 +1,4 @@
-// ota/io.hpp: memory and file streams, the atomic writer, copy().
+// ota/core/io.hpp: memory and file streams, the atomic writer, copy().
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "ota/io.hpp"
+#include "ota/core/io.hpp"
 #include "support/patching.hpp"
 #include "support/random.hpp"
 #include "support/temp_dir.hpp"

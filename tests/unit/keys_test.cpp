@@ -1,4 +1,4 @@
-// ota/keys.hpp: Ed25519 key pairs, key ids and the key files (clear and sealed).
+// ota/release/keys.hpp: Ed25519 key pairs, key ids and the key files (clear and sealed).
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "ota/hash.hpp"
-#include "ota/keys.hpp"
+#include "ota/core/hash.hpp"
+#include "ota/release/keys.hpp"
 #include "support/signing.hpp"
 #include "support/subprocess.hpp"
 #include "support/temp_dir.hpp"

@@ -1,5 +1,5 @@
 // Secret key files leave no copy of the seed in freed heap memory
-// (libota/src/sign/secret_text.hpp): this executable replaces the global
+// (libota/src/release/sign/secret_text.hpp): this executable replaces the global
 // operator new/delete, and while a test watches, every block freed through
 // operator delete is searched for the seed's hex digits before it goes back
 // to malloc. nlohmann/json, std::string and everything else in libota
@@ -15,8 +15,8 @@
 #include <new>
 #include <string>
 
-#include "ota/keys.hpp"
-#include "sign/secret_text.hpp"
+#include "ota/release/keys.hpp"
+#include "release/sign/secret_text.hpp"
 
 namespace {
 

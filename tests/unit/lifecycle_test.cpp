@@ -1,4 +1,4 @@
-// The life-cycle tables (ota/lifecycle.hpp): every listed transition walks,
+// The life-cycle tables (ota/device/lifecycle.hpp): every listed transition walks,
 // every (state, event) pair the table does not list is refused with
 // kIllegalTransition and changes nothing, and docs/design.md draws exactly
 // these tables.
@@ -9,7 +9,7 @@
 #include <sstream>
 #include <string>
 
-#include "ota/lifecycle.hpp"
+#include "ota/device/lifecycle.hpp"
 
 namespace ota {
 namespace {

@@ -1,4 +1,4 @@
-// ota/manifest.hpp: canonical encoding, strict parsing, SemVer, device policy.
+// ota/release/manifest.hpp: canonical encoding, strict parsing, SemVer, device policy.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "ota/manifest.hpp"
+#include "ota/release/manifest.hpp"
 #include "support/random.hpp"
 #include "support/signing.hpp"
 

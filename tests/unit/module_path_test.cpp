@@ -1,9 +1,9 @@
-// Where libota looks for its modules (libota/src/net/module_path.hpp): an
+// Where libota looks for its modules (libota/src/core/module_path.hpp): an
 // installed binary never tries a build-tree path; a build-tree binary tries
 // its own build's module first.
 #include <gtest/gtest.h>
 
-#include "net/module_path.hpp"
+#include "core/module_path.hpp"
 
 namespace ota::net {
 namespace {

@@ -1,4 +1,4 @@
-// ota/storage.hpp: file banks, the state directory, and the power-loss simulator.
+// ota/device/storage.hpp: file banks, the state directory, and the power-loss simulator.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -14,8 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "ota/io.hpp"
-#include "ota/storage.hpp"
+#include "ota/core/io.hpp"
+#include "ota/device/storage.hpp"
+#include "ota/testing/power_cut.hpp"
 #include "support/random.hpp"
 #include "support/temp_dir.hpp"
 

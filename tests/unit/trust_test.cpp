@@ -1,4 +1,4 @@
-// ota/trust.hpp: signing messages, m-of-n thresholds, roots, envelopes,
+// ota/release/trust.hpp: signing messages, m-of-n thresholds, roots, envelopes,
 // rotation and revocation, times.
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "ota/trust.hpp"
+#include "ota/release/trust.hpp"
 #include "support/signing.hpp"
 #include "support/temp_dir.hpp"
 

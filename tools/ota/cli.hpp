@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "ota/error.hpp"
-#include "ota/manifest.hpp"
+#include "ota/core/error.hpp"
+#include "ota/release/manifest.hpp"
 
 namespace ota::cli {
 

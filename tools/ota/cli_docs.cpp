@@ -2,9 +2,9 @@
 // signing and bundle commands (cli.cpp holds what every command needs).
 #include "cli.hpp"
 
-#include "ota/hash.hpp"
-#include "ota/keys.hpp"
-#include "ota/trust.hpp"
+#include "ota/core/hash.hpp"
+#include "ota/release/keys.hpp"
+#include "ota/release/trust.hpp"
 
 #include <unistd.h>
 

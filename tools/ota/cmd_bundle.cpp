@@ -7,9 +7,9 @@
 #include <cstring>
 
 #include "cli.hpp"
-#include "ota/bundle.hpp"
-#include "ota/delta.hpp"
-#include "ota/keys.hpp"
+#include "ota/release/bundle.hpp"
+#include "ota/delta/delta.hpp"
+#include "ota/release/keys.hpp"
 
 namespace ota::cli {
 

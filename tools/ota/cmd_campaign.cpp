@@ -10,13 +10,13 @@
 #include <thread>
 
 #include "cli.hpp"
-#include "ota/bundle.hpp"
-#include "ota/campaign.hpp"
-#include "ota/controller.hpp"
-#include "ota/hash.hpp"
-#include "ota/keys.hpp"
-#include "ota/mqtt.hpp"
-#include "ota/trust.hpp"
+#include "ota/release/bundle.hpp"
+#include "ota/fleet/campaign.hpp"
+#include "ota/fleet/controller.hpp"
+#include "ota/core/hash.hpp"
+#include "ota/release/keys.hpp"
+#include "ota/fleet/mqtt.hpp"
+#include "ota/release/trust.hpp"
 
 namespace ota::cli {
 

@@ -4,8 +4,8 @@
 #include <set>
 
 #include "cli.hpp"
-#include "ota/keys.hpp"
-#include "ota/trust.hpp"
+#include "ota/release/keys.hpp"
+#include "ota/release/trust.hpp"
 
 namespace ota::cli {
 

@@ -2,9 +2,9 @@
 #include <thread>
 
 #include "cli.hpp"
-#include "ota/bsdiff40.hpp"
-#include "ota/delta.hpp"
-#include "ota/hash.hpp"
+#include "ota/delta/bsdiff40.hpp"
+#include "ota/delta/delta.hpp"
+#include "ota/core/hash.hpp"
 
 namespace ota::cli {
 

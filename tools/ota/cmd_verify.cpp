@@ -2,7 +2,7 @@
 #include <cstdio>
 
 #include "cli.hpp"
-#include "ota/bundle.hpp"
+#include "ota/release/bundle.hpp"
 
 namespace ota::cli {
 

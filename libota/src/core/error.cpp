@@ -1,4 +1,4 @@
-#include "ota/error.hpp"
+#include "ota/core/error.hpp"
 
 namespace ota {
 

@@ -1,4 +1,4 @@
-#include "ota/hash.hpp"
+#include "ota/core/hash.hpp"
 
 #include <sodium.h>
 

@@ -1,4 +1,4 @@
-#include "ota/io.hpp"
+#include "ota/core/io.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>

@@ -8,8 +8,8 @@
 #include <string>
 #include <string_view>
 
-#include "ota/error.hpp"
-#include "ota/hash.hpp"
+#include "ota/core/error.hpp"
+#include "ota/core/hash.hpp"
 
 namespace ota::json {
 

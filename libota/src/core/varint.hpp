@@ -3,7 +3,7 @@
 
 #include <cstdint>
 
-#include "ota/io.hpp"
+#include "ota/core/io.hpp"
 
 namespace ota::detail {
 

@@ -2,7 +2,7 @@
 
 #include "core/varint.hpp"
 #include "delta/format.hpp"
-#include "ota/delta.hpp"
+#include "ota/delta/delta.hpp"
 
 namespace ota::delta {
 

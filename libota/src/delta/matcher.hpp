@@ -6,7 +6,7 @@
 #include <memory>
 #include <vector>
 
-#include "ota/io.hpp"
+#include "ota/core/io.hpp"
 
 namespace ota::delta::detail {
 

@@ -5,11 +5,11 @@
 #include <mutex>
 #include <thread>
 
-#include "codec/zstd.hpp"
+#include "delta/codec/zstd.hpp"
 #include "core/varint.hpp"
 #include "delta/format.hpp"
 #include "delta/predict.hpp"
-#include "ota/delta.hpp"
+#include "ota/delta/delta.hpp"
 
 namespace ota::delta {
 

@@ -13,9 +13,9 @@
 #include <optional>
 #include <vector>
 
-#include "ota/delta.hpp"
-#include "ota/error.hpp"
-#include "ota/io.hpp"
+#include "ota/delta/delta.hpp"
+#include "ota/core/error.hpp"
+#include "ota/core/io.hpp"
 
 namespace ota::delta::detail {
 

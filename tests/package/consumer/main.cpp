@@ -3,9 +3,9 @@
 #include <cstdio>
 #include <string>
 
-#include "ota/campaign.hpp"
-#include "ota/delta.hpp"
-#include "ota/hash.hpp"
+#include "ota/fleet/campaign.hpp"
+#include "ota/delta/delta.hpp"
+#include "ota/core/hash.hpp"
 
 int main() {
   const std::string text = "abc";

@@ -1,0 +1,187 @@
+// ota's binary delta: generator (host side) and streaming patcher (device side).
+//
+// The byte layout is specified in docs/formats.md ("Delta patch"). In short: a
+// header with the sizes and BLAKE2b-256 hashes of OLD and NEW, the compression, the decoder
+// window and the frame size; then independent frames, each producing at most
+// 2^frame_log bytes of NEW from an interleaved stream of COPY / ADD / INSERT /
+// SEEK records. Frames restart the OLD cursor at 0 and the compressor, so a
+// device can checkpoint at a frame boundary and resume, and the generator
+// can build frames in parallel.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include "ota/core/error.hpp"
+#include "ota/core/hash.hpp"
+#include "ota/core/io.hpp"
+
+namespace ota::delta {
+
+inline constexpr std::uint8_t kFormatVersion = 1;
+inline constexpr std::size_t kMagicSize = 4;        // "OTD" + version byte
+inline constexpr std::size_t kMaxHeaderSize = 4 + 3 + 10 + 10 + 32 + 32;
+inline constexpr std::uint8_t kMinFrameLog = 12;    // 4 KiB
+inline constexpr std::uint8_t kMaxFrameLog = 30;    // 1 GiB
+inline constexpr std::uint8_t kDefaultFrameLog = 24;  // 16 MiB of NEW per frame
+inline constexpr std::uint8_t kDefaultWindowLog = 17;  // 128 KiB decoder window
+inline constexpr std::uint8_t kMaxWindowLog = 27;
+
+// kZstdOld: zstd frames that may also match into OLD, loaded as a prefix
+// dictionary (the decoder holds OLD in memory; the window covers it). For
+// images small enough that this is cheap (firmware), it finds moved code that
+// the cover search leaves to INSERT.
+enum class Compression : std::uint8_t { kNone = 0, kZstd = 1, kZstdOld = 2 };
+
+// Reference prediction for executables (docs/formats.md, "Predictor"): COPY and
+// ADD work against OLD with its rel32 operands re-pointed through an address map.
+enum class Predictor : std::uint8_t { kNone = 0, kX86 = 1, kThumb = 2 };
+
+struct PatchHeader {
+  std::uint8_t version = kFormatVersion;
+  Compression compression = Compression::kZstd;
+  Predictor predictor = Predictor::kNone;
+  std::uint8_t window_log = kDefaultWindowLog;  // decoder window needed: 2^window_log bytes
+  std::uint8_t frame_log = kDefaultFrameLog;    // each frame yields <= 2^frame_log NEW bytes
+  std::uint64_t old_size = 0;
+  std::uint64_t new_size = 0;
+  Digest old_hash{};
+  Digest new_hash{};
+
+  std::uint64_t frame_count() const;
+};
+
+// Serializes a header (exactly as the generator writes it).
+Bytes encode_header(const PatchHeader& header);
+
+// Parses a header from the front of data. Returns the header and its encoded
+// length; kPatchTruncated when data is a valid but incomplete prefix,
+// kPatchMalformed / kUnsupported for anything else.
+Result<std::pair<PatchHeader, std::size_t>> parse_header(ByteSpan data);
+
+// Reads only the header of a patch file: what `ota inspect` and a device need
+// to decide, before any work, whether they can apply it.
+Result<PatchHeader> read_header(Reader& patch);
+
+// ---- generator ----
+
+enum class PredictorChoice : std::uint8_t { kAuto, kNone, kX86, kThumb };
+
+struct DiffOptions {
+  Compression compression = Compression::kZstd;
+  // kAuto: the predictor that explains the most differing bytes of the covers
+  // (x86 for x86 ELF images, Thumb otherwise), if it pays for its address map.
+  PredictorChoice predictor = PredictorChoice::kAuto;
+  // With kZstd: use kZstdOld when OLD is at most this large (0: never).
+  std::uint64_t old_dictionary_max = std::uint64_t{8} << 20;
+  int level = 19;                          // zstd level, 1..22
+  std::uint8_t window_log = kDefaultWindowLog;
+  std::uint8_t frame_log = kDefaultFrameLog;
+  unsigned threads = 0;                    // 0: one per core
+  // Called with the NEW bytes written so far (from any thread, never concurrently).
+  std::function<void(std::uint64_t done, std::uint64_t total)> progress;
+};
+
+struct DiffStats {
+  std::uint64_t patch_size = 0;
+  std::uint64_t frames = 0;
+  std::uint64_t records = 0;
+  std::uint64_t copy_bytes = 0;    // NEW bytes copied verbatim from OLD
+  std::uint64_t add_bytes = 0;     // NEW bytes made as OLD + difference
+  std::uint64_t insert_bytes = 0;  // NEW bytes carried literally
+  Predictor predictor = Predictor::kNone;
+  std::uint64_t map_entries = 0;   // address map entries (with a predictor)
+  std::uint64_t map_bytes = 0;     // stored size of the address map section
+  Digest old_hash{};
+  Digest new_hash{};
+};
+
+// Writes a patch that turns old_image into new_image. Deterministic: the same
+// inputs and options give the same bytes, whatever the thread count.
+Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch,
+                       const DiffOptions& options = {});
+
+// ---- patcher ----
+
+// Where a patch can be resumed: the start of frame `frame` (checkpoint after
+// the Writer has been synced up to new_offset).
+struct ResumePoint {
+  std::uint64_t frame = 0;
+  std::uint64_t patch_offset = 0;  // offset in the patch of the frame's first byte
+  std::uint64_t new_offset = 0;    // NEW bytes already written and synced
+};
+
+struct PatchOptions {
+  std::uint8_t max_window_log = kMaxWindowLog;  // refuse patches needing a larger window
+  std::uint64_t max_map_entries = std::uint64_t{1} << 20;  // address map limit (24 bytes each in memory)
+  // Hash OLD before writing anything, so a wrong OLD fails fast with
+  // kOldMismatch. A caller that already knows the hash passes it instead.
+  bool verify_old = true;
+  // With verify_old: hash OLD on a second thread while patching instead of
+  // before. finish() still fails with kOldMismatch on a wrong OLD, but the
+  // Writer may already have received bytes (fine for a temporary file, not
+  // for a bank: the agent passes known_old_hash instead).
+  bool verify_old_concurrently = false;
+  // With verify_old: hash OLD only if the patch fails (NEW's hash differs or a
+  // record is refused), to name a wrong OLD as the cause (kOldMismatch). A
+  // successful patch reads only the parts of OLD it uses; correctness rests
+  // on NEW's hash, which is always checked. For callers whose Writer is a
+  // temporary file (ota patch), like verify_old_concurrently.
+  bool verify_old_on_failure = false;
+  std::optional<Digest> known_old_hash;
+  // Hash NEW on a second thread, over a ring of four 32 KiB output buffers,
+  // so that hashing overlaps decoding (ota patch on a multi-core host). The
+  // Writer is then called from either thread, in order, never two calls at
+  // once. The caller may use the Writer itself only inside on_frame, after a
+  // call failed, or after finish() returned: at those points nothing else
+  // touches it.
+  bool hash_in_background = false;
+  // Called after each completed frame with the position to resume from.
+  std::function<Status(const ResumePoint&)> on_frame;
+  // Called with NEW bytes written so far.
+  std::function<void(std::uint64_t done, std::uint64_t total)> progress;
+  // Resume an interrupted patch at a frame boundary reported by on_frame
+  // (after the caller synced NEW up to it). The patch is fed from its first
+  // byte again: the header and address map are parsed as usual, then the
+  // bytes up to resume->patch_offset are skipped, never decoded (or the
+  // caller jumps over them with skip(): next_offset() says where). The Writer
+  // must continue at resume->new_offset, and written_prefix must read back
+  // the NEW bytes already written (the bank), so the final hash covers all
+  // of NEW: a corrupted prefix fails with kNewMismatch.
+  std::optional<ResumePoint> resume;
+  const Source* written_prefix = nullptr;
+};
+
+// Push-model patcher: feed() the patch in chunks of any size as they arrive,
+// then finish(). Reads OLD by random access, writes NEW strictly sequentially
+// through the Writer, hashes NEW on the fly. Memory is bounded by the decoder
+// window and a few fixed buffers, independent of the image sizes. Success is
+// reported only when NEW is complete and its BLAKE2b-256 matches the header.
+class Patcher {
+ public:
+  static Result<std::unique_ptr<Patcher>> create(const Source& old_image, Writer& out,
+                                                 PatchOptions options = {});
+  virtual ~Patcher() = default;
+  // Accepts the next bytes of the patch.
+  virtual Status feed(ByteSpan chunk) = 0;
+  // Declares the end of the patch; checks completeness, no trailing bytes and the NEW hash.
+  virtual Status finish() = 0;
+  // The header, once enough bytes were fed to parse it.
+  virtual const PatchHeader* header() const = 0;
+  // NEW bytes the Writer accepted so far (the patcher buffers up to 32 KiB
+  // and hands a frame's last bytes over at the frame's end).
+  virtual std::uint64_t new_written() const = 0;
+  // The patch offset of the next byte the patcher needs (when resuming, the
+  // resume offset once the header and map are in).
+  virtual std::uint64_t next_offset() const = 0;
+  // Advances over n patch bytes the caller will not feed; only while
+  // resuming, and only up to the resume offset.
+  virtual Status skip(std::uint64_t n) = 0;
+};
+
+// Convenience: applies a whole patch from a Reader.
+Status apply(const Source& old_image, Reader& patch, Writer& out, PatchOptions options = {});
+
+}  // namespace ota::delta

@@ -1,0 +1,176 @@
+// The device agent's life cycle: verified streaming install into the
+// inactive bank, trial boot, health check, commit or roll back; every side
+// effect behind an interface (banks, state store, boot environment, clock,
+// commands), so the same code runs on a device and under the power-cut
+// simulator.
+//
+// Contract of install() (one function, read top to bottom in agent/install.cpp):
+//  1. Signatures are verified against the trust root before anything else of
+//     the bundle is parsed; hardware, security floor, version order and
+//     expiry are checked before a payload byte is read.
+//  2. The delta whose base equals the active bank's content is chosen (the
+//     active bank is hashed once, and the hash cached in the state store),
+//     else the full payload.
+//  3. The install record is persisted before the first bank write. Payload
+//     chunks are checked against the signed manifest before they reach the
+//     decoder; the result is hashed as it is written and must equal the
+//     target hash; only then is the inactive bank marked to boot once.
+//  4. Installs checkpoint after every frame (patch frame of a delta, zstd
+//     frame of a full image), once the bank is synced; an install
+//     interrupted by a power cut resumes at the last checkpoint when
+//     install() is called again with the same bundle, skipping in the
+//     bundle stream what it already wrote (a file seeks, HTTP asks a Range).
+//  5. The running bank is never written. Which bank runs is taken from boot
+//     evidence (Device::booted_slot: the kernel command line marker the boot
+//     script sets, or the simulator's record), never from the environment's
+//     next-boot choice; the running bank is only read (as the delta's base),
+//     and a device whose environment boots the other slot next (a rollback
+//     waiting for its reboot) installs nothing (kRebootPending). Until the
+//     trial is begun, the boot environment points at the running bank;
+//     after, the bootloader's bootcount rules fall back to it.
+//  6. A trust root update carried by the bundle is saved in the state store
+//     (atomically) before anything signed under it is acted on, even when the
+//     install then fails; every entry point loads it back (load_trust).
+//
+// Contract of boot_check(): a trial is committed only when the evidence says
+// the device runs the trial slot and the health check passed. Before the
+// reboot into it (or when the reboot command failed) it changes nothing and
+// fails with kTrialNotBooted. Every stage change goes through the life-cycle
+// table (lifecycle.hpp).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ota/device/boot.hpp"
+#include "ota/release/bundle.hpp"
+#include "ota/delta/delta.hpp"
+#include "ota/core/error.hpp"
+#include "ota/device/fetch.hpp"
+#include "ota/device/lifecycle.hpp"
+#include "ota/device/storage.hpp"
+#include "ota/release/trust.hpp"
+
+namespace ota::agent {
+
+// What the agent knows about one bank's content.
+struct BankInfo {
+  std::string version;  // empty when unknown (factory image)
+  std::uint64_t size = 0;
+  Digest hash{};
+};
+
+struct InstallRecord {
+  Stage stage = Stage::kNone;
+  Digest manifest_hash{};  // which bundle (content hash of its manifest bytes)
+  boot::Slot target = boot::Slot::kB;
+  std::string payload;     // payload name
+  std::string version;
+  std::uint64_t security_version = 0;
+  std::uint64_t target_size = 0;
+  Digest target_hash{};
+  std::optional<delta::ResumePoint> resume;  // last synced checkpoint (delta)
+};
+
+// How the last install ended (what a daemon reports; last_result says why).
+enum class Outcome { kNone, kInstalled, kRolledBack };
+
+struct State {
+  std::optional<BankInfo> banks[2];
+  std::uint64_t security_floor = 0;
+  InstallRecord install;
+  std::string last_result;  // "installed 1.2.0", "rolled-back 1.2.0: health check failed", ...
+  Outcome outcome = Outcome::kNone;
+};
+
+Bytes encode_state(const State& s);
+Result<State> parse_state(ByteSpan bytes);
+
+// The device's side effects.
+struct Device {
+  storage::BlockStore* banks[2] = {nullptr, nullptr};
+  storage::StateStore* state = nullptr;
+  boot::Environment* env = nullptr;
+  // Which slot booted (see the contract); empty: the simulator's record in env.
+  boot::BootedSlot booted_slot;
+  trust::TrustStore* trust = nullptr;
+  std::string hardware_id;
+  std::function<trust::Time()> now;
+  // Runs the health check: ok, or an error naming why it failed (timeout, exit code).
+  std::function<Status()> health_check;
+  // Asks for a reboot (on a device it does not return; in tests it returns).
+  std::function<Status()> reboot;
+  // Install progress: payload bytes consumed of the payload's size.
+  std::function<void(std::uint64_t done, std::uint64_t total)> progress;
+  // Optional: called once the signatures and the policy checks passed,
+  // before any payload byte is read; an error stops the install (a campaign
+  // checks that the bundle is the one it names).
+  std::function<Status(const manifest::Manifest&, const Digest& manifest_hash)> accept;
+  // Optional: polled between payload reads; true stops the install with
+  // kCancelled before anything is marked bootable.
+  std::function<bool()> cancelled;
+};
+
+struct InstallReport {
+  std::string payload;       // chosen payload name
+  bool delta = false;
+  bool resumed = false;
+  std::uint64_t bytes_read = 0;     // bundle bytes consumed
+  std::uint64_t bytes_written = 0;  // bank bytes written in this run
+};
+
+class Agent {
+ public:
+  explicit Agent(Device d) : d_(std::move(d)) {}
+
+  // Installs the bundle read from `bundle` (see the contract above). With
+  // `reopen` (the same bundle from its start), a device whose active bank's
+  // hash is not cached yet takes the only delta that could apply at once and
+  // checks its base while patching, falling back through reopen() if the
+  // base was wrong; without it, the active bank is hashed first.
+  Result<InstallReport> install(Reader& bundle,
+                                const std::function<Result<std::unique_ptr<Reader>>()>& reopen = {});
+  // Run on every boot: commits a trial that booted and passed the health
+  // check, otherwise rolls back; no-op without a trial.
+  Status boot_check();
+  Status commit();
+  Status rollback(const std::string& reason);
+
+  Result<State> state() const;
+  // The slot the device runs, from the boot evidence.
+  Result<boot::Slot> running_slot() const;
+
+ private:
+  Result<InstallReport> install_once(Reader& bundle, bool speculate);
+  Status save(const State& s);
+  Result<Digest> bank_hash(boot::Slot slot, std::uint64_t size, State& s);
+  Device d_;
+};
+
+// The state-store record that keeps the newest trust root the device accepted.
+inline constexpr char kTrustRecord[] = "root.json";
+// The device's trust: the root saved in `state` (kTrustRecord) or the
+// provisioned anchor at anchor_path, whichever has the higher version (a
+// device provisioned again with a newer anchor takes it). A saved root that
+// does not parse or verify is an error, never silently replaced by the anchor.
+Result<trust::TrustStore> load_trust(const storage::StateStore& state, const std::string& anchor_path);
+// Saves t's root envelope as kTrustRecord when its version is newer than the
+// saved one (or none is saved); atomic and durable (StateStore::replace).
+Status persist_trust(storage::StateStore& state, const trust::TrustStore& t);
+
+// Agent::install from a bundle source (a path, file://, http(s)://) already
+// opened as `first` with fetch::open(source, options); the source is opened
+// again when the agent rereads the bundle. `stats`, when given, receives the
+// transfer summed over every opening.
+// `open` opens the source again (default fetch::open).
+using OpenSource = std::function<Result<std::unique_ptr<fetch::SourceReader>>(const std::string&, const fetch::Options&)>;
+Result<InstallReport> install_from_source(Agent& agent, fetch::SourceReader& first, const std::string& source,
+                                          const fetch::Options& options, fetch::Stats* stats = nullptr,
+                                          const OpenSource& open = {});
+
+}  // namespace ota::agent

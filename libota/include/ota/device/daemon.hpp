@@ -1,0 +1,94 @@
+// The agent daemon: the device side of the campaign protocol
+// (docs/protocol.md, "Device"). Connects, subscribes to its fleet's
+// campaigns, installs when its wave opens, reports every step.
+//
+// Contract:
+// - On start (every boot) it first settles a pending trial (Agent::boot_check)
+//   and reports the outcome for the campaign that caused it.
+// - A campaign document is acted on only after verify_document() accepted
+//   it; a (campaign revision, control revision) pair older than one already
+//   accepted is rejected as stale (kept on disk, so a replay after a reboot
+//   is rejected too). A running control must also be fresh
+//   (campaign::check_control_fresh): a device that missed an abort never
+//   installs from a replayed older "running" document once it expired. A
+//   retry after a failed download acts on the newest document accepted
+//   since, checked for freshness again.
+// - Root updates in a campaign document (Document::roots) are walked and
+//   saved (agent::persist_trust) before the campaign is verified under them.
+// - Rejected documents are reported as events but never written to disk
+//   (junk on the broker costs no flash), once per document text.
+// - The trial is judged on the boot evidence (Agent::boot_check): when the
+//   device still runs the old slot after a "reboot" (the reboot command
+//   failed, or returned without rebooting), nothing is committed; the daemon
+//   reports it and asks for the reboot again after retry_delay_s.
+// - Each campaign is acted on once: its record (on disk, written before the
+//   first bank write) says whether it is in progress or done; a redelivered
+//   or replayed document never starts a second install. An install cut by a
+//   power loss resumes from its checkpoint when the document comes again.
+// - The bundle must be the one the campaign names (its manifest hash),
+//   checked before any payload byte.
+// - Paused: devices that have not started wait. Aborted: devices that have
+//   not started skip it; an install in progress stops and keeps the old
+//   image. A trial already begun is settled by the health check as usual.
+// - Reports (sequence number, boot session) go to a durable, bounded outbox
+//   on disk and leave it only when the broker acknowledged them; they are
+//   sent again after every reconnect. The retained state is republished on
+//   every connect (a broker may have lost it). The last will marks the
+//   device offline for this boot session.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "ota/device/agent.hpp"
+#include "ota/fleet/campaign.hpp"
+#include "ota/core/error.hpp"
+#include "ota/device/fetch.hpp"
+#include "ota/fleet/mqtt.hpp"
+#include "ota/device/storage.hpp"
+
+namespace ota::agent {
+
+struct DaemonOptions {
+  std::string device_id;
+  std::string fleet;
+  mqtt::Options mqtt;     // the daemon sets the client id (default: device id) and the will
+  fetch::Options fetch;
+  // Opens the broker connection of one boot session (the will names the
+  // session, so each session connects anew). Default: mqtt::connect.
+  std::function<Result<std::unique_ptr<mqtt::Client>>(const mqtt::Options&)> connect;
+  // Opens a bundle source (default: fetch::open).
+  OpenSource open_source;
+  // After the reboot command returned success, how long to wait for the
+  // system to stop the daemon before calling it a failed reboot.
+  int reboot_wait_s = 120;
+  std::size_t outbox_limit = 256;  // reports kept while offline (oldest progress events go first)
+  int retry_delay_s = 10;          // after a failed download, before trying again
+  const volatile bool* stop = nullptr;
+  std::function<void(const std::string&)> log;
+};
+
+// device: the Agent's side effects (the daemon calls its reboot after it has
+// reported; the Agent never reboots by itself); state: the same store the
+// Agent uses.
+class Daemon {
+ public:
+  Daemon(Device device, storage::StateStore& state, DaemonOptions o);
+  ~Daemon();
+  // Runs until *stop; errors only when the device itself fails (state store,
+  // boot environment), never for a bad message or an unreachable broker.
+  Status run();
+  // Runs one boot session, as run() does, and returns at its end: when it
+  // asked for a reboot (true) or when *stop (false). For simulators and
+  // tests: the caller "reboots", opens the device again as a boot would, and
+  // runs a new Daemon.
+  Result<bool> run_session();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ota::agent

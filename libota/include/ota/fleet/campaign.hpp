@@ -1,0 +1,289 @@
+// Staged campaigns: the signed documents, deterministic wave membership,
+// device reports, the success gates and the controller's journal
+// (docs/protocol.md). Pure: no I/O but the journal file; the MQTT side lives
+// in the CLI and the agent.
+//
+// Contract:
+// - A campaign (what to install, where to fetch it, the waves and the gates)
+//   is signed by the release keys under the trust root that signs bundles,
+//   and names a controller key. The controller key signs control documents
+//   (which waves are open; running, paused, aborted, completed), so the
+//   controller opens waves without holding release keys, and a holder of the
+//   controller key can never change what is installed.
+// - Both documents carry revisions; a device accepts (campaign revision,
+//   control revision) pairs that increase, ignores an equal pair (QoS 1
+//   redelivery), and rejects an older one as stale. A campaign past its
+//   expiry is rejected. Signatures are checked before the payloads are parsed.
+// - Wave membership: a device is in the first wave whose percentage exceeds
+//   bucket(campaign id, device id), a hash mapped to [0, 100) in hundredths
+//   of a percent. It depends on nothing else, so devices compute it
+//   themselves and it stays stable as the fleet grows.
+// - Success counts only once a device reports it committed the new image
+//   after rebooting into it; a rollback or a failed install is a failure; a
+//   device silent past the device timeout counts as failed until it reports.
+// - evaluate() is a pure function of the campaign, the control state, the
+//   device views and the time: the controller rebuilt from its journal and
+//   the retained device states reaches the same decisions.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ota/core/error.hpp"
+#include "ota/core/hash.hpp"
+#include "ota/release/keys.hpp"
+#include "ota/release/trust.hpp"
+
+namespace ota::campaign {
+
+inline constexpr std::string_view kCampaignType = "application/vnd.ota.campaign+json";
+inline constexpr std::string_view kControlType = "application/vnd.ota.campaign-control+json";
+inline constexpr std::size_t kMaxDocumentBytes = 256u << 10;
+inline constexpr std::size_t kMaxReportBytes = 16u << 10;
+inline constexpr std::size_t kMaxWaves = 32;
+inline constexpr std::size_t kMaxRootUpdates = 16;
+
+// Topic names under the fleet prefix (docs/protocol.md, "Topics").
+std::string campaign_topic(std::string_view fleet, std::string_view id);
+std::string commands_topic(std::string_view fleet, std::string_view id);
+std::string status_topic(std::string_view fleet, std::string_view id);
+std::string state_topic(std::string_view fleet, std::string_view device);
+std::string events_topic(std::string_view fleet, std::string_view device);
+std::string availability_topic(std::string_view fleet, std::string_view device);
+// A fleet, campaign or device id: [A-Za-z0-9._-]{1,64} (safe in topics and file names).
+bool is_valid_name(std::string_view s);
+
+struct Gates {
+  double success_threshold = 0.95;  // successes / finished, over the open waves
+  double failure_threshold = 0.05;  // failures / finished above this trips the failure gate
+  std::uint32_t min_sample = 1;     // finished devices of the newest wave before it is judged
+  std::int64_t soak_s = 0;          // the newest wave stays open at least this long
+  std::int64_t device_timeout_s = 3600;  // silent this long in an open wave: failed
+  bool abort_on_failure = false;    // the failure gate aborts instead of pausing
+};
+
+struct Campaign {
+  std::string id;
+  std::string fleet;
+  std::uint64_t revision = 1;
+  trust::Time created = 0;
+  trust::Time expires = 0;
+  // The bundle: its manifest's content hash, version and hardware (copied
+  // from the signed manifest so a device can decide before fetching).
+  Digest manifest_hash{};
+  std::string version;
+  std::vector<std::string> hardware;
+  std::string url;
+  std::uint64_t bundle_size = 0;
+  std::vector<std::uint32_t> waves;  // cumulative, in hundredths of a percent; last is 10000
+  Gates gates;
+  keys::PublicKey controller;  // signs the control documents
+  // A running control document is valid at most this long after it was
+  // issued; the controller signs it again well before (a timestamp role, as
+  // in TUF), so a device acts only while the controller is alive and an old
+  // "running" document cannot be replayed after a pause or an abort.
+  std::int64_t control_ttl_s = 900;
+};
+
+enum class RunState { kRunning, kPaused, kAborted, kCompleted };
+std::string_view run_state_name(RunState s);
+
+struct Control {
+  std::string campaign;
+  std::uint64_t campaign_revision = 1;
+  std::uint64_t revision = 1;
+  std::uint32_t wave = 0;  // waves 0..wave are open
+  RunState state = RunState::kRunning;
+  trust::Time issued = 0;
+  std::string reason;
+  trust::Time expires = 0;  // 0: none (refused by devices unless paused or aborted)
+};
+
+Bytes encode_campaign(const Campaign& c);
+Result<Campaign> parse_campaign(ByteSpan bytes);
+Status validate(const Campaign& c);
+Bytes encode_control(const Control& c);
+Result<Control> parse_control(ByteSpan bytes);
+
+// The retained document on campaign_topic(): both signed envelopes.
+// `roots`: optional trust root updates (root envelopes, each signed as for
+// bundles: a threshold of the previous root's keys and of its own); devices
+// walk and save them before they verify the campaign.
+struct Document {
+  trust::Envelope campaign;
+  trust::Envelope control;
+  std::vector<trust::Envelope> roots;
+};
+std::string encode_document(const Document& d);
+Result<Document> parse_document(std::string_view text);
+
+// A document whose signatures verified, parsed.
+struct Verified {
+  Campaign campaign;
+  Control control;
+};
+// Verifies the campaign envelope against the trust store (threshold of the
+// release keys, fresh root), then the control envelope against the
+// campaign's controller key; parses each only after its signatures verify.
+// kExpired past the campaign's expiry; kMalformed when the control names
+// another campaign or revision.
+Result<Verified> verify_document(const trust::TrustStore& trust, const Document& d, trust::Time now);
+
+// Freshness of a verified control document at `now` (kStaleCampaign): a
+// running or completed control needs an expiry in the future, and a running
+// one may live no longer than the campaign's control_ttl_s; paused and
+// aborted controls only restrain, and are honoured whatever their age.
+Status check_control_fresh(const Campaign& c, const Control& k, trust::Time now);
+
+// Signs a control document with the controller key.
+trust::Envelope sign_control(const Control& c, const keys::SecretKey& controller);
+
+// Orders what a device has accepted: <0 older (stale), 0 same, >0 newer.
+int compare_revisions(const Control& a, const Control& b);
+
+// [0, 10000): hundredths of a percent.
+std::uint32_t bucket(std::string_view campaign_id, std::string_view device_id);
+// The index of the first wave whose percentage exceeds the device's bucket.
+std::size_t wave_of(const Campaign& c, std::string_view device_id);
+// Parses "1,10,50,100" (percentages, up to two decimals; increasing; last 100).
+Result<std::vector<std::uint32_t>> parse_waves(std::string_view text);
+std::string format_percent(std::uint32_t hundredths);
+// Parses "90s", "15m", "2h", "7d" or plain seconds.
+Result<std::int64_t> parse_duration(std::string_view text);
+
+// ---- Device reports ----------------------------------------------------
+
+enum class Phase {
+  kIdle,         // no campaign in progress
+  kWaiting,      // accepted the campaign, its wave is not open yet
+  kDownloading,  // fetching and writing the inactive bank
+  kRebooting,    // written and verified; trial boot begun
+  kSucceeded,    // rebooted into the new image and committed it (final)
+  kRolledBack,   // the trial was rolled back (final, a failure)
+  kFailed,       // the install failed; the old image runs (final, a failure)
+  kAborted,      // stopped or skipped by an abort; the old image runs (final)
+  kSkipped,      // not for this device: hardware, or already running the version (final)
+};
+std::string_view phase_name(Phase p);
+bool is_final(Phase p);
+bool is_failure(Phase p);
+
+struct Report {
+  std::string device;
+  std::uint64_t seq = 0;   // per device, increases across reboots
+  std::string boot;        // boot session: a new id on every agent start
+  trust::Time time = 0;
+  std::string campaign;    // empty when idle
+  Phase phase = Phase::kIdle;
+  std::string version;     // the running version
+  std::string reason;      // failures: why (an error message)
+  int code = 0;            // failures: the ErrorCode value
+  std::uint64_t bytes_fetched = 0;
+};
+std::string encode_report(const Report& r);
+Result<Report> parse_report(std::string_view text);
+
+// Retained on availability_topic(); the last will says online=false.
+struct Availability {
+  std::string device;
+  std::string boot;
+  bool online = false;
+};
+std::string encode_availability(const Availability& a);
+Result<Availability> parse_availability(std::string_view text);
+
+// An operator's command, retained on commands_topic(); applied once per id.
+struct Command {
+  std::string id;      // random, unique per command
+  std::string action;  // "pause", "resume" or "abort"
+  trust::Time time = 0;
+  std::string reason;
+};
+std::string encode_command(const Command& c);
+Result<Command> parse_command(std::string_view text);
+
+// ---- The controller's view and gates ---------------------------------------
+
+struct DeviceView {
+  std::size_t wave = 0;
+  Phase phase = Phase::kIdle;
+  std::uint64_t seq = 0;
+  std::string boot;
+  trust::Time last = 0;   // time of the last report received
+  std::string reason;
+  std::string version;
+  std::uint64_t bytes_fetched = 0;
+};
+
+// Takes a report into the view when it is newer than what the view holds
+// (per device sequence number); a duplicate or an older report returns false.
+// Reports about other campaigns update nothing but the running version.
+bool observe(std::map<std::string, DeviceView>& view, const Campaign& c, const Report& r);
+
+struct WaveCounts {
+  std::uint64_t targeted = 0;     // devices known to be in this wave
+  std::uint64_t succeeded = 0;
+  std::uint64_t rolled_back = 0;
+  std::uint64_t failed = 0;       // install failures and timeouts (rolled back not included)
+  std::uint64_t timed_out = 0;    // of failed: silent past the device timeout
+  std::uint64_t aborted = 0;
+  std::uint64_t skipped = 0;
+  std::uint64_t pending = 0;      // not final yet
+  std::uint64_t bytes_fetched = 0;
+  std::uint64_t finished() const { return succeeded + rolled_back + failed; }
+  std::uint64_t failures() const { return rolled_back + failed; }
+};
+
+// The controller's own state, rebuilt from its journal.
+struct ControllerState {
+  Control control;
+  std::vector<trust::Time> wave_opened;  // when each open wave opened
+  // Failures an operator accepted by resuming a campaign the failure gate
+  // paused: the gate then judges only what finished after the resume.
+  std::uint64_t accepted_failures = 0;
+  std::uint64_t accepted_finished = 0;
+};
+
+struct Decision {
+  enum class Action { kNone, kOpenWave, kPause, kAbort, kComplete };
+  Action action = Action::kNone;
+  std::string reason;
+};
+std::string_view action_name(Decision::Action a);
+
+// Counts per wave (all waves, open or not), with timeouts applied at `now`.
+std::vector<WaveCounts> count(const Campaign& c, const ControllerState& s,
+                              const std::map<std::string, DeviceView>& view, trust::Time now);
+// The gates (see the contract above and docs/protocol.md, "Gates").
+Decision evaluate(const Campaign& c, const ControllerState& s, const std::map<std::string, DeviceView>& view,
+                  trust::Time now);
+
+// ---- The journal: append-only, one JSON record per line, fsync'd ------------
+
+class Journal {
+ public:
+  // Opens (creating) path; reads every complete record. A torn last line (a
+  // crash mid-append) is dropped and cut off; any other bad line is kMalformed.
+  static Result<Journal> open(const std::string& path);
+  Journal(Journal&&) noexcept;
+  Journal& operator=(Journal&&) noexcept;
+  ~Journal();
+
+  const std::vector<std::string>& records() const { return records_; }
+  // Appends one record (a single-line JSON object) and fsyncs it, or with
+  // sync false leaves it to the next sync() (group commit: what is written
+  // but not synced may be lost in a crash, never torn into another record).
+  Status append(const std::string& record, bool sync = true);
+  Status sync();
+
+ private:
+  Journal() = default;
+  int fd_ = -1;
+  std::vector<std::string> records_;
+};
+
+}  // namespace ota::campaign

@@ -1,0 +1,116 @@
+// The campaign controller: watches device reports, applies the gates, opens
+// waves, pauses, aborts, completes (docs/protocol.md, "Controller").
+//
+// Contract:
+// - Its state lives in a campaign directory: controller.key (the key that
+//   signs control documents, 0600) and journal.jsonl, an append-only,
+//   fsync'd journal of the publication, every final device result and every
+//   decision with the counts behind it (the audit log).
+// - A decision is journaled (synced) before it is published. On start the
+//   controller rebuilds its view from the journal, then from the retained
+//   device states, and republishes the current document: killed at any
+//   instant and started again it reaches the same outcome; a broker that lost
+//   its retained messages (kill -9) gets them again.
+// - Operator commands (pause, resume, abort) arrive retained on the
+//   commands topic and are applied once per command id.
+// - While the campaign runs, the current control document is signed again
+//   (same revision, new issued and expires) once a third of the campaign's
+//   control_ttl_s has passed, and republished retained: devices act only on
+//   fresh control (check_control_fresh), so a stopped controller stops the
+//   rollout and an old "running" document cannot be replayed for long.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ota/fleet/campaign.hpp"
+#include "ota/core/error.hpp"
+#include "ota/release/keys.hpp"
+#include "ota/fleet/mqtt.hpp"
+
+namespace ota::campaign {
+
+inline constexpr char kControllerKeyFile[] = "controller.key";
+inline constexpr char kJournalFile[] = "journal.jsonl";
+
+// Creates (or reopens, for a new revision) DIR and its controller key;
+// returns the key's public half.
+Result<keys::PublicKey> prepare_directory(const std::string& dir);
+
+// Starts the journal of a campaign directory with the published document
+// (the first record; a republication with a new campaign revision appends).
+Status journal_publication(const std::string& dir, const std::string& document_text, trust::Time now);
+
+// Sets a control document's issued and expires at `now`: a running control
+// expires after the campaign's control_ttl_s, any other at the campaign's
+// expiry.
+void stamp_control(const Campaign& c, Control& k, trust::Time now);
+
+// Signs the first control document of a campaign (wave 0 open, running).
+Result<trust::Envelope> initial_control(const std::string& dir, const Campaign& c, trust::Time now);
+
+struct Snapshot {
+  Campaign campaign;
+  ControllerState state;
+  std::vector<WaveCounts> waves;
+  std::map<std::string, DeviceView> devices;
+  trust::Time now = 0;
+};
+// The status document the controller keeps retained on status_topic().
+std::string encode_status(const Snapshot& s);
+
+struct RunOptions {
+  bool exit_on_pause = false;
+  std::chrono::milliseconds tick{250};
+  // While devices are pending, read the retained device states again this
+  // often (a broker may have dropped queued reports).
+  std::chrono::milliseconds reconcile{30000};
+  std::function<trust::Time()> now;                   // default: the system clock
+  std::function<void(const Snapshot&)> on_change;     // after each new result or decision
+  std::function<void(const std::string&)> log;        // one line per decision or ignored message
+  const volatile bool* stop = nullptr;                // set (by a signal handler) to return
+};
+
+class Controller {
+ public:
+  static Result<std::unique_ptr<Controller>> open(const std::string& dir);
+  ~Controller();
+
+  // Runs until the campaign completes (ok, kCompleted), is aborted
+  // (kCampaignAborted), or pauses with exit_on_pause (kCampaignPaused); or
+  // until *stop (ok, state as it is).
+  Result<RunState> run(mqtt::Client& client, const RunOptions& o);
+
+  Snapshot snapshot(trust::Time now) const;
+  const std::string& document() const { return document_; }
+
+ private:
+  Controller() = default;
+  Status replay();
+  Status decide(mqtt::Client& client, Decision d, const std::string& command_id, trust::Time now,
+                const RunOptions& o);
+  Status publish_document(mqtt::Client& client);
+  // Signs the running control again when a third of its TTL is gone; true when it did.
+  bool refresh_control(trust::Time now);
+  Status take_report(const Report& r, trust::Time now);
+
+  std::string dir_;
+  std::optional<Journal> journal_;
+  std::unique_ptr<keys::SecretKey> key_;
+  Campaign campaign_;
+  trust::Envelope campaign_env_;
+  ControllerState state_;
+  trust::Envelope control_env_;
+  std::vector<trust::Envelope> roots_;  // root updates published with the campaign
+  std::string document_;
+  std::map<std::string, DeviceView> view_;
+  std::vector<std::string> applied_commands_;
+  std::uint64_t unsynced_ = 0;  // results appended since the last journal sync
+};
+
+}  // namespace ota::campaign

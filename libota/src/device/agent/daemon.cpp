@@ -1,0 +1,678 @@
+#include "ota/device/daemon.hpp"
+#include "ota/core/url.hpp"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include "core/json.hpp"
+#include "ota/core/hash.hpp"
+#include "ota/device/lifecycle.hpp"
+
+namespace ota::agent {
+
+namespace {
+
+namespace cp = ota::campaign;
+using json::Json;
+using json::Ordered;
+
+constexpr char kCampaignsRecord[] = "campaigns.json";
+constexpr char kOutboxRecord[] = "outbox.json";
+constexpr std::size_t kMaxCampaignRecords = 32;
+
+struct CampaignRecord {
+  std::uint64_t campaign_revision = 0;
+  std::uint64_t control_revision = 0;
+  cp::Phase phase = cp::Phase::kIdle;
+  bool done = false;
+  std::uint64_t seen = 0;  // insertion order, for trimming
+};
+
+struct Records {
+  std::string current;  // the campaign whose install is in progress or in trial
+  std::map<std::string, CampaignRecord> campaigns;
+  std::uint64_t counter = 0;
+};
+
+struct Pending {
+  std::string topic;
+  std::string payload;
+  bool retain = false;
+  int mid = -1;  // in flight with this id; -1: not sent on this connection
+  bool durable = true;  // false: never written to disk (rejected documents)
+};
+
+struct Outbox {
+  std::uint64_t next_seq = 1;
+  std::string last_state;
+  std::deque<Pending> pending;
+};
+
+std::string random_hex(std::size_t bytes) {
+  std::uint8_t b[16];
+  randombytes_buf(b, std::min(bytes, sizeof b));
+  return to_hex(ByteSpan(b, std::min(bytes, sizeof b)));
+}
+
+cp::Phase phase_from(const std::string& s) {
+  for (auto p : {cp::Phase::kIdle, cp::Phase::kWaiting, cp::Phase::kDownloading, cp::Phase::kRebooting,
+                 cp::Phase::kSucceeded, cp::Phase::kRolledBack, cp::Phase::kFailed, cp::Phase::kAborted,
+                 cp::Phase::kSkipped})
+    if (s == cp::phase_name(p)) return p;
+  return cp::Phase::kIdle;
+}
+
+// The daemon's records are its own files, but a crash or a bad disk may
+// leave anything: parsed strictly, and a bad one is started afresh (acting on
+// a campaign again is safe: the agent refuses a version it already runs).
+Result<Records> parse_records(ByteSpan b) {
+  auto j = json::parse_strict(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()), 1u << 20,
+                              "campaign records");
+  if (!j) return fail(j.error());
+  Records r;
+  if (!j->is_object() || !(*j)["current"].is_string() || !(*j)["campaigns"].is_object() ||
+      !(*j)["counter"].is_number_unsigned())
+    return fail(ErrorCode::kMalformed, "campaign records: bad shape");
+  r.current = (*j)["current"].get<std::string>();
+  r.counter = (*j)["counter"].get<std::uint64_t>();
+  for (auto it = (*j)["campaigns"].begin(); it != (*j)["campaigns"].end(); ++it) {
+    const Json& c = it.value();
+    if (!c.is_object() || !c["campaign_revision"].is_number_unsigned() || !c["control_revision"].is_number_unsigned() ||
+        !c["phase"].is_string() || !c["done"].is_boolean() || !c["seen"].is_number_unsigned())
+      return fail(ErrorCode::kMalformed, "campaign records: bad record");
+    CampaignRecord cr;
+    cr.campaign_revision = c["campaign_revision"].get<std::uint64_t>();
+    cr.control_revision = c["control_revision"].get<std::uint64_t>();
+    cr.phase = phase_from(c["phase"].get<std::string>());
+    cr.done = c["done"].get<bool>();
+    cr.seen = c["seen"].get<std::uint64_t>();
+    r.campaigns[it.key()] = cr;
+  }
+  return r;
+}
+
+std::string encode_records(const Records& r) {
+  Ordered j;
+  j["current"] = r.current;
+  j["counter"] = r.counter;
+  Ordered cs = Ordered::object();
+  for (const auto& [id, c] : r.campaigns)
+    cs[id] = {{"campaign_revision", c.campaign_revision},
+              {"control_revision", c.control_revision},
+              {"phase", std::string(cp::phase_name(c.phase))},
+              {"done", c.done},
+              {"seen", c.seen}};
+  j["campaigns"] = cs;
+  return j.dump();
+}
+
+Result<Outbox> parse_outbox(ByteSpan b) {
+  auto j = json::parse_strict(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()), 8u << 20, "outbox");
+  if (!j) return fail(j.error());
+  if (!j->is_object() || !(*j)["next_seq"].is_number_unsigned() || !(*j)["last_state"].is_string() ||
+      !(*j)["pending"].is_array())
+    return fail(ErrorCode::kMalformed, "outbox: bad shape");
+  Outbox o;
+  o.next_seq = (*j)["next_seq"].get<std::uint64_t>();
+  o.last_state = (*j)["last_state"].get<std::string>();
+  for (const auto& p : (*j)["pending"]) {
+    if (!p.is_object() || !p["topic"].is_string() || !p["payload"].is_string() || !p["retain"].is_boolean())
+      return fail(ErrorCode::kMalformed, "outbox: bad entry");
+    o.pending.push_back({p["topic"].get<std::string>(), p["payload"].get<std::string>(), p["retain"].get<bool>(), -1});
+  }
+  return o;
+}
+
+std::string encode_outbox(const Outbox& o) {
+  Ordered j;
+  j["next_seq"] = o.next_seq;
+  j["last_state"] = o.last_state;
+  Ordered p = Ordered::array();
+  for (const auto& e : o.pending)
+    if (e.durable) p.push_back({{"topic", e.topic}, {"payload", e.payload}, {"retain", e.retain}});
+  j["pending"] = p;
+  return j.dump();
+}
+
+Bytes bytes_of(const std::string& s) { return Bytes(s.begin(), s.end()); }
+
+}  // namespace
+
+struct Daemon::Impl {
+  Device dev;
+  storage::StateStore& store;
+  DaemonOptions o;
+  std::function<Status()> real_reboot;
+  std::unique_ptr<Agent> agent;
+  std::unique_ptr<mqtt::Client> client;
+  std::string boot;
+  Records rec;
+  Outbox out;
+  std::deque<mqtt::Event> deferred;
+  // An install in progress (its campaign id) and whether an abort stops it.
+  std::string installing;
+  bool cancel = false;
+  bool reboot_requested = false;
+  // A download that failed: the campaign tried again at retry_at, on the
+  // newest document accepted by then.
+  std::optional<std::string> retry;
+  std::chrono::steady_clock::time_point retry_at{};
+  // The newest verified document of each campaign (this session).
+  std::map<std::string, cp::Verified> latest;
+  // Texts of documents rejected this session (reported once each).
+  std::set<std::string> rejected;
+  // The trial has not booted: ask for the reboot again at this time.
+  std::optional<std::chrono::steady_clock::time_point> reboot_again_at;
+
+  Impl(Device d, storage::StateStore& s, DaemonOptions opts) : dev(std::move(d)), store(s), o(std::move(opts)) {
+    // The daemon reports before it reboots, so the agent never reboots itself.
+    real_reboot = dev.reboot;
+    dev.reboot = nullptr;
+  }
+
+  void log(const std::string& line) {
+    if (o.log) o.log(line);
+  }
+  trust::Time now() const { return dev.now(); }
+  bool stopping() const { return o.stop && *o.stop; }
+
+  // ---- records ----
+  void load() {
+    rec = Records{};
+    out = Outbox{};
+    if (auto r = store.get(kCampaignsRecord); r && *r) {
+      if (auto p = parse_records(**r)) rec = std::move(*p);
+      else log("campaign records unreadable, starting afresh: " + p.error().message);
+    }
+    if (auto r = store.get(kOutboxRecord); r && *r) {
+      if (auto p = parse_outbox(**r)) out = std::move(*p);
+      else log("outbox unreadable, starting afresh: " + p.error().message);
+    }
+  }
+  Status save_records() {
+    // Bounded: forget the oldest finished campaigns.
+    while (rec.campaigns.size() > kMaxCampaignRecords) {
+      auto oldest = rec.campaigns.end();
+      for (auto it = rec.campaigns.begin(); it != rec.campaigns.end(); ++it)
+        if (it->second.done && it->first != rec.current && (oldest == rec.campaigns.end() || it->second.seen < oldest->second.seen))
+          oldest = it;
+      if (oldest == rec.campaigns.end()) break;
+      rec.campaigns.erase(oldest);
+    }
+    return store.replace(kCampaignsRecord, bytes_of(encode_records(rec)));
+  }
+  Status save_outbox() { return store.replace(kOutboxRecord, bytes_of(encode_outbox(out))); }
+
+  std::string running_version() {
+    auto s = agent->state();
+    auto slot = agent->running_slot();
+    if (!s || !slot) return {};
+    const auto& b = s->banks[*slot == boot::Slot::kA ? 0 : 1];
+    return b ? b->version : std::string();
+  }
+
+  // ---- reports ----
+  void flush() {
+    if (!client || !client->connected()) return;
+    for (auto& p : out.pending) {
+      if (p.mid >= 0) continue;
+      // MQTT 5: progress events a controller did not take within a week are stale.
+      auto mid = client->publish(mqtt::Message{p.topic, p.payload, 1, p.retain, p.retain ? 0u : 7u * 86400u,
+                                               {{"ota-device", o.device_id}}});
+      if (mid) p.mid = *mid;
+    }
+  }
+
+  Status report(const std::string& campaign, cp::Phase phase, const std::string& reason = {}, int code = 0,
+                std::uint64_t bytes = 0, bool event_only = false, bool durable = true) {
+    cp::Report r;
+    r.device = o.device_id;
+    r.seq = out.next_seq++;
+    r.boot = boot;
+    r.time = now();
+    r.campaign = campaign;
+    r.phase = phase;
+    r.version = running_version();
+    r.reason = reason.substr(0, 1000);
+    r.code = code;
+    r.bytes_fetched = bytes;
+    const std::string text = cp::encode_report(r);
+    const std::string state = cp::state_topic(o.fleet, o.device_id);
+    if (!event_only) {
+      out.last_state = text;
+      // A newer state supersedes one not yet sent.
+      out.pending.erase(std::remove_if(out.pending.begin(), out.pending.end(),
+                                       [&](const Pending& p) { return p.topic == state && p.mid < 0; }),
+                        out.pending.end());
+      out.pending.push_back({state, text, true, -1});
+    }
+    out.pending.push_back({cp::events_topic(o.fleet, o.device_id), text, false, -1, durable});
+    // Bounded: the oldest events go first, states last.
+    while (out.pending.size() > o.outbox_limit) {
+      auto it = std::find_if(out.pending.begin(), out.pending.end(), [&](const Pending& p) { return p.topic != state; });
+      if (it == out.pending.end()) it = out.pending.begin();
+      out.pending.erase(it);
+    }
+    if (durable) OTA_TRY(save_outbox());
+    log(std::string(cp::phase_name(phase)) + (campaign.empty() ? "" : " " + campaign) +
+        (reason.empty() ? "" : ": " + reason));
+    flush();
+    return ok();
+  }
+
+  void acknowledged(int mid, int reason) {
+    auto it = std::find_if(out.pending.begin(), out.pending.end(), [&](const Pending& p) { return p.mid == mid; });
+    if (it == out.pending.end()) return;
+    if (reason >= 0x80) {
+      // Refused (ACL): keeping it would retry forever; say so and drop it.
+      log("the broker refused a report on " + it->topic + " (reason " + std::to_string(reason) + ")");
+    }
+    const bool durable = it->durable;
+    out.pending.erase(it);
+    if (durable) (void)save_outbox();
+  }
+
+  void on_connected() {
+    for (auto& p : out.pending) p.mid = -1;
+    (void)client->publish(mqtt::Message{cp::availability_topic(o.fleet, o.device_id),
+                                        cp::encode_availability({o.device_id, boot, true}), 1, true, 0, {}});
+    const std::string state = cp::state_topic(o.fleet, o.device_id);
+    const bool state_pending = std::any_of(out.pending.begin(), out.pending.end(), [&](const Pending& p) { return p.topic == state; });
+    // The broker may have lost the retained state (kill -9): the same report
+    // again, same sequence number, recognized as a duplicate by whoever saw it.
+    if (!state_pending && !out.last_state.empty()) (void)client->publish(mqtt::Message{state, out.last_state, 1, true, 0, {}});
+    flush();
+  }
+
+  // ---- campaigns ----
+  std::optional<std::string> campaign_id_of(const std::string& topic) const {
+    const std::string prefix = "ota/" + o.fleet + "/campaigns/";
+    if (topic.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+    std::string id = topic.substr(prefix.size());
+    if (!cp::is_valid_name(id)) return std::nullopt;
+    return id;
+  }
+
+  // Said once per document text, and never written to disk: junk on the
+  // broker must cost no flash.
+  void reject(const std::string& id, const std::string& payload, const Error& e) {
+    if (!rejected.insert(to_hex(content_hash(ByteSpan(reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size())))).second)
+      return;
+    if (rejected.size() > 1024) rejected.clear();
+    log("rejected campaign document " + id + ": " + e.message);
+    (void)report(std::string(), cp::Phase::kIdle, "rejected campaign document " + id + ": " + e.message,
+                 static_cast<int>(e.code), 0, true, false);
+  }
+
+  // Verifies a document and records its revisions; nullopt when it is not to be acted on.
+  std::optional<cp::Verified> accept(const std::string& topic, const std::string& payload) {
+    auto id = campaign_id_of(topic);
+    if (!id || payload.empty()) return std::nullopt;
+    auto d = cp::parse_document(payload);
+    if (!d) {
+      reject(*id, payload, d.error());
+      return std::nullopt;
+    }
+    // Root updates first: walked, then saved before anything is verified under them.
+    if (!d->roots.empty()) {
+      const std::uint64_t before = dev.trust->root().version;
+      dev.trust->update_all(d->roots);
+      if (dev.trust->root().version > before) {
+        if (auto st = persist_trust(store, *dev.trust); !st) {
+          log("saving the trust root: " + st.error().message);
+          return std::nullopt;
+        }
+        log("trust root updated to version " + std::to_string(dev.trust->root().version));
+      }
+    }
+    auto v = cp::verify_document(*dev.trust, *d, now());
+    if (!v) {
+      reject(*id, payload, v.error());
+      return std::nullopt;
+    }
+    if (v->campaign.id != *id || v->campaign.fleet != o.fleet) {
+      reject(*id, payload, Error{ErrorCode::kMalformed, "the document is for campaign " + v->campaign.fleet + "/" + v->campaign.id});
+      return std::nullopt;
+    }
+    if (auto fresh = cp::check_control_fresh(v->campaign, v->control, now()); !fresh) {
+      reject(*id, payload, fresh.error());
+      return std::nullopt;
+    }
+    auto it = rec.campaigns.find(*id);
+    if (it != rec.campaigns.end()) {
+      cp::Control seen;
+      seen.campaign_revision = it->second.campaign_revision;
+      seen.revision = it->second.control_revision;
+      const int cmp = cp::compare_revisions(v->control, seen);
+      if (cmp < 0) {
+        reject(*id, payload, Error{ErrorCode::kStaleCampaign,
+                          "revision " + std::to_string(v->campaign.revision) + "." + std::to_string(v->control.revision) +
+                              " is older than " + std::to_string(seen.campaign_revision) + "." +
+                              std::to_string(seen.revision) + ", already accepted"});
+        return std::nullopt;
+      }
+      if (cmp == 0) {  // the same again (QoS 1 redelivery, a restart, a re-signing): acting is idempotent
+        latest[*id] = *v;
+        return std::move(*v);
+      }
+    }
+    CampaignRecord& r = rec.campaigns[*id];
+    if (r.seen == 0) r.seen = ++rec.counter;
+    r.campaign_revision = v->campaign.revision;
+    r.control_revision = v->control.revision;
+    if (auto st = save_records(); !st) {
+      // Not acted on unless its revision is on disk (a replay after a reboot must be refused).
+      log("saving campaign records: " + st.error().message);
+      return std::nullopt;
+    }
+    latest[*id] = *v;
+    return std::move(*v);
+  }
+
+  // Moves a campaign's phase through the life-cycle table (lifecycle.hpp).
+  static Status move(CampaignRecord& r, CampaignEvent e) { return advance(r.phase, e); }
+
+  Status act(const cp::Verified& v) {
+    const std::string& id = v.campaign.id;
+    CampaignRecord& r = rec.campaigns[id];
+    if (r.done) return ok();  // acted on once; never again
+    // Installing, or written and about to reboot into it: the boot check decides next.
+    if (!installing.empty() || reboot_requested || r.phase == cp::Phase::kRebooting) return ok();
+    // A failed download waits for its retry (which takes the newest document).
+    if (retry && *retry == id && std::chrono::steady_clock::now() < retry_at && v.control.state != cp::RunState::kAborted)
+      return ok();
+    auto s = agent->state();
+    if (!s) return fail(s.error());
+    const bool started = rec.current == id && s->install.stage != Stage::kNone;
+    auto finish = [&](CampaignEvent e, const std::string& why, int code = 0) -> Status {
+      OTA_TRY(move(r, e));
+      r.done = true;
+      if (rec.current == id) rec.current.clear();
+      if (retry && *retry == id) retry.reset();
+      OTA_TRY(save_records());
+      return report(id, r.phase, why, code);
+    };
+    if (std::find(v.campaign.hardware.begin(), v.campaign.hardware.end(), dev.hardware_id) == v.campaign.hardware.end())
+      return finish(CampaignEvent::kNotForDevice, "hardware " + dev.hardware_id + " is not targeted");
+    if (!started && running_version() == v.campaign.version)
+      return finish(CampaignEvent::kNotForDevice, "already running " + v.campaign.version);
+    if (v.control.state == cp::RunState::kAborted) {
+      if (started && s->install.stage != Stage::kTrial) (void)agent->rollback("campaign aborted");
+      return finish(CampaignEvent::kAbort, "campaign aborted" + (v.control.reason.empty() ? "" : ": " + v.control.reason),
+                    static_cast<int>(ErrorCode::kCampaignAborted));
+    }
+    const std::size_t wave = cp::wave_of(v.campaign, o.device_id);
+    const bool open = wave <= v.control.wave &&
+                      (v.control.state == cp::RunState::kRunning || v.control.state == cp::RunState::kCompleted);
+    // Paused: what has started (a resumed download after a power cut) goes on.
+    if (!open && !(started && v.control.state == cp::RunState::kPaused)) {
+      const cp::Phase before = r.phase;
+      OTA_TRY(move(r, CampaignEvent::kWaveClosed));
+      if (r.phase != before) {
+        OTA_TRY(save_records());
+        return report(id, cp::Phase::kWaiting,
+                      v.control.state == cp::RunState::kPaused ? "campaign paused" : "wave " + std::to_string(wave + 1) + " not open yet");
+      }
+      return ok();
+    }
+    return install(v);
+  }
+
+  Status install(const cp::Verified& v) {
+    const std::string id = v.campaign.id;
+    if (now() >= v.campaign.expires) return ok();
+    CampaignRecord& r = rec.campaigns[id];
+    // Written before the first bank write: which campaign this install is.
+    const cp::Phase before = r.phase;
+    OTA_TRY(move(r, CampaignEvent::kWaveOpen));
+    rec.current = id;
+    OTA_TRY(save_records());
+    if (before != cp::Phase::kDownloading) OTA_TRY(report(id, cp::Phase::kDownloading));
+    retry.reset();
+    installing = id;
+    cancel = false;
+    Device d = dev;
+    const Digest want = v.campaign.manifest_hash;
+    d.accept = [&](const manifest::Manifest&, const Digest& got) -> Status {
+      if (got != want)
+        return fail(ErrorCode::kPayloadMismatch, "the bundle at " + redact_url(v.campaign.url) +
+                                                     " is not the one campaign " + id + " names");
+      return ok();
+    };
+    d.cancelled = [&]() {
+      pump(std::chrono::milliseconds(0));
+      return cancel || stopping();
+    };
+    Agent a(d);
+    std::uint64_t fetched = 0;
+    Result<InstallReport> rep = fail(ErrorCode::kInternal, "");
+    // An abort reaches a download waiting for bytes too, not only between chunks.
+    fetch::Options fo = o.fetch;
+    fo.cancelled = d.cancelled;
+    auto in = o.open_source ? o.open_source(v.campaign.url, fo) : fetch::open(v.campaign.url, fo);
+    if (!in) {
+      rep = fail(in.error());
+    } else {
+      fetch::Stats fs;
+      rep = install_from_source(a, **in, v.campaign.url, fo, &fs, o.open_source);
+      fetched = fs.bytes_received;
+    }
+    installing.clear();
+    CampaignRecord& rr = rec.campaigns[id];
+    if (rep) {
+      OTA_TRY(move(rr, CampaignEvent::kInstalled));
+      OTA_TRY(save_records());
+      OTA_TRY(report(id, cp::Phase::kRebooting, {}, 0, fetched));
+      reboot_requested = true;
+      return ok();
+    }
+    const Error& e = rep.error();
+    if (e.code == ErrorCode::kCancelled && stopping()) return ok();  // resumes at the next start
+    auto st = agent->state();
+    if (st && st->install.stage == Stage::kWriting) (void)agent->rollback(e.code == ErrorCode::kCancelled ? "campaign aborted" : e.message);
+    if (e.code == ErrorCode::kCancelled) {
+      OTA_TRY(move(rr, CampaignEvent::kAbort));
+      rr.done = true;
+      rec.current.clear();
+      OTA_TRY(save_records());
+      return report(id, cp::Phase::kAborted, "campaign aborted during the install; the old image runs",
+                    static_cast<int>(ErrorCode::kCampaignAborted), fetched);
+    }
+    if (e.code == ErrorCode::kFetch || e.code == ErrorCode::kIo) {
+      // The network (or the server) failed: again later, while the campaign lasts.
+      OTA_TRY(move(rr, CampaignEvent::kRetry));
+      retry = id;
+      retry_at = std::chrono::steady_clock::now() + std::chrono::seconds(o.retry_delay_s);
+      return report(id, cp::Phase::kDownloading, "will retry: " + e.message, static_cast<int>(e.code), fetched, true);
+    }
+    OTA_TRY(move(rr, CampaignEvent::kInstallFailed));
+    rr.done = true;
+    rec.current.clear();
+    OTA_TRY(save_records());
+    return report(id, cp::Phase::kFailed, e.message, static_cast<int>(e.code), fetched);
+  }
+
+  // Handles one event. During an install only acknowledgements, connects and
+  // an abort of the campaign being installed are handled; the rest waits.
+  Status handle(const mqtt::Event& ev) {
+    switch (ev.kind) {
+      case mqtt::Event::Kind::kConnected: on_connected(); return ok();
+      case mqtt::Event::Kind::kDisconnected: return ok();
+      case mqtt::Event::Kind::kPublished: acknowledged(ev.mid, ev.reason); return ok();
+      case mqtt::Event::Kind::kMessage: break;
+    }
+    // About to reboot: documents come again (retained) after the reboot.
+    if (reboot_requested) return ok();
+    if (!installing.empty()) {
+      if (campaign_id_of(ev.message.topic) == installing) {
+        auto v = accept(ev.message.topic, ev.message.payload);
+        if (v && v->control.state == cp::RunState::kAborted) cancel = true;
+        if (v) deferred.push_back(ev);  // looked at again once the install ends
+      } else {
+        deferred.push_back(ev);
+      }
+      return ok();
+    }
+    auto v = accept(ev.message.topic, ev.message.payload);
+    if (!v) return ok();
+    return act(*v);
+  }
+
+  void pump(std::chrono::milliseconds wait) {
+    if (!client) return;
+    while (auto ev = client->next(wait)) {
+      if (auto st = handle(*ev); !st) log(st.error().message);
+      wait = std::chrono::milliseconds(0);
+    }
+  }
+
+  // A trial pending at start: the boot evidence and the health check decide,
+  // and the campaign hears.
+  Status settle_trial() {
+    auto s = agent->state();
+    if (!s) return fail(s.error());
+    if (s->install.stage != Stage::kTrial && s->install.stage != Stage::kWritten) return ok();
+    const std::string id = rec.current;
+    if (auto st = agent->boot_check(); !st) {
+      if (st.error().code != ErrorCode::kTrialNotBooted) return fail(st.error());
+      // Still on the old slot: the reboot did not happen. Nothing is committed.
+      if (!id.empty()) {
+        CampaignRecord& r = rec.campaigns[id];
+        if (r.phase == cp::Phase::kRebooting) OTA_TRY(move(r, CampaignEvent::kRebootFailed));
+      }
+      log(st.error().message);
+      reboot_again_at = std::chrono::steady_clock::now() + std::chrono::seconds(o.retry_delay_s);
+      return report(id, cp::Phase::kRebooting, st.error().message, static_cast<int>(st.error().code), 0, true);
+    }
+    auto after = agent->state();
+    if (!after) return fail(after.error());
+    if (after->install.stage != Stage::kNone) return ok();
+    const bool rolled_back = after->outcome == Outcome::kRolledBack;
+    if (!id.empty()) {
+      CampaignRecord& r = rec.campaigns[id];
+      if (r.phase == cp::Phase::kRebooting) {
+        OTA_TRY(move(r, rolled_back ? CampaignEvent::kRolledBack : CampaignEvent::kCommitted));
+      } else {
+        // The record was cut before it said rebooting: the outcome is the same.
+        r.phase = rolled_back ? cp::Phase::kRolledBack : cp::Phase::kSucceeded;
+      }
+      r.done = true;
+      rec.current.clear();
+      OTA_TRY(save_records());
+      OTA_TRY(report(id, r.phase, rolled_back ? after->last_result : std::string(),
+                     rolled_back ? static_cast<int>(ErrorCode::kRolledBack) : 0));
+    }
+    // After a rollback the old image must run again: reboot into it.
+    if (rolled_back) {
+      auto running = agent->running_slot();
+      auto bs = boot::BootControl(*dev.env).state();
+      if (running && bs && *running != bs->boot_slot) reboot_requested = true;
+    }
+    return ok();
+  }
+
+  Status connect() {
+    mqtt::Options mo = o.mqtt;
+    if (mo.client_id.empty()) mo.client_id = o.device_id;
+    mo.will = mqtt::Message{cp::availability_topic(o.fleet, o.device_id),
+                            cp::encode_availability({o.device_id, boot, false}), 1, true, 0, {}};
+    auto c = o.connect ? o.connect(mo) : mqtt::connect(mo);
+    if (!c) return fail(c.error());
+    client = std::move(*c);
+    OTA_TRY(client->subscribe("ota/" + o.fleet + "/campaigns/+", 1));
+    return ok();
+  }
+
+  // Waits (bounded) for the outbox to drain before a reboot.
+  void drain(std::chrono::milliseconds limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (!out.pending.empty() && std::chrono::steady_clock::now() < end && !stopping()) pump(std::chrono::milliseconds(100));
+  }
+
+  Status session() {
+    boot = random_hex(8);
+    reboot_requested = false;
+    reboot_again_at.reset();
+    deferred.clear();
+    latest.clear();
+    retry.reset();
+    agent = std::make_unique<Agent>(dev);
+    load();
+    OTA_TRY(settle_trial());
+    OTA_TRY(connect());
+    if (out.last_state.empty()) OTA_TRY(report(std::string(), cp::Phase::kIdle));
+    while (!stopping() && !reboot_requested) {
+      if (reboot_again_at && std::chrono::steady_clock::now() >= *reboot_again_at) {
+        reboot_again_at.reset();
+        reboot_requested = true;
+        break;
+      }
+      if (!deferred.empty()) {
+        mqtt::Event ev = std::move(deferred.front());
+        deferred.pop_front();
+        if (auto st = handle(ev); !st) log(st.error().message);
+        continue;
+      }
+      pump(std::chrono::milliseconds(250));
+      if (retry && std::chrono::steady_clock::now() >= retry_at && installing.empty()) {
+        const std::string id = *retry;
+        retry.reset();
+        auto it = latest.find(id);
+        if (it == latest.end() || rec.campaigns[id].done) continue;
+        // The newest document accepted, still fresh now (a pause or an abort
+        // that came meanwhile is what act() sees).
+        if (auto fresh = cp::check_control_fresh(it->second.campaign, it->second.control, now()); !fresh) {
+          log("retry of " + id + " waits for fresh control: " + fresh.error().message);
+          continue;
+        }
+        const cp::Verified v = it->second;
+        OTA_TRY(act(v));
+      }
+    }
+    if (reboot_requested) drain(std::chrono::seconds(5));
+    client->stop();
+    client.reset();
+    return ok();
+  }
+
+  Result<bool> run_session() {
+    OTA_TRY(session());
+    return reboot_requested;
+  }
+
+  Status run() {
+    while (!stopping()) {
+      OTA_TRY(session());
+      if (!reboot_requested) break;
+      if (!real_reboot)
+        return fail(ErrorCode::kRebootPending, "a reboot is needed and no reboot command is configured");
+      // A reboot command that fails leaves the trial pending: the next start
+      // (systemd's restart) finds it not booted and asks again.
+      if (auto st = real_reboot(); !st)
+        return fail(ErrorCode::kRebootPending, "the reboot command failed: " + st.error().message);
+      // A real reboot stops this process; until it does, nothing else happens
+      // here (a new session would judge a trial that has not booted).
+      const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(o.reboot_wait_s);
+      while (!stopping() && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (!stopping())
+        return fail(ErrorCode::kRebootPending, "the reboot command succeeded but the system did not reboot within " +
+                                                   std::to_string(o.reboot_wait_s) + " s");
+    }
+    return ok();
+  }
+};
+
+Daemon::Daemon(Device device, storage::StateStore& state, DaemonOptions o)
+    : impl_(std::make_unique<Impl>(std::move(device), state, std::move(o))) {}
+Daemon::~Daemon() = default;
+Status Daemon::run() { return impl_->run(); }
+Result<bool> Daemon::run_session() { return impl_->run_session(); }
+
+}  // namespace ota::agent

@@ -1,0 +1,428 @@
+#include "ota/fleet/controller.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "core/json.hpp"
+
+namespace ota::campaign {
+
+namespace {
+
+using json::Json;
+using json::Ordered;
+
+std::string key_path(const std::string& dir) { return dir + "/" + kControllerKeyFile; }
+std::string journal_path(const std::string& dir) { return dir + "/" + kJournalFile; }
+
+Status make_dirs(const std::string& dir) {
+  std::string cur;
+  for (std::size_t i = 0; i <= dir.size(); ++i) {
+    if (i == dir.size() || (dir[i] == '/' && i > 0)) {
+      cur = dir.substr(0, i);
+      if (::mkdir(cur.c_str(), 0700) != 0 && errno != EEXIST)
+        return fail(ErrorCode::kIo, "creating " + cur + ": " + std::strerror(errno));
+    }
+  }
+  return ok();
+}
+
+Ordered counts_json(const WaveCounts& k) {
+  return Ordered{{"targeted", k.targeted},   {"succeeded", k.succeeded}, {"rolled_back", k.rolled_back},
+                 {"failed", k.failed},       {"timed_out", k.timed_out}, {"aborted", k.aborted},
+                 {"skipped", k.skipped},     {"pending", k.pending},     {"bytes_fetched", k.bytes_fetched}};
+}
+
+Result<Control> control_of(const trust::Envelope& e) { return parse_control(e.payload); }
+
+}  // namespace
+
+Result<keys::PublicKey> prepare_directory(const std::string& dir) {
+  OTA_TRY(make_dirs(dir));
+  if (::access(key_path(dir).c_str(), F_OK) == 0) {
+    auto k = keys::load_secret(key_path(dir), std::nullopt);
+    if (!k) return fail(k.error().with_context("controller key"));
+    return k->public_key();
+  }
+  auto k = keys::SecretKey::generate();
+  if (!k) return fail(k.error());
+  OTA_TRY(keys::write_key_pair(dir + "/controller", *k, std::nullopt));
+  return k->public_key();
+}
+
+void stamp_control(const Campaign& c, Control& k, trust::Time now) {
+  k.issued = now;
+  // Running: short-lived, signed again while the controller runs. Anything
+  // else is the controller's last word: it lives as long as the campaign.
+  k.expires = k.state == RunState::kRunning ? now + c.control_ttl_s : std::max(c.expires, now + 1);
+}
+
+Result<trust::Envelope> initial_control(const std::string& dir, const Campaign& c, trust::Time now) {
+  auto k = keys::load_secret(key_path(dir), std::nullopt);
+  if (!k) return fail(k.error().with_context("controller key"));
+  Control ctl;
+  ctl.campaign = c.id;
+  ctl.campaign_revision = c.revision;
+  ctl.revision = 1;
+  ctl.wave = 0;
+  ctl.state = RunState::kRunning;
+  ctl.reason = "published";
+  stamp_control(c, ctl, now);
+  return sign_control(ctl, *k);
+}
+
+Status journal_publication(const std::string& dir, const std::string& document_text, trust::Time now) {
+  auto j = Journal::open(journal_path(dir));
+  if (!j) return fail(j.error());
+  Ordered rec{{"type", "published"}, {"time", now}, {"document", Ordered::parse(document_text)}};
+  return j->append(rec.dump());
+}
+
+std::string encode_status(const Snapshot& s) {
+  Ordered j;
+  j["campaign"] = s.campaign.id;
+  j["fleet"] = s.campaign.fleet;
+  j["version"] = s.campaign.version;
+  j["state"] = run_state_name(s.state.control.state);
+  j["wave"] = s.state.control.wave;
+  j["revision"] = s.state.control.revision;
+  j["reason"] = s.state.control.reason;
+  j["time"] = trust::format_time(s.now);
+  Ordered waves = Ordered::array();
+  for (std::size_t i = 0; i < s.waves.size(); ++i) {
+    Ordered w = counts_json(s.waves[i]);
+    w["percent"] = static_cast<double>(s.campaign.waves[i]) / 100.0;
+    w["open"] = i <= s.state.control.wave;
+    w["opened"] = i < s.state.wave_opened.size() ? Ordered(trust::format_time(s.state.wave_opened[i])) : Ordered(nullptr);
+    waves.push_back(std::move(w));
+  }
+  j["waves"] = waves;
+  return j.dump();
+}
+
+Result<std::unique_ptr<Controller>> Controller::open(const std::string& dir) {
+  std::unique_ptr<Controller> c(new Controller());
+  c->dir_ = dir;
+  auto key = keys::load_secret(key_path(dir), std::nullopt);
+  if (!key) return fail(key.error().with_context("campaign directory " + dir + ": controller key"));
+  c->key_ = std::make_unique<keys::SecretKey>(std::move(*key));
+  auto j = Journal::open(journal_path(dir));
+  if (!j) return fail(j.error());
+  c->journal_.emplace(std::move(*j));
+  OTA_TRY_CTX(c->replay(), "journal " + journal_path(dir));
+  return c;
+}
+
+Controller::~Controller() = default;
+
+Status Controller::replay() {
+  bool published = false;
+  for (const auto& text : journal_->records()) {
+    Json r = Json::parse(text);  // checked by Journal::open
+    const std::string type = r.value("type", "");
+    const trust::Time t = r.value("time", trust::Time{0});
+    if (type == "published") {
+      auto d = parse_document(r.at("document").dump());
+      if (!d) return fail(d.error());
+      auto c = parse_campaign(d->campaign.payload);
+      if (!c) return fail(c.error());
+      auto k = control_of(d->control);
+      if (!k) return fail(k.error());
+      campaign_ = std::move(*c);
+      campaign_env_ = d->campaign;
+      control_env_ = d->control;
+      roots_ = d->roots;
+      state_.control = *k;
+      state_.wave_opened.assign(1, t);
+      published = true;
+    } else if (type == "decision") {
+      if (!published) return fail(ErrorCode::kMalformed, "a decision before the publication");
+      auto e = trust::parse_envelope(r.at("control").dump());
+      if (!e) return fail(e.error());
+      auto k = control_of(*e);
+      if (!k) return fail(k.error());
+      if (k->wave > state_.control.wave) state_.wave_opened.resize(k->wave + 1, t);
+      state_.control = *k;
+      control_env_ = *e;
+      if (r.contains("accepted")) {
+        state_.accepted_failures = r["accepted"].value("failures", std::uint64_t{0});
+        state_.accepted_finished = r["accepted"].value("finished", std::uint64_t{0});
+      }
+      const std::string cmd = r.value("command", "");
+      if (!cmd.empty()) applied_commands_.push_back(cmd);
+    } else if (type == "result") {
+      if (!published) return fail(ErrorCode::kMalformed, "a result before the publication");
+      auto rep = parse_report(r.at("report").dump());
+      if (!rep) return fail(rep.error());
+      observe(view_, campaign_, *rep);
+    } else {
+      return fail(ErrorCode::kMalformed, "unknown record type");
+    }
+  }
+  if (!published) return fail(ErrorCode::kMalformed, "no publication: run `ota publish` first");
+  document_ = encode_document({campaign_env_, control_env_, roots_});
+  return ok();
+}
+
+bool Controller::refresh_control(trust::Time now) {
+  const Control& k = state_.control;
+  if (k.state != RunState::kRunning) return false;
+  // Signed again once a third of its life is gone (or it has no expiry: an
+  // older controller's document), so a device that takes it always has
+  // two thirds of the TTL left.
+  if (k.expires != 0 && now - k.issued < campaign_.control_ttl_s / 3 && now < k.expires) return false;
+  Control next = k;
+  stamp_control(campaign_, next, now);
+  state_.control = next;
+  control_env_ = sign_control(next, *key_);
+  document_ = encode_document({campaign_env_, control_env_, roots_});
+  return true;
+}
+
+Snapshot Controller::snapshot(trust::Time now) const {
+  Snapshot s;
+  s.campaign = campaign_;
+  s.state = state_;
+  s.devices = view_;
+  s.waves = count(campaign_, state_, view_, now);
+  s.now = now;
+  return s;
+}
+
+Status Controller::publish_document(mqtt::Client& client) {
+  mqtt::Message m;
+  m.topic = campaign_topic(campaign_.fleet, campaign_.id);
+  m.payload = document_;
+  m.qos = 1;
+  m.retain = true;
+  auto mid = client.publish(m);
+  if (!mid) return fail(mid.error());
+  return ok();
+}
+
+Status Controller::take_report(const Report& r, trust::Time now) {
+  const auto before = view_.find(r.device);
+  const Phase old = before == view_.end() ? Phase::kIdle : before->second.phase;
+  const bool known = before != view_.end();
+  if (!observe(view_, campaign_, r)) return ok();
+  const DeviceView& v = view_[r.device];
+  // Final results (and first sightings) go to the journal: the audit log and
+  // what a restarted controller counts even if the broker lost them.
+  if ((is_final(v.phase) && v.phase != old) || !known) {
+    // Group commit: synced within a tick, and always before the next decision.
+    Ordered rec{{"type", "result"}, {"time", now}, {"report", Ordered::parse(encode_report(r))}};
+    OTA_TRY(journal_->append(rec.dump(), false));
+    ++unsynced_;
+  }
+  return ok();
+}
+
+Status Controller::decide(mqtt::Client& client, Decision d, const std::string& command_id, trust::Time now,
+                          const RunOptions& o) {
+  Control next = state_.control;
+  next.revision += 1;
+  next.reason = d.reason;
+  std::string action(action_name(d.action));
+  switch (d.action) {
+    case Decision::Action::kNone:
+      // An operator's resume.
+      next.state = RunState::kRunning;
+      action = "resume";
+      break;
+    case Decision::Action::kOpenWave: next.wave += 1; break;
+    case Decision::Action::kPause: next.state = RunState::kPaused; break;
+    case Decision::Action::kAbort: next.state = RunState::kAborted; break;
+    case Decision::Action::kComplete: next.state = RunState::kCompleted; break;
+  }
+  stamp_control(campaign_, next, now);
+  trust::Envelope env = sign_control(next, *key_);
+  Ordered counts = Ordered::array();
+  WaveCounts open;
+  const auto per_wave = count(campaign_, state_, view_, now);
+  for (std::size_t i = 0; i < per_wave.size(); ++i) {
+    counts.push_back(counts_json(per_wave[i]));
+    if (i <= state_.control.wave) {
+      open.rolled_back += per_wave[i].rolled_back;
+      open.failed += per_wave[i].failed;
+      open.succeeded += per_wave[i].succeeded;
+    }
+  }
+  Ordered rec{{"type", "decision"},
+              {"time", now},
+              {"action", action},
+              {"reason", d.reason},
+              {"command", command_id},
+              {"counts", counts},
+              {"control", Ordered::parse(trust::encode_envelope(env))}};
+  if (action == "resume") rec["accepted"] = {{"failures", open.failures()}, {"finished", open.finished()}};
+  // Synced before anyone hears of it.
+  OTA_TRY(journal_->append(rec.dump()));
+  if (next.wave > state_.control.wave) state_.wave_opened.resize(next.wave + 1, now);
+  if (action == "resume") {
+    state_.accepted_failures = open.failures();
+    state_.accepted_finished = open.finished();
+  }
+  state_.control = next;
+  control_env_ = env;
+  document_ = encode_document({campaign_env_, control_env_, roots_});
+  if (!command_id.empty()) applied_commands_.push_back(command_id);
+  if (o.log) o.log(action + ": " + d.reason);
+  return publish_document(client);
+}
+
+Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
+  auto now = [&] { return o.now ? o.now() : static_cast<trust::Time>(std::time(nullptr)); };
+  const std::string devices = "ota/" + campaign_.fleet + "/devices/+/state";
+  const std::string commands = commands_topic(campaign_.fleet, campaign_.id);
+  OTA_TRY(client.subscribe(devices, 1));
+  OTA_TRY(client.subscribe(commands, 1));
+  auto last_status = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  bool dirty = true;
+  int final_mid = -1;
+  // The gates wait until the retained device states arrived after the first
+  // connect (a quiet second, at most ten): judging an empty fleet would open
+  // waves nobody was counted in.
+  bool ready = false;
+  std::optional<std::chrono::steady_clock::time_point> connected_at;
+  auto last_message = std::chrono::steady_clock::now();
+  // Reconciliation: a broker may drop messages queued for the controller (a
+  // full queue, a restart from an old snapshot). While devices are pending,
+  // the device states are read again from the retained store every
+  // o.reconcile; duplicates are recognized by sequence number.
+  auto last_reconcile = std::chrono::steady_clock::now();
+  refresh_control(now());
+  if (client.connected()) {
+    // The caller waited for the connection (and took its event).
+    OTA_TRY(publish_document(client));
+    connected_at = std::chrono::steady_clock::now();
+  }
+  auto final_deadline = std::chrono::steady_clock::time_point::max();
+  for (;;) {
+    if (o.stop && *o.stop) {
+      OTA_TRY(journal_->sync());
+      return state_.control.state;
+    }
+    auto ev = client.next(o.tick);
+    const trust::Time t = now();
+    // The timestamp role: a running control is signed again before it goes stale.
+    if (final_mid < 0 && refresh_control(t)) OTA_TRY(publish_document(client));
+    if (ev) {
+      switch (ev->kind) {
+        case mqtt::Event::Kind::kConnected:
+          // Every (re)connect: the broker may have lost what it held.
+          OTA_TRY(publish_document(client));
+          if (!connected_at) connected_at = std::chrono::steady_clock::now();
+          dirty = true;
+          break;
+        case mqtt::Event::Kind::kMessage: {
+          const auto& m = ev->message;
+          last_message = std::chrono::steady_clock::now();
+          if (m.topic == commands) {
+            auto c = parse_command(m.payload);
+            if (!c) {
+              if (o.log) o.log("ignored a command: " + c.error().message);
+              break;
+            }
+            bool applied = false;
+            for (const auto& id : applied_commands_) applied = applied || id == c->id;
+            if (applied) break;
+            const RunState s = state_.control.state;
+            Decision d;
+            d.reason = "operator: " + c->action + (c->reason.empty() ? "" : ": " + c->reason);
+            if (c->action == "pause" && s == RunState::kRunning) d.action = Decision::Action::kPause;
+            else if (c->action == "abort" && (s == RunState::kRunning || s == RunState::kPaused)) d.action = Decision::Action::kAbort;
+            else if (c->action == "resume" && s == RunState::kPaused) d.action = Decision::Action::kNone;
+            else {
+              // Nothing to change; remember the id so it is not reconsidered.
+              Ordered rec{{"type", "decision"}, {"time", t}, {"action", "ignored"}, {"reason", d.reason + " (campaign is " + std::string(run_state_name(s)) + ")"},
+                          {"command", c->id}, {"counts", Ordered::array()}, {"control", Ordered::parse(trust::encode_envelope(control_env_))}};
+              OTA_TRY(journal_->append(rec.dump()));
+              applied_commands_.push_back(c->id);
+              break;
+            }
+            OTA_TRY(decide(client, d, c->id, t, o));
+            dirty = true;
+          } else {
+            auto r = parse_report(m.payload);
+            if (!r) {
+              if (o.log) o.log("ignored a report on " + m.topic + ": " + r.error().message);
+              break;
+            }
+            if (m.topic != state_topic(campaign_.fleet, r->device)) {
+              if (o.log) o.log("ignored a report on " + m.topic + " naming device " + r->device);
+              break;
+            }
+            const auto before = view_.find(r->device);
+            const std::uint64_t seq = before == view_.end() ? 0 : before->second.seq;
+            OTA_TRY(take_report(*r, t));
+            dirty = dirty || view_[r->device].seq != seq;
+          }
+          break;
+        }
+        case mqtt::Event::Kind::kPublished:
+          if (ev->mid == final_mid) final_deadline = std::chrono::steady_clock::now();
+          break;
+        case mqtt::Event::Kind::kDisconnected: break;
+      }
+    }
+    if (unsynced_ > 0 && (unsynced_ >= 512 || !(ev && ev->kind == mqtt::Event::Kind::kMessage))) {
+      // A quiet moment, or 512 results: sync them (one fsync for many).
+      OTA_TRY(journal_->sync());
+      unsynced_ = 0;
+    }
+    if (!ready && connected_at) {
+      const auto t0 = std::chrono::steady_clock::now();
+      ready = t0 - last_message >= std::chrono::seconds(1) || t0 - *connected_at >= std::chrono::seconds(10);
+    }
+    if (final_mid < 0 && ready) {
+      Decision d = evaluate(campaign_, state_, view_, t);
+      if (d.action != Decision::Action::kNone) {
+        OTA_TRY(decide(client, d, "", t, o));
+        dirty = true;
+      }
+    }
+    const auto wall = std::chrono::steady_clock::now();
+    if (ready && final_mid < 0 && state_.control.state == RunState::kRunning && wall - last_reconcile >= o.reconcile &&
+        wall - last_message >= std::min<std::chrono::milliseconds>(o.reconcile, std::chrono::seconds(10))) {
+      last_reconcile = wall;
+      std::uint64_t pending = 0;
+      for (const auto& w : count(campaign_, state_, view_, t)) pending += w.pending;
+      // The same subscription again: the broker replaces it and sends the
+      // retained states anew (MQTT 3.1.1 3.8.4, MQTT 5 retain handling 0).
+      // Best effort: a busy broker's late SUBACK is no reason to stop.
+      if (pending > 0) {
+        if (auto st = client.subscribe(devices, 1); !st && o.log) o.log("reconciling device states: " + st.error().message);
+      }
+    }
+    if (dirty && wall - last_status >= std::chrono::milliseconds(500)) {
+      Snapshot s = snapshot(t);
+      mqtt::Message m{status_topic(campaign_.fleet, campaign_.id), encode_status(s), 1, true, 0, {}};
+      (void)client.publish(m);
+      if (o.on_change) o.on_change(s);
+      last_status = wall;
+      dirty = false;
+    }
+    const RunState s = state_.control.state;
+    const bool finished = s == RunState::kCompleted || s == RunState::kAborted ||
+                          (s == RunState::kPaused && o.exit_on_pause);
+    if (finished && final_mid < 0) {
+      // Make sure the final document reached the broker before returning.
+      mqtt::Message m{campaign_topic(campaign_.fleet, campaign_.id), document_, 1, true, 0, {}};
+      auto mid = client.publish(m);
+      if (!mid) return fail(mid.error());
+      final_mid = *mid;
+      final_deadline = wall + std::chrono::seconds(10);
+      Snapshot snap = snapshot(t);
+      mqtt::Message st{status_topic(campaign_.fleet, campaign_.id), encode_status(snap), 1, true, 0, {}};
+      (void)client.publish(st);
+      if (o.on_change) o.on_change(snap);
+    }
+    if (final_mid >= 0 && std::chrono::steady_clock::now() >= final_deadline) return s;
+  }
+}
+
+}  // namespace ota::campaign

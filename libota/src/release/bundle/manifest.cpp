@@ -1,0 +1,354 @@
+#include "ota/release/manifest.hpp"
+
+#include <set>
+
+#include "core/json.hpp"
+
+namespace ota::manifest {
+
+namespace {
+
+constexpr std::uint64_t kMaxSize = (1ull << 63) - 1;
+constexpr trust::Time kMaxCreated = 077777777777;
+
+bool safe_name(std::string_view s, std::size_t max) {
+  if (s.empty() || s.size() > max || s == "." || s == "..") return false;
+  for (char c : s) {
+    bool okc = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+               c == '-' || c == '+';
+    if (!okc) return false;
+  }
+  return true;
+}
+
+bool printable(std::string_view s, std::size_t max) {
+  if (s.empty() || s.size() > max) return false;
+  for (unsigned char c : s)
+    if (c < 0x21 || c > 0x7e) return false;
+  return true;
+}
+
+bool is_pow2(std::uint64_t v) { return v && !(v & (v - 1)); }
+
+// Splits "a.b.c" into identifiers.
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  std::size_t start = 0;
+  while (true) {
+    auto p = s.find(sep, start);
+    out.push_back(s.substr(start, p == std::string_view::npos ? std::string_view::npos : p - start));
+    if (p == std::string_view::npos) break;
+    start = p + 1;
+  }
+  return out;
+}
+
+bool numeric(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+
+bool ident_ok(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-')) return false;
+  return true;
+}
+
+struct Parts {
+  std::vector<std::string_view> core, pre;
+};
+
+std::optional<Parts> parse_semver(std::string_view v) {
+  if (v.empty() || v.size() > 128) return std::nullopt;
+  auto plus = v.find('+');
+  if (plus != std::string_view::npos) {
+    for (auto id : split(v.substr(plus + 1), '.'))
+      if (!ident_ok(id)) return std::nullopt;
+    v = v.substr(0, plus);
+  }
+  Parts p;
+  auto dash = v.find('-');
+  if (dash != std::string_view::npos) {
+    p.pre = split(v.substr(dash + 1), '.');
+    for (auto id : p.pre)
+      if (!ident_ok(id) || (numeric(id) && id.size() > 1 && id[0] == '0')) return std::nullopt;
+    v = v.substr(0, dash);
+  }
+  p.core = split(v, '.');
+  if (p.core.size() != 3) return std::nullopt;
+  for (auto n : p.core)
+    if (!numeric(n) || (n.size() > 1 && n[0] == '0') || n.size() > 19) return std::nullopt;
+  return p;
+}
+
+int cmp_numeric(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return a.size() < b.size() ? -1 : 1;
+  int c = a.compare(b);
+  return c < 0 ? -1 : c > 0;
+}
+
+}  // namespace
+
+std::string_view kind_name(PayloadKind k) { return k == PayloadKind::kFull ? "full" : "delta"; }
+
+std::string_view compression_name(Compression c) {
+  switch (c) {
+    case Compression::kNone: return "none";
+    case Compression::kZstd: return "zstd";
+    case Compression::kOtaDelta: return "ota-delta";
+  }
+  return "none";
+}
+
+bool is_valid_version(std::string_view v) { return parse_semver(v).has_value(); }
+
+int compare_versions(std::string_view a, std::string_view b) {
+  auto pa = parse_semver(a), pb = parse_semver(b);
+  if (!pa || !pb) return a.compare(b) < 0 ? -1 : (a == b ? 0 : 1);
+  for (int i = 0; i < 3; ++i)
+    if (int c = cmp_numeric(pa->core[i], pb->core[i])) return c;
+  if (pa->pre.empty() || pb->pre.empty()) return pa->pre.empty() == pb->pre.empty() ? 0 : (pa->pre.empty() ? 1 : -1);
+  for (std::size_t i = 0; i < pa->pre.size() && i < pb->pre.size(); ++i) {
+    auto x = pa->pre[i], y = pb->pre[i];
+    bool nx = numeric(x), ny = numeric(y);
+    int c = 0;
+    if (nx && ny) c = cmp_numeric(x, y);
+    else if (nx != ny) c = nx ? -1 : 1;
+    else c = x.compare(y) < 0 ? -1 : (x == y ? 0 : 1);
+    if (c) return c;
+  }
+  if (pa->pre.size() == pb->pre.size()) return 0;
+  return pa->pre.size() < pb->pre.size() ? -1 : 1;
+}
+
+Digest chunk_tree_hash(const std::vector<Digest>& chunks) {
+  Hasher h;
+  for (const auto& c : chunks) h.update(ByteSpan(c.data(), c.size()));
+  return h.finish();
+}
+
+std::uint32_t default_chunk_size(std::uint64_t stored_size) {
+  std::uint64_t c = 256u << 10;
+  while ((stored_size + c - 1) / c > 4096 && c < (64u << 20)) c <<= 1;
+  return static_cast<std::uint32_t>(c);
+}
+
+Status validate(const Manifest& m) {
+  auto bad = [](std::string msg) { return fail(ErrorCode::kMalformed, "manifest: " + msg); };
+  if (!printable(m.name, 128)) return bad("name must be 1 to 128 printable ASCII characters");
+  if (!is_valid_version(m.version)) return bad("version is not SemVer 2.0.0 (MAJOR.MINOR.PATCH[-PRE][+BUILD])");
+  if (m.security_version > kMaxSize) return bad("security_version is too large");
+  if (m.hardware.empty()) return bad("no compatible hardware id");
+  if (m.hardware.size() > kMaxHardware) return bad("more than " + std::to_string(kMaxHardware) + " hardware ids");
+  std::set<std::string> hw;
+  for (const auto& h : m.hardware) {
+    if (!printable(h, 128)) return bad("hardware ids are 1 to 128 printable ASCII characters");
+    if (!hw.insert(h).second) return bad("hardware id listed twice");
+  }
+  if (m.created < 0 || (m.expires && *m.expires < 0)) return bad("time before 1970");
+  // Tar headers carry created as 11 octal digits (until the year 2242).
+  if (m.created > kMaxCreated) return bad("created is after the year 2242");
+  if (m.target_size > kMaxSize) return bad("target size is too large");
+  if (m.payloads.empty()) return bad("no payload");
+  if (m.payloads.size() > kMaxPayloads) return bad("more than " + std::to_string(kMaxPayloads) + " payloads");
+  std::set<std::string> names;
+  std::set<Digest> bases;
+  int full = 0;
+  for (const auto& p : m.payloads) {
+    const std::string where = "payload " + (safe_name(p.name, 64) ? p.name : std::string("?")) + ": ";
+    if (!safe_name(p.name, 64)) return bad("payload names are 1 to 64 characters of [A-Za-z0-9._+-]");
+    if (!names.insert(p.name).second) return bad(where + "name listed twice");
+    if (p.size > kMaxSize) return bad(where + "size is too large");
+    if (!is_pow2(p.chunk_size) || p.chunk_size < 4096 || p.chunk_size > (64u << 20))
+      return bad(where + "chunk_size must be a power of two from 4 KiB to 64 MiB");
+    const std::uint64_t expect = (p.size + p.chunk_size - 1) / p.chunk_size;
+    if (p.chunks.size() != expect)
+      return bad(where + std::to_string(p.chunks.size()) + " chunk hashes for " + std::to_string(expect) + " chunks");
+    if (p.window_log > 31) return bad(where + "window_log over 31");
+    if (p.hash != chunk_tree_hash(p.chunks)) return bad(where + "hash is not the hash of its chunk hashes");
+    if (p.kind == PayloadKind::kFull) {
+      ++full;
+      if (p.compression == Compression::kOtaDelta) return bad(where + "a full payload cannot be an ota delta");
+      if (p.base_size != 0 || p.base_hash != Digest{}) return bad(where + "a full payload has no base");
+    } else {
+      if (p.compression != Compression::kOtaDelta) return bad(where + "a delta payload must be an ota delta");
+      if (p.base_size > kMaxSize) return bad(where + "base size is too large");
+      if (!bases.insert(p.base_hash).second) return bad(where + "two deltas from the same base");
+    }
+  }
+  if (full > 1) return bad("more than one full payload");
+  return ok();
+}
+
+Bytes encode_manifest(const Manifest& m) {
+  json::Ordered doc;
+  doc["format"] = kFormat;
+  doc["name"] = m.name;
+  doc["version"] = m.version;
+  doc["security_version"] = m.security_version;
+  doc["hardware"] = m.hardware;
+  doc["created"] = trust::format_time(m.created);
+  if (m.expires) doc["expires"] = trust::format_time(*m.expires);
+  doc["hash"] = "blake2b-256";
+  doc["target"] = {{"size", m.target_size}, {"hash", to_hex(m.target_hash)}};
+  doc["payloads"] = json::Ordered::array();
+  for (const auto& p : m.payloads) {
+    json::Ordered pj;
+    pj["name"] = p.name;
+    pj["kind"] = kind_name(p.kind);
+    if (p.kind == PayloadKind::kDelta) pj["base"] = {{"size", p.base_size}, {"hash", to_hex(p.base_hash)}};
+    pj["compression"] = compression_name(p.compression);
+    pj["window_log"] = p.window_log;
+    pj["size"] = p.size;
+    pj["hash"] = to_hex(p.hash);
+    pj["chunk_size"] = p.chunk_size;
+    pj["chunks"] = json::Ordered::array();
+    for (const auto& c : p.chunks) pj["chunks"].push_back(to_hex(c));
+    doc["payloads"].push_back(std::move(pj));
+  }
+  std::string text = doc.dump(2) + "\n";
+  return Bytes(text.begin(), text.end());
+}
+
+Result<Manifest> parse_manifest(ByteSpan bytes) {
+  auto j = json::parse_strict(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+                              kMaxManifestBytes, "manifest");
+  if (!j) return fail(j.error());
+  auto o = json::Object::of(*j, "manifest");
+  if (!o) return fail(o.error());
+  auto format = o->string("format", 32);
+  if (!format) return fail(format.error());
+  if (*format != kFormat) {
+    if (format->rfind("ota-manifest-v", 0) == 0)
+      return fail(ErrorCode::kUnsupported, "manifest: format " + *format + " is not supported by this build");
+    return fail(ErrorCode::kMalformed, "manifest: format is not " + std::string(kFormat));
+  }
+  OTA_TRY(o->only({"format", "name", "version", "security_version", "hardware", "created", "expires", "hash",
+                   "target", "payloads"}));
+  Manifest m;
+  auto name = o->string("name", 128);
+  if (!name) return fail(name.error());
+  m.name = *name;
+  auto version = o->string("version", 128);
+  if (!version) return fail(version.error());
+  m.version = *version;
+  auto sv = o->u64("security_version");
+  if (!sv) return fail(sv.error());
+  m.security_version = *sv;
+  auto hw = o->array("hardware", kMaxHardware);
+  if (!hw) return fail(hw.error());
+  for (const auto& h : **hw) {
+    auto s = json::as_string(h, "manifest.hardware[]", 128);
+    if (!s) return fail(s.error());
+    m.hardware.push_back(*s);
+  }
+  auto created = o->string("created", 32);
+  if (!created) return fail(created.error());
+  auto ct = trust::parse_time(*created);
+  if (!ct) return fail(ct.error().with_context("manifest.created"));
+  m.created = *ct;
+  if (o->has("expires")) {
+    auto e = o->string("expires", 32);
+    if (!e) return fail(e.error());
+    auto et = trust::parse_time(*e);
+    if (!et) return fail(et.error().with_context("manifest.expires"));
+    m.expires = *et;
+  }
+  auto hash = o->string("hash", 32);
+  if (!hash) return fail(hash.error());
+  if (*hash != "blake2b-256") return fail(ErrorCode::kUnsupported, "manifest: hash algorithm is not blake2b-256");
+  auto tj = o->object("target");
+  if (!tj) return fail(tj.error());
+  auto to = json::Object::of(**tj, "manifest.target");
+  if (!to) return fail(to.error());
+  OTA_TRY(to->only({"size", "hash"}));
+  auto tsize = to->u64("size");
+  if (!tsize) return fail(tsize.error());
+  m.target_size = *tsize;
+  auto thash = to->digest("hash");
+  if (!thash) return fail(thash.error());
+  m.target_hash = *thash;
+
+  auto payloads = o->array("payloads", kMaxPayloads);
+  if (!payloads) return fail(payloads.error());
+  for (const auto& pj : **payloads) {
+    auto po = json::Object::of(pj, "manifest.payloads[]");
+    if (!po) return fail(po.error());
+    OTA_TRY(po->only({"name", "kind", "base", "compression", "window_log", "size", "hash", "chunk_size", "chunks"}));
+    Payload p;
+    auto pname = po->string("name", 64);
+    if (!pname) return fail(pname.error());
+    p.name = *pname;
+    auto kind = po->string("kind", 16);
+    if (!kind) return fail(kind.error());
+    if (*kind == "full") p.kind = PayloadKind::kFull;
+    else if (*kind == "delta") p.kind = PayloadKind::kDelta;
+    else return fail(ErrorCode::kUnsupported, "manifest: payload kind is neither full nor delta");
+    if (p.kind == PayloadKind::kDelta) {
+      auto bj = po->object("base");
+      if (!bj) return fail(bj.error());
+      auto bo = json::Object::of(**bj, "manifest.payloads[].base");
+      if (!bo) return fail(bo.error());
+      OTA_TRY(bo->only({"size", "hash"}));
+      auto bs = bo->u64("size");
+      if (!bs) return fail(bs.error());
+      auto bh = bo->digest("hash");
+      if (!bh) return fail(bh.error());
+      p.base_size = *bs;
+      p.base_hash = *bh;
+    } else if (po->has("base")) {
+      return fail(ErrorCode::kMalformed, "manifest: a full payload has no base");
+    }
+    auto comp = po->string("compression", 16);
+    if (!comp) return fail(comp.error());
+    if (*comp == "none") p.compression = Compression::kNone;
+    else if (*comp == "zstd") p.compression = Compression::kZstd;
+    else if (*comp == "ota-delta") p.compression = Compression::kOtaDelta;
+    else return fail(ErrorCode::kUnsupported, "manifest: unknown payload compression");
+    auto wl = po->u64("window_log", 31);
+    if (!wl) return fail(wl.error());
+    p.window_log = static_cast<std::uint8_t>(*wl);
+    auto size = po->u64("size");
+    if (!size) return fail(size.error());
+    p.size = *size;
+    auto ph = po->digest("hash");
+    if (!ph) return fail(ph.error());
+    p.hash = *ph;
+    auto cs = po->u64("chunk_size", 64u << 20);
+    if (!cs) return fail(cs.error());
+    p.chunk_size = static_cast<std::uint32_t>(*cs);
+    auto chunks = po->array("chunks", kMaxChunksPerPayload);
+    if (!chunks) return fail(chunks.error());
+    p.chunks.reserve((*chunks)->size());
+    for (const auto& c : **chunks) {
+      auto d = json::as_digest(c, "manifest.payloads[].chunks[]");
+      if (!d) return fail(d.error());
+      p.chunks.push_back(*d);
+    }
+    m.payloads.push_back(std::move(p));
+  }
+  OTA_TRY(validate(m));
+  return m;
+}
+
+Status check_policy(const Manifest& m, const Policy& p) {
+  if (m.expires && *m.expires <= p.now)
+    return fail(ErrorCode::kExpired, "the manifest expired at " + trust::format_time(*m.expires));
+  if (p.hardware) {
+    bool found = false;
+    for (const auto& h : m.hardware) found = found || h == *p.hardware;
+    if (!found) return fail(ErrorCode::kIncompatibleHardware, "the bundle is not for hardware '" + *p.hardware + "'");
+  }
+  if (p.security_floor && m.security_version < *p.security_floor)
+    return fail(ErrorCode::kDowngrade, "security version " + std::to_string(m.security_version) +
+                                           " is below the device's floor " + std::to_string(*p.security_floor));
+  if (p.installed_version && compare_versions(m.version, *p.installed_version) <= 0)
+    return fail(ErrorCode::kDowngrade, "version " + m.version + " is not newer than the installed " +
+                                           *p.installed_version);
+  return ok();
+}
+
+}  // namespace ota::manifest

@@ -1,0 +1,329 @@
+#include "ota/release/trust.hpp"
+
+#include <ctime>
+
+#include "core/json.hpp"
+#include "release/sign/signatures.hpp"
+
+namespace ota::trust {
+
+namespace {
+constexpr std::string_view kRootFormat = "ota-root-v1";
+constexpr std::size_t kMaxEnvelope = 1u << 20;
+constexpr std::size_t kMaxRootBytes = 256u << 10;
+constexpr std::size_t kMaxSignatures = 256;
+constexpr std::size_t kMaxRootKeys = 256;
+
+std::string short_id(const keys::KeyId& id) { return to_hex(ByteSpan(id.data(), 8)); }
+
+}  // namespace
+
+Bytes signing_message(std::string_view type, ByteSpan body) {
+  std::string head = "OTA-SIG-V1 " + std::to_string(type.size()) + " " + std::string(type) + " " +
+                     std::to_string(body.size()) + " ";
+  Bytes out(head.begin(), head.end());
+  out.insert(out.end(), body.begin(), body.end());
+  return out;
+}
+
+Result<Time> parse_time(std::string_view text) {
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
+  auto digits = [&](std::size_t pos, std::size_t n, int& out) {
+    if (pos + n > text.size()) return false;
+    int v = 0;
+    for (std::size_t i = pos; i < pos + n; ++i) {
+      if (text[i] < '0' || text[i] > '9') return false;
+      v = v * 10 + (text[i] - '0');
+    }
+    out = v;
+    return true;
+  };
+  bool okay = digits(0, 4, y) && text.size() >= 10 && text[4] == '-' && digits(5, 2, mo) && text[7] == '-' &&
+              digits(8, 2, d);
+  if (okay && text.size() != 10) {
+    okay = text.size() == 20 && text[10] == 'T' && digits(11, 2, h) && text[13] == ':' && digits(14, 2, mi) &&
+           text[16] == ':' && digits(17, 2, s) && text[19] == 'Z';
+  }
+  std::string quoted(1, '\'');
+  quoted.append(text.substr(0, 32));
+  quoted.push_back('\'');
+  if (!okay || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 59 || y < 1970)
+    return fail(ErrorCode::kMalformed, quoted + " is not a UTC time (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)");
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = s;
+  const Time t = ::timegm(&tm);
+  if (format_time(t).substr(0, 10) != std::string(text.substr(0, 10)))
+    return fail(ErrorCode::kMalformed, quoted + " is not a calendar date");
+  return t;
+}
+
+std::string format_time(Time t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  ::gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+Bytes encode_root(const Root& root) {
+  json::Ordered doc;
+  doc["format"] = kRootFormat;
+  doc["version"] = root.version;
+  doc["expires"] = format_time(root.expires);
+  doc["threshold"] = root.threshold;
+  doc["keys"] = json::Ordered::array();
+  for (const auto& [id, key] : root.keys)
+    doc["keys"].push_back({{"keyid", to_hex(id)},
+                           {"type", "ed25519"},
+                           {"public", to_hex(ByteSpan(key.bytes.data(), key.bytes.size()))}});
+  doc["revoked"] = json::Ordered::array();
+  for (const auto& id : root.revoked) doc["revoked"].push_back(to_hex(id));
+  std::string text = doc.dump(2) + "\n";
+  return Bytes(text.begin(), text.end());
+}
+
+Result<Root> parse_root(ByteSpan bytes) {
+  auto j = json::parse_strict(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+                              kMaxRootBytes, "root");
+  if (!j) return fail(j.error());
+  auto o = json::Object::of(*j, "root");
+  if (!o) return fail(o.error());
+  OTA_TRY(o->only({"format", "version", "expires", "threshold", "keys", "revoked"}));
+  auto format = o->string("format", 32);
+  if (!format) return fail(format.error());
+  if (*format != kRootFormat) return fail(ErrorCode::kMalformed, "root: format is not " + std::string(kRootFormat));
+  Root r;
+  auto version = o->u64("version");
+  if (!version) return fail(version.error());
+  if (*version == 0) return fail(ErrorCode::kMalformed, "root: version starts at 1");
+  r.version = *version;
+  auto expires = o->string("expires", 32);
+  if (!expires) return fail(expires.error());
+  auto t = parse_time(*expires);
+  if (!t) return fail(t.error().with_context("root.expires"));
+  r.expires = *t;
+  auto keys = o->array("keys", kMaxRootKeys);
+  if (!keys) return fail(keys.error());
+  for (const auto& kj : **keys) {
+    auto ko = json::Object::of(kj, "root.keys[]");
+    if (!ko) return fail(ko.error());
+    OTA_TRY(ko->only({"keyid", "type", "public"}));
+    auto type = ko->string("type", 32);
+    if (!type) return fail(type.error());
+    if (*type != "ed25519") return fail(ErrorCode::kUnsupported, "root: key type is not ed25519");
+    auto pub = ko->digest("public");
+    if (!pub) return fail(pub.error());
+    keys::PublicKey k;
+    k.bytes = *pub;
+    auto id = ko->digest("keyid");
+    if (!id) return fail(id.error());
+    if (*id != k.id()) return fail(ErrorCode::kMalformed, "root: keyid " + short_id(*id) + " does not match its key");
+    if (!r.keys.emplace(*id, k).second)
+      return fail(ErrorCode::kMalformed, "root: key " + short_id(*id) + " is listed twice");
+  }
+  auto revoked = o->array("revoked", kMaxRootKeys * 16);
+  if (!revoked) return fail(revoked.error());
+  for (const auto& rj : **revoked) {
+    auto id = json::as_digest(rj, "root.revoked[]");
+    if (!id) return fail(id.error());
+    if (r.keys.count(*id)) return fail(ErrorCode::kMalformed, "root: key " + short_id(*id) + " is both listed and revoked");
+    if (!r.revoked.insert(*id).second)
+      return fail(ErrorCode::kMalformed, "root: key " + short_id(*id) + " is revoked twice");
+  }
+  auto threshold = o->u64("threshold", kMaxRootKeys);
+  if (!threshold) return fail(threshold.error());
+  if (*threshold < 1 || *threshold > r.keys.size())
+    return fail(ErrorCode::kMalformed, "root: threshold " + std::to_string(*threshold) + " is not between 1 and the " +
+                                           std::to_string(r.keys.size()) + " keys");
+  r.threshold = static_cast<std::uint32_t>(*threshold);
+  return r;
+}
+
+std::string encode_envelope(const Envelope& env) {
+  json::Ordered doc;
+  doc["payloadType"] = env.payload_type;
+  doc["payload"] = json::base64_encode(env.payload);
+  doc["signatures"] = detail::encode_signatures(env.signatures);
+  return doc.dump(2) + "\n";
+}
+
+namespace detail {
+json::Ordered encode_signatures(const std::vector<SignatureEntry>& sigs) {
+  json::Ordered arr = json::Ordered::array();
+  for (const auto& s : sigs) arr.push_back({{"keyid", to_hex(s.key_id)}, {"sig", json::base64_encode(s.sig)}});
+  return arr;
+}
+
+Result<std::vector<SignatureEntry>> parse_signatures(const json::Json& arr, std::string_view what) {
+  std::vector<SignatureEntry> out;
+  for (const auto& sj : arr) {
+    auto so = json::Object::of(sj, std::string(what) + "[]");
+    if (!so) return fail(so.error());
+    OTA_TRY(so->only({"keyid", "sig"}));
+    SignatureEntry e;
+    auto id = so->digest("keyid");
+    if (!id) return fail(id.error());
+    e.key_id = *id;
+    auto sig = so->string("sig", 100);
+    if (!sig) return fail(sig.error());
+    auto raw = json::base64_decode(*sig, 64);
+    if (!raw || raw->size() != 64)
+      return fail(ErrorCode::kMalformed, std::string(what) + "[].sig is not a base64 Ed25519 signature");
+    std::copy(raw->begin(), raw->end(), e.sig.begin());
+    out.push_back(e);
+  }
+  return out;
+}
+}  // namespace detail
+
+Result<Envelope> parse_envelope(std::string_view text) {
+  auto j = json::parse_strict(text, kMaxEnvelope, "signed root");
+  if (!j) return fail(j.error());
+  auto o = json::Object::of(*j, "signed root");
+  if (!o) return fail(o.error());
+  OTA_TRY(o->only({"payloadType", "payload", "signatures"}));
+  Envelope env;
+  auto type = o->string("payloadType", 128);
+  if (!type) return fail(type.error());
+  env.payload_type = *type;
+  auto payload = o->string("payload", kMaxEnvelope);
+  if (!payload) return fail(payload.error());
+  auto raw = json::base64_decode(*payload, kMaxRootBytes);
+  if (!raw) return fail(ErrorCode::kMalformed, "signed root: payload is not base64 (or is too large)");
+  env.payload = std::move(*raw);
+  auto sigs = o->array("signatures", kMaxSignatures);
+  if (!sigs) return fail(sigs.error());
+  auto parsed = detail::parse_signatures(**sigs, "signed root.signatures");
+  if (!parsed) return fail(parsed.error());
+  env.signatures = std::move(*parsed);
+  return env;
+}
+
+std::string_view sig_status_name(SigStatus s) {
+  switch (s) {
+    case SigStatus::kValid: return "valid";
+    case SigStatus::kInvalid: return "invalid";
+    case SigStatus::kUnknownKey: return "unknown_key";
+    case SigStatus::kRevoked: return "revoked";
+    case SigStatus::kDuplicate: return "duplicate";
+  }
+  return "invalid";
+}
+
+Status check_threshold(const Root& root, ByteSpan message, const std::vector<SignatureEntry>& sigs,
+                       ThresholdReport* report) {
+  ThresholdReport local;
+  ThresholdReport& r = report ? *report : local;
+  r = {};
+  r.threshold = root.threshold;
+  std::set<keys::KeyId> counted;  // keys with a valid signature so far
+  bool any_invalid = false, any_revoked = false, any_unknown = false;
+  for (const auto& s : sigs) {
+    SignatureCheck c{s.key_id, SigStatus::kInvalid};
+    if (root.revoked.count(s.key_id)) {
+      c.status = SigStatus::kRevoked;
+      any_revoked = true;
+    } else if (auto it = root.keys.find(s.key_id); it == root.keys.end()) {
+      c.status = SigStatus::kUnknownKey;
+      any_unknown = true;
+    } else if (counted.count(s.key_id)) {
+      c.status = SigStatus::kDuplicate;  // the key already counts once
+    } else if (it->second.verify(message, s.sig)) {
+      c.status = SigStatus::kValid;
+      counted.insert(s.key_id);
+      ++r.valid;
+    } else {
+      any_invalid = true;
+    }
+    r.checks.push_back(c);
+  }
+  if (r.valid >= r.threshold) return ok();
+  std::string counts = std::to_string(r.valid) + " valid of " + std::to_string(r.threshold) + " required";
+  if (any_invalid) return fail(ErrorCode::kBadSignature, "a signature by a trusted key does not verify (" + counts + ")");
+  if (any_revoked) return fail(ErrorCode::kKeyRevoked, "signed by a revoked key (" + counts + ")");
+  if (any_unknown) return fail(ErrorCode::kUnknownKey, "signed by a key the trust root does not list (" + counts + ")");
+  if (sigs.empty()) return fail(ErrorCode::kTooFewSignatures, "not signed (0 of " + std::to_string(r.threshold) + " required signatures)");
+  return fail(ErrorCode::kTooFewSignatures, "too few signatures: " + counts);
+}
+
+Result<TrustStore> TrustStore::from_anchor(const Envelope& anchor) {
+  if (anchor.payload_type != kRootType)
+    return fail(ErrorCode::kMalformed, "trust root: payload type is not " + std::string(kRootType));
+  auto root = parse_root(anchor.payload);
+  if (!root) return fail(root.error().with_context("trust root"));
+  auto st = check_threshold(*root, signing_message(kRootType, anchor.payload), anchor.signatures);
+  if (!st) return fail(st.error().with_context("trust root v" + std::to_string(root->version) + " is not signed by its own keys"));
+  TrustStore t;
+  t.root_ = std::move(*root);
+  t.envelope_ = anchor;
+  return t;
+}
+
+Result<TrustStore> TrustStore::load(const std::string& path) {
+  auto bytes = read_file(path);
+  if (!bytes) return fail(bytes.error());
+  auto env = parse_envelope(std::string_view(reinterpret_cast<const char*>(bytes->data()), bytes->size()));
+  if (!env) return fail(env.error().with_context(path));
+  auto t = from_anchor(*env);
+  if (!t) return fail(t.error().with_context(path));
+  return t;
+}
+
+Status TrustStore::update(const Envelope& next) {
+  if (next.payload_type != kRootType)
+    return fail(ErrorCode::kRootRejected, "root update: payload type is not " + std::string(kRootType));
+  const Bytes message = signing_message(kRootType, next.payload);
+  // The current root's keys must vouch for the new bytes before they are parsed.
+  if (auto st = check_threshold(root_, message, next.signatures); !st)
+    return fail(ErrorCode::kRootRejected, "root update is not signed by a threshold of root v" +
+                                               std::to_string(root_.version) + "'s keys: " + st.error().message);
+  auto root = parse_root(next.payload);
+  if (!root) return fail(ErrorCode::kRootRejected, "root update: " + root.error().message);
+  if (root->version != root_.version + 1)
+    return fail(ErrorCode::kRootRejected, "root update has version " + std::to_string(root->version) + ", expected " +
+                                               std::to_string(root_.version + 1));
+  if (auto st = check_threshold(*root, message, next.signatures); !st)
+    return fail(ErrorCode::kRootRejected, "root v" + std::to_string(root->version) +
+                                               " is not signed by a threshold of its own keys: " + st.error().message);
+  root_ = std::move(*root);
+  envelope_ = next;
+  return ok();
+}
+
+std::size_t TrustStore::update_all(std::vector<Envelope> updates) {
+  // Nothing is parsed before its signatures verify, so the order is found by
+  // trying: each pass accepts the update that chains from the current root.
+  bool progress = true;
+  while (progress && !updates.empty()) {
+    progress = false;
+    for (auto it = updates.begin(); it != updates.end();) {
+      if (update(*it)) {
+        it = updates.erase(it);
+        progress = true;
+      } else {
+        ++it;
+      }
+    }
+  }
+  return updates.size();
+}
+
+Status TrustStore::check_fresh(Time now) const {
+  if (root_.expires <= now)
+    return fail(ErrorCode::kExpired, "trust root v" + std::to_string(root_.version) + " expired at " +
+                                         format_time(root_.expires));
+  return ok();
+}
+
+Status TrustStore::verify(std::string_view type, ByteSpan body, const std::vector<SignatureEntry>& sigs,
+                          ThresholdReport* report) const {
+  return check_threshold(root_, signing_message(type, body), sigs, report);
+}
+
+}  // namespace ota::trust
