@@ -46,20 +46,18 @@ Result<Runtime> open_runtime(const Config& c, bool need_banks) {
   rt.booted = c.boot_cmdline.empty() ? boot::booted_from_simulator(*rt.env) : boot::booted_from_cmdline(c.boot_cmdline);
   if (need_banks) {
     // The bank that runs is opened read-only: nothing above can write it.
-    auto running = rt.booted();
-    if (!running) return fail(running.error());
+    OTA_TRY_ASSIGN(auto running, rt.booted());
     const std::string* paths[2] = {&c.bank_a, &c.bank_b};
     for (int i = 0; i < 2; ++i) {
-      const bool runs = (i == 0) == (*running == boot::Slot::kA);
+      const bool runs = (i == 0) == (running == boot::Slot::kA);
       auto bank = storage::open_file_bank(*paths[i], runs ? storage::Access::kReadOnly : storage::Access::kReadWrite);
       if (!bank) return fail(bank.error().with_context(i == 0 ? "bank a" : "bank b"));
       rt.banks[i] = std::move(*bank);
     }
   }
   // The newest root this device accepted, else the provisioned anchor.
-  auto t = agent::load_trust(*rt.state, c.trust_root);
-  if (!t) return fail(t.error());
-  rt.trust.emplace(std::move(*t));
+  OTA_TRY_ASSIGN(auto t, agent::load_trust(*rt.state, c.trust_root));
+  rt.trust.emplace(std::move(t));
   return rt;
 }
 

@@ -40,9 +40,8 @@ Result<std::vector<std::string>> argv_of(const Json& j, const char* what) {
 }  // namespace
 
 Result<Config> load_config(const std::string& path) {
-  auto bytes = read_file(path);
-  if (!bytes) return fail(bytes.error());
-  Json j = Json::parse(bytes->begin(), bytes->end(), nullptr, /*allow_exceptions=*/false);
+  OTA_TRY_ASSIGN(auto bytes, read_file(path));
+  Json j = Json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return fail(ErrorCode::kMalformed, path + ": not a JSON object");
   Config c;
   auto s = [&](const char* k, std::string& out, bool req = true) -> Status {

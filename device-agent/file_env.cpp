@@ -16,9 +16,8 @@ class FileEnvironment final : public boot::Environment {
   Result<boot::Vars> read() override {
     struct stat st {};
     if (::stat(path_.c_str(), &st) != 0) return boot::Vars{};
-    auto bytes = read_file(path_);
-    if (!bytes) return fail(bytes.error());
-    auto j = nlohmann::json::parse(bytes->begin(), bytes->end(), nullptr, false);
+    OTA_TRY_ASSIGN(auto bytes, read_file(path_));
+    auto j = nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr, false);
     if (j.is_discarded() || !j.is_object()) return fail(ErrorCode::kMalformed, path_ + ": not a JSON object");
     boot::Vars v;
     for (auto it = j.begin(); it != j.end(); ++it) {
@@ -28,13 +27,12 @@ class FileEnvironment final : public boot::Environment {
     return v;
   }
   Status write(const std::map<std::string, std::optional<std::string>>& changes) override {
-    auto v = read();
-    if (!v) return fail(v.error());
+    OTA_TRY_ASSIGN(auto v, read());
     for (const auto& [k, val] : changes) {
-      if (val) (*v)[k] = *val;
-      else v->erase(k);
+      if (val) (v)[k] = *val;
+      else v.erase(k);
     }
-    nlohmann::json j(*v);
+    nlohmann::json j(v);
     std::string text = j.dump(2) + "\n";
     return write_file_atomic(path_, ByteSpan(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
   }

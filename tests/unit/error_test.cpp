@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <memory>
 #include <string>
 
 #include "ota/core/error.hpp"
@@ -159,6 +160,59 @@ TEST(Macros, TryCtxPrefixesContext) {
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().code, ErrorCode::kUsage);
   EXPECT_EQ(s.error().message, "position 1: not a digit: ?");
+}
+
+Result<int> sum_of_digits(const std::string& s, int* calls) {
+  int total = 0;
+  for (char c : s) {
+    ++*calls;
+    OTA_TRY_ASSIGN(int d, parse_digit(c));
+    total += d;
+  }
+  return total;
+}
+
+Result<std::string> move_only_through(bool good) {
+  auto make = [good]() -> Result<std::unique_ptr<std::string>> {
+    if (!good) return fail(ErrorCode::kIo, "read failed");
+    return std::make_unique<std::string>("payload");
+  };
+  OTA_TRY_ASSIGN(auto owned, make());  // a move-only value is moved out
+  OTA_TRY_ASSIGN(std::string copy, Result<std::string>(*owned));  // two in one scope
+  return copy + "!";
+}
+
+TEST(Macros, TryAssignDeclaresTheValueOrReturnsTheError) {
+  int calls = 0;
+  auto r = sum_of_digits("123", &calls);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(*r, 6);
+  EXPECT_EQ(calls, 3);
+  calls = 0;
+  auto bad = sum_of_digits("1x3", &calls);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(calls, 2);  // stopped at the first error
+  EXPECT_EQ(bad.error().code, ErrorCode::kUsage);
+  EXPECT_EQ(bad.error().message, "not a digit: x");
+}
+
+TEST(Macros, TryAssignMovesMoveOnlyValues) {
+  auto r = move_only_through(true);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(*r, "payload!");
+  auto bad = move_only_through(false);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, ErrorCode::kIo);
+}
+
+TEST(Macros, TryAssignAssignsAnExistingVariable) {
+  auto f = [](char c) -> Status {
+    int d = -1;
+    OTA_TRY_ASSIGN(d, parse_digit(c));
+    return d == 7 ? ok() : fail(ErrorCode::kInternal, "wrong value");
+  };
+  EXPECT_TRUE(f('7'));
+  EXPECT_EQ(f('z').error().code, ErrorCode::kUsage);
 }
 
 }  // namespace

@@ -22,9 +22,8 @@ class PayloadIn final : public ota::Reader {
   explicit PayloadIn(bundle::BundleReader& r) : r_(r) {}
   Result<std::size_t> read(MutableByteSpan out) override {
     if (!started_) {
-      auto i = r_.next_payload();
-      if (!i) return fail(i.error());
-      if (!*i) return fail(ErrorCode::kMalformed, "bundle: fewer payloads than the manifest lists");
+      OTA_TRY_ASSIGN(auto i, r_.next_payload());
+      if (!i) return fail(ErrorCode::kMalformed, "bundle: fewer payloads than the manifest lists");
       started_ = true;
     }
     return r_.read(out);
@@ -141,26 +140,24 @@ Result<std::vector<std::string>> add_signatures(const Context& ctx, const SignSo
     added.push_back(to_hex(id));
   };
   if (!s.keys.empty()) {
-    auto pass = read_passphrase(s.pass);
-    if (!pass) return fail(pass.error());
+    OTA_TRY_ASSIGN(auto pass, read_passphrase(s.pass));
     std::optional<std::string_view> pv;
-    if (*pass) pv = **pass;
+    if (pass) pv = *pass;
     for (const auto& path : s.keys) {
       auto key = keys::load_secret(path, pv);
       if (!key) {
-        if (*pass) keys::wipe((*pass)->data(), (*pass)->size());
+        if (pass) keys::wipe((pass)->data(), (pass)->size());
         return fail(key.error());
       }
       add(key->public_key().id(), key->sign(message));
     }
-    if (*pass) keys::wipe((*pass)->data(), (*pass)->size());
+    if (pass) keys::wipe((pass)->data(), (pass)->size());
   }
   if (!s.import_sig.empty() || !s.sign_command.empty()) {
     std::optional<keys::PublicKey> pub;
     if (!s.pub.empty()) {
-      auto k = keys::load_public(s.pub);
-      if (!k) return fail(k.error());
-      pub = *k;
+      OTA_TRY_ASSIGN(auto k, keys::load_public(s.pub));
+      pub = k;
     }
     keys::KeyId id{};
     if (!s.key_id.empty()) {
@@ -175,9 +172,8 @@ Result<std::vector<std::string>> add_signatures(const Context& ctx, const SignSo
     }
     Result<keys::Signature> sig = fail(ErrorCode::kInternal, "");
     if (!s.import_sig.empty()) {
-      auto bytes = read_file(s.import_sig);
-      if (!bytes) return fail(bytes.error());
-      sig = parse_signature_bytes(*bytes);
+      OTA_TRY_ASSIGN(auto bytes, read_file(s.import_sig));
+      sig = parse_signature_bytes(bytes);
       if (!sig) return fail(sig.error().with_context(s.import_sig));
     } else {
       sig = run_sign_command(s.sign_command, message);
@@ -212,9 +208,8 @@ Status run_build(const Context& ctx, BuildArgs& a) {
     return fail(ErrorCode::kUsage, "--frame-size must be a power of two from 4 KiB to 1 GiB");
   a.opt.full_frame_log = a.opt.delta_frame_log = static_cast<std::uint8_t>(log);
   a.opt.include_full = !a.no_full;
-  auto created = build_time();
-  if (!created) return fail(created.error());
-  a.opt.created = *created;
+  OTA_TRY_ASSIGN(auto created, build_time());
+  a.opt.created = created;
   if (!a.expires.empty()) {
     auto e = trust::parse_time(a.expires);
     if (!e) return fail(ErrorCode::kUsage, "--expires: " + e.error().message);
@@ -232,18 +227,15 @@ Status run_build(const Context& ctx, BuildArgs& a) {
   }
   Progress progress(ctx, "build");
   a.opt.progress = [&](const std::string&, std::uint64_t d, std::uint64_t t) { progress.update(d, t); };
-  auto staged = bundle::stage(a.opt);
-  if (!staged) return fail(staged.error());
+  OTA_TRY_ASSIGN(auto staged, bundle::stage(a.opt));
   bundle::SignatureBlock block;
-  auto added = add_signatures(ctx, a.sign, (*staged)->manifest_bytes(), block);
-  if (!added) return fail(added.error());
-  auto out = AtomicFileWriter::create(a.out);
-  if (!out) return fail(out.error());
-  OTA_TRY((*staged)->write(**out, block, [&](std::uint64_t d, std::uint64_t t) { progress.update(d, t); }));
-  const std::uint64_t size = (*out)->position();
-  OTA_TRY((*out)->commit());
+  OTA_TRY_ASSIGN(auto added, add_signatures(ctx, a.sign, (staged)->manifest_bytes(), block));
+  OTA_TRY_ASSIGN(auto out, AtomicFileWriter::create(a.out));
+  OTA_TRY((staged)->write(*out, block, [&](std::uint64_t d, std::uint64_t t) { progress.update(d, t); }));
+  const std::uint64_t size = (out)->position();
+  OTA_TRY((out)->commit());
   progress.done();
-  const auto& m = (*staged)->manifest();
+  const auto& m = (staged)->manifest();
   if (ctx.json) {
     nlohmann::ordered_json doc;
     doc["ok"] = true;
@@ -256,12 +248,12 @@ Status run_build(const Context& ctx, BuildArgs& a) {
     doc["target"] = {{"size", m.target_size}, {"hash", to_hex(m.target_hash)}};
     doc["payloads"] = nlohmann::ordered_json::array();
     for (const auto& p : m.payloads) doc["payloads"].push_back(payload_json(p));
-    doc["signed_by"] = *added;
+    doc["signed_by"] = added;
     doc["timings"] = {{"total_s", seconds_since(t0)}};
     print_json(doc);
   } else if (!ctx.quiet) {
     std::fprintf(stderr, "wrote %s: %llu bytes, %zu payloads, %zu signatures\n", a.out.c_str(),
-                 static_cast<unsigned long long>(size), m.payloads.size(), added->size());
+                 static_cast<unsigned long long>(size), m.payloads.size(), added.size());
   }
   return ok();
 }
@@ -275,11 +267,9 @@ struct SignArgs {
 };
 
 Status run_sign(const Context& ctx, const SignArgs& a) {
-  auto in = FileReader::open(a.bundle);
-  if (!in) return fail(in.error());
-  auto reader = bundle::BundleReader::open(**in);
-  if (!reader) return fail(reader.error());
-  const ByteSpan manifest_bytes = (*reader)->manifest_bytes();
+  OTA_TRY_ASSIGN(auto in, FileReader::open(a.bundle));
+  OTA_TRY_ASSIGN(auto reader, bundle::BundleReader::open(*in));
+  const ByteSpan manifest_bytes = (reader)->manifest_bytes();
   if (!a.export_payload.empty()) {
     const Bytes message = trust::signing_message(trust::kManifestType, manifest_bytes);
     OTA_TRY(write_file_atomic(a.export_payload, message, 0644));
@@ -295,41 +285,36 @@ Status run_sign(const Context& ctx, const SignArgs& a) {
   if (a.sign.keys.empty() && a.sign.import_sig.empty() && a.sign.sign_command.empty() && a.attach_roots.empty())
     return fail(ErrorCode::kUsage, "nothing to do: give --key, --import-signature, --sign-command or --attach-root");
   // The signer checks that the payloads match the manifest it vouches for.
-  auto m = (*reader)->parse_unverified();
-  if (!m) return fail(m.error());
-  bundle::SignatureBlock block = (*reader)->signature_block();
-  auto added = add_signatures(ctx, a.sign, manifest_bytes, block);
-  if (!added) return fail(added.error());
+  OTA_TRY_ASSIGN(auto m, (reader)->parse_unverified());
+  bundle::SignatureBlock block = (reader)->signature_block();
+  OTA_TRY_ASSIGN(auto added, add_signatures(ctx, a.sign, manifest_bytes, block));
   for (const auto& path : a.attach_roots) {
-    auto bytes = read_file(path);
-    if (!bytes) return fail(bytes.error());
-    auto env = trust::parse_envelope(std::string(bytes->begin(), bytes->end()));
+    OTA_TRY_ASSIGN(auto bytes, read_file(path));
+    auto env = trust::parse_envelope(std::string(bytes.begin(), bytes.end()));
     if (!env) return fail(env.error().with_context(path));
     block.roots.push_back(std::move(*env));
   }
   const std::string out_path = a.out.empty() ? a.bundle : a.out;
-  auto out = AtomicFileWriter::create(out_path);
-  if (!out) return fail(out.error());
+  OTA_TRY_ASSIGN(auto out, AtomicFileWriter::create(out_path));
   std::vector<std::unique_ptr<PayloadIn>> ins;
   std::vector<ota::Reader*> ptrs;
-  for (std::size_t i = 0; i < m->payloads.size(); ++i) {
-    ins.push_back(std::make_unique<PayloadIn>(**reader));
+  for (std::size_t i = 0; i < m.payloads.size(); ++i) {
+    ins.push_back(std::make_unique<PayloadIn>(*reader));
     ptrs.push_back(ins.back().get());
   }
   Progress progress(ctx, "sign");
-  OTA_TRY(bundle::write_bundle(**out, manifest_bytes, block, *m, ptrs,
+  OTA_TRY(bundle::write_bundle(*out, manifest_bytes, block, m, ptrs,
                                [&](std::uint64_t d, std::uint64_t t) { progress.update(d, t); }));
-  auto end = (*reader)->next_payload();
-  if (!end) return fail(end.error());
-  if (*end) return fail(ErrorCode::kMalformed, "bundle: more payloads than the manifest lists");
-  OTA_TRY((*out)->commit());
+  OTA_TRY_ASSIGN(auto end, (reader)->next_payload());
+  if (end) return fail(ErrorCode::kMalformed, "bundle: more payloads than the manifest lists");
+  OTA_TRY((out)->commit());
   progress.done();
   if (ctx.json) {
     nlohmann::ordered_json doc;
     doc["ok"] = true;
     doc["command"] = "sign";
     doc["bundle"] = out_path;
-    doc["added"] = *added;
+    doc["added"] = added;
     doc["signatures"] = block.signatures.size();
     doc["roots"] = block.roots.size();
     print_json(doc);

@@ -71,15 +71,13 @@ std::string random_suffix() {
 }
 
 Result<std::unique_ptr<mqtt::Client>> connect_broker(const BrokerArgs& b, const std::string& id) {
-  auto o = b.options(id);
-  if (!o) return fail(o.error());
+  OTA_TRY_ASSIGN(auto o, b.options(id));
   // A password to a broker without TLS (mqtt.hpp: none for loopback hosts).
-  if (auto w = mqtt::insecure_password_warning(*o)) std::fprintf(stderr, "ota: %s\n", w->c_str());
-  auto wait = b.wait();
-  if (!wait) return fail(wait.error());
-  auto c = mqtt::connect(*o);
+  if (auto w = mqtt::insecure_password_warning(o)) std::fprintf(stderr, "ota: %s\n", w->c_str());
+  OTA_TRY_ASSIGN(auto wait, b.wait());
+  auto c = mqtt::connect(o);
   if (!c) return fail(c.error());
-  OTA_TRY(mqtt::wait_connected(**c, *wait));
+  OTA_TRY(mqtt::wait_connected(**c, wait));
   return c;
 }
 
@@ -105,13 +103,10 @@ Result<std::string> store_bundle(const std::string& path, const std::string& sto
   const std::string name = to_hex(hash) + ".otb";
   const std::string dest = store + "/" + name;
   if (::access(dest.c_str(), F_OK) == 0) return name;
-  auto in = FileReader::open(path);
-  if (!in) return fail(in.error());
-  auto out = AtomicFileWriter::create(dest, 0644);
-  if (!out) return fail(out.error());
-  auto n = copy(**in, **out);
-  if (!n) return fail(n.error());
-  OTA_TRY((*out)->commit());
+  OTA_TRY_ASSIGN(auto in, FileReader::open(path));
+  OTA_TRY_ASSIGN(auto out, AtomicFileWriter::create(dest, 0644));
+  OTA_TRY_ASSIGN(auto n, copy(*in, *out));
+  OTA_TRY((out)->commit());
   return name;
 }
 
@@ -149,35 +144,28 @@ Status run_publish(const Context& ctx, const PublishArgs& a, OJson& out) {
   auto verified = bundle::verify_file(a.bundle, *trust, vo, false);
   if (!verified) return fail(verified.error().with_context(a.bundle));
   // The manifest's content hash names the release; the file's names the copy in --store.
-  auto src = FileSource::open(a.bundle);
-  if (!src) return fail(src.error());
-  const std::uint64_t size = (*src)->size();
-  auto file_hash = content_hash(**src);
-  if (!file_hash) return fail(file_hash.error());
+  OTA_TRY_ASSIGN(auto src, FileSource::open(a.bundle));
+  const std::uint64_t size = (src)->size();
+  OTA_TRY_ASSIGN(auto file_hash, content_hash(*src));
   Digest manifest_hash{};
   {
-    auto in = FileReader::open(a.bundle);
-    if (!in) return fail(in.error());
-    auto br = bundle::BundleReader::open(**in);
-    if (!br) return fail(br.error());
-    manifest_hash = content_hash((*br)->manifest_bytes());
+    OTA_TRY_ASSIGN(auto in, FileReader::open(a.bundle));
+    OTA_TRY_ASSIGN(auto br, bundle::BundleReader::open(*in));
+    manifest_hash = content_hash((br)->manifest_bytes());
   }
 
   std::string url = a.url;
   if (!a.store.empty()) {
-    auto name = store_bundle(a.bundle, a.store, *file_hash);
+    auto name = store_bundle(a.bundle, a.store, file_hash);
     if (!name) return fail(name.error().with_context("--store"));
     url = a.url + (a.url.back() == '/' ? "" : "/") + *name;
   }
 
   const std::string dir = campaign_dir(a.dir, a.id);
-  auto controller = cp::prepare_directory(dir);
-  if (!controller) return fail(controller.error());
+  OTA_TRY_ASSIGN(auto controller, cp::prepare_directory(dir));
 
-  auto client = connect_broker(a.broker, "ota-publish-" + random_suffix());
-  if (!client) return fail(client.error());
-  auto wait = a.broker.wait();
-  if (!wait) return fail(wait.error());
+  OTA_TRY_ASSIGN(auto client, connect_broker(a.broker, "ota-publish-" + random_suffix()));
+  OTA_TRY_ASSIGN(auto wait, a.broker.wait());
 
   cp::Campaign c;
   c.id = a.id;
@@ -185,11 +173,11 @@ Status run_publish(const Context& ctx, const PublishArgs& a, OJson& out) {
   c.revision = a.revision;
   if (c.revision == 0) {
     // The next revision after the one the broker holds (a republication).
-    auto held = mqtt::read_retained(**client, cp::campaign_topic(a.fleet, a.id), std::chrono::milliseconds(1500));
-    if (!held) return fail(held.error());
+    OTA_TRY_ASSIGN(auto held,
+                   mqtt::read_retained(*client, cp::campaign_topic(a.fleet, a.id), std::chrono::milliseconds(1500)));
     c.revision = 1;
-    if (*held) {
-      auto d = cp::parse_document(**held);
+    if (held) {
+      auto d = cp::parse_document(*held);
       if (d) {
         auto old = cp::verify_document(*trust, *d, now);
         if (old) c.revision = old->campaign.revision + 1;
@@ -205,7 +193,7 @@ Status run_publish(const Context& ctx, const PublishArgs& a, OJson& out) {
   c.bundle_size = size;
   c.waves = *waves;
   c.gates = cp::Gates{a.success, a.failure, a.min_sample, *soak, *dt, a.abort_on_failure};
-  c.controller = *controller;
+  c.controller = controller;
   c.control_ttl_s = *ttl;
   OTA_TRY(cp::validate(c));
 
@@ -213,29 +201,27 @@ Status run_publish(const Context& ctx, const PublishArgs& a, OJson& out) {
   env.payload_type = std::string(cp::kCampaignType);
   env.payload = cp::encode_campaign(c);
   const Bytes message = trust::signing_message(cp::kCampaignType, env.payload);
-  auto pass = read_passphrase(a.pass);
-  if (!pass) return fail(pass.error());
+  OTA_TRY_ASSIGN(auto pass, read_passphrase(a.pass));
   std::optional<std::string_view> pv;
-  if (*pass) pv = **pass;
+  if (pass) pv = *pass;
   for (const auto& path : a.keys) {
     auto key = keys::load_secret(path, pv);
     if (!key) {
-      if (*pass) keys::wipe((*pass)->data(), (*pass)->size());
+      if (pass) keys::wipe((pass)->data(), (pass)->size());
       return fail(key.error());
     }
     env.signatures.push_back({key->public_key().id(), key->sign(message)});
   }
-  if (*pass) keys::wipe((*pass)->data(), (*pass)->size());
+  if (pass) keys::wipe((pass)->data(), (pass)->size());
   // What devices will check: the threshold under the trust root.
   OTA_TRY_CTX(trust->verify(cp::kCampaignType, env.payload, env.signatures), "campaign signatures");
 
-  auto control = cp::initial_control(dir, c, now);
-  if (!control) return fail(control.error());
-  const std::string doc = cp::encode_document({env, *control, roots});
+  OTA_TRY_ASSIGN(auto control, cp::initial_control(dir, c, now));
+  const std::string doc = cp::encode_document({env, control, roots});
   OTA_TRY(cp::journal_publication(dir, doc, now));
   mqtt::Message m{cp::campaign_topic(a.fleet, a.id), doc, 1, true, 0, {}};
-  OTA_TRY(mqtt::publish_retained_checked(**client, m, *wait));
-  (*client)->stop();
+  OTA_TRY(mqtt::publish_retained_checked(*client, m, wait));
+  (client)->stop();
 
   out["ok"] = true;
   out["command"] = "publish";

@@ -26,20 +26,18 @@ Status run_diff(const Context& ctx, const DiffArgs& a) {
   if (!old_image) return fail(old_image.error().with_context("reading OLD"));
   auto new_image = read_file(a.new_path);
   if (!new_image) return fail(new_image.error().with_context("reading NEW"));
-  auto out = AtomicFileWriter::create(a.out_path);
-  if (!out) return fail(out.error());
+  OTA_TRY_ASSIGN(auto out, AtomicFileWriter::create(a.out_path));
 
   nlohmann::ordered_json doc;
   doc["ok"] = true;
   doc["command"] = "diff";
   doc["format"] = a.format;
   if (a.format == "bsdiff40") {
-    auto st = bsdiff40::diff(*old_image, *new_image, **out);
-    if (!st) return fail(st.error());
-    OTA_TRY((*out)->commit());
+    OTA_TRY_ASSIGN(auto st, bsdiff40::diff(*old_image, *new_image, *out));
+    OTA_TRY((out)->commit());
     doc["old"] = {{"path", a.old_path}, {"size", old_image->size()}, {"blake2b256", to_hex(content_hash(*old_image))}};
     doc["new"] = {{"path", a.new_path}, {"size", new_image->size()}, {"blake2b256", to_hex(content_hash(*new_image))}};
-    doc["patch"] = {{"path", a.out_path}, {"size", st->patch_size}, {"records", st->records}};
+    doc["patch"] = {{"path", a.out_path}, {"size", st.patch_size}, {"records", st.records}};
   } else {
     delta::DiffOptions opt;
     opt.level = a.level;
@@ -56,10 +54,10 @@ Status run_diff(const Context& ctx, const DiffArgs& a) {
                                              : delta::PredictorChoice::kAuto;
     Progress progress(ctx, "diff");
     opt.progress = [&](std::uint64_t d, std::uint64_t t) { progress.update(d, t); };
-    auto st = delta::diff(*old_image, *new_image, **out, opt);
+    auto st = delta::diff(*old_image, *new_image, *out, opt);
     progress.done();
     if (!st) return fail(st.error());
-    OTA_TRY((*out)->commit());
+    OTA_TRY((out)->commit());
     doc["old"] = {{"path", a.old_path}, {"size", old_image->size()}, {"blake2b256", to_hex(st->old_hash)}};
     doc["new"] = {{"path", a.new_path}, {"size", new_image->size()}, {"blake2b256", to_hex(st->new_hash)}};
     doc["patch"] = {{"path", a.out_path},

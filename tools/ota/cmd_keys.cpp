@@ -14,9 +14,8 @@ namespace {
 std::string text_of(const Bytes& b) { return std::string(b.begin(), b.end()); }
 
 Result<trust::Envelope> load_envelope(const std::string& path) {
-  auto bytes = read_file(path);
-  if (!bytes) return fail(bytes.error());
-  auto env = trust::parse_envelope(text_of(*bytes));
+  OTA_TRY_ASSIGN(auto bytes, read_file(path));
+  auto env = trust::parse_envelope(text_of(bytes));
   if (!env) return fail(env.error().with_context(path));
   return env;
 }
@@ -49,16 +48,14 @@ Status run_keygen(const Context& ctx, const KeygenArgs& a) {
   struct stat st {};
   if (!a.force && (::stat((a.out + ".key").c_str(), &st) == 0 || ::stat((a.out + ".pub").c_str(), &st) == 0))
     return fail(ErrorCode::kUsage, a.out + ".key or " + a.out + ".pub exists (use --force to replace it)");
-  auto pass = read_passphrase(a.pass);
-  if (!pass) return fail(pass.error());
-  auto key = keys::SecretKey::generate();
-  if (!key) return fail(key.error());
+  OTA_TRY_ASSIGN(auto pass, read_passphrase(a.pass));
+  OTA_TRY_ASSIGN(auto key, keys::SecretKey::generate());
   std::optional<std::string_view> pv;
-  if (*pass) pv = **pass;
-  auto st2 = keys::write_key_pair(a.out, *key, pv);
-  if (*pass) keys::wipe((*pass)->data(), (*pass)->size());
+  if (pass) pv = *pass;
+  auto st2 = keys::write_key_pair(a.out, key, pv);
+  if (pass) keys::wipe((pass)->data(), (pass)->size());
   if (!st2) return fail(st2.error());
-  const std::string id = key->public_key().id_hex();
+  const std::string id = key.public_key().id_hex();
   if (ctx.json) {
     nlohmann::ordered_json doc;
     doc["ok"] = true;
@@ -89,9 +86,8 @@ struct RootArgs {
 Result<std::map<keys::KeyId, keys::PublicKey>> load_pubs(const std::vector<std::string>& paths) {
   std::map<keys::KeyId, keys::PublicKey> out;
   for (const auto& p : paths) {
-    auto k = keys::load_public(p);
-    if (!k) return fail(k.error());
-    if (!out.emplace(k->id(), *k).second) return fail(ErrorCode::kUsage, "key " + p + " is given twice");
+    OTA_TRY_ASSIGN(auto k, keys::load_public(p));
+    if (!out.emplace(k.id(), k).second) return fail(ErrorCode::kUsage, "key " + p + " is given twice");
   }
   return out;
 }
@@ -116,9 +112,8 @@ Status write_unsigned_root(const Context& ctx, const std::string& command, const
 
 Status run_root_init(const Context& ctx, const RootArgs& a) {
   trust::Root r;
-  auto k = load_pubs(a.pubs);
-  if (!k) return fail(k.error());
-  r.keys = std::move(*k);
+  OTA_TRY_ASSIGN(auto k, load_pubs(a.pubs));
+  r.keys = std::move(k);
   auto exp = trust::parse_time(a.expires);
   if (!exp) return fail(ErrorCode::kUsage, "--expires: " + exp.error().message);
   r.expires = *exp;
@@ -130,32 +125,29 @@ Status run_root_init(const Context& ctx, const RootArgs& a) {
 }
 
 Status run_root_rotate(const Context& ctx, const RootArgs& a) {
-  auto env = load_envelope(a.from);
-  if (!env) return fail(env.error());
-  auto cur = trust::TrustStore::from_anchor(*env);
-  if (!cur) return fail(cur.error());
+  OTA_TRY_ASSIGN(auto env, load_envelope(a.from));
+  OTA_TRY_ASSIGN(auto cur, trust::TrustStore::from_anchor(env));
   trust::Root r;
-  r.version = cur->root().version + 1;
-  r.revoked = cur->root().revoked;
+  r.version = cur.root().version + 1;
+  r.revoked = cur.root().revoked;
   for (const auto& id_hex : a.revoke) {
     auto id = keys::key_id_from_hex(id_hex);
     if (!id) return fail(ErrorCode::kUsage, "--revoke takes a 64-digit key id");
     r.revoked.insert(*id);
   }
   if (a.pubs.empty()) {
-    for (const auto& [id, key] : cur->root().keys)
+    for (const auto& [id, key] : cur.root().keys)
       if (!r.revoked.count(id)) r.keys.emplace(id, key);
   } else {
-    auto k = load_pubs(a.pubs);
-    if (!k) return fail(k.error());
-    r.keys = std::move(*k);
+    OTA_TRY_ASSIGN(auto k, load_pubs(a.pubs));
+    r.keys = std::move(k);
   }
   for (const auto& id : r.revoked)
     if (r.keys.count(id)) return fail(ErrorCode::kUsage, "key " + to_hex(id) + " is both kept and revoked");
   auto exp = trust::parse_time(a.expires);
   if (!exp) return fail(ErrorCode::kUsage, "--expires: " + exp.error().message);
   r.expires = *exp;
-  r.threshold = a.threshold ? a.threshold : std::min<std::uint32_t>(cur->root().threshold, static_cast<std::uint32_t>(r.keys.size()));
+  r.threshold = a.threshold ? a.threshold : std::min<std::uint32_t>(cur.root().threshold, static_cast<std::uint32_t>(r.keys.size()));
   if (r.threshold < 1 || r.threshold > r.keys.size())
     return fail(ErrorCode::kUsage, "--threshold must be between 1 and the number of keys (" +
                                        std::to_string(r.keys.size()) + ")");
@@ -163,25 +155,22 @@ Status run_root_rotate(const Context& ctx, const RootArgs& a) {
 }
 
 Status run_root_sign(const Context& ctx, const RootArgs& a) {
-  auto env = load_envelope(a.file);
-  if (!env) return fail(env.error());
-  if (env->payload_type != trust::kRootType) return fail(ErrorCode::kMalformed, a.file + " is not a signed root");
+  OTA_TRY_ASSIGN(auto env, load_envelope(a.file));
+  if (env.payload_type != trust::kRootType) return fail(ErrorCode::kMalformed, a.file + " is not a signed root");
   // The signer vouches for the document: it must parse.
-  auto r = trust::parse_root(env->payload);
+  auto r = trust::parse_root(env.payload);
   if (!r) return fail(r.error().with_context(a.file));
-  auto pass = read_passphrase(a.pass);
-  if (!pass) return fail(pass.error());
+  OTA_TRY_ASSIGN(auto pass, read_passphrase(a.pass));
   std::optional<std::string_view> pv;
-  if (*pass) pv = **pass;
+  if (pass) pv = *pass;
   // A rotation (version N+1) must be signed by a threshold of version N's keys
   // too, and a key N+1 revokes may be one of them: with --previous (version
   // N), such a key signs as one of N's keys.
   std::optional<trust::Root> previous;
   if (!a.previous.empty()) {
-    auto penv = load_envelope(a.previous);
-    if (!penv) return fail(penv.error());
-    if (penv->payload_type != trust::kRootType) return fail(ErrorCode::kMalformed, a.previous + " is not a signed root");
-    auto p = trust::parse_root(penv->payload);
+    OTA_TRY_ASSIGN(auto penv, load_envelope(a.previous));
+    if (penv.payload_type != trust::kRootType) return fail(ErrorCode::kMalformed, a.previous + " is not a signed root");
+    auto p = trust::parse_root(penv.payload);
     if (!p) return fail(p.error().with_context(a.previous));
     if (p->version + 1 != r->version)
       return fail(ErrorCode::kUsage, "--previous " + a.previous + " is root v" + std::to_string(p->version) + ", but " +
@@ -189,12 +178,11 @@ Status run_root_sign(const Context& ctx, const RootArgs& a) {
                                          std::to_string(r->version - 1) + ")");
     previous = std::move(*p);
   }
-  const Bytes message = trust::signing_message(trust::kRootType, env->payload);
+  const Bytes message = trust::signing_message(trust::kRootType, env.payload);
   nlohmann::ordered_json added = nlohmann::ordered_json::array();
   for (const auto& path : a.secret_keys) {
-    auto key = keys::load_secret(path, pv);
-    if (!key) return fail(key.error());
-    const auto id = key->public_key().id();
+    OTA_TRY_ASSIGN(auto key, keys::load_secret(path, pv));
+    const auto id = key.public_key().id();
     if (r->revoked.count(id)) {
       if (!previous)
         return fail(ErrorCode::kUsage, "key " + to_hex(id) + " (" + path +
@@ -209,24 +197,24 @@ Status run_root_sign(const Context& ctx, const RootArgs& a) {
                      static_cast<unsigned long long>(previous->version));
     }
     bool present = false;
-    for (auto& s : env->signatures) present = present || s.key_id == id;
+    for (auto& s : env.signatures) present = present || s.key_id == id;
     if (present) {
       if (!ctx.quiet && !ctx.json) std::fprintf(stderr, "%s: key %s already signed\n", a.file.c_str(), to_hex(id).c_str());
       continue;
     }
-    env->signatures.push_back({id, key->sign(message)});
+    env.signatures.push_back({id, key.sign(message)});
     added.push_back(to_hex(id));
   }
-  if (*pass) keys::wipe((*pass)->data(), (*pass)->size());
+  if (pass) keys::wipe((pass)->data(), (pass)->size());
   const std::string out = a.out.empty() ? a.file : a.out;
-  OTA_TRY(write_text(out, trust::encode_envelope(*env)));
+  OTA_TRY(write_text(out, trust::encode_envelope(env)));
   if (ctx.json) {
     nlohmann::ordered_json doc;
     doc["ok"] = true;
     doc["command"] = "root sign";
     doc["output"] = out;
     doc["added"] = added;
-    doc["signatures"] = env->signatures.size();
+    doc["signatures"] = env.signatures.size();
     print_json(doc);
   }
   return ok();
@@ -234,25 +222,22 @@ Status run_root_sign(const Context& ctx, const RootArgs& a) {
 
 // Verifies FILE: as an anchor on its own, or as the end of a chain from --trust.
 Status run_root_verify(const Context& ctx, const RootArgs& a) {
-  auto target = load_envelope(a.file);
-  if (!target) return fail(target.error());
-  auto now = time_now_or("");
-  if (!now) return fail(now.error());
+  OTA_TRY_ASSIGN(auto target, load_envelope(a.file));
+  OTA_TRY_ASSIGN(auto now, time_now_or(""));
   Result<trust::TrustStore> store = fail(ErrorCode::kInternal, "");
   if (a.trust_path.empty()) {
-    store = trust::TrustStore::from_anchor(*target);
+    store = trust::TrustStore::from_anchor(target);
     if (!store) return fail(store.error());
   } else {
     store = trust::TrustStore::load(a.trust_path);
     if (!store) return fail(store.error());
     for (const auto& c : a.chain) {
-      auto env = load_envelope(c);
-      if (!env) return fail(env.error());
-      OTA_TRY_CTX(store->update(*env), c);
+      OTA_TRY_ASSIGN(auto env, load_envelope(c));
+      OTA_TRY_CTX(store->update(env), c);
     }
-    OTA_TRY_CTX(store->update(*target), a.file);
+    OTA_TRY_CTX(store->update(target), a.file);
   }
-  OTA_TRY(store->check_fresh(*now));
+  OTA_TRY(store->check_fresh(now));
   if (ctx.json) {
     nlohmann::ordered_json doc;
     doc["ok"] = true;
@@ -266,12 +251,11 @@ Status run_root_verify(const Context& ctx, const RootArgs& a) {
 }
 
 Status run_root_show(const Context& ctx, const RootArgs& a) {
-  auto env = load_envelope(a.file);
-  if (!env) return fail(env.error());
-  auto r = trust::parse_root(env->payload);
+  OTA_TRY_ASSIGN(auto env, load_envelope(a.file));
+  auto r = trust::parse_root(env.payload);
   if (!r) return fail(r.error().with_context(a.file));
   trust::ThresholdReport rep;
-  auto st = trust::check_threshold(*r, trust::signing_message(trust::kRootType, env->payload), env->signatures, &rep);
+  auto st = trust::check_threshold(*r, trust::signing_message(trust::kRootType, env.payload), env.signatures, &rep);
   nlohmann::ordered_json doc;
   doc["ok"] = true;
   doc["command"] = "root show";

@@ -33,8 +33,7 @@ Status run_patch(const Context& ctx, const PatchArgs& a) {
   }
   head.resize(have);
 
-  auto out = AtomicFileWriter::create(a.out_path);
-  if (!out) return fail(out.error());
+  OTA_TRY_ASSIGN(auto out, AtomicFileWriter::create(a.out_path));
 
   nlohmann::ordered_json doc;
   doc["ok"] = true;
@@ -42,12 +41,11 @@ Status run_patch(const Context& ctx, const PatchArgs& a) {
   std::uint64_t patch_size = 0;
   if (bsdiff40::is_bsdiff40(head)) {
     if (a.patch_path == "-") return fail(ErrorCode::kUsage, "a BSDIFF40 patch cannot be read from standard input");
-    auto src = FileSource::open(a.patch_path);
-    if (!src) return fail(src.error());
-    patch_size = (*src)->size();
-    HashingWriter hashing(**out);
-    OTA_TRY(bsdiff40::apply(**old_image, **src, hashing));
-    OTA_TRY((*out)->commit());
+    OTA_TRY_ASSIGN(auto src, FileSource::open(a.patch_path));
+    patch_size = (src)->size();
+    HashingWriter hashing(*out);
+    OTA_TRY(bsdiff40::apply(**old_image, *src, hashing));
+    OTA_TRY((out)->commit());
     doc["format"] = "bsdiff40";
     doc["new"] = {{"path", a.out_path}, {"size", hashing.position()}, {"blake2b256", to_hex(hashing.digest())}};
   } else {
@@ -59,9 +57,8 @@ Status run_patch(const Context& ctx, const PatchArgs& a) {
     opt.hash_in_background = std::thread::hardware_concurrency() > 1;
     Progress progress(ctx, "patch");
     opt.progress = [&](std::uint64_t d, std::uint64_t t) { progress.update(d, t); };
-    auto p = delta::Patcher::create(**old_image, **out, opt);
-    if (!p) return fail(p.error());
-    OTA_TRY((*p)->feed(head));
+    OTA_TRY_ASSIGN(auto p, delta::Patcher::create(**old_image, *out, opt));
+    OTA_TRY((p)->feed(head));
     patch_size = head.size();
     Bytes buf(16 * 1024);
     for (;;) {
@@ -69,12 +66,12 @@ Status run_patch(const Context& ctx, const PatchArgs& a) {
       if (!n) return fail(n.error().with_context("reading the patch"));
       if (*n == 0) break;
       patch_size += *n;
-      OTA_TRY((*p)->feed(ByteSpan(buf.data(), *n)));
+      OTA_TRY((p)->feed(ByteSpan(buf.data(), *n)));
     }
-    OTA_TRY((*p)->finish());
+    OTA_TRY((p)->finish());
     progress.done();
-    OTA_TRY((*out)->commit());
-    const auto* h = (*p)->header();
+    OTA_TRY((out)->commit());
+    const auto* h = (p)->header();
     doc["format"] = "ota";
     doc["old"] = {{"path", a.old_path}, {"size", h->old_size}, {"blake2b256", to_hex(h->old_hash)}};
     doc["new"] = {{"path", a.out_path}, {"size", h->new_size}, {"blake2b256", to_hex(h->new_hash)}};

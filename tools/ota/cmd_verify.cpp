@@ -192,21 +192,18 @@ struct InspectArgs {
 };
 
 Status run_inspect(const Context& ctx, const InspectArgs& a) {
-  auto in = FileReader::open(a.bundle);
-  if (!in) return fail(in.error());
-  auto reader = bundle::BundleReader::open(**in);
-  if (!reader) return fail(reader.error());
-  auto m = (*reader)->parse_unverified();
-  if (!m) return fail(m.error());
-  const auto& block = (*reader)->signature_block();
+  OTA_TRY_ASSIGN(auto in, FileReader::open(a.bundle));
+  OTA_TRY_ASSIGN(auto reader, bundle::BundleReader::open(*in));
+  OTA_TRY_ASSIGN(auto m, (reader)->parse_unverified());
+  const auto& block = (reader)->signature_block();
   const Bytes sig_bytes = bundle::encode_signature_block(block);
-  const auto lay = bundle::layout((*reader)->manifest_bytes().size(), sig_bytes.size(), *m);
+  const auto lay = bundle::layout((reader)->manifest_bytes().size(), sig_bytes.size(), m);
   OJson doc;
   doc["ok"] = true;
   doc["command"] = "inspect";
   doc["bundle"] = a.bundle;
   doc["verified"] = false;
-  doc["manifest"] = manifest_json(*m);
+  doc["manifest"] = manifest_json(m);
   doc["signatures"] = OJson::array();
   for (const auto& s : block.signatures) doc["signatures"].push_back({{"keyid", to_hex(s.key_id)}});
   doc["root_updates"] = block.roots.size();
@@ -220,15 +217,15 @@ Status run_inspect(const Context& ctx, const InspectArgs& a) {
   }
   std::printf("bundle     %s (%llu bytes; signatures not checked: use `ota verify`)\n", a.bundle.c_str(),
               static_cast<unsigned long long>(lay.total_size));
-  std::printf("name       %s\nversion    %s\nsecurity   %llu\n", m->name.c_str(), m->version.c_str(),
-              static_cast<unsigned long long>(m->security_version));
+  std::printf("name       %s\nversion    %s\nsecurity   %llu\n", m.name.c_str(), m.version.c_str(),
+              static_cast<unsigned long long>(m.security_version));
   std::string hw;
-  for (const auto& h : m->hardware) hw += (hw.empty() ? "" : ", ") + h;
-  std::printf("hardware   %s\ncreated    %s\nexpires    %s\n", hw.c_str(), trust::format_time(m->created).c_str(),
-              m->expires ? trust::format_time(*m->expires).c_str() : "never");
-  std::printf("target     %llu bytes, blake2b-256 %s\n", static_cast<unsigned long long>(m->target_size),
-              to_hex(m->target_hash).c_str());
-  for (const auto& p : m->payloads) {
+  for (const auto& h : m.hardware) hw += (hw.empty() ? "" : ", ") + h;
+  std::printf("hardware   %s\ncreated    %s\nexpires    %s\n", hw.c_str(), trust::format_time(m.created).c_str(),
+              m.expires ? trust::format_time(*m.expires).c_str() : "never");
+  std::printf("target     %llu bytes, blake2b-256 %s\n", static_cast<unsigned long long>(m.target_size),
+              to_hex(m.target_hash).c_str());
+  for (const auto& p : m.payloads) {
     std::printf("payload    %s: %s, %s (window 2^%u), %llu bytes, %zu chunks of %u, blake2b-256 %s\n", p.name.c_str(),
                 std::string(manifest::kind_name(p.kind)).c_str(), std::string(manifest::compression_name(p.compression)).c_str(),
                 p.window_log, static_cast<unsigned long long>(p.size), p.chunks.size(), p.chunk_size,

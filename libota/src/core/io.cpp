@@ -104,10 +104,10 @@ Result<std::uint64_t> Reader::skip(std::uint64_t n) {
   std::uint8_t buf[16 * 1024];
   std::uint64_t done = 0;
   while (done < n) {
-    auto got = read(MutableByteSpan(buf, static_cast<std::size_t>(std::min<std::uint64_t>(n - done, sizeof buf))));
-    if (!got) return fail(got.error());
-    if (*got == 0) break;
-    done += *got;
+    OTA_TRY_ASSIGN(auto got,
+                   read(MutableByteSpan(buf, static_cast<std::size_t>(std::min<std::uint64_t>(n - done, sizeof buf)))));
+    if (got == 0) break;
+    done += got;
   }
   return done;
 }
@@ -276,37 +276,34 @@ void advise_huge_pages(void* p, std::size_t n) {
 }  // namespace
 
 Result<Bytes> read_file(const std::string& path) {
-  auto src = FileSource::open(path);
-  if (!src) return fail(src.error());
+  OTA_TRY_ASSIGN(auto src, FileSource::open(path));
   Bytes data;
   try {
-    const auto size = static_cast<std::size_t>((*src)->size());
+    const auto size = static_cast<std::size_t>((src)->size());
     data.reserve(size);
     advise_huge_pages(data.data(), size);
     data.resize(size);
   } catch (const std::bad_alloc&) {
     return fail(ErrorCode::kOutOfMemory, "cannot hold '" + path + "' in memory");
   }
-  OTA_TRY((*src)->read_at(0, data));
+  OTA_TRY((src)->read_at(0, data));
   return data;
 }
 
 Status write_file_atomic(const std::string& path, ByteSpan data, unsigned mode) {
-  auto w = AtomicFileWriter::create(path, mode);
-  if (!w) return fail(w.error());
-  OTA_TRY((*w)->write(data));
-  return (*w)->commit();
+  OTA_TRY_ASSIGN(auto w, AtomicFileWriter::create(path, mode));
+  OTA_TRY((w)->write(data));
+  return (w)->commit();
 }
 
 Result<std::uint64_t> copy(Reader& in, Writer& out) {
   Bytes buf(64 * 1024);
   std::uint64_t total = 0;
   for (;;) {
-    auto n = in.read(buf);
-    if (!n) return fail(n.error());
-    if (*n == 0) return total;
-    OTA_TRY(out.write(ByteSpan(buf.data(), *n)));
-    total += *n;
+    OTA_TRY_ASSIGN(auto n, in.read(buf));
+    if (n == 0) return total;
+    OTA_TRY(out.write(ByteSpan(buf.data(), n)));
+    total += n;
   }
 }
 

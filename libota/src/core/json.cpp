@@ -98,51 +98,45 @@ Result<std::string> as_string(const Json& j, std::string_view what, std::size_t 
 }
 
 Result<Digest> as_digest(const Json& j, std::string_view what) {
-  auto s = as_string(j, what, 64);
-  if (!s) return fail(s.error());
-  auto d = digest_from_hex(*s);
-  if (!d || s->size() != 64) return fail(ErrorCode::kMalformed, std::string(what) + " is not 64 hex digits");
+  OTA_TRY_ASSIGN(auto s, as_string(j, what, 64));
+  auto d = digest_from_hex(s);
+  if (!d || s.size() != 64) return fail(ErrorCode::kMalformed, std::string(what) + " is not 64 hex digits");
   return *d;
 }
 
 Result<std::string> Object::string(std::string_view key, std::size_t max_len) const {
-  auto v = get(key);
-  if (!v) return fail(v.error());
-  return as_string(**v, what_ + "." + std::string(key), max_len);
+  OTA_TRY_ASSIGN(auto v, get(key));
+  return as_string(*v, what_ + "." + std::string(key), max_len);
 }
 
 Result<std::uint64_t> Object::u64(std::string_view key, std::uint64_t max) const {
-  auto v = get(key);
-  if (!v) return fail(v.error());
-  if (!(*v)->is_number_unsigned())
+  OTA_TRY_ASSIGN(auto v, get(key));
+  if (!(v)->is_number_unsigned())
     return fail(ErrorCode::kMalformed, what_ + "." + std::string(key) + " is not a non-negative integer");
-  auto n = (*v)->get<std::uint64_t>();
+  auto n = (v)->get<std::uint64_t>();
   if (n > max)
     return fail(ErrorCode::kMalformed, what_ + "." + std::string(key) + " is over " + std::to_string(max));
   return n;
 }
 
 Result<Digest> Object::digest(std::string_view key) const {
-  auto v = get(key);
-  if (!v) return fail(v.error());
-  return as_digest(**v, what_ + "." + std::string(key));
+  OTA_TRY_ASSIGN(auto v, get(key));
+  return as_digest(*v, what_ + "." + std::string(key));
 }
 
 Result<const Json*> Object::array(std::string_view key, std::size_t max_items) const {
-  auto v = get(key);
-  if (!v) return fail(v.error());
-  if (!(*v)->is_array()) return fail(ErrorCode::kMalformed, what_ + "." + std::string(key) + " is not an array");
-  if ((*v)->size() > max_items)
+  OTA_TRY_ASSIGN(auto v, get(key));
+  if (!(v)->is_array()) return fail(ErrorCode::kMalformed, what_ + "." + std::string(key) + " is not an array");
+  if ((v)->size() > max_items)
     return fail(ErrorCode::kMalformed,
                 what_ + "." + std::string(key) + " has more than " + std::to_string(max_items) + " items");
-  return *v;
+  return v;
 }
 
 Result<const Json*> Object::object(std::string_view key) const {
-  auto v = get(key);
-  if (!v) return fail(v.error());
-  if (!(*v)->is_object()) return fail(ErrorCode::kMalformed, what_ + "." + std::string(key) + " is not an object");
-  return *v;
+  OTA_TRY_ASSIGN(auto v, get(key));
+  if (!(v)->is_object()) return fail(ErrorCode::kMalformed, what_ + "." + std::string(key) + " is not an object");
+  return v;
 }
 
 std::string hex(ByteSpan b) { return to_hex(b); }

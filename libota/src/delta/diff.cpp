@@ -155,12 +155,11 @@ Result<FrameOut> encode_frame(const std::vector<Block>& blocks, ByteSpan old_ima
   f.stats.frames = 1;
   if (opt.compression != Compression::kNone) {
     const bool prefix = opt.compression == Compression::kZstdOld;
-    auto z = codec::zstd_compress(records, {opt.level, opt.window_log}, prefix ? old_image : ByteSpan{});
-    if (!z) return fail(z.error());
-    if (z->size() < records.size()) {
-      f.bytes.reserve(z->size() + 1);
+    OTA_TRY_ASSIGN(auto z, codec::zstd_compress(records, {opt.level, opt.window_log}, prefix ? old_image : ByteSpan{}));
+    if (z.size() < records.size()) {
+      f.bytes.reserve(z.size() + 1);
       f.bytes.push_back(detail::kFrameZstd);
-      f.bytes.insert(f.bytes.end(), z->begin(), z->end());
+      f.bytes.insert(f.bytes.end(), z.begin(), z.end());
       return f;
     }
   }
@@ -288,11 +287,10 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
     map_section.push_back(detail::kFrameRaw);
     Bytes stored = encoded;
     if (opt.compression != Compression::kNone) {
-      auto z = codec::zstd_compress(encoded, {opt.level, std::min<int>(opt.window_log, 24)});
-      if (!z) return fail(z.error());
-      if (z->size() < encoded.size()) {
+      OTA_TRY_ASSIGN(auto z, codec::zstd_compress(encoded, {opt.level, std::min<int>(opt.window_log, 24)}));
+      if (z.size() < encoded.size()) {
         map_section[0] = detail::kFrameZstd;
-        stored = std::move(*z);
+        stored = std::move(z);
       }
     }
     detail::put_varint(map_section, stored.size());

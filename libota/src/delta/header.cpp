@@ -75,17 +75,15 @@ Result<PatchHeader> read_header(Reader& patch) {
   Bytes buf;
   std::uint8_t byte = 0;
   while (buf.size() < kMaxHeaderSize) {
-    auto n = patch.read(MutableByteSpan(&byte, 1));
-    if (!n) return fail(n.error());
-    if (*n == 0) break;
+    OTA_TRY_ASSIGN(auto n, patch.read(MutableByteSpan(&byte, 1)));
+    if (n == 0) break;
     buf.push_back(byte);
     auto parsed = parse_header(buf);
     if (parsed) return parsed->first;
     if (parsed.error().code != ErrorCode::kPatchTruncated) return fail(parsed.error());
   }
-  auto parsed = parse_header(buf);
-  if (!parsed) return fail(parsed.error());
-  return parsed->first;
+  OTA_TRY_ASSIGN(auto parsed, parse_header(buf));
+  return parsed.first;
 }
 
 }  // namespace ota::delta

@@ -302,9 +302,8 @@ class PatcherImpl final : public Patcher {
             state_ = State::kRaw;
           } else if (mode == detail::kFrameZstd && h_.compression != Compression::kNone) {
             if (!zstd_) {
-              auto d = codec::ZstdDecoder::create(std::min(h_.window_log, opt_.max_window_log));
-              if (!d) return fail(d.error());
-              zstd_ = std::move(*d);
+              OTA_TRY_ASSIGN(auto d, codec::ZstdDecoder::create(std::min(h_.window_log, opt_.max_window_log)));
+              zstd_ = std::move(d);
               zbuf_.resize(kDecodeBuffer);
             }
             OTA_TRY(zstd_->reset(h_.compression == Compression::kZstdOld ? ByteSpan(old_copy_) : ByteSpan{}));
@@ -479,15 +478,13 @@ class PatcherImpl final : public Patcher {
     Bytes decoded;
     if (map_mode_ == detail::kFrameZstd) {
       if (h_.compression == Compression::kNone) return fail(malformed("compressed section in an uncompressed patch"));
-      auto d = codec::zstd_decompress(map_buf_, detail::kMaxMapSection);
-      if (!d) return fail(d.error());
-      decoded = std::move(*d);
+      OTA_TRY_ASSIGN(auto d, codec::zstd_decompress(map_buf_, detail::kMaxMapSection));
+      decoded = std::move(d);
     } else {
       decoded = std::move(map_buf_);
     }
-    auto m = detail::AddressMap::decode(decoded, h_.old_size, opt_.max_map_entries);
-    if (!m) return fail(m.error());
-    map_ = std::move(*m);
+    OTA_TRY_ASSIGN(auto m, detail::AddressMap::decode(decoded, h_.old_size, opt_.max_map_entries));
+    map_ = std::move(m);
     map_buf_ = Bytes();
     frames_begin();
     return pos;
@@ -528,9 +525,8 @@ class PatcherImpl final : public Patcher {
         n = static_cast<std::size_t>(cached_end - detail::kPredictAfter - off);
       const std::uint64_t lo = off >= detail::kPredictBefore ? off - detail::kPredictBefore : 0;
       const std::uint64_t hi = std::min<std::uint64_t>(h_.old_size, off + n + detail::kPredictAfter);
-      auto window = old_view(lo, static_cast<std::size_t>(hi - lo));
-      if (!window) return fail(window.error());
-      detail::predict(h_.predictor, map_, *window, lo, h_.old_size, off, n, delta, space.data() + ahead_);
+      OTA_TRY_ASSIGN(auto window, old_view(lo, static_cast<std::size_t>(hi - lo)));
+      detail::predict(h_.predictor, map_, window, lo, h_.old_size, off, n, delta, space.data() + ahead_);
       ahead_ += n;
     }
     return ok();
@@ -801,16 +797,15 @@ Result<std::unique_ptr<Patcher>> Patcher::create(const Source& old_image, Writer
 }
 
 Status apply(const Source& old_image, Reader& patch, Writer& out, PatchOptions options) {
-  auto p = Patcher::create(old_image, out, std::move(options));
-  if (!p) return fail(p.error());
+  OTA_TRY_ASSIGN(auto p, Patcher::create(old_image, out, std::move(options)));
   Bytes buf(kFeedBuffer);
   for (;;) {
     auto n = patch.read(buf);
     if (!n) return fail(n.error().with_context("reading the patch"));
     if (*n == 0) break;
-    OTA_TRY((*p)->feed(ByteSpan(buf.data(), *n)));
+    OTA_TRY((p)->feed(ByteSpan(buf.data(), *n)));
   }
-  return (*p)->finish();
+  return (p)->finish();
 }
 
 }  // namespace ota::delta

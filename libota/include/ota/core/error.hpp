@@ -75,8 +75,19 @@ struct [[nodiscard]] Error {
   Error with_context(std::string_view context) &&;
 };
 
+// A value or an Error. [[nodiscard]]: a Result that is dropped is a
+// compiler warning, so an error cannot be ignored by accident (cast to void
+// to drop one on purpose, and say why).
 template <typename T>
-using Result = tl::expected<T, Error>;
+class [[nodiscard]] Result : public tl::expected<T, Error> {
+ public:
+  using Base = tl::expected<T, Error>;
+  using Base::Base;
+  using Base::operator=;
+  Result() = default;
+  Result(const Base& b) : Base(b) {}       // implicit, like tl::expected's own conversions
+  Result(Base&& b) : Base(std::move(b)) {}
+};
 
 using Status = Result<void>;
 
@@ -97,6 +108,17 @@ inline Status ok() { return {}; }
     auto ota_try_result_ = (expr);                           \
     if (!ota_try_result_) return ::ota::fail(std::move(ota_try_result_).error()); \
   } while (0)
+
+// Declares or assigns `lhs` from the value of a Result-returning
+// expression, or returns its error:
+//   OTA_TRY_ASSIGN(auto text, read_file(path));   // text is a std::string
+#define OTA_TRY_ASSIGN(lhs, ...) OTA_TRY_ASSIGN_IMPL_(OTA_TRY_CONCAT_(ota_try_value_, __LINE__), lhs, __VA_ARGS__)
+#define OTA_TRY_CONCAT_(a, b) OTA_TRY_CONCAT2_(a, b)
+#define OTA_TRY_CONCAT2_(a, b) a##b
+#define OTA_TRY_ASSIGN_IMPL_(tmp, lhs, ...)             \
+  auto tmp = (__VA_ARGS__);                             \
+  if (!tmp) return ::ota::fail(std::move(tmp).error()); \
+  lhs = std::move(*tmp)
 
 // Propagates the error with context prefixed.
 #define OTA_TRY_CTX(expr, ctx)                               \

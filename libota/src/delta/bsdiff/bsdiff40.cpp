@@ -57,9 +57,8 @@ class BzReader {
   Status expect_end(const char* what, bool last) {
     std::uint8_t extra = 0;
     while (!ended_) {
-      auto st = read_some(&extra, what);
-      if (!st) return fail(st.error());
-      if (*st) return fail(ErrorCode::kPatchMalformed, std::string("BSDIFF40 ") + what + " stream has bytes past the end of NEW");
+      OTA_TRY_ASSIGN(auto st, read_some(&extra, what));
+      if (st) return fail(ErrorCode::kPatchMalformed, std::string("BSDIFF40 ") + what + " stream has bytes past the end of NEW");
     }
     if (last && (s_.avail_in != 0 || pos_ != end_))
       return fail(ErrorCode::kPatchMalformed, "BSDIFF40 patch has bytes after its last stream");

@@ -90,23 +90,20 @@ Result<Stats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch) {
     put_off(raw + 16, t.seek);
     ctrl.insert(ctrl.end(), raw, raw + 24);
   }
-  auto zc = bz2_compress(ctrl);
-  if (!zc) return fail(zc.error());
-  auto zd = bz2_compress(dif);
-  if (!zd) return fail(zd.error());
-  auto ze = bz2_compress(extra);
-  if (!ze) return fail(ze.error());
+  OTA_TRY_ASSIGN(auto zc, bz2_compress(ctrl));
+  OTA_TRY_ASSIGN(auto zd, bz2_compress(dif));
+  OTA_TRY_ASSIGN(auto ze, bz2_compress(extra));
 
   std::uint8_t header[32];
   std::memcpy(header, kMagic, 8);
-  put_off(header + 8, static_cast<std::int64_t>(zc->size()));
-  put_off(header + 16, static_cast<std::int64_t>(zd->size()));
+  put_off(header + 8, static_cast<std::int64_t>(zc.size()));
+  put_off(header + 16, static_cast<std::int64_t>(zd.size()));
   put_off(header + 24, static_cast<std::int64_t>(new_image.size()));
   OTA_TRY(patch.write(ByteSpan(header, 32)));
-  OTA_TRY(patch.write(*zc));
-  OTA_TRY(patch.write(*zd));
-  OTA_TRY(patch.write(*ze));
-  return Stats{32 + zc->size() + zd->size() + ze->size(), triples.size()};
+  OTA_TRY(patch.write(zc));
+  OTA_TRY(patch.write(zd));
+  OTA_TRY(patch.write(ze));
+  return Stats{32 + zc.size() + zd.size() + ze.size(), triples.size()};
 }
 
 }  // namespace ota::bsdiff40

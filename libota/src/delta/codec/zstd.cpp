@@ -58,13 +58,12 @@ Result<std::uint64_t> zstd_compress_stream(Reader& in, Writer& out, const Stream
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(ibuf.size(), frame - in_frame));
     std::size_t have = 0;
     while (have < want) {
-      auto n = in.read(MutableByteSpan(ibuf.data() + have, want - have));
-      if (!n) return fail(n.error());
-      if (*n == 0) {
+      OTA_TRY_ASSIGN(auto n, in.read(MutableByteSpan(ibuf.data() + have, want - have)));
+      if (n == 0) {
         eof = true;
         break;
       }
-      have += *n;
+      have += n;
     }
     total_in += have;
     in_frame += have;

@@ -73,16 +73,15 @@ cp::Phase phase_from(const std::string& s) {
 // leave anything: parsed strictly, and a bad one is started afresh (acting on
 // a campaign again is safe: the agent refuses a version it already runs).
 Result<Records> parse_records(ByteSpan b) {
-  auto j = json::parse_strict(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()), 1u << 20,
-                              "campaign records");
-  if (!j) return fail(j.error());
+  OTA_TRY_ASSIGN(auto j,
+                 json::parse_strict(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()), 1u << 20, "campaign records"));
   Records r;
-  if (!j->is_object() || !(*j)["current"].is_string() || !(*j)["campaigns"].is_object() ||
-      !(*j)["counter"].is_number_unsigned())
+  if (!j.is_object() || !(j)["current"].is_string() || !(j)["campaigns"].is_object() ||
+      !(j)["counter"].is_number_unsigned())
     return fail(ErrorCode::kMalformed, "campaign records: bad shape");
-  r.current = (*j)["current"].get<std::string>();
-  r.counter = (*j)["counter"].get<std::uint64_t>();
-  for (auto it = (*j)["campaigns"].begin(); it != (*j)["campaigns"].end(); ++it) {
+  r.current = (j)["current"].get<std::string>();
+  r.counter = (j)["counter"].get<std::uint64_t>();
+  for (auto it = (j)["campaigns"].begin(); it != (j)["campaigns"].end(); ++it) {
     const Json& c = it.value();
     if (!c.is_object() || !c["campaign_revision"].is_number_unsigned() || !c["control_revision"].is_number_unsigned() ||
         !c["phase"].is_string() || !c["done"].is_boolean() || !c["seen"].is_number_unsigned())
@@ -114,15 +113,15 @@ std::string encode_records(const Records& r) {
 }
 
 Result<Outbox> parse_outbox(ByteSpan b) {
-  auto j = json::parse_strict(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()), 8u << 20, "outbox");
-  if (!j) return fail(j.error());
-  if (!j->is_object() || !(*j)["next_seq"].is_number_unsigned() || !(*j)["last_state"].is_string() ||
-      !(*j)["pending"].is_array())
+  OTA_TRY_ASSIGN(auto j,
+                 json::parse_strict(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()), 8u << 20, "outbox"));
+  if (!j.is_object() || !(j)["next_seq"].is_number_unsigned() || !(j)["last_state"].is_string() ||
+      !(j)["pending"].is_array())
     return fail(ErrorCode::kMalformed, "outbox: bad shape");
   Outbox o;
-  o.next_seq = (*j)["next_seq"].get<std::uint64_t>();
-  o.last_state = (*j)["last_state"].get<std::string>();
-  for (const auto& p : (*j)["pending"]) {
+  o.next_seq = (j)["next_seq"].get<std::uint64_t>();
+  o.last_state = (j)["last_state"].get<std::string>();
+  for (const auto& p : (j)["pending"]) {
     if (!p.is_object() || !p["topic"].is_string() || !p["payload"].is_string() || !p["retain"].is_boolean())
       return fail(ErrorCode::kMalformed, "outbox: bad entry");
     o.pending.push_back({p["topic"].get<std::string>(), p["payload"].get<std::string>(), p["retain"].get<bool>(), -1});
@@ -388,9 +387,8 @@ struct Daemon::Impl {
     // A failed download waits for its retry (which takes the newest document).
     if (retry && *retry == id && std::chrono::steady_clock::now() < retry_at && v.control.state != cp::RunState::kAborted)
       return ok();
-    auto s = agent->state();
-    if (!s) return fail(s.error());
-    const bool started = rec.current == id && s->install.stage != Stage::kNone;
+    OTA_TRY_ASSIGN(auto s, agent->state());
+    const bool started = rec.current == id && s.install.stage != Stage::kNone;
     auto finish = [&](CampaignEvent e, const std::string& why, int code = 0) -> Status {
       OTA_TRY(move(r, e));
       r.done = true;
@@ -404,7 +402,7 @@ struct Daemon::Impl {
     if (!started && running_version() == v.campaign.version)
       return finish(CampaignEvent::kNotForDevice, "already running " + v.campaign.version);
     if (v.control.state == cp::RunState::kAborted) {
-      if (started && s->install.stage != Stage::kTrial) (void)agent->rollback("campaign aborted");
+      if (started && s.install.stage != Stage::kTrial) (void)agent->rollback("campaign aborted");
       return finish(CampaignEvent::kAbort, "campaign aborted" + (v.control.reason.empty() ? "" : ": " + v.control.reason),
                     static_cast<int>(ErrorCode::kCampaignAborted));
     }
@@ -536,9 +534,8 @@ struct Daemon::Impl {
   // A trial pending at start: the boot evidence and the health check decide,
   // and the campaign hears.
   Status settle_trial() {
-    auto s = agent->state();
-    if (!s) return fail(s.error());
-    if (s->install.stage != Stage::kTrial && s->install.stage != Stage::kWritten) return ok();
+    OTA_TRY_ASSIGN(auto s, agent->state());
+    if (s.install.stage != Stage::kTrial && s.install.stage != Stage::kWritten) return ok();
     const std::string id = rec.current;
     if (auto st = agent->boot_check(); !st) {
       if (st.error().code != ErrorCode::kTrialNotBooted) return fail(st.error());
@@ -551,10 +548,9 @@ struct Daemon::Impl {
       reboot_again_at = std::chrono::steady_clock::now() + std::chrono::seconds(o.retry_delay_s);
       return report(id, cp::Phase::kRebooting, st.error().message, static_cast<int>(st.error().code), 0, true);
     }
-    auto after = agent->state();
-    if (!after) return fail(after.error());
-    if (after->install.stage != Stage::kNone) return ok();
-    const bool rolled_back = after->outcome == Outcome::kRolledBack;
+    OTA_TRY_ASSIGN(auto after, agent->state());
+    if (after.install.stage != Stage::kNone) return ok();
+    const bool rolled_back = after.outcome == Outcome::kRolledBack;
     if (!id.empty()) {
       CampaignRecord& r = rec.campaigns[id];
       if (r.phase == cp::Phase::kRebooting) {
@@ -566,7 +562,7 @@ struct Daemon::Impl {
       r.done = true;
       rec.current.clear();
       OTA_TRY(save_records());
-      OTA_TRY(report(id, r.phase, rolled_back ? after->last_result : std::string(),
+      OTA_TRY(report(id, r.phase, rolled_back ? after.last_result : std::string(),
                      rolled_back ? static_cast<int>(ErrorCode::kRolledBack) : 0));
     }
     // After a rollback the old image must run again: reboot into it.
@@ -583,9 +579,8 @@ struct Daemon::Impl {
     if (mo.client_id.empty()) mo.client_id = o.device_id;
     mo.will = mqtt::Message{cp::availability_topic(o.fleet, o.device_id),
                             cp::encode_availability({o.device_id, boot, false}), 1, true, 0, {}};
-    auto c = o.connect ? o.connect(mo) : mqtt::connect(mo);
-    if (!c) return fail(c.error());
-    client = std::move(*c);
+    OTA_TRY_ASSIGN(auto c, o.connect ? o.connect(mo) : mqtt::connect(mo));
+    client = std::move(c);
     OTA_TRY(client->subscribe("ota/" + o.fleet + "/campaigns/+", 1));
     return ok();
   }

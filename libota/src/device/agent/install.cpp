@@ -87,9 +87,8 @@ class FullDecoder {
   static Result<std::unique_ptr<FullDecoder>> create(Writer& out, Options o) {
     std::unique_ptr<FullDecoder> d(new FullDecoder(out, std::move(o)));
     if (d->o_.payload->compression != manifest::Compression::kNone) {
-      auto dec = codec::ZstdDecoder::create(std::max<int>(d->o_.payload->window_log, 10));
-      if (!dec) return fail(dec.error());
-      d->dec_ = std::move(*dec);
+      OTA_TRY_ASSIGN(auto dec, codec::ZstdDecoder::create(std::max<int>(d->o_.payload->window_log, 10)));
+      d->dec_ = std::move(dec);
       d->obuf_.resize(128 * 1024);
     }
     if (d->o_.resume) {
@@ -200,10 +199,9 @@ Status pump(bundle::BundleReader& r, Sink& sink, const manifest::Payload& p,
       OTA_TRY(r.skip_to(want));
       OTA_TRY(sink.skip(want - at));
     }
-    auto n = r.read(buf);
-    if (!n) return fail(n.error());
-    if (*n == 0) return ok();
-    OTA_TRY(sink.feed(ByteSpan(buf.data(), *n)));
+    OTA_TRY_ASSIGN(auto n, r.read(buf));
+    if (n == 0) return ok();
+    OTA_TRY(sink.feed(ByteSpan(buf.data(), n)));
     if (progress) progress(r.payload_position(), p.size);
     if (cancelled && cancelled()) return fail(ErrorCode::kCancelled, "install cancelled");
   }
@@ -212,10 +210,9 @@ Status pump(bundle::BundleReader& r, Sink& sink, const manifest::Payload& p,
 }  // namespace
 
 Result<State> Agent::state() const {
-  auto rec = d_.state->get(kStateRecord);
-  if (!rec) return fail(rec.error());
-  if (!*rec) return State{};
-  return parse_state(**rec);
+  OTA_TRY_ASSIGN(auto rec, d_.state->get(kStateRecord));
+  if (!rec) return State{};
+  return parse_state(*rec);
 }
 
 Status Agent::save(const State& s) { return d_.state->replace(kStateRecord, encode_state(s)); }
@@ -260,11 +257,10 @@ Status persist_trust(storage::StateStore& state, const trust::TrustStore& t) {
 Result<Digest> Agent::bank_hash(boot::Slot slot, std::uint64_t size, State& s) {
   auto& info = s.banks[index_of(slot)];
   if (info && info->size == size) return info->hash;
-  auto h = hash_prefix(*d_.banks[index_of(slot)], size);
-  if (!h) return fail(h.error());
+  OTA_TRY_ASSIGN(auto h, hash_prefix(*d_.banks[index_of(slot)], size));
   // Keep the version of a known image; a factory image stays unversioned.
-  if (!info || info->size != size) info = BankInfo{info && info->size == size ? info->version : "", size, *h};
-  return *h;
+  if (!info || info->size != size) info = BankInfo{info && info->size == size ? info->version : "", size, h};
+  return h;
 }
 
 Result<InstallReport> Agent::install(Reader& bundle, const std::function<Result<std::unique_ptr<Reader>>()>& reopen) {
@@ -272,9 +268,8 @@ Result<InstallReport> Agent::install(Reader& bundle, const std::function<Result<
   if (first || first.error().code != ErrorCode::kOldMismatch || !reopen) return first;
   // The speculative delta did not apply (its base hash is cached now): once
   // more from the start of the bundle, which picks another payload.
-  auto again = reopen();
-  if (!again) return fail(again.error());
-  return install_once(**again, false);
+  OTA_TRY_ASSIGN(auto again, reopen());
+  return install_once(*again, false);
 }
 
 Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
@@ -301,20 +296,19 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
   const storage::BlockStore& active_bank = *d_.banks[index_of(active)];
 
   // 1. Signatures, then policy: nothing of a payload is read before this.
-  auto reader = bundle::BundleReader::open(in);
-  if (!reader) return fail(reader.error());
+  OTA_TRY_ASSIGN(auto reader, bundle::BundleReader::open(in));
   bundle::VerifyOptions vo;
   vo.policy.now = d_.now();
   vo.policy.hardware = d_.hardware_id;
   vo.policy.security_floor = s.security_floor;
   if (const auto& a = s.banks[index_of(active)]; a && !a->version.empty()) vo.policy.installed_version = a->version;
   const std::uint64_t root_before = d_.trust->root().version;
-  auto m = (*reader)->verify(*d_.trust, vo);
+  auto m = (reader)->verify(*d_.trust, vo);
   // A root update the bundle carried is kept before anything else happens,
   // even when the rest of the verification failed (it chained on its own).
   if (d_.trust->root().version > root_before) OTA_TRY(persist_trust(*d_.state, *d_.trust));
   if (!m) return fail(m.error());
-  const Digest manifest_hash = content_hash((*reader)->manifest_bytes());
+  const Digest manifest_hash = content_hash((reader)->manifest_bytes());
   if (d_.accept) OTA_TRY(d_.accept(*m, manifest_hash));
   if (m->target_size > target_bank.size())
     return fail(ErrorCode::kLimitExceeded, "the image (" + std::to_string(m->target_size) +
@@ -374,10 +368,9 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
   if (s.install.stage == Stage::kWriting) {
     // 4. Stream: chunk check -> decoder or patcher -> bank, hashed as written.
     while (true) {
-      auto idx = (*reader)->next_payload();
-      if (!idx) return fail(idx.error());
-      if (!*idx) return fail(ErrorCode::kMalformed, "bundle ended before payload " + p.name);
-      if (**idx == *chosen) break;
+      OTA_TRY_ASSIGN(auto idx, (reader)->next_payload());
+      if (!idx) return fail(ErrorCode::kMalformed, "bundle ended before payload " + p.name);
+      if (*idx == *chosen) break;
     }
     const std::uint64_t start = s.install.resume ? s.install.resume->new_offset : 0;
     storage::BankWriter bank_out(target_bank, start);
@@ -402,15 +395,14 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
       po.on_frame = on_frame;
       auto patcher = delta::Patcher::create(old_image, bank_out, po);
       if (!patcher) return fail(patcher.error());
-      OTA_TRY(pump(**reader, **patcher, p, d_.progress, d_.cancelled));
+      OTA_TRY(pump(*reader, **patcher, p, d_.progress, d_.cancelled));
       if (Status done = (*patcher)->finish(); !done) {  // NEW's hash, the prefix read back included
         if (done.error().code == ErrorCode::kOldMismatch) {
           // Not the delta's base: abandon it, cache the active bank's hash
           // so the next install picks another payload.
           OTA_TRY(advance(s.install.stage, InstallEvent::kAbandon));
           s.install = InstallRecord{};
-          auto h = bank_hash(active, p.base_size, s);
-          if (!h) return fail(h.error());
+          OTA_TRY_ASSIGN(auto h, bank_hash(active, p.base_size, s));
           OTA_TRY(save(s));
           return fail(ErrorCode::kOldMismatch, "the active bank is not the base of " + p.name +
                                                    "; install again to use another payload");
@@ -437,10 +429,9 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
       fo.resume = s.install.resume;
       fo.bank = &target_bank;
       fo.on_frame = on_frame;
-      auto full = FullDecoder::create(bank_out, fo);
-      if (!full) return fail(full.error());
-      OTA_TRY(pump(**reader, **full, p, d_.progress, d_.cancelled));
-      if (Status done = (*full)->finish(); !done) {
+      OTA_TRY_ASSIGN(auto full, FullDecoder::create(bank_out, fo));
+      OTA_TRY(pump(*reader, *full, p, d_.progress, d_.cancelled));
+      if (Status done = (full)->finish(); !done) {
         if (s.install.resume) {  // the prefix may be what is wrong: start over next time
           s.install.resume.reset();
           OTA_TRY(save(s));
@@ -456,9 +447,8 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
     OTA_TRY(save(s));
   } else {
     // Written before a power cut: check the bank still holds the image.
-    auto h = hash_prefix(target_bank, s.install.target_size);
-    if (!h) return fail(h.error());
-    if (*h != s.install.target_hash) {
+    OTA_TRY_ASSIGN(auto h, hash_prefix(target_bank, s.install.target_size));
+    if (h != s.install.target_hash) {
       OTA_TRY(advance(s.install.stage, InstallEvent::kAbandon));
       s.install = InstallRecord{};
       OTA_TRY(save(s));
@@ -489,15 +479,14 @@ Status Agent::boot_check() {
   if (s.install.stage != Stage::kTrial) return ok();
   const std::string version = s.install.version;
   const char* target = boot::slot_name(s.install.target);
-  auto running = running_slot();
-  if (!running) return fail(running.error());
-  if (*running != s.install.target) {
+  OTA_TRY_ASSIGN(auto running, running_slot());
+  if (running != s.install.target) {
     if (bs->upgrade_available && bs->boot_slot == s.install.target) {
       // Not rebooted yet (or the reboot command failed): nothing to judge.
       OTA_TRY(advance(s.install.stage, InstallEvent::kNotBooted));
       return fail(ErrorCode::kTrialNotBooted, std::string("the trial of slot ") + target +
                                                   " has not booted yet (the device runs slot " +
-                                                  boot::slot_name(*running) + "): reboot first");
+                                                  boot::slot_name(running) + "): reboot first");
     }
     // The bootloader fell back (bootcount past bootlimit) or the trial was undone.
     OTA_TRY(advance(s.install.stage, InstallEvent::kFellBack));
@@ -531,9 +520,8 @@ Status Agent::boot_check() {
 }
 
 Status Agent::commit() {
-  auto loaded = state();
-  if (!loaded) return fail(loaded.error());
-  if (loaded->install.stage != Stage::kTrial) return fail(ErrorCode::kUsage, "no trial to commit");
+  OTA_TRY_ASSIGN(auto loaded, state());
+  if (loaded.install.stage != Stage::kTrial) return fail(ErrorCode::kUsage, "no trial to commit");
   Device saved = d_;
   d_.health_check = nullptr;  // an explicit commit skips the health check
   Status st = boot_check();
@@ -542,22 +530,19 @@ Status Agent::commit() {
 }
 
 Status Agent::rollback(const std::string& reason) {
-  auto loaded = state();
-  if (!loaded) return fail(loaded.error());
-  State s = std::move(*loaded);
+  OTA_TRY_ASSIGN(auto loaded, state());
+  State s = std::move(loaded);
   if (s.install.stage == Stage::kNone) return fail(ErrorCode::kUsage, "nothing to roll back");
   boot::BootControl bc(*d_.env);
-  auto bs = bc.state();
-  if (!bs) return fail(bs.error());
+  OTA_TRY_ASSIGN(auto bs, bc.state());
   const bool trial = s.install.stage == Stage::kTrial;
   bool trial_runs = false;
   if (trial) {
-    auto running = running_slot();
-    if (!running) return fail(running.error());
-    trial_runs = *running == s.install.target;
+    OTA_TRY_ASSIGN(auto running, running_slot());
+    trial_runs = running == s.install.target;
   }
   OTA_TRY(advance(s.install.stage, trial ? InstallEvent::kRollBack : InstallEvent::kAbandon));
-  if (trial && bs->boot_slot == s.install.target) OTA_TRY(bc.rollback());
+  if (trial && bs.boot_slot == s.install.target) OTA_TRY(bc.rollback());
   s.last_result = "rolled-back " + s.install.version + ": " + reason;
   s.outcome = Outcome::kRolledBack;
   s.install = InstallRecord{};
@@ -583,9 +568,8 @@ Result<InstallReport> install_from_source(Agent& agent, fetch::SourceReader& fir
   };
   std::vector<std::unique_ptr<fetch::SourceReader>> reopened;
   auto rep = agent.install(first, [&]() -> Result<std::unique_ptr<Reader>> {
-    auto again = open ? open(source, options) : fetch::open(source, options);
-    if (!again) return fail(again.error());
-    reopened.push_back(std::move(*again));
+    OTA_TRY_ASSIGN(auto again, open ? open(source, options) : fetch::open(source, options));
+    reopened.push_back(std::move(again));
     return std::unique_ptr<Reader>(std::make_unique<Forward>(*reopened.back()));
   });
   if (stats) {

@@ -64,9 +64,8 @@ Result<Stage> next_stage(Stage from, InstallEvent e) {
 }
 
 Status advance(Stage& stage, InstallEvent e) {
-  auto n = next_stage(stage, e);
-  if (!n) return fail(n.error());
-  stage = *n;
+  OTA_TRY_ASSIGN(auto n, next_stage(stage, e));
+  stage = n;
   return ok();
 }
 
@@ -120,9 +119,8 @@ Result<cp::Phase> next_phase(cp::Phase from, CampaignEvent e) {
 }
 
 Status advance(cp::Phase& phase, CampaignEvent e) {
-  auto n = next_phase(phase, e);
-  if (!n) return fail(n.error());
-  phase = *n;
+  OTA_TRY_ASSIGN(auto n, next_phase(phase, e));
+  phase = n;
   return ok();
 }
 

@@ -15,13 +15,12 @@ json::Ordered bank_json(const std::optional<BankInfo>& b) {
 
 Result<std::optional<BankInfo>> parse_bank(const json::Json& j, const std::string& what) {
   if (j.is_null()) return std::optional<BankInfo>{};
-  auto o = json::Object::of(j, what);
-  if (!o) return fail(o.error());
-  OTA_TRY(o->only({"version", "size", "hash"}));
+  OTA_TRY_ASSIGN(auto o, json::Object::of(j, what));
+  OTA_TRY(o.only({"version", "size", "hash"}));
   BankInfo b;
-  auto v = o->string("version", 128);
-  auto size = o->u64("size");
-  auto hash = o->digest("hash");
+  auto v = o.string("version", 128);
+  auto size = o.u64("size");
+  auto hash = o.digest("hash");
   if (!v) return fail(v.error());
   if (!size) return fail(size.error());
   if (!hash) return fail(hash.error());
@@ -61,67 +60,55 @@ Bytes encode_state(const State& s) {
 }
 
 Result<State> parse_state(ByteSpan bytes) {
-  auto j = json::parse_strict(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), kMaxState,
-                              "agent state");
-  if (!j) return fail(j.error());
-  auto o = json::Object::of(*j, "agent state");
-  if (!o) return fail(o.error());
-  OTA_TRY(o->only({"format", "security_floor", "banks", "install", "last_result", "outcome"}));
-  auto format = o->string("format", 32);
-  if (!format) return fail(format.error());
-  if (*format != kFormat) return fail(ErrorCode::kMalformed, "agent state: format is not " + std::string(kFormat));
+  OTA_TRY_ASSIGN(auto j,
+                 json::parse_strict(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), kMaxState, "agent state"));
+  OTA_TRY_ASSIGN(auto o, json::Object::of(j, "agent state"));
+  OTA_TRY(o.only({"format", "security_floor", "banks", "install", "last_result", "outcome"}));
+  OTA_TRY_ASSIGN(auto format, o.string("format", 32));
+  if (format != kFormat) return fail(ErrorCode::kMalformed, "agent state: format is not " + std::string(kFormat));
   State s;
-  auto floor = o->u64("security_floor");
-  if (!floor) return fail(floor.error());
-  s.security_floor = *floor;
-  auto banks = o->object("banks");
-  if (!banks) return fail(banks.error());
-  auto bo = json::Object::of(**banks, "agent state.banks");
-  if (!bo) return fail(bo.error());
-  OTA_TRY(bo->only({"a", "b"}));
+  OTA_TRY_ASSIGN(auto floor, o.u64("security_floor"));
+  s.security_floor = floor;
+  OTA_TRY_ASSIGN(auto banks, o.object("banks"));
+  OTA_TRY_ASSIGN(auto bo, json::Object::of(*banks, "agent state.banks"));
+  OTA_TRY(bo.only({"a", "b"}));
   for (int i = 0; i < 2; ++i) {
     const char* name = i == 0 ? "a" : "b";
-    if (!(*banks)->contains(name)) continue;
-    auto b = parse_bank((**banks)[name], std::string("agent state.banks.") + name);
-    if (!b) return fail(b.error());
-    s.banks[i] = *b;
+    if (!(banks)->contains(name)) continue;
+    OTA_TRY_ASSIGN(auto b, parse_bank((*banks)[name], std::string("agent state.banks.") + name));
+    s.banks[i] = b;
   }
-  auto last = o->string("last_result", 1024);
-  if (!last) return fail(last.error());
-  s.last_result = *last;
+  OTA_TRY_ASSIGN(auto last, o.string("last_result", 1024));
+  s.last_result = last;
   // Absent in records written before the outcome was kept: taken from the text.
-  if (o->has("outcome")) {
-    auto oc = o->string("outcome", 16);
-    if (!oc) return fail(oc.error());
-    if (*oc == "installed") s.outcome = Outcome::kInstalled;
-    else if (*oc == "rolled-back") s.outcome = Outcome::kRolledBack;
-    else if (*oc != "none") return fail(ErrorCode::kMalformed, "agent state: unknown outcome");
+  if (o.has("outcome")) {
+    OTA_TRY_ASSIGN(auto oc, o.string("outcome", 16));
+    if (oc == "installed") s.outcome = Outcome::kInstalled;
+    else if (oc == "rolled-back") s.outcome = Outcome::kRolledBack;
+    else if (oc != "none") return fail(ErrorCode::kMalformed, "agent state: unknown outcome");
   } else if (s.last_result.rfind("installed ", 0) == 0) {
     s.outcome = Outcome::kInstalled;
   } else if (s.last_result.rfind("rolled-back ", 0) == 0) {
     s.outcome = Outcome::kRolledBack;
   }
-  auto ij = o->object("install");
-  if (!ij) return fail(ij.error());
-  auto io = json::Object::of(**ij, "agent state.install");
-  if (!io) return fail(io.error());
-  OTA_TRY(io->only({"stage", "manifest_hash", "target", "payload", "version", "security_version", "target_size",
+  OTA_TRY_ASSIGN(auto ij, o.object("install"));
+  OTA_TRY_ASSIGN(auto io, json::Object::of(*ij, "agent state.install"));
+  OTA_TRY(io.only({"stage", "manifest_hash", "target", "payload", "version", "security_version", "target_size",
                     "target_hash", "resume"}));
-  auto stage = io->string("stage", 16);
-  if (!stage) return fail(stage.error());
+  OTA_TRY_ASSIGN(auto stage, io.string("stage", 16));
   auto& in = s.install;
-  if (*stage == "none") return s;
-  if (*stage == "writing") in.stage = Stage::kWriting;
-  else if (*stage == "written") in.stage = Stage::kWritten;
-  else if (*stage == "trial") in.stage = Stage::kTrial;
+  if (stage == "none") return s;
+  if (stage == "writing") in.stage = Stage::kWriting;
+  else if (stage == "written") in.stage = Stage::kWritten;
+  else if (stage == "trial") in.stage = Stage::kTrial;
   else return fail(ErrorCode::kMalformed, "agent state: unknown install stage");
-  auto mh = io->digest("manifest_hash");
-  auto target = io->string("target", 1);
-  auto payload = io->string("payload", 64);
-  auto version = io->string("version", 128);
-  auto sv = io->u64("security_version");
-  auto ts = io->u64("target_size");
-  auto th = io->digest("target_hash");
+  auto mh = io.digest("manifest_hash");
+  auto target = io.string("target", 1);
+  auto payload = io.string("payload", 64);
+  auto version = io.string("version", 128);
+  auto sv = io.u64("security_version");
+  auto ts = io.u64("target_size");
+  auto th = io.digest("target_hash");
   if (!mh) return fail(mh.error());
   if (!target) return fail(target.error());
   if (!payload) return fail(payload.error());
@@ -137,15 +124,13 @@ Result<State> parse_state(ByteSpan bytes) {
   in.security_version = *sv;
   in.target_size = *ts;
   in.target_hash = *th;
-  auto rj = io->object("resume");
+  auto rj = io.object("resume");
   if (rj) {
-    auto ro = json::Object::of(**rj, "agent state.install.resume");
-    if (!ro) return fail(ro.error());
-    auto f = ro->u64("frame"), po = ro->u64("patch_offset"), no = ro->u64("new_offset");
-    if (!f) return fail(f.error());
-    if (!po) return fail(po.error());
-    if (!no) return fail(no.error());
-    in.resume = delta::ResumePoint{*f, *po, *no};
+    OTA_TRY_ASSIGN(auto ro, json::Object::of(**rj, "agent state.install.resume"));
+    OTA_TRY_ASSIGN(auto f, ro.u64("frame"));
+    OTA_TRY_ASSIGN(auto po, ro.u64("patch_offset"));
+    OTA_TRY_ASSIGN(auto no, ro.u64("new_offset"));
+    in.resume = delta::ResumePoint{f, po, no};
   }
   return s;
 }

@@ -64,19 +64,16 @@ Result<BootState> parse_state(const Vars& vars) {
       return fail(ErrorCode::kMalformed, std::string(kUpgrade) + "=" + quoted(it->second) + " is neither '0' nor '1'");
     st.upgrade_available = it->second == "1";
   }
-  auto count = parse_number(vars, kCount, 0, 0, kMaxCount);
-  if (!count) return fail(std::move(count).error());
-  st.bootcount = *count;
-  auto limit = parse_number(vars, kLimit, 3, 1, kMaxLimit);
-  if (!limit) return fail(std::move(limit).error());
-  st.bootlimit = *limit;
+  OTA_TRY_ASSIGN(auto count, parse_number(vars, kCount, 0, 0, kMaxCount));
+  st.bootcount = count;
+  OTA_TRY_ASSIGN(auto limit, parse_number(vars, kLimit, 3, 1, kMaxLimit));
+  st.bootlimit = limit;
   return st;
 }
 
 Result<BootState> read_state(Environment& env) {
-  auto vars = env.read();
-  if (!vars) return fail(std::move(vars).error());
-  return parse_state(*vars);
+  OTA_TRY_ASSIGN(auto vars, env.read());
+  return parse_state(vars);
 }
 
 }  // namespace

@@ -185,14 +185,13 @@ class GrubEnvironment final : public Environment {
   }
 
   Result<Vars> read() override {
-    auto out = editenv(file_, "list", {});
-    if (!out) return fail(std::move(out).error());
+    OTA_TRY_ASSIGN(auto out, editenv(file_, "list", {}));
     Vars vars;
     std::size_t pos = 0;
-    while (pos < out->size()) {
-      std::size_t end = out->find('\n', pos);
-      if (end == std::string::npos) end = out->size();
-      std::string line = out->substr(pos, end - pos);
+    while (pos < out.size()) {
+      std::size_t end = out.find('\n', pos);
+      if (end == std::string::npos) end = out.size();
+      std::string line = out.substr(pos, end - pos);
       pos = end + 1;
       auto eq = line.find('=');
       if (eq == std::string::npos || eq == 0)
@@ -245,10 +244,9 @@ class GrubEnvironment final : public Environment {
       const mode_t mode = from_existing && ::stat(file_.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644;
       if (::fchmod(fd.get(), mode) != 0) return fail(sys_error("cannot set the mode of '" + tmp + "'", errno));
       if (from_existing) {
-        auto bytes = read_file(file_);
-        if (!bytes) return fail(std::move(bytes).error());
-        const std::uint8_t* p = bytes->data();
-        std::size_t left = bytes->size();
+        OTA_TRY_ASSIGN(auto bytes, read_file(file_));
+        const std::uint8_t* p = bytes.data();
+        std::size_t left = bytes.size();
         while (left) {
           ssize_t w = ::write(fd.get(), p, left);
           if (w < 0 && errno == EINTR) continue;
@@ -286,9 +284,8 @@ class GrubEnvironment final : public Environment {
 
 Result<std::unique_ptr<Environment>> open_grub_env(const std::string& env_file, const std::string& grub_editenv) {
   if (env_file.empty()) return fail(ErrorCode::kUsage, "no GRUB environment file given");
-  auto tool = find_program(grub_editenv);
-  if (!tool) return fail(std::move(tool).error());
-  auto env = std::make_unique<GrubEnvironment>(env_file, *tool);
+  OTA_TRY_ASSIGN(auto tool, find_program(grub_editenv));
+  auto env = std::make_unique<GrubEnvironment>(env_file, tool);
   struct stat st {};
   if (::stat(env_file.c_str(), &st) != 0) {
     if (errno != ENOENT) return fail(sys_error("cannot stat '" + env_file + "'", errno));

@@ -41,12 +41,9 @@ Result<OpenFn> load_http_module() {
   static OpenFn entry = nullptr;
   std::lock_guard<std::mutex> lock(m);
   if (entry) return entry;
-  auto fn = net::load_module<OpenFn>(
-      net::module_candidates(net::module_search("OTA_FETCH_HTTP_MODULE", OTA_BUILD_DIR, OTA_FETCH_HTTP_BUILD_PATH,
-                                                OTA_FETCH_HTTP_INSTALL_PATH, OTA_MODULE_RELATIVE_DIR)), kModuleEntry,
-      "HTTP(S) needs the libota-fetch-http.so module (libcurl)");
-  if (!fn) return fail(fn.error());
-  entry = *fn;
+  OTA_TRY_ASSIGN(auto fn,
+                 net::load_module<OpenFn>( net::module_candidates(net::module_search("OTA_FETCH_HTTP_MODULE", OTA_BUILD_DIR, OTA_FETCH_HTTP_BUILD_PATH, OTA_FETCH_HTTP_INSTALL_PATH, OTA_MODULE_RELATIVE_DIR)), kModuleEntry, "HTTP(S) needs the libota-fetch-http.so module (libcurl)"));
+  entry = fn;
   return entry;
 }
 
@@ -55,12 +52,11 @@ Result<OpenFn> load_http_module() {
 
 Result<std::unique_ptr<SourceReader>> open(const std::string& source, const Options& options) {
   if (starts_with(source, "http://") || starts_with(source, "https://")) {
-    auto entry = load_http_module();
-    if (!entry) return fail(entry.error());
+    OTA_TRY_ASSIGN(auto entry, load_http_module());
     SourceReader* reader = nullptr;
     Error error;
     ModuleArgs args{&source, &options, &reader, &error};
-    if ((*entry)(&args) != 0) return fail(std::move(error));
+    if ((entry)(&args) != 0) return fail(std::move(error));
     return std::unique_ptr<SourceReader>(reader);
   }
   std::string path = source;
@@ -72,9 +68,8 @@ Result<std::unique_ptr<SourceReader>> open(const std::string& source, const Opti
   } else if (source.find("://") != std::string::npos) {
     return fail(ErrorCode::kUsage, "unsupported source " + redact_url(source) + ": use a path, file://, http:// or https://");
   }
-  auto f = FileReader::open(path);
-  if (!f) return fail(f.error());
-  return std::unique_ptr<SourceReader>(std::make_unique<LocalReader>(std::move(*f)));
+  OTA_TRY_ASSIGN(auto f, FileReader::open(path));
+  return std::unique_ptr<SourceReader>(std::make_unique<LocalReader>(std::move(f)));
 }
 
 }  // namespace ota::fetch

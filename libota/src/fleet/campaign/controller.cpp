@@ -48,10 +48,9 @@ Result<keys::PublicKey> prepare_directory(const std::string& dir) {
     if (!k) return fail(k.error().with_context("controller key"));
     return k->public_key();
   }
-  auto k = keys::SecretKey::generate();
-  if (!k) return fail(k.error());
-  OTA_TRY(keys::write_key_pair(dir + "/controller", *k, std::nullopt));
-  return k->public_key();
+  OTA_TRY_ASSIGN(auto k, keys::SecretKey::generate());
+  OTA_TRY(keys::write_key_pair(dir + "/controller", k, std::nullopt));
+  return k.public_key();
 }
 
 void stamp_control(const Campaign& c, Control& k, trust::Time now) {
@@ -76,10 +75,9 @@ Result<trust::Envelope> initial_control(const std::string& dir, const Campaign& 
 }
 
 Status journal_publication(const std::string& dir, const std::string& document_text, trust::Time now) {
-  auto j = Journal::open(journal_path(dir));
-  if (!j) return fail(j.error());
+  OTA_TRY_ASSIGN(auto j, Journal::open(journal_path(dir)));
   Ordered rec{{"type", "published"}, {"time", now}, {"document", Ordered::parse(document_text)}};
-  return j->append(rec.dump());
+  return j.append(rec.dump());
 }
 
 std::string encode_status(const Snapshot& s) {
@@ -110,9 +108,8 @@ Result<std::unique_ptr<Controller>> Controller::open(const std::string& dir) {
   auto key = keys::load_secret(key_path(dir), std::nullopt);
   if (!key) return fail(key.error().with_context("campaign directory " + dir + ": controller key"));
   c->key_ = std::make_unique<keys::SecretKey>(std::move(*key));
-  auto j = Journal::open(journal_path(dir));
-  if (!j) return fail(j.error());
-  c->journal_.emplace(std::move(*j));
+  OTA_TRY_ASSIGN(auto j, Journal::open(journal_path(dir)));
+  c->journal_.emplace(std::move(j));
   OTA_TRY_CTX(c->replay(), "journal " + journal_path(dir));
   return c;
 }
@@ -126,28 +123,23 @@ Status Controller::replay() {
     const std::string type = r.value("type", "");
     const trust::Time t = r.value("time", trust::Time{0});
     if (type == "published") {
-      auto d = parse_document(r.at("document").dump());
-      if (!d) return fail(d.error());
-      auto c = parse_campaign(d->campaign.payload);
-      if (!c) return fail(c.error());
-      auto k = control_of(d->control);
-      if (!k) return fail(k.error());
-      campaign_ = std::move(*c);
-      campaign_env_ = d->campaign;
-      control_env_ = d->control;
-      roots_ = d->roots;
-      state_.control = *k;
+      OTA_TRY_ASSIGN(auto d, parse_document(r.at("document").dump()));
+      OTA_TRY_ASSIGN(auto c, parse_campaign(d.campaign.payload));
+      OTA_TRY_ASSIGN(auto k, control_of(d.control));
+      campaign_ = std::move(c);
+      campaign_env_ = d.campaign;
+      control_env_ = d.control;
+      roots_ = d.roots;
+      state_.control = k;
       state_.wave_opened.assign(1, t);
       published = true;
     } else if (type == "decision") {
       if (!published) return fail(ErrorCode::kMalformed, "a decision before the publication");
-      auto e = trust::parse_envelope(r.at("control").dump());
-      if (!e) return fail(e.error());
-      auto k = control_of(*e);
-      if (!k) return fail(k.error());
-      if (k->wave > state_.control.wave) state_.wave_opened.resize(k->wave + 1, t);
-      state_.control = *k;
-      control_env_ = *e;
+      OTA_TRY_ASSIGN(auto e, trust::parse_envelope(r.at("control").dump()));
+      OTA_TRY_ASSIGN(auto k, control_of(e));
+      if (k.wave > state_.control.wave) state_.wave_opened.resize(k.wave + 1, t);
+      state_.control = k;
+      control_env_ = e;
       if (r.contains("accepted")) {
         state_.accepted_failures = r["accepted"].value("failures", std::uint64_t{0});
         state_.accepted_finished = r["accepted"].value("finished", std::uint64_t{0});
@@ -156,9 +148,8 @@ Status Controller::replay() {
       if (!cmd.empty()) applied_commands_.push_back(cmd);
     } else if (type == "result") {
       if (!published) return fail(ErrorCode::kMalformed, "a result before the publication");
-      auto rep = parse_report(r.at("report").dump());
-      if (!rep) return fail(rep.error());
-      observe(view_, campaign_, *rep);
+      OTA_TRY_ASSIGN(auto rep, parse_report(r.at("report").dump()));
+      observe(view_, campaign_, rep);
     } else {
       return fail(ErrorCode::kMalformed, "unknown record type");
     }
@@ -199,8 +190,7 @@ Status Controller::publish_document(mqtt::Client& client) {
   m.payload = document_;
   m.qos = 1;
   m.retain = true;
-  auto mid = client.publish(m);
-  if (!mid) return fail(mid.error());
+  OTA_TRY_ASSIGN(auto mid, client.publish(m));
   return ok();
 }
 
@@ -412,9 +402,8 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
     if (finished && final_mid < 0) {
       // Make sure the final document reached the broker before returning.
       mqtt::Message m{campaign_topic(campaign_.fleet, campaign_.id), document_, 1, true, 0, {}};
-      auto mid = client.publish(m);
-      if (!mid) return fail(mid.error());
-      final_mid = *mid;
+      OTA_TRY_ASSIGN(auto mid, client.publish(m));
+      final_mid = mid;
       final_deadline = wall + std::chrono::seconds(10);
       Snapshot snap = snapshot(t);
       mqtt::Message st{status_topic(campaign_.fleet, campaign_.id), encode_status(snap), 1, true, 0, {}};

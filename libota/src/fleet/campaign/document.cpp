@@ -63,104 +63,75 @@ Bytes encode_campaign(const Campaign& c) {
 }
 
 Result<Campaign> parse_campaign(ByteSpan bytes) {
-  auto j = parse_object(as_text(bytes), kMaxDocumentBytes, "campaign");
-  if (!j) return fail(j.error());
-  auto o = json::Object::of(*j, "campaign");
-  if (!o) return fail(o.error());
-  OTA_TRY(o->only({"format", "id", "fleet", "revision", "created", "expires", "bundle", "waves", "gates", "controller",
+  OTA_TRY_ASSIGN(auto j, parse_object(as_text(bytes), kMaxDocumentBytes, "campaign"));
+  OTA_TRY_ASSIGN(auto o, json::Object::of(j, "campaign"));
+  OTA_TRY(o.only({"format", "id", "fleet", "revision", "created", "expires", "bundle", "waves", "gates", "controller",
                    "control_ttl_s"}));
-  auto format = o->string("format", 32);
-  if (!format) return fail(format.error());
-  if (*format != kCampaignFormat)
+  OTA_TRY_ASSIGN(auto format, o.string("format", 32));
+  if (format != kCampaignFormat)
     return fail(ErrorCode::kMalformed, "campaign: format is not " + std::string(kCampaignFormat));
   Campaign c;
-  auto id = name_field(*o, "id");
-  if (!id) return fail(id.error());
-  c.id = *id;
-  auto fleet = name_field(*o, "fleet");
-  if (!fleet) return fail(fleet.error());
-  c.fleet = *fleet;
-  auto rev = o->u64("revision");
-  if (!rev) return fail(rev.error());
-  c.revision = *rev;
-  auto created = time_field(*o, "created");
-  if (!created) return fail(created.error());
-  c.created = *created;
-  auto expires = time_field(*o, "expires");
-  if (!expires) return fail(expires.error());
-  c.expires = *expires;
+  OTA_TRY_ASSIGN(auto id, name_field(o, "id"));
+  c.id = id;
+  OTA_TRY_ASSIGN(auto fleet, name_field(o, "fleet"));
+  c.fleet = fleet;
+  OTA_TRY_ASSIGN(auto rev, o.u64("revision"));
+  c.revision = rev;
+  OTA_TRY_ASSIGN(auto created, time_field(o, "created"));
+  c.created = created;
+  OTA_TRY_ASSIGN(auto expires, time_field(o, "expires"));
+  c.expires = expires;
 
-  auto bj = o->object("bundle");
-  if (!bj) return fail(bj.error());
-  auto b = json::Object::of(**bj, "campaign.bundle");
-  if (!b) return fail(b.error());
-  OTA_TRY(b->only({"manifest_hash", "version", "hardware", "url", "size"}));
-  auto mh = b->digest("manifest_hash");
-  if (!mh) return fail(mh.error());
-  c.manifest_hash = *mh;
-  auto version = b->string("version", 128);
-  if (!version) return fail(version.error());
-  c.version = *version;
-  auto hw = b->array("hardware", kMaxHardware);
-  if (!hw) return fail(hw.error());
-  for (const auto& h : **hw) {
-    auto s = json::as_string(h, "campaign.bundle.hardware[]", 128);
-    if (!s) return fail(s.error());
-    c.hardware.push_back(*s);
+  OTA_TRY_ASSIGN(auto bj, o.object("bundle"));
+  OTA_TRY_ASSIGN(auto b, json::Object::of(*bj, "campaign.bundle"));
+  OTA_TRY(b.only({"manifest_hash", "version", "hardware", "url", "size"}));
+  OTA_TRY_ASSIGN(auto mh, b.digest("manifest_hash"));
+  c.manifest_hash = mh;
+  OTA_TRY_ASSIGN(auto version, b.string("version", 128));
+  c.version = version;
+  OTA_TRY_ASSIGN(auto hw, b.array("hardware", kMaxHardware));
+  for (const auto& h : *hw) {
+    OTA_TRY_ASSIGN(auto s, json::as_string(h, "campaign.bundle.hardware[]", 128));
+    c.hardware.push_back(s);
   }
-  auto url = b->string("url", 2048);
-  if (!url) return fail(url.error());
-  c.url = *url;
-  auto size = b->u64("size");
-  if (!size) return fail(size.error());
-  c.bundle_size = *size;
+  OTA_TRY_ASSIGN(auto url, b.string("url", 2048));
+  c.url = url;
+  OTA_TRY_ASSIGN(auto size, b.u64("size"));
+  c.bundle_size = size;
 
-  auto wj = o->array("waves", kMaxWaves);
-  if (!wj) return fail(wj.error());
-  for (const auto& w : **wj) {
+  OTA_TRY_ASSIGN(auto wj, o.array("waves", kMaxWaves));
+  for (const auto& w : *wj) {
     if (!w.is_number()) return fail(ErrorCode::kMalformed, "campaign.waves[] is not a number");
     auto p = percent_from(w.get<double>());
     if (!p) return fail(p.error().with_context("campaign"));
     c.waves.push_back(*p);
   }
 
-  auto gj = o->object("gates");
-  if (!gj) return fail(gj.error());
-  auto g = json::Object::of(**gj, "campaign.gates");
-  if (!g) return fail(g.error());
-  OTA_TRY(g->only({"success_threshold", "failure_threshold", "min_sample", "soak_s", "device_timeout_s", "on_failure"}));
-  auto st = ratio_field(*g, **gj, "success_threshold");
-  if (!st) return fail(st.error());
-  auto ft = ratio_field(*g, **gj, "failure_threshold");
-  if (!ft) return fail(ft.error());
-  auto ms = g->u64("min_sample", 1u << 30);
-  if (!ms) return fail(ms.error());
-  auto soak = g->u64("soak_s", 10ull * 365 * 86400);
-  if (!soak) return fail(soak.error());
-  auto dt = g->u64("device_timeout_s", 10ull * 365 * 86400);
-  if (!dt) return fail(dt.error());
-  auto of = g->string("on_failure", 16);
+  OTA_TRY_ASSIGN(auto gj, o.object("gates"));
+  OTA_TRY_ASSIGN(auto g, json::Object::of(*gj, "campaign.gates"));
+  OTA_TRY(g.only({"success_threshold", "failure_threshold", "min_sample", "soak_s", "device_timeout_s", "on_failure"}));
+  OTA_TRY_ASSIGN(auto st, ratio_field(g, *gj, "success_threshold"));
+  OTA_TRY_ASSIGN(auto ft, ratio_field(g, *gj, "failure_threshold"));
+  OTA_TRY_ASSIGN(auto ms, g.u64("min_sample", 1u << 30));
+  OTA_TRY_ASSIGN(auto soak, g.u64("soak_s", 10ull * 365 * 86400));
+  OTA_TRY_ASSIGN(auto dt, g.u64("device_timeout_s", 10ull * 365 * 86400));
+  auto of = g.string("on_failure", 16);
   if (!of) return fail(of.error());
   if (*of != "pause" && *of != "abort")
     return fail(ErrorCode::kMalformed, "campaign.gates.on_failure is not \"pause\" or \"abort\"");
-  c.gates = Gates{*st, *ft, static_cast<std::uint32_t>(*ms), static_cast<std::int64_t>(*soak),
-                  static_cast<std::int64_t>(*dt), *of == "abort"};
+  c.gates = Gates{st, ft, static_cast<std::uint32_t>(ms), static_cast<std::int64_t>(soak),
+                  static_cast<std::int64_t>(dt), *of == "abort"};
 
-  auto kj = o->object("controller");
-  if (!kj) return fail(kj.error());
-  auto k = json::Object::of(**kj, "campaign.controller");
-  if (!k) return fail(k.error());
-  OTA_TRY(k->only({"keyid", "public"}));
-  auto pub = k->digest("public");
-  if (!pub) return fail(pub.error());
-  c.controller.bytes = *pub;
-  auto kid = k->digest("keyid");
-  if (!kid) return fail(kid.error());
-  if (*kid != c.controller.id()) return fail(ErrorCode::kMalformed, "campaign.controller: keyid does not match its key");
-  if (o->has("control_ttl_s")) {
-    auto ttl = o->u64("control_ttl_s", 7 * 86400);
-    if (!ttl) return fail(ttl.error());
-    c.control_ttl_s = static_cast<std::int64_t>(*ttl);
+  OTA_TRY_ASSIGN(auto kj, o.object("controller"));
+  OTA_TRY_ASSIGN(auto k, json::Object::of(*kj, "campaign.controller"));
+  OTA_TRY(k.only({"keyid", "public"}));
+  OTA_TRY_ASSIGN(auto pub, k.digest("public"));
+  c.controller.bytes = pub;
+  OTA_TRY_ASSIGN(auto kid, k.digest("keyid"));
+  if (kid != c.controller.id()) return fail(ErrorCode::kMalformed, "campaign.controller: keyid does not match its key");
+  if (o.has("control_ttl_s")) {
+    OTA_TRY_ASSIGN(auto ttl, o.u64("control_ttl_s", 7 * 86400));
+    c.control_ttl_s = static_cast<std::int64_t>(ttl);
   }
   OTA_TRY(validate(c));
   return c;
@@ -183,45 +154,34 @@ Bytes encode_control(const Control& c) {
 }
 
 Result<Control> parse_control(ByteSpan bytes) {
-  auto j = parse_object(as_text(bytes), kMaxReportBytes, "control");
-  if (!j) return fail(j.error());
-  auto o = json::Object::of(*j, "control");
-  if (!o) return fail(o.error());
-  OTA_TRY(o->only({"format", "campaign", "campaign_revision", "revision", "wave", "state", "issued", "expires", "reason"}));
-  auto format = o->string("format", 32);
-  if (!format) return fail(format.error());
-  if (*format != kControlFormat) return fail(ErrorCode::kMalformed, "control: format is not " + std::string(kControlFormat));
+  OTA_TRY_ASSIGN(auto j, parse_object(as_text(bytes), kMaxReportBytes, "control"));
+  OTA_TRY_ASSIGN(auto o, json::Object::of(j, "control"));
+  OTA_TRY(o.only({"format", "campaign", "campaign_revision", "revision", "wave", "state", "issued", "expires", "reason"}));
+  OTA_TRY_ASSIGN(auto format, o.string("format", 32));
+  if (format != kControlFormat) return fail(ErrorCode::kMalformed, "control: format is not " + std::string(kControlFormat));
   Control c;
-  auto id = name_field(*o, "campaign");
-  if (!id) return fail(id.error());
-  c.campaign = *id;
-  auto cr = o->u64("campaign_revision");
-  if (!cr) return fail(cr.error());
-  c.campaign_revision = *cr;
-  auto rev = o->u64("revision");
-  if (!rev) return fail(rev.error());
-  c.revision = *rev;
-  auto wave = o->u64("wave", kMaxWaves - 1);
-  if (!wave) return fail(wave.error());
-  c.wave = static_cast<std::uint32_t>(*wave);
-  auto state = o->string("state", 16);
-  if (!state) return fail(state.error());
+  OTA_TRY_ASSIGN(auto id, name_field(o, "campaign"));
+  c.campaign = id;
+  OTA_TRY_ASSIGN(auto cr, o.u64("campaign_revision"));
+  c.campaign_revision = cr;
+  OTA_TRY_ASSIGN(auto rev, o.u64("revision"));
+  c.revision = rev;
+  OTA_TRY_ASSIGN(auto wave, o.u64("wave", kMaxWaves - 1));
+  c.wave = static_cast<std::uint32_t>(wave);
+  OTA_TRY_ASSIGN(auto state, o.string("state", 16));
   bool known = false;
   for (auto s : {RunState::kRunning, RunState::kPaused, RunState::kAborted, RunState::kCompleted})
-    if (*state == run_state_name(s)) c.state = s, known = true;
+    if (state == run_state_name(s)) c.state = s, known = true;
   if (!known) return fail(ErrorCode::kMalformed, "control.state is not running, paused, aborted or completed");
-  auto issued = time_field(*o, "issued");
-  if (!issued) return fail(issued.error());
-  c.issued = *issued;
-  if (o->has("expires")) {
-    auto expires = time_field(*o, "expires");
-    if (!expires) return fail(expires.error());
-    if (*expires <= c.issued) return fail(ErrorCode::kMalformed, "control: expires is not after issued");
-    c.expires = *expires;
+  OTA_TRY_ASSIGN(auto issued, time_field(o, "issued"));
+  c.issued = issued;
+  if (o.has("expires")) {
+    OTA_TRY_ASSIGN(auto expires, time_field(o, "expires"));
+    if (expires <= c.issued) return fail(ErrorCode::kMalformed, "control: expires is not after issued");
+    c.expires = expires;
   }
-  auto reason = o->string("reason", 1024);
-  if (!reason) return fail(reason.error());
-  c.reason = *reason;
+  OTA_TRY_ASSIGN(auto reason, o.string("reason", 1024));
+  c.reason = reason;
   return c;
 }
 
@@ -240,26 +200,21 @@ std::string encode_document(const Document& d) {
 }
 
 Result<Document> parse_document(std::string_view text) {
-  auto j = parse_object(text, kMaxDocumentBytes * 2, "campaign document");
-  if (!j) return fail(j.error());
-  auto o = json::Object::of(*j, "campaign document");
-  if (!o) return fail(o.error());
-  OTA_TRY(o->only({"campaign", "control", "roots"}));
+  OTA_TRY_ASSIGN(auto j, parse_object(text, kMaxDocumentBytes * 2, "campaign document"));
+  OTA_TRY_ASSIGN(auto o, json::Object::of(j, "campaign document"));
+  OTA_TRY(o.only({"campaign", "control", "roots"}));
   Document d;
-  auto cj = o->object("campaign");
-  if (!cj) return fail(cj.error());
-  auto ce = trust::parse_envelope((*cj)->dump());
+  OTA_TRY_ASSIGN(auto cj, o.object("campaign"));
+  auto ce = trust::parse_envelope((cj)->dump());
   if (!ce) return fail(ce.error().with_context("campaign document: campaign"));
   d.campaign = std::move(*ce);
-  auto kj = o->object("control");
-  if (!kj) return fail(kj.error());
-  auto ke = trust::parse_envelope((*kj)->dump());
+  OTA_TRY_ASSIGN(auto kj, o.object("control"));
+  auto ke = trust::parse_envelope((kj)->dump());
   if (!ke) return fail(ke.error().with_context("campaign document: control"));
   d.control = std::move(*ke);
-  if (o->has("roots")) {
-    auto rj = o->array("roots", kMaxRootUpdates);
-    if (!rj) return fail(rj.error());
-    for (const auto& r : **rj) {
+  if (o.has("roots")) {
+    OTA_TRY_ASSIGN(auto rj, o.array("roots", kMaxRootUpdates));
+    for (const auto& r : *rj) {
       auto re = trust::parse_envelope(r.dump());
       if (!re) return fail(re.error().with_context("campaign document: roots[]"));
       if (re->payload_type != trust::kRootType)
@@ -275,27 +230,25 @@ Result<Verified> verify_document(const trust::TrustStore& trust, const Document&
     return fail(ErrorCode::kMalformed, "campaign: payload type is not " + std::string(kCampaignType));
   OTA_TRY_CTX(trust.check_fresh(now), "campaign");
   OTA_TRY_CTX(trust.verify(kCampaignType, d.campaign.payload, d.campaign.signatures), "campaign");
-  auto c = parse_campaign(d.campaign.payload);
-  if (!c) return fail(c.error());
-  if (now >= c->expires)
-    return fail(ErrorCode::kExpired, "campaign " + c->id + " expired at " + trust::format_time(c->expires));
+  OTA_TRY_ASSIGN(auto c, parse_campaign(d.campaign.payload));
+  if (now >= c.expires)
+    return fail(ErrorCode::kExpired, "campaign " + c.id + " expired at " + trust::format_time(c.expires));
   if (d.control.payload_type != kControlType)
     return fail(ErrorCode::kMalformed, "control: payload type is not " + std::string(kControlType));
   // The control document needs the controller key's signature, and only it.
   trust::Root controller;
   controller.threshold = 1;
-  controller.keys.emplace(c->controller.id(), c->controller);
+  controller.keys.emplace(c.controller.id(), c.controller);
   OTA_TRY_CTX(trust::check_threshold(controller, trust::signing_message(kControlType, d.control.payload),
                                      d.control.signatures),
-              "campaign " + c->id + " control");
-  auto k = parse_control(d.control.payload);
-  if (!k) return fail(k.error());
-  if (k->campaign != c->id || k->campaign_revision != c->revision)
-    return fail(ErrorCode::kMalformed, "control: names campaign " + k->campaign + " revision " +
-                                           std::to_string(k->campaign_revision) + ", not " + c->id + " revision " +
-                                           std::to_string(c->revision));
-  if (k->wave >= c->waves.size()) return fail(ErrorCode::kMalformed, "control: wave is past the campaign's last wave");
-  return Verified{std::move(*c), std::move(*k)};
+              "campaign " + c.id + " control");
+  OTA_TRY_ASSIGN(auto k, parse_control(d.control.payload));
+  if (k.campaign != c.id || k.campaign_revision != c.revision)
+    return fail(ErrorCode::kMalformed, "control: names campaign " + k.campaign + " revision " +
+                                           std::to_string(k.campaign_revision) + ", not " + c.id + " revision " +
+                                           std::to_string(c.revision));
+  if (k.wave >= c.waves.size()) return fail(ErrorCode::kMalformed, "control: wave is past the campaign's last wave");
+  return Verified{std::move(c), std::move(k)};
 }
 
 trust::Envelope sign_control(const Control& c, const keys::SecretKey& controller) {

@@ -21,9 +21,8 @@ Result<double> ratio_field(const json::Object& o, const json::Json& j, std::stri
 }
 
 Result<trust::Time> time_field(const json::Object& o, std::string_view key) {
-  auto s = o.string(key, 32);
-  if (!s) return fail(s.error());
-  auto t = trust::parse_time(*s);
+  OTA_TRY_ASSIGN(auto s, o.string(key, 32));
+  auto t = trust::parse_time(s);
   if (!t) return fail(t.error().with_context(o.what() + "." + std::string(key)));
   return t;
 }

@@ -50,47 +50,35 @@ std::string encode_report(const Report& r) {
 }
 
 Result<Report> parse_report(std::string_view text) {
-  auto j = parse_object(text, kMaxReportBytes, "report");
-  if (!j) return fail(j.error());
-  auto o = json::Object::of(*j, "report");
-  if (!o) return fail(o.error());
-  OTA_TRY(o->only({"device", "seq", "boot", "time", "campaign", "phase", "version", "reason", "code", "bytes_fetched"}));
+  OTA_TRY_ASSIGN(auto j, parse_object(text, kMaxReportBytes, "report"));
+  OTA_TRY_ASSIGN(auto o, json::Object::of(j, "report"));
+  OTA_TRY(o.only({"device", "seq", "boot", "time", "campaign", "phase", "version", "reason", "code", "bytes_fetched"}));
   Report r;
-  auto dev = name_field(*o, "device");
-  if (!dev) return fail(dev.error());
-  r.device = *dev;
-  auto seq = o->u64("seq");
-  if (!seq) return fail(seq.error());
-  r.seq = *seq;
-  auto boot = o->string("boot", 64);
-  if (!boot) return fail(boot.error());
-  r.boot = *boot;
-  auto t = time_field(*o, "time");
-  if (!t) return fail(t.error());
-  r.time = *t;
-  auto camp = o->string("campaign", 64);
-  if (!camp) return fail(camp.error());
-  if (!camp->empty() && !is_valid_name(*camp)) return fail(ErrorCode::kMalformed, "report.campaign is not a name");
-  r.campaign = *camp;
-  auto phase = o->string("phase", 16);
-  if (!phase) return fail(phase.error());
+  OTA_TRY_ASSIGN(auto dev, name_field(o, "device"));
+  r.device = dev;
+  OTA_TRY_ASSIGN(auto seq, o.u64("seq"));
+  r.seq = seq;
+  OTA_TRY_ASSIGN(auto boot, o.string("boot", 64));
+  r.boot = boot;
+  OTA_TRY_ASSIGN(auto t, time_field(o, "time"));
+  r.time = t;
+  OTA_TRY_ASSIGN(auto camp, o.string("campaign", 64));
+  if (!camp.empty() && !is_valid_name(camp)) return fail(ErrorCode::kMalformed, "report.campaign is not a name");
+  r.campaign = camp;
+  OTA_TRY_ASSIGN(auto phase, o.string("phase", 16));
   bool known = false;
   for (auto p : {Phase::kIdle, Phase::kWaiting, Phase::kDownloading, Phase::kRebooting, Phase::kSucceeded,
                  Phase::kRolledBack, Phase::kFailed, Phase::kAborted, Phase::kSkipped})
-    if (*phase == phase_name(p)) r.phase = p, known = true;
+    if (phase == phase_name(p)) r.phase = p, known = true;
   if (!known) return fail(ErrorCode::kMalformed, "report.phase is not a known phase");
-  auto version = o->string("version", 128);
-  if (!version) return fail(version.error());
-  r.version = *version;
-  auto reason = o->string("reason", 1024);
-  if (!reason) return fail(reason.error());
-  r.reason = *reason;
-  auto code = o->u64("code", 255);
-  if (!code) return fail(code.error());
-  r.code = static_cast<int>(*code);
-  auto bytes = o->u64("bytes_fetched");
-  if (!bytes) return fail(bytes.error());
-  r.bytes_fetched = *bytes;
+  OTA_TRY_ASSIGN(auto version, o.string("version", 128));
+  r.version = version;
+  OTA_TRY_ASSIGN(auto reason, o.string("reason", 1024));
+  r.reason = reason;
+  OTA_TRY_ASSIGN(auto code, o.u64("code", 255));
+  r.code = static_cast<int>(code);
+  OTA_TRY_ASSIGN(auto bytes, o.u64("bytes_fetched"));
+  r.bytes_fetched = bytes;
   return r;
 }
 
@@ -103,20 +91,16 @@ std::string encode_availability(const Availability& a) {
 }
 
 Result<Availability> parse_availability(std::string_view text) {
-  auto j = parse_object(text, kMaxReportBytes, "availability");
-  if (!j) return fail(j.error());
-  auto o = json::Object::of(*j, "availability");
-  if (!o) return fail(o.error());
-  OTA_TRY(o->only({"device", "boot", "online"}));
+  OTA_TRY_ASSIGN(auto j, parse_object(text, kMaxReportBytes, "availability"));
+  OTA_TRY_ASSIGN(auto o, json::Object::of(j, "availability"));
+  OTA_TRY(o.only({"device", "boot", "online"}));
   Availability a;
-  auto dev = name_field(*o, "device");
-  if (!dev) return fail(dev.error());
-  a.device = *dev;
-  auto boot = o->string("boot", 64);
-  if (!boot) return fail(boot.error());
-  a.boot = *boot;
-  auto it = j->find("online");
-  if (it == j->end() || !it->is_boolean()) return fail(ErrorCode::kMalformed, "availability.online is not a boolean");
+  OTA_TRY_ASSIGN(auto dev, name_field(o, "device"));
+  a.device = dev;
+  OTA_TRY_ASSIGN(auto boot, o.string("boot", 64));
+  a.boot = boot;
+  auto it = j.find("online");
+  if (it == j.end() || !it->is_boolean()) return fail(ErrorCode::kMalformed, "availability.online is not a boolean");
   a.online = it->get<bool>();
   return a;
 }
@@ -131,26 +115,20 @@ std::string encode_command(const Command& c) {
 }
 
 Result<Command> parse_command(std::string_view text) {
-  auto j = parse_object(text, kMaxReportBytes, "command");
-  if (!j) return fail(j.error());
-  auto o = json::Object::of(*j, "command");
-  if (!o) return fail(o.error());
-  OTA_TRY(o->only({"id", "action", "time", "reason"}));
+  OTA_TRY_ASSIGN(auto j, parse_object(text, kMaxReportBytes, "command"));
+  OTA_TRY_ASSIGN(auto o, json::Object::of(j, "command"));
+  OTA_TRY(o.only({"id", "action", "time", "reason"}));
   Command c;
-  auto id = name_field(*o, "id");
-  if (!id) return fail(id.error());
-  c.id = *id;
-  auto action = o->string("action", 16);
-  if (!action) return fail(action.error());
-  if (*action != "pause" && *action != "resume" && *action != "abort")
+  OTA_TRY_ASSIGN(auto id, name_field(o, "id"));
+  c.id = id;
+  OTA_TRY_ASSIGN(auto action, o.string("action", 16));
+  if (action != "pause" && action != "resume" && action != "abort")
     return fail(ErrorCode::kMalformed, "command.action is not pause, resume or abort");
-  c.action = *action;
-  auto t = time_field(*o, "time");
-  if (!t) return fail(t.error());
-  c.time = *t;
-  auto reason = o->string("reason", 1024);
-  if (!reason) return fail(reason.error());
-  c.reason = *reason;
+  c.action = action;
+  OTA_TRY_ASSIGN(auto t, time_field(o, "time"));
+  c.time = t;
+  OTA_TRY_ASSIGN(auto reason, o.string("reason", 1024));
+  c.reason = reason;
   return c;
 }
 

@@ -72,11 +72,9 @@ Result<ConnectFn> load_mqtt_module() {
   static ConnectFn entry = nullptr;
   std::lock_guard<std::mutex> lock(m);
   if (entry) return entry;
-  auto fn = net::load_module<ConnectFn>(net::module_candidates(net::module_search("OTA_MQTT_MODULE", OTA_BUILD_DIR, OTA_MQTT_BUILD_PATH,
-                                                                                       OTA_MQTT_INSTALL_PATH, OTA_MODULE_RELATIVE_DIR)),
-                                        kModuleEntry, "MQTT needs the libota-mqtt.so module (libmosquitto)");
-  if (!fn) return fail(fn.error());
-  entry = *fn;
+  OTA_TRY_ASSIGN(auto fn,
+                 net::load_module<ConnectFn>(net::module_candidates(net::module_search("OTA_MQTT_MODULE", OTA_BUILD_DIR, OTA_MQTT_BUILD_PATH, OTA_MQTT_INSTALL_PATH, OTA_MODULE_RELATIVE_DIR)), kModuleEntry, "MQTT needs the libota-mqtt.so module (libmosquitto)"));
+  entry = fn;
   return entry;
 }
 
@@ -178,12 +176,11 @@ std::optional<std::string> insecure_password_warning(const Options& o) {
 }
 
 Result<std::unique_ptr<Client>> connect(const Options& o) {
-  auto entry = load_mqtt_module();
-  if (!entry) return fail(entry.error());
+  OTA_TRY_ASSIGN(auto entry, load_mqtt_module());
   Client* client = nullptr;
   Error error;
   ModuleArgs args{&o, &client, &error};
-  if ((*entry)(&args) != 0) return fail(std::move(error));
+  if ((entry)(&args) != 0) return fail(std::move(error));
   return std::unique_ptr<Client>(client);
 }
 
@@ -228,13 +225,12 @@ Status publish_confirmed(Client& c, const Message& m, milliseconds timeout) {
   if (!c.connected()) OTA_TRY(wait_connected(c, timeout));
   Message q = m;
   q.qos = 1;
-  auto mid = c.publish(q);
-  if (!mid) return fail(std::move(mid).error());
+  OTA_TRY_ASSIGN(auto mid, c.publish(q));
   std::vector<Event> taken;
   for (;;) {
     auto e = c.next(remaining(deadline));
     if (!e) break;
-    if (e->kind == Event::Kind::kPublished && e->mid == *mid) {
+    if (e->kind == Event::Kind::kPublished && e->mid == mid) {
       c.requeue(std::move(taken));
       if (e->reason >= 0x80)
         return fail(ErrorCode::kMqttRefused,

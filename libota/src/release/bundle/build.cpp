@@ -173,9 +173,8 @@ class StagedImpl final : public Staged {
       if (files_[i]) {
         owned.push_back(files_[i]->reader());
       } else {
-        auto f = FileReader::open(image_path_);
-        if (!f) return fail(f.error());
-        owned.push_back(std::move(*f));
+        OTA_TRY_ASSIGN(auto f, FileReader::open(image_path_));
+        owned.push_back(std::move(f));
       }
       readers.push_back(owned.back().get());
     }
@@ -241,9 +240,8 @@ Result<std::unique_ptr<Staged>> stage(const BuildOptions& o) {
       p.name = "full.zst";
       p.compression = manifest::Compression::kZstd;
       p.window_log = static_cast<std::uint8_t>(o.window_log);
-      auto t = new_stage();
-      if (!t) return fail(t.error());
-      tmp = std::move(*t);
+      OTA_TRY_ASSIGN(auto t, new_stage());
+      tmp = std::move(t);
       ChunkHasher chunks(tmp.get(), chunk_size);
       codec::StreamParams zp;
       zp.level = o.level;
@@ -263,10 +261,9 @@ Result<std::unique_ptr<Staged>> stage(const BuildOptions& o) {
       ChunkHasher chunks(nullptr, chunk_size);  // the image itself is the payload
       Bytes buf(1u << 20);
       while (true) {
-        auto n = hashing.read(buf);
-        if (!n) return fail(n.error());
-        if (*n == 0) break;
-        OTA_TRY(chunks.write(ByteSpan(buf.data(), *n)));
+        OTA_TRY_ASSIGN(auto n, hashing.read(buf));
+        if (n == 0) break;
+        OTA_TRY(chunks.write(ByteSpan(buf.data(), n)));
       }
       chunks.finish(p);
       m.target_hash = hashing.digest();
@@ -279,9 +276,8 @@ Result<std::unique_ptr<Staged>> stage(const BuildOptions& o) {
 
   // One delta per base.
   if (!o.base_paths.empty()) {
-    auto new_image = read_file(o.image_path);
-    if (!new_image) return fail(new_image.error());
-    if (new_image->size() != image_size || content_hash(*new_image) != m.target_hash)
+    OTA_TRY_ASSIGN(auto new_image, read_file(o.image_path));
+    if (new_image.size() != image_size || content_hash(new_image) != m.target_hash)
       return fail(ErrorCode::kIo, "the image changed while it was read");
     for (const auto& base_path : o.base_paths) {
       auto base = read_file(base_path);
@@ -295,26 +291,25 @@ Result<std::unique_ptr<Staged>> stage(const BuildOptions& o) {
       for (const auto& q : m.payloads)
         if (q.kind == manifest::PayloadKind::kDelta && q.base_hash == p.base_hash)
           return fail(ErrorCode::kUsage, "base image '" + base_path + "' is given twice (same content)");
-      auto tmp = new_stage();
-      if (!tmp) return fail(tmp.error());
-      ChunkHasher chunks(tmp->get(), chunk_size);
+      OTA_TRY_ASSIGN(auto tmp, new_stage());
+      ChunkHasher chunks(tmp.get(), chunk_size);
       delta::DiffOptions dopt;
       dopt.level = o.delta_level;
       dopt.frame_log = o.delta_frame_log;
       dopt.threads = threads;
       dopt.progress = [&](std::uint64_t d, std::uint64_t t) { report("delta", d, t); };
-      auto stats = delta::diff(*base, *new_image, chunks, dopt);
+      auto stats = delta::diff(*base, new_image, chunks, dopt);
       if (!stats) return fail(stats.error().with_context("delta from " + base_path));
-      OTA_TRY((*tmp)->flush());
+      OTA_TRY((tmp)->flush());
       chunks.finish(p);
       // The window the patcher needs is the header's (OLD as a dictionary widens it).
       {
-        auto head = (*tmp)->reader();
+        auto head = (tmp)->reader();
         auto h = delta::read_header(*head);
         if (!h) return fail(h.error().with_context("reading back the delta header"));
         p.window_log = h->window_log;
       }
-      st->files_.push_back(std::move(*tmp));
+      st->files_.push_back(std::move(tmp));
       m.payloads.push_back(std::move(p));
     }
   }

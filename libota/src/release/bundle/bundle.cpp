@@ -38,25 +38,19 @@ Bytes encode_signature_block(const SignatureBlock& block) {
 }
 
 Result<SignatureBlock> parse_signature_block(ByteSpan bytes) {
-  auto j = json::parse_strict(as_text(bytes), kMaxSignatureBlockBytes, "signature block");
-  if (!j) return fail(j.error());
-  auto o = json::Object::of(*j, "signature block");
-  if (!o) return fail(o.error());
-  OTA_TRY(o->only({"format", "signatures", "roots"}));
-  auto format = o->string("format", 32);
-  if (!format) return fail(format.error());
-  if (*format != kSignatureFormat)
+  OTA_TRY_ASSIGN(auto j, json::parse_strict(as_text(bytes), kMaxSignatureBlockBytes, "signature block"));
+  OTA_TRY_ASSIGN(auto o, json::Object::of(j, "signature block"));
+  OTA_TRY(o.only({"format", "signatures", "roots"}));
+  OTA_TRY_ASSIGN(auto format, o.string("format", 32));
+  if (format != kSignatureFormat)
     return fail(ErrorCode::kMalformed, "signature block: format is not " + std::string(kSignatureFormat));
   SignatureBlock b;
-  auto sigs = o->array("signatures", kMaxBlockSignatures);
-  if (!sigs) return fail(sigs.error());
-  auto parsed = trust::detail::parse_signatures(**sigs, "signature block.signatures");
-  if (!parsed) return fail(parsed.error());
-  b.signatures = std::move(*parsed);
-  if (o->has("roots")) {
-    auto roots = o->array("roots", kMaxBlockRoots);
-    if (!roots) return fail(roots.error());
-    for (const auto& rj : **roots) {
+  OTA_TRY_ASSIGN(auto sigs, o.array("signatures", kMaxBlockSignatures));
+  OTA_TRY_ASSIGN(auto parsed, trust::detail::parse_signatures(*sigs, "signature block.signatures"));
+  b.signatures = std::move(parsed);
+  if (o.has("roots")) {
+    OTA_TRY_ASSIGN(auto roots, o.array("roots", kMaxBlockRoots));
+    for (const auto& rj : *roots) {
       auto env = trust::parse_envelope(rj.dump());
       if (!env) return fail(env.error().with_context("signature block.roots[]"));
       b.roots.push_back(std::move(*env));
@@ -76,9 +70,8 @@ Status write_bundle(Writer& out, ByteSpan manifest_bytes, const SignatureBlock& 
   for (const auto& p : m.payloads) total += p.size;
 
   auto member = [&](const std::string& path, ByteSpan data) -> Status {
-    auto h = member_header(path, data.size(), m.created);
-    if (!h) return fail(h.error());
-    OTA_TRY(out.write(*h));
+    OTA_TRY_ASSIGN(auto h, member_header(path, data.size(), m.created));
+    OTA_TRY(out.write(h));
     OTA_TRY(out.write(data));
     return out.write(ByteSpan(kZeros, pad_of(data.size())));
   };
@@ -87,17 +80,16 @@ Status write_bundle(Writer& out, ByteSpan manifest_bytes, const SignatureBlock& 
   Bytes buf(1u << 20);
   for (std::size_t i = 0; i < payloads.size(); ++i) {
     const auto& p = m.payloads[i];
-    auto h = member_header("payloads/" + p.name, p.size, m.created);
-    if (!h) return fail(h.error());
-    OTA_TRY(out.write(*h));
+    OTA_TRY_ASSIGN(auto h, member_header("payloads/" + p.name, p.size, m.created));
+    OTA_TRY(out.write(h));
     std::uint64_t left = p.size;
     while (left) {
-      auto n = payloads[i]->read(MutableByteSpan(buf.data(), static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), left))));
-      if (!n) return fail(n.error());
-      if (*n == 0) return fail(ErrorCode::kIo, "payload " + p.name + " ended before its " + std::to_string(p.size) + " bytes");
-      OTA_TRY(out.write(ByteSpan(buf.data(), *n)));
-      left -= *n;
-      done += *n;
+      OTA_TRY_ASSIGN(auto n,
+                     payloads[i]->read(MutableByteSpan(buf.data(), static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), left)))));
+      if (n == 0) return fail(ErrorCode::kIo, "payload " + p.name + " ended before its " + std::to_string(p.size) + " bytes");
+      OTA_TRY(out.write(ByteSpan(buf.data(), n)));
+      left -= n;
+      done += n;
       if (progress) progress(done, total);
     }
     OTA_TRY(out.write(ByteSpan(kZeros, pad_of(p.size))));
@@ -128,11 +120,10 @@ class StreamReader final : public BundleReader {
   Status read_exact(MutableByteSpan out, const char* what) {
     std::size_t have = 0;
     while (have < out.size()) {
-      auto n = in_.read(MutableByteSpan(out.data() + have, out.size() - have));
-      if (!n) return fail(n.error());
-      if (*n == 0)
+      OTA_TRY_ASSIGN(auto n, in_.read(MutableByteSpan(out.data() + have, out.size() - have)));
+      if (n == 0)
         return malformed("truncated in " + std::string(what) + " at offset " + std::to_string(offset_ + have));
-      have += *n;
+      have += n;
     }
     offset_ += have;
     return ok();
@@ -141,9 +132,8 @@ class StreamReader final : public BundleReader {
   // Moves over n bytes of the current payload in the stream.
   Status skip_stream(std::uint64_t n) {
     if (n > left_) return fail(ErrorCode::kInternal, "bundle: skip past the payload");
-    auto k = in_.skip(n);
-    if (!k) return fail(k.error());
-    if (*k != n) return malformed("truncated in payload at offset " + std::to_string(offset_ + *k));
+    OTA_TRY_ASSIGN(auto k, in_.skip(n));
+    if (k != n) return malformed("truncated in payload at offset " + std::to_string(offset_ + k));
     offset_ += n;
     left_ -= n;
     return ok();
@@ -180,9 +170,8 @@ class StreamReader final : public BundleReader {
     if (*size > max)
       return malformed(std::string(path) + " is " + std::to_string(*size) + " bytes, over the limit of " +
                        std::to_string(max));
-    auto expect = member_header(path, *size, static_cast<trust::Time>(*mt));
-    if (!expect) return fail(expect.error());
-    if (expect->size() != 512 || std::memcmp(expect->data(), h, 512) != 0)
+    OTA_TRY_ASSIGN(auto expect, member_header(path, *size, static_cast<trust::Time>(*mt)));
+    if (expect.size() != 512 || std::memcmp(expect.data(), h, 512) != 0)
       return malformed("the tar header of " + std::string(path) + " is not canonical (offset " + std::to_string(at) + ")");
     mtime = static_cast<trust::Time>(*mt);
     in_.hint(*size + pad_of(*size) + (header_follows ? 512 : 0));
@@ -195,9 +184,8 @@ class StreamReader final : public BundleReader {
     OTA_TRY(read_small_member(kManifestPath, manifest::kMaxManifestBytes, manifest_, manifest_mtime_, true));
     Bytes sig;
     OTA_TRY(read_small_member(kSignaturesPath, kMaxSignatureBlockBytes, sig, sig_mtime_, false));
-    auto block = parse_signature_block(sig);
-    if (!block) return fail(block.error());
-    block_ = std::move(*block);
+    OTA_TRY_ASSIGN(auto block, parse_signature_block(sig));
+    block_ = std::move(block);
     return ok();
   }
 
@@ -247,22 +235,20 @@ class StreamReader final : public BundleReader {
       in_.hint(1024 + 1);  // the end-of-archive blocks, and proof of the end of file
       OTA_TRY(read_zeros(1024, "end of archive"));
       std::uint8_t extra;
-      auto n = in_.read(MutableByteSpan(&extra, 1));
-      if (!n) return fail(n.error());
-      if (*n != 0) return malformed("bytes after the end of the archive at offset " + std::to_string(offset_));
+      OTA_TRY_ASSIGN(auto n, in_.read(MutableByteSpan(&extra, 1)));
+      if (n != 0) return malformed("bytes after the end of the archive at offset " + std::to_string(offset_));
       done_ = true;
       current_.reset();
       return std::optional<std::size_t>{};
     }
     const auto& p = m_.payloads[next];
-    auto expect = member_header("payloads/" + p.name, p.size, m_.created);
-    if (!expect) return fail(expect.error());
-    Bytes h(expect->size());
+    OTA_TRY_ASSIGN(auto expect, member_header("payloads/" + p.name, p.size, m_.created));
+    Bytes h(expect.size());
     const std::uint64_t at = offset_;
     in_.hint(h.size());  // over HTTP: the header only, until the caller reads the payload
     payload_hinted_ = false;
     OTA_TRY(read_exact(h, "payload header"));
-    if (h != *expect)
+    if (h != expect)
       return malformed("the tar header of payloads/" + p.name + " is not the expected one (offset " +
                        std::to_string(at) + ")");
     current_ = next;
@@ -361,27 +347,22 @@ Result<std::unique_ptr<BundleReader>> BundleReader::open(ota::Reader& in) {
 Result<FileVerifyResult> verify_file(const std::string& path, trust::TrustStore& trust, const VerifyOptions& opts,
                                      bool metadata_only,
                                      const std::function<void(std::uint64_t, std::uint64_t)>& progress) {
-  auto file = FileReader::open(path);
-  if (!file) return fail(file.error());
-  auto reader = BundleReader::open(**file);
-  if (!reader) return fail(reader.error());
+  OTA_TRY_ASSIGN(auto file, FileReader::open(path));
+  OTA_TRY_ASSIGN(auto reader, BundleReader::open(*file));
   FileVerifyResult res;
-  auto m = (*reader)->verify(trust, opts, &res.signatures);
-  if (!m) return fail(m.error());
-  res.manifest = std::move(*m);
+  OTA_TRY_ASSIGN(auto m, (reader)->verify(trust, opts, &res.signatures));
+  res.manifest = std::move(m);
   if (metadata_only) return res;
   std::uint64_t total = 0;
   for (const auto& p : res.manifest.payloads) total += p.size;
   Bytes buf(256 * 1024);
   while (true) {
-    auto idx = (*reader)->next_payload();
-    if (!idx) return fail(idx.error());
-    if (!*idx) break;
+    OTA_TRY_ASSIGN(auto idx, (reader)->next_payload());
+    if (!idx) break;
     while (true) {
-      auto n = (*reader)->read(buf);
-      if (!n) return fail(n.error());
-      if (*n == 0) break;
-      res.bytes_checked += *n;
+      OTA_TRY_ASSIGN(auto n, (reader)->read(buf));
+      if (n == 0) break;
+      res.bytes_checked += n;
       if (progress) progress(res.bytes_checked, total);
     }
   }

@@ -214,119 +214,89 @@ Bytes encode_manifest(const Manifest& m) {
 }
 
 Result<Manifest> parse_manifest(ByteSpan bytes) {
-  auto j = json::parse_strict(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
-                              kMaxManifestBytes, "manifest");
-  if (!j) return fail(j.error());
-  auto o = json::Object::of(*j, "manifest");
-  if (!o) return fail(o.error());
-  auto format = o->string("format", 32);
-  if (!format) return fail(format.error());
-  if (*format != kFormat) {
-    if (format->rfind("ota-manifest-v", 0) == 0)
-      return fail(ErrorCode::kUnsupported, "manifest: format " + *format + " is not supported by this build");
+  OTA_TRY_ASSIGN(auto j,
+                 json::parse_strict(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), kMaxManifestBytes, "manifest"));
+  OTA_TRY_ASSIGN(auto o, json::Object::of(j, "manifest"));
+  OTA_TRY_ASSIGN(auto format, o.string("format", 32));
+  if (format != kFormat) {
+    if (format.rfind("ota-manifest-v", 0) == 0)
+      return fail(ErrorCode::kUnsupported, "manifest: format " + format + " is not supported by this build");
     return fail(ErrorCode::kMalformed, "manifest: format is not " + std::string(kFormat));
   }
-  OTA_TRY(o->only({"format", "name", "version", "security_version", "hardware", "created", "expires", "hash",
+  OTA_TRY(o.only({"format", "name", "version", "security_version", "hardware", "created", "expires", "hash",
                    "target", "payloads"}));
   Manifest m;
-  auto name = o->string("name", 128);
-  if (!name) return fail(name.error());
-  m.name = *name;
-  auto version = o->string("version", 128);
-  if (!version) return fail(version.error());
-  m.version = *version;
-  auto sv = o->u64("security_version");
-  if (!sv) return fail(sv.error());
-  m.security_version = *sv;
-  auto hw = o->array("hardware", kMaxHardware);
-  if (!hw) return fail(hw.error());
-  for (const auto& h : **hw) {
-    auto s = json::as_string(h, "manifest.hardware[]", 128);
-    if (!s) return fail(s.error());
-    m.hardware.push_back(*s);
+  OTA_TRY_ASSIGN(auto name, o.string("name", 128));
+  m.name = name;
+  OTA_TRY_ASSIGN(auto version, o.string("version", 128));
+  m.version = version;
+  OTA_TRY_ASSIGN(auto sv, o.u64("security_version"));
+  m.security_version = sv;
+  OTA_TRY_ASSIGN(auto hw, o.array("hardware", kMaxHardware));
+  for (const auto& h : *hw) {
+    OTA_TRY_ASSIGN(auto s, json::as_string(h, "manifest.hardware[]", 128));
+    m.hardware.push_back(s);
   }
-  auto created = o->string("created", 32);
-  if (!created) return fail(created.error());
-  auto ct = trust::parse_time(*created);
+  OTA_TRY_ASSIGN(auto created, o.string("created", 32));
+  auto ct = trust::parse_time(created);
   if (!ct) return fail(ct.error().with_context("manifest.created"));
   m.created = *ct;
-  if (o->has("expires")) {
-    auto e = o->string("expires", 32);
-    if (!e) return fail(e.error());
-    auto et = trust::parse_time(*e);
+  if (o.has("expires")) {
+    OTA_TRY_ASSIGN(auto e, o.string("expires", 32));
+    auto et = trust::parse_time(e);
     if (!et) return fail(et.error().with_context("manifest.expires"));
     m.expires = *et;
   }
-  auto hash = o->string("hash", 32);
-  if (!hash) return fail(hash.error());
-  if (*hash != "blake2b-256") return fail(ErrorCode::kUnsupported, "manifest: hash algorithm is not blake2b-256");
-  auto tj = o->object("target");
-  if (!tj) return fail(tj.error());
-  auto to = json::Object::of(**tj, "manifest.target");
-  if (!to) return fail(to.error());
-  OTA_TRY(to->only({"size", "hash"}));
-  auto tsize = to->u64("size");
-  if (!tsize) return fail(tsize.error());
-  m.target_size = *tsize;
-  auto thash = to->digest("hash");
-  if (!thash) return fail(thash.error());
-  m.target_hash = *thash;
+  OTA_TRY_ASSIGN(auto hash, o.string("hash", 32));
+  if (hash != "blake2b-256") return fail(ErrorCode::kUnsupported, "manifest: hash algorithm is not blake2b-256");
+  OTA_TRY_ASSIGN(auto tj, o.object("target"));
+  OTA_TRY_ASSIGN(auto to, json::Object::of(*tj, "manifest.target"));
+  OTA_TRY(to.only({"size", "hash"}));
+  OTA_TRY_ASSIGN(auto tsize, to.u64("size"));
+  m.target_size = tsize;
+  OTA_TRY_ASSIGN(auto thash, to.digest("hash"));
+  m.target_hash = thash;
 
-  auto payloads = o->array("payloads", kMaxPayloads);
-  if (!payloads) return fail(payloads.error());
-  for (const auto& pj : **payloads) {
-    auto po = json::Object::of(pj, "manifest.payloads[]");
-    if (!po) return fail(po.error());
-    OTA_TRY(po->only({"name", "kind", "base", "compression", "window_log", "size", "hash", "chunk_size", "chunks"}));
+  OTA_TRY_ASSIGN(auto payloads, o.array("payloads", kMaxPayloads));
+  for (const auto& pj : *payloads) {
+    OTA_TRY_ASSIGN(auto po, json::Object::of(pj, "manifest.payloads[]"));
+    OTA_TRY(po.only({"name", "kind", "base", "compression", "window_log", "size", "hash", "chunk_size", "chunks"}));
     Payload p;
-    auto pname = po->string("name", 64);
-    if (!pname) return fail(pname.error());
-    p.name = *pname;
-    auto kind = po->string("kind", 16);
-    if (!kind) return fail(kind.error());
-    if (*kind == "full") p.kind = PayloadKind::kFull;
-    else if (*kind == "delta") p.kind = PayloadKind::kDelta;
+    OTA_TRY_ASSIGN(auto pname, po.string("name", 64));
+    p.name = pname;
+    OTA_TRY_ASSIGN(auto kind, po.string("kind", 16));
+    if (kind == "full") p.kind = PayloadKind::kFull;
+    else if (kind == "delta") p.kind = PayloadKind::kDelta;
     else return fail(ErrorCode::kUnsupported, "manifest: payload kind is neither full nor delta");
     if (p.kind == PayloadKind::kDelta) {
-      auto bj = po->object("base");
-      if (!bj) return fail(bj.error());
-      auto bo = json::Object::of(**bj, "manifest.payloads[].base");
-      if (!bo) return fail(bo.error());
-      OTA_TRY(bo->only({"size", "hash"}));
-      auto bs = bo->u64("size");
-      if (!bs) return fail(bs.error());
-      auto bh = bo->digest("hash");
-      if (!bh) return fail(bh.error());
-      p.base_size = *bs;
-      p.base_hash = *bh;
-    } else if (po->has("base")) {
+      OTA_TRY_ASSIGN(auto bj, po.object("base"));
+      OTA_TRY_ASSIGN(auto bo, json::Object::of(*bj, "manifest.payloads[].base"));
+      OTA_TRY(bo.only({"size", "hash"}));
+      OTA_TRY_ASSIGN(auto bs, bo.u64("size"));
+      OTA_TRY_ASSIGN(auto bh, bo.digest("hash"));
+      p.base_size = bs;
+      p.base_hash = bh;
+    } else if (po.has("base")) {
       return fail(ErrorCode::kMalformed, "manifest: a full payload has no base");
     }
-    auto comp = po->string("compression", 16);
-    if (!comp) return fail(comp.error());
-    if (*comp == "none") p.compression = Compression::kNone;
-    else if (*comp == "zstd") p.compression = Compression::kZstd;
-    else if (*comp == "ota-delta") p.compression = Compression::kOtaDelta;
+    OTA_TRY_ASSIGN(auto comp, po.string("compression", 16));
+    if (comp == "none") p.compression = Compression::kNone;
+    else if (comp == "zstd") p.compression = Compression::kZstd;
+    else if (comp == "ota-delta") p.compression = Compression::kOtaDelta;
     else return fail(ErrorCode::kUnsupported, "manifest: unknown payload compression");
-    auto wl = po->u64("window_log", 31);
-    if (!wl) return fail(wl.error());
-    p.window_log = static_cast<std::uint8_t>(*wl);
-    auto size = po->u64("size");
-    if (!size) return fail(size.error());
-    p.size = *size;
-    auto ph = po->digest("hash");
-    if (!ph) return fail(ph.error());
-    p.hash = *ph;
-    auto cs = po->u64("chunk_size", 64u << 20);
-    if (!cs) return fail(cs.error());
-    p.chunk_size = static_cast<std::uint32_t>(*cs);
-    auto chunks = po->array("chunks", kMaxChunksPerPayload);
-    if (!chunks) return fail(chunks.error());
-    p.chunks.reserve((*chunks)->size());
-    for (const auto& c : **chunks) {
-      auto d = json::as_digest(c, "manifest.payloads[].chunks[]");
-      if (!d) return fail(d.error());
-      p.chunks.push_back(*d);
+    OTA_TRY_ASSIGN(auto wl, po.u64("window_log", 31));
+    p.window_log = static_cast<std::uint8_t>(wl);
+    OTA_TRY_ASSIGN(auto size, po.u64("size"));
+    p.size = size;
+    OTA_TRY_ASSIGN(auto ph, po.digest("hash"));
+    p.hash = ph;
+    OTA_TRY_ASSIGN(auto cs, po.u64("chunk_size", 64u << 20));
+    p.chunk_size = static_cast<std::uint32_t>(cs);
+    OTA_TRY_ASSIGN(auto chunks, po.array("chunks", kMaxChunksPerPayload));
+    p.chunks.reserve((chunks)->size());
+    for (const auto& c : *chunks) {
+      OTA_TRY_ASSIGN(auto d, json::as_digest(c, "manifest.payloads[].chunks[]"));
+      p.chunks.push_back(d);
     }
     m.payloads.push_back(std::move(p));
   }

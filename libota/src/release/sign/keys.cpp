@@ -165,33 +165,26 @@ std::string encode_public(const PublicKey& key) {
 namespace {
 
 Result<PublicKey> public_of(const json::Object& o) {
-  auto type = o.string("type", 32);
-  if (!type) return fail(type.error());
-  if (*type != "ed25519") return fail(ErrorCode::kUnsupported, o.what() + ": key type is not ed25519");
-  auto pub = o.string("public", 64);
-  if (!pub) return fail(pub.error());
-  auto bytes = hex_bytes(*pub, 32, o.what() + ".public");
-  if (!bytes) return fail(bytes.error());
+  OTA_TRY_ASSIGN(auto type, o.string("type", 32));
+  if (type != "ed25519") return fail(ErrorCode::kUnsupported, o.what() + ": key type is not ed25519");
+  OTA_TRY_ASSIGN(auto pub, o.string("public", 64));
+  OTA_TRY_ASSIGN(auto bytes, hex_bytes(pub, 32, o.what() + ".public"));
   PublicKey k;
-  std::memcpy(k.bytes.data(), bytes->data(), 32);
-  auto id = o.digest("keyid");
-  if (!id) return fail(id.error());
-  if (*id != k.id()) return fail(ErrorCode::kMalformed, o.what() + ": keyid does not match the public key");
+  std::memcpy(k.bytes.data(), bytes.data(), 32);
+  OTA_TRY_ASSIGN(auto id, o.digest("keyid"));
+  if (id != k.id()) return fail(ErrorCode::kMalformed, o.what() + ": keyid does not match the public key");
   return k;
 }
 
 }  // namespace
 
 Result<PublicKey> parse_public(std::string_view text) {
-  auto j = json::parse_strict(text, kMaxKeyFile, "key file");
-  if (!j) return fail(j.error());
-  auto o = json::Object::of(*j, "key file");
-  if (!o) return fail(o.error());
-  auto format = o->string("format", 32);
-  if (!format) return fail(format.error());
-  if (*format != kPublicFormat && *format != kSecretFormat)
+  OTA_TRY_ASSIGN(auto j, json::parse_strict(text, kMaxKeyFile, "key file"));
+  OTA_TRY_ASSIGN(auto o, json::Object::of(j, "key file"));
+  OTA_TRY_ASSIGN(auto format, o.string("format", 32));
+  if (format != kPublicFormat && format != kSecretFormat)
     return fail(ErrorCode::kMalformed, "key file: not an ota key (format is not " + std::string(kPublicFormat) + ")");
-  return public_of(*o);
+  return public_of(o);
 }
 
 bool is_sealed(std::string_view text) {
@@ -262,54 +255,45 @@ Result<SecretKey> parse_secret(std::string_view text, std::optional<std::string_
   std::size_t seed_hex_len = 0;
   const int seeds = detail::take_hex_member(masked.s, "seed", seed_hex, 64, &seed_hex_len);
   if (seeds < 0 || seeds > 1) return fail(ErrorCode::kMalformed, "secret key file: seed is not 64 hex digits");
-  auto j = json::parse_strict(masked.s, kMaxKeyFile, "secret key file");
-  if (!j) return fail(j.error());
-  auto o = json::Object::of(*j, "secret key file");
-  if (!o) return fail(o.error());
-  auto format = o->string("format", 32);
-  if (!format) return fail(format.error());
-  if (*format != kSecretFormat)
+  OTA_TRY_ASSIGN(auto j, json::parse_strict(masked.s, kMaxKeyFile, "secret key file"));
+  OTA_TRY_ASSIGN(auto o, json::Object::of(j, "secret key file"));
+  OTA_TRY_ASSIGN(auto format, o.string("format", 32));
+  if (format != kSecretFormat)
     return fail(ErrorCode::kMalformed, "not an ota secret key (format is not " + std::string(kSecretFormat) + ")");
-  OTA_TRY(o->only({"format", "type", "keyid", "public", "seed", "sealed"}, /*quote=*/false));
-  auto pub = public_of(*o);
-  if (!pub) return fail(pub.error());
+  OTA_TRY(o.only({"format", "type", "keyid", "public", "seed", "sealed"}, /*quote=*/false));
+  OTA_TRY_ASSIGN(auto pub, public_of(o));
 
   auto* seed = static_cast<std::uint8_t*>(sodium_malloc(crypto_sign_SEEDBYTES));
   if (!seed) return fail(ErrorCode::kOutOfMemory, "cannot allocate protected memory");
   std::unique_ptr<std::uint8_t, void (*)(void*)> seed_guard(seed, sodium_free);
 
-  if (o->has("seed")) {
-    if (o->has("sealed")) return fail(ErrorCode::kMalformed, "secret key file has both seed and sealed");
+  if (o.has("seed")) {
+    if (o.has("sealed")) return fail(ErrorCode::kMalformed, "secret key file has both seed and sealed");
     // nlohmann holds the masked placeholder; the digits are in seed_hex.
-    auto s = o->string("seed", 64);
+    auto s = o.string("seed", 64);
     if (!s || seeds != 1 || s->size() != seed_hex_len)
       return fail(ErrorCode::kMalformed, "secret key file: seed is not 64 hex digits");
     std::size_t len = 0;
     if (seed_hex_len != 64 || sodium_hex2bin(seed, 32, seed_hex, seed_hex_len, nullptr, &len, nullptr) != 0 || len != 32)
       return fail(ErrorCode::kMalformed, "secret key file: seed is not 64 hex digits");
   } else {
-    auto sj = o->object("sealed");
-    if (!sj) return fail(sj.error());
-    auto so = json::Object::of(**sj, "secret key file.sealed");
-    if (!so) return fail(so.error());
-    OTA_TRY(so->only({"kdf", "opslimit", "memlimit", "salt", "cipher", "nonce", "ciphertext"}, /*quote=*/false));
-    auto kdf = so->string("kdf", 32), cipher = so->string("cipher", 32);
-    if (!kdf) return fail(kdf.error());
-    if (!cipher) return fail(cipher.error());
-    if (*kdf != "argon2id13" || *cipher != "xchacha20poly1305-ietf")
+    OTA_TRY_ASSIGN(auto sj, o.object("sealed"));
+    OTA_TRY_ASSIGN(auto so, json::Object::of(*sj, "secret key file.sealed"));
+    OTA_TRY(so.only({"kdf", "opslimit", "memlimit", "salt", "cipher", "nonce", "ciphertext"}, /*quote=*/false));
+    OTA_TRY_ASSIGN(auto kdf, so.string("kdf", 32));
+    OTA_TRY_ASSIGN(auto cipher, so.string("cipher", 32));
+    if (kdf != "argon2id13" || cipher != "xchacha20poly1305-ietf")
       return fail(ErrorCode::kUnsupported, "secret key file: unsupported sealing (kdf or cipher)");
-    auto ops = so->u64("opslimit", kMaxOpsLimit), mem = so->u64("memlimit", kMaxMemLimit);
-    if (!ops) return fail(ops.error());
-    if (!mem) return fail(mem.error());
-    if (*ops < crypto_pwhash_OPSLIMIT_MIN || *mem < crypto_pwhash_MEMLIMIT_MIN)
+    OTA_TRY_ASSIGN(auto ops, so.u64("opslimit", kMaxOpsLimit));
+    OTA_TRY_ASSIGN(auto mem, so.u64("memlimit", kMaxMemLimit));
+    if (ops < crypto_pwhash_OPSLIMIT_MIN || mem < crypto_pwhash_MEMLIMIT_MIN)
       return fail(ErrorCode::kMalformed, "secret key file: sealing parameters below libsodium's minimum");
-    auto salt_hex = so->string("salt", 64), nonce_hex = so->string("nonce", 64), ct_hex = so->string("ciphertext", 128);
-    if (!salt_hex) return fail(salt_hex.error());
-    if (!nonce_hex) return fail(nonce_hex.error());
-    if (!ct_hex) return fail(ct_hex.error());
-    auto salt = hex_bytes(*salt_hex, crypto_pwhash_SALTBYTES, "secret key file: salt");
-    auto nonce = hex_bytes(*nonce_hex, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, "secret key file: nonce");
-    auto ct = hex_bytes(*ct_hex, 32 + crypto_aead_xchacha20poly1305_ietf_ABYTES, "secret key file: ciphertext");
+    OTA_TRY_ASSIGN(auto salt_hex, so.string("salt", 64));
+    OTA_TRY_ASSIGN(auto nonce_hex, so.string("nonce", 64));
+    OTA_TRY_ASSIGN(auto ct_hex, so.string("ciphertext", 128));
+    auto salt = hex_bytes(salt_hex, crypto_pwhash_SALTBYTES, "secret key file: salt");
+    auto nonce = hex_bytes(nonce_hex, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, "secret key file: nonce");
+    auto ct = hex_bytes(ct_hex, 32 + crypto_aead_xchacha20poly1305_ietf_ABYTES, "secret key file: ciphertext");
     if (!salt) return fail(salt.error());
     if (!nonce) return fail(nonce.error());
     if (!ct) return fail(ct.error());
@@ -319,17 +303,17 @@ Result<SecretKey> parse_secret(std::string_view text, std::optional<std::string_
     if (!kek) return fail(ErrorCode::kOutOfMemory, "cannot allocate protected memory");
     std::unique_ptr<std::uint8_t, void (*)(void*)> kek_guard(kek, sodium_free);
     if (crypto_pwhash(kek, crypto_aead_xchacha20poly1305_ietf_KEYBYTES, passphrase->data(), passphrase->size(),
-                      salt->data(), *ops, static_cast<std::size_t>(*mem), crypto_pwhash_ALG_ARGON2ID13) != 0)
+                      salt->data(), ops, static_cast<std::size_t>(mem), crypto_pwhash_ALG_ARGON2ID13) != 0)
       return fail(ErrorCode::kOutOfMemory, "argon2id: not enough memory to open the secret key");
     unsigned long long len = 0;
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt(seed, &len, nullptr, ct->data(), ct->size(), pub->bytes.data(),
-                                                   pub->bytes.size(), nonce->data(), kek) != 0 ||
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(seed, &len, nullptr, ct->data(), ct->size(), pub.bytes.data(),
+                                                   pub.bytes.size(), nonce->data(), kek) != 0 ||
         len != 32)
       return fail(ErrorCode::kBadPassphrase, "wrong passphrase for the secret key (or the file was altered)");
   }
   auto key = SecretKey::from_seed(ByteSpan(seed, 32));
   if (!key) return fail(key.error());
-  if (key->public_key() != *pub)
+  if (key->public_key() != pub)
     return fail(ErrorCode::kMalformed, "secret key file: the seed does not match its public key");
   return key;
 }
@@ -337,27 +321,24 @@ Result<SecretKey> parse_secret(std::string_view text, std::optional<std::string_
 void wipe(void* data, std::size_t size) { sodium_memzero(data, size); }
 
 Result<PublicKey> load_public(const std::string& path) {
-  auto bytes = read_file(path);
-  if (!bytes) return fail(bytes.error());
-  auto k = parse_public(std::string_view(reinterpret_cast<const char*>(bytes->data()), bytes->size()));
+  OTA_TRY_ASSIGN(auto bytes, read_file(path));
+  auto k = parse_public(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
   if (!k) return fail(k.error().with_context(path));
   return k;
 }
 
 Result<SecretKey> load_secret(const std::string& path, std::optional<std::string_view> passphrase) {
-  auto bytes = read_file(path);
-  if (!bytes) return fail(bytes.error());
-  auto k = parse_secret(std::string_view(reinterpret_cast<const char*>(bytes->data()), bytes->size()), passphrase);
-  sodium_memzero(bytes->data(), bytes->size());
+  OTA_TRY_ASSIGN(auto bytes, read_file(path));
+  auto k = parse_secret(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), passphrase);
+  sodium_memzero(bytes.data(), bytes.size());
   if (!k) return fail(k.error().with_context(path));
   return k;
 }
 
 Status write_key_pair(const std::string& base, const SecretKey& key, std::optional<std::string_view> passphrase,
                       const SealParams& params) {
-  auto secret = encode_secret(key, passphrase, params);
-  if (!secret) return fail(secret.error());
-  Wiped s{std::move(*secret)};
+  OTA_TRY_ASSIGN(auto secret, encode_secret(key, passphrase, params));
+  Wiped s{std::move(secret)};
   OTA_TRY(write_file_atomic(base + ".key", ByteSpan(reinterpret_cast<const std::uint8_t*>(s.s.data()), s.s.size()),
                             0600));
   std::string pub = encode_public(key.public_key());

@@ -89,59 +89,47 @@ Bytes encode_root(const Root& root) {
 }
 
 Result<Root> parse_root(ByteSpan bytes) {
-  auto j = json::parse_strict(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
-                              kMaxRootBytes, "root");
-  if (!j) return fail(j.error());
-  auto o = json::Object::of(*j, "root");
-  if (!o) return fail(o.error());
-  OTA_TRY(o->only({"format", "version", "expires", "threshold", "keys", "revoked"}));
-  auto format = o->string("format", 32);
-  if (!format) return fail(format.error());
-  if (*format != kRootFormat) return fail(ErrorCode::kMalformed, "root: format is not " + std::string(kRootFormat));
+  OTA_TRY_ASSIGN(auto j,
+                 json::parse_strict(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), kMaxRootBytes, "root"));
+  OTA_TRY_ASSIGN(auto o, json::Object::of(j, "root"));
+  OTA_TRY(o.only({"format", "version", "expires", "threshold", "keys", "revoked"}));
+  OTA_TRY_ASSIGN(auto format, o.string("format", 32));
+  if (format != kRootFormat) return fail(ErrorCode::kMalformed, "root: format is not " + std::string(kRootFormat));
   Root r;
-  auto version = o->u64("version");
-  if (!version) return fail(version.error());
-  if (*version == 0) return fail(ErrorCode::kMalformed, "root: version starts at 1");
-  r.version = *version;
-  auto expires = o->string("expires", 32);
-  if (!expires) return fail(expires.error());
-  auto t = parse_time(*expires);
+  OTA_TRY_ASSIGN(auto version, o.u64("version"));
+  if (version == 0) return fail(ErrorCode::kMalformed, "root: version starts at 1");
+  r.version = version;
+  OTA_TRY_ASSIGN(auto expires, o.string("expires", 32));
+  auto t = parse_time(expires);
   if (!t) return fail(t.error().with_context("root.expires"));
   r.expires = *t;
-  auto keys = o->array("keys", kMaxRootKeys);
+  auto keys = o.array("keys", kMaxRootKeys);
   if (!keys) return fail(keys.error());
   for (const auto& kj : **keys) {
-    auto ko = json::Object::of(kj, "root.keys[]");
-    if (!ko) return fail(ko.error());
-    OTA_TRY(ko->only({"keyid", "type", "public"}));
-    auto type = ko->string("type", 32);
-    if (!type) return fail(type.error());
-    if (*type != "ed25519") return fail(ErrorCode::kUnsupported, "root: key type is not ed25519");
-    auto pub = ko->digest("public");
-    if (!pub) return fail(pub.error());
+    OTA_TRY_ASSIGN(auto ko, json::Object::of(kj, "root.keys[]"));
+    OTA_TRY(ko.only({"keyid", "type", "public"}));
+    OTA_TRY_ASSIGN(auto type, ko.string("type", 32));
+    if (type != "ed25519") return fail(ErrorCode::kUnsupported, "root: key type is not ed25519");
+    OTA_TRY_ASSIGN(auto pub, ko.digest("public"));
     keys::PublicKey k;
-    k.bytes = *pub;
-    auto id = ko->digest("keyid");
-    if (!id) return fail(id.error());
-    if (*id != k.id()) return fail(ErrorCode::kMalformed, "root: keyid " + short_id(*id) + " does not match its key");
-    if (!r.keys.emplace(*id, k).second)
-      return fail(ErrorCode::kMalformed, "root: key " + short_id(*id) + " is listed twice");
+    k.bytes = pub;
+    OTA_TRY_ASSIGN(auto id, ko.digest("keyid"));
+    if (id != k.id()) return fail(ErrorCode::kMalformed, "root: keyid " + short_id(id) + " does not match its key");
+    if (!r.keys.emplace(id, k).second)
+      return fail(ErrorCode::kMalformed, "root: key " + short_id(id) + " is listed twice");
   }
-  auto revoked = o->array("revoked", kMaxRootKeys * 16);
-  if (!revoked) return fail(revoked.error());
-  for (const auto& rj : **revoked) {
-    auto id = json::as_digest(rj, "root.revoked[]");
-    if (!id) return fail(id.error());
-    if (r.keys.count(*id)) return fail(ErrorCode::kMalformed, "root: key " + short_id(*id) + " is both listed and revoked");
-    if (!r.revoked.insert(*id).second)
-      return fail(ErrorCode::kMalformed, "root: key " + short_id(*id) + " is revoked twice");
+  OTA_TRY_ASSIGN(auto revoked, o.array("revoked", kMaxRootKeys * 16));
+  for (const auto& rj : *revoked) {
+    OTA_TRY_ASSIGN(auto id, json::as_digest(rj, "root.revoked[]"));
+    if (r.keys.count(id)) return fail(ErrorCode::kMalformed, "root: key " + short_id(id) + " is both listed and revoked");
+    if (!r.revoked.insert(id).second)
+      return fail(ErrorCode::kMalformed, "root: key " + short_id(id) + " is revoked twice");
   }
-  auto threshold = o->u64("threshold", kMaxRootKeys);
-  if (!threshold) return fail(threshold.error());
-  if (*threshold < 1 || *threshold > r.keys.size())
-    return fail(ErrorCode::kMalformed, "root: threshold " + std::to_string(*threshold) + " is not between 1 and the " +
+  OTA_TRY_ASSIGN(auto threshold, o.u64("threshold", kMaxRootKeys));
+  if (threshold < 1 || threshold > r.keys.size())
+    return fail(ErrorCode::kMalformed, "root: threshold " + std::to_string(threshold) + " is not between 1 and the " +
                                            std::to_string(r.keys.size()) + " keys");
-  r.threshold = static_cast<std::uint32_t>(*threshold);
+  r.threshold = static_cast<std::uint32_t>(threshold);
   return r;
 }
 
@@ -163,16 +151,13 @@ json::Ordered encode_signatures(const std::vector<SignatureEntry>& sigs) {
 Result<std::vector<SignatureEntry>> parse_signatures(const json::Json& arr, std::string_view what) {
   std::vector<SignatureEntry> out;
   for (const auto& sj : arr) {
-    auto so = json::Object::of(sj, std::string(what) + "[]");
-    if (!so) return fail(so.error());
-    OTA_TRY(so->only({"keyid", "sig"}));
+    OTA_TRY_ASSIGN(auto so, json::Object::of(sj, std::string(what) + "[]"));
+    OTA_TRY(so.only({"keyid", "sig"}));
     SignatureEntry e;
-    auto id = so->digest("keyid");
-    if (!id) return fail(id.error());
-    e.key_id = *id;
-    auto sig = so->string("sig", 100);
-    if (!sig) return fail(sig.error());
-    auto raw = json::base64_decode(*sig, 64);
+    OTA_TRY_ASSIGN(auto id, so.digest("keyid"));
+    e.key_id = id;
+    OTA_TRY_ASSIGN(auto sig, so.string("sig", 100));
+    auto raw = json::base64_decode(sig, 64);
     if (!raw || raw->size() != 64)
       return fail(ErrorCode::kMalformed, std::string(what) + "[].sig is not a base64 Ed25519 signature");
     std::copy(raw->begin(), raw->end(), e.sig.begin());
@@ -183,25 +168,19 @@ Result<std::vector<SignatureEntry>> parse_signatures(const json::Json& arr, std:
 }  // namespace detail
 
 Result<Envelope> parse_envelope(std::string_view text) {
-  auto j = json::parse_strict(text, kMaxEnvelope, "signed root");
-  if (!j) return fail(j.error());
-  auto o = json::Object::of(*j, "signed root");
-  if (!o) return fail(o.error());
-  OTA_TRY(o->only({"payloadType", "payload", "signatures"}));
+  OTA_TRY_ASSIGN(auto j, json::parse_strict(text, kMaxEnvelope, "signed root"));
+  OTA_TRY_ASSIGN(auto o, json::Object::of(j, "signed root"));
+  OTA_TRY(o.only({"payloadType", "payload", "signatures"}));
   Envelope env;
-  auto type = o->string("payloadType", 128);
-  if (!type) return fail(type.error());
-  env.payload_type = *type;
-  auto payload = o->string("payload", kMaxEnvelope);
-  if (!payload) return fail(payload.error());
-  auto raw = json::base64_decode(*payload, kMaxRootBytes);
+  OTA_TRY_ASSIGN(auto type, o.string("payloadType", 128));
+  env.payload_type = type;
+  OTA_TRY_ASSIGN(auto payload, o.string("payload", kMaxEnvelope));
+  auto raw = json::base64_decode(payload, kMaxRootBytes);
   if (!raw) return fail(ErrorCode::kMalformed, "signed root: payload is not base64 (or is too large)");
   env.payload = std::move(*raw);
-  auto sigs = o->array("signatures", kMaxSignatures);
-  if (!sigs) return fail(sigs.error());
-  auto parsed = detail::parse_signatures(**sigs, "signed root.signatures");
-  if (!parsed) return fail(parsed.error());
-  env.signatures = std::move(*parsed);
+  OTA_TRY_ASSIGN(auto sigs, o.array("signatures", kMaxSignatures));
+  OTA_TRY_ASSIGN(auto parsed, detail::parse_signatures(*sigs, "signed root.signatures"));
+  env.signatures = std::move(parsed);
   return env;
 }
 
@@ -266,9 +245,8 @@ Result<TrustStore> TrustStore::from_anchor(const Envelope& anchor) {
 }
 
 Result<TrustStore> TrustStore::load(const std::string& path) {
-  auto bytes = read_file(path);
-  if (!bytes) return fail(bytes.error());
-  auto env = parse_envelope(std::string_view(reinterpret_cast<const char*>(bytes->data()), bytes->size()));
+  OTA_TRY_ASSIGN(auto bytes, read_file(path));
+  auto env = parse_envelope(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
   if (!env) return fail(env.error().with_context(path));
   auto t = from_anchor(*env);
   if (!t) return fail(t.error().with_context(path));
