@@ -3,7 +3,7 @@
 //
 // Input layout:
 //   byte 0        control: bits 0-2 = k, the number of chunk-size bytes;
-//                 bit 3 = skip hashing OLD (verify_old = false);
+//                 bit 3 = skip hashing OLD (BaseCheck::kNone);
 //                 bits 4-5 = max_window_log choice (27, 20, 12, 10);
 //                 bit 6 = write and hash NEW on a second thread (hash_in_background)
 //   bytes 1..k    chunk sizes for feed(): byte + 1, used in turn, cycled

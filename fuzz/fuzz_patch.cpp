@@ -48,7 +48,7 @@ void run_delta(std::uint8_t control, ByteSpan chunk_sizes, ByteSpan patch) {
   MemorySource old_source(old_image());
   CappedWriter out;
   delta::PatchOptions opt;
-  opt.verify_old = (control & fuzz::kVerifyOldOff) == 0;
+  opt.base_check = (control & fuzz::kVerifyOldOff) == 0 ? delta::BaseCheck::kHashFirst : delta::BaseCheck::kNone;
   opt.max_window_log = fuzz::kWindowLogs[(control >> 4) & 3];
   opt.hash_in_background = (control & fuzz::kBackground) != 0;
   std::uint64_t frames_seen = 0, last_new = 0;

@@ -89,18 +89,19 @@ TEST(WrongOld, WithoutVerificationTheNewHashStillCatchesIt) {
   Bytes wrong = f.old_image;
   for (std::size_t i = 0; i < wrong.size(); i += 97) wrong[i] ^= 0x20;
   delta::PatchOptions opt;
-  opt.verify_old = false;
+  opt.base_check = delta::BaseCheck::kNone;
   auto out = test::apply_patch(wrong, f.patch, opt);
   ASSERT_FALSE(out);
   EXPECT_EQ(out.error().code, ErrorCode::kNewMismatch) << test::describe(fail(out.error()));
 }
 
-// ---- known_old_hash / verify_old ----
+// ---- BaseCheck::kKnownHash / kNone ----
 
 TEST(KnownOldHash, MismatchIsOldMismatch) {
   Fixture f = make_fixture();
   delta::PatchOptions opt;
   Digest other = content_hash(f.new_image);
+  opt.base_check = delta::BaseCheck::kKnownHash;
   opt.known_old_hash = other;
   MemorySource old_source(f.old_image);
   MemoryReader reader(f.patch);
@@ -126,6 +127,7 @@ TEST(KnownOldHash, MatchSkipsHashingOld) {
   EXPECT_GE(verified.bytes_read, old_image.size()) << "default: OLD is hashed";
 
   delta::PatchOptions opt;
+  opt.base_check = delta::BaseCheck::kKnownHash;
   opt.known_old_hash = content_hash(old_image);
   CountingSource trusted(old_image);
   VectorWriter out2;
@@ -136,7 +138,7 @@ TEST(KnownOldHash, MatchSkipsHashingOld) {
   EXPECT_LT(trusted.bytes_read, old_image.size() / 4);
 
   delta::PatchOptions no_verify;
-  no_verify.verify_old = false;
+  no_verify.base_check = delta::BaseCheck::kNone;
   CountingSource unverified(old_image);
   VectorWriter out3;
   MemoryReader r3(*patch);
@@ -145,11 +147,11 @@ TEST(KnownOldHash, MatchSkipsHashingOld) {
   EXPECT_LT(unverified.bytes_read, old_image.size() / 4);
 }
 
-// ---- verify_old_on_failure ----
+// ---- BaseCheck::kHashOnFailure ----
 
 delta::PatchOptions on_failure() {
   delta::PatchOptions opt;
-  opt.verify_old_on_failure = true;
+  opt.base_check = delta::BaseCheck::kHashOnFailure;
   return opt;
 }
 
@@ -221,7 +223,7 @@ TEST(BackgroundHash, AWrongResultIsNewMismatch) {
   Bytes wrong = f.old_image;
   for (std::size_t i = 0; i < wrong.size(); i += 101) wrong[i] ^= 0x08;
   delta::PatchOptions opt = background();
-  opt.verify_old = false;
+  opt.base_check = delta::BaseCheck::kNone;
   auto out = test::apply_patch(wrong, f.patch, opt);
   ASSERT_FALSE(out);
   EXPECT_EQ(out.error().code, ErrorCode::kNewMismatch) << test::describe(fail(out.error()));
@@ -259,11 +261,11 @@ TEST(BackgroundHash, WriterErrorStopsThePatchAndCountsOnlyAcceptedBytes) {
   }
 }
 
-// ---- verify_old_concurrently ----
+// ---- BaseCheck::kHashWhilePatching ----
 
 delta::PatchOptions concurrent() {
   delta::PatchOptions opt;
-  opt.verify_old_concurrently = true;
+  opt.base_check = delta::BaseCheck::kHashWhilePatching;
   return opt;
 }
 
@@ -333,6 +335,7 @@ TEST(ConcurrentOldCheck, DestroyedMidwayDoesNotHang) {
 TEST(ConcurrentOldCheck, KnownHashTakesPrecedence) {
   Fixture f = make_fixture();
   delta::PatchOptions opt = concurrent();
+  opt.base_check = delta::BaseCheck::kKnownHash;
   opt.known_old_hash = content_hash(f.new_image);  // wrong on purpose
   auto out = test::apply_patch(f.old_image, f.patch, opt);
   ASSERT_FALSE(out);
@@ -626,6 +629,7 @@ TEST(Surroundings, OldReadErrorPropagates) {
   EXPECT_EQ(st.error().code, ErrorCode::kIo) << "hashing OLD fails first";
 
   delta::PatchOptions opt;
+  opt.base_check = delta::BaseCheck::kKnownHash;
   opt.known_old_hash = content_hash(f.old_image);
   MemoryReader reader2(f.patch);
   VectorWriter out2;

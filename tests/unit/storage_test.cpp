@@ -173,14 +173,14 @@ TEST(FileBank, SparseOneGiBBankNearItsEnd) {
   EXPECT_LT(static_cast<std::uint64_t>(st.st_blocks) * 512, std::uint64_t{1} << 20) << "still sparse";
 }
 
-TEST(FileBank, AsSourceReadsTheBank) {
+TEST(FileBank, IsASourceThatReadsTheBank) {
   TempDir dir;
   std::string path = dir.file("bank.img");
   Bytes image = random_bytes(10000, 5);
   test::write_bytes(path, image);
   auto bank = open_bank(path);
   ASSERT_TRUE(bank);
-  auto source = as_source(*bank);
+  const Source* source = bank.get();
   EXPECT_EQ(source->size(), image.size());
   Bytes out(1000);
   ASSERT_TRUE(source->read_at(9000, out));
@@ -479,7 +479,7 @@ TEST(SimulatedBank, ReadsSeeUnsyncedWritesInOrder) {
                             expected.begin() + static_cast<std::ptrdiff_t>(offset) + 24))
         << offset;
   }
-  auto source = as_source(bank);
+  const Source* source = &bank;
   Bytes via_source(1024);
   ASSERT_TRUE(source->read_at(0, via_source));
   EXPECT_EQ(via_source, expected);

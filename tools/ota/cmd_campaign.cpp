@@ -105,7 +105,7 @@ Result<std::string> store_bundle(const std::string& path, const std::string& sto
   if (::access(dest.c_str(), F_OK) == 0) return name;
   OTA_TRY_ASSIGN(auto in, FileReader::open(path));
   OTA_TRY_ASSIGN(auto out, AtomicFileWriter::create(dest, 0644));
-  OTA_TRY_ASSIGN(auto n, copy(*in, *out));
+  OTA_TRY(copy(*in, *out));
   OTA_TRY((out)->commit());
   return name;
 }

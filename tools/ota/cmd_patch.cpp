@@ -53,7 +53,7 @@ Status run_patch(const Context& ctx, const PatchArgs& a) {
     opt.max_window_log = static_cast<std::uint8_t>(a.max_window_log);
     // NEW goes to a temporary file and its hash decides success, so OLD is
     // hashed only to name the cause when the patch fails.
-    opt.verify_old_on_failure = true;
+    opt.base_check = delta::BaseCheck::kHashOnFailure;
     opt.hash_in_background = std::thread::hardware_concurrency() > 1;
     Progress progress(ctx, "patch");
     opt.progress = [&](std::uint64_t d, std::uint64_t t) { progress.update(d, t); };

@@ -46,15 +46,25 @@ Digest content_hash(ByteSpan data) {
   return h.finish();
 }
 
+Status hash_range(const Source& source, std::uint64_t offset, std::uint64_t size, Hasher& into,
+                  const std::atomic<bool>* cancel) {
+  if (offset > source.size() || size > source.size() - offset)
+    return fail(ErrorCode::kIo, "hashing " + std::to_string(size) + " bytes at offset " + std::to_string(offset) +
+                                    " passes the end (" + std::to_string(source.size()) + " bytes)");
+  Bytes buf(static_cast<std::size_t>(std::min<std::uint64_t>(size, 64 * 1024)));
+  for (std::uint64_t done = 0; done < size;) {
+    if (cancel && cancel->load(std::memory_order_relaxed)) return fail(ErrorCode::kCancelled, "cancelled");
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), size - done));
+    OTA_TRY(source.read_at(offset + done, MutableByteSpan(buf.data(), n)));
+    into.update(ByteSpan(buf.data(), n));
+    done += n;
+  }
+  return ok();
+}
+
 Result<Digest> content_hash(const Source& source) {
   Hasher h;
-  Bytes buf(64 * 1024);
-  for (std::uint64_t off = 0; off < source.size();) {
-    std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), source.size() - off));
-    OTA_TRY(source.read_at(off, MutableByteSpan(buf.data(), n)));
-    h.update(ByteSpan(buf.data(), n));
-    off += n;
-  }
+  OTA_TRY(hash_range(source, 0, source.size(), h));
   return h.finish();
 }
 

@@ -54,6 +54,12 @@ Status MemorySource::read_at(std::uint64_t offset, MutableByteSpan out) const {
   return ok();
 }
 
+Status SliceSource::read_at(std::uint64_t offset, MutableByteSpan out) const {
+  if (offset > size_ || out.size() > size_ - offset)
+    return fail(ErrorCode::kIo, "read past the image at offset " + std::to_string(offset));
+  return base_.read_at(offset_ + offset, out);
+}
+
 // ---- FileSource ----
 
 Result<std::unique_ptr<FileSource>> FileSource::open(const std::string& path) {

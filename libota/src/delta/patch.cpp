@@ -1,13 +1,12 @@
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <cstring>
-#include <mutex>
 #include <thread>
 
 #include "delta/codec/zstd.hpp"
 #include "core/varint.hpp"
 #include "delta/format.hpp"
+#include "delta/new_output.hpp"
 #include "delta/predict.hpp"
 #include "ota/delta/delta.hpp"
 
@@ -23,189 +22,6 @@ constexpr std::size_t kDecodeBuffer = 32 * 1024; // decompressed records
 constexpr std::size_t kFeedBuffer = 16 * 1024;   // apply(): patch reads
 
 Error malformed(std::string what) { return Error{ErrorCode::kPatchMalformed, std::move(what)}; }
-
-// Where NEW goes. The patcher produces NEW straight into a 32 KiB buffer
-// (space() / produced()); a full buffer is written to the Writer and hashed.
-//
-// In the background mode the buffers form a ring of kChunks, and a second
-// thread hashes them in order, so that hashing overlaps decoding and
-// predicting. Writing is shared: the second thread writes whenever it has
-// nothing to hash, and the patcher's thread writes instead of waiting when the
-// ring is full, so neither thread idles while the other has both jobs (node:
-// writing on either thread alone left that thread the bottleneck). Writes stay
-// in order and never overlap: one thread at a time holds the write turn, and
-// it writes every pending buffer that is contiguous in the ring in one call.
-// drain() returns once everything produced has been written and hashed; a
-// Writer error is reported by the next produced(), drain() or finish(), and
-// after abandon() the Writer is no longer called.
-class NewOutput {
- public:
-  static constexpr std::size_t kChunk = 32 * 1024;
-  static constexpr std::size_t kChunks = 4;
-
-  NewOutput(Writer& out, bool background) : out_(out) {
-    ring_.resize(kChunk * (background ? kChunks : 1));
-    if (background) thread_ = std::thread([this] { run(); });
-  }
-  ~NewOutput() { stop(); }
-  NewOutput(const NewOutput&) = delete;
-  NewOutput& operator=(const NewOutput&) = delete;
-
-  // Room for the next NEW bytes (never empty).
-  MutableByteSpan space() {
-    return MutableByteSpan(ring_.data() + (produced_ % slots()) * kChunk + fill_, kChunk - fill_);
-  }
-  // The first n bytes of space() are NEW's next bytes.
-  Status produced(std::size_t n) {
-    fill_ += n;
-    return fill_ == kChunk ? flush() : ok();
-  }
-  Status write(ByteSpan data) {
-    while (!data.empty()) {
-      MutableByteSpan room = space();
-      const std::size_t n = std::min(data.size(), room.size());
-      std::memcpy(room.data(), data.data(), n);
-      data = data.subspan(n);
-      OTA_TRY(produced(n));
-    }
-    return ok();
-  }
-
-  // Only hashes (NEW bytes written before a resume; nothing is buffered yet).
-  void hash_only(ByteSpan data) { hasher_.update(data); }
-
-  // Bytes the Writer accepted (produced bytes may still be buffered),
-  // counted from n when resuming.
-  std::uint64_t written() const { return written_.load(std::memory_order_acquire); }
-  void resume_at(std::uint64_t n) { written_.store(n, std::memory_order_release); }
-
-  // Everything produced so far has been written (and hashed).
-  Status drain() {
-    if (fill_) OTA_TRY(flush());
-    if (!thread_.joinable()) return ok();
-    std::unique_lock<std::mutex> lock(mu_);
-    for (;;) {
-      if (written_chunks_ == produced_ && hashed_ == produced_) return failure_;
-      if (!write_some(lock)) freed_.wait(lock);
-    }
-  }
-
-  Result<Digest> finish() {
-    OTA_TRY(drain());
-    stop();
-    return hasher_.finish();
-  }
-
-  // After a failure: buffers not yet written are dropped, and the Writer is
-  // no longer in use when this returns (its position is written()).
-  void abandon() {
-    fill_ = 0;
-    if (!thread_.joinable()) return;
-    std::unique_lock<std::mutex> lock(mu_);
-    discard_ = true;
-    work_.notify_one();
-    freed_.wait(lock, [&] { return !writing_ && hashed_ == produced_; });
-  }
-
- private:
-  std::size_t slots() const { return ring_.size() / kChunk; }
-
-  // Hands the current buffer over (or writes and hashes it) and moves on,
-  // writing while the ring is full.
-  Status flush() {
-    const std::size_t size = fill_;
-    fill_ = 0;
-    if (!thread_.joinable()) {
-      const ByteSpan chunk(ring_.data(), size);
-      OTA_TRY(out_.write(chunk));
-      written_.store(written_.load(std::memory_order_relaxed) + size, std::memory_order_release);
-      hasher_.update(chunk);
-      return ok();
-    }
-    std::unique_lock<std::mutex> lock(mu_);
-    if (!failure_) return failure_;
-    sizes_[produced_ % kChunks] = size;
-    ++produced_;
-    work_.notify_one();
-    while (produced_ - std::min(hashed_, written_chunks_) >= kChunks)
-      if (!write_some(lock)) freed_.wait(lock);
-    return failure_;
-  }
-
-  // Takes the write turn if it is free and something is unwritten: writes the
-  // pending buffers up to the ring's end (or a partial buffer) in one call.
-  // Called and returns with lock held; false if there was nothing to take.
-  bool write_some(std::unique_lock<std::mutex>& lock) {
-    if (writing_ || written_chunks_ == produced_) return false;
-    writing_ = true;
-    const std::uint64_t first = written_chunks_;
-    std::uint64_t last = first + 1;  // exclusive
-    std::size_t bytes = sizes_[first % kChunks];
-    while (last < produced_ && last % kChunks != 0 && sizes_[(last - 1) % kChunks] == kChunk)
-      bytes += sizes_[last++ % kChunks];
-    const bool skip = !failure_ || discard_;
-    lock.unlock();
-    Status st = ok();
-    if (!skip) {
-      st = out_.write(ByteSpan(ring_.data() + (first % kChunks) * kChunk, bytes));
-      if (st) written_.store(written_.load(std::memory_order_relaxed) + bytes, std::memory_order_release);
-    }
-    lock.lock();
-    if (!st && failure_) failure_ = std::move(st);
-    written_chunks_ = last;
-    writing_ = false;
-    freed_.notify_one();
-    work_.notify_one();
-    return true;
-  }
-
-  // The second thread: hashes buffers in order; writes when there is nothing to hash.
-  void run() {
-    std::unique_lock<std::mutex> lock(mu_);
-    for (;;) {
-      if (hashed_ < produced_) {
-        const ByteSpan chunk(ring_.data() + (hashed_ % kChunks) * kChunk, sizes_[hashed_ % kChunks]);
-        const bool skip = !failure_ || discard_;
-        lock.unlock();
-        if (!skip) hasher_.update(chunk);
-        lock.lock();
-        ++hashed_;
-        freed_.notify_one();
-        continue;
-      }
-      if (write_some(lock)) continue;
-      if (stopping_) return;
-      work_.wait(lock);
-    }
-  }
-
-  void stop() {
-    if (!thread_.joinable()) return;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stopping_ = true;
-      discard_ = true;  // finish() drained first; otherwise the patch is being abandoned
-    }
-    work_.notify_one();
-    thread_.join();
-  }
-
-  Writer& out_;
-  Hasher hasher_;
-  Bytes ring_;
-  std::size_t fill_ = 0;
-  std::atomic<std::uint64_t> written_{0};  // bytes the Writer accepted
-  // Under mu_ (background mode): buffers (chunks) produced, hashed and written
-  // so far; chunk i lives in slot i % kChunks.
-  std::uint64_t produced_ = 0, hashed_ = 0, written_chunks_ = 0;
-  std::size_t sizes_[kChunks] = {};
-  bool writing_ = false;   // a thread holds the write turn
-  Status failure_ = ok();  // the first Writer error
-  bool stopping_ = false, discard_ = false;
-  std::mutex mu_;
-  std::condition_variable work_, freed_;
-  std::thread thread_;
-};
 
 class PatcherImpl final : public Patcher {
  public:
@@ -379,16 +195,20 @@ class PatcherImpl final : public Patcher {
       return fail(ErrorCode::kLimitExceeded, "patch needs a 2^" + std::to_string(h_.window_log) +
                                                  "-byte decoder window, over the limit of 2^" +
                                                  std::to_string(opt_.max_window_log));
-    if (opt_.known_old_hash) {
-      if (*opt_.known_old_hash != h_.old_hash)
-        return fail(ErrorCode::kOldMismatch, "OLD does not have the hash the patch was made from");
-    } else if (opt_.verify_old && opt_.verify_old_on_failure) {
-      // checked by prefer_old_mismatch() if the patch fails
-    } else if (opt_.verify_old && opt_.verify_old_concurrently) {
-      old_check_buf_.resize(kOldCache);
-      old_check_ = std::thread([this] { old_check_status_ = hash_old(); });
-    } else if (opt_.verify_old) {
-      OTA_TRY(hash_old());
+    switch (opt_.base_check) {
+      case BaseCheck::kKnownHash:
+        if (opt_.known_old_hash != h_.old_hash)
+          return fail(ErrorCode::kOldMismatch, "OLD does not have the hash the patch was made from");
+        break;
+      case BaseCheck::kHashOnFailure:  // checked by prefer_old_mismatch() if the patch fails
+      case BaseCheck::kNone:
+        break;
+      case BaseCheck::kHashWhilePatching:
+        old_check_ = std::thread([this] { old_check_status_ = hash_old(); });
+        break;
+      case BaseCheck::kHashFirst:
+        OTA_TRY(hash_old());
+        break;
     }
     cache_.resize(std::min<std::uint64_t>(kOldCache, old_.size()));
     if (h_.compression == Compression::kZstdOld) {
@@ -425,13 +245,7 @@ class PatcherImpl final : public Patcher {
     if (rp.new_offset > 0) {
       if (!opt_.written_prefix || opt_.written_prefix->size() < rp.new_offset)
         return fail(ErrorCode::kUsage, "resuming needs the NEW bytes already written (written_prefix)");
-      Bytes buf(kOldCache);
-      for (std::uint64_t off = 0; off < rp.new_offset;) {
-        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), rp.new_offset - off));
-        OTA_TRY_CTX(opt_.written_prefix->read_at(off, MutableByteSpan(buf.data(), n)), "reading back NEW");
-        output_.hash_only(ByteSpan(buf.data(), n));
-        off += n;
-      }
+      OTA_TRY_CTX(hash_range(*opt_.written_prefix, 0, rp.new_offset, output_.hasher()), "reading back NEW");
     }
     return ok();
   }
@@ -542,14 +356,7 @@ class PatcherImpl final : public Patcher {
   // when concurrent; touches only old_, h_ and its own buffer).
   Status hash_old() {
     Hasher hasher;
-    if (old_check_buf_.empty()) old_check_buf_.resize(kOldCache);
-    for (std::uint64_t off = 0; off < old_.size();) {
-      if (cancel_old_check_) return fail(ErrorCode::kCancelled, "cancelled");
-      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(old_check_buf_.size(), old_.size() - off));
-      OTA_TRY_CTX(old_.read_at(off, MutableByteSpan(old_check_buf_.data(), n)), "hashing OLD");
-      hasher.update(ByteSpan(old_check_buf_.data(), n));
-      off += n;
-    }
+    OTA_TRY_CTX(hash_range(old_, 0, old_.size(), hasher, &cancel_old_check_), "hashing OLD");
     Digest digest = hasher.finish();
     if (digest != h_.old_hash)
       return fail(ErrorCode::kOldMismatch, "OLD does not have the hash the patch was made from (BLAKE2b-256 " +
@@ -578,7 +385,7 @@ class PatcherImpl final : public Patcher {
   }
 
   Status prefer_old_mismatch(Status failed) {
-    if (opt_.verify_old && opt_.verify_old_on_failure && !opt_.known_old_hash && state_ != State::kHeader &&
+    if (opt_.base_check == BaseCheck::kHashOnFailure && state_ != State::kHeader &&
         failed.error().code != ErrorCode::kOldMismatch && failed.error().code != ErrorCode::kIo &&
         old_.size() == h_.old_size) {
       Status old = hash_old();
@@ -771,7 +578,7 @@ class PatcherImpl final : public Patcher {
   std::uint8_t tag_[detail::kMaxVarintSize] = {};
   std::size_t tag_len_ = 0;
   std::uint64_t remaining_ = 0;
-  NewOutput output_;
+  detail::NewOutput output_;
   std::unique_ptr<codec::ZstdDecoder> zstd_;
   Bytes zbuf_, cache_, old_copy_;
   detail::AddressMap map_;
@@ -787,7 +594,6 @@ class PatcherImpl final : public Patcher {
   std::thread old_check_;
   Status old_check_status_ = ok();
   std::atomic<bool> cancel_old_check_{false};
-  Bytes old_check_buf_;
 };
 
 }  // namespace

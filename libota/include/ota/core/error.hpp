@@ -112,6 +112,8 @@ inline Status ok() { return {}; }
 // Declares or assigns `lhs` from the value of a Result-returning
 // expression, or returns its error:
 //   OTA_TRY_ASSIGN(auto text, read_file(path));   // text is a std::string
+// It expands to several statements (a declaration among them): write it as a
+// statement of its own, in braces when it is the body of an if or a loop.
 #define OTA_TRY_ASSIGN(lhs, ...) OTA_TRY_ASSIGN_IMPL_(OTA_TRY_CONCAT_(ota_try_value_, __LINE__), lhs, __VA_ARGS__)
 #define OTA_TRY_CONCAT_(a, b) OTA_TRY_CONCAT2_(a, b)
 #define OTA_TRY_CONCAT2_(a, b) a##b

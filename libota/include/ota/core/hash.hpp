@@ -7,6 +7,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -33,7 +34,15 @@ class Hasher {
 // The digest of a byte span.
 Digest content_hash(ByteSpan data);
 
-// The digest of a whole Source, read front to back in bounded chunks.
+// Feeds source[offset, offset + size) to `into`, read front to back in
+// chunks of 64 KiB (the one way libota hashes a Source: OLD before a patch,
+// the NEW prefix a resumed install wrote, a bank's image). A range past the
+// source's end is kIo; when `cancel` becomes true the read stops with
+// kCancelled.
+Status hash_range(const Source& source, std::uint64_t offset, std::uint64_t size, Hasher& into,
+                  const std::atomic<bool>* cancel = nullptr);
+
+// The digest of a whole Source (hash_range over all of it).
 Result<Digest> content_hash(const Source& source);
 
 // Lowercase hex of any bytes, and back (nullopt unless exactly 64 hex digits).

@@ -97,6 +97,20 @@ class MemorySource final : public Source {
   ByteSpan data_;
 };
 
+// The bytes [offset, offset + size) of another Source, which must outlive it
+// (the image at the front of a bank). Reads outside the slice are kIo.
+class SliceSource final : public Source {
+ public:
+  SliceSource(const Source& base, std::uint64_t offset, std::uint64_t size)
+      : base_(base), offset_(offset), size_(size) {}
+  std::uint64_t size() const override { return size_; }
+  Status read_at(std::uint64_t offset, MutableByteSpan out) const override;
+
+ private:
+  const Source& base_;
+  std::uint64_t offset_, size_;
+};
+
 // ---- files ----
 
 // A Source over a regular file or block device, read with pread (no mmap, so

@@ -17,6 +17,7 @@
 #include "ota/core/error.hpp"
 #include "ota/core/hash.hpp"
 #include "ota/core/io.hpp"
+#include "ota/delta/sink.hpp"
 
 namespace ota::delta {
 
@@ -105,32 +106,34 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch,
 
 // ---- patcher ----
 
-// Where a patch can be resumed: the start of frame `frame` (checkpoint after
-// the Writer has been synced up to new_offset).
-struct ResumePoint {
-  std::uint64_t frame = 0;
-  std::uint64_t patch_offset = 0;  // offset in the patch of the frame's first byte
-  std::uint64_t new_offset = 0;    // NEW bytes already written and synced
+// How the patcher makes sure OLD is the base the patch was made from.
+enum class BaseCheck : std::uint8_t {
+  // Hash OLD before writing anything, so a wrong OLD fails fast with
+  // kOldMismatch.
+  kHashFirst,
+  // Hash OLD on a second thread while patching. finish() still fails with
+  // kOldMismatch on a wrong OLD, but the Writer may already have received
+  // bytes (fine for a bank that is not bootable yet: the agent, when no hash
+  // of the active bank is cached).
+  kHashWhilePatching,
+  // Hash OLD only if the patch fails (NEW's hash differs or a record is
+  // refused), to name a wrong OLD as the cause (kOldMismatch). A successful
+  // patch reads only the parts of OLD it uses; correctness rests on NEW's
+  // hash, which is always checked (ota patch, writing a temporary file).
+  kHashOnFailure,
+  // The caller knows OLD's hash (known_old_hash; cached by the agent):
+  // compared with the header, OLD is not read for it.
+  kKnownHash,
+  // No check of OLD at all; NEW's hash is still checked.
+  kNone,
 };
 
-struct PatchOptions {
+struct PatchOptions : SinkOptions {
   std::uint8_t max_window_log = kMaxWindowLog;  // refuse patches needing a larger window
   std::uint64_t max_map_entries = std::uint64_t{1} << 20;  // address map limit (24 bytes each in memory)
-  // Hash OLD before writing anything, so a wrong OLD fails fast with
-  // kOldMismatch. A caller that already knows the hash passes it instead.
-  bool verify_old = true;
-  // With verify_old: hash OLD on a second thread while patching instead of
-  // before. finish() still fails with kOldMismatch on a wrong OLD, but the
-  // Writer may already have received bytes (fine for a temporary file, not
-  // for a bank: the agent passes known_old_hash instead).
-  bool verify_old_concurrently = false;
-  // With verify_old: hash OLD only if the patch fails (NEW's hash differs or a
-  // record is refused), to name a wrong OLD as the cause (kOldMismatch). A
-  // successful patch reads only the parts of OLD it uses; correctness rests
-  // on NEW's hash, which is always checked. For callers whose Writer is a
-  // temporary file (ota patch), like verify_old_concurrently.
-  bool verify_old_on_failure = false;
-  std::optional<Digest> known_old_hash;
+  // The one choice of how OLD is checked (see BaseCheck).
+  BaseCheck base_check = BaseCheck::kHashFirst;
+  Digest known_old_hash{};  // with kKnownHash
   // Hash NEW on a second thread, over a ring of four 32 KiB output buffers,
   // so that hashing overlaps decoding (ota patch on a multi-core host). The
   // Writer is then called from either thread, in order, never two calls at
@@ -138,47 +141,23 @@ struct PatchOptions {
   // call failed, or after finish() returned: at those points nothing else
   // touches it.
   bool hash_in_background = false;
-  // Called after each completed frame with the position to resume from.
-  std::function<Status(const ResumePoint&)> on_frame;
-  // Called with NEW bytes written so far.
-  std::function<void(std::uint64_t done, std::uint64_t total)> progress;
-  // Resume an interrupted patch at a frame boundary reported by on_frame
-  // (after the caller synced NEW up to it). The patch is fed from its first
-  // byte again: the header and address map are parsed as usual, then the
-  // bytes up to resume->patch_offset are skipped, never decoded (or the
-  // caller jumps over them with skip(): next_offset() says where). The Writer
-  // must continue at resume->new_offset, and written_prefix must read back
-  // the NEW bytes already written (the bank), so the final hash covers all
-  // of NEW: a corrupted prefix fails with kNewMismatch.
-  std::optional<ResumePoint> resume;
-  const Source* written_prefix = nullptr;
+  // Resuming (SinkOptions::resume): the header and address map are parsed
+  // as usual, then the bytes up to resume->patch_offset are skipped.
 };
 
-// Push-model patcher: feed() the patch in chunks of any size as they arrive,
-// then finish(). Reads OLD by random access, writes NEW strictly sequentially
+// Push-model patcher, a PayloadSink (ota/delta/sink.hpp): feed() the patch in
+// chunks of any size as they arrive, then finish(). Reads OLD by random access, writes NEW strictly sequentially
 // through the Writer, hashes NEW on the fly. Memory is bounded by the decoder
 // window and a few fixed buffers, independent of the image sizes. Success is
 // reported only when NEW is complete and its BLAKE2b-256 matches the header.
-class Patcher {
+// new_written() counts what the Writer accepted: the patcher buffers up to
+// 32 KiB and hands a frame's last bytes over at the frame's end.
+class Patcher : public PayloadSink {
  public:
   static Result<std::unique_ptr<Patcher>> create(const Source& old_image, Writer& out,
                                                  PatchOptions options = {});
-  virtual ~Patcher() = default;
-  // Accepts the next bytes of the patch.
-  virtual Status feed(ByteSpan chunk) = 0;
-  // Declares the end of the patch; checks completeness, no trailing bytes and the NEW hash.
-  virtual Status finish() = 0;
   // The header, once enough bytes were fed to parse it.
   virtual const PatchHeader* header() const = 0;
-  // NEW bytes the Writer accepted so far (the patcher buffers up to 32 KiB
-  // and hands a frame's last bytes over at the frame's end).
-  virtual std::uint64_t new_written() const = 0;
-  // The patch offset of the next byte the patcher needs (when resuming, the
-  // resume offset once the header and map are in).
-  virtual std::uint64_t next_offset() const = 0;
-  // Advances over n patch bytes the caller will not feed; only while
-  // resuming, and only up to the resume offset.
-  virtual Status skip(std::uint64_t n) = 0;
 };
 
 // Convenience: applies a whole patch from a Reader.

@@ -4,7 +4,7 @@
 // commands), so the same code runs on a device and under the power-cut
 // simulator.
 //
-// Contract of install() (one function, read top to bottom in agent/install.cpp):
+// Contract of install() (its steps in ota/device/install.hpp, in order in agent/install.cpp):
 //  1. Signatures are verified against the trust root before anything else of
 //     the bundle is parsed; hardware, security floor, version order and
 //     expiry are checked before a payload byte is read.
@@ -52,6 +52,7 @@
 #include "ota/delta/delta.hpp"
 #include "ota/core/error.hpp"
 #include "ota/device/fetch.hpp"
+#include "ota/device/install.hpp"
 #include "ota/device/lifecycle.hpp"
 #include "ota/device/storage.hpp"
 #include "ota/release/trust.hpp"
@@ -146,7 +147,20 @@ class Agent {
   Result<boot::Slot> running_slot() const;
 
  private:
+  // install() once through its steps (ota/device/install.hpp); the Agent's
+  // own steps change the state record.
   Result<InstallReport> install_once(Reader& bundle, bool speculate);
+  // No trial pending and the device runs the slot it boots: the active slot.
+  Result<boot::Slot> ready_to_install(const State& s, boot::BootControl& bc) const;
+  // 3. The install record, durable before the first bank write.
+  Status persist_intent(State& s, const manifest::Manifest& m, const Digest& manifest_hash,
+                        const manifest::Payload& p, boot::Slot target);
+  // 4. Streams the chosen payload into the target bank through its sink,
+  // checkpointing at frame boundaries; the bank synced and the stage
+  // kWritten when it returns ok.
+  Status write_payload(State& s, VerifiedBundle& v, std::size_t index, boot::Slot active, InstallReport& report);
+  // 6. The target boots once; then the reboot.
+  Status begin_trial(State& s, boot::BootControl& bc);
   Status save(const State& s);
   Result<Digest> bank_hash(boot::Slot slot, std::uint64_t size, State& s);
   Device d_;

@@ -23,14 +23,15 @@
 
 namespace ota::storage {
 
-class BlockStore {
+// A bank is a Source (its whole size; SliceSource gives the image at its
+// front), so the patcher reads OLD from it and hash_range() hashes it.
+class BlockStore : public Source {
  public:
-  virtual ~BlockStore() = default;
   // Fixed for the life of the store.
-  virtual std::uint64_t size() const = 0;
+  std::uint64_t size() const override = 0;
   // Fills out exactly from offset (seeing writes not yet synced); a range
   // past size() is kIo, as for any Source.
-  virtual Status read_at(std::uint64_t offset, MutableByteSpan out) const = 0;
+  Status read_at(std::uint64_t offset, MutableByteSpan out) const override = 0;
   // Writes all of data at offset; a range past size() is kLimitExceeded
   // (offsets in the message) and writes nothing.
   virtual Status write_at(std::uint64_t offset, ByteSpan data) = 0;
@@ -46,10 +47,6 @@ enum class Access { kReadWrite, kReadOnly };
 // O_RDONLY (the bank the device runs from): write_at() and sync() fail with
 // kUnsupported and write nothing, whatever the caller does.
 Result<std::unique_ptr<BlockStore>> open_file_bank(const std::string& path, Access access = Access::kReadWrite);
-
-// A bank as a random-access Source (the active bank as the OLD of a delta).
-// The Source reads through to the bank, which must outlive it.
-std::unique_ptr<Source> as_source(const BlockStore& bank);
 
 // Writes sequentially into a bank from an offset; sync() syncs the bank.
 // A failed write leaves position() unchanged; an empty write does nothing.

@@ -102,6 +102,10 @@ class BundleReader {
   // Reads verified bytes of the current payload; 0 at its end. A chunk is
   // released only after its hash matched (kPayloadMismatch otherwise).
   virtual Result<std::size_t> read(MutableByteSpan out) = 0;
+  // The same without a copy: the next verified bytes of the current payload
+  // (at most the rest of the current chunk), valid until the next call on
+  // the reader; empty at the payload's end.
+  virtual Result<ByteSpan> read_view() = 0;
   // Moves forward in the current payload so that the next read() returns its
   // byte `at`. Whole chunks before at's chunk are skipped in the stream (a
   // file seeks, HTTP starts a Range request), never checked nor handed out;

@@ -78,16 +78,6 @@ class FileBank final : public BlockStore {
   bool read_only_;
 };
 
-class BankSource final : public Source {
- public:
-  explicit BankSource(const BlockStore& bank) : bank_(bank) {}
-  std::uint64_t size() const override { return bank_.size(); }
-  Status read_at(std::uint64_t offset, MutableByteSpan out) const override { return bank_.read_at(offset, out); }
-
- private:
-  const BlockStore& bank_;
-};
-
 }  // namespace
 
 Result<std::unique_ptr<BlockStore>> open_file_bank(const std::string& path, Access access) {
@@ -111,7 +101,6 @@ Result<std::unique_ptr<BlockStore>> open_file_bank(const std::string& path, Acce
   return std::unique_ptr<BlockStore>(new FileBank(fd, size, path, read_only));
 }
 
-std::unique_ptr<Source> as_source(const BlockStore& bank) { return std::make_unique<BankSource>(bank); }
 
 Status BankWriter::write(ByteSpan data) {
   if (data.empty()) return ok();

@@ -190,7 +190,7 @@ Status Controller::publish_document(mqtt::Client& client) {
   m.payload = document_;
   m.qos = 1;
   m.retain = true;
-  OTA_TRY_ASSIGN(auto mid, client.publish(m));
+  OTA_TRY(client.publish(m));  // the message id is not needed
   return ok();
 }
 

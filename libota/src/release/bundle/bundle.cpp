@@ -261,9 +261,18 @@ class StreamReader final : public BundleReader {
   }
 
   Result<std::size_t> read(MutableByteSpan out) override {
+    OTA_TRY_ASSIGN(auto view, read_view(out.size()));
+    if (!view.empty()) std::memcpy(out.data(), view.data(), view.size());
+    return view.size();
+  }
+
+  Result<ByteSpan> read_view() override { return read_view(SIZE_MAX); }
+
+  // Up to max verified bytes of the current chunk (the next one read and checked first).
+  Result<ByteSpan> read_view(std::size_t max) {
     if (!current_) return fail(ErrorCode::kUsage, "bundle: no current payload");
     if (chunk_pos_ == chunk_.size()) {
-      if (left_ == 0) return std::size_t{0};
+      if (left_ == 0) return ByteSpan{};
       const auto& p = m_.payloads[*current_];
       const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(left_, p.chunk_size));
       chunk_.resize(k);
@@ -285,10 +294,10 @@ class StreamReader final : public BundleReader {
       chunk_pos_ = skip_in_chunk_;
       skip_in_chunk_ = 0;
     }
-    const std::size_t n = std::min(out.size(), chunk_.size() - chunk_pos_);
-    std::memcpy(out.data(), chunk_.data() + chunk_pos_, n);
+    const std::size_t n = std::min(max, chunk_.size() - chunk_pos_);
+    const ByteSpan view(chunk_.data() + chunk_pos_, n);
     chunk_pos_ += n;
-    return n;
+    return view;
   }
 
   Status skip_to(std::uint64_t at) override {
