@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -53,6 +54,13 @@ Status MemorySource::read_at(std::uint64_t offset, MutableByteSpan out) const {
   if (!out.empty()) std::memcpy(out.data(), data_.data() + offset, out.size());
   return ok();
 }
+
+namespace {
+std::atomic<std::uint64_t> g_copied{0};
+}  // namespace
+
+void count_copy(std::size_t n) { g_copied.fetch_add(n, std::memory_order_relaxed); }
+std::uint64_t bytes_copied() { return g_copied.load(std::memory_order_relaxed); }
 
 Status SliceSource::read_at(std::uint64_t offset, MutableByteSpan out) const {
   if (offset > size_ || out.size() > size_ - offset)

@@ -21,6 +21,7 @@ Status NewOutput::write(ByteSpan data) {
     MutableByteSpan room = space();
     const std::size_t n = std::min(data.size(), room.size());
     std::memcpy(room.data(), data.data(), n);
+    count_copy(n);
     data = data.subspan(n);
     OTA_TRY(produced(n));
   }

@@ -341,6 +341,7 @@ class PatcherImpl final : public Patcher {
       const std::uint64_t hi = std::min<std::uint64_t>(h_.old_size, off + n + detail::kPredictAfter);
       OTA_TRY_ASSIGN(auto window, old_view(lo, static_cast<std::size_t>(hi - lo)));
       detail::predict(h_.predictor, map_, window, lo, h_.old_size, off, n, delta, space.data() + ahead_);
+      count_copy(n);  // OLD's bytes (re-pointed or not) into the output buffer
       ahead_ += n;
     }
     return ok();

@@ -186,6 +186,15 @@ Result<Bytes> read_file(const std::string& path);
 // Writes a whole buffer to path atomically.
 Status write_file_atomic(const std::string& path, ByteSpan data, unsigned mode = 0644);
 
+// ---- copy accounting ----
+// The install data path counts the bytes it copies in user space from one
+// buffer to another (reads from the kernel, decompression and hashing are
+// not copies), so tests and the agent benchmark measure copies per payload
+// byte. One process-wide relaxed counter; a module that links the core
+// statically (the HTTP fetcher) counts in its own statistics instead.
+void count_copy(std::size_t n);
+std::uint64_t bytes_copied();
+
 // Copies a Reader to a Writer until end of stream; returns the byte count.
 Result<std::uint64_t> copy(Reader& in, Writer& out);
 

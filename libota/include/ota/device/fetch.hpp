@@ -51,6 +51,7 @@ struct Stats {
   std::uint64_t bytes_received = 0;  // over the network, including bytes read over
   std::uint64_t requests = 0;        // HTTP requests made (1 + retries + Range jumps)
   std::uint64_t retries = 0;         // requests made after a failure
+  std::uint64_t bytes_copied = 0;    // body bytes copied in user space (from libcurl's buffer on)
 };
 
 class SourceReader : public Reader {

@@ -53,8 +53,9 @@ Result<std::unique_ptr<BlockStore>> open_file_bank(const std::string& path, Acce
 class BankWriter final : public Writer {
  public:
   BankWriter(BlockStore& bank, std::uint64_t offset) : bank_(bank), pos_(offset), flushed_(offset) {}
-  // Bounds are checked at once; the bytes are collected into writes of up
-  // to 64 KiB (a patcher emits many small pieces).
+  // Bounds are checked at once. Pieces of 32 KiB or more (the payload
+  // sinks' output buffers) are written as they are; smaller ones are
+  // collected into writes of up to 64 KiB.
   Status write(ByteSpan data) override;
   // Writes out what is collected (not durable until sync()).
   Status flush();
@@ -63,6 +64,7 @@ class BankWriter final : public Writer {
 
  private:
   static constexpr std::size_t kBuffer = 64 * 1024;
+  static constexpr std::size_t kDirect = 32 * 1024;
   BlockStore& bank_;
   std::uint64_t pos_;      // end of what was accepted
   std::uint64_t flushed_;  // end of what reached the bank

@@ -89,18 +89,27 @@ class HttpReader final : public SourceReader {
     return ok();
   }
 
+  // Bytes buffered from an earlier transfer step come first; otherwise
+  // libcurl's callback writes the body straight into `out` (one copy from
+  // libcurl's receive buffer), and only what does not fit is buffered.
   Result<std::size_t> read(MutableByteSpan out) override {
     while (true) {
       if (pos_ < buf_.size()) {
         const std::size_t n = std::min(out.size(), buf_.size() - pos_);
         std::memcpy(out.data(), buf_.data() + pos_, n);
+        stats_.bytes_copied += n;
         pos_ += n;
         return n;
       }
       buf_.clear();
       pos_ = 0;
-      if (eof_) return std::size_t{0};
-      OTA_TRY(pump());
+      if (eof_ || out.empty()) return std::size_t{0};
+      direct_ = out;
+      direct_n_ = 0;
+      Status st = pump();
+      direct_ = {};
+      if (!st) return fail(st.error());
+      if (direct_n_) return direct_n_;
     }
   }
 
@@ -149,7 +158,7 @@ class HttpReader final : public SourceReader {
     while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
       if (msg->msg == CURLMSG_DONE) OTA_TRY(done(msg->data.result));
     }
-    if (buf_.empty() && active_ && !eof_) curl_multi_poll(multi_, nullptr, 0, 1000, nullptr);
+    if (buf_.empty() && direct_n_ == 0 && active_ && !eof_) curl_multi_poll(multi_, nullptr, 0, 1000, nullptr);
     return ok();
   }
 
@@ -276,7 +285,16 @@ class HttpReader final : public SourceReader {
     std::size_t skip = static_cast<std::size_t>(std::min<std::uint64_t>(self->discard_, len));
     self->discard_ -= skip;
     // Dropped bytes are a gap skip() already counted or a prefix before request_at_.
-    self->buf_.insert(self->buf_.end(), data + skip, data + len);
+    std::size_t from = skip;
+    if (self->buf_.empty() && self->direct_n_ < self->direct_.size()) {  // straight into read()'s buffer
+      const std::size_t k = std::min(len - from, self->direct_.size() - self->direct_n_);
+      std::memcpy(self->direct_.data() + self->direct_n_, data + from, k);
+      self->stats_.bytes_copied += k;
+      self->direct_n_ += k;
+      from += k;
+    }
+    self->stats_.bytes_copied += len - from;
+    self->buf_.insert(self->buf_.end(), data + from, data + len);
     self->fetch_pos_ += len - skip;
     return len;
   }
@@ -316,6 +334,8 @@ class HttpReader final : public SourceReader {
   std::string range_;
   Bytes buf_;
   std::size_t pos_ = 0;
+  MutableByteSpan direct_;    // read()'s buffer while it pumps
+  std::size_t direct_n_ = 0;  // bytes the callback put there
   std::uint64_t fetch_pos_ = 0;   // stream offset of the next byte appended to buf_
   std::uint64_t request_at_ = 0;  // where the current request started
   std::uint64_t received_ = 0;    // body bytes of the current request

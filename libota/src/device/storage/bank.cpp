@@ -108,12 +108,14 @@ Status BankWriter::write(ByteSpan data) {
     return fail(ErrorCode::kLimitExceeded, "writing " + std::to_string(data.size()) + " bytes at offset " +
                                                std::to_string(pos_) + " would pass the end of the bank (" +
                                                std::to_string(bank_.size()) + " bytes)");
-  if (buf_.size() + data.size() > kBuffer) OTA_TRY(flush());
-  if (data.size() >= kBuffer) {
+  if (data.size() >= kDirect) {  // a whole buffer from the sink: written where it is, not copied
+    OTA_TRY(flush());
     OTA_TRY(bank_.write_at(flushed_, data));
     flushed_ += data.size();
   } else {
+    if (buf_.size() + data.size() > kBuffer) OTA_TRY(flush());
     if (buf_.capacity() < kBuffer) buf_.reserve(kBuffer);
+    count_copy(data.size());
     buf_.insert(buf_.end(), data.begin(), data.end());
   }
   pos_ += data.size();

@@ -263,6 +263,7 @@ class StreamReader final : public BundleReader {
   Result<std::size_t> read(MutableByteSpan out) override {
     OTA_TRY_ASSIGN(auto view, read_view(out.size()));
     if (!view.empty()) std::memcpy(out.data(), view.data(), view.size());
+    count_copy(view.size());
     return view.size();
   }
 
