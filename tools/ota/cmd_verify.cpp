@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli.hpp"
+#include "error_json.hpp"
 #include "ota/release/bundle.hpp"
 
 namespace ota::cli {
@@ -32,7 +33,7 @@ struct Checks {
     c["check"] = name;
     c["ok"] = false;
     for (auto& [k, v] : detail.items()) c[k] = v;
-    c["error"] = {{"code", static_cast<int>(e.code)}, {"name", std::string(error_code_name(e.code))}};
+    c["error"] = front_end::error_json(e, false);
     list.push_back(std::move(c));
   }
 };
@@ -81,13 +82,12 @@ int run_verify(const Context& ctx, const VerifyArgs& a) {
                     a.metadata_only ? "signatures and metadata valid (payloads NOT checked: --metadata-only)" : "valid");
       return 0;
     }
-    int code = static_cast<int>(err->code);
     std::fprintf(stderr, "ota verify: error: %s\n", err->message.c_str());
     if (ctx.json) {
-      doc["error"] = {{"code", code}, {"name", std::string(error_code_name(err->code))}, {"message", err->message}};
+      doc["error"] = front_end::error_json(*err);
       print_json(doc);
     }
-    return code;
+    return front_end::exit_code(*err);
   };
 
   auto now = time_now_or(a.at);
