@@ -200,19 +200,7 @@ Status run_publish(const Context& ctx, const PublishArgs& a, OJson& out) {
   trust::Envelope env;
   env.payload_type = std::string(cp::kCampaignType);
   env.payload = cp::encode_campaign(c);
-  const Bytes message = trust::signing_message(cp::kCampaignType, env.payload);
-  OTA_TRY_ASSIGN(auto pass, read_passphrase(a.pass));
-  std::optional<std::string_view> pv;
-  if (pass) pv = *pass;
-  for (const auto& path : a.keys) {
-    auto key = keys::load_secret(path, pv);
-    if (!key) {
-      if (pass) keys::wipe((pass)->data(), (pass)->size());
-      return fail(key.error());
-    }
-    env.signatures.push_back({key->public_key().id(), key->sign(message)});
-  }
-  if (pass) keys::wipe((pass)->data(), (pass)->size());
+  OTA_TRY(trust::sign_with_keys(cp::kCampaignType, env.payload, a.keys, passphrase_of(a.pass), env.signatures));
   // What devices will check: the threshold under the trust root.
   OTA_TRY_CTX(trust->verify(cp::kCampaignType, env.payload, env.signatures), "campaign signatures");
 
