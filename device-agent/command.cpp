@@ -10,6 +10,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "error_json.hpp"
 #include "file_env.hpp"
 #include "ota/device/agent.hpp"
 #include "ota/device/daemon.hpp"
@@ -94,17 +95,9 @@ int done(const Options& o, OJson doc, const std::string& text) {
 }  // namespace
 
 int report_error(const Options& o, const std::string& command, const Error& e) {
-  int code = static_cast<int>(e.code);
-  if (code == 0) code = 1;
   std::fprintf(stderr, "ota-agent %s: error: %s\n", command.c_str(), e.message.c_str());
-  if (o.json) {
-    OJson doc;
-    doc["ok"] = false;
-    doc["command"] = command;
-    doc["error"] = {{"code", code}, {"name", std::string(error_code_name(e.code))}, {"message", e.message}};
-    std::cout << doc.dump() << std::endl;
-  }
-  return code;
+  if (o.json) std::cout << front_end::error_document(command, e).dump() << std::endl;
+  return front_end::exit_code(e);
 }
 
 int cmd_install(const Config& c, const Options& o, const std::string& source) {

@@ -24,6 +24,12 @@ Result<keys::SecretKey> key(std::uint8_t n) {
   return keys::SecretKey::from_seed(seed);
 }
 
+}  // namespace
+
+Result<keys::SecretKey> fixture_key(std::uint8_t n) { return key(n); }
+
+namespace {
+
 // A firmware-like image: runs of code-like words with small variations.
 Bytes base_image() {
   std::mt19937_64 rng(20260101);

@@ -4,6 +4,8 @@
 
 #include <cstdio>
 
+#include "error_json.hpp"
+
 namespace ota::cli {
 
 Progress::Progress(const Context& ctx, std::string label)
@@ -42,19 +44,9 @@ void print_json(const nlohmann::ordered_json& doc) {
 }
 
 int report(const Context& ctx, const std::string& command, const Error& error) {
-  int code = static_cast<int>(error.code);
-  if (code == 0) code = static_cast<int>(ErrorCode::kInternal);
   std::fprintf(stderr, "ota %s: error: %s\n", command.c_str(), error.message.c_str());
-  if (ctx.json) {
-    nlohmann::ordered_json doc;
-    doc["ok"] = false;
-    doc["command"] = command;
-    doc["error"] = {{"code", code},
-                    {"name", std::string(error_code_name(error.code))},
-                    {"message", error.message}};
-    print_json(doc);
-  }
-  return code;
+  if (ctx.json) print_json(front_end::error_document(command, error));
+  return front_end::exit_code(error);
 }
 
 int parse_and_run(CLI::App& app, int argc, const char* const* argv, const char* who, const int& exit_code) {

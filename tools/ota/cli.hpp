@@ -8,6 +8,7 @@
 
 #include "ota/core/error.hpp"
 #include "ota/release/manifest.hpp"
+#include "ota/release/trust.hpp"
 
 namespace ota::cli {
 
@@ -54,6 +55,8 @@ struct PassphraseSource {
 };
 // The passphrase (trailing newline removed), nullopt when none was named.
 Result<std::optional<std::string>> read_passphrase(const PassphraseSource& src);
+// src as the library's passphrase source (read when the first key is opened).
+trust::PassphraseSource passphrase_of(const PassphraseSource& src);
 
 // The current time, or --at TIME when given (for audits and tests).
 Result<std::int64_t> time_now_or(const std::string& at);
@@ -74,6 +77,7 @@ void add_build_command(CLI::App& app, Context& ctx, int& exit_code);
 void add_sign_command(CLI::App& app, Context& ctx, int& exit_code);
 void add_verify_command(CLI::App& app, Context& ctx, int& exit_code);
 void add_inspect_command(CLI::App& app, Context& ctx, int& exit_code);
+void add_publish_command(CLI::App& app, Context& ctx, int& exit_code);
 void add_campaign_commands(CLI::App& app, Context& ctx, int& exit_code);
 
 }  // namespace ota::cli

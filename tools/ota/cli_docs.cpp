@@ -69,6 +69,10 @@ Result<std::optional<std::string>> read_passphrase(const PassphraseSource& src) 
   return std::optional<std::string>();
 }
 
+trust::PassphraseSource passphrase_of(const PassphraseSource& src) {
+  return [src] { return read_passphrase(src); };
+}
+
 Result<std::int64_t> time_now_or(const std::string& at) {
   if (at.empty()) return static_cast<std::int64_t>(std::time(nullptr));
   auto t = trust::parse_time(at);

@@ -130,29 +130,22 @@ Result<std::vector<std::string>> add_signatures(const Context& ctx, const SignSo
                                                 bundle::SignatureBlock& block) {
   std::vector<std::string> added;
   const Bytes message = trust::signing_message(trust::kManifestType, manifest_bytes);
-  auto add = [&](const keys::KeyId& id, const keys::Signature& sig) {
+  // A key signs once: a second signature by it would not count.
+  auto first_time = [&](const keys::KeyId& id) {
     for (const auto& e : block.signatures)
       if (e.key_id == id) {
         if (!ctx.quiet && !ctx.json) std::fprintf(stderr, "key %s already signed this bundle\n", to_hex(id).c_str());
-        return;
+        return false;
       }
-    block.signatures.push_back({id, sig});
-    added.push_back(to_hex(id));
+    return true;
   };
-  if (!s.keys.empty()) {
-    OTA_TRY_ASSIGN(auto pass, read_passphrase(s.pass));
-    std::optional<std::string_view> pv;
-    if (pass) pv = *pass;
-    for (const auto& path : s.keys) {
-      auto key = keys::load_secret(path, pv);
-      if (!key) {
-        if (pass) keys::wipe((pass)->data(), (pass)->size());
-        return fail(key.error());
-      }
-      add(key->public_key().id(), key->sign(message));
-    }
-    if (pass) keys::wipe((pass)->data(), (pass)->size());
-  }
+  OTA_TRY_ASSIGN(auto signed_by,
+                 trust::sign_with_keys(trust::kManifestType, manifest_bytes, s.keys, passphrase_of(s.pass),
+                                       block.signatures,
+                                       [&](const std::string&, const keys::PublicKey& k) -> Result<bool> {
+                                         return first_time(k.id());
+                                       }));
+  for (const auto& id : signed_by) added.push_back(to_hex(id));
   if (!s.import_sig.empty() || !s.sign_command.empty()) {
     std::optional<keys::PublicKey> pub;
     if (!s.pub.empty()) {
@@ -183,7 +176,10 @@ Result<std::vector<std::string>> add_signatures(const Context& ctx, const SignSo
       return fail(ErrorCode::kBadSignature, "the external signature does not verify with " + s.pub);
     if (!pub && !ctx.quiet && !ctx.json)
       std::fprintf(stderr, "note: the external signature was not checked (no --pub); `ota verify` will check it\n");
-    add(id, *sig);
+    if (first_time(id)) {
+      block.signatures.push_back({id, *sig});
+      added.push_back(to_hex(id));
+    }
   }
   return added;
 }

@@ -1,20 +1,17 @@
-// ota publish and ota campaign run|status|pause|resume|abort: staged
-// campaigns over MQTT (docs/protocol.md).
+// ota campaign run|status|pause|resume|abort: driving a published campaign
+// over MQTT (docs/protocol.md); `ota publish` is cmd_publish.cpp.
 #include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <ctime>
-#include <fstream>
 #include <memory>
 #include <thread>
 
+#include "broker.hpp"
 #include "cli.hpp"
-#include "ota/release/bundle.hpp"
 #include "ota/fleet/campaign.hpp"
 #include "ota/fleet/controller.hpp"
-#include "ota/core/hash.hpp"
-#include "ota/release/keys.hpp"
 #include "ota/fleet/mqtt.hpp"
 #include "ota/release/trust.hpp"
 
@@ -25,222 +22,7 @@ namespace {
 using OJson = nlohmann::ordered_json;
 namespace cp = ota::campaign;
 
-// Connection options every command that talks to the broker takes.
-struct BrokerArgs {
-  std::string url = "mqtt://127.0.0.1:1883";
-  std::string ca, cert, key, username, password_file, client_id;
-  std::string timeout = "30s";
-  void add(CLI::App* cmd) {
-    cmd->add_option("--broker", url, "mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")->capture_default_str();
-    cmd->add_option("--ca", ca, "TLS: the CA certificate that signed the broker's (PEM)");
-    cmd->add_option("--cert", cert, "TLS client certificate (PEM)");
-    cmd->add_option("--cert-key", key, "TLS client certificate's private key (PEM)");
-    cmd->add_option("--username", username, "Broker user name");
-    cmd->add_option("--password-file", password_file, "Read the broker password from this file (first line)");
-    cmd->add_option("--client-id", client_id, "MQTT client id (default: a name derived from the command)");
-    cmd->add_option("--timeout", timeout, "How long to wait for the broker (and the controller)")->capture_default_str();
-  }
-  Result<mqtt::Options> options(const std::string& default_id) const {
-    mqtt::Options o;
-    o.ca_file = ca;
-    o.cert_file = cert;
-    o.key_file = key;
-    o.tls = !ca.empty() || !cert.empty();
-    o.username = username;
-    o.client_id = client_id.empty() ? default_id : client_id;
-    if (!password_file.empty()) {
-      PassphraseSource src;
-      src.file = password_file;
-      auto p = read_passphrase(src);
-      if (!p) return fail(p.error().with_context("--password-file"));
-      if (*p) o.password = **p;
-    }
-    return mqtt::parse_broker_url(url, o);
-  }
-  Result<std::chrono::milliseconds> wait() const {
-    auto d = cp::parse_duration(timeout);
-    if (!d) return fail(d.error().with_context("--timeout"));
-    return std::chrono::milliseconds(*d * 1000);
-  }
-};
-
-std::string random_suffix() {
-  auto k = keys::SecretKey::generate();
-  if (!k) return std::to_string(::getpid());
-  return to_hex(ByteSpan(k->public_key().bytes.data(), 6));
-}
-
-Result<std::unique_ptr<mqtt::Client>> connect_broker(const BrokerArgs& b, const std::string& id) {
-  OTA_TRY_ASSIGN(auto o, b.options(id));
-  // A password to a broker without TLS (mqtt.hpp: none for loopback hosts).
-  if (auto w = mqtt::insecure_password_warning(o)) std::fprintf(stderr, "ota: %s\n", w->c_str());
-  OTA_TRY_ASSIGN(auto wait, b.wait());
-  auto c = mqtt::connect(o);
-  if (!c) return fail(c.error());
-  OTA_TRY(mqtt::wait_connected(**c, wait));
-  return c;
-}
-
 std::string campaign_dir(const std::string& dir, const std::string& id) { return dir + "/" + id; }
-
-// ---- ota publish ----
-
-struct PublishArgs {
-  std::string bundle, fleet, id, url, store, waves = "1,10,50,100", trust_path, dir = "campaigns";
-  double success = 0.95, failure = 0.05;
-  std::uint32_t min_sample = 1;
-  std::string soak = "0s", device_timeout = "1h", expires = "30d";
-  bool abort_on_failure = false;
-  std::uint64_t revision = 0;
-  std::vector<std::string> keys;
-  std::vector<std::string> root_updates;
-  std::string control_ttl = "15m";
-  PassphraseSource pass;
-  BrokerArgs broker;
-};
-
-Result<std::string> store_bundle(const std::string& path, const std::string& store, const Digest& hash) {
-  const std::string name = to_hex(hash) + ".otb";
-  const std::string dest = store + "/" + name;
-  if (::access(dest.c_str(), F_OK) == 0) return name;
-  OTA_TRY_ASSIGN(auto in, FileReader::open(path));
-  OTA_TRY_ASSIGN(auto out, AtomicFileWriter::create(dest, 0644));
-  OTA_TRY(copy(*in, *out));
-  OTA_TRY((out)->commit());
-  return name;
-}
-
-Status run_publish(const Context& ctx, const PublishArgs& a, OJson& out) {
-  if (!cp::is_valid_name(a.fleet) || !cp::is_valid_name(a.id))
-    return fail(ErrorCode::kUsage, "--fleet and --campaign are names: [A-Za-z0-9._-]{1,64}");
-  if (a.url.empty()) return fail(ErrorCode::kUsage, "--url is required: where devices fetch the bundle (with --store: the base URL that serves DIR)");
-  auto waves = cp::parse_waves(a.waves);
-  if (!waves) return fail(waves.error().with_context("--waves"));
-  auto soak = cp::parse_duration(a.soak);
-  if (!soak) return fail(soak.error().with_context("--soak"));
-  auto dt = cp::parse_duration(a.device_timeout);
-  if (!dt) return fail(dt.error().with_context("--device-timeout"));
-  auto exp = cp::parse_duration(a.expires);
-  if (!exp) return fail(exp.error().with_context("--expires"));
-  auto ttl = cp::parse_duration(a.control_ttl);
-  if (!ttl) return fail(ttl.error().with_context("--control-ttl"));
-  std::vector<trust::Envelope> roots;
-  for (const auto& path : a.root_updates) {
-    auto bytes = read_file(path);
-    if (!bytes) return fail(bytes.error().with_context("--root-update"));
-    auto e = trust::parse_envelope(std::string(bytes->begin(), bytes->end()));
-    if (!e) return fail(e.error().with_context(path));
-    if (e->payload_type != trust::kRootType) return fail(ErrorCode::kUsage, path + " is not a trust root");
-    roots.push_back(std::move(*e));
-  }
-  if (a.keys.empty()) return fail(ErrorCode::kUsage, "--key: a release key must sign the campaign");
-
-  // The bundle must verify before anyone is told to fetch it.
-  auto trust = trust::TrustStore::load(a.trust_path);
-  if (!trust) return fail(trust.error());
-  const trust::Time now = static_cast<trust::Time>(std::time(nullptr));
-  bundle::VerifyOptions vo;
-  vo.policy.now = now;
-  auto verified = bundle::verify_file(a.bundle, *trust, vo, false);
-  if (!verified) return fail(verified.error().with_context(a.bundle));
-  // The manifest's content hash names the release; the file's names the copy in --store.
-  OTA_TRY_ASSIGN(auto src, FileSource::open(a.bundle));
-  const std::uint64_t size = (src)->size();
-  OTA_TRY_ASSIGN(auto file_hash, content_hash(*src));
-  Digest manifest_hash{};
-  {
-    OTA_TRY_ASSIGN(auto in, FileReader::open(a.bundle));
-    OTA_TRY_ASSIGN(auto br, bundle::BundleReader::open(*in));
-    manifest_hash = content_hash((br)->manifest_bytes());
-  }
-
-  std::string url = a.url;
-  if (!a.store.empty()) {
-    auto name = store_bundle(a.bundle, a.store, file_hash);
-    if (!name) return fail(name.error().with_context("--store"));
-    url = a.url + (a.url.back() == '/' ? "" : "/") + *name;
-  }
-
-  const std::string dir = campaign_dir(a.dir, a.id);
-  OTA_TRY_ASSIGN(auto controller, cp::prepare_directory(dir));
-
-  OTA_TRY_ASSIGN(auto client, connect_broker(a.broker, "ota-publish-" + random_suffix()));
-  OTA_TRY_ASSIGN(auto wait, a.broker.wait());
-
-  cp::Campaign c;
-  c.id = a.id;
-  c.fleet = a.fleet;
-  c.revision = a.revision;
-  if (c.revision == 0) {
-    // The next revision after the one the broker holds (a republication).
-    OTA_TRY_ASSIGN(auto held,
-                   mqtt::read_retained(*client, cp::campaign_topic(a.fleet, a.id), std::chrono::milliseconds(1500)));
-    c.revision = 1;
-    if (held) {
-      auto d = cp::parse_document(*held);
-      if (d) {
-        auto old = cp::verify_document(*trust, *d, now);
-        if (old) c.revision = old->campaign.revision + 1;
-      }
-    }
-  }
-  c.created = now;
-  c.expires = now + *exp;
-  c.manifest_hash = manifest_hash;
-  c.version = verified->manifest.version;
-  c.hardware = verified->manifest.hardware;
-  c.url = url;
-  c.bundle_size = size;
-  c.waves = *waves;
-  c.gates = cp::Gates{a.success, a.failure, a.min_sample, *soak, *dt, a.abort_on_failure};
-  c.controller = controller;
-  c.control_ttl_s = *ttl;
-  OTA_TRY(cp::validate(c));
-
-  trust::Envelope env;
-  env.payload_type = std::string(cp::kCampaignType);
-  env.payload = cp::encode_campaign(c);
-  const Bytes message = trust::signing_message(cp::kCampaignType, env.payload);
-  OTA_TRY_ASSIGN(auto pass, read_passphrase(a.pass));
-  std::optional<std::string_view> pv;
-  if (pass) pv = *pass;
-  for (const auto& path : a.keys) {
-    auto key = keys::load_secret(path, pv);
-    if (!key) {
-      if (pass) keys::wipe((pass)->data(), (pass)->size());
-      return fail(key.error());
-    }
-    env.signatures.push_back({key->public_key().id(), key->sign(message)});
-  }
-  if (pass) keys::wipe((pass)->data(), (pass)->size());
-  // What devices will check: the threshold under the trust root.
-  OTA_TRY_CTX(trust->verify(cp::kCampaignType, env.payload, env.signatures), "campaign signatures");
-
-  OTA_TRY_ASSIGN(auto control, cp::initial_control(dir, c, now));
-  const std::string doc = cp::encode_document({env, control, roots});
-  OTA_TRY(cp::journal_publication(dir, doc, now));
-  mqtt::Message m{cp::campaign_topic(a.fleet, a.id), doc, 1, true, 0, {}};
-  OTA_TRY(mqtt::publish_retained_checked(*client, m, wait));
-  (client)->stop();
-
-  out["ok"] = true;
-  out["command"] = "publish";
-  out["campaign"] = c.id;
-  out["fleet"] = c.fleet;
-  out["revision"] = c.revision;
-  out["topic"] = m.topic;
-  out["url"] = c.url;
-  out["manifest_hash"] = to_hex(c.manifest_hash);
-  out["version"] = c.version;
-  OJson w = OJson::array();
-  for (auto p : c.waves) w.push_back(static_cast<double>(p) / 100.0);
-  out["waves"] = w;
-  out["expires"] = trust::format_time(c.expires);
-  out["controller_key"] = to_hex(c.controller.id());
-  out["directory"] = dir;
-  (void)ctx;
-  return ok();
-}
 
 // ---- ota campaign run ----
 
@@ -497,57 +279,6 @@ int run_command(const Context& ctx, const std::string& action, const CommandArgs
 }  // namespace
 
 void add_campaign_commands(CLI::App& app, Context& ctx, int& exit_code) {
-  auto p = std::make_shared<PublishArgs>();
-  auto* pub = app.add_subcommand("publish", "Publish a signed staged campaign for a bundle to an MQTT broker");
-  pub->footer(
-      "Verifies the bundle, signs the campaign with the release keys, creates the campaign directory\n"
-      "(DIR/ID: the controller key and the journal) and publishes the retained campaign document,\n"
-      "then reads it back (an ACL-refused publish is an error, exit 61).\n"
-      "Example:\n  ota publish fw-1.1.otb --broker mqtt://127.0.0.1:1883 --fleet meters --campaign fw-1.1 \\\n"
-      "    --waves 1,10,50,100 --store /srv/www/bundles --url http://updates.example.com/bundles \\\n"
-      "    --trust root.json --key release-1.key --key release-2.key");
-  pub->add_option("BUNDLE", p->bundle, "The signed bundle")->required()->check(CLI::ExistingFile);
-  pub->add_option("--fleet", p->fleet, "Fleet name (topic prefix ota/FLEET/)")->required();
-  pub->add_option("--campaign", p->id, "Campaign id")->required();
-  pub->add_option("--waves", p->waves, "Cumulative percentages of the fleet per wave")->capture_default_str();
-  pub->add_option("--url", p->url, "Where devices fetch the bundle (with --store: the base URL serving DIR)");
-  pub->add_option("--store", p->store, "Copy the bundle into DIR as HASH.otb")->check(CLI::ExistingDirectory);
-  pub->add_option("--trust", p->trust_path, "The trust root the bundle and the campaign must satisfy")->required();
-  pub->add_option("--key", p->keys, "A release secret key (repeat to meet the threshold)")->required();
-  p->pass.add_options(pub);
-  pub->add_option("--success-threshold", p->success, "Successes / finished needed to open the next wave")->capture_default_str();
-  pub->add_option("--failure-threshold", p->failure, "Failures / finished above this stop the campaign")->capture_default_str();
-  pub->add_option("--min-sample", p->min_sample, "Finished devices of a wave before it is judged")->capture_default_str();
-  pub->add_option("--soak", p->soak, "A wave stays open at least this long (90s, 15m, 2h, 7d)")->capture_default_str();
-  pub->add_option("--device-timeout", p->device_timeout, "A device silent this long in an open wave counts as failed")
-      ->capture_default_str();
-  pub->add_option("--expires", p->expires, "The campaign expires after this long")->capture_default_str();
-  pub->add_flag("--abort-on-failure", p->abort_on_failure, "The failure gate aborts instead of pausing");
-  pub->add_option("--control-ttl", p->control_ttl,
-                  "A running control document is valid this long; the controller signs it again every third of it")
-      ->capture_default_str();
-  pub->add_option("--root-update", p->root_updates,
-                  "A trust root (root.json of a newer version) devices take before the campaign; repeat in order");
-  pub->add_option("--revision", p->revision, "Campaign revision (default: one more than the broker holds)");
-  pub->add_option("--dir", p->dir, "Campaign directories live here")->capture_default_str();
-  p->broker.add(pub);
-  pub->add_flag("-q,--quiet", ctx.quiet, "No output on success");
-  pub->add_flag("--json", ctx.json, "Print the result as JSON");
-  pub->callback([&ctx, &exit_code, p] {
-    OJson out;
-    auto st = run_publish(ctx, *p, out);
-    if (!st) {
-      exit_code = report(ctx, "publish", st.error());
-      return;
-    }
-    if (ctx.json) print_json(out);
-    else if (!ctx.quiet)
-      std::printf("published campaign %s revision %llu for %s to %s\n", p->id.c_str(),
-                  static_cast<unsigned long long>(out["revision"].get<std::uint64_t>()),
-                  out["version"].get<std::string>().c_str(), out["topic"].get<std::string>().c_str());
-    exit_code = 0;
-  });
-
   auto* camp = app.add_subcommand("campaign", "Drive a published campaign: run the controller, status, pause, resume, abort");
   camp->require_subcommand(1);
   camp->footer("Example:\n  ota campaign status fw-1.1 --fleet meters --devices");

@@ -160,9 +160,8 @@ Status run_root_sign(const Context& ctx, const RootArgs& a) {
   // The signer vouches for the document: it must parse.
   auto r = trust::parse_root(env.payload);
   if (!r) return fail(r.error().with_context(a.file));
+  // Read before --previous, so that a missing passphrase is reported first.
   OTA_TRY_ASSIGN(auto pass, read_passphrase(a.pass));
-  std::optional<std::string_view> pv;
-  if (pass) pv = *pass;
   // A rotation (version N+1) must be signed by a threshold of version N's keys
   // too, and a key N+1 revokes may be one of them: with --previous (version
   // N), such a key signs as one of N's keys.
@@ -178,11 +177,10 @@ Status run_root_sign(const Context& ctx, const RootArgs& a) {
                                          std::to_string(r->version - 1) + ")");
     previous = std::move(*p);
   }
-  const Bytes message = trust::signing_message(trust::kRootType, env.payload);
-  nlohmann::ordered_json added = nlohmann::ordered_json::array();
-  for (const auto& path : a.secret_keys) {
-    OTA_TRY_ASSIGN(auto key, keys::load_secret(path, pv));
-    const auto id = key.public_key().id();
+  // Each key: refused when this root revokes it (unless it signs as one of
+  // --previous's keys), skipped when it signed already.
+  auto may_sign = [&](const std::string& path, const keys::PublicKey& key) -> Result<bool> {
+    const auto id = key.id();
     if (r->revoked.count(id)) {
       if (!previous)
         return fail(ErrorCode::kUsage, "key " + to_hex(id) + " (" + path +
@@ -200,12 +198,15 @@ Status run_root_sign(const Context& ctx, const RootArgs& a) {
     for (auto& s : env.signatures) present = present || s.key_id == id;
     if (present) {
       if (!ctx.quiet && !ctx.json) std::fprintf(stderr, "%s: key %s already signed\n", a.file.c_str(), to_hex(id).c_str());
-      continue;
+      return false;
     }
-    env.signatures.push_back({id, key.sign(message)});
-    added.push_back(to_hex(id));
-  }
-  if (pass) keys::wipe((pass)->data(), (pass)->size());
+    return true;
+  };
+  OTA_TRY_ASSIGN(auto signed_by, trust::sign_with_keys(trust::kRootType, env.payload, a.secret_keys,
+                                                       [&pass] { return Result<std::optional<std::string>>(std::move(pass)); },
+                                                       env.signatures, may_sign));
+  nlohmann::ordered_json added = nlohmann::ordered_json::array();
+  for (const auto& id : signed_by) added.push_back(to_hex(id));
   const std::string out = a.out.empty() ? a.file : a.out;
   OTA_TRY(write_text(out, trust::encode_envelope(env)));
   if (ctx.json) {

@@ -2,7 +2,9 @@
 #include <cstdio>
 
 #include "cli.hpp"
+#include "error_json.hpp"
 #include "ota/release/bundle.hpp"
+#include "ota/release/verify.hpp"
 
 namespace ota::cli {
 
@@ -17,25 +19,15 @@ struct VerifyArgs {
   bool metadata_only = false, no_expiry = false;
 };
 
-// Each check in order; a failure names the check it belongs to.
-struct Checks {
-  OJson list = OJson::array();
-  void pass(const std::string& name, OJson detail = OJson::object()) {
-    OJson c;
-    c["check"] = name;
-    c["ok"] = true;
-    for (auto& [k, v] : detail.items()) c[k] = v;
-    list.push_back(std::move(c));
-  }
-  void failed(const std::string& name, const Error& e, OJson detail = OJson::object()) {
-    OJson c;
-    c["check"] = name;
-    c["ok"] = false;
-    for (auto& [k, v] : detail.items()) c[k] = v;
-    c["error"] = {{"code", static_cast<int>(e.code)}, {"name", std::string(error_code_name(e.code))}};
-    list.push_back(std::move(c));
-  }
-};
+// The --json view of a check: its name, ok, its details, and the error of a failure.
+OJson check_json(const std::string& name, const bundle::CheckResult& c, const OJson& detail = OJson::object()) {
+  OJson j;
+  j["check"] = name;
+  j["ok"] = c.outcome == bundle::Outcome::kPassed;
+  for (auto& [k, v] : detail.items()) j[k] = v;
+  if (c.error) j["error"] = front_end::error_json(*c.error, false);
+  return j;
+}
 
 OJson sig_json(const trust::ThresholdReport& r) {
   OJson j;
@@ -47,23 +39,11 @@ OJson sig_json(const trust::ThresholdReport& r) {
   return j;
 }
 
-// The check a verify() error belongs to.
-std::string check_of(const Error& e) {
-  switch (e.code) {
-    case ErrorCode::kBadSignature:
-    case ErrorCode::kTooFewSignatures:
-    case ErrorCode::kUnknownKey:
-    case ErrorCode::kKeyRevoked: return "signatures";
-    case ErrorCode::kExpired: return e.message.find("trust root") != std::string::npos ? "trust_root" : "expiry";
-    case ErrorCode::kIncompatibleHardware: return "hardware";
-    case ErrorCode::kDowngrade: return "version";
-    default: return "manifest";
-  }
-}
-
 int run_verify(const Context& ctx, const VerifyArgs& a) {
+  using bundle::Check;
+  using bundle::Outcome;
   auto t0 = std::chrono::steady_clock::now();
-  Checks checks;
+  OJson checks = OJson::array();
   OJson doc;
   doc["ok"] = false;
   doc["command"] = "verify";
@@ -71,7 +51,7 @@ int run_verify(const Context& ctx, const VerifyArgs& a) {
   doc["metadata_only"] = a.metadata_only;
   auto finish = [&](const Error* err) -> int {
     doc["verdict"] = err ? "rejected" : (a.metadata_only ? "metadata-valid" : "valid");
-    doc["checks"] = checks.list;
+    doc["checks"] = checks;
     doc["timings"] = {{"total_s", seconds_since(t0)}};
     if (!err) {
       doc["ok"] = true;
@@ -81,105 +61,76 @@ int run_verify(const Context& ctx, const VerifyArgs& a) {
                     a.metadata_only ? "signatures and metadata valid (payloads NOT checked: --metadata-only)" : "valid");
       return 0;
     }
-    int code = static_cast<int>(err->code);
     std::fprintf(stderr, "ota verify: error: %s\n", err->message.c_str());
     if (ctx.json) {
-      doc["error"] = {{"code", code}, {"name", std::string(error_code_name(err->code))}, {"message", err->message}};
+      doc["error"] = front_end::error_json(*err);
       print_json(doc);
     }
-    return code;
+    return front_end::exit_code(*err);
   };
 
   auto now = time_now_or(a.at);
   if (!now) return finish(&now.error());
-  auto store = trust::TrustStore::load(a.trust_path);
-  if (!store) {
-    checks.failed("trust_root", store.error());
-    return finish(&store.error());
-  }
-  for (const auto& path : a.roots) {
-    auto bytes = read_file(path);
-    if (!bytes) return finish(&bytes.error());
-    auto env = trust::parse_envelope(std::string(bytes->begin(), bytes->end()));
-    if (!env) {
-      Error e = env.error().with_context(path);
-      checks.failed("trust_root", e);
-      return finish(&e);
-    }
-    if (auto st = store->update(*env); !st) {
-      Error e = st.error().with_context(path);
-      checks.failed("trust_root", e);
-      return finish(&e);
-    }
-  }
-  auto in = FileReader::open(a.bundle);
-  if (!in) return finish(&in.error());
-  auto reader = bundle::BundleReader::open(**in);
-  if (!reader) {
-    checks.failed("container", reader.error());
-    return finish(&reader.error());
-  }
-  checks.pass("container");
   bundle::VerifyOptions opts;
   opts.check_expiry = !a.no_expiry;
   opts.policy.now = *now;
   if (!a.hw.empty()) opts.policy.hardware = a.hw;
   if (!a.installed_version.empty()) opts.policy.installed_version = a.installed_version;
   opts.policy.security_floor = a.security_floor;
-  trust::ThresholdReport report;
-  const std::uint64_t root_before = store->root().version;
-  auto m = (*reader)->verify(*store, opts, &report);
-  OJson root_detail = {{"version", store->root().version},
-                       {"expires", trust::format_time(store->root().expires)},
-                       {"updated_from", root_before}};
-  doc["root"] = root_detail;
-  if (!m) {
-    const std::string which = check_of(m.error());
-    if (which != "trust_root") checks.pass("trust_root", root_detail);
-    if (which == "signatures") checks.failed("signatures", m.error(), sig_json(report));
-    else if (which == "trust_root") checks.failed("trust_root", m.error(), root_detail);
-    else {
-      checks.pass("signatures", sig_json(report));
-      checks.failed(which, m.error());
-    }
-    return finish(&m.error());
+  Progress progress(ctx, "verify");
+  const auto r = bundle::verify_bundle_file(a.bundle, a.trust_path, a.roots, opts, a.metadata_only,
+                                            [&](std::uint64_t d, std::uint64_t t) { progress.update(d, t); });
+  progress.done();
+
+  // What is printed: each check that ran, in order, with these details. The
+  // root is shown once the bundle's own checks began (the container read).
+  // The manifest and the policy parts (expiry, hardware, version) show as
+  // "manifest" and "policy" when all passed, else as the one that failed.
+  OJson root_detail = OJson::object();
+  if (r.outcome(Check::kContainer) == Outcome::kPassed) {
+    root_detail = {{"version", r.trust->root().version},
+                   {"expires", trust::format_time(r.trust->root().expires)},
+                   {"updated_from", r.root_version_before}};
+    doc["root"] = root_detail;
   }
-  checks.pass("trust_root", root_detail);
-  checks.pass("signatures", sig_json(report));
-  checks.pass("manifest");
-  checks.pass("policy", {{"expiry", a.no_expiry ? "not checked" : "checked"},
-                         {"hardware", a.hw.empty() ? OJson(nullptr) : OJson(a.hw)},
-                         {"installed_version", a.installed_version.empty() ? OJson(nullptr) : OJson(a.installed_version)},
-                         {"security_floor", a.security_floor ? OJson(*a.security_floor) : OJson(nullptr)}});
-  doc["manifest"] = manifest_json(*m);
-  if (!a.metadata_only) {
-    std::uint64_t total = 0, done = 0;
-    for (const auto& p : m->payloads) total += p.size;
-    Progress progress(ctx, "verify");
-    Bytes buf(256 * 1024);
-    while (true) {
-      auto idx = (*reader)->next_payload();
-      if (!idx) {
-        checks.failed("payloads", idx.error(), {{"bytes", done}});
-        return finish(&idx.error());
-      }
-      if (!*idx) break;
-      while (true) {
-        auto n = (*reader)->read(buf);
-        if (!n) {
-          checks.failed("payloads", n.error(), {{"bytes", done}});
-          return finish(&n.error());
+  const bool policy_passed = r.outcome(Check::kManifest) == Outcome::kPassed &&
+                             r.outcome(Check::kExpiry) != Outcome::kFailed &&
+                             r.outcome(Check::kHardware) != Outcome::kFailed &&
+                             r.outcome(Check::kVersion) != Outcome::kFailed;
+  const bundle::CheckResult passed{Check::kManifest, Outcome::kPassed, {}};
+  for (const auto& c : r.checks) {
+    const std::string name(bundle::check_name(c.check));
+    switch (c.check) {
+      case Check::kManifest:  // the manifest and the policy, together
+        if (policy_passed) {
+          checks.push_back(check_json("manifest", passed));
+          checks.push_back(check_json(
+              "policy", passed,
+              {{"expiry", a.no_expiry ? "not checked" : "checked"},
+               {"hardware", a.hw.empty() ? OJson(nullptr) : OJson(a.hw)},
+               {"installed_version", a.installed_version.empty() ? OJson(nullptr) : OJson(a.installed_version)},
+               {"security_floor", a.security_floor ? OJson(*a.security_floor) : OJson(nullptr)}}));
+          doc["manifest"] = manifest_json(*r.manifest);
+        } else {
+          for (auto part : {Check::kManifest, Check::kExpiry, Check::kHardware, Check::kVersion})
+            if (r.outcome(part) == Outcome::kFailed)
+              checks.push_back(check_json(std::string(bundle::check_name(part)), r.at(part)));
         }
-        if (*n == 0) break;
-        done += *n;
-        progress.update(done, total);
-      }
+        break;
+      case Check::kExpiry:
+      case Check::kHardware:
+      case Check::kVersion: break;  // with the manifest
+      default:
+        if (c.outcome == Outcome::kSkipped) break;
+        if (c.check == Check::kTrustRoot) checks.push_back(check_json(name, c, root_detail));
+        else if (c.check == Check::kSignatures) checks.push_back(check_json(name, c, sig_json(r.signatures)));
+        else if (c.check == Check::kPayloads) checks.push_back(check_json(name, c, {{"bytes", r.payload_bytes}}));
+        else checks.push_back(check_json(name, c));
     }
-    progress.done();
-    checks.pass("payloads", {{"bytes", done}});
   }
-  if (!a.save_root.empty() && store->root().version > root_before) {
-    std::string text = trust::encode_envelope(store->envelope());
+  if (r.error) return finish(&*r.error);
+  if (!a.save_root.empty() && r.trust->root().version > r.root_version_before) {
+    std::string text = trust::encode_envelope(r.trust->envelope());
     if (auto st = write_file_atomic(a.save_root, ByteSpan(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
         !st)
       return finish(&st.error());

@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   ota::cli::add_sign_command(app, ctx, exit_code);
   ota::cli::add_verify_command(app, ctx, exit_code);
   ota::cli::add_inspect_command(app, ctx, exit_code);
+  ota::cli::add_publish_command(app, ctx, exit_code);
   ota::cli::add_campaign_commands(app, ctx, exit_code);
   return ota::cli::parse_and_run(app, argc, argv, "ota", exit_code);
 }

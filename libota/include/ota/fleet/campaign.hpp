@@ -1,7 +1,7 @@
 // Staged campaigns: the signed documents, deterministic wave membership,
 // device reports, the success gates and the controller's journal
 // (docs/protocol.md). Pure: no I/O but the journal file; the MQTT side lives
-// in the CLI and the agent.
+// in publish.hpp (publishing), controller.hpp and the agent.
 //
 // Contract:
 // - A campaign (what to install, where to fetch it, the waves and the gates)

@@ -74,6 +74,23 @@ struct VerifyOptions {
   bool check_expiry = true;
 };
 
+// The checks of a bundle, in the order they are made and reported
+// (ota/release/verify.hpp builds a report of all of them).
+enum class Check {
+  kContainer,   // the tar layout of manifest.json and signatures.json, the signature block
+  kTrustRoot,   // the trust root: loaded, root updates walked, not expired
+  kSignatures,  // a threshold of trusted keys signed the manifest bytes
+  kManifest,    // the manifest parses; the tar header times match its creation time
+  kExpiry,      // the manifest has not expired (unless check_expiry is false)
+  kHardware,    // the manifest lists policy.hardware (when given)
+  kVersion,     // security version at least the floor, version newer than the installed one (when given)
+  kPayloads,    // every payload chunk matches its signed hash; the archive ends where it must
+};
+inline constexpr std::size_t kCheckCount = 8;
+// "container", "trust_root", "signatures", "manifest", "expiry", "hardware",
+// "version", "payloads" (the names `ota verify --json` prints).
+std::string_view check_name(Check c);
+
 // A streaming reader over an untrusted bundle.
 class BundleReader {
  public:
@@ -88,8 +105,11 @@ class BundleReader {
   // Walks the block's root updates into trust, checks the threshold over the
   // manifest bytes, then parses the manifest, checks the first two headers
   // and applies opts.policy. Must succeed before payloads are read.
+  // On failure, *failed (when given) names the check that failed: kTrustRoot
+  // (kExpired), kSignatures (kBadSignature, kTooFewSignatures, kUnknownKey,
+  // kKeyRevoked), kManifest (kMalformed), kExpiry, kHardware or kVersion.
   virtual Result<manifest::Manifest> verify(trust::TrustStore& trust, const VerifyOptions& opts,
-                                            trust::ThresholdReport* report = nullptr) = 0;
+                                            trust::ThresholdReport* report = nullptr, Check* failed = nullptr) = 0;
   // For tools, never for a device: parses the manifest without checking any
   // signature (`ota inspect` shows it as unverified; `ota sign` checks the
   // payloads against it before vouching for it). Payloads may then be read,
@@ -119,7 +139,9 @@ class BundleReader {
 };
 
 // Verifies a whole bundle from a file: signatures, policy, and (unless
-// metadata_only) every payload chunk and the end of the archive.
+// metadata_only) every payload chunk and the end of the archive. The first
+// failure is the error (verify_bundle() in ota/release/verify.hpp reports
+// every check).
 struct FileVerifyResult {
   manifest::Manifest manifest;
   trust::ThresholdReport signatures;

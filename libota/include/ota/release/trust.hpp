@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -100,6 +101,28 @@ struct ThresholdReport {
 // and fails with the most specific code when the threshold is not met.
 Status check_threshold(const Root& root, ByteSpan message, const std::vector<SignatureEntry>& sigs,
                        ThresholdReport* report = nullptr);
+
+// ---- Signing with secret key files (ota build/sign, ota root sign, ota publish) ----
+
+// Where the passphrase of sealed secret key files comes from: a file, an
+// environment variable, a terminal; the library never prompts by itself.
+// Called at most once, before the first key file is opened; nullopt when
+// there is none (key files in clear). The library wipes what it returns.
+using PassphraseSource = std::function<Result<std::optional<std::string>>()>;
+// Asked about each key before it signs: true signs, false skips the key (it
+// signed already, say), an error stops signing.
+using KeyFilter = std::function<Result<bool>(const std::string& path, const keys::PublicKey& key)>;
+
+// Loads each secret key file of key_paths in order (a sealed one opened with
+// the passphrase), asks filter (when given) and appends to `into` the key's
+// signature of signing_message(type, body). Returns the ids of the keys that
+// signed, in order. The passphrase is wiped when signing ends, failed or not.
+// Errors: the passphrase source's; load_secret's (kIo, kMalformed,
+// kBadPassphrase); the filter's. Signatures appended before an error stay.
+Result<std::vector<keys::KeyId>> sign_with_keys(std::string_view type, ByteSpan body,
+                                                const std::vector<std::string>& key_paths,
+                                                const PassphraseSource& passphrase,
+                                                std::vector<SignatureEntry>& into, const KeyFilter& filter = {});
 
 // The trust a device or a verifier holds: the newest accepted root.
 class TrustStore {

@@ -25,6 +25,20 @@ tl::unexpected<Error> malformed(std::string msg) { return fail(ErrorCode::kMalfo
 
 }  // namespace
 
+std::string_view check_name(Check c) {
+  switch (c) {
+    case Check::kContainer: return "container";
+    case Check::kTrustRoot: return "trust_root";
+    case Check::kSignatures: return "signatures";
+    case Check::kManifest: return "manifest";
+    case Check::kExpiry: return "expiry";
+    case Check::kHardware: return "hardware";
+    case Check::kVersion: return "version";
+    case Check::kPayloads: return "payloads";
+  }
+  return "unknown";
+}
+
 Bytes encode_signature_block(const SignatureBlock& block) {
   json::Ordered doc;
   doc["format"] = kSignatureFormat;
@@ -193,15 +207,38 @@ class StreamReader final : public BundleReader {
   const SignatureBlock& signature_block() const override { return block_; }
 
   Result<manifest::Manifest> verify(trust::TrustStore& trust, const VerifyOptions& opts,
-                                    trust::ThresholdReport* report) override {
+                                    trust::ThresholdReport* report, Check* failed) override {
+    Check at = Check::kTrustRoot;
+    auto m = verify_steps(trust, opts, report, at);
+    if (!m && failed) *failed = at;
+    return m;
+  }
+
+  // verify(), step by step; `at` follows the check being made.
+  Result<manifest::Manifest> verify_steps(trust::TrustStore& trust, const VerifyOptions& opts,
+                                          trust::ThresholdReport* report, Check& at) {
+    at = Check::kTrustRoot;
     trust.update_all(block_.roots);
     if (opts.check_expiry) OTA_TRY(trust.check_fresh(opts.policy.now));
+    at = Check::kSignatures;
     OTA_TRY(trust.verify(trust::kManifestType, manifest_, block_.signatures, report));
+    at = Check::kManifest;
     auto m = manifest::parse_manifest(manifest_);
     if (!m) return fail(m.error());
     OTA_TRY(adopt(*m));
-    manifest::Policy policy = opts.policy;
-    if (!opts.check_expiry) policy.now = std::numeric_limits<trust::Time>::min();
+    // check_policy() checks expiry, hardware, the floor, then the version, and
+    // each of its parts is empty unless asked for: one part at a time, in the
+    // same order, so that a failure names its check.
+    manifest::Policy policy;
+    policy.now = opts.check_expiry ? opts.policy.now : std::numeric_limits<trust::Time>::min();
+    at = Check::kExpiry;
+    OTA_TRY(manifest::check_policy(*m, policy));
+    at = Check::kHardware;
+    policy.hardware = opts.policy.hardware;
+    OTA_TRY(manifest::check_policy(*m, policy));
+    at = Check::kVersion;
+    policy.security_floor = opts.policy.security_floor;
+    policy.installed_version = opts.policy.installed_version;
     OTA_TRY(manifest::check_policy(*m, policy));
     accepted_ = true;
     return m;
@@ -352,31 +389,6 @@ Result<std::unique_ptr<BundleReader>> BundleReader::open(ota::Reader& in) {
   auto r = std::make_unique<StreamReader>(in);
   OTA_TRY(r->open());
   return std::unique_ptr<BundleReader>(std::move(r));
-}
-
-Result<FileVerifyResult> verify_file(const std::string& path, trust::TrustStore& trust, const VerifyOptions& opts,
-                                     bool metadata_only,
-                                     const std::function<void(std::uint64_t, std::uint64_t)>& progress) {
-  OTA_TRY_ASSIGN(auto file, FileReader::open(path));
-  OTA_TRY_ASSIGN(auto reader, BundleReader::open(*file));
-  FileVerifyResult res;
-  OTA_TRY_ASSIGN(auto m, (reader)->verify(trust, opts, &res.signatures));
-  res.manifest = std::move(m);
-  if (metadata_only) return res;
-  std::uint64_t total = 0;
-  for (const auto& p : res.manifest.payloads) total += p.size;
-  Bytes buf(256 * 1024);
-  while (true) {
-    OTA_TRY_ASSIGN(auto idx, (reader)->next_payload());
-    if (!idx) break;
-    while (true) {
-      OTA_TRY_ASSIGN(auto n, (reader)->read(buf));
-      if (n == 0) break;
-      res.bytes_checked += n;
-      if (progress) progress(res.bytes_checked, total);
-    }
-  }
-  return res;
 }
 
 }  // namespace ota::bundle

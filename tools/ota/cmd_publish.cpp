@@ -1,0 +1,154 @@
+// ota publish: a signed staged campaign for a bundle, retained on the
+// fleet's MQTT broker (docs/protocol.md). The work is the library's
+// (ota/fleet/publish.hpp); this file parses the options and prints.
+#include <cstdio>
+#include <ctime>
+#include <memory>
+
+#include "broker.hpp"
+#include "cli.hpp"
+#include "ota/core/hash.hpp"
+#include "ota/fleet/campaign.hpp"
+#include "ota/fleet/publish.hpp"
+#include "ota/release/trust.hpp"
+
+namespace ota::cli {
+
+namespace {
+
+using OJson = nlohmann::ordered_json;
+namespace cp = ota::campaign;
+
+struct PublishArgs {
+  std::string bundle, fleet, id, url, store, waves = "1,10,50,100", trust_path, dir = "campaigns";
+  double success = 0.95, failure = 0.05;
+  std::uint32_t min_sample = 1;
+  std::string soak = "0s", device_timeout = "1h", expires = "30d";
+  bool abort_on_failure = false;
+  std::uint64_t revision = 0;
+  std::vector<std::string> keys;
+  std::vector<std::string> root_updates;
+  std::string control_ttl = "15m";
+  PassphraseSource pass;
+  BrokerArgs broker;
+};
+
+Status run_publish(const PublishArgs& a, OJson& out) {
+  if (!cp::is_valid_name(a.fleet) || !cp::is_valid_name(a.id))
+    return fail(ErrorCode::kUsage, "--fleet and --campaign are names: [A-Za-z0-9._-]{1,64}");
+  if (a.url.empty()) return fail(ErrorCode::kUsage, "--url is required: where devices fetch the bundle (with --store: the base URL that serves DIR)");
+  cp::PublishRequest r;
+  auto waves = cp::parse_waves(a.waves);
+  if (!waves) return fail(waves.error().with_context("--waves"));
+  r.waves = std::move(*waves);
+  auto soak = cp::parse_duration(a.soak);
+  if (!soak) return fail(soak.error().with_context("--soak"));
+  auto dt = cp::parse_duration(a.device_timeout);
+  if (!dt) return fail(dt.error().with_context("--device-timeout"));
+  auto exp = cp::parse_duration(a.expires);
+  if (!exp) return fail(exp.error().with_context("--expires"));
+  auto ttl = cp::parse_duration(a.control_ttl);
+  if (!ttl) return fail(ttl.error().with_context("--control-ttl"));
+  for (const auto& path : a.root_updates) {
+    auto bytes = read_file(path);
+    if (!bytes) return fail(bytes.error().with_context("--root-update"));
+    auto e = trust::parse_envelope(std::string(bytes->begin(), bytes->end()));
+    if (!e) return fail(e.error().with_context(path));
+    if (e->payload_type != trust::kRootType) return fail(ErrorCode::kUsage, path + " is not a trust root");
+    r.root_updates.push_back(std::move(*e));
+  }
+  if (a.keys.empty()) return fail(ErrorCode::kUsage, "--key: a release key must sign the campaign");
+
+  r.bundle_path = a.bundle;
+  r.trust_path = a.trust_path;
+  r.fleet = a.fleet;
+  r.id = a.id;
+  r.url = a.url;
+  r.store_dir = a.store;
+  r.campaign_dir = a.dir + "/" + a.id;
+  r.gates = cp::Gates{a.success, a.failure, a.min_sample, *soak, *dt, a.abort_on_failure};
+  r.expires_s = *exp;
+  r.control_ttl_s = *ttl;
+  r.revision = a.revision;
+  r.key_paths = a.keys;
+  r.passphrase = passphrase_of(a.pass);
+  r.now = static_cast<trust::Time>(std::time(nullptr));
+  // A --timeout that does not parse fails in connect_broker, before it is used.
+  if (auto wait = a.broker.wait()) r.timeout = *wait;
+  OTA_TRY_ASSIGN(auto p, cp::publish(r, [&] { return connect_broker(a.broker, "ota-publish-" + random_suffix()); }));
+
+  const cp::Campaign& c = p.campaign;
+  out["ok"] = true;
+  out["command"] = "publish";
+  out["campaign"] = c.id;
+  out["fleet"] = c.fleet;
+  out["revision"] = c.revision;
+  out["topic"] = p.topic;
+  out["url"] = c.url;
+  out["manifest_hash"] = to_hex(c.manifest_hash);
+  out["version"] = c.version;
+  OJson w = OJson::array();
+  for (auto pct : c.waves) w.push_back(static_cast<double>(pct) / 100.0);
+  out["waves"] = w;
+  out["expires"] = trust::format_time(c.expires);
+  out["controller_key"] = to_hex(c.controller.id());
+  out["directory"] = p.directory;
+  return ok();
+}
+
+}  // namespace
+
+void add_publish_command(CLI::App& app, Context& ctx, int& exit_code) {
+  auto p = std::make_shared<PublishArgs>();
+  auto* pub = app.add_subcommand("publish", "Publish a signed staged campaign for a bundle to an MQTT broker");
+  pub->footer(
+      "Verifies the bundle, signs the campaign with the release keys, creates the campaign directory\n"
+      "(DIR/ID: the controller key and the journal) and publishes the retained campaign document,\n"
+      "then reads it back (an ACL-refused publish is an error, exit 61).\n"
+      "Example:\n  ota publish fw-1.1.otb --broker mqtt://127.0.0.1:1883 --fleet meters --campaign fw-1.1 \\\n"
+      "    --waves 1,10,50,100 --store /srv/www/bundles --url http://updates.example.com/bundles \\\n"
+      "    --trust root.json --key release-1.key --key release-2.key");
+  pub->add_option("BUNDLE", p->bundle, "The signed bundle")->required()->check(CLI::ExistingFile);
+  pub->add_option("--fleet", p->fleet, "Fleet name (topic prefix ota/FLEET/)")->required();
+  pub->add_option("--campaign", p->id, "Campaign id")->required();
+  pub->add_option("--waves", p->waves, "Cumulative percentages of the fleet per wave")->capture_default_str();
+  pub->add_option("--url", p->url, "Where devices fetch the bundle (with --store: the base URL serving DIR)");
+  pub->add_option("--store", p->store, "Copy the bundle into DIR as HASH.otb")->check(CLI::ExistingDirectory);
+  pub->add_option("--trust", p->trust_path, "The trust root the bundle and the campaign must satisfy")->required();
+  pub->add_option("--key", p->keys, "A release secret key (repeat to meet the threshold)")->required();
+  p->pass.add_options(pub);
+  pub->add_option("--success-threshold", p->success, "Successes / finished needed to open the next wave")->capture_default_str();
+  pub->add_option("--failure-threshold", p->failure, "Failures / finished above this stop the campaign")->capture_default_str();
+  pub->add_option("--min-sample", p->min_sample, "Finished devices of a wave before it is judged")->capture_default_str();
+  pub->add_option("--soak", p->soak, "A wave stays open at least this long (90s, 15m, 2h, 7d)")->capture_default_str();
+  pub->add_option("--device-timeout", p->device_timeout, "A device silent this long in an open wave counts as failed")
+      ->capture_default_str();
+  pub->add_option("--expires", p->expires, "The campaign expires after this long")->capture_default_str();
+  pub->add_flag("--abort-on-failure", p->abort_on_failure, "The failure gate aborts instead of pausing");
+  pub->add_option("--control-ttl", p->control_ttl,
+                  "A running control document is valid this long; the controller signs it again every third of it")
+      ->capture_default_str();
+  pub->add_option("--root-update", p->root_updates,
+                  "A trust root (root.json of a newer version) devices take before the campaign; repeat in order");
+  pub->add_option("--revision", p->revision, "Campaign revision (default: one more than the broker holds)");
+  pub->add_option("--dir", p->dir, "Campaign directories live here")->capture_default_str();
+  p->broker.add(pub);
+  pub->add_flag("-q,--quiet", ctx.quiet, "No output on success");
+  pub->add_flag("--json", ctx.json, "Print the result as JSON");
+  pub->callback([&ctx, &exit_code, p] {
+    OJson out;
+    auto st = run_publish(*p, out);
+    if (!st) {
+      exit_code = report(ctx, "publish", st.error());
+      return;
+    }
+    if (ctx.json) print_json(out);
+    else if (!ctx.quiet)
+      std::printf("published campaign %s revision %llu for %s to %s\n", p->id.c_str(),
+                  static_cast<unsigned long long>(out["revision"].get<std::uint64_t>()),
+                  out["version"].get<std::string>().c_str(), out["topic"].get<std::string>().c_str());
+    exit_code = 0;
+  });
+}
+
+}  // namespace ota::cli
