@@ -1,11 +1,12 @@
 #include <algorithm>
-#include <atomic>
 #include <cstring>
-#include <thread>
+#include <optional>
 
 #include "delta/codec/zstd.hpp"
 #include "core/varint.hpp"
+#include "delta/base_check.hpp"
 #include "delta/format.hpp"
+#include "delta/map_section.hpp"
 #include "delta/new_output.hpp"
 #include "delta/predict.hpp"
 #include "ota/delta/delta.hpp"
@@ -26,8 +27,10 @@ Error malformed(std::string what) { return Error{ErrorCode::kPatchMalformed, std
 class PatcherImpl final : public Patcher {
  public:
   PatcherImpl(const Source& old_image, Writer& out, PatchOptions opt)
-      : old_(old_image), opt_(std::move(opt)), output_(out, opt_.hash_in_background) {}
-  ~PatcherImpl() override { stop_old_check(); }
+      : old_(old_image),
+        opt_(std::move(opt)),
+        output_(out, opt_.hash_in_background),
+        base_(old_, opt_.base_check, opt_.known_old_hash) {}
   PatcherImpl(const PatcherImpl&) = delete;
   PatcherImpl& operator=(const PatcherImpl&) = delete;
 
@@ -41,7 +44,7 @@ class PatcherImpl final : public Patcher {
   Status finish() override {
     if (!status_) return status_;
     if (state_ == State::kZstd) status_ = drain_zstd();
-    if (status_) status_ = old_check_result();
+    if (status_) status_ = base_.result();
     if (status_) status_ = finish_impl();
     if (!status_) failed();
     return status_;
@@ -95,10 +98,15 @@ class PatcherImpl final : public Patcher {
           break;
         }
         case State::kMap: {
-          auto used = map_section(in);
+          auto used = map_reader_->feed(in);
           if (!used) return fail(used.error().with_context("address map"));
           in = in.subspan(*used);
           consumed_ += *used;
+          if (map_reader_->done()) {
+            map_ = map_reader_->take();
+            map_reader_.reset();
+            frames_begin();
+          }
           break;
         }
         case State::kSkip: {
@@ -195,21 +203,7 @@ class PatcherImpl final : public Patcher {
       return fail(ErrorCode::kLimitExceeded, "patch needs a 2^" + std::to_string(h_.window_log) +
                                                  "-byte decoder window, over the limit of 2^" +
                                                  std::to_string(opt_.max_window_log));
-    switch (opt_.base_check) {
-      case BaseCheck::kKnownHash:
-        if (opt_.known_old_hash != h_.old_hash)
-          return fail(ErrorCode::kOldMismatch, "OLD does not have the hash the patch was made from");
-        break;
-      case BaseCheck::kHashOnFailure:  // checked by prefer_old_mismatch() if the patch fails
-      case BaseCheck::kNone:
-        break;
-      case BaseCheck::kHashWhilePatching:
-        old_check_ = std::thread([this] { old_check_status_ = hash_old(); });
-        break;
-      case BaseCheck::kHashFirst:
-        OTA_TRY(hash_old());
-        break;
-    }
+    OTA_TRY(base_.start(h_));
     cache_.resize(std::min<std::uint64_t>(kOldCache, old_.size()));
     if (h_.compression == Compression::kZstdOld) {
       // The window (checked against max_window_log above) covers OLD.
@@ -220,6 +214,7 @@ class PatcherImpl final : public Patcher {
     }
     if (opt_.resume) OTA_TRY(start_resume());
     if (h_.predictor != Predictor::kNone) {
+      map_reader_.emplace(h_.compression, h_.old_size, opt_.max_map_entries);
       state_ = State::kMap;
       return ok();
     }
@@ -260,48 +255,6 @@ class PatcherImpl final : public Patcher {
       return;
     }
     begin_frame();
-  }
-
-  // Accumulates the address map section: mode byte, ULEB128 stored size, stored bytes.
-  Result<std::size_t> map_section(ByteSpan in) {
-    std::size_t pos = 0;
-    while (pos < in.size() && map_stored_ == UINT64_MAX) {
-      map_buf_.push_back(in[pos++]);
-      if (map_buf_.size() == 1) {
-        if (map_buf_[0] != detail::kFrameRaw && map_buf_[0] != detail::kFrameZstd)
-          return fail(malformed("unknown section mode " + std::to_string(map_buf_[0])));
-        continue;
-      }
-      std::uint64_t v = 0;
-      std::size_t used = 0;
-      auto st = detail::get_varint(ByteSpan(map_buf_).subspan(1), v, used);
-      if (st == detail::VarintStatus::kInvalid) return fail(malformed("invalid section size"));
-      if (st == detail::VarintStatus::kOk) {
-        if (v > detail::kMaxMapSection) return fail(ErrorCode::kLimitExceeded, "section is too large");
-        map_mode_ = map_buf_[0];
-        map_stored_ = v;
-        map_buf_.clear();
-      }
-    }
-    if (map_stored_ == UINT64_MAX) return pos;
-    const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(in.size() - pos, map_stored_ - map_buf_.size()));
-    map_buf_.insert(map_buf_.end(), in.begin() + static_cast<std::ptrdiff_t>(pos),
-                    in.begin() + static_cast<std::ptrdiff_t>(pos + take));
-    pos += take;
-    if (map_buf_.size() < map_stored_) return pos;
-    Bytes decoded;
-    if (map_mode_ == detail::kFrameZstd) {
-      if (h_.compression == Compression::kNone) return fail(malformed("compressed section in an uncompressed patch"));
-      OTA_TRY_ASSIGN(auto d, codec::zstd_decompress(map_buf_, detail::kMaxMapSection));
-      decoded = std::move(d);
-    } else {
-      decoded = std::move(map_buf_);
-    }
-    OTA_TRY_ASSIGN(auto m, detail::AddressMap::decode(decoded, h_.old_size, opt_.max_map_entries));
-    map_ = std::move(m);
-    map_buf_ = Bytes();
-    frames_begin();
-    return pos;
   }
 
   // COPY and ADD apply to OLD[cursor_, ...): OLD itself, or with a predictor,
@@ -353,50 +306,11 @@ class PatcherImpl final : public Patcher {
     aligned_ = false;
   }
 
-  // Hashes OLD and compares it with the header (runs on the checking thread
-  // when concurrent; touches only old_, h_ and its own buffer).
-  Status hash_old() {
-    Hasher hasher;
-    OTA_TRY_CTX(hash_range(old_, 0, old_.size(), hasher, &cancel_old_check_), "hashing OLD");
-    Digest digest = hasher.finish();
-    if (digest != h_.old_hash)
-      return fail(ErrorCode::kOldMismatch, "OLD does not have the hash the patch was made from (BLAKE2b-256 " +
-                                               to_hex(digest) + ", expected " + to_hex(h_.old_hash) + ")");
-    return ok();
-  }
-
-  Status old_check_result() {
-    if (!old_check_.joinable()) return ok();
-    old_check_.join();
-    return old_check_status_;
-  }
-
-  void stop_old_check() {
-    if (!old_check_.joinable()) return;
-    cancel_old_check_ = true;
-    old_check_.join();
-  }
-
-  // A wrong OLD explains any later failure: report it as the cause.
   // The patch failed: the Writer is left alone from here on, and a wrong OLD
   // is named as the cause if that is what it was.
   void failed() {
     output_.abandon();
-    status_ = prefer_old_mismatch(std::move(status_));
-  }
-
-  Status prefer_old_mismatch(Status failed) {
-    if (opt_.base_check == BaseCheck::kHashOnFailure && state_ != State::kHeader &&
-        failed.error().code != ErrorCode::kOldMismatch && failed.error().code != ErrorCode::kIo &&
-        old_.size() == h_.old_size) {
-      Status old = hash_old();
-      if (!old && old.error().code == ErrorCode::kOldMismatch) return old;
-      return failed;
-    }
-    if (!old_check_.joinable()) return failed;
-    Status old = old_check_result();
-    if (!old && old.error().code == ErrorCode::kOldMismatch) return old;
-    return failed;
+    status_ = base_.explain(std::move(status_), state_ != State::kHeader);
   }
 
   void begin_frame() {
@@ -583,18 +497,14 @@ class PatcherImpl final : public Patcher {
   std::unique_ptr<codec::ZstdDecoder> zstd_;
   Bytes zbuf_, cache_, old_copy_;
   detail::AddressMap map_;
-  Bytes map_buf_;
-  std::uint8_t map_mode_ = 0;
-  std::uint64_t map_stored_ = UINT64_MAX;
+  std::optional<detail::MapSectionReader> map_reader_;
   std::size_t last_produced_ = 0;
   std::uint64_t cache_off_ = 0;
   std::size_t cache_len_ = 0;
   // The first ahead_ bytes of output_.space() hold OLD[cursor_, cursor_ + ahead_) predicted.
   std::size_t ahead_ = 0, step_ = kPredictFirst;
   bool aligned_ = false;  // the last prediction ahead was at the current alignment
-  std::thread old_check_;
-  Status old_check_status_ = ok();
-  std::atomic<bool> cancel_old_check_{false};
+  detail::BaseChecker base_;  // last: its thread stops before the members it reads go
 };
 
 }  // namespace

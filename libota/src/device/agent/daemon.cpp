@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "core/json.hpp"
+#include "device/agent/daemon_records.hpp"
 #include "ota/core/hash.hpp"
 #include "ota/device/lifecycle.hpp"
 
@@ -20,124 +21,14 @@ namespace ota::agent {
 namespace {
 
 namespace cp = ota::campaign;
+using namespace detail;
 using json::Json;
 using json::Ordered;
-
-constexpr char kCampaignsRecord[] = "campaigns.json";
-constexpr char kOutboxRecord[] = "outbox.json";
-constexpr std::size_t kMaxCampaignRecords = 32;
-
-struct CampaignRecord {
-  std::uint64_t campaign_revision = 0;
-  std::uint64_t control_revision = 0;
-  cp::Phase phase = cp::Phase::kIdle;
-  bool done = false;
-  std::uint64_t seen = 0;  // insertion order, for trimming
-};
-
-struct Records {
-  std::string current;  // the campaign whose install is in progress or in trial
-  std::map<std::string, CampaignRecord> campaigns;
-  std::uint64_t counter = 0;
-};
-
-struct Pending {
-  std::string topic;
-  std::string payload;
-  bool retain = false;
-  int mid = -1;  // in flight with this id; -1: not sent on this connection
-  bool durable = true;  // false: never written to disk (rejected documents)
-};
-
-struct Outbox {
-  std::uint64_t next_seq = 1;
-  std::string last_state;
-  std::deque<Pending> pending;
-};
 
 std::string random_hex(std::size_t bytes) {
   std::uint8_t b[16];
   randombytes_buf(b, std::min(bytes, sizeof b));
   return to_hex(ByteSpan(b, std::min(bytes, sizeof b)));
-}
-
-cp::Phase phase_from(const std::string& s) {
-  for (auto p : {cp::Phase::kIdle, cp::Phase::kWaiting, cp::Phase::kDownloading, cp::Phase::kRebooting,
-                 cp::Phase::kSucceeded, cp::Phase::kRolledBack, cp::Phase::kFailed, cp::Phase::kAborted,
-                 cp::Phase::kSkipped})
-    if (s == cp::phase_name(p)) return p;
-  return cp::Phase::kIdle;
-}
-
-// The daemon's records are its own files, but a crash or a bad disk may
-// leave anything: parsed strictly, and a bad one is started afresh (acting on
-// a campaign again is safe: the agent refuses a version it already runs).
-Result<Records> parse_records(ByteSpan b) {
-  OTA_TRY_ASSIGN(auto j,
-                 json::parse_strict(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()), 1u << 20, "campaign records"));
-  Records r;
-  if (!j.is_object() || !(j)["current"].is_string() || !(j)["campaigns"].is_object() ||
-      !(j)["counter"].is_number_unsigned())
-    return fail(ErrorCode::kMalformed, "campaign records: bad shape");
-  r.current = (j)["current"].get<std::string>();
-  r.counter = (j)["counter"].get<std::uint64_t>();
-  for (auto it = (j)["campaigns"].begin(); it != (j)["campaigns"].end(); ++it) {
-    const Json& c = it.value();
-    if (!c.is_object() || !c["campaign_revision"].is_number_unsigned() || !c["control_revision"].is_number_unsigned() ||
-        !c["phase"].is_string() || !c["done"].is_boolean() || !c["seen"].is_number_unsigned())
-      return fail(ErrorCode::kMalformed, "campaign records: bad record");
-    CampaignRecord cr;
-    cr.campaign_revision = c["campaign_revision"].get<std::uint64_t>();
-    cr.control_revision = c["control_revision"].get<std::uint64_t>();
-    cr.phase = phase_from(c["phase"].get<std::string>());
-    cr.done = c["done"].get<bool>();
-    cr.seen = c["seen"].get<std::uint64_t>();
-    r.campaigns[it.key()] = cr;
-  }
-  return r;
-}
-
-std::string encode_records(const Records& r) {
-  Ordered j;
-  j["current"] = r.current;
-  j["counter"] = r.counter;
-  Ordered cs = Ordered::object();
-  for (const auto& [id, c] : r.campaigns)
-    cs[id] = {{"campaign_revision", c.campaign_revision},
-              {"control_revision", c.control_revision},
-              {"phase", std::string(cp::phase_name(c.phase))},
-              {"done", c.done},
-              {"seen", c.seen}};
-  j["campaigns"] = cs;
-  return j.dump();
-}
-
-Result<Outbox> parse_outbox(ByteSpan b) {
-  OTA_TRY_ASSIGN(auto j,
-                 json::parse_strict(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()), 8u << 20, "outbox"));
-  if (!j.is_object() || !(j)["next_seq"].is_number_unsigned() || !(j)["last_state"].is_string() ||
-      !(j)["pending"].is_array())
-    return fail(ErrorCode::kMalformed, "outbox: bad shape");
-  Outbox o;
-  o.next_seq = (j)["next_seq"].get<std::uint64_t>();
-  o.last_state = (j)["last_state"].get<std::string>();
-  for (const auto& p : (j)["pending"]) {
-    if (!p.is_object() || !p["topic"].is_string() || !p["payload"].is_string() || !p["retain"].is_boolean())
-      return fail(ErrorCode::kMalformed, "outbox: bad entry");
-    o.pending.push_back({p["topic"].get<std::string>(), p["payload"].get<std::string>(), p["retain"].get<bool>(), -1});
-  }
-  return o;
-}
-
-std::string encode_outbox(const Outbox& o) {
-  Ordered j;
-  j["next_seq"] = o.next_seq;
-  j["last_state"] = o.last_state;
-  Ordered p = Ordered::array();
-  for (const auto& e : o.pending)
-    if (e.durable) p.push_back({{"topic", e.topic}, {"payload", e.payload}, {"retain", e.retain}});
-  j["pending"] = p;
-  return j.dump();
 }
 
 Bytes bytes_of(const std::string& s) { return Bytes(s.begin(), s.end()); }
