@@ -11,7 +11,7 @@
 #include <map>
 #include <sstream>
 
-#include "golden/golden.hpp"
+#include "golden/fixtures.hpp"
 #include "ota/core/hash.hpp"
 #include "ota/device/agent.hpp"
 #include "ota/fleet/campaign.hpp"
@@ -27,40 +27,14 @@
 namespace ota {
 namespace {
 
-const std::string kDir = std::string(OTA_SOURCE_DIR) + "/tests/data/golden";
-
-Bytes golden(const std::string& name) {
-  std::ifstream f(kDir + "/" + name, std::ios::binary);
-  if (!f) throw std::runtime_error("missing golden file " + name + " (scripts/make-golden.sh)");
-  std::stringstream s;
-  s << f.rdbuf();
-  const std::string t = s.str();
-  return Bytes(t.begin(), t.end());
-}
-
-std::string text(const Bytes& b) { return std::string(b.begin(), b.end()); }
-
-trust::TrustStore anchor() {
-  auto env = trust::parse_envelope(text(golden("root-1.json")));
-  if (!env) throw std::runtime_error(env.error().message);
-  return test::store_from(*env);
-}
-
-bundle::VerifyOptions at_now() {
-  bundle::VerifyOptions o;
-  o.policy.now = test::at(golden::kNow);
-  o.policy.hardware = golden::kHardware;
-  return o;
-}
-
 TEST(Golden, EveryFileMatchesItsPinnedHashAndNoneIsUnlisted) {
   std::map<std::string, std::string> pinned;
-  std::istringstream sums(text(golden("B2SUMS")));
+  std::istringstream sums(golden::text("B2SUMS"));
   std::string hash, name;
   while (sums >> hash >> name) pinned[name] = hash;
   ASSERT_GE(pinned.size(), 14u);
-  for (const auto& [file, h] : pinned) EXPECT_EQ(to_hex(content_hash(golden(file))), h) << file;
-  for (const auto& e : std::filesystem::directory_iterator(kDir)) {
+  for (const auto& [file, h] : pinned) EXPECT_EQ(to_hex(content_hash(golden::file(file))), h) << file;
+  for (const auto& e : std::filesystem::directory_iterator(golden::dir())) {
     const std::string f = e.path().filename().string();
     if (f != "B2SUMS" && f != "README.md") {
       EXPECT_TRUE(pinned.count(f)) << f << " is not pinned in B2SUMS";
@@ -73,41 +47,41 @@ TEST(Golden, TheGeneratorReproducesEveryFileByteForByte) {
   auto files = golden::generate(scratch.path());
   ASSERT_TRUE(files) << files.error().message;
   for (const auto& f : *files)
-    EXPECT_TRUE(f.bytes == golden(f.name)) << f.name << " differs from the generator's: run scripts/make-golden.sh "
+    EXPECT_TRUE(f.bytes == golden::file(f.name)) << f.name << " differs from the generator's: run scripts/make-golden.sh "
                                            << "if the change is intended (and say so in docs/formats.md)";
 }
 
 TEST(Golden, TheManifestMemberIsTheCanonicalEncodingExactly) {
-  const Bytes m = golden("manifest.json");
+  const Bytes m = golden::file("manifest.json");
   auto parsed = manifest::parse_manifest(m);
   ASSERT_TRUE(parsed) << parsed.error().message;
   EXPECT_TRUE(manifest::encode_manifest(*parsed) == m);
   EXPECT_EQ(parsed->name, "golden-firmware");
   EXPECT_EQ(parsed->version, "2.0.0");
   ASSERT_EQ(parsed->payloads.size(), 2u);
-  const Bytes release = golden("release.otb");
+  const Bytes release = golden::file("release.otb");
   MemoryReader in(release);
   auto r = bundle::BundleReader::open(in);
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_TRUE(Bytes((*r)->manifest_bytes().begin(), (*r)->manifest_bytes().end()) == m);
-  EXPECT_EQ(parsed->target_hash, content_hash(golden("target.img")));
+  EXPECT_EQ(parsed->target_hash, content_hash(golden::file("target.img")));
 }
 
 TEST(Golden, TheReleaseVerifiesAndWalksTheRootChain) {
-  auto store = anchor();
+  auto store = golden::anchor();
   ASSERT_EQ(store.root().version, 1u);
   std::vector<Bytes> payloads;
-  auto st = test::read_bundle(golden("release.otb"), store, at_now(), &payloads);
+  auto st = test::read_bundle(golden::file("release.otb"), store, golden::at_now(), &payloads);
   ASSERT_TRUE(st) << st.error().message;
   EXPECT_EQ(store.root().version, 2u) << "the bundle carries the rotation to root 2";
   EXPECT_EQ(payloads.size(), 2u);
   // The chain on its own: root 2 follows root 1, and not the other way round.
-  auto again = anchor();
-  auto r2 = trust::parse_envelope(text(golden("root-2.json")));
+  auto again = golden::anchor();
+  auto r2 = trust::parse_envelope(golden::text("root-2.json"));
   ASSERT_TRUE(r2);
   ASSERT_TRUE(again.update(*r2));
   EXPECT_EQ(again.root().version, 2u);
-  auto r1 = trust::parse_envelope(text(golden("root-1.json")));
+  auto r1 = trust::parse_envelope(golden::text("root-1.json"));
   ASSERT_TRUE(r1);
   EXPECT_EQ(test::code_of(again.update(*r1)), ErrorCode::kRootRejected);
 }
@@ -125,8 +99,8 @@ TEST(Golden, EachTamperedRegionIsRefusedWithItsCode) {
       {"truncated.otb", ErrorCode::kMalformed},
   };
   for (const auto& [file, code] : expected) {
-    auto store = anchor();
-    auto st = test::read_bundle(golden(file), store, at_now());
+    auto store = golden::anchor();
+    auto st = test::read_bundle(golden::file(file), store, golden::at_now());
     EXPECT_EQ(test::code_of(st), code) << file << ": " << test::message_of(st);
   }
 }
@@ -142,7 +116,7 @@ TEST(Golden, OtaVerifyExitCodesPerRegion) {
       {"truncated.otb", static_cast<int>(ErrorCode::kMalformed)},
   };
   for (const auto& [file, code] : expected) {
-    auto r = test::run_process({OTA_CLI_PATH, "verify", kDir + "/" + file, "--trust", kDir + "/root-1.json", "--at",
+    auto r = test::run_process({OTA_CLI_PATH, "verify", golden::path(file), "--trust", golden::path("root-1.json"), "--at",
                                 golden::kNow, "--hw", golden::kHardware, "--quiet"});
     EXPECT_EQ(r.exit_code, code) << file << ": " << r.err;
   }
@@ -151,7 +125,7 @@ TEST(Golden, OtaVerifyExitCodesPerRegion) {
 // A device installs the release through each payload: the delta when bank A
 // holds base.img, the full image otherwise; bank B then holds target.img.
 TEST(Golden, TheReleaseInstallsThroughTheDeltaAndThroughTheFullImage) {
-  const Bytes base = golden("base.img"), target = golden("target.img"), release = golden("release.otb");
+  const Bytes base = golden::file("base.img"), target = golden::file("target.img"), release = golden::file("release.otb");
   for (bool on_base : {true, false}) {
     SCOPED_TRACE(on_base ? "bank A holds base.img" : "bank A holds another image");
     storage::PowerCut power;
@@ -162,7 +136,7 @@ TEST(Golden, TheReleaseInstallsThroughTheDeltaAndThroughTheFullImage) {
     storage::SimulatedStateStore state(power);
     boot::MemoryEnvironment env;
     env.vars = {{"ota_slot", "a"}};
-    auto trust = anchor();
+    auto trust = golden::anchor();
     agent::Device d;
     d.banks[0] = &bank_a;
     d.banks[1] = &bank_b;
@@ -185,12 +159,12 @@ TEST(Golden, TheReleaseInstallsThroughTheDeltaAndThroughTheFullImage) {
 }
 
 TEST(Golden, TheCampaignDocumentVerifiesAndIsCanonical) {
-  const std::string doc = text(golden("campaign.json"));
+  const std::string doc = golden::text("campaign.json");
   auto d = campaign::parse_document(doc);
   ASSERT_TRUE(d) << d.error().message;
   EXPECT_EQ(campaign::encode_document(*d), doc);
   ASSERT_EQ(d->roots.size(), 1u);
-  auto store = anchor();
+  auto store = golden::anchor();
   // A device first walks the roots the document carries (key 1 signs the
   // campaign and is trusted by both roots).
   store.update_all(d->roots);
@@ -199,8 +173,8 @@ TEST(Golden, TheCampaignDocumentVerifiesAndIsCanonical) {
   ASSERT_TRUE(v) << v.error().message;
   EXPECT_EQ(v->campaign.id, "golden-2-0-0");
   EXPECT_EQ(v->campaign.version, "2.0.0");
-  EXPECT_EQ(v->campaign.manifest_hash, content_hash(golden("manifest.json")));
-  EXPECT_EQ(v->campaign.bundle_size, golden("release.otb").size());
+  EXPECT_EQ(v->campaign.manifest_hash, content_hash(golden::file("manifest.json")));
+  EXPECT_EQ(v->campaign.bundle_size, golden::file("release.otb").size());
   EXPECT_EQ(v->control.state, campaign::RunState::kPaused);
   // One changed byte of the signed campaign bytes: refused.
   auto forged = *d;

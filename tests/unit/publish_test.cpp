@@ -9,7 +9,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "golden/golden.hpp"
+#include "golden/fixtures.hpp"
 #include "ota/core/hash.hpp"
 #include "ota/fleet/campaign.hpp"
 #include "ota/fleet/publish.hpp"
@@ -19,17 +19,6 @@
 
 namespace ota {
 namespace {
-
-const std::string kDir = std::string(OTA_SOURCE_DIR) + "/tests/data/golden";
-
-Bytes golden(const std::string& name) {
-  std::ifstream f(kDir + "/" + name, std::ios::binary);
-  if (!f) throw std::runtime_error("missing golden file " + name);
-  std::stringstream s;
-  s << f.rdbuf();
-  const std::string t = s.str();
-  return Bytes(t.begin(), t.end());
-}
 
 struct Publisher {
   test::TempDir dir;
@@ -47,8 +36,8 @@ struct Publisher {
 
   campaign::PublishRequest request(const std::string& bundle = "release.otb") {
     campaign::PublishRequest r;
-    r.bundle_path = kDir + "/" + bundle;
-    r.trust_path = kDir + "/root-1.json";
+    r.bundle_path = golden::path(bundle);
+    r.trust_path = golden::path("root-1.json");
     r.fleet = "meters";
     r.id = "golden";
     r.url = "http://updates.example.com/bundles";
@@ -73,7 +62,7 @@ struct Publisher {
     auto m = broker.retained_matching(campaign::campaign_topic("meters", "golden"));
     if (m.size() != 1) return fail(ErrorCode::kInternal, "no retained campaign");
     OTA_TRY_ASSIGN(auto d, campaign::parse_document(m[0].payload));
-    const Bytes b = golden("root-1.json");
+    const Bytes b = golden::file("root-1.json");
     OTA_TRY_ASSIGN(auto env, trust::parse_envelope(std::string(b.begin(), b.end())));
     OTA_TRY_ASSIGN(auto store, trust::TrustStore::from_anchor(env));
     store.update_all(d.roots);
@@ -85,12 +74,12 @@ TEST(Publish, PublishesASignedCampaignForTheVerifiedBundle) {
   Publisher p;
   auto out = campaign::publish(p.request(), p.connect());
   ASSERT_TRUE(out) << out.error().message;
-  const Bytes bundle = golden("release.otb");
+  const Bytes bundle = golden::file("release.otb");
   const std::string stored = to_hex(content_hash(bundle)) + ".otb";
   const auto& c = out->campaign;
   EXPECT_EQ(c.revision, 1u);
   EXPECT_EQ(c.version, "2.0.0");
-  EXPECT_EQ(c.manifest_hash, content_hash(golden("manifest.json")));
+  EXPECT_EQ(c.manifest_hash, content_hash(golden::file("manifest.json")));
   EXPECT_EQ(c.bundle_size, bundle.size());
   EXPECT_EQ(c.url, "http://updates.example.com/bundles/" + stored);
   EXPECT_EQ(c.created, test::at(golden::kNow));

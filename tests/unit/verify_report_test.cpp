@@ -7,7 +7,7 @@
 #include <map>
 #include <sstream>
 
-#include "golden/golden.hpp"
+#include "golden/fixtures.hpp"
 #include "ota/core/hash.hpp"
 #include "ota/release/verify.hpp"
 #include "support/signing.hpp"
@@ -19,36 +19,11 @@ namespace {
 using bundle::Check;
 using bundle::Outcome;
 
-const std::string kDir = std::string(OTA_SOURCE_DIR) + "/tests/data/golden";
-
-Bytes golden(const std::string& name) {
-  std::ifstream f(kDir + "/" + name, std::ios::binary);
-  if (!f) throw std::runtime_error("missing golden file " + name);
-  std::stringstream s;
-  s << f.rdbuf();
-  const std::string t = s.str();
-  return Bytes(t.begin(), t.end());
-}
-
-trust::TrustStore anchor() {
-  const Bytes b = golden("root-1.json");
-  auto env = trust::parse_envelope(std::string(b.begin(), b.end()));
-  if (!env) throw std::runtime_error(env.error().message);
-  return test::store_from(*env);
-}
-
-bundle::VerifyOptions at_now() {
-  bundle::VerifyOptions o;
-  o.policy.now = test::at(golden::kNow);
-  o.policy.hardware = golden::kHardware;
-  return o;
-}
-
-bundle::VerifyReport report_of(const std::string& file, const bundle::VerifyOptions& opts = at_now(),
+bundle::VerifyReport report_of(const std::string& file, const bundle::VerifyOptions& opts = golden::at_now(),
                                bool metadata_only = false) {
-  const Bytes b = golden(file);
+  const Bytes b = golden::file(file);
   MemoryReader in(b);
-  auto store = anchor();
+  auto store = golden::anchor();
   return bundle::verify_bundle(in, store, opts, metadata_only);
 }
 
@@ -74,17 +49,17 @@ TEST(VerifyReport, ListsEveryCheckInOrderWithItsName) {
 }
 
 TEST(VerifyReport, TheGoodReleasePassesEveryCheckItWasAskedFor) {
-  const Bytes b = golden("release.otb");
+  const Bytes b = golden::file("release.otb");
   MemoryReader in(b);
-  auto store = anchor();
-  auto r = bundle::verify_bundle(in, store, at_now());
+  auto store = golden::anchor();
+  auto r = bundle::verify_bundle(in, store, golden::at_now());
   ASSERT_TRUE(r.ok()) << r.error->message;
   // No installed version and no floor were given: version is not checked.
   EXPECT_EQ(outcomes(r), "PPPPPPSP");
   for (const auto& c : r.checks) EXPECT_FALSE(c.error);
   ASSERT_TRUE(r.manifest);
   EXPECT_EQ(r.manifest->version, "2.0.0");
-  EXPECT_EQ(r.manifest_hash, content_hash(golden("manifest.json")));
+  EXPECT_EQ(r.manifest_hash, content_hash(golden::file("manifest.json")));
   std::uint64_t total = 0;
   for (const auto& p : r.manifest->payloads) total += p.size;
   EXPECT_EQ(r.payload_bytes, total);
@@ -143,28 +118,28 @@ TEST(VerifyReport, SignatureDetailsAreKeptWhenTheSignaturesFail) {
 
 TEST(VerifyReport, EachPolicyPartIsItsOwnCheck) {
   {
-    auto o = at_now();
+    auto o = golden::at_now();
     o.policy.hardware = "other-board";
     auto r = report_of("release.otb", o);
     EXPECT_EQ(outcomes(r), "PPPPPFSS");
     EXPECT_EQ(r.error->code, ErrorCode::kIncompatibleHardware);
   }
   {
-    auto o = at_now();
+    auto o = golden::at_now();
     o.policy.installed_version = "2.0.0";
     auto r = report_of("release.otb", o);
     EXPECT_EQ(outcomes(r), "PPPPPPFS");
     EXPECT_EQ(r.error->code, ErrorCode::kDowngrade);
   }
   {
-    auto o = at_now();
+    auto o = golden::at_now();
     o.policy.security_floor = 1000;
     auto r = report_of("release.otb", o);
     EXPECT_EQ(outcomes(r), "PPPPPPFS");
     EXPECT_EQ(r.error->code, ErrorCode::kDowngrade);
   }
   {
-    auto o = at_now();
+    auto o = golden::at_now();
     o.policy.hardware.reset();
     o.policy.installed_version = "1.0.0";
     auto r = report_of("release.otb", o);
@@ -174,7 +149,7 @@ TEST(VerifyReport, EachPolicyPartIsItsOwnCheck) {
 }
 
 TEST(VerifyReport, AnExpiredRootFailsTrustRootAndIgnoringExpirySkipsExpiry) {
-  auto o = at_now();
+  auto o = golden::at_now();
   o.policy.now = test::at("2100-01-01");
   auto r = report_of("release.otb", o);
   EXPECT_EQ(outcomes(r), "PFSSSSSS");
@@ -186,7 +161,7 @@ TEST(VerifyReport, AnExpiredRootFailsTrustRootAndIgnoringExpirySkipsExpiry) {
 }
 
 TEST(VerifyReport, MetadataOnlySkipsThePayloads) {
-  auto r = report_of("tampered-payload-full.otb", at_now(), true);
+  auto r = report_of("tampered-payload-full.otb", golden::at_now(), true);
   EXPECT_TRUE(r.ok());
   EXPECT_EQ(outcomes(r), "PPPPPPSS");
   EXPECT_EQ(r.payload_bytes, 0u);
@@ -196,18 +171,18 @@ TEST(VerifyReport, MetadataOnlySkipsThePayloads) {
 TEST(VerifyReport, FromFilesTheTrustRootIsLoadedFirst) {
   test::TempDir dir;
   // A trust root that does not load fails trust_root before the container is read.
-  auto r = bundle::verify_bundle_file(kDir + "/release.otb", dir.file("missing-root.json"), {}, at_now());
+  auto r = bundle::verify_bundle_file(golden::path("release.otb"), dir.file("missing-root.json"), {}, golden::at_now());
   EXPECT_EQ(outcomes(r), "SFSSSSSS");
   EXPECT_EQ(r.error->code, ErrorCode::kIo);
   EXPECT_FALSE(r.trust);
   // The good release, walking root 2 first (the bundle then carries nothing new).
-  auto good = bundle::verify_bundle_file(kDir + "/release.otb", kDir + "/root-1.json", {kDir + "/root-2.json"}, at_now());
+  auto good = bundle::verify_bundle_file(golden::path("release.otb"), golden::path("root-1.json"), {golden::path("root-2.json")}, golden::at_now());
   ASSERT_TRUE(good.ok()) << good.error->message;
   ASSERT_TRUE(good.trust);
   EXPECT_EQ(good.trust->root().version, 2u);
   EXPECT_EQ(good.root_version_before, 2u);
   // A root update that does not chain fails trust_root, named by its path.
-  auto again = bundle::verify_bundle_file(kDir + "/release.otb", kDir + "/root-1.json", {kDir + "/root-1.json"}, at_now());
+  auto again = bundle::verify_bundle_file(golden::path("release.otb"), golden::path("root-1.json"), {golden::path("root-1.json")}, golden::at_now());
   EXPECT_EQ(outcomes(again), "SFSSSSSS");
   EXPECT_EQ(again.error->code, ErrorCode::kRootRejected);
   EXPECT_NE(again.error->message.find("root-1.json"), std::string::npos) << again.error->message;
@@ -216,11 +191,11 @@ TEST(VerifyReport, FromFilesTheTrustRootIsLoadedFirst) {
 // A file that cannot be read is no check of the bundle: the report's error, no failed check.
 TEST(VerifyReport, UnreadableInputsAreErrorsOutsideTheChecks) {
   test::TempDir dir;
-  auto missing = bundle::verify_bundle_file(dir.file("missing.otb"), kDir + "/root-1.json", {}, at_now());
+  auto missing = bundle::verify_bundle_file(dir.file("missing.otb"), golden::path("root-1.json"), {}, golden::at_now());
   EXPECT_EQ(outcomes(missing), "SSSSSSSS");
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error->code, ErrorCode::kIo);
-  auto no_update = bundle::verify_bundle_file(kDir + "/release.otb", kDir + "/root-1.json", {dir.file("none.json")}, at_now());
+  auto no_update = bundle::verify_bundle_file(golden::path("release.otb"), golden::path("root-1.json"), {dir.file("none.json")}, golden::at_now());
   EXPECT_EQ(outcomes(no_update), "SSSSSSSS");
   EXPECT_EQ(no_update.error->code, ErrorCode::kIo);
 }

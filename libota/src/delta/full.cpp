@@ -117,7 +117,6 @@ class FullImageDecoder final : public PayloadSink {
 
   void advanced(std::size_t n) {
     written_ += n;
-    if (o_.progress) o_.progress(written_, o_.target_size);
   }
 
   // A frame boundary: every NEW byte before it reaches the Writer, then the caller checkpoints.

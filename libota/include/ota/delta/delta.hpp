@@ -141,6 +141,9 @@ struct PatchOptions : SinkOptions {
   // call failed, or after finish() returned: at those points nothing else
   // touches it.
   bool hash_in_background = false;
+  // Called with NEW bytes written so far (each MiB and at the end): the
+  // progress of `ota patch`, which feeds the patch through apply().
+  std::function<void(std::uint64_t done, std::uint64_t total)> progress;
   // Resuming (SinkOptions::resume): the header and address map are parsed
   // as usual, then the bytes up to resume->patch_offset are skipped.
 };

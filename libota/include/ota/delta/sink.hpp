@@ -34,7 +34,9 @@ struct ResumePoint {
   std::uint64_t new_offset = 0;    // NEW bytes already written and synced
 };
 
-// What both sinks share: resuming, frame boundaries and progress.
+// What both sinks share: resuming and frame boundaries. Progress is the
+// caller's: it sees every payload byte it feeds (agent::stream_payload reports
+// it), and delta::apply reports NEW bytes written (PatchOptions::progress).
 struct SinkOptions {
   // Resume at a frame boundary reported by on_frame (after the caller synced
   // NEW up to it). The payload is fed from its first byte again, or the
@@ -48,8 +50,6 @@ struct SinkOptions {
   // Called at each frame boundary with the position to resume from; the
   // Writer has accepted every NEW byte before it (not yet synced).
   std::function<Status(const ResumePoint&)> on_frame;
-  // Called with NEW bytes written so far.
-  std::function<void(std::uint64_t done, std::uint64_t total)> progress;
 };
 
 class PayloadSink {
