@@ -4,7 +4,13 @@
 # file banks, against `ota patch` alone on the same files, and over HTTP from
 # a local nginx with an interruption at 50%.
 #
-#   bench/agent_bench.sh [--ota PATH] [--agent PATH] [--repeat N] [--out FILE] [--json FILE]
+#   bench/agent_bench.sh [--ota PATH] [--agent PATH] [--repeat N] [--kill-trials N] [--out FILE] [--json FILE]
+#
+# Interrupted downloads (issue 16): at about 1 MB/s (nginx limit_rate), N
+# installs (default 9), each killed with kill -9 one to three times at random
+# points of its transfer, then run to the end, with the download spool (the
+# default) and without it (download.spool_mib 0): bytes the server sent over
+# a clean install's, median and max. Target <= 1.05 x with the spool.
 #
 # Targets (issue 4): agent peak RSS <= 8 MiB; agent wall <= 1.5 x `ota patch`;
 # bytes fetched over HTTP with an interruption at 50% <= 1.05 x the bundle.
@@ -25,6 +31,7 @@ NEW_V=26.8.2
 OTA="${OTA_BIN:-build/tools/ota}"
 AGENT="${OTA_AGENT_BIN:-build/device-agent/ota-agent}"
 REPEAT=5
+KILL_TRIALS=9
 OUT="bench/results/agent.md"
 JSON=""
 ORIG_ARGS=("$@")
@@ -33,6 +40,7 @@ while (($#)); do
     --ota) OTA=$2; shift ;;
     --agent) AGENT=$2; shift ;;
     --repeat) REPEAT=$2; shift ;;
+    --kill-trials) KILL_TRIALS=$2; shift ;;
     --out) OUT=$2; shift ;;
     --json) JSON=$2; shift ;;
     -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -131,6 +139,7 @@ http {
     listen 127.0.0.1:$PORT;
     root $ROOT/$W/www;
     location /slow/ { alias $ROOT/$W/www/; limit_rate 100k; }
+    location /mb/ { alias $ROOT/$W/www/; limit_rate 1000k; }
   }
 }
 EOF
@@ -190,6 +199,49 @@ http_run drop node.otb drop
 http_run kill node.otb kill
 http_run kill_fine node-fine.otb kill
 
+# kill_trials CONFIG LABEL: KILL_TRIALS installs at ~1 MB/s, each killed 1-3
+# times at random points, then finished; one line per trial in kills-LABEL.tsv:
+# kills that hit a running agent, bytes the server sent.
+kill_trials() {
+  local config=$1 label=$2 size url t k kills hit delay pid sent
+  size=$(stat -c %s "$W/node.otb")
+  url="http://127.0.0.1:$PORT/mb/node.otb"
+  : >"$W/kills-$label.tsv"
+  start_nginx
+  for ((t = 0; t < KILL_TRIALS; t++)); do
+    reset_device
+    : >"$NG/access.log"
+    kills=$((t % 3 + 1)); hit=0
+    for ((k = 0; k < kills; k++)); do
+      "$AGENT" -c "$config" install "$url" -q >/dev/null 2>&1 &
+      pid=$!
+      # Uniform over the transfer still expected at ~1 MB/s (the head included).
+      delay=$(python3 -c "import random; random.seed($t * 17 + $k); print(round(random.uniform(0.15, $size / 1e6 * 0.95), 3))")
+      sleep "$delay"
+      if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null && hit=$((hit + 1)); fi
+      wait "$pid" 2>/dev/null || true
+    done
+    "$AGENT" -c "$config" install "$url" -q || { log "install after $hit kills failed"; exit 1; }
+    check_bank_b
+    sleep 0.3   # nginx logs a request once its connection closes
+    sent=$(sent_bytes)
+    echo "$hit $sent" >>"$W/kills-$label.tsv"
+    log "  $label trial $t: $hit kills, $sent bytes sent"
+  done
+  # The clean install at the same rate, for the ratio.
+  reset_device
+  : >"$NG/access.log"
+  "$AGENT" -c "$config" install "$url" -q || { log "clean install failed"; exit 1; }
+  sleep 0.3
+  echo "clean $(sent_bytes)" >>"$W/kills-$label.tsv"
+  stop_nginx
+}
+sed 's/"stall_timeout_s": 60}/"stall_timeout_s": 60, "spool_mib": 0}/' "$W/agent.json" >"$W/agent-nospool.json"
+log "HTTP at ~1 MB/s: $KILL_TRIALS installs killed 1-3 times at random points, with the download spool"
+kill_trials "$W/agent.json" spool
+log "... and without it (download.spool_mib 0)"
+kill_trials "$W/agent-nospool.json" nospool
+
 # ---- report ----------------------------------------------------------------------
 python3 - "$W" "$OUT" "$JSON" "$BUNDLE_SIZE" "$FINE_SIZE" "$NEW_SIZE" "$(stat -c %s "$PATCH")" \
   "${FETCHED[clean]}" "${FETCHED[drop]}" "${FETCHED[kill]}" "${FETCHED[kill_fine]}" \
@@ -239,6 +291,29 @@ lines += ["", "A killed agent (a crash or power cut, not a network failure) rest
           "it fetches again what it had received past that checkpoint, plus the first chunk of the payload "
           "(the patch header) and the rest of the chunk holding the checkpoint. No target; reported above.",
           "", "| target | measured | |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in t]
+open(out, "w").write("\n".join(lines) + "\n")
+def kill_rows(label):
+    rows = [l.split() for l in open(f"{w}/kills-{label}.tsv") if l.strip()]
+    clean = int(next(r[1] for r in rows if r[0] == "clean"))
+    trials = [(int(r[0]), int(r[1])) for r in rows if r[0] != "clean"]
+    return clean, trials
+kill = {}
+for label in ("spool", "nospool"):
+    clean, trials = kill_rows(label)
+    ratios = sorted(s / clean for _, s in trials)
+    kill[label] = {"clean_sent": clean, "trials": [{"kills": k, "sent": s, "ratio": s / clean} for k, s in trials],
+                   "median": med(ratios), "max": max(ratios)}
+res["killed_at_random"] = kill
+lines += ["", f"Killed with kill -9 at random points (nginx at ~1 MB/s, {len(kill['spool']['trials'])} installs each "
+          "killed 1 to 3 times, then finished): bytes the server sent over a clean install's at the same rate.", "",
+          "| download spool | clean install | kills that hit | median | max |", "|---|---|---|---|---|"]
+for label, name in (("spool", "on (default, 64 MiB in the state directory)"), ("nospool", "off (`download.spool_mib` 0)")):
+    k = kill[label]
+    hits = sum(t["kills"] for t in k["trials"])
+    lines.append(f'| {name} | {k["clean_sent"]:,} B | {hits} | {k["median"]:.3f} x | {k["max"]:.3f} x |')
+s = kill["spool"]
+lines += ["", "| target | measured | |", "|---|---|---|",
+          f'| killed 1-3 times at random points, with the spool: max <= 1.05 x a clean install | {s["max"]:.3f} x (median {s["median"]:.3f} x) | {"PASS" if s["max"] <= 1.05 else "MISS"} |']
 open(out, "w").write("\n".join(lines) + "\n")
 json.dump(res, open(jout, "w"), indent=2)
 print("\n".join(lines))

@@ -92,6 +92,13 @@ int done(const Options& o, OJson doc, const std::string& text) {
   return 0;
 }
 
+// The download spool lives in the state directory.
+void set_spool(const Config& c, fetch::Options& fo) {
+  if (c.spool_mib <= 0) return;
+  fo.spool_path = c.state_dir + "/download.spool";
+  fo.spool_bytes = static_cast<std::uint64_t>(c.spool_mib) << 20;
+}
+
 }  // namespace
 
 int report_error(const Options& o, const std::string& command, const Error& e) {
@@ -106,6 +113,7 @@ int cmd_install(const Config& c, const Options& o, const std::string& source) {
   fo.retries = c.retries;
   fo.stall_timeout_s = c.stall_timeout_s;
   fo.user_agent = std::string("ota-agent/") + OTA_VERSION;
+  set_spool(c, fo);
   auto in = fetch::open(source, fo);
   if (!in) return report_error(o, "install", in.error());
   auto rt = open_runtime(c, true);
@@ -135,6 +143,7 @@ int cmd_install(const Config& c, const Options& o, const std::string& source) {
   doc["bytes_read"] = rep->bytes_read;
   doc["bytes_written"] = rep->bytes_written;
   doc["bytes_fetched"] = fs.bytes_received;
+  doc["bytes_from_spool"] = fs.bytes_from_spool;
   doc["requests"] = fs.requests;
   doc["retries"] = fs.retries;
   return done(o, doc, "installed " + rep->payload + (rep->resumed ? " (resumed)" : "") +
@@ -278,6 +287,7 @@ int cmd_run(const Config& c, const Options& o) {
   dopt.fetch.retries = c.retries;
   dopt.fetch.stall_timeout_s = c.stall_timeout_s;
   dopt.fetch.user_agent = std::string("ota-agent/") + OTA_VERSION;
+  set_spool(c, dopt.fetch);
   dopt.retry_delay_s = c.mqtt.retry_delay_s;
   dopt.reboot_wait_s = c.reboot_wait_s;
   dopt.stop = &g_stop;

@@ -94,12 +94,13 @@ Result<Config> load_config(const std::string& path) {
       c.ca_file = *ca;
     }
     for (auto [k, out, max] : {std::tuple<const char*, int*, unsigned>{"retries", &c.retries, 1000},
-                               {"stall_timeout_s", &c.stall_timeout_s, 3600}}) {
+                               {"stall_timeout_s", &c.stall_timeout_s, 3600},
+                               {"spool_mib", &c.spool_mib, 4096}}) {
       if (!d->contains(k)) continue;
       const Json& v = (*d)[k];
       if (!v.is_number_unsigned() || v.get<unsigned>() > max || (std::string(k) == "stall_timeout_s" && v.get<unsigned>() == 0))
         return fail(ErrorCode::kMalformed, path + ": download." + k + " must be an integer from " +
-                                               (std::string(k) == "retries" ? "0" : "1") + " to " + std::to_string(max));
+                                               (std::string(k) == "stall_timeout_s" ? "1" : "0") + " to " + std::to_string(max));
       *out = v.get<int>();
     }
   }

@@ -30,6 +30,9 @@ struct Config {
   std::string ca_file;     // empty: the system's CA store
   int retries = 8;         // attempts in a row without progress
   int stall_timeout_s = 30;
+  // The download spool in the state directory (ota/device/spool.hpp): what
+  // an interrupted http(s) install fetched, kept for the next attempt; 0: none.
+  int spool_mib = 64;
   // Campaigns over MQTT (`ota-agent run`); broker empty: not configured.
   struct Mqtt {
     std::string broker;         // mqtt://HOST[:PORT] or mqtts://HOST[:PORT]

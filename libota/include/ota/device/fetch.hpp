@@ -44,6 +44,11 @@ struct Options {
   // Optional: polled while waiting for bytes (at least once a second);
   // true stops the transfer with kCancelled (a campaign abort).
   std::function<bool()> cancelled;
+  // agent::install_from_source only: keep what an http(s) source sent in a
+  // download spool at this path (ota/device/spool.hpp), so a restarted
+  // install fetches only what it never had; empty: no spool.
+  std::string spool_path;
+  std::uint64_t spool_bytes = std::uint64_t{64} << 20;  // the spool's capacity
 };
 
 // What a source transferred (for reports and benchmarks).
@@ -52,6 +57,7 @@ struct Stats {
   std::uint64_t requests = 0;        // HTTP requests made (1 + retries + Range jumps)
   std::uint64_t retries = 0;         // requests made after a failure
   std::uint64_t bytes_copied = 0;    // body bytes copied in user space (from libcurl's buffer on)
+  std::uint64_t bytes_from_spool = 0;  // read from the download spool instead (ota/device/spool.hpp)
 };
 
 class SourceReader : public Reader {

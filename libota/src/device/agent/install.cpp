@@ -5,6 +5,7 @@
 #include "ota/core/hash.hpp"
 #include "ota/device/agent.hpp"
 #include "ota/device/install.hpp"
+#include "ota/device/spool.hpp"
 
 namespace ota::agent {
 
@@ -448,33 +449,105 @@ Status Agent::rollback(const std::string& reason) {
   return ok();
 }
 
+namespace {
+
+// Failures after which the spool is kept for the next attempt: the transfer
+// stopped (network, cancel, a cut-off stream), not the content.
+bool keeps_spool(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::kFetch:
+    case ErrorCode::kCancelled:
+    case ErrorCode::kIo:
+    case ErrorCode::kMalformed:  // a stream cut short reads as a truncated bundle
+    case ErrorCode::kPatchTruncated:
+    case ErrorCode::kTimedOut:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool is_http(const std::string& source) { return source.rfind("http://", 0) == 0 || source.rfind("https://", 0) == 0; }
+
+// A reader install() may own that reads through one it does not.
+class Forward final : public Reader {
+ public:
+  explicit Forward(Reader& r) : r_(r) {}
+  Result<std::size_t> read(MutableByteSpan out) override { return r_.read(out); }
+  Result<std::uint64_t> skip(std::uint64_t n) override { return r_.skip(n); }
+  void hint(std::uint64_t upcoming) override { r_.hint(upcoming); }
+
+ private:
+  Reader& r_;
+};
+
+void add(fetch::Stats& sum, const fetch::Stats& s) {
+  sum.bytes_received += s.bytes_received;
+  sum.requests += s.requests;
+  sum.retries += s.retries;
+  sum.bytes_copied += s.bytes_copied;
+  sum.bytes_from_spool += s.bytes_from_spool;
+}
+
+}  // namespace
+
 Result<InstallReport> install_from_source(Agent& agent, fetch::SourceReader& first, const std::string& source,
                                           const fetch::Options& options, fetch::Stats* stats, const OpenSource& open) {
-  // A reopened source stays owned here (install() drops its reader) so its
-  // transfer can be counted afterwards; install() gets a forwarding reader.
-  class Forward final : public Reader {
-   public:
-    explicit Forward(Reader& r) : r_(r) {}
-    Result<std::size_t> read(MutableByteSpan out) override { return r_.read(out); }
-    Result<std::uint64_t> skip(std::uint64_t n) override { return r_.skip(n); }
-    void hint(std::uint64_t upcoming) override { r_.hint(upcoming); }
-
-   private:
-    Reader& r_;
+  // The download spool (ota/device/spool.hpp) for an http(s) source; a spool
+  // that cannot be opened only costs its savings.
+  const bool spooling = !options.spool_path.empty() && is_http(source);
+  std::unique_ptr<storage::BlockStore> spool_store;
+  std::unique_ptr<fetch::Spool> spool;
+  if (spooling) {
+    auto st = fetch::open_spool_file(options.spool_path, options.spool_bytes);
+    if (st) {
+      auto sp = fetch::Spool::open(**st, source);
+      if (sp) {
+        spool_store = std::move(*st);
+        spool = std::move(*sp);
+      }
+    }
+  }
+  // Readers opened here stay owned here (install() drops its reader) so
+  // their transfer can be counted afterwards; install() gets forwarding readers.
+  std::vector<std::unique_ptr<fetch::SourceReader>> opened;
+  std::vector<std::unique_ptr<fetch::SpooledReader>> spooled;
+  auto through_spool = [&](fetch::SourceReader& r) -> fetch::SourceReader& {
+    if (!spool) return r;
+    spooled.push_back(std::make_unique<fetch::SpooledReader>(r, *spool));
+    return *spooled.back();
   };
-  std::vector<std::unique_ptr<fetch::SourceReader>> reopened;
-  auto rep = agent.install(first, [&]() -> Result<std::unique_ptr<Reader>> {
+  auto reopen = [&]() -> Result<std::unique_ptr<Reader>> {
     OTA_TRY_ASSIGN(auto again, open ? open(source, options) : fetch::open(source, options));
-    reopened.push_back(std::move(again));
-    return std::unique_ptr<Reader>(std::make_unique<Forward>(*reopened.back()));
-  });
+    opened.push_back(std::move(again));
+    return std::unique_ptr<Reader>(std::make_unique<Forward>(through_spool(*opened.back())));
+  };
+  fetch::SourceReader& in = through_spool(first);
+  auto rep = agent.install(in, reopen);
+  std::uint64_t from_spool = 0;
+  for (const auto& r : spooled) from_spool += r->stats().bytes_from_spool;
+  if (spool && !rep && from_spool > 0 && !keeps_spool(rep.error().code)) {
+    // The spool's bytes may be what failed (the bundle at this URL changed):
+    // once more, from the source alone.
+    spooled.clear();
+    spool.reset();
+    spool_store.reset();
+    (void)fetch::remove_spool_file(options.spool_path);
+    auto again = reopen();
+    if (again) rep = agent.install(**again, reopen);
+  }
+  if (spooling && (rep || !keeps_spool(rep.error().code))) {
+    spooled.clear();
+    spool.reset();
+    spool_store.reset();
+    (void)fetch::remove_spool_file(options.spool_path);  // done with: a stale spool only costs its space
+  } else if (spool) {
+    (void)spool->sync();
+  }
   if (stats) {
     *stats = first.stats();
-    for (const auto& r : reopened) {
-      stats->bytes_received += r->stats().bytes_received;
-      stats->requests += r->stats().requests;
-      stats->retries += r->stats().retries;
-    }
+    for (const auto& r : opened) add(*stats, r->stats());
+    stats->bytes_from_spool = from_spool;
   }
   return rep;
 }
