@@ -19,6 +19,7 @@
 #include "ota/device/fetch.hpp"
 #include "support/nginx.hpp"
 #include "support/random.hpp"
+#include "support/spawned.hpp"
 #include "support/subprocess.hpp"
 #include "support/temp_dir.hpp"
 
@@ -348,6 +349,56 @@ TEST_F(AgentHttp, InstallCutOffAtHalfResumesFromItsCheckpointWithoutRefetching) 
   // The second run fetched the head and what follows the last checkpoint.
   const std::uint64_t fetched = doc["bytes_fetched"];
   EXPECT_LT(fetched, size_ * 6 / 10) << "the resumed install fetched " << fetched << " of " << size_;
+}
+
+// kill -9 in the middle of a transfer: the next run reads what the first
+// fetched from the download spool and fetches only the rest, from the same URL.
+TEST_F(AgentHttp, AKilledInstallFetchesOnlyWhatItNeverHad) {
+  const Bytes big = test::random_bytes(900'000, 904);
+  test::write_bytes(path("big.img"), big);
+  auto b = ota({"build", "--image", path("big.img"), "--version", "1.1.0", "--hw", "board", "--key", path("k.key"),
+                "--frame-size", "262144", "--chunk-size", "16384", "-q", "-o", path("fw.otb")});
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  // /slow/ at 150 KB/s from the first byte: the transfer takes about six seconds.
+  const Bytes bundle = test::read_bytes(path("fw.otb"));
+  size_ = bundle.size();
+  ::mkdir(path("srv").c_str(), 0755);
+  server_ = std::make_unique<test::Nginx>(path("srv"), 0, 150'000);
+  ASSERT_TRUE(server_->running()) << server_->error_log();
+  test::write_bytes(server_->www() + "/fw.otb", bundle);
+  const std::string url = server_->url("slow/fw.otb");
+  {
+    test::Spawned first({kAgent, "-c", path("agent.json"), "install", url, "-q"}, path("first.log"));
+    // Wait until the spool holds most of the first half, then kill.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < until) {
+      struct stat st {};
+      if (::stat(path("state/download.spool").c_str(), &st) == 0 &&
+          static_cast<std::uint64_t>(st.st_blocks) * 512 >= size_ * 4 / 10)
+        break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ASSERT_EQ(first.wait(std::chrono::milliseconds(0)), -1) << "the first attempt ended on its own";
+    first.kill9();
+  }
+  auto doc = install(url);
+  EXPECT_EQ(bank_b_image().size(), image_.size());
+  Bytes bank = test::read_bytes(path("bank-b"));
+  EXPECT_EQ(Bytes(bank.begin(), bank.begin() + static_cast<std::ptrdiff_t>(big.size())), big);
+  // The second run skips what the first wrote (up to its last checkpoint)
+  // and reads what the first fetched past it from the spool.
+  const std::uint64_t from_spool = doc["bytes_from_spool"], fetched = doc["bytes_fetched"];
+  EXPECT_TRUE(doc["resumed"].get<bool>());
+  EXPECT_GT(from_spool, 0u);
+  EXPECT_LE(fetched, size_ * 6 / 10) << "fetched " << fetched << " of " << size_;
+  // Both runs together: the bundle once, and the bytes in flight at the kill.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // nginx logs a response once it is closed
+  std::uint64_t sent = 0;
+  for (const auto& e : server_->access_log()) sent += e.bytes;
+  EXPECT_LE(sent, size_ + size_ / 20) << "the server sent " << sent << " bytes for a bundle of " << size_;
+  struct stat st {};
+  EXPECT_NE(::stat(path("state/download.spool").c_str(), &st), 0) << "the spool is removed after the install";
 }
 
 TEST_F(AgentHttp, ServerErrorsAreExit40AndWriteNothing) {
