@@ -160,6 +160,10 @@ Result<AddressMap> AddressMap::decode(ByteSpan data, std::uint64_t old_size, std
     MapEntry e{prev_end + gap, length, prev_shift + delta};
     if (e.shift < 0 && static_cast<std::uint64_t>(-(e.shift + 1)) + 1 > e.old_start)
       return bad("entry maps before the start of NEW");
+    // NEW offsets stay within 2^62, as sizes do: map() and the predictions
+    // made from it (up to 2^33 past OLD for arm64) cannot overflow.
+    if (e.shift > 0 && static_cast<std::uint64_t>(e.shift) > kMaxMappedOffset - (e.old_start + e.length))
+      return bad("entry maps past 2^62");
     m.entries_.push_back(e);
     prev_end = e.old_start + e.length;
     prev_shift = e.shift;

@@ -20,6 +20,7 @@
 namespace ota::delta::detail {
 
 inline constexpr std::uint64_t kMaxMapSection = std::uint64_t{64} << 20;  // stored or decoded bytes
+inline constexpr std::uint64_t kMaxMappedOffset = std::uint64_t{1} << 62;  // no entry maps past it
 
 // OLD offsets [old_start, old_start + length) live at NEW offset new_start onwards.
 struct MapEntry {
@@ -36,7 +37,8 @@ class AddressMap {
   static AddressMap from_covers(std::vector<MapEntry> covers, std::uint64_t merge_gap);
   // Serialized form: count, then per entry gap, length, zigzag(shift delta).
   Bytes encode() const;
-  // Parses and validates (sorted, non-overlapping, inside old_size, new offsets >= 0).
+  // Parses and validates (sorted, non-overlapping, inside old_size, new offsets
+  // in [0, kMaxMappedOffset]).
   static Result<AddressMap> decode(ByteSpan data, std::uint64_t old_size, std::uint64_t max_entries);
   // NEW offset of OLD offset t, if the map covers t.
   std::optional<std::int64_t> map(std::uint64_t t) const {
