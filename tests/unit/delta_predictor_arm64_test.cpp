@@ -1,8 +1,10 @@
-// The AArch64 reference predictor (docs/formats.md, "Predictor"): each
-// instruction form on hand-assembled words, ADRP page arithmetic, targets the
-// prediction must leave alone, the window edges, the rule restated word by
-// word and checked on dense random code, a round trip on a synthetic AArch64
-// image whose code and data move, and the header's version rule.
+// The AArch64 reference predictor (docs/formats.md, "Predictor"): BL and ADRP
+// pairs on hand-assembled words (and the forms that are not sites), ADRP page
+// arithmetic, targets the prediction must leave alone, addresses past the end
+// of OLD, the window edges, the rule restated word by word and checked on
+// dense random code, zero-initialised memory mapped from ELF program headers,
+// a round trip on a synthetic AArch64 image whose code, data and .bss move,
+// and the header's version rule.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -844,7 +846,7 @@ TEST(Arm64Predictor, SyntheticImageRoundTripsAndShrinks) {
   EXPECT_EQ(header->first.predictor, Predictor::kArm64);
   expect_applies(p, plain.patch);
   expect_applies(p, predicted.patch);
-  // Without a patch section in between: uncompressed records, OLD as dictionary.
+  // Uncompressed records, and zstd with OLD as dictionary.
   expect_applies(p, diff_with(p, PredictorChoice::kArm64, Compression::kNone).patch);
   expect_applies(p, diff_with(p, PredictorChoice::kArm64, Compression::kZstdOld).patch);
 }
