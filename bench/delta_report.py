@@ -321,7 +321,9 @@ def main() -> int:
     md.append(f"- Date: {meta.get('date', '?')}")
     md.append(f"- Machine: {meta.get('arch', '?')}, {meta.get('cpu', '?')}, nproc {meta.get('nproc', '?')}; "
               f"load average (1, 5, 15 min) {meta.get('loadavg', '?')}")
-    md.append(f"- ota: `{meta.get('ota_version', '?')}`, default options: {meta.get('ota_path', '?')} "
+    diff_args = meta.get("ota_diff_args", "")
+    options = f"default options plus `ota diff {diff_args}`" if diff_args else "default options"
+    md.append(f"- ota: `{meta.get('ota_version', '?')}`, {options}: {meta.get('ota_path', '?')} "
               f"(built {meta.get('ota_mtime', '?')}, source {meta.get('git_rev', '?')}), copied at the start "
               f"to {meta.get('ota_run_path', '?')} (sha256 {meta.get('ota_sha256', '?')}...) and run from there")
     md.append(f"- Peers (dpkg-query -W bsdiff xdelta3 zstd): {meta.get('dpkg', '?')}")
@@ -342,7 +344,7 @@ def main() -> int:
                   f"{listed}{f' and {len(worst) - 8} more' if len(worst) > 8 else ''}. "
                   "Rerun on a quiet machine for wall-time targets.")
     if quick:
-        md.append("- `--quick`: the node pair was skipped.")
+        md.append("- `--quick`: the node pairs were skipped.")
     md.append("")
 
     md += ["## Targets (ota against bsdiff in the same run)", ""]

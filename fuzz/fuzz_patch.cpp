@@ -1,4 +1,5 @@
-// libFuzzer target: an arbitrary patch against a fixed 4 KiB OLD, through the
+// libFuzzer target: an arbitrary patch against one of two fixed 4 KiB OLDs
+// (random bytes, or code-like words that every predictor finds sites in), through the
 // streaming delta::Patcher (fed in chunks whose sizes come from the input) and
 // through bsdiff40::apply. See fuzz_input.hpp for the input layout.
 //
@@ -35,9 +36,9 @@ class CappedWriter final : public Writer {
   VectorWriter inner_;
 };
 
-const Bytes& old_image() {
-  static const Bytes old = fuzz::fixed_old();
-  return old;
+const Bytes& old_image(std::uint8_t control) {
+  static const Bytes old = fuzz::fixed_old(), code = fuzz::fixed_code_old();
+  return (control & fuzz::kCodeOld) ? code : old;
 }
 
 void check(bool condition) {
@@ -45,7 +46,7 @@ void check(bool condition) {
 }
 
 void run_delta(std::uint8_t control, ByteSpan chunk_sizes, ByteSpan patch) {
-  MemorySource old_source(old_image());
+  MemorySource old_source(old_image(control));
   CappedWriter out;
   delta::PatchOptions opt;
   opt.base_check = (control & fuzz::kVerifyOldOff) == 0 ? delta::BaseCheck::kHashFirst : delta::BaseCheck::kNone;
@@ -86,8 +87,8 @@ void run_delta(std::uint8_t control, ByteSpan chunk_sizes, ByteSpan patch) {
   }
 }
 
-void run_bsdiff40(ByteSpan patch) {
-  MemorySource old_source(old_image()), patch_source(patch);
+void run_bsdiff40(std::uint8_t control, ByteSpan patch) {
+  MemorySource old_source(old_image(control)), patch_source(patch);
   CappedWriter out;
   Status st = bsdiff40::apply(old_source, patch_source, out);
   if (st) {
@@ -108,6 +109,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   (void)delta::parse_header(patch);
   run_delta(control, chunk_sizes, patch);
-  run_bsdiff40(patch);
+  run_bsdiff40(control, patch);
   return 0;
 }

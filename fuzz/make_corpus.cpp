@@ -63,10 +63,12 @@ int main(int argc, char** argv) {
   const std::string dir = argv[1];
   const Bytes o = fuzz::fixed_old();
   const Bytes n = edited(o);
+  const Bytes code = fuzz::fixed_code_old();
+  const Bytes code_new = edited(code);
   VectorWriter bs;
   if (!bsdiff40::diff(o, n, bs)) return 1;
   // control 0x00: one feed; 0x03 + three sizes: chunks of 1, 7, 65 bytes;
-  // 0x08: skip hashing OLD; 0x20: max_window_log 12.
+  // 0x08: skip hashing OLD; 0x20: max_window_log 12; 0x80: the code-like OLD.
   bool ok = write(dir, "ota-zstd", {0x00}, delta_patch(o, n, delta::Compression::kZstd)) &&
             write(dir, "ota-zstd-chunked", {0x23, 0x00, 0x06, 0x40}, delta_patch(o, n, delta::Compression::kZstd)) &&
             write(dir, "ota-raw-chunked", {0x03, 0x00, 0x06, 0x40}, delta_patch(o, n, delta::Compression::kNone)) &&
@@ -76,6 +78,14 @@ int main(int argc, char** argv) {
                   delta_patch(o, n, delta::Compression::kZstdOld, delta::PredictorChoice::kThumb)) &&
             write(dir, "ota-x86-raw-chunked", {0x03, 0x00, 0x06, 0x40},
                   delta_patch(o, n, delta::Compression::kNone, delta::PredictorChoice::kX86)) &&
+            write(dir, "ota-arm64-zstd", {0x00}, delta_patch(o, n, delta::Compression::kZstd, delta::PredictorChoice::kArm64)) &&
+            // 0x80: against the code-like OLD, where the predictors find sites.
+            write(dir, "ota-code-arm64-raw", {0x80},
+                  delta_patch(code, code_new, delta::Compression::kNone, delta::PredictorChoice::kArm64)) &&
+            write(dir, "ota-code-x86-zstd-chunked", {0x83, 0x00, 0x06, 0x40},
+                  delta_patch(code, code_new, delta::Compression::kZstd, delta::PredictorChoice::kX86)) &&
+            write(dir, "ota-code-thumb-raw", {0x80},
+                  delta_patch(code, code_new, delta::Compression::kNone, delta::PredictorChoice::kThumb)) &&
             write(dir, "bsdiff40", {0x00}, std::move(bs).take());
   if (!ok) {
     std::perror("writing the corpus");

@@ -238,6 +238,22 @@ TEST(AddressMap, RejectsInvalidMaps) {
   EXPECT_EQ(code({1, 0, 5, 0, 9}, 100), ErrorCode::kPatchMalformed);         // trailing byte
   EXPECT_EQ(code({2, 0, 5, 0}, 100), ErrorCode::kPatchMalformed);            // truncated
   EXPECT_EQ(code({3, 0, 1, 0, 1, 1, 0, 1, 1, 0}, 100, 2), ErrorCode::kLimitExceeded);
+  // NEW offsets past 2^62: [0, 5) shifted by 2^62 - 5 ends at 2^62 (zigzag(d) = 2d); one more
+  // is refused, and so is a second entry whose shift, added to the first, passes it.
+  const Bytes to_the_limit = {1, 0, 5, 0xf6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
+  EXPECT_EQ(code(to_the_limit, 100), ErrorCode::kOk);
+  Bytes past = to_the_limit;
+  past[3] = 0xf8;
+  EXPECT_EQ(code(past, 100), ErrorCode::kPatchMalformed);
+  const Bytes two_to_61 = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40};  // zigzag(2^61)
+  Bytes twice = {2, 0, 1};
+  twice.insert(twice.end(), two_to_61.begin(), two_to_61.end());  // [0, 1) + 2^61
+  twice.insert(twice.end(), {0, 1});
+  twice.insert(twice.end(), two_to_61.begin(), two_to_61.end());  // [1, 2) + 2^62
+  EXPECT_EQ(code(twice, 100), ErrorCode::kPatchMalformed);
+  twice.resize(3 + two_to_61.size());
+  twice[0] = 1;
+  EXPECT_EQ(code(twice, 100), ErrorCode::kOk);
 }
 
 TEST(AddressMap, LookupMatchesALinearScan) {

@@ -301,6 +301,7 @@ INSTANTIATE_TEST_SUITE_P(
                     // With a reference predictor: an address map section after the header.
                     Variant{"ZstdX86", Compression::kZstd, delta::PredictorChoice::kX86},
                     Variant{"NoneThumb", Compression::kNone, delta::PredictorChoice::kThumb},
+                    Variant{"NoneArm64", Compression::kNone, delta::PredictorChoice::kArm64},
                     // OLD as zstd prefix dictionary.
                     Variant{"ZstdOld", Compression::kZstdOld, delta::PredictorChoice::kNone}),
     variant_name);

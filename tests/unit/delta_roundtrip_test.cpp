@@ -153,6 +153,7 @@ const char* predictor_suffix(delta::PredictorChoice p) {
     case delta::PredictorChoice::kNone: return "_NoPredictor";
     case delta::PredictorChoice::kX86: return "_X86";
     case delta::PredictorChoice::kThumb: return "_Thumb";
+    case delta::PredictorChoice::kArm64: return "_Arm64";
   }
   return "_Unknown";
 }
@@ -181,6 +182,7 @@ std::vector<Param> more_params() {
     out.push_back({c, Compression::kZstdOld, delta::PredictorChoice::kNone});
     out.push_back({c, Compression::kZstd, delta::PredictorChoice::kX86});
     out.push_back({c, Compression::kNone, delta::PredictorChoice::kThumb});
+    out.push_back({c, Compression::kZstd, delta::PredictorChoice::kArm64});
   }
   return out;
 }
@@ -211,7 +213,7 @@ TEST_P(RoundTrip, ApplyGivesNew) {
   auto header = delta::parse_header(patch);
   ASSERT_TRUE(header) << test::describe(fail(header.error()));
   const delta::PatchHeader& h = header->first;
-  EXPECT_EQ(h.version, delta::kFormatVersion);
+  EXPECT_EQ(h.version, delta::format_version_for(h.predictor));
   EXPECT_EQ(h.compression, p.compression);
   if (p.compression == Compression::kZstd) {
     EXPECT_EQ(h.window_log, opt.window_log);
@@ -230,6 +232,7 @@ TEST_P(RoundTrip, ApplyGivesNew) {
   if (p.predictor != delta::PredictorChoice::kAuto) {
     const delta::Predictor expected = p.predictor == delta::PredictorChoice::kX86     ? delta::Predictor::kX86
                                       : p.predictor == delta::PredictorChoice::kThumb ? delta::Predictor::kThumb
+                                      : p.predictor == delta::PredictorChoice::kArm64 ? delta::Predictor::kArm64
                                                                                       : delta::Predictor::kNone;
     EXPECT_EQ(static_cast<int>(h.predictor), static_cast<int>(expected)) << "a forced predictor is used";
   }

@@ -51,6 +51,7 @@ Status run_diff(const Context& ctx, const DiffArgs& a) {
     opt.predictor = a.predictor == "none"    ? delta::PredictorChoice::kNone
                     : a.predictor == "x86"   ? delta::PredictorChoice::kX86
                     : a.predictor == "thumb" ? delta::PredictorChoice::kThumb
+                    : a.predictor == "arm64" ? delta::PredictorChoice::kArm64
                                              : delta::PredictorChoice::kAuto;
     Progress progress(ctx, "diff");
     opt.progress = [&](std::uint64_t d, std::uint64_t t) { progress.update(d, t); };
@@ -69,6 +70,7 @@ Status run_diff(const Context& ctx, const DiffArgs& a) {
                     {"insert_bytes", st->insert_bytes},
                     {"predictor", st->predictor == delta::Predictor::kX86     ? "x86"
                                   : st->predictor == delta::Predictor::kThumb ? "thumb"
+                                  : st->predictor == delta::Predictor::kArm64 ? "arm64"
                                                                               : "none"},
                     {"map_entries", st->map_entries},
                     {"map_bytes", st->map_bytes},
@@ -109,8 +111,8 @@ void add_diff_command(CLI::App& app, Context& ctx, int& exit_code) {
                   "NEW bytes per independent frame (power of two; the resume granularity)");
   cmd->add_option("--threads", args->threads, "Worker threads (default: one per core)");
   cmd->add_option("--predictor", args->predictor,
-                  "Reference predictor for executables: auto (default), none, x86, thumb")
-      ->check(CLI::IsMember({"auto", "none", "x86", "thumb"}));
+                  "Reference predictor for executables: auto (default), none, x86, thumb, arm64")
+      ->check(CLI::IsMember({"auto", "none", "x86", "thumb", "arm64"}));
   cmd->add_flag("-q,--quiet", ctx.quiet, "No progress and no summary");
   cmd->add_flag("--json", ctx.json, "Print a JSON summary (sizes, hashes, timings) on stdout");
   cmd->callback([&ctx, &exit_code, args] {

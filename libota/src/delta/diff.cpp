@@ -282,6 +282,14 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
   Predictor predictor = Predictor::kNone;
   if (opt.predictor != PredictorChoice::kNone && (mismatches >= kPredictorMinMismatches ||
                                                   opt.predictor != PredictorChoice::kAuto)) {
+    // The forced predictor, or in auto mode the one of OLD's machine.
+    const Predictor candidate = opt.predictor == PredictorChoice::kX86     ? Predictor::kX86
+                                : opt.predictor == PredictorChoice::kThumb ? Predictor::kThumb
+                                : opt.predictor == PredictorChoice::kArm64 ? Predictor::kArm64
+                                : detail::looks_like_x86(old_image)        ? Predictor::kX86
+                                : detail::looks_like_arm64(old_image)      ? Predictor::kArm64
+                                                                           : Predictor::kThumb;
+    if (candidate == Predictor::kArm64) detail::map_zero_filled(old_image, new_image, covers);
     map = detail::AddressMap::from_covers(std::move(covers), kMapMergeGap);
     Bytes encoded = map.encode();
     map_section.push_back(detail::kFrameRaw);
@@ -296,13 +304,10 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
     detail::put_varint(map_section, stored.size());
     map_section.insert(map_section.end(), stored.begin(), stored.end());
 
-    if (opt.predictor == PredictorChoice::kX86) {
-      predictor = Predictor::kX86;
-    } else if (opt.predictor == PredictorChoice::kThumb) {
-      predictor = Predictor::kThumb;
+    if (opt.predictor != PredictorChoice::kAuto) {
+      predictor = candidate;
     } else {
       // Auto: keep the candidate if the bytes it explains outweigh its map.
-      const Predictor candidate = detail::looks_like_x86(old_image) ? Predictor::kX86 : Predictor::kThumb;
       std::atomic<std::uint64_t> remaining{0};
       OTA_TRY(parallel_for(frames, threads, [&](std::uint64_t i) -> Status {
         std::uint64_t differ = 0;

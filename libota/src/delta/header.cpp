@@ -17,7 +17,7 @@ std::uint64_t PatchHeader::frame_count() const {
 
 Bytes encode_header(const PatchHeader& h) {
   Bytes out(std::begin(detail::kMagic), std::end(detail::kMagic));
-  out.push_back(h.version);
+  out.push_back(format_version_for(h.predictor));
   out.push_back(static_cast<std::uint8_t>(static_cast<unsigned>(h.compression) |
                                           static_cast<unsigned>(h.predictor) << 4));
   out.push_back(h.window_log);
@@ -37,16 +37,26 @@ Result<std::pair<PatchHeader, std::size_t>> parse_header(ByteSpan data) {
   if (data.size() < 7) return truncated();
   PatchHeader h;
   h.version = data[3];
-  if (h.version != kFormatVersion)
+  if (h.version < kFormatVersion || h.version > kMaxFormatVersion)
     return fail(ErrorCode::kUnsupported,
                 "ota delta format version " + std::to_string(h.version) + " is not supported");
   const unsigned compression = data[4] & 0x0f, predictor = data[4] >> 4;
   if (compression > static_cast<unsigned>(Compression::kZstdOld))
     return fail(ErrorCode::kUnsupported, "unknown patch compression " + std::to_string(compression));
-  if (predictor > static_cast<unsigned>(Predictor::kThumb))
+  if (predictor > static_cast<unsigned>(Predictor::kArm64))
     return fail(ErrorCode::kUnsupported, "unknown patch predictor " + std::to_string(predictor));
   h.compression = static_cast<Compression>(compression);
   h.predictor = static_cast<Predictor>(predictor);
+  // The version is the lowest that has the patch's features: version 1 has no
+  // predictor 3, and version 2 is only written for it.
+  if (h.version != format_version_for(h.predictor))
+    return fail(ErrorCode::kUnsupported,
+                h.predictor == Predictor::kArm64
+                    ? "patch predictor 3 (arm64) needs ota delta format version 2, the patch says " +
+                          std::to_string(h.version)
+                    : "ota delta format version " + std::to_string(h.version) +
+                          " is only used with predictor 3 (arm64), the patch has predictor " +
+                          std::to_string(predictor));
   h.window_log = data[5];
   h.frame_log = data[6];
   if (h.compression == Compression::kNone ? h.window_log != 0

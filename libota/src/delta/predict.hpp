@@ -1,12 +1,12 @@
 // Internal: reference prediction for executables (docs/formats.md, "Predictor").
 //
-// When code moves, every rel32 operand that points across the move changes,
-// and bsdiff-style deltas pay for each one. The predictor rewrites OLD's rel32
-// operands (x86 call/jmp/jcc and rip-relative ModRM) to point where their
-// targets landed in NEW, using an address map (OLD interval -> NEW offset) that
-// the generator derives from its covers and ships in the patch. COPY and ADD
-// then work against the predicted bytes. Generator and patcher run the same
-// code, so the prediction is deterministic.
+// When code moves, every relative reference that points across the move
+// changes, and bsdiff-style deltas pay for each one. The predictor rewrites
+// OLD's references (x86 rel32 operands, Thumb-2 BL/B.W, AArch64 BL and
+// ADRP pairs) to point where their targets landed in NEW, using an address map
+// (OLD interval -> NEW offset) that the generator derives from its covers and
+// ships in the patch. COPY and ADD then work against the predicted bytes.
+// Generator and patcher run the same code, so the prediction is deterministic.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +20,7 @@
 namespace ota::delta::detail {
 
 inline constexpr std::uint64_t kMaxMapSection = std::uint64_t{64} << 20;  // stored or decoded bytes
+inline constexpr std::uint64_t kMaxMappedOffset = std::uint64_t{1} << 62;  // no entry maps past it
 
 // OLD offsets [old_start, old_start + length) live at NEW offset new_start onwards.
 struct MapEntry {
@@ -36,7 +37,8 @@ class AddressMap {
   static AddressMap from_covers(std::vector<MapEntry> covers, std::uint64_t merge_gap);
   // Serialized form: count, then per entry gap, length, zigzag(shift delta).
   Bytes encode() const;
-  // Parses and validates (sorted, non-overlapping, inside old_size, new offsets >= 0).
+  // Parses and validates (sorted, non-overlapping, inside old_size, new offsets
+  // in [0, kMaxMappedOffset]).
   static Result<AddressMap> decode(ByteSpan data, std::uint64_t old_size, std::uint64_t max_entries);
   // NEW offset of OLD offset t, if the map covers t.
   std::optional<std::int64_t> map(std::uint64_t t) const {
@@ -45,6 +47,12 @@ class AddressMap {
     while (entries_[i].old_start + entries_[i].length <= t) ++i;  // ends at the last entry: t < end_
     if (t < entries_[i].old_start) return std::nullopt;
     return static_cast<std::int64_t>(t) + entries_[i].shift;
+  }
+  // NEW offset of t >= old_size (arm64: zero-initialised data after the end
+  // of OLD): t + the last entry's shift, if the last entry ends at old_size.
+  std::optional<std::int64_t> map_past_end(std::uint64_t t, std::uint64_t old_size) const {
+    if (entries_.empty() || end_ != old_size || t < old_size) return std::nullopt;
+    return static_cast<std::int64_t>(t) + entries_.back().shift;
   }
   std::size_t size() const { return entries_.size(); }
 
@@ -59,15 +67,19 @@ class AddressMap {
   std::uint64_t end_ = 0;  // end of the last entry; nothing is mapped from there
 };
 
-// Bytes of context a caller must provide around a range: before and after.
+// Bytes of context a caller must provide around a range: before and after
+// (x86: the opcode bytes before a rel32 and its 4 bytes; arm64: the ADRP
+// before the word that pairs with it, and the word after an ADRP).
 inline constexpr std::uint64_t kPredictBefore = 8;
-inline constexpr std::uint64_t kPredictAfter = 4;
+inline constexpr std::uint64_t kPredictAfter = 8;
 
 // Fills out[0, n) with the predicted bytes of OLD[q, q + n) when placed at
 // NEW offset q + delta. window holds OLD[window_start, ...) and must cover
 // [q - kPredictBefore, q + n + kPredictAfter) clipped to OLD.
 //   kX86: rel32 of E8 call, E9 jmp, 0F 8x jcc, and [rip + disp32] operands.
 //   kThumb: the 32-bit Thumb-2 BL and B.W at even offsets (ARMv6-M/v7-M).
+//   kArm64: at 4-aligned offsets, BL, and an ADRP with the ADD/LDR/STR right
+//           after it that adds the low 12 bits of the same address.
 void predict(Predictor predictor, const AddressMap& map, ByteSpan window, std::uint64_t window_start,
              std::uint64_t old_size, std::uint64_t q, std::size_t n, std::int64_t delta, std::uint8_t* out);
 
@@ -77,5 +89,17 @@ void use_portable_x86_scan(bool portable);
 
 // True when OLD looks like an x86-64 or i386 ELF image.
 bool looks_like_x86(ByteSpan old_image);
+
+// True when OLD looks like an AArch64 ELF image (e_machine 183).
+bool looks_like_arm64(ByteSpan old_image);
+
+// For the arm64 map: ADRP pairs also address zero-initialised data (.bss),
+// which has no bytes in the file. Where OLD and NEW are both AArch64 ELF
+// images whose loadable segments run past their file bytes (p_memsz >
+// p_filesz), in the same number, the file offsets of OLD's zero-filled memory
+// ([p_offset + p_filesz, p_offset + p_memsz), cut at OLD's end; OLD's last
+// byte when it starts past it) replace any covers there, mapped with the shift
+// between the two segments' ends of file bytes. Anything else: covers unchanged.
+void map_zero_filled(ByteSpan old_image, ByteSpan new_image, std::vector<MapEntry>& covers);
 
 }  // namespace ota::delta::detail

@@ -21,7 +21,11 @@
 
 namespace ota::delta {
 
-inline constexpr std::uint8_t kFormatVersion = 1;
+// The version byte of a patch is the lowest version that has every feature
+// the patch uses (format_version_for), so a patcher of version 1 still applies
+// every patch that needs nothing newer.
+inline constexpr std::uint8_t kFormatVersion = 1;     // patches without the arm64 predictor
+inline constexpr std::uint8_t kMaxFormatVersion = 2;  // 2: the arm64 predictor (3)
 inline constexpr std::size_t kMagicSize = 4;        // "OTD" + version byte
 inline constexpr std::size_t kMaxHeaderSize = 4 + 3 + 10 + 10 + 32 + 32;
 inline constexpr std::uint8_t kMinFrameLog = 12;    // 4 KiB
@@ -37,10 +41,17 @@ inline constexpr std::uint8_t kMaxWindowLog = 27;
 enum class Compression : std::uint8_t { kNone = 0, kZstd = 1, kZstdOld = 2 };
 
 // Reference prediction for executables (docs/formats.md, "Predictor"): COPY and
-// ADD work against OLD with its rel32 operands re-pointed through an address map.
-enum class Predictor : std::uint8_t { kNone = 0, kX86 = 1, kThumb = 2 };
+// ADD work against OLD with its relative references (x86 rel32, Thumb-2 BL and
+// B.W, AArch64 BL and ADRP pairs) re-pointed through an address map.
+enum class Predictor : std::uint8_t { kNone = 0, kX86 = 1, kThumb = 2, kArm64 = 3 };
+
+// The format version of a patch with this predictor: 2 for kArm64, else 1.
+constexpr std::uint8_t format_version_for(Predictor p) {
+  return p == Predictor::kArm64 ? std::uint8_t{2} : kFormatVersion;
+}
 
 struct PatchHeader {
+  // Read by parse_header; encode_header writes format_version_for(predictor).
   std::uint8_t version = kFormatVersion;
   Compression compression = Compression::kZstd;
   Predictor predictor = Predictor::kNone;
@@ -54,7 +65,8 @@ struct PatchHeader {
   std::uint64_t frame_count() const;
 };
 
-// Serializes a header (exactly as the generator writes it).
+// Serializes a header (exactly as the generator writes it), with the version
+// byte format_version_for(header.predictor).
 Bytes encode_header(const PatchHeader& header);
 
 // Parses a header from the front of data. Returns the header and its encoded
@@ -68,12 +80,13 @@ Result<PatchHeader> read_header(Reader& patch);
 
 // ---- generator ----
 
-enum class PredictorChoice : std::uint8_t { kAuto, kNone, kX86, kThumb };
+enum class PredictorChoice : std::uint8_t { kAuto, kNone, kX86, kThumb, kArm64 };
 
 struct DiffOptions {
   Compression compression = Compression::kZstd;
-  // kAuto: the predictor that explains the most differing bytes of the covers
-  // (x86 for x86 ELF images, Thumb otherwise), if it pays for its address map.
+  // kAuto: the predictor of OLD's machine (x86 for an x86 ELF image, arm64 for
+  // an AArch64 ELF image, Thumb otherwise), if the differing bytes of the
+  // covers that it explains pay for its address map.
   PredictorChoice predictor = PredictorChoice::kAuto;
   // With kZstd: use kZstdOld when OLD is at most this large (0: never).
   std::uint64_t old_dictionary_max = std::uint64_t{8} << 20;
