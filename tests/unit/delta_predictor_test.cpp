@@ -206,10 +206,115 @@ TEST(Predictor, EveryMutationFailsOrGivesNew) {
   }
 }
 
+// ---- executables inside a larger image (a root filesystem) ----
+
+using delta::detail::EmbeddedElf;
+using delta::detail::MapEntry;
+
+// An ELF64 header at `at` with one PT_LOAD over `size` file bytes, no section headers.
+void put_elf64(Bytes& img, std::size_t at, std::uint64_t size, std::uint16_t machine) {
+  auto put = [&](std::size_t off, std::uint64_t v, int bytes) {
+    for (int j = 0; j < bytes; ++j) img[at + off + static_cast<std::size_t>(j)] = static_cast<std::uint8_t>(v >> (8 * j));
+  };
+  std::fill(img.begin() + static_cast<std::ptrdiff_t>(at), img.begin() + static_cast<std::ptrdiff_t>(at + 120), 0);
+  const std::uint8_t ident[6] = {0x7F, 'E', 'L', 'F', 2, 1};
+  std::copy(std::begin(ident), std::end(ident), img.begin() + static_cast<std::ptrdiff_t>(at));
+  put(16, 2, 2);         // e_type
+  put(18, machine, 2);   // e_machine
+  put(32, 64, 8);        // e_phoff
+  put(54, 56, 2);        // e_phentsize
+  put(56, 1, 2);         // e_phnum
+  put(64, 1, 4);         // PT_LOAD
+  put(64 + 8, 0, 8);     // p_offset
+  put(64 + 32, size, 8); // p_filesz
+}
+
+TEST(EmbeddedElf, FoundAtAlignedOffsetsWithTheirSizes) {
+  Bytes img(1 << 20, 0x20);
+  put_elf64(img, 4096, 100000, 62);     // x86-64
+  put_elf64(img, 200704, 50000, 183);   // AArch64
+  put_elf64(img, 300001, 50000, 62);    // not 512-aligned: not a file's start
+  put_elf64(img, 400384, 50000, 40);    // 32-bit ARM: no predictor here
+  put_elf64(img, 600064, 1 << 20, 62);  // runs past the image
+  const auto found = delta::detail::find_embedded_elf(img);
+  ASSERT_EQ(found.size(), 2u);
+  EXPECT_EQ(found[0].offset, 4096u);
+  EXPECT_EQ(found[0].size, 100000u);
+  EXPECT_EQ(found[0].predictor, Predictor::kX86);
+  EXPECT_EQ(found[1].offset, 200704u);
+  EXPECT_EQ(found[1].size, 50000u);
+  EXPECT_EQ(found[1].predictor, Predictor::kArm64);
+}
+
+TEST(EmbeddedElf, AnyBytesGiveABoundedAnswer) {
+  // Headers cut at every length and filled with random values: the scan reads
+  // only inside the image (ASan in CI) and every region it reports lies inside it.
+  for (std::uint64_t seed = 0; seed < 200; ++seed) {
+    Bytes img = test::random_bytes(4096 + seed * 7, seed);
+    for (std::size_t at = 0; at + 6 <= img.size(); at += 512) {
+      const std::uint8_t ident[6] = {0x7F, 'E', 'L', 'F', static_cast<std::uint8_t>(1 + (seed & 1)), 1};
+      std::copy(std::begin(ident), std::end(ident), img.begin() + static_cast<std::ptrdiff_t>(at));
+      img[at + 18 < img.size() ? at + 18 : at] = (seed % 3) ? 62 : 183;
+    }
+    for (std::size_t cut : {img.size(), img.size() - 1, std::size_t{600}, std::size_t{63}, std::size_t{0}}) {
+      const auto found = delta::detail::find_embedded_elf(ByteSpan(img.data(), cut));
+      std::uint64_t last_end = 0;
+      for (const EmbeddedElf& e : found) {
+        EXPECT_EQ(e.offset % 512, 0u);
+        EXPECT_GE(e.offset, last_end);
+        EXPECT_GT(e.size, 0u);
+        EXPECT_LE(e.offset + e.size, cut);
+        last_end = e.offset + e.size;
+      }
+    }
+  }
+}
+
+TEST(EmbeddedElf, CoversAreCutToTheRegions) {
+  const std::vector<EmbeddedElf> regions = {{100, 50, Predictor::kX86}, {300, 100, Predictor::kX86}};
+  std::vector<MapEntry> covers = {{0, 90, 5}, {80, 300, 7}, {350, 10, -3}, {500, 10, 1}};
+  delta::detail::keep_covers_inside(regions, covers);
+  ASSERT_EQ(covers.size(), 3u);
+  EXPECT_EQ(covers[0].old_start, 100u);
+  EXPECT_EQ(covers[0].length, 50u);
+  EXPECT_EQ(covers[0].shift, 7);
+  EXPECT_EQ(covers[1].old_start, 300u);
+  EXPECT_EQ(covers[1].length, 80u);
+  EXPECT_EQ(covers[2].old_start, 350u);
+  EXPECT_EQ(covers[2].length, 10u);
+}
+
+TEST(Predictor, X86ExecutableInsideAFilesystemImage) {
+  // A filesystem-like image: other files, then the program at a block boundary;
+  // in NEW a file grew before it, so the program starts two blocks later and its
+  // calls moved. The auto mode finds the ELF inside and predicts its calls.
+  const std::size_t prog_size = (std::size_t{1} << 20) + 50000;
+  const Program p = make_program(Arch::kX86, prog_size, prog_size / 2, 1000, 21);
+  auto image = [&](const Bytes& prog, std::size_t before) {
+    Bytes img = test::concat(test::structured_bytes(before, 22), prog);
+    img.resize((img.size() + 4095) / 4096 * 4096 + 65536, 0);
+    put_elf64(img, before, prog.size(), 62);
+    return img;
+  };
+  Program fs{image(p.old_image, 65536), image(p.new_image, 65536 + 8192)};
+  Made plain = diff_with(fs, PredictorChoice::kNone);
+  Made predicted = diff_with(fs, PredictorChoice::kAuto);
+  EXPECT_EQ(predicted.stats.predictor, Predictor::kX86) << "auto finds the x86 ELF inside the image";
+  EXPECT_LT(predicted.patch.size() * 2, plain.patch.size())
+      << "predicted " << predicted.patch.size() << " vs plain " << plain.patch.size();
+  expect_applies(fs, predicted.patch);
+
+  // The same image without the ELF header: no embedded executable, Thumb is tried and dropped.
+  Program bare = fs;
+  for (Bytes* b : {&bare.old_image, &bare.new_image}) std::fill(b->begin(), b->begin() + 65536 + 8192 + 120, 0x20);
+  Made none = diff_with(bare, PredictorChoice::kAuto);
+  EXPECT_NE(none.stats.predictor, Predictor::kX86);
+  expect_applies(bare, none.patch);
+}
+
 // ---- the address map ----
 
 using delta::detail::AddressMap;
-using delta::detail::MapEntry;
 
 TEST(AddressMap, EncodeDecodeAndLookup) {
   AddressMap m = AddressMap::from_covers({{100, 50, 10}, {120, 100, 10}, {400, 10, -300}, {10, 5, 7}}, 0);

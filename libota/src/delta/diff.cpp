@@ -206,6 +206,9 @@ constexpr std::uint64_t kMapMergeGap = 4096;
 // The predictor pays for its address map only when covers differ from OLD in
 // enough bytes (moved references); a patch of a few changed bytes stays tiny.
 constexpr std::uint64_t kPredictorMinMismatches = 1024;
+// An image that is not an ELF file is diffed with an executable predictor when
+// ELF images of one machine make up at least this much of it.
+constexpr std::uint64_t kEmbeddedElfMinBytes = std::uint64_t{1} << 20;
 
 }  // namespace
 
@@ -282,13 +285,31 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
   Predictor predictor = Predictor::kNone;
   if (opt.predictor != PredictorChoice::kNone && (mismatches >= kPredictorMinMismatches ||
                                                   opt.predictor != PredictorChoice::kAuto)) {
-    // The forced predictor, or in auto mode the one of OLD's machine.
+    // The forced predictor, or in auto mode the one of OLD's machine. An OLD
+    // that is not itself an ELF image but holds some (a root filesystem) gets
+    // the predictor of the machine with the most ELF bytes, and a map of only
+    // the covers inside them.
+    const bool old_is_elf = detail::looks_like_x86(old_image) || detail::looks_like_arm64(old_image);
+    std::vector<detail::EmbeddedElf> elves;
+    Predictor embedded = Predictor::kNone;
+    if (!old_is_elf) {
+      elves = detail::find_embedded_elf(old_image);
+      std::uint64_t x86_bytes = 0, arm64_bytes = 0;
+      for (const auto& e : elves) (e.predictor == Predictor::kX86 ? x86_bytes : arm64_bytes) += e.size;
+      if (std::max(x86_bytes, arm64_bytes) >= kEmbeddedElfMinBytes)
+        embedded = x86_bytes >= arm64_bytes ? Predictor::kX86 : Predictor::kArm64;
+    }
     const Predictor candidate = opt.predictor == PredictorChoice::kX86     ? Predictor::kX86
                                 : opt.predictor == PredictorChoice::kThumb ? Predictor::kThumb
                                 : opt.predictor == PredictorChoice::kArm64 ? Predictor::kArm64
                                 : detail::looks_like_x86(old_image)        ? Predictor::kX86
                                 : detail::looks_like_arm64(old_image)      ? Predictor::kArm64
+                                : embedded != Predictor::kNone             ? embedded
                                                                            : Predictor::kThumb;
+    if (!old_is_elf && candidate != Predictor::kThumb) {
+      std::erase_if(elves, [&](const detail::EmbeddedElf& e) { return e.predictor != candidate; });
+      if (!elves.empty()) detail::keep_covers_inside(elves, covers);
+    }
     if (candidate == Predictor::kArm64) detail::map_zero_filled(old_image, new_image, covers);
     map = detail::AddressMap::from_covers(std::move(covers), kMapMergeGap);
     Bytes encoded = map.encode();

@@ -570,4 +570,72 @@ void map_zero_filled(ByteSpan old_image, ByteSpan new_image, std::vector<MapEntr
   covers = std::move(kept);
 }
 
+std::vector<EmbeddedElf> find_embedded_elf(ByteSpan image) {
+  std::vector<EmbeddedElf> out;
+  const std::uint64_t size = image.size();
+  auto get = [&](std::uint64_t at, unsigned bytes) {
+    std::uint64_t v = 0;
+    for (unsigned j = 0; j < bytes; ++j) v |= static_cast<std::uint64_t>(image[at + j]) << (8 * j);
+    return v;
+  };
+  constexpr std::uint64_t kAlign = 512;
+  for (std::uint64_t off = 0; off + 64 <= size;) {
+    const std::uint8_t* h = image.data() + off;
+    if (!(h[0] == 0x7F && h[1] == 'E' && h[2] == 'L' && h[3] == 'F') || (h[4] != 1 && h[4] != 2) || h[5] != 1) {
+      off += kAlign;
+      continue;
+    }
+    const bool is64 = h[4] == 2;
+    const unsigned machine = static_cast<unsigned>(get(off + 18, 2));
+    const Predictor pred = (machine == 62 || machine == 3) ? Predictor::kX86
+                           : machine == 183                ? Predictor::kArm64
+                                                           : Predictor::kNone;
+    const std::uint64_t room = size - off;
+    const std::uint64_t phoff = is64 ? get(off + 32, 8) : get(off + 28, 4);
+    const std::uint64_t shoff = is64 ? get(off + 40, 8) : get(off + 32, 4);
+    const std::uint64_t phentsize = get(off + (is64 ? 54 : 42), 2), phnum = get(off + (is64 ? 56 : 44), 2);
+    const std::uint64_t shentsize = get(off + (is64 ? 58 : 46), 2), shnum = get(off + (is64 ? 60 : 48), 2);
+    const std::uint64_t min_ph = is64 ? 56 : 32, min_sh = is64 ? 64 : 40;
+    bool valid = pred != Predictor::kNone && phnum > 0 && phentsize >= min_ph && phoff <= room &&
+                 phnum * phentsize <= room - phoff && (shnum == 0 || (shentsize >= min_sh && shoff <= room &&
+                                                                      shnum * shentsize <= room - shoff));
+    std::uint64_t end = 0;
+    if (valid) {
+      end = std::max(phoff + phnum * phentsize, shnum ? shoff + shnum * shentsize : 0);
+      for (std::uint64_t i = 0; i < phnum; ++i) {
+        const std::uint64_t at = off + phoff + i * phentsize;
+        const std::uint64_t p_offset = is64 ? get(at + 8, 8) : get(at + 4, 4);
+        const std::uint64_t p_filesz = is64 ? get(at + 32, 8) : get(at + 16, 4);
+        if (p_offset > room || p_filesz > room - p_offset) {
+          valid = false;
+          break;
+        }
+        end = std::max(end, p_offset + p_filesz);
+      }
+    }
+    if (!valid || end == 0) {
+      off += kAlign;
+      continue;
+    }
+    out.push_back({off, end, pred});
+    off += (end + kAlign - 1) / kAlign * kAlign;
+  }
+  return out;
+}
+
+void keep_covers_inside(const std::vector<EmbeddedElf>& regions, std::vector<MapEntry>& covers) {
+  std::vector<MapEntry> kept;
+  for (const MapEntry& c : covers) {
+    const std::uint64_t c_end = c.old_start + c.length;
+    // The first region that ends after the cover starts.
+    auto it = std::upper_bound(regions.begin(), regions.end(), c.old_start,
+                               [](std::uint64_t v, const EmbeddedElf& r) { return v < r.offset + r.size; });
+    for (; it != regions.end() && it->offset < c_end; ++it) {
+      const std::uint64_t b = std::max(c.old_start, it->offset), e = std::min(c_end, it->offset + it->size);
+      if (b < e) kept.push_back({b, e - b, c.shift});
+    }
+  }
+  covers = std::move(kept);
+}
+
 }  // namespace ota::delta::detail

@@ -93,6 +93,27 @@ bool looks_like_x86(ByteSpan old_image);
 // True when OLD looks like an AArch64 ELF image (e_machine 183).
 bool looks_like_arm64(ByteSpan old_image);
 
+// An ELF image inside a larger image (a file in a root filesystem): its bytes
+// [offset, offset + size) and the predictor of its machine.
+struct EmbeddedElf {
+  std::uint64_t offset = 0;
+  std::uint64_t size = 0;
+  Predictor predictor = Predictor::kNone;
+};
+
+// The x86 (x86-64, i386) and AArch64 ELF images that start at 512-byte aligned
+// offsets of `image` (where a filesystem puts a file's first block), in order,
+// not overlapping. A header is taken when its class and byte order are valid and
+// its program and section header tables lie inside `image`; its size is the end
+// of the last of these tables and of the segments' file bytes. Only headers are
+// read, all bounds-checked: any bytes give a valid answer.
+std::vector<EmbeddedElf> find_embedded_elf(ByteSpan image);
+
+// Keeps the parts of `covers` whose OLD bytes lie inside `regions` (sorted,
+// not overlapping), cut at the regions' ends: the map of an image that holds
+// executables among other files need not pay for the other files' covers.
+void keep_covers_inside(const std::vector<EmbeddedElf>& regions, std::vector<MapEntry>& covers);
+
 // For the arm64 map: ADRP pairs also address zero-initialised data (.bss),
 // which has no bytes in the file. Where OLD and NEW are both AArch64 ELF
 // images whose loadable segments run past their file bytes (p_memsz >
