@@ -57,7 +57,7 @@ cmake --build "$root/build-asan" -j"$(nproc)" --target ota_core_tests ota_delta_
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir "$root/build-asan" --output-on-failure -j"$(nproc)" -L 'unit|mqtt'
 
-# fuzz_patch gets the full budget; the signing/bundle parsers (fuzz_bundle,
+# fuzz_patch gets the full budget; fuzz_embedded_elf and the signing/bundle parsers (fuzz_bundle,
 # fuzz_manifest, fuzz_signature_block, fuzz_trust, fuzz_keys, fuzz_agent_state, fuzz_campaign, fuzz_spool) a shorter one each.
 sign_fuzz_seconds=${OTA_FUZZ_SIGN_SECONDS:-$(( fuzz_seconds < 10 ? fuzz_seconds : 10 ))}
 echo "== fuzzing (${fuzz_seconds}s for fuzz_patch, ${sign_fuzz_seconds}s per other target)"
@@ -66,7 +66,7 @@ echo "== fuzzing (${fuzz_seconds}s for fuzz_patch, ${sign_fuzz_seconds}s per oth
 CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOTA_FUZZ=ON \
   -DOTA_BUILD_TESTS=OFF -DOTA_BUILD_BENCH=OFF -DOTA_BUILD_EXAMPLES=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" \
   -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" >/dev/null
-cmake --build "$root/build-fuzz" -j"$(nproc)" --target fuzz_patch fuzz_bundle fuzz_manifest fuzz_signature_block \
+cmake --build "$root/build-fuzz" -j"$(nproc)" --target fuzz_patch fuzz_embedded_elf fuzz_bundle fuzz_manifest fuzz_signature_block \
   fuzz_trust fuzz_keys fuzz_agent_state fuzz_campaign fuzz_spool
 # Every committed seed once under the sanitizers (the *_seeds tests).
 ctest --test-dir "$root/build-fuzz" --output-on-failure
