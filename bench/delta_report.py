@@ -35,7 +35,7 @@ PATCH_RATIO_MAX = 0.90
 TINY_PATCH_MAX_BYTES = 100          # strictly under
 BIG_DIFF_WALL_RATIO_MAX = 0.12
 BIG_DIFF_RSS_RATIO_MAX = 0.75
-BIG_APPLY_RSS_MAX_KIB = 3072
+BIG_APPLY_RSS_MAX_KIB = 2048
 BIG_APPLY_WALL_RATIO_MAX = 0.25
 
 # A measurement is flagged as contended when other processes kept this many CPU
@@ -298,7 +298,7 @@ def main() -> int:
     ]
     for what, key, ratio_max, rel, unit in big_checks:
         limit = (f"<= {ratio_max:.2f} {rel}" if ratio_max is not None
-                 else f"<= {BIG_APPLY_RSS_MAX_KIB} KiB (3 MiB)")
+                 else f"<= {BIG_APPLY_RSS_MAX_KIB} KiB (2 MiB)")
         name = f"{what}: {big_label}"
         if big not in pairs:
             target(name, "not measured" + (" (--quick)" if quick else ""), limit, False, "SKIP")

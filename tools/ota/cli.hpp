@@ -9,6 +9,7 @@
 #include "ota/core/error.hpp"
 #include "ota/release/manifest.hpp"
 #include "ota/release/trust.hpp"
+#include "progress.hpp"
 
 namespace ota::cli {
 
@@ -16,25 +17,6 @@ struct Context {
   bool quiet = false;
   bool json = false;
 };
-
-// A throttled one-line progress display on stderr; silent when stderr is not
-// a terminal, with --quiet or with --json.
-class Progress {
- public:
-  Progress(const Context& ctx, std::string label);
-  ~Progress();
-  void update(std::uint64_t done, std::uint64_t total);
-  void done();
-
- private:
-  bool enabled_;
-  std::string label_;
-  std::chrono::steady_clock::time_point last_{};
-  bool shown_ = false;
-};
-
-// Seconds since start, for --json timings.
-double seconds_since(std::chrono::steady_clock::time_point start);
 
 // Prints a JSON document on stdout (one line, stable key order).
 void print_json(const nlohmann::ordered_json& doc);

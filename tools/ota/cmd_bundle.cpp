@@ -221,7 +221,7 @@ Status run_build(const Context& ctx, BuildArgs& a) {
     auto slash = a.out.find_last_of('/');
     a.opt.temp_dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : a.out.substr(0, slash));
   }
-  Progress progress(ctx, "build");
+  Progress progress(ctx.quiet || ctx.json, "build");
   a.opt.progress = [&](const std::string&, std::uint64_t d, std::uint64_t t) { progress.update(d, t); };
   OTA_TRY_ASSIGN(auto staged, bundle::stage(a.opt));
   bundle::SignatureBlock block;
@@ -298,7 +298,7 @@ Status run_sign(const Context& ctx, const SignArgs& a) {
     ins.push_back(std::make_unique<PayloadIn>(*reader));
     ptrs.push_back(ins.back().get());
   }
-  Progress progress(ctx, "sign");
+  Progress progress(ctx.quiet || ctx.json, "sign");
   OTA_TRY(bundle::write_bundle(*out, manifest_bytes, block, m, ptrs,
                                [&](std::uint64_t d, std::uint64_t t) { progress.update(d, t); }));
   OTA_TRY_ASSIGN(auto end, (reader)->next_payload());

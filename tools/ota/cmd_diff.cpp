@@ -53,7 +53,7 @@ Status run_diff(const Context& ctx, const DiffArgs& a) {
                     : a.predictor == "thumb" ? delta::PredictorChoice::kThumb
                     : a.predictor == "arm64" ? delta::PredictorChoice::kArm64
                                              : delta::PredictorChoice::kAuto;
-    Progress progress(ctx, "diff");
+    Progress progress(ctx.quiet || ctx.json, "diff");
     opt.progress = [&](std::uint64_t d, std::uint64_t t) { progress.update(d, t); };
     auto st = delta::diff(*old_image, *new_image, *out, opt);
     progress.done();

@@ -77,7 +77,7 @@ int run_verify(const Context& ctx, const VerifyArgs& a) {
   if (!a.hw.empty()) opts.policy.hardware = a.hw;
   if (!a.installed_version.empty()) opts.policy.installed_version = a.installed_version;
   opts.policy.security_floor = a.security_floor;
-  Progress progress(ctx, "verify");
+  Progress progress(ctx.quiet || ctx.json, "verify");
   const auto r = bundle::verify_bundle_file(a.bundle, a.trust_path, a.roots, opts, a.metadata_only,
                                             [&](std::uint64_t d, std::uint64_t t) { progress.update(d, t); });
   progress.done();
