@@ -9,6 +9,9 @@
 # Writes under bench/data/fs/ (skipped when already there and complete):
 #   rootfs-r1.ext4 rootfs-r2.ext4 rootfs-r3.ext4   160 MiB ext4, r1 two releases before r3
 #   rootfs-r1.sqfs rootfs-r2.sqfs rootfs-r3.sqfs   squashfs, xz blocks (as Yocto and Buildroot make them)
+#   rootfs-r1.raw.sqfs ...                         the same squashfs without compression (-noI -noId
+#                                                  -noD -noF -noX): the bytes a compression-aware
+#                                                  delta would diff
 #   with --big: rootfs-r2.big.ext4 rootfs-r3.big.ext4 (1 GiB: the same trees,
 #   plus 640 MiB of files that do not change, as a large root filesystem)
 # --print lists the image paths, one per line, and builds nothing.
@@ -58,7 +61,7 @@ done
 
 images() {
   local r
-  for r in "${RELEASES[@]}"; do printf '%s\n' "$OUT/rootfs-$r.ext4" "$OUT/rootfs-$r.sqfs"; done
+  for r in "${RELEASES[@]}"; do printf '%s\n' "$OUT/rootfs-$r.ext4" "$OUT/rootfs-$r.sqfs" "$OUT/rootfs-$r.raw.sqfs"; done
   if ((BIG)); then printf '%s\n' "$OUT/rootfs-r2.big.ext4" "$OUT/rootfs-r3.big.ext4"; fi
 }
 if ((PRINT)); then images; exit 0; fi
@@ -112,10 +115,10 @@ make_ext4() {
 }
 
 make_sqfs() {
-  local tree=$1 img=$2
+  local tree=$1 img=$2; shift 2
   rm -f "$img.tmp"
   SOURCE_DATE_EPOCH=$EPOCH mksquashfs "$tree" "$img.tmp" -comp xz -b 131072 -noappend -all-root -no-progress \
-    -processors 1 -quiet >/dev/null
+    -processors 1 -quiet "$@" >/dev/null
   mv "$img.tmp" "$img"
 }
 
@@ -129,7 +132,7 @@ main() {
   local i r
   for i in "${!RELEASES[@]}"; do
     r=${RELEASES[$i]}
-    local want=("$OUT/rootfs-$r.ext4" "$OUT/rootfs-$r.sqfs")
+    local want=("$OUT/rootfs-$r.ext4" "$OUT/rootfs-$r.sqfs" "$OUT/rootfs-$r.raw.sqfs")
     ((BIG)) && [[ $r != r1 ]] && want+=("$OUT/rootfs-$r.big.ext4")
     local missing=0 f
     for f in "${want[@]}"; do [[ -s $f ]] || missing=1; done
@@ -138,6 +141,10 @@ main() {
     make_tree "$i" "$tree"
     [[ -s $OUT/rootfs-$r.ext4 ]] || { log "release $r: ext4 ${EXT4_MIB} MiB"; make_ext4 "$tree" "$OUT/rootfs-$r.ext4" "$EXT4_MIB"; }
     [[ -s $OUT/rootfs-$r.sqfs ]] || { log "release $r: squashfs (xz)"; make_sqfs "$tree" "$OUT/rootfs-$r.sqfs"; }
+    [[ -s $OUT/rootfs-$r.raw.sqfs ]] || {
+      log "release $r: squashfs (uncompressed)"
+      make_sqfs "$tree" "$OUT/rootfs-$r.raw.sqfs" -noI -noId -noD -noF -noX
+    }
     if ((BIG)) && [[ $r != r1 && ! -s $OUT/rootfs-$r.big.ext4 ]]; then
       log "release $r: ext4 ${BIG_MIB} MiB with ${BIG_FILLER_MIB} MiB of unchanging files"
       add_filler "$tree" "$BIG_FILLER_MIB"
