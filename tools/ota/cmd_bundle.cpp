@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 
 #include "cli.hpp"
 #include "ota/release/bundle.hpp"
@@ -342,6 +343,11 @@ void add_build_command(CLI::App& app, Context& ctx, int& exit_code) {
       ->check(CLI::Range(10, 27))
       ->capture_default_str();
   cmd->add_option("--delta-level", a->opt.delta_level, "zstd level inside deltas")->check(CLI::Range(1, 22))->capture_default_str();
+  cmd->add_option("--delta-layout", a->opt.delta_layout,
+                  "Record layout of the deltas: blocks (default, format version 3) or interleaved (versions 1 "
+                  "and 2, for devices whose patcher predates version 3)")
+      ->transform(CLI::CheckedTransformer(std::map<std::string, delta::RecordLayout>{
+          {"blocks", delta::RecordLayout::kBlocks}, {"interleaved", delta::RecordLayout::kInterleaved}}));
   cmd->add_flag("--no-compress", a->no_compress, "Store the full image uncompressed");
   cmd->add_flag("--no-full", a->no_full, "Ship the deltas only (devices on another base cannot install the bundle)");
   cmd->add_option("--frame-size", a->frame_size,
