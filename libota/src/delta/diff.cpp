@@ -179,7 +179,6 @@ class RecordEncoder {
 
   std::size_t block_used() const { return tags_.size() + adds_.size() + inserts_.size(); }
 
-
   static std::size_t varint_size(std::uint64_t v) {
     std::size_t n = 1;
     while (v >= 0x80) {
