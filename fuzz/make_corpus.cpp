@@ -34,9 +34,13 @@ bool write(const std::string& dir, const std::string& name, const Bytes& prefix,
   return std::fclose(f) == 0 && ok;
 }
 
+// The seeds named ota-* are format versions 1 and 2 (interleaved records, as
+// they were first written); the ota3-* seeds are version 3 (record blocks).
 Bytes delta_patch(const Bytes& o, const Bytes& n, delta::Compression c,
-                  delta::PredictorChoice predictor = delta::PredictorChoice::kNone) {
+                  delta::PredictorChoice predictor = delta::PredictorChoice::kNone,
+                  delta::RecordLayout layout = delta::RecordLayout::kInterleaved) {
   delta::DiffOptions opt;
+  opt.layout = layout;
   opt.compression = c;
   opt.predictor = predictor;
   opt.old_dictionary_max = 0;  // kZstd means plain zstd here; kZstdOld is asked for explicitly
@@ -65,6 +69,8 @@ int main(int argc, char** argv) {
   const Bytes n = edited(o);
   const Bytes code = fuzz::fixed_code_old();
   const Bytes code_new = edited(code);
+  constexpr auto kNoPredictor = delta::PredictorChoice::kNone;
+  constexpr auto kBlocks = delta::RecordLayout::kBlocks;
   VectorWriter bs;
   if (!bsdiff40::diff(o, n, bs)) return 1;
   // control 0x00: one feed; 0x03 + three sizes: chunks of 1, 7, 65 bytes;
@@ -86,6 +92,22 @@ int main(int argc, char** argv) {
                   delta_patch(code, code_new, delta::Compression::kZstd, delta::PredictorChoice::kX86)) &&
             write(dir, "ota-code-thumb-raw", {0x80},
                   delta_patch(code, code_new, delta::Compression::kNone, delta::PredictorChoice::kThumb)) &&
+            write(dir, "ota3-zstd", {0x00},
+                  delta_patch(o, n, delta::Compression::kZstd, kNoPredictor, kBlocks)) &&
+            write(dir, "ota3-raw-chunked", {0x03, 0x00, 0x06, 0x40},
+                  delta_patch(o, n, delta::Compression::kNone, kNoPredictor, kBlocks)) &&
+            write(dir, "ota3-zstd-chunked-background", {0x43, 0x00, 0x06, 0x40},
+                  delta_patch(o, n, delta::Compression::kZstd, kNoPredictor, kBlocks)) &&
+            write(dir, "ota3-empty-new", {0x00},
+                  delta_patch(o, {}, delta::Compression::kZstd, kNoPredictor, kBlocks)) &&
+            write(dir, "ota3-thumb-zstd-old", {0x00},
+                  delta_patch(o, n, delta::Compression::kZstdOld, delta::PredictorChoice::kThumb, kBlocks)) &&
+            write(dir, "ota3-code-arm64-raw", {0x80},
+                  delta_patch(code, code_new, delta::Compression::kNone, delta::PredictorChoice::kArm64,
+                              kBlocks)) &&
+            write(dir, "ota3-code-x86-zstd-chunked", {0x83, 0x00, 0x06, 0x40},
+                  delta_patch(code, code_new, delta::Compression::kZstd, delta::PredictorChoice::kX86,
+                              kBlocks)) &&
             write(dir, "bsdiff40", {0x00}, std::move(bs).take());
   if (!ok) {
     std::perror("writing the corpus");

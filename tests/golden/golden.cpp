@@ -132,6 +132,9 @@ Result<std::vector<File>> generate(const std::string& scratch_dir) {
   o.delta_level = 3;
   o.full_frame_log = 14;
   o.delta_frame_log = 14;
+  // The fixtures predate delta format version 3 and keep their version-1 delta:
+  // devices must go on installing it (delta_golden_test.cpp pins version 3).
+  o.delta_layout = delta::RecordLayout::kInterleaved;
   o.chunk_size = 4096;
   o.threads = 1;
   o.temp_dir = scratch_dir;

@@ -273,7 +273,7 @@ TEST(Arm64Predictor, SyntheticImageRoundTripsAndShrinks) {
       << "predicted " << predicted.patch.size() << " vs plain " << plain.patch.size();
   auto header = delta::parse_header(predicted.patch);
   ASSERT_TRUE(header);
-  EXPECT_EQ(header->first.version, 2) << "the arm64 predictor needs format version 2";
+  EXPECT_EQ(header->first.version, 3) << "version 3 by default, with any predictor";
   EXPECT_EQ(header->first.predictor, Predictor::kArm64);
   expect_applies(p, plain.patch);
   expect_applies(p, predicted.patch);
@@ -368,6 +368,7 @@ ErrorCode parse_code(const Bytes& header) {
 
 TEST(Arm64Header, VersionTwoCarriesPredictorThree) {
   delta::PatchHeader h;
+  h.version = 1;  // interleaved records: version 2 for predictor 3, else 1
   h.predictor = Predictor::kArm64;
   const Bytes encoded = delta::encode_header(h);
   EXPECT_EQ(encoded[3], 2);
@@ -380,9 +381,11 @@ TEST(Arm64Header, VersionTwoCarriesPredictorThree) {
   for (Predictor p : {Predictor::kNone, Predictor::kX86, Predictor::kThumb}) {
     h.predictor = p;
     EXPECT_EQ(delta::encode_header(h)[3], 1);
-    EXPECT_EQ(delta::format_version_for(p), 1);
+    EXPECT_EQ(delta::format_version_for(p, delta::RecordLayout::kInterleaved), 1);
+    EXPECT_EQ(delta::format_version_for(p), 3);
   }
-  EXPECT_EQ(delta::format_version_for(Predictor::kArm64), 2);
+  EXPECT_EQ(delta::format_version_for(Predictor::kArm64, delta::RecordLayout::kInterleaved), 2);
+  EXPECT_EQ(delta::format_version_for(Predictor::kArm64), 3);
 }
 
 TEST(Arm64Header, RefusesWhatNoVersionHas) {
@@ -395,7 +398,9 @@ TEST(Arm64Header, RefusesWhatNoVersionHas) {
   EXPECT_EQ(parse_code(header_bytes(1, 0x40)), ErrorCode::kUnsupported) << "predictor 4 is unknown";
   EXPECT_EQ(parse_code(header_bytes(2, 0x40)), ErrorCode::kUnsupported);
   EXPECT_EQ(parse_code(header_bytes(2, 0xF0)), ErrorCode::kUnsupported);
-  EXPECT_EQ(parse_code(header_bytes(3, 0x30)), ErrorCode::kUnsupported) << "version 3 is unknown";
+  EXPECT_EQ(parse_code(header_bytes(3, 0x30)), ErrorCode::kOk) << "version 3 goes with any predictor";
+  EXPECT_EQ(parse_code(header_bytes(3, 0x00)), ErrorCode::kOk);
+  EXPECT_EQ(parse_code(header_bytes(4, 0x30)), ErrorCode::kUnsupported) << "version 4 is unknown";
   auto unknown = delta::parse_header(header_bytes(2, 0x40));
   ASSERT_FALSE(unknown);
   EXPECT_NE(unknown.error().message.find("unknown patch predictor 4"), std::string::npos) << unknown.error().message;

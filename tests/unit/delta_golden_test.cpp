@@ -1,7 +1,7 @@
 // Golden byte vectors that pin the ota delta format (docs/formats.md), one
 // comment per field. These are hand-built, not generator output: they must keep
-// applying for as long as format version 1 exists. If one of these fails, the
-// format changed; that needs a new version number, not a new vector.
+// applying for as long as format versions 1 and 3 exist. If one of these fails,
+// the format changed; that needs a new version number, not a new vector.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -166,6 +166,51 @@ const Bytes kPatch3 = {
     0xd1, 0xe5, 0xdf, 0x47, 0x77, 0x8f, 0x77, 0x87, 0xfa, 0xab, 0x45, 0xcd, 0xf1, 0x2f, 0xe3, 0xa8,
 };
 
+// ---------------------------------------------------------------------------
+// Version 3 (record blocks): vector 0 and vector 2 again, with the records of
+// each frame in blocks: ULEB128 tags_len, add_len, insert_len, then the tags,
+// the ADD bytes and the INSERT bytes.
+// ---------------------------------------------------------------------------
+Bytes with_version(Bytes header, std::uint8_t version) {
+  header[3] = version;
+  return header;
+}
+
+const Bytes kPatch0v3 = cat({
+    with_version(Bytes(kPatch0.begin(), kPatch0.begin() + 73), 0x03),  // the header of vector 0, version 3
+    {
+        0x00,                          // frame 0, mode raw
+        0x05, 0x01, 0x02,              // block: 5 tag bytes, 1 ADD byte, 2 INSERT bytes
+        0x0c, 0x05, 0x08, 0x0a, 0x00,  // tags: COPY 3, ADD 1, COPY 2, INSERT 2, COPY to the end of the frame
+        0x10,                          // ADD bytes: 03 + 10 = 13
+        0xaa, 0xbb,                    // INSERT bytes
+    },
+});
+
+const Bytes kHeader2v3 = with_version(kHeader2, 0x03);
+
+const Bytes kFrame2av3 = {
+    0x00,              // frame 0, mode raw
+    0x03, 0x00, 0x00,  // block: 3 tag bytes, no ADD or INSERT bytes
+    0xa3, 0x06,        // SEEK +100
+    0x00,              // COPY to the end of the frame
+};
+
+const Bytes kFrame2bv3 = {
+    0x01,                    // frame 1, mode zstd
+    0x28, 0xb5, 0x2f, 0xfd,  //   zstd magic
+    0x20,                    //   frame header descriptor: single segment, 1-byte content size
+    0x04,                    //   frame content size: 4 bytes (one block)
+    0x21, 0x00, 0x00,        //   block header (LE24): size 4 << 3 | raw | last
+    0x01, 0x00, 0x00,        //   record block: 1 tag byte, no ADD or INSERT bytes
+    0x28,                    //   COPY 10
+};
+
+const Bytes kPatch2v3 = cat({kHeader2v3, kFrame2av3, kFrame2bv3});
+
+// Both empty, version 3: what the generator writes by default.
+const Bytes kPatch3v3 = with_version(kPatch3, 0x03);
+
 // ---- the vectors apply ----
 
 TEST(Golden, HashesInVectorsAreBlake2b256) {
@@ -184,6 +229,87 @@ TEST(Golden, Vector0DocumentedExample) {
   auto out = test::apply_patch(kOld0, kPatch0);
   ASSERT_TRUE(out) << test::describe(fail(out.error()));
   EXPECT_EQ(*out, kNew0);
+}
+
+TEST(Golden, Version3DocumentedExample) {
+  auto out = test::apply_patch(kOld0, kPatch0v3);
+  ASSERT_TRUE(out) << test::describe(fail(out.error()));
+  EXPECT_EQ(*out, kNew0);
+  auto bytewise = test::apply_in_chunks(kOld0, kPatch0v3, [](std::size_t) { return 1; });
+  ASSERT_TRUE(bytewise) << test::describe(fail(bytewise.error()));
+  EXPECT_EQ(*bytewise, kNew0);
+  auto h = delta::parse_header(kPatch0v3);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->first.version, 3);
+  EXPECT_EQ(delta::encode_header(h->first), Bytes(kPatch0v3.begin(), kPatch0v3.begin() + 73));
+}
+
+TEST(Golden, Version3TwoFramesRawAndZstd) {
+  std::vector<delta::ResumePoint> points;
+  delta::PatchOptions opt;
+  opt.on_frame = [&](const delta::ResumePoint& p) {
+    points.push_back(p);
+    return ok();
+  };
+  auto out = test::apply_patch(old2(), kPatch2v3, opt);
+  ASSERT_TRUE(out) << test::describe(fail(out.error()));
+  EXPECT_TRUE(*out == new2());
+  ASSERT_EQ(points.size(), 2u);
+  EXPECT_EQ(points[0].patch_offset, kHeader2v3.size() + kFrame2av3.size());
+  EXPECT_EQ(points[0].new_offset, 4096u);
+  EXPECT_EQ(points[1].patch_offset, kPatch2v3.size());
+  auto bytewise = test::apply_in_chunks(old2(), kPatch2v3, [](std::size_t) { return 1; });
+  ASSERT_TRUE(bytewise) << test::describe(fail(bytewise.error()));
+  EXPECT_TRUE(*bytewise == new2());
+}
+
+TEST(Golden, Version3ResumesAtTheFrameBoundary) {
+  const Bytes n = new2();
+  const Bytes done(n.begin(), n.begin() + 4096);
+  const Bytes o = old2();
+  MemorySource old_source(o), written(done);
+  VectorWriter out;
+  delta::PatchOptions opt;
+  opt.resume = delta::ResumePoint{1, kHeader2v3.size() + kFrame2av3.size(), 4096};
+  opt.written_prefix = &written;
+  auto p = delta::Patcher::create(old_source, out, opt);
+  ASSERT_TRUE(p);
+  Status fed = (*p)->feed(kPatch2v3);
+  ASSERT_TRUE(fed) << test::describe(fed);
+  Status finished = (*p)->finish();
+  ASSERT_TRUE(finished) << test::describe(finished);
+  EXPECT_EQ(out.data(), Bytes(n.begin() + 4096, n.end()));
+}
+
+TEST(Golden, GeneratorWritesVersion3ByDefault) {
+  auto patch = test::make_patch({}, {}, test::fast_options(delta::Compression::kNone, 12));
+  ASSERT_TRUE(patch);
+  EXPECT_EQ(*patch, kPatch3v3);
+  auto out = test::apply_patch({}, kPatch3v3);
+  ASSERT_TRUE(out) << test::describe(fail(out.error()));
+}
+
+TEST(Golden, VersionRules) {
+  // Version 3 goes with every predictor; 1 and 2 only with their own.
+  for (unsigned predictor = 0; predictor <= 3; ++predictor) {
+    for (std::uint8_t version = 1; version <= 4; ++version) {
+      Bytes h = kHeader1;
+      h[3] = version;
+      h[4] = static_cast<std::uint8_t>(predictor << 4);
+      auto parsed = delta::parse_header(h);
+      const bool valid = version == 3 || version == (predictor == 3 ? 2 : 1);
+      EXPECT_EQ(static_cast<bool>(parsed), valid) << "version " << int(version) << ", predictor " << predictor;
+      if (!parsed) {
+        EXPECT_EQ(parsed.error().code, ErrorCode::kUnsupported);
+      } else {
+        EXPECT_EQ(delta::encode_header(parsed->first), h) << "encode(parse(x)) == x";
+      }
+    }
+  }
+  EXPECT_EQ(delta::format_version_for(delta::Predictor::kNone), 3);
+  EXPECT_EQ(delta::format_version_for(delta::Predictor::kArm64), 3);
+  EXPECT_EQ(delta::format_version_for(delta::Predictor::kX86, delta::RecordLayout::kInterleaved), 1);
+  EXPECT_EQ(delta::format_version_for(delta::Predictor::kArm64, delta::RecordLayout::kInterleaved), 2);
 }
 
 TEST(Golden, Vector1AllRecordTypes) {
@@ -241,7 +367,9 @@ TEST(Golden, Vector3BothEmpty) {
 }
 
 TEST(Golden, GeneratorWritesTheSameHeaderForBothEmpty) {
-  auto patch = test::make_patch({}, {}, test::fast_options(delta::Compression::kNone, 12));
+  auto opt = test::fast_options(delta::Compression::kNone, 12);
+  opt.layout = delta::RecordLayout::kInterleaved;
+  auto patch = test::make_patch({}, {}, opt);
   ASSERT_TRUE(patch);
   EXPECT_EQ(*patch, kPatch3);
 }
@@ -302,7 +430,7 @@ TEST(Golden, MaxHeaderSizeIsEnough) {
 TEST(Golden, GeneratorHeaderMatchesEncodeHeader) {
   Bytes new_image = kNew1;
   delta::DiffOptions opt = test::fast_options(delta::Compression::kZstd, 12);
-  opt.window_log = 15;
+  opt.window_log = 15;  // version 3: the default of both DiffOptions and PatchHeader
   auto patch = test::make_patch(kOld1, new_image, opt);
   ASSERT_TRUE(patch);
   delta::PatchHeader h;
@@ -343,6 +471,15 @@ std::vector<Bad> bad_patches() {
     Bytes z = {0x28, 0xb5, 0x2f, 0xfd, 0x20, static_cast<std::uint8_t>(zstd_records.size()),
                static_cast<std::uint8_t>(zstd_records.size() << 3 | 1), 0x00, 0x00};
     return cat({kHeader2, kFrame2a, Bytes{0x01}, z, zstd_records});
+  };
+  // Version 3: header 1 (version 3) and a raw frame 0 holding the given blocks;
+  // header 2 (version 3), frame 0 and a zstd frame 1 holding the given blocks.
+  const Bytes h1v3 = with_version(kHeader1, 0x03);
+  auto v3raw = [&](Bytes blocks) { return cat({h1v3, Bytes{0x00}, blocks}); };
+  auto v3zstd = [&](Bytes blocks) {
+    Bytes z = {0x28, 0xb5, 0x2f, 0xfd, 0x20, static_cast<std::uint8_t>(blocks.size()),
+               static_cast<std::uint8_t>(blocks.size() << 3 | 1), 0x00, 0x00};
+    return cat({kHeader2v3, kFrame2av3, Bytes{0x01}, z, blocks});
   };
   Bytes wrong_new_hash = kPatch1;
   wrong_new_hash[41] ^= 0x01;
@@ -406,6 +543,35 @@ std::vector<Bad> bad_patches() {
       // The patch stops inside the zstd frame (block header promises 1 byte that never comes)
       {"ZstdFrameCutShort", o2, cat({kHeader2, kFrame2a, Bytes{0x01, 0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x01, 0x09, 0x00, 0x00}}),
        ErrorCode::kPatchTruncated},
+      // version 3
+      {"Version4", o1, cat({header1_with(3, 4), kFrames1}), ErrorCode::kUnsupported},
+      {"V3BlockWithoutRecords", o1, v3raw({0x00, 0x00, 0x00}), ErrorCode::kPatchMalformed},
+      {"V3OverlongBlockLength", o1, v3raw({0x81, 0x00, 0x00, 0x00, 0x00}), ErrorCode::kPatchMalformed},
+      {"V3StreamOverLimit", o1, v3raw({0x81, 0x80, 0x04, 0x00, 0x00}), ErrorCode::kPatchMalformed},  // 65537
+      {"V3BlockLengthOver64Bits", o1, v3raw({0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}),
+       ErrorCode::kPatchMalformed},
+      // 32768 + 32768 + 1 bytes: each stream fits, the block does not
+      {"V3BlockOverLimit", o1, v3raw({0x80, 0x80, 0x02, 0x80, 0x80, 0x02, 0x01}), ErrorCode::kPatchMalformed},
+      {"V3TagRunsPastItsStream", o1, v3raw({0x01, 0x00, 0x00, 0x82}), ErrorCode::kPatchMalformed},
+      {"V3AddRunsPastItsStream", o1, v3raw({0x01, 0x01, 0x00, 0x09, 0x01}), ErrorCode::kPatchMalformed},  // ADD 2
+      {"V3InsertRunsPastItsStream", o1, v3raw({0x01, 0x00, 0x01, 0x0a, 'x'}), ErrorCode::kPatchMalformed},
+      {"V3AddBytesLeftOver", o1, v3raw({0x01, 0x02, 0x00, 0x05, 0x01, 0x01}), ErrorCode::kPatchMalformed},
+      {"V3InsertBytesLeftOver", o1, v3raw({0x01, 0x00, 0x02, 0x06, 'x', 'y'}), ErrorCode::kPatchMalformed},
+      {"V3InvalidTag", o1, v3raw({0x02, 0x00, 0x00, 0x80, 0x00}), ErrorCode::kPatchMalformed},
+      {"V3AddZero", o1, v3raw({0x01, 0x00, 0x00, 0x01}), ErrorCode::kPatchMalformed},
+      {"V3CopyPastFrame", o1, v3raw({0x02, 0x00, 0x00, 0xc0, 0x01}), ErrorCode::kPatchMalformed},  // COPY 48
+      // INSERT of the whole frame (47 bytes), then a SEEK +1 in the same block
+      {"V3RecordAfterFrameEnd", o1, v3raw(cat({Bytes{0x03, 0x00, 0x2f, 0xbe, 0x01, 0x0b}, kNew1})),
+       ErrorCode::kPatchMalformed},
+      {"V3TruncatedInLengths", o1, v3raw({0x05, 0x01}), ErrorCode::kPatchTruncated},
+      {"V3TruncatedInStreams", o1, v3raw({0x05, 0x01, 0x02, 0x0c, 0x05}), ErrorCode::kPatchTruncated},
+      {"V3ZstdEndsInsideBlock", o2, v3zstd({0x02, 0x00, 0x00, 0x28}), ErrorCode::kPatchMalformed},
+      {"V3ZstdEndsInsideLengths", o2, v3zstd({0x01, 0x00}), ErrorCode::kPatchMalformed},
+      {"V3ZstdEndsBeforeFrameEnd", o2, v3zstd({0x01, 0x00, 0x00, 0x14}), ErrorCode::kPatchMalformed},  // COPY 5
+      {"V3ZstdBlockAfterFrameEnd", o2, v3zstd({0x01, 0x00, 0x00, 0x28, 0x01, 0x00, 0x00, 0x07}),
+       ErrorCode::kPatchMalformed},
+      // Vector 1's interleaved records read as a block: lengths 14, 'N', 'E' ask for more bytes than follow
+      {"V3InterleavedFrame", o1, cat({h1v3, kFrames1}), ErrorCode::kPatchTruncated},
       {"NotZstd", o2, cat({kHeader2, kFrame2a, Bytes{0x01, 0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0x00, 0x00, 0x00}}),
        ErrorCode::kDecompress},
   };

@@ -15,6 +15,7 @@ namespace {
 
 using delta::Compression;
 using delta::PredictorChoice;
+using delta::RecordLayout;
 using delta::ResumePoint;
 
 struct Case {
@@ -22,13 +23,15 @@ struct Case {
   std::vector<ResumePoint> points;
 };
 
-Case make_case(Compression compression, PredictorChoice predictor, std::size_t size, std::uint64_t seed) {
+Case make_case(Compression compression, PredictorChoice predictor, std::size_t size, std::uint64_t seed,
+               RecordLayout layout = RecordLayout::kBlocks) {
   Case c;
   c.old_image = test::structured_bytes(size, seed);
   c.new_image = test::with_insertion(test::with_random_edits(c.old_image, 50, seed + 1), size / 2,
                                      test::random_bytes(700, seed + 2));
   auto opt = test::fast_options(compression, 12);  // 4 KiB frames: many resume points
   opt.predictor = predictor;
+  opt.layout = layout;
   auto patch = test::make_patch(c.old_image, c.new_image, opt);
   EXPECT_TRUE(patch);
   c.patch = *patch;
@@ -71,11 +74,11 @@ Result<Bytes> resume(const Case& c, const ResumePoint& rp, bool jump, Bytes pref
   return all;
 }
 
-class Resume : public testing::TestWithParam<std::tuple<Compression, PredictorChoice>> {};
+class Resume : public testing::TestWithParam<std::tuple<Compression, PredictorChoice, RecordLayout>> {};
 
 TEST_P(Resume, FromEveryFrameBoundaryFeedingOrJumping) {
-  auto [compression, predictor] = GetParam();
-  Case c = make_case(compression, predictor, 50'000, 300);
+  auto [compression, predictor, layout] = GetParam();
+  Case c = make_case(compression, predictor, 50'000, 300, layout);
   ASSERT_GE(c.points.size(), 5u);
   for (bool jump : {false, true}) {
     for (const auto& rp : c.points) {
@@ -93,7 +96,8 @@ TEST_P(Resume, FromEveryFrameBoundaryFeedingOrJumping) {
 
 INSTANTIATE_TEST_SUITE_P(All, Resume,
                          testing::Combine(testing::Values(Compression::kNone, Compression::kZstd, Compression::kZstdOld),
-                                          testing::Values(PredictorChoice::kNone, PredictorChoice::kX86)));
+                                          testing::Values(PredictorChoice::kNone, PredictorChoice::kX86),
+                                          testing::Values(RecordLayout::kBlocks, RecordLayout::kInterleaved)));
 
 TEST(ResumeErrors, CorruptedPrefixIsNewMismatch) {
   Case c = make_case(Compression::kZstd, PredictorChoice::kNone, 30'000, 310);

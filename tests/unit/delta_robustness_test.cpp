@@ -32,6 +32,7 @@ struct Variant {
   const char* name;
   Compression compression;
   delta::PredictorChoice predictor;
+  delta::RecordLayout layout = delta::RecordLayout::kBlocks;
 };
 
 void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
@@ -46,6 +47,7 @@ Fixture small_fixture(const Variant& v) {
   delta::DiffOptions opt = test::fast_options(v.compression, 12);
   opt.window_log = 12;
   opt.predictor = v.predictor;
+  opt.layout = v.layout;
   auto patch = test::make_patch(f.old_image, f.new_image, opt);
   EXPECT_TRUE(patch);
   if (patch) f.patch = *patch;
@@ -65,6 +67,7 @@ Fixture big_fixture(const Variant& v) {
   f.new_image = n;
   delta::DiffOptions opt = test::fast_options(v.compression, 12);
   opt.predictor = v.predictor;
+  opt.layout = v.layout;
   auto patch = test::make_patch(f.old_image, f.new_image, opt);
   EXPECT_TRUE(patch);
   if (patch) f.patch = *patch;
@@ -83,6 +86,7 @@ TEST_P(Damaged, FixtureIsWhatTheTestsNeed) {
   auto h = delta::parse_header(f.patch);
   ASSERT_TRUE(h);
   EXPECT_EQ(h->first.frame_count(), 4u);
+  EXPECT_EQ(h->first.version, delta::format_version_for(h->first.predictor, GetParam().layout));
   const bool predicted = h->first.predictor != delta::Predictor::kNone;
   EXPECT_EQ(predicted, GetParam().predictor != delta::PredictorChoice::kNone);
   // Where each frame starts: the header's end (or, with a predictor, after the
@@ -303,7 +307,12 @@ INSTANTIATE_TEST_SUITE_P(
                     Variant{"NoneThumb", Compression::kNone, delta::PredictorChoice::kThumb},
                     Variant{"NoneArm64", Compression::kNone, delta::PredictorChoice::kArm64},
                     // OLD as zstd prefix dictionary.
-                    Variant{"ZstdOld", Compression::kZstdOld, delta::PredictorChoice::kNone}),
+                    Variant{"ZstdOld", Compression::kZstdOld, delta::PredictorChoice::kNone},
+                    // Format versions 1 and 2 (interleaved records), as older generators wrote them.
+                    Variant{"NoneV1", Compression::kNone, delta::PredictorChoice::kNone, delta::RecordLayout::kInterleaved},
+                    Variant{"ZstdV1", Compression::kZstd, delta::PredictorChoice::kNone, delta::RecordLayout::kInterleaved},
+                    Variant{"NoneArm64V2", Compression::kNone, delta::PredictorChoice::kArm64,
+                            delta::RecordLayout::kInterleaved}),
     variant_name);
 
 }  // namespace

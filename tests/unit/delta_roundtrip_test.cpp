@@ -136,6 +136,7 @@ struct Param {
   Case c;
   Compression compression;
   delta::PredictorChoice predictor = delta::PredictorChoice::kAuto;
+  delta::RecordLayout layout = delta::RecordLayout::kBlocks;
 };
 
 const char* compression_suffix(Compression c) {
@@ -158,18 +159,24 @@ const char* predictor_suffix(delta::PredictorChoice p) {
   return "_Unknown";
 }
 
+const char* layout_suffix(delta::RecordLayout l) { return l == delta::RecordLayout::kInterleaved ? "_V1V2" : ""; }
+
 void PrintTo(const Param& p, std::ostream* os) {
-  *os << p.c.name << compression_suffix(p.compression) << predictor_suffix(p.predictor);
+  *os << p.c.name << compression_suffix(p.compression) << predictor_suffix(p.predictor) << layout_suffix(p.layout);
 }
 
 std::string param_name(const testing::TestParamInfo<Param>& info) {
-  return info.param.c.name + compression_suffix(info.param.compression) + predictor_suffix(info.param.predictor);
+  return info.param.c.name + compression_suffix(info.param.compression) + predictor_suffix(info.param.predictor) +
+         layout_suffix(info.param.layout);
 }
 
+// Both record layouts: version 3 (blocks) and versions 1/2 (interleaved).
 std::vector<Param> params() {
   std::vector<Param> out;
   for (const auto& c : cases())
-    for (Compression comp : {Compression::kNone, Compression::kZstd}) out.push_back({c, comp});
+    for (Compression comp : {Compression::kNone, Compression::kZstd})
+      for (auto layout : {delta::RecordLayout::kBlocks, delta::RecordLayout::kInterleaved})
+        out.push_back({c, comp, delta::PredictorChoice::kAuto, layout});
   return out;
 }
 
@@ -183,6 +190,8 @@ std::vector<Param> more_params() {
     out.push_back({c, Compression::kZstd, delta::PredictorChoice::kX86});
     out.push_back({c, Compression::kNone, delta::PredictorChoice::kThumb});
     out.push_back({c, Compression::kZstd, delta::PredictorChoice::kArm64});
+    out.push_back({c, Compression::kZstdOld, delta::PredictorChoice::kX86, delta::RecordLayout::kInterleaved});
+    out.push_back({c, Compression::kNone, delta::PredictorChoice::kArm64, delta::RecordLayout::kInterleaved});
   }
   return out;
 }
@@ -195,6 +204,7 @@ TEST_P(RoundTrip, ApplyGivesNew) {
   const Pair pair = p.c.make();
   delta::DiffOptions opt = test::fast_options(p.compression, p.c.frame_log);
   opt.predictor = p.predictor;
+  opt.layout = p.layout;
 
   VectorWriter out;
   auto stats = delta::diff(pair.old_image, pair.new_image, out, opt);
@@ -213,7 +223,8 @@ TEST_P(RoundTrip, ApplyGivesNew) {
   auto header = delta::parse_header(patch);
   ASSERT_TRUE(header) << test::describe(fail(header.error()));
   const delta::PatchHeader& h = header->first;
-  EXPECT_EQ(h.version, delta::format_version_for(h.predictor));
+  EXPECT_EQ(h.version, delta::format_version_for(h.predictor, p.layout));
+  EXPECT_EQ(stats->blocks == 0, p.layout == delta::RecordLayout::kInterleaved || pair.new_image.empty());
   EXPECT_EQ(h.compression, p.compression);
   if (p.compression == Compression::kZstd) {
     EXPECT_EQ(h.window_log, opt.window_log);
@@ -254,6 +265,42 @@ TEST(RoundTripSizes, SimilarImagesGiveSmallPatches) {
   auto identical = test::make_patch(old_image, old_image, test::fast_options(Compression::kNone));
   ASSERT_TRUE(identical);
   EXPECT_LT(identical->size(), 120u) << "identical images: a header and one COPY-to-end";
+}
+
+TEST(RoundTripBlocks, RecordsLongerThanABlockAreSplit) {
+  // 200 KB of literals (INSERT) and edited copies in one 1 MiB frame: version 3
+  // splits the INSERT across blocks of at most kMaxBlockSize stream bytes.
+  Bytes old_image = structured_bytes(300'000, 45);
+  Bytes new_image = concat(random_bytes(200'000, 46), with_random_edits(old_image, 2000, 47));
+  for (Compression comp : {Compression::kNone, Compression::kZstd}) {
+    VectorWriter out;
+    auto stats = delta::diff(old_image, new_image, out, test::fast_options(comp, 20));
+    ASSERT_TRUE(stats) << test::describe(fail(stats.error()));
+    EXPECT_EQ(stats->frames, 1u);
+    EXPECT_GE(stats->insert_bytes, 200'000u);
+    EXPECT_GE(stats->blocks, (stats->insert_bytes + stats->add_bytes) / delta::kMaxBlockSize + 1);
+    auto applied = test::apply_patch(old_image, out.data());
+    ASSERT_TRUE(applied) << test::describe(fail(applied.error()));
+    EXPECT_TRUE(*applied == new_image);
+    auto bytewise = test::apply_in_chunks(old_image, out.data(), [](std::size_t left) { return std::min<std::size_t>(left, 3); });
+    ASSERT_TRUE(bytewise) << test::describe(fail(bytewise.error()));
+    EXPECT_TRUE(*bytewise == new_image);
+  }
+}
+
+TEST(RoundTripBlocks, Version3IsSmallerThanInterleavedOnStructuredEdits) {
+  Bytes old_image = structured_bytes(400'000, 48);
+  Bytes new_image = with_insertion(with_random_edits(old_image, 3000, 49), 200'000, structured_bytes(5000, 50));
+  delta::DiffOptions opt = test::fast_options(Compression::kZstd, 24);
+  opt.old_dictionary_max = 0;
+  auto v3 = test::make_patch(old_image, new_image, opt);
+  opt.layout = delta::RecordLayout::kInterleaved;
+  auto v1 = test::make_patch(old_image, new_image, opt);
+  ASSERT_TRUE(v3);
+  ASSERT_TRUE(v1);
+  EXPECT_EQ((*v3)[3], 3);
+  EXPECT_EQ((*v1)[3], 1);
+  EXPECT_LT(v3->size(), v1->size());
 }
 
 TEST(RoundTripSizes, ZstdCompressesLiterals) {

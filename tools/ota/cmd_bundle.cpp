@@ -191,6 +191,7 @@ struct BuildArgs {
   std::string out, expires;
   SignSources sign;
   bool no_compress = false, no_full = false;
+  std::string delta_layout = "blocks";
   std::uint64_t frame_size = std::uint64_t{1} << delta::kDefaultFrameLog;
 };
 
@@ -204,6 +205,7 @@ Status run_build(const Context& ctx, BuildArgs& a) {
     return fail(ErrorCode::kUsage, "--frame-size must be a power of two from 4 KiB to 1 GiB");
   a.opt.full_frame_log = a.opt.delta_frame_log = static_cast<std::uint8_t>(log);
   a.opt.include_full = !a.no_full;
+  a.opt.delta_layout = a.delta_layout == "interleaved" ? delta::RecordLayout::kInterleaved : delta::RecordLayout::kBlocks;
   OTA_TRY_ASSIGN(auto created, build_time());
   a.opt.created = created;
   if (!a.expires.empty()) {
@@ -342,6 +344,11 @@ void add_build_command(CLI::App& app, Context& ctx, int& exit_code) {
       ->check(CLI::Range(10, 27))
       ->capture_default_str();
   cmd->add_option("--delta-level", a->opt.delta_level, "zstd level inside deltas")->check(CLI::Range(1, 22))->capture_default_str();
+  cmd->add_option("--delta-layout", a->delta_layout,
+                  "Record layout of the deltas: blocks (default, format version 3) or interleaved (versions 1 "
+                  "and 2, for devices whose patcher predates version 3)")
+      ->check(CLI::IsMember({"blocks", "interleaved"}))
+      ->capture_default_str();
   cmd->add_flag("--no-compress", a->no_compress, "Store the full image uncompressed");
   cmd->add_flag("--no-full", a->no_full, "Ship the deltas only (devices on another base cannot install the bundle)");
   cmd->add_option("--frame-size", a->frame_size,

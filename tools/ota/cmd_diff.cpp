@@ -14,6 +14,7 @@ struct DiffArgs {
   std::string old_path, new_path, out_path;
   std::string format = "ota";
   std::string predictor = "auto";
+  std::string layout = "blocks";
   int level = 19;
   int window_log = delta::kDefaultWindowLog;
   std::uint64_t frame_size = std::uint64_t{1} << delta::kDefaultFrameLog;
@@ -53,6 +54,7 @@ Status run_diff(const Context& ctx, const DiffArgs& a) {
                     : a.predictor == "thumb" ? delta::PredictorChoice::kThumb
                     : a.predictor == "arm64" ? delta::PredictorChoice::kArm64
                                              : delta::PredictorChoice::kAuto;
+    opt.layout = a.layout == "interleaved" ? delta::RecordLayout::kInterleaved : delta::RecordLayout::kBlocks;
     Progress progress(ctx.quiet || ctx.json, "diff");
     opt.progress = [&](std::uint64_t d, std::uint64_t t) { progress.update(d, t); };
     auto st = delta::diff(*old_image, *new_image, *out, opt);
@@ -64,7 +66,9 @@ Status run_diff(const Context& ctx, const DiffArgs& a) {
     doc["patch"] = {{"path", a.out_path},
                     {"size", st->patch_size},
                     {"frames", st->frames},
+                    {"version", delta::format_version_for(st->predictor, opt.layout)},
                     {"records", st->records},
+                    {"blocks", st->blocks},
                     {"copy_bytes", st->copy_bytes},
                     {"add_bytes", st->add_bytes},
                     {"insert_bytes", st->insert_bytes},
@@ -113,6 +117,10 @@ void add_diff_command(CLI::App& app, Context& ctx, int& exit_code) {
   cmd->add_option("--predictor", args->predictor,
                   "Reference predictor for executables: auto (default), none, x86, thumb, arm64")
       ->check(CLI::IsMember({"auto", "none", "x86", "thumb", "arm64"}));
+  cmd->add_option("--layout", args->layout,
+                  "Record layout: blocks (default, format version 3) or interleaved (versions 1 and 2, "
+                  "for devices whose patcher predates version 3)")
+      ->check(CLI::IsMember({"blocks", "interleaved"}));
   cmd->add_flag("-q,--quiet", ctx.quiet, "No progress and no summary");
   cmd->add_flag("--json", ctx.json, "Print a JSON summary (sizes, hashes, timings) on stdout");
   cmd->callback([&ctx, &exit_code, args] {

@@ -28,12 +28,19 @@ struct FrameOut {
   DiffStats stats;
 };
 
-// Turns the blocks of one frame into its record stream.
+// Turns the blocks of one frame into its records: one interleaved stream
+// (versions 1 and 2), or record blocks of three streams (version 3).
 class RecordEncoder {
  public:
   RecordEncoder(ByteSpan old_image, ByteSpan new_image, std::uint64_t frame_end, Predictor predictor,
-                const detail::AddressMap* map, DiffStats& stats)
-      : old_(old_image), new_(new_image), frame_end_(frame_end), predictor_(predictor), map_(map), stats_(stats) {}
+                const detail::AddressMap* map, RecordLayout layout, DiffStats& stats)
+      : old_(old_image),
+        new_(new_image),
+        frame_end_(frame_end),
+        predictor_(predictor),
+        map_(map),
+        blocks_(layout == RecordLayout::kBlocks),
+        stats_(stats) {}
 
   void block(const Block& b) {
     if (b.add_len) {
@@ -48,6 +55,9 @@ class RecordEncoder {
     if (b.insert_len) extend(detail::kOpInsert, b.new_pos + b.add_len, b.insert_len);
   }
 
+  // Version 3, after finish(): the offsets in its result where a stream of a block ends.
+  const std::vector<std::size_t>& stream_ends() const { return stream_ends_; }
+
   Bytes finish() {
     if (pending_len_ && pending_op_ == detail::kOpCopy && pending_new_ + pending_len_ == frame_end_) {
       tag(detail::kOpCopy, 0);  // "to the end of the frame"
@@ -55,6 +65,7 @@ class RecordEncoder {
       pending_len_ = 0;
     }
     flush();
+    close_block();
     return std::move(out_);
   }
 
@@ -106,21 +117,22 @@ class RecordEncoder {
 
   void flush() {
     if (!pending_len_) return;
-    tag(pending_op_, pending_len_);
     switch (pending_op_) {
       case detail::kOpCopy:
+        put(detail::kOpCopy, pending_len_, nullptr);
         stats_.copy_bytes += pending_len_;
         break;
       case detail::kOpAdd: {
         const std::uint8_t* ref = reference(pending_old_, pending_new_, pending_len_, flush_ref_);
+        payload_.resize(static_cast<std::size_t>(pending_len_));
         for (std::uint64_t i = 0; i < pending_len_; ++i)
-          out_.push_back(static_cast<std::uint8_t>(new_[pending_new_ + i] - ref[i]));
+          payload_[i] = static_cast<std::uint8_t>(new_[pending_new_ + i] - ref[i]);
+        put(detail::kOpAdd, pending_len_, payload_.data());
         stats_.add_bytes += pending_len_;
         break;
       }
       case detail::kOpInsert:
-        out_.insert(out_.end(), new_.begin() + static_cast<std::ptrdiff_t>(pending_new_),
-                    new_.begin() + static_cast<std::ptrdiff_t>(pending_new_ + pending_len_));
+        put(detail::kOpInsert, pending_len_, new_.data() + pending_new_);
         stats_.insert_bytes += pending_len_;
         break;
       default: break;
@@ -128,18 +140,78 @@ class RecordEncoder {
     pending_len_ = 0;
   }
 
-  void tag(std::uint8_t op, std::uint64_t n) {
-    put_varint(out_, n << 2 | op);
-    ++stats_.records;
+  // COPY and SEEK (no payload).
+  void tag(std::uint8_t op, std::uint64_t n) { put(op, n, nullptr); }
+
+  // One record: its tag and, for ADD and INSERT, its n payload bytes. In
+  // blocks, a record that does not fit the current block starts the next
+  // one, and an ADD or INSERT that does not fit is split across blocks (the
+  // same NEW bytes as one record).
+  void put(std::uint8_t op, std::uint64_t n, const std::uint8_t* payload) {
+    const bool has_payload = op == detail::kOpAdd || op == detail::kOpInsert;
+    if (!blocks_) {
+      put_varint(out_, n << 2 | op);
+      ++stats_.records;
+      if (has_payload) out_.insert(out_.end(), payload, payload + n);
+      return;
+    }
+    if (!has_payload) {
+      if (block_used() + varint_size(n << 2 | op) > kMaxBlockSize) close_block();
+      put_varint(tags_, n << 2 | op);
+      ++stats_.records;
+      return;
+    }
+    Bytes& stream = op == detail::kOpAdd ? adds_ : inserts_;
+    while (n) {
+      const std::size_t room = kMaxBlockSize - block_used();
+      if (room <= detail::kMaxVarintSize) {
+        close_block();
+        continue;
+      }
+      const std::uint64_t k = std::min<std::uint64_t>(n, room - detail::kMaxVarintSize);
+      put_varint(tags_, k << 2 | op);
+      ++stats_.records;
+      stream.insert(stream.end(), payload, payload + k);
+      payload += k;
+      n -= k;
+    }
+  }
+
+  std::size_t block_used() const { return tags_.size() + adds_.size() + inserts_.size(); }
+
+  static std::size_t varint_size(std::uint64_t v) {
+    std::size_t n = 1;
+    while (v >= 0x80) {
+      v >>= 7;
+      ++n;
+    }
+    return n;
+  }
+
+  // Version 3: ULEB128 tags_len, add_len, insert_len, then the three streams.
+  void close_block() {
+    if (!blocks_ || tags_.empty()) return;
+    put_varint(out_, tags_.size());
+    put_varint(out_, adds_.size());
+    put_varint(out_, inserts_.size());
+    for (Bytes* stream : {&tags_, &adds_, &inserts_}) {
+      out_.insert(out_.end(), stream->begin(), stream->end());
+      stream->clear();
+      stream_ends_.push_back(out_.size());
+    }
+    ++stats_.blocks;
   }
 
   ByteSpan old_, new_;
   std::uint64_t frame_end_;
   Predictor predictor_;
   const detail::AddressMap* map_;
+  bool blocks_;
   DiffStats& stats_;
-  Bytes stretch_ref_, flush_ref_;
+  Bytes stretch_ref_, flush_ref_, payload_;
   Bytes out_;
+  Bytes tags_, adds_, inserts_;  // the current block's streams (version 3)
+  std::vector<std::size_t> stream_ends_;  // where each stream of each block ends in out_
   std::uint64_t cursor_ = 0;  // OLD cursor after the pending record
   detail::Op pending_op_ = detail::kOpCopy;
   std::uint64_t pending_new_ = 0, pending_old_ = 0, pending_len_ = 0;
@@ -149,13 +221,21 @@ Result<FrameOut> encode_frame(const std::vector<Block>& blocks, ByteSpan old_ima
                               std::uint64_t end, Predictor predictor, const detail::AddressMap& map,
                               const DiffOptions& opt) {
   FrameOut f;
-  RecordEncoder enc(old_image, new_image, end, predictor, &map, f.stats);
+  RecordEncoder enc(old_image, new_image, end, predictor, &map, opt.layout, f.stats);
   for (const Block& b : blocks) enc.block(b);
   Bytes records = enc.finish();
   f.stats.frames = 1;
   if (opt.compression != Compression::kNone) {
     const bool prefix = opt.compression == Compression::kZstdOld;
-    OTA_TRY_ASSIGN(auto z, codec::zstd_compress(records, {opt.level, opt.window_log}, prefix ? old_image : ByteSpan{}));
+    const ByteSpan dictionary = prefix ? old_image : ByteSpan{};
+    // Version 3: each stream of each block ends a zstd block, so that tags,
+    // ADD bytes and INSERT bytes get their own entropy tables (ext4 r2 -> r3:
+    // 2.9 % smaller than interleaved with it, 2.1 % without). Versions 1 and 2
+    // compress as they always did.
+    OTA_TRY_ASSIGN(auto z, opt.layout == RecordLayout::kBlocks
+                               ? codec::zstd_compress_parts(records, enc.stream_ends(), {opt.level, opt.window_log},
+                                                            dictionary)
+                               : codec::zstd_compress(records, {opt.level, opt.window_log}, dictionary));
     if (z.size() < records.size()) {
       f.bytes.reserve(z.size() + 1);
       f.bytes.push_back(detail::kFrameZstd);
@@ -247,6 +327,7 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
   }
 
   PatchHeader h;
+  h.version = format_version_for(Predictor::kNone, opt.layout);  // the predictor's version is set by encode_header
   h.compression = eff.compression;
   h.window_log = eff.compression == Compression::kNone ? 0 : eff.window_log;
   h.frame_log = opt.frame_log;
@@ -378,6 +459,7 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
       total.patch_size += f.bytes.size();
       total.frames += 1;
       total.records += f.stats.records;
+      total.blocks += f.stats.blocks;
       total.copy_bytes += f.stats.copy_bytes;
       total.add_bytes += f.stats.add_bytes;
       total.insert_bytes += f.stats.insert_bytes;

@@ -17,7 +17,7 @@ std::uint64_t PatchHeader::frame_count() const {
 
 Bytes encode_header(const PatchHeader& h) {
   Bytes out(std::begin(detail::kMagic), std::end(detail::kMagic));
-  out.push_back(format_version_for(h.predictor));
+  out.push_back(format_version_for(h.predictor, layout_of_version(h.version)));
   out.push_back(static_cast<std::uint8_t>(static_cast<unsigned>(h.compression) |
                                           static_cast<unsigned>(h.predictor) << 4));
   out.push_back(h.window_log);
@@ -47,12 +47,13 @@ Result<std::pair<PatchHeader, std::size_t>> parse_header(ByteSpan data) {
     return fail(ErrorCode::kUnsupported, "unknown patch predictor " + std::to_string(predictor));
   h.compression = static_cast<Compression>(compression);
   h.predictor = static_cast<Predictor>(predictor);
-  // The version is the lowest that has the patch's features: version 1 has no
-  // predictor 3, and version 2 is only written for it.
-  if (h.version != format_version_for(h.predictor))
+  // Version 3 goes with any predictor. The interleaved versions are the lowest
+  // that have the patch's features: version 1 has no predictor 3, and version
+  // 2 is only written for it.
+  if (h.version < kBlocksFormatVersion && h.version != format_version_for(h.predictor, RecordLayout::kInterleaved))
     return fail(ErrorCode::kUnsupported,
                 h.predictor == Predictor::kArm64
-                    ? "patch predictor 3 (arm64) needs ota delta format version 2, the patch says " +
+                    ? "patch predictor 3 (arm64) needs ota delta format version 2 or 3, the patch says " +
                           std::to_string(h.version)
                     : "ota delta format version " + std::to_string(h.version) +
                           " is only used with predictor 3 (arm64), the patch has predictor " +

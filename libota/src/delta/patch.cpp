@@ -19,7 +19,8 @@ namespace {
 constexpr std::size_t kWorkBuffer = 16 * 1024;   // most OLD bytes predicted per step
 constexpr std::size_t kPredictFirst = 512;       // first prediction ahead after an alignment change
 constexpr std::size_t kOldCache = 32 * 1024;     // OLD read-ahead
-constexpr std::size_t kDecodeBuffer = 32 * 1024; // decompressed records
+constexpr std::size_t kDecodeBuffer = 32 * 1024; // decompressed records (versions 1 and 2)
+// Version 3 decodes into one block buffer of at most kMaxBlockSize bytes instead.
 constexpr std::size_t kFeedBuffer = 16 * 1024;   // apply(): patch reads
 
 Error malformed(std::string what) { return Error{ErrorCode::kPatchMalformed, std::move(what)}; }
@@ -67,6 +68,7 @@ class PatcherImpl final : public Patcher {
  private:
   enum class State { kHeader, kMap, kSkip, kFrameStart, kRaw, kZstd, kDone };
   enum class Rec { kTag, kAdd, kInsert };
+  enum class BlockPart { kLengths, kBody };
 
   Status with_frame(Error e) const {
     if (state_ == State::kHeader) return fail(std::move(e));
@@ -128,7 +130,7 @@ class PatcherImpl final : public Patcher {
             if (!zstd_) {
               OTA_TRY_ASSIGN(auto d, codec::ZstdDecoder::create(std::min(h_.window_log, opt_.max_window_log)));
               zstd_ = std::move(d);
-              zbuf_.resize(kDecodeBuffer);
+              if (!blocks_) zbuf_.resize(kDecodeBuffer);
             }
             OTA_TRY(zstd_->reset(h_.compression == Compression::kZstdOld ? ByteSpan(old_copy_) : ByteSpan{}));
             state_ = State::kZstd;
@@ -138,7 +140,7 @@ class PatcherImpl final : public Patcher {
           break;
         }
         case State::kRaw: {
-          auto used = records(in);
+          auto used = blocks_ ? block_input(in) : records(in);
           if (!used) return with_frame(used.error());
           in = in.subspan(*used);
           consumed_ += *used;
@@ -146,6 +148,12 @@ class PatcherImpl final : public Patcher {
           break;
         }
         case State::kZstd: {
+          if (blocks_) {
+            auto used = zstd_block_step(in);
+            if (!used) return with_frame(used.error());
+            in = in.subspan(*used);
+            break;
+          }
           auto step = zstd_->decode(in, zbuf_);
           if (!step) return with_frame(step.error());
           if (step->consumed == 0 && step->produced == 0 && !step->frame_done)
@@ -160,7 +168,11 @@ class PatcherImpl final : public Patcher {
       }
     }
     // zstd may still hold decoded bytes that did not fit the buffer.
-    while (state_ == State::kZstd && last_produced_ == zbuf_.size()) {
+    while (blocks_ && state_ == State::kZstd && last_full_) {
+      auto used = zstd_block_step({});
+      if (!used) return with_frame(used.error());
+    }
+    while (!blocks_ && state_ == State::kZstd && last_produced_ == zbuf_.size()) {
       auto step = zstd_->decode({}, zbuf_);
       if (!step) return with_frame(step.error());
       OTA_TRY(zstd_output(*step));
@@ -186,6 +198,11 @@ class PatcherImpl final : public Patcher {
   }
 
   Status drain_zstd() {
+    while (blocks_) {
+      auto used = zstd_block_step({});
+      if (!used) return with_frame(used.error());
+      if (state_ != State::kZstd || !last_full_) return ok();
+    }
     for (;;) {
       auto step = zstd_->decode({}, zbuf_);
       if (!step) return with_frame(step.error());
@@ -204,6 +221,7 @@ class PatcherImpl final : public Patcher {
                                                  "-byte decoder window, over the limit of 2^" +
                                                  std::to_string(opt_.max_window_log));
     OTA_TRY(base_.start(h_));
+    blocks_ = layout_of_version(h_.version) == RecordLayout::kBlocks;
     cache_.resize(std::min<std::uint64_t>(kOldCache, old_.size()));
     if (h_.compression == Compression::kZstdOld) {
       // The window (checked against max_window_log above) covers OLD.
@@ -323,10 +341,18 @@ class PatcherImpl final : public Patcher {
     realign();
     rec_ = Rec::kTag;
     tag_len_ = 0;
+    part_ = BlockPart::kLengths;
+    lens_count_ = 0;
+    len_bytes_ = 0;
+    last_full_ = false;
     state_ = State::kFrameStart;
   }
 
-  bool frame_complete() const { return new_written_ == frame_end_ && rec_ == Rec::kTag && tag_len_ == 0; }
+  bool frame_complete() const {
+    return new_written_ == frame_end_ &&
+           (blocks_ ? part_ == BlockPart::kLengths && lens_count_ == 0 && len_bytes_ == 0
+                    : rec_ == Rec::kTag && tag_len_ == 0);
+  }
 
   Status end_frame() {
     ++frame_;
@@ -380,15 +406,8 @@ class PatcherImpl final : public Patcher {
           break;
         }
         case Rec::kAdd: {
-          MutableByteSpan room = output_.space();
-          std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>({remaining_, data.size() - pos, room.size()}));
-          const std::uint8_t* diff = data.data() + pos;
-          std::uint8_t* dst = room.data();
-          OTA_TRY(predict_ahead(n));
-          for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<std::uint8_t>(dst[i] + diff[i]);
-          ahead_ -= n;
-          OTA_TRY(produced(n));
-          cursor_ += n;
+          std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, data.size() - pos));
+          OTA_TRY(add(data.subspan(pos, n)));
           pos += n;
           if ((remaining_ -= n) == 0) rec_ = Rec::kTag;
           break;
@@ -403,6 +422,153 @@ class PatcherImpl final : public Patcher {
       }
     }
     return pos;
+  }
+
+  // ADD: NEW's next bytes are the reference at the cursor plus diff (mod 256).
+  Status add(ByteSpan diff) {
+    while (!diff.empty()) {
+      MutableByteSpan room = output_.space();
+      const std::size_t n = std::min(diff.size(), room.size());
+      OTA_TRY(predict_ahead(n));
+      std::uint8_t* dst = room.data();
+      for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<std::uint8_t>(dst[i] + diff[i]);
+      ahead_ -= n;
+      OTA_TRY(produced(n));
+      cursor_ += n;
+      diff = diff.subspan(n);
+    }
+    return ok();
+  }
+
+  // ---- version 3: record blocks (docs/formats.md, "Blocks") ----
+  //
+  // A block is ULEB128 tags_len, add_len, insert_len, then the three streams.
+  // Its lengths are read a byte at a time, its streams into block_ (at most
+  // kMaxBlockSize bytes, whatever the patch says), and then its records run.
+
+  // Where the block's next bytes go.
+  MutableByteSpan block_want() {
+    if (part_ == BlockPart::kLengths) return MutableByteSpan(len_buf_ + len_bytes_, 1);
+    return MutableByteSpan(block_.data() + block_fill_, block_size_ - block_fill_);
+  }
+
+  // The first n bytes of block_want() arrived.
+  Status block_got(std::size_t n) {
+    if (n == 0) return ok();
+    if (part_ == BlockPart::kBody) {
+      block_fill_ += n;
+      if (block_fill_ < block_size_) return ok();
+      part_ = BlockPart::kLengths;
+      lens_count_ = 0;
+      return run_block();
+    }
+    ++len_bytes_;
+    std::uint64_t v = 0;
+    std::size_t used = 0;
+    switch (detail::get_varint(ByteSpan(len_buf_, len_bytes_), v, used)) {
+      case detail::VarintStatus::kNeedMore: return ok();
+      case detail::VarintStatus::kInvalid: return fail(malformed("invalid block length"));
+      case detail::VarintStatus::kOk: break;
+    }
+    len_bytes_ = 0;
+    if (v > kMaxBlockSize)
+      return fail(malformed("block stream of " + std::to_string(v) + " bytes is over the limit of " +
+                            std::to_string(kMaxBlockSize)));
+    lens_[lens_count_++] = static_cast<std::size_t>(v);
+    if (lens_count_ < 3) return ok();
+    const std::size_t total = lens_[0] + lens_[1] + lens_[2];
+    if (total > kMaxBlockSize)
+      return fail(malformed("block of " + std::to_string(total) + " bytes is over the limit of " +
+                            std::to_string(kMaxBlockSize)));
+    if (lens_[0] == 0) return fail(malformed("block without records"));
+    if (block_.size() < total) {
+      block_.reserve(kMaxBlockSize);  // once: growing by doubling would take twice the bound
+      block_.resize(total);
+    }
+    block_size_ = total;
+    block_fill_ = 0;
+    part_ = BlockPart::kBody;
+    return ok();
+  }
+
+  // Runs the records of the block in block_.
+  Status run_block() {
+    const ByteSpan tags(block_.data(), lens_[0]);
+    const ByteSpan adds(block_.data() + lens_[0], lens_[1]);
+    const ByteSpan inserts(block_.data() + lens_[0] + lens_[1], lens_[2]);
+    std::size_t t = 0, a = 0, i = 0;
+    while (t < tags.size()) {
+      if (new_written_ == frame_end_) return fail(malformed("records continue past the end of the frame"));
+      std::uint64_t v = 0;
+      std::size_t used = 0;
+      switch (detail::get_varint(tags.subspan(t), v, used)) {
+        case detail::VarintStatus::kNeedMore: return fail(malformed("record tag runs past the end of its block"));
+        case detail::VarintStatus::kInvalid: return fail(malformed("invalid record tag"));
+        case detail::VarintStatus::kOk: break;
+      }
+      t += used;
+      const auto op = static_cast<std::uint8_t>(v & 3);
+      const std::uint64_t n = v >> 2;
+      OTA_TRY(record(op, n));
+      if (op == detail::kOpAdd) {
+        rec_ = Rec::kTag;
+        if (n > adds.size() - a)
+          return fail(malformed("ADD " + std::to_string(n) + " runs past the block's ADD bytes"));
+        OTA_TRY(add(adds.subspan(a, static_cast<std::size_t>(n))));
+        a += static_cast<std::size_t>(n);
+      } else if (op == detail::kOpInsert) {
+        rec_ = Rec::kTag;
+        if (n > inserts.size() - i)
+          return fail(malformed("INSERT " + std::to_string(n) + " runs past the block's INSERT bytes"));
+        OTA_TRY(emit(inserts.subspan(i, static_cast<std::size_t>(n))));
+        i += static_cast<std::size_t>(n);
+      }
+    }
+    if (a != adds.size() || i != inserts.size())
+      return fail(malformed("block has " + std::to_string(adds.size() - a) + " ADD and " +
+                            std::to_string(inserts.size() - i) + " INSERT bytes left after its records"));
+    return ok();
+  }
+
+  // A raw frame: block bytes straight from the patch; returns how many were
+  // used (stops at the frame end).
+  Result<std::size_t> block_input(ByteSpan data) {
+    std::size_t pos = 0;
+    while (pos < data.size() && !frame_complete()) {
+      const MutableByteSpan want = block_want();
+      const std::size_t n = std::min(want.size(), data.size() - pos);
+      std::memcpy(want.data(), data.data() + pos, n);
+      pos += n;
+      OTA_TRY(block_got(n));
+    }
+    return pos;
+  }
+
+  // A zstd frame: one decoding step straight into the block buffer; returns
+  // the input used (counted in consumed_ before a frame ends, for its resume
+  // point). last_full_: the output room was filled (zstd may hold more).
+  Result<std::size_t> zstd_block_step(ByteSpan in) {
+    const bool complete = frame_complete();
+    std::uint8_t spare = 0;
+    const MutableByteSpan want = complete ? MutableByteSpan(&spare, 1) : block_want();
+    OTA_TRY_ASSIGN(auto step, zstd_->decode(in, want));
+    if (!in.empty() && step.consumed == 0 && step.produced == 0 && !step.frame_done)
+      return fail(Error{ErrorCode::kDecompress, "compressed frame makes no progress"});
+    consumed_ += step.consumed;
+    last_full_ = step.produced == want.size();
+    if (step.produced) {
+      if (complete) return fail(malformed("records continue past the end of the frame"));
+      OTA_TRY(block_got(step.produced));
+    }
+    if (step.frame_done) {
+      if (!frame_complete())
+        return fail(malformed(part_ == BlockPart::kBody || lens_count_ || len_bytes_
+                                  ? "compressed frame ends inside a block"
+                                  : "compressed frame ends before its last record"));
+      last_full_ = false;
+      OTA_TRY(end_frame());
+    }
+    return step.consumed;
   }
 
   Status record(std::uint8_t op, std::uint64_t n) {
@@ -499,6 +665,14 @@ class PatcherImpl final : public Patcher {
   detail::AddressMap map_;
   std::optional<detail::MapSectionReader> map_reader_;
   std::size_t last_produced_ = 0;
+  // Version 3: the block being read (its lengths, then its streams in block_).
+  bool blocks_ = false;
+  BlockPart part_ = BlockPart::kLengths;
+  std::uint8_t len_buf_[detail::kMaxVarintSize] = {};
+  std::size_t len_bytes_ = 0, lens_count_ = 0, lens_[3] = {};
+  Bytes block_;
+  std::size_t block_fill_ = 0, block_size_ = 0;
+  bool last_full_ = false;
   std::uint64_t cache_off_ = 0;
   std::size_t cache_len_ = 0;
   // The first ahead_ bytes of output_.space() hold OLD[cursor_, cursor_ + ahead_) predicted.

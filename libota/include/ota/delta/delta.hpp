@@ -3,8 +3,10 @@
 // The byte layout is specified in docs/formats.md ("Delta patch"). In short: a
 // header with the sizes and BLAKE2b-256 hashes of OLD and NEW, the compression, the decoder
 // window and the frame size; then independent frames, each producing at most
-// 2^frame_log bytes of NEW from an interleaved stream of COPY / ADD / INSERT /
-// SEEK records. Frames restart the OLD cursor at 0 and the compressor, so a
+// 2^frame_log bytes of NEW from COPY / ADD / INSERT / SEEK records: since
+// format version 3 in blocks of at most kMaxBlockSize bytes that keep the
+// record tags, the ADD bytes and the INSERT bytes apart (versions 1 and 2:
+// one interleaved stream). Frames restart the OLD cursor at 0 and the compressor, so a
 // device can checkpoint at a frame boundary and resume, and the generator
 // can build frames in parallel.
 #pragma once
@@ -21,11 +23,17 @@
 
 namespace ota::delta {
 
-// The version byte of a patch is the lowest version that has every feature
-// the patch uses (format_version_for), so a patcher of version 1 still applies
-// every patch that needs nothing newer.
-inline constexpr std::uint8_t kFormatVersion = 1;     // patches without the arm64 predictor
-inline constexpr std::uint8_t kMaxFormatVersion = 2;  // 2: the arm64 predictor (3)
+// Versions 1 and 2 store each frame's records interleaved; version 3 stores
+// them in blocks of separate streams (RecordLayout::kBlocks), with any
+// predictor. Among the interleaved versions, the version byte is the lowest
+// that has every feature the patch uses (format_version_for), so a patcher of
+// version 1 still applies every such patch that needs nothing newer.
+inline constexpr std::uint8_t kFormatVersion = 1;     // interleaved, no arm64 predictor
+inline constexpr std::uint8_t kMaxFormatVersion = 3;  // 2: the arm64 predictor (3); 3: blocks
+inline constexpr std::uint8_t kBlocksFormatVersion = 3;
+// Version 3: the three streams of one block hold at most this many bytes in
+// all (the patcher's block buffer).
+inline constexpr std::size_t kMaxBlockSize = std::size_t{1} << 16;
 inline constexpr std::size_t kMagicSize = 4;        // "OTD" + version byte
 inline constexpr std::size_t kMaxHeaderSize = 4 + 3 + 10 + 10 + 32 + 32;
 inline constexpr std::uint8_t kMinFrameLog = 12;    // 4 KiB
@@ -45,14 +53,27 @@ enum class Compression : std::uint8_t { kNone = 0, kZstd = 1, kZstdOld = 2 };
 // B.W, AArch64 BL and ADRP pairs) re-pointed through an address map.
 enum class Predictor : std::uint8_t { kNone = 0, kX86 = 1, kThumb = 2, kArm64 = 3 };
 
-// The format version of a patch with this predictor: 2 for kArm64, else 1.
-constexpr std::uint8_t format_version_for(Predictor p) {
+// How a frame stores its records (docs/formats.md, "Records" and "Blocks").
+enum class RecordLayout : std::uint8_t {
+  kBlocks,       // version 3: blocks of tags, ADD bytes and INSERT bytes (default)
+  kInterleaved,  // versions 1 and 2: tags with their payload bytes, for older patchers
+};
+
+// The format version of a patch: 3 with blocks; interleaved, 2 for kArm64, else 1.
+constexpr std::uint8_t format_version_for(Predictor p, RecordLayout layout = RecordLayout::kBlocks) {
+  if (layout == RecordLayout::kBlocks) return kBlocksFormatVersion;
   return p == Predictor::kArm64 ? std::uint8_t{2} : kFormatVersion;
 }
 
+// The record layout of a format version (1..kMaxFormatVersion).
+constexpr RecordLayout layout_of_version(std::uint8_t version) {
+  return version >= kBlocksFormatVersion ? RecordLayout::kBlocks : RecordLayout::kInterleaved;
+}
+
 struct PatchHeader {
-  // Read by parse_header; encode_header writes format_version_for(predictor).
-  std::uint8_t version = kFormatVersion;
+  // Read by parse_header. encode_header writes format_version_for(predictor,
+  // layout_of_version(version)): 3, or the interleaved version the predictor needs.
+  std::uint8_t version = kBlocksFormatVersion;
   Compression compression = Compression::kZstd;
   Predictor predictor = Predictor::kNone;
   std::uint8_t window_log = kDefaultWindowLog;  // decoder window needed: 2^window_log bytes
@@ -66,7 +87,7 @@ struct PatchHeader {
 };
 
 // Serializes a header (exactly as the generator writes it), with the version
-// byte format_version_for(header.predictor).
+// byte format_version_for(header.predictor, layout_of_version(header.version)).
 Bytes encode_header(const PatchHeader& header);
 
 // Parses a header from the front of data. Returns the header and its encoded
@@ -94,6 +115,9 @@ struct DiffOptions {
   std::uint8_t window_log = kDefaultWindowLog;
   std::uint8_t frame_log = kDefaultFrameLog;
   unsigned threads = 0;                    // 0: one per core
+  // kBlocks writes format version 3 (smaller); kInterleaved writes versions
+  // 1/2 exactly as before, for devices whose patcher predates version 3.
+  RecordLayout layout = RecordLayout::kBlocks;
   // Called with the NEW bytes written so far (from any thread, never concurrently).
   std::function<void(std::uint64_t done, std::uint64_t total)> progress;
 };
@@ -102,6 +126,7 @@ struct DiffStats {
   std::uint64_t patch_size = 0;
   std::uint64_t frames = 0;
   std::uint64_t records = 0;
+  std::uint64_t blocks = 0;        // version 3: blocks of records
   std::uint64_t copy_bytes = 0;    // NEW bytes copied verbatim from OLD
   std::uint64_t add_bytes = 0;     // NEW bytes made as OLD + difference
   std::uint64_t insert_bytes = 0;  // NEW bytes carried literally

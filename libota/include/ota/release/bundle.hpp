@@ -28,6 +28,7 @@
 
 #include "ota/core/error.hpp"
 #include "ota/core/io.hpp"
+#include "ota/delta/delta.hpp"
 #include "ota/release/manifest.hpp"
 #include "ota/release/trust.hpp"
 
@@ -171,6 +172,8 @@ struct BuildOptions {
   unsigned threads = 0;     // 0: all cores; never changes the output
   int delta_level = 19;     // zstd level inside delta patches
   std::uint8_t delta_frame_log = 24;  // NEW bytes per delta frame: 2^N (a device's resume step)
+  // kInterleaved: deltas in format version 1/2, for devices whose patcher predates version 3.
+  delta::RecordLayout delta_layout = delta::RecordLayout::kBlocks;
   std::uint32_t chunk_size = 0;  // 0: manifest::default_chunk_size(image size)
   std::string temp_dir;     // where payloads of images over 256 MiB are staged (default: /tmp)
   std::function<void(const std::string& stage, std::uint64_t done, std::uint64_t total)> progress;

@@ -26,6 +26,42 @@ Result<Bytes> zstd_compress(ByteSpan in, const ZstdParams& params, ByteSpan pref
   return out;
 }
 
+Result<Bytes> zstd_compress_parts(ByteSpan in, std::span<const std::size_t> flush_at, const ZstdParams& params,
+                                  ByteSpan prefix) {
+  ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  if (!cctx) return fail(ErrorCode::kOutOfMemory, "zstd: cannot create a compression context");
+  std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> guard(cctx, ZSTD_freeCCtx);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, params.level);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_windowLog, params.window_log);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1);
+  ZSTD_CCtx_setPledgedSrcSize(cctx, in.size());
+  if (!prefix.empty()) {
+    std::size_t r = ZSTD_CCtx_refPrefix(cctx, prefix.data(), prefix.size());
+    if (ZSTD_isError(r)) return fail(ErrorCode::kInternal, std::string("zstd: ") + ZSTD_getErrorName(r));
+  }
+  Bytes out(ZSTD_compressBound(in.size()) + 64);
+  std::size_t written = 0, start = 0;
+  auto run = [&](std::size_t end, ZSTD_EndDirective mode) -> Status {
+    ZSTD_inBuffer ib{in.data() + start, end - start, 0};
+    for (;;) {
+      if (out.size() - written < ZSTD_CStreamOutSize()) out.resize(out.size() + ZSTD_CStreamOutSize());
+      ZSTD_outBuffer ob{out.data() + written, out.size() - written, 0};
+      std::size_t r = ZSTD_compressStream2(cctx, &ob, &ib, mode);
+      if (ZSTD_isError(r)) return fail(ErrorCode::kInternal, std::string("zstd: ") + ZSTD_getErrorName(r));
+      written += ob.pos;
+      if (r == 0 && ib.pos == ib.size) break;
+    }
+    start = end;
+    return ok();
+  };
+  for (std::size_t at : flush_at)
+    if (at > start && at < in.size()) OTA_TRY(run(at, ZSTD_e_flush));
+  OTA_TRY(run(in.size(), ZSTD_e_end));
+  out.resize(written);
+  return out;
+}
+
 Result<std::uint64_t> zstd_compress_stream(Reader& in, Writer& out, const StreamParams& params,
                                            const std::function<void(std::uint64_t)>& progress) {
   ZSTD_CCtx* cctx = ZSTD_createCCtx();

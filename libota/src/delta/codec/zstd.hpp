@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 
 #include "ota/core/error.hpp"
 #include "ota/core/io.hpp"
@@ -19,6 +20,12 @@ struct ZstdParams {
 // Compresses in into one zstd frame (content size recorded, no checksum);
 // with a prefix, matches may reach into it (the decoder needs the same prefix).
 Result<Bytes> zstd_compress(ByteSpan in, const ZstdParams& params, ByteSpan prefix = {});
+
+// The same, ending a zstd block at each offset of flush_at (ascending, inside
+// in): the parts between them get their own entropy tables. The output is
+// still one frame that any zstd decoder reads.
+Result<Bytes> zstd_compress_parts(ByteSpan in, std::span<const std::size_t> flush_at, const ZstdParams& params,
+                                  ByteSpan prefix = {});
 
 // Streams in to out as zstd frames of frame_size input bytes each (the last
 // one shorter; 0: a single frame), content size recorded when known.
