@@ -25,9 +25,12 @@ enum Op : std::uint8_t {
 };
 
 // First byte of every frame.
+// Version 3: kFrameRaw and kFrameZstd hold record blocks, and a frame whose
+// records are interleaved (as in versions 1 and 2) adds kFrameInterleaved.
 enum FrameMode : std::uint8_t {
   kFrameRaw = 0,   // records follow as they are
   kFrameZstd = 1,  // one zstd frame follows holding the records
+  kFrameInterleaved = 2,  // version 3 only, added to the above: interleaved records
 };
 
 }  // namespace ota::delta::detail

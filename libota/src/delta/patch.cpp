@@ -124,14 +124,20 @@ class PatcherImpl final : public Patcher {
           std::uint8_t mode = in[0];
           in = in.subspan(1);
           consumed_ += 1;
+          // Version 3: record blocks, or interleaved records (mode + 2).
+          if (v3_) {
+            blocks_ = mode < detail::kFrameInterleaved;
+            if (!blocks_ && mode < detail::kFrameInterleaved + 2) mode -= detail::kFrameInterleaved;
+            else if (!blocks_) return with_frame(malformed("unknown frame mode " + std::to_string(mode)));
+          }
           if (mode == detail::kFrameRaw) {
             state_ = State::kRaw;
           } else if (mode == detail::kFrameZstd && h_.compression != Compression::kNone) {
             if (!zstd_) {
               OTA_TRY_ASSIGN(auto d, codec::ZstdDecoder::create(std::min(h_.window_log, opt_.max_window_log)));
               zstd_ = std::move(d);
-              if (!blocks_) zbuf_.resize(kDecodeBuffer);
             }
+            if (!blocks_ && zbuf_.empty()) zbuf_.resize(kDecodeBuffer);
             OTA_TRY(zstd_->reset(h_.compression == Compression::kZstdOld ? ByteSpan(old_copy_) : ByteSpan{}));
             state_ = State::kZstd;
           } else {
@@ -221,7 +227,8 @@ class PatcherImpl final : public Patcher {
                                                  "-byte decoder window, over the limit of 2^" +
                                                  std::to_string(opt_.max_window_log));
     OTA_TRY(base_.start(h_));
-    blocks_ = layout_of_version(h_.version) == RecordLayout::kBlocks;
+    v3_ = layout_of_version(h_.version) == RecordLayout::kBlocks;
+    blocks_ = v3_;
     cache_.resize(std::min<std::uint64_t>(kOldCache, old_.size()));
     if (h_.compression == Compression::kZstdOld) {
       // The window (checked against max_window_log above) covers OLD.
@@ -666,7 +673,8 @@ class PatcherImpl final : public Patcher {
   std::optional<detail::MapSectionReader> map_reader_;
   std::size_t last_produced_ = 0;
   // Version 3: the block being read (its lengths, then its streams in block_).
-  bool blocks_ = false;
+  bool v3_ = false;      // version 3: each frame's mode says its record layout
+  bool blocks_ = false;  // the current frame holds record blocks
   BlockPart part_ = BlockPart::kLengths;
   std::uint8_t len_buf_[detail::kMaxVarintSize] = {};
   std::size_t len_bytes_ = 0, lens_count_ = 0, lens_[3] = {};

@@ -118,6 +118,10 @@ struct DiffOptions {
   // kBlocks writes format version 3 (smaller); kInterleaved writes versions
   // 1/2 exactly as before, for devices whose patcher predates version 3.
   RecordLayout layout = RecordLayout::kBlocks;
+  // Version 3: a frame whose records, interleaved as in versions 1 and 2,
+  // compress smaller than in blocks keeps them (its mode byte says so; the
+  // generator compresses each frame both ways). false: every frame in blocks.
+  bool interleaved_frames = true;
   // Called with the NEW bytes written so far (from any thread, never concurrently).
   std::function<void(std::uint64_t done, std::uint64_t total)> progress;
 };
