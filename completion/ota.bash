@@ -13,21 +13,24 @@ _ota() {
   for ((i = 1; i < COMP_CWORD; i++)); do
     case "${COMP_WORDS[i]}" in
       -*) ;;
-      *) if [ -z "$sub" ]; then sub=${COMP_WORDS[i]}; elif [ -z "$sub2" ] && [ "$sub" = campaign -o "$sub" = root ]; then sub2=${COMP_WORDS[i]}; fi ;;
+      *) if [ -z "$sub" ]; then sub=${COMP_WORDS[i]}; elif [ -z "$sub2" ] && [ "$sub" = campaign -o "$sub" = root -o "$sub" = device ]; then sub2=${COMP_WORDS[i]}; fi ;;
     esac
   done
   case "$prev" in
-    -o|--output|--key|--pub|--trust|--image|--base|--store|--dir|--config|-c|--ca|--cert|--cert-key|--password-file|--passphrase-file|--summary)
+    -o|--output|--key|--pub|--trust|--registry|--operator|--image|--base|--store|--dir|--config|-c|--ca|--cert|--cert-key|--password-file|--passphrase-file|--summary)
       COMPREPLY=($(compgen -f -- "$cur")); return ;;
   esac
   if [ -z "$sub" ]; then
     local subs
     if [ "$(basename "$cmd")" = ota-agent ]; then subs="install status boot-check commit rollback simulate-boot run"
-    else subs="diff patch keygen root build sign verify inspect publish campaign"; fi
+    else subs="diff patch keygen root build sign verify inspect publish campaign device"; fi
     COMPREPLY=($(compgen -W "$subs --help --version" -- "$cur")); return
   fi
   if [ "$sub" = campaign ] && [ -z "$sub2" ]; then
     COMPREPLY=($(compgen -W "run status pause resume abort" -- "$cur")); return
+  fi
+  if [ "$sub" = device ] && [ -z "$sub2" ]; then
+    COMPREPLY=($(compgen -W "provision" -- "$cur")); return
   fi
   if [ "$sub" = root ] && [ -z "$sub2" ]; then
     COMPREPLY=($(compgen -W "init sign rotate verify show" -- "$cur")); return

@@ -280,6 +280,11 @@ int cmd_run(const Config& c, const Options& o) {
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
   agent::DaemonOptions dopt;
+  if (!c.mqtt.device_key.empty()) {
+    auto k = keys::load_secret(c.mqtt.device_key, std::nullopt);
+    if (!k) return report_error(o, "run", k.error().with_context("mqtt.device_key"));
+    dopt.device_key = std::make_shared<const keys::SecretKey>(std::move(*k));
+  }
   dopt.device_id = c.device_id;
   dopt.fleet = c.mqtt.fleet;
   dopt.mqtt = *parsed;

@@ -113,7 +113,8 @@ Result<Config> load_config(const std::string& path) {
                                {"password_file", &c.mqtt.password_file, false},
                                {"ca_file", &c.mqtt.ca_file, false},
                                {"cert_file", &c.mqtt.cert_file, false},
-                               {"key_file", &c.mqtt.key_file, false}}) {
+                               {"key_file", &c.mqtt.key_file, false},
+                               {"device_key", &c.mqtt.device_key, false}}) {
       auto v = str(*m, k, req);
       if (!v) return fail(v.error().with_context(path + ": mqtt"));
       *out = *v;

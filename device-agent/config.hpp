@@ -43,6 +43,9 @@ struct Config {
     std::string ca_file, cert_file, key_file;
     int keepalive_s = 30;
     int retry_delay_s = 10;     // after a failed download
+    // The device's own secret key (`ota device provision`, 0600): signs
+    // every report. Required by signed campaigns; empty: bare reports.
+    std::string device_key;
   } mqtt;
 };
 

@@ -526,7 +526,7 @@ TEST(Help, EveryCommandHasAnExample) {
       {kOta, "root", "sign"}, {kOta, "root", "rotate"}, {kOta, "root", "verify"}, {kOta, "root", "show"},
       {kOta, "build"}, {kOta, "sign"}, {kOta, "verify"}, {kOta, "inspect"}, {kOta, "publish"}, {kOta, "campaign"},
       {kOta, "campaign", "run"}, {kOta, "campaign", "status"}, {kOta, "campaign", "pause"},
-      {kOta, "campaign", "resume"}, {kOta, "campaign", "abort"}, {kAgent}, {kAgent, "install"}, {kAgent, "status"},
+      {kOta, "campaign", "resume"}, {kOta, "campaign", "abort"}, {kOta, "device"}, {kOta, "device", "provision"}, {kAgent}, {kAgent, "install"}, {kAgent, "status"},
       {kAgent, "boot-check"}, {kAgent, "commit"}, {kAgent, "rollback"}, {kAgent, "simulate-boot"}, {kAgent, "run"}};
   for (auto argv : commands) {
     std::string name;

@@ -10,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "ota/core/hash.hpp"
 #include "ota/fleet/controller.hpp"
+#include "ota/fleet/identity.hpp"
 #include "ota/release/keys.hpp"
 #include "ota/release/trust.hpp"
 #include "support/fleet.hpp"
@@ -115,7 +117,7 @@ TEST_F(Campaigns, FailingHealthChecksPauseAtTheFailureGateThenAbortSkipsTheRest)
   // Abort (with the controller running again): devices that never started skip it.
   run_controller("bad-release");
   auto a = ota({"campaign", "abort", "bad-release", "--fleet", kFleet, "--broker", broker_url(), "--reason", "bad build",
-                "--json"});
+                "--json", "--key", path("operator.key")});
   ASSERT_EQ(a.exit_code, 0) << a.err << logs();
   validate("campaign-command-result.schema.json", {save("abort.json", a.out)});
   EXPECT_EQ(controller_->wait(30s), 63) << logs();
@@ -142,7 +144,7 @@ TEST_F(Campaigns, AbortStopsDevicesMidDownloadAndTheyKeepTheirOldImage) {
   run_controller("stopped");
   ASSERT_TRUE(eventually([&] { return obs.count("stopped", cp::Phase::kDownloading) == 3; }, 20s)) << logs();
   std::this_thread::sleep_for(1s);
-  auto a = ota({"campaign", "abort", "stopped", "--fleet", kFleet, "--broker", broker_url(), "--json"});
+  auto a = ota({"campaign", "abort", "stopped", "--fleet", kFleet, "--broker", broker_url(), "--json", "--key", path("operator.key")});
   ASSERT_EQ(a.exit_code, 0) << a.err << logs();
   EXPECT_EQ(controller_->wait(30s), 63) << logs();
   ASSERT_TRUE(eventually([&] { return obs.count("stopped", cp::Phase::kAborted) == 3; }, 20s)) << logs();
@@ -187,8 +189,17 @@ TEST_F(Campaigns, ReportsMadeWhileTheBrokerIsDownSurviveAKillAndArriveOnce) {
   // The new image boots with no broker: the health check commits it and the
   // result waits in the outbox on disk. Then power is lost again.
   start(d);
-  ASSERT_TRUE(eventually([&] { return slurp(d.dir + "/state/outbox.json").find("succeeded") != std::string::npos; }, 20s))
-      << logs();
+  // The outbox holds signed reports: read their payloads.
+  auto outbox_has_success = [&] {
+    auto j = Json::parse(slurp(d.dir + "/state/outbox.json"), nullptr, false);
+    if (!j.is_object() || !j["pending"].is_array()) return false;
+    for (const auto& p : j["pending"]) {
+      auto r = cp::read_report_unverified(p.value("payload", ""));
+      if (r && r->phase == cp::Phase::kSucceeded) return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(eventually(outbox_has_success, 20s)) << logs();
   d.proc->kill9();
   EXPECT_TRUE(updated(d));
   // Broker back, device back: the result arrives, once, and the campaign completes.
@@ -343,6 +354,158 @@ TEST_F(Campaigns, ForgedReplayedAndExpiredCampaignsAreRejectedByEveryDevice) {
   (*client)->stop();
 }
 
+// Issue 17, items 1 and 2: in a signed campaign the controller counts only
+// reports signed by registered device keys and obeys only commands signed by
+// an operator key the campaign authorises. Forgeries by a client holding a
+// broker credential are dropped and counted; the campaign still completes.
+TEST_F(Campaigns, ForgedReportsAndCommandsAreIgnoredCountedAndTheCampaignCompletes) {
+  start_broker();
+  Observer obs(broker_->port());
+  for (int i = 0; i < 2; ++i) add_device("sig-" + std::to_string(i), true);
+  auto p = publish("signed", {"--waves", "100"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  const Json pj = Json::parse(p.out);
+  EXPECT_EQ(pj["security"], "signed");
+  validate("publish-result.schema.json", {save("publish.json", p.out)});
+  validate("device-registry.schema.json", {path("registry.json")});
+  const cp::Campaign c = campaign_of("signed");
+  ASSERT_TRUE(c.security.has_value());
+  run_controller("signed");
+
+  mqtt::Options mo;
+  mo.port = broker_->port();
+  mo.client_id = "test-forger";
+  auto client = mqtt::connect(mo);
+  ASSERT_TRUE(client);
+  ASSERT_TRUE(mqtt::wait_connected(**client, 10s));
+  // Genuine reports of sig-0, as they went over the wire (for the replay).
+  ASSERT_TRUE((*client)->subscribe(cp::events_topic(kFleet, "sig-0"), 1));
+  auto send = [&](const std::string& topic, const std::string& payload, bool retain = false) {
+    ASSERT_TRUE(mqtt::publish_confirmed(**client, {topic, payload, 1, retain, 0, {}}, 10s));
+  };
+  auto control_state = [&]() -> std::string {
+    auto doc = mqtt::read_retained(**client, cp::campaign_topic(kFleet, "signed"), 2000ms);
+    if (!doc || !*doc) return "";
+    auto d = cp::parse_document(**doc);
+    auto k = d ? cp::parse_control(d->control.payload) : Result<cp::Control>(fail(ErrorCode::kMalformed, ""));
+    return k ? std::string(cp::run_state_name(k->state)) : "";
+  };
+  auto counts = [&](const std::string& what) {
+    auto st = mqtt::read_retained(**client, cp::status_topic(kFleet, "signed"), 2000ms);
+    if (!st || !*st) return Json();
+    return Json::parse(**st)["security"][what];
+  };
+
+  // A signed pause: obeyed. An unsigned one is refused by the CLI at once.
+  auto refused = ota({"campaign", "pause", "signed", "--fleet", kFleet, "--broker", broker_url(), "--timeout", "5s"});
+  EXPECT_EQ(refused.exit_code, 2) << refused.err;
+  auto pause = ota({"campaign", "pause", "signed", "--fleet", kFleet, "--broker", broker_url(), "--key",
+                    path("operator.key"), "--json", "--timeout", "30s"});
+  ASSERT_EQ(pause.exit_code, 0) << pause.err << logs();
+  validate("campaign-command-result.schema.json", {save("pause.json", pause.out)});
+  auto genuine_pause = mqtt::read_retained(**client, cp::commands_topic(kFleet, "signed"), 2000ms);
+  ASSERT_TRUE(genuine_pause && *genuine_pause);
+  {
+    auto e = trust::parse_envelope(**genuine_pause);
+    ASSERT_TRUE(e);
+    validate("signed-envelope.schema.json", {save("command.json", **genuine_pause)});
+    validate("signed-command.schema.json", {save("command-payload.json", std::string(e->payload.begin(), e->payload.end()))});
+  }
+
+  // Forged commands: unsigned, signed by a key the campaign does not authorise.
+  auto attacker = keys::load_secret(path("attacker.key"), std::nullopt);
+  auto dev0 = keys::load_secret(devices_[0].dir + "/device.key", std::nullopt);
+  ASSERT_TRUE(attacker && dev0);
+  cp::Command resume;
+  resume.id = "forged-resume-1";
+  resume.action = "resume";
+  resume.time = static_cast<trust::Time>(std::time(nullptr));
+  resume.expires = resume.time + 3600;
+  resume.campaign = "signed";
+  resume.fleet = kFleet;
+  send(cp::commands_topic(kFleet, "signed"), cp::encode_command(resume), true);
+  resume.id = "forged-resume-2";
+  send(cp::commands_topic(kFleet, "signed"), cp::sign_command(resume, *attacker), true);
+  ASSERT_TRUE(eventually([&] { return counts("ignored_commands").value("unauthorised", 0) >= 1; }, 15s)) << logs();
+  EXPECT_EQ(counts("ignored_commands").value("unsigned", 0), 1);
+  EXPECT_EQ(control_state(), "paused");
+
+  // The devices start and wait (paused).
+  for (auto& d : devices_) start(d);
+  ASSERT_TRUE(eventually([&] { return obs.count("signed", cp::Phase::kWaiting) == 2; }, 30s)) << logs();
+  std::vector<std::string> sig0_reports;
+  while (auto ev = (*client)->next(500ms))
+    if (ev->kind == mqtt::Event::Kind::kMessage && ev->message.topic == cp::events_topic(kFleet, "sig-0"))
+      sig0_reports.push_back(ev->message.payload);
+  ASSERT_GE(sig0_reports.size(), 2u);
+  std::this_thread::sleep_for(1500ms);  // the controller took them
+
+  // Forged reports: each claims a success.
+  cp::Report forged;
+  forged.device = "sig-0";
+  forged.seq = 1000;
+  forged.boot = "feedfacefeedface";
+  forged.time = static_cast<trust::Time>(std::time(nullptr));
+  forged.campaign = "signed";
+  forged.phase = cp::Phase::kSucceeded;
+  forged.version = "1.1.0";
+  forged.slot = "b";
+  forged.image_hash = content_hash(image_);
+  send(cp::state_topic(kFleet, "sig-0"), cp::sign_report(forged, *attacker));  // wrong key
+  forged.device = "sig-1";
+  send(cp::state_topic(kFleet, "sig-1"), cp::encode_report(forged));  // unsigned
+  forged.device = "ghost";
+  send(cp::state_topic(kFleet, "ghost"), cp::sign_report(forged, *attacker));  // unregistered
+  forged.device = "sig-0";
+  forged.campaign = "another";
+  send(cp::state_topic(kFleet, "sig-0"), cp::sign_report(forged, *dev0));  // the device's key, another campaign
+  send(cp::state_topic(kFleet, "sig-0"), sig0_reports.front());  // sig-0's first report again: replayed
+  ASSERT_TRUE(eventually([&] { return counts("dropped_reports").value("replayed", 0) >= 1; }, 15s))
+      << counts("dropped_reports") << " first report: " << sig0_reports.front() << "\n" << logs();
+  const Json dropped = counts("dropped_reports");
+  EXPECT_EQ(dropped.value("bad_signature", 0), 1) << dropped;
+  EXPECT_EQ(dropped.value("unsigned", 0), 1) << dropped;
+  EXPECT_EQ(dropped.value("unregistered", 0), 1) << dropped;
+  EXPECT_EQ(dropped.value("other_campaign", 0), 1) << dropped;
+  EXPECT_EQ(dropped.value("malformed", 0), 0) << dropped;
+  EXPECT_EQ(control_state(), "paused");
+  for (auto& d : devices_) EXPECT_TRUE(untouched(d)) << d.id;
+
+  // A signed resume: the campaign runs; the genuine pause replayed is ignored.
+  auto res = ota({"campaign", "resume", "signed", "--fleet", kFleet, "--broker", broker_url(), "--key",
+                  path("operator.key"), "--timeout", "30s"});
+  ASSERT_EQ(res.exit_code, 0) << res.err << logs();
+  send(cp::commands_topic(kFleet, "signed"), **genuine_pause, true);
+  EXPECT_TRUE(eventually([&] { return counts("ignored_commands").value("replayed", 0) >= 1; }, 15s))
+      << counts("ignored_commands");
+  ASSERT_EQ(controller_->wait(90s), 0) << logs();
+  for (auto& d : devices_) EXPECT_TRUE(updated(d)) << d.id;
+  EXPECT_EQ(decisions("signed"), (std::vector<std::string>{"pause", "resume", "complete"}));
+
+  // Only the two registered devices were counted, each success with its signed receipt.
+  Json st = status("signed");
+  EXPECT_EQ(st["security"], "signed");
+  std::uint64_t targeted = 0, succeeded = 0;
+  for (const auto& w : st["controller_status"]["waves"]) {
+    targeted += w["targeted"].get<std::uint64_t>();
+    succeeded += w["succeeded"].get<std::uint64_t>();
+  }
+  EXPECT_EQ(targeted, 2u);
+  EXPECT_EQ(succeeded, 2u);
+  validate("campaign-status.schema.json", {save("controller-status.json", st["controller_status"].dump())});
+  validate("journal-record.schema.json", {path("campaigns/signed/journal.jsonl")});
+  int receipts = 0;
+  for (const auto& r : journal("signed")) {
+    if (r["type"] != "result" || r["report"]["phase"] != "succeeded") continue;
+    ASSERT_TRUE(r.contains("envelope")) << r;
+    EXPECT_EQ(r["report"]["slot"], "b");
+    EXPECT_EQ(r["report"]["image_hash"], to_hex(content_hash(image_)));
+    ++receipts;
+  }
+  EXPECT_EQ(receipts, 2);
+  (*client)->stop();
+}
+
 TEST_F(Campaigns, SecuredBrokerAclDeniedPublishIsDetectedAndTlsDevicesUpdate) {
   test::MosquittoOptions mo;
   mo.secured = true;
@@ -353,9 +516,6 @@ TEST_F(Campaigns, SecuredBrokerAclDeniedPublishIsDetectedAndTlsDevicesUpdate) {
   };
   // A device's credentials cannot publish a campaign: the broker acknowledges
   // (MQTT 3.1.1) or refuses (MQTT 5) it; either way ota publish fails with 61.
-  auto denied = publish("acl", creds("tls-0"));
-  EXPECT_EQ(denied.exit_code, static_cast<int>(ErrorCode::kMqttRefused)) << denied.err;
-  EXPECT_EQ(denied.err.find(broker_->password("tls-0")), std::string::npos);
 
   // Devices over TLS with client certificates and their own passwords.
   for (const auto& id : mo.devices) {
@@ -366,6 +526,9 @@ TEST_F(Campaigns, SecuredBrokerAclDeniedPublishIsDetectedAndTlsDevicesUpdate) {
                                 {"cert_file", broker_->cert_file(id)},
                                 {"key_file", broker_->key_file(id)}}));
   }
+  auto denied = publish("acl", creds("tls-0"));
+  EXPECT_EQ(denied.exit_code, static_cast<int>(ErrorCode::kMqttRefused)) << denied.err;
+  EXPECT_EQ(denied.err.find(broker_->password("tls-0")), std::string::npos);
   auto ok = publish("acl", creds("release"));
   ASSERT_EQ(ok.exit_code, 0) << ok.err;
   std::vector<std::string> run{kOta, "campaign", "run", "acl", "--broker", broker_url(), "--dir", path("campaigns"), "-q"};

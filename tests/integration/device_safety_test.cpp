@@ -137,7 +137,8 @@ TEST_F(DeviceSafety, ARotationCarriedByACampaignSurvivesARestartAndTheRevokedKey
                                 "--campaign", "rotate", "--store", web_->www(), "--url",
                                 "http://127.0.0.1:" + std::to_string(web_->port()), "--trust", path("root2.json"),
                                 "--key", path("release2.key"), "--dir", path("campaigns"), "--root-update",
-                                path("root2.json"), "--waves", "100", "-q"};
+                                path("root2.json"), "--waves", "100", "-q", "--registry", path("registry.json"),
+                                "--operator", path("operator.pub")};
   auto p = ota(args);
   ASSERT_EQ(p.exit_code, 0) << p.err;
   run_controller("rotate");
@@ -249,7 +250,7 @@ TEST_F(DeviceSafety, ARunningDocumentReplayedAfterTheAbortIsRefusedAcrossARestar
   // The running document (validly signed, fresh), as any subscriber saw it.
   const std::string running = retained_document("replayed");
   ASSERT_EQ(control_in(running).state, cp::RunState::kRunning);
-  auto a = ota({"campaign", "abort", "replayed", "--fleet", kFleet, "--broker", broker_url(), "--reason", "bad build"});
+  auto a = ota({"campaign", "abort", "replayed", "--fleet", kFleet, "--broker", broker_url(), "--reason", "bad build", "--key", path("operator.key")});
   ASSERT_EQ(a.exit_code, 0) << a.err << logs();
   EXPECT_EQ(controller_->wait(30s), static_cast<int>(ErrorCode::kCampaignAborted)) << logs();
   // The device sees the abort, then loses power.
@@ -280,7 +281,7 @@ TEST_F(DeviceSafety, AnOfflineDeviceRefusesARunningDocumentReplayedPastItsExpiry
   ASSERT_EQ(k.state, cp::RunState::kRunning);
   ASSERT_GT(k.expires, 0);
   ASSERT_LE(k.expires - k.issued, 10);
-  auto a = ota({"campaign", "abort", "short-lived", "--fleet", kFleet, "--broker", broker_url()});
+  auto a = ota({"campaign", "abort", "short-lived", "--fleet", kFleet, "--broker", broker_url(), "--key", path("operator.key")});
   ASSERT_EQ(a.exit_code, 0) << a.err << logs();
   EXPECT_EQ(controller_->wait(30s), static_cast<int>(ErrorCode::kCampaignAborted)) << logs();
   // Past the replayed document's expiry, it replaces the abort on the broker;

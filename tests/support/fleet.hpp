@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "ota/fleet/campaign.hpp"
+#include "ota/fleet/identity.hpp"
 #include "ota/fleet/mqtt.hpp"
 #include "support/mosquitto.hpp"
 #include "support/nginx.hpp"
@@ -82,7 +83,7 @@ class Observer {
       while (!done_) {
         auto ev = client_->next(100ms);
         if (!ev || ev->kind != mqtt::Event::Kind::kMessage) continue;
-        auto r = cp::parse_report(ev->message.payload);
+        auto r = cp::read_report_unverified(ev->message.payload);
         if (!r) continue;
         std::lock_guard<std::mutex> lock(mu_);
         if (ev->message.topic.size() > 6 && ev->message.topic.substr(ev->message.topic.size() - 6) == "events") {
@@ -146,6 +147,7 @@ class Fleet : public testing::Test {
     write_bytes(path("new.img"), image_);
     ASSERT_EQ(ota({"keygen", "-o", path("release")}).exit_code, 0);
     ASSERT_EQ(ota({"keygen", "-o", path("attacker")}).exit_code, 0);
+    ASSERT_EQ(ota({"keygen", "-o", path("operator")}).exit_code, 0);
     ASSERT_EQ(ota({"root", "init", "--key", path("release.pub"), "--threshold", "1", "--expires", "2099-01-01", "-o",
                    path("root.json"), "-q"})
                   .exit_code,
@@ -179,17 +181,24 @@ class Fleet : public testing::Test {
     return run_process(args, po);
   }
 
-  // A device on bank a = base image; `healthy` picks its health check.
+  // The operator's signing options for `ota campaign pause|resume|abort`.
+  std::vector<std::string> operator_key() const { return {"--key", path("operator.key")}; }
+
+  // A device on bank a = base image; `healthy` picks its health check. It is
+  // provisioned: its own key (mqtt.device_key) in the fleet registry.
   Device& add_device(const std::string& id, bool healthy, Json mqtt_extra = Json::object()) {
     Device d;
     d.id = id;
     d.dir = path("dev-" + id);
     ::mkdir(d.dir.c_str(), 0755);
+    auto prov = ota({"device", "provision", id, "--fleet", kFleet, "--registry", path("registry.json"), "-o",
+                     d.dir + "/device", "-q"});
+    EXPECT_EQ(prov.exit_code, 0) << prov.err;
     Bytes a(kBank, 0), b(kBank, 0);
     std::copy(base_.begin(), base_.end(), a.begin());
     write_bytes(d.dir + "/bank-a", a);
     write_bytes(d.dir + "/bank-b", b);
-    Json m = {{"broker", broker_url()}, {"fleet", kFleet}, {"retry_delay_s", 1}};
+    Json m = {{"broker", broker_url()}, {"fleet", kFleet}, {"retry_delay_s", 1}, {"device_key", d.dir + "/device.key"}};
     m.update(mqtt_extra);
     Json c = {{"device_id", id},
               {"hardware_id", "board"},
@@ -227,6 +236,8 @@ class Fleet : public testing::Test {
                                   "--campaign", id, "--store", web->www(), "--url",
                                   "http://127.0.0.1:" + std::to_string(web->port()) + url_path, "--trust", path("root.json"),
                                   "--key", path("release.key"), "--dir", path("campaigns"), "--json"};
+    if (std::find(extra.begin(), extra.end(), "--unsigned") == extra.end())
+      args.insert(args.end(), {"--registry", path("registry.json"), "--operator", path("operator.pub")});
     args.insert(args.end(), extra.begin(), extra.end());
     return ota(args);
   }

@@ -14,6 +14,7 @@
 
 #include "ota/fleet/campaign.hpp"
 #include "ota/fleet/controller.hpp"
+#include "ota/fleet/identity.hpp"
 #include "ota/release/keys.hpp"
 #include "ota/fleet/mqtt.hpp"
 #include "ota/release/trust.hpp"
@@ -248,6 +249,203 @@ struct Fleet {
     return out;
   }
 };
+
+// ---- Signed reports and commands (identity.hpp) ----
+
+cp::Registry registry_of(std::initializer_list<std::pair<std::string, std::uint8_t>> devices) {
+  cp::Registry r;
+  r.fleet = "meters";
+  for (const auto& [id, n] : devices) EXPECT_TRUE(cp::register_device(r, id, key(n).public_key(), false));
+  return r;
+}
+
+TEST(CampaignIdentity, RegistryRoundTripsAndIsStrict) {
+  cp::Registry r = registry_of({{"m-2", 12}, {"m-1", 11}});
+  const Bytes b = cp::encode_registry(r);
+  auto back = cp::parse_registry(b);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(cp::encode_registry(*back), b);
+  EXPECT_EQ(back->devices.size(), 2u);
+  EXPECT_EQ(back->devices.at("m-1"), key(11).public_key());
+  // Already registered, or the key of another device: refused.
+  EXPECT_EQ(cp::register_device(r, "m-1", key(13).public_key(), false).error().code, ErrorCode::kUsage);
+  EXPECT_EQ(cp::register_device(r, "m-3", key(11).public_key(), false).error().code, ErrorCode::kUsage);
+  EXPECT_TRUE(cp::register_device(r, "m-1", key(13).public_key(), true));
+  EXPECT_EQ(cp::register_device(r, "bad/id", key(14).public_key(), false).error().code, ErrorCode::kUsage);
+  // A keyid that does not match, a device twice, unknown fields, bad format: kMalformed.
+  std::string text(b.begin(), b.end());
+  for (std::string bad : {text.substr(0, text.find("keyid") + 8) + "00" + text.substr(text.find("keyid") + 10),
+                          std::string(R"({"format":"ota-device-registry-v1","fleet":"meters","devices":[],"x":1})"),
+                          std::string(R"({"format":"ota-device-registry-v2","fleet":"meters","devices":[]})"),
+                          std::string(R"({"format":"ota-device-registry-v1","fleet":"a/b","devices":[]})"), std::string("[]"),
+                          std::string("{")}) {
+    auto p = cp::parse_registry(Bytes(bad.begin(), bad.end()));
+    EXPECT_FALSE(p) << bad;
+    if (!p) EXPECT_EQ(p.error().code, ErrorCode::kMalformed);
+  }
+  const std::string entry = text.substr(text.find("\n{") + 1, text.find("}", text.find("\n{")) - text.find("\n{"));
+  std::string twice = text;
+  twice.insert(twice.find("\n]"), ",\n" + entry);
+  EXPECT_FALSE(cp::parse_registry(Bytes(twice.begin(), twice.end())));
+  // Every single-byte truncation fails cleanly (bounds).
+  for (std::size_t n = 0; n < b.size(); n += 7) EXPECT_FALSE(cp::parse_registry(ByteSpan(b.data(), n)));
+}
+
+TEST(CampaignIdentity, CampaignSecuritySectionRoundTrips) {
+  auto ctl = key(2);
+  cp::Campaign c = sample(ctl);
+  cp::Registry r = registry_of({{"m-1", 11}});
+  const Bytes rb = cp::encode_registry(r);
+  c.security = cp::security_for(rb, r, {key(30).public_key(), key(31).public_key()});
+  const Bytes b = cp::encode_campaign(c);
+  auto back = cp::parse_campaign(b);
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_TRUE(back->security);
+  EXPECT_EQ(back->security->registry_hash, content_hash(rb));
+  EXPECT_EQ(back->security->registry_devices, 1u);
+  EXPECT_EQ(back->security->operators.size(), 2u);
+  EXPECT_EQ(cp::encode_campaign(*back), b);
+  c.security->operators.clear();
+  EXPECT_FALSE(cp::validate(c));
+}
+
+cp::Report report_of(const std::string& device, std::uint64_t seq, cp::Phase phase, const std::string& campaign = "fw-1.1") {
+  cp::Report r;
+  r.device = device;
+  r.seq = seq;
+  r.boot = "b00t";
+  r.time = 1780000100;
+  r.campaign = campaign;
+  r.phase = phase;
+  r.version = phase == cp::Phase::kSucceeded ? "1.1.0" : "1.0.0";
+  r.slot = phase == cp::Phase::kSucceeded ? "b" : "a";
+  r.image_hash = Digest{};
+  r.image_hash->fill(0x11);
+  return r;
+}
+
+TEST(CampaignIdentity, JudgeReportDropsForgedUnregisteredReplayedAndOtherCampaigns) {
+  auto ctl = key(2);
+  const cp::Campaign c = sample(ctl);
+  const cp::Registry reg = registry_of({{"m-1", 11}, {"m-2", 12}});
+  std::map<std::string, cp::DeviceView> view;
+  auto judge = [&](const std::string& topic_device, const std::string& text) {
+    return cp::judge_report(reg, c, topic_device, text, view).drop;
+  };
+  const std::string good = cp::sign_report(report_of("m-1", 5, cp::Phase::kDownloading), key(11));
+  EXPECT_EQ(judge("m-1", good), cp::Drop::kNone);
+  auto j = cp::judge_report(reg, c, "m-1", good, view);
+  ASSERT_TRUE(j.envelope);
+  EXPECT_EQ(j.report.seq, 5u);
+  // Take it into the view, as the controller does.
+  ASSERT_TRUE(cp::observe(view, c, j.report));
+  view["m-1"].sig = j.envelope->signatures.front().sig;
+  EXPECT_EQ(judge("m-1", good), cp::Drop::kDuplicate);
+  // An older or equal sequence number with other content: replayed.
+  EXPECT_EQ(judge("m-1", cp::sign_report(report_of("m-1", 4, cp::Phase::kWaiting), key(11))), cp::Drop::kReplayed);
+  EXPECT_EQ(judge("m-1", cp::sign_report(report_of("m-1", 5, cp::Phase::kSucceeded), key(11))), cp::Drop::kReplayed);
+  // Another device's key, another device's genuine report, an unknown device, unsigned, junk.
+  EXPECT_EQ(judge("m-1", cp::sign_report(report_of("m-1", 9, cp::Phase::kSucceeded), key(12))), cp::Drop::kBadSignature);
+  EXPECT_EQ(judge("m-1", cp::sign_report(report_of("m-2", 9, cp::Phase::kSucceeded), key(12))), cp::Drop::kBadSignature);
+  EXPECT_EQ(judge("m-2", cp::sign_report(report_of("m-1", 9, cp::Phase::kSucceeded), key(12))), cp::Drop::kMalformed);
+  EXPECT_EQ(judge("m-9", cp::sign_report(report_of("m-9", 9, cp::Phase::kSucceeded), key(19))), cp::Drop::kUnregistered);
+  EXPECT_EQ(judge("m-1", cp::encode_report(report_of("m-1", 9, cp::Phase::kSucceeded))), cp::Drop::kUnsigned);
+  EXPECT_EQ(judge("m-1", "{\"payloadType\":1}"), cp::Drop::kMalformed);
+  EXPECT_EQ(judge("m-1", std::string(100000, '[')), cp::Drop::kMalformed);
+  // Tampered payload: the signature no longer verifies.
+  {
+    auto e = trust::parse_envelope(cp::sign_report(report_of("m-1", 9, cp::Phase::kFailed), key(11)));
+    ASSERT_TRUE(e);
+    std::string p(e->payload.begin(), e->payload.end());
+    p.replace(p.find("failed"), 6, "succeeded");
+    e->payload.assign(p.begin(), p.end());
+    EXPECT_EQ(judge("m-1", trust::encode_envelope(*e)), cp::Drop::kBadSignature);
+  }
+  // A campaign signature is not a report signature (type strings differ).
+  {
+    trust::Envelope e;
+    e.payload_type = std::string(cp::kReportType);
+    e.payload = Bytes();
+    const std::string r = cp::encode_report(report_of("m-1", 9, cp::Phase::kSucceeded));
+    e.payload.assign(r.begin(), r.end());
+    e.signatures.push_back({key(11).public_key().id(), key(11).sign(trust::signing_message(cp::kCampaignType, e.payload))});
+    EXPECT_EQ(judge("m-1", trust::encode_envelope(e)), cp::Drop::kBadSignature);
+  }
+  EXPECT_EQ(judge("m-1", cp::sign_report(report_of("m-1", 9, cp::Phase::kSucceeded, "other"), key(11))), cp::Drop::kOtherCampaign);
+  // Idle reports (no campaign) count; a success needs its receipt.
+  EXPECT_EQ(judge("m-1", cp::sign_report(report_of("m-1", 9, cp::Phase::kIdle, ""), key(11))), cp::Drop::kNone);
+  cp::Report no_receipt = report_of("m-1", 9, cp::Phase::kSucceeded);
+  no_receipt.image_hash.reset();
+  EXPECT_EQ(judge("m-1", cp::sign_report(no_receipt, key(11))), cp::Drop::kBadReceipt);
+  no_receipt = report_of("m-1", 9, cp::Phase::kSucceeded);
+  no_receipt.version = "1.0.0";
+  EXPECT_EQ(judge("m-1", cp::sign_report(no_receipt, key(11))), cp::Drop::kBadReceipt);
+  EXPECT_EQ(judge("m-1", cp::sign_report(report_of("m-1", 9, cp::Phase::kSucceeded), key(11))), cp::Drop::kNone);
+  // Observers read signed and bare reports alike.
+  auto u = cp::read_report_unverified(good);
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->seq, 5u);
+}
+
+TEST(CampaignIdentity, JudgeCommandObeysOnlyAuthorisedFreshNewCommands) {
+  auto ctl = key(2);
+  cp::Campaign c = sample(ctl);
+  const cp::Registry reg = registry_of({{"m-1", 11}});
+  const Bytes rb = cp::encode_registry(reg);
+  c.security = cp::security_for(rb, reg, {key(30).public_key()});
+  const trust::Time now = 1780000500;
+  cp::Command k;
+  k.id = "cmd1";
+  k.action = "pause";
+  k.time = now - 10;
+  k.expires = now + 3600;
+  k.campaign = c.id;
+  k.fleet = c.fleet;
+  k.reason = "why";
+  std::vector<std::string> applied;
+  auto judge = [&](const std::string& text) { return cp::judge_command(c, text, applied, now).drop; };
+  const std::string good = cp::sign_command(k, key(30));
+  EXPECT_EQ(judge(good), cp::CommandDrop::kNone);
+  auto back = cp::judge_command(c, good, applied, now);
+  EXPECT_EQ(back.command.action, "pause");
+  EXPECT_EQ(back.command.reason, "why");
+  EXPECT_EQ(judge(cp::encode_command(k)), cp::CommandDrop::kUnsigned);
+  EXPECT_EQ(judge(cp::sign_command(k, key(31))), cp::CommandDrop::kUnauthorised);
+  {
+    auto e = trust::parse_envelope(good);
+    ASSERT_TRUE(e);
+    std::string p(e->payload.begin(), e->payload.end());
+    p.replace(p.find("pause"), 5, "abort");
+    e->payload.assign(p.begin(), p.end());
+    EXPECT_EQ(judge(trust::encode_envelope(*e)), cp::CommandDrop::kBadSignature);
+  }
+  cp::Command other = k;
+  other.campaign = "fw-2";
+  EXPECT_EQ(judge(cp::sign_command(other, key(30))), cp::CommandDrop::kOtherCampaign);
+  other = k;
+  other.fleet = "pumps";
+  EXPECT_EQ(judge(cp::sign_command(other, key(30))), cp::CommandDrop::kOtherCampaign);
+  other = k;
+  other.expires = now;
+  EXPECT_EQ(judge(cp::sign_command(other, key(30))), cp::CommandDrop::kExpired);
+  other = k;
+  other.time = now + 3000;
+  other.expires = now + 6000;
+  EXPECT_EQ(judge(cp::sign_command(other, key(30))), cp::CommandDrop::kExpired);
+  // Applied: the last one again is a redelivery; an older one is a replay.
+  applied = {"cmd1"};
+  EXPECT_EQ(judge(good), cp::CommandDrop::kDuplicate);
+  applied = {"cmd1", "cmd2"};
+  EXPECT_EQ(judge(good), cp::CommandDrop::kReplayed);
+  // Legacy campaigns (no security section) take bare commands.
+  c.security.reset();
+  applied.clear();
+  EXPECT_EQ(judge(cp::encode_command(k)), cp::CommandDrop::kNone);
+  // The signed command parser is strict and bounded.
+  for (std::string bad : {std::string("{}"), std::string("[")}) EXPECT_FALSE(cp::parse_signed_command(Bytes(bad.begin(), bad.end())));
+  const Bytes cb = cp::encode_signed_command(k);
+  for (std::size_t n = 0; n < cb.size(); ++n) EXPECT_FALSE(cp::parse_signed_command(ByteSpan(cb.data(), n)));
+}
 
 TEST(CampaignGates, OpenPauseAbortTimeoutComplete) {
   auto ctl = key(2);

@@ -162,6 +162,7 @@ class DaemonTest : public testing::Test {
     o.retry_delay_s = 1;
     o.reboot_wait_s = 1;
     o.stop = &stop_;
+    o.device_key = device_key_;
     o.connect = [this](const mqtt::Options& mo) -> Result<std::unique_ptr<mqtt::Client>> { return broker_.connect(mo); };
     o.open_source = [this](const std::string& url, const fetch::Options&) -> Result<std::unique_ptr<fetch::SourceReader>> {
       ++opens_;
@@ -205,7 +206,7 @@ class DaemonTest : public testing::Test {
     std::vector<cp::Report> out;
     for (const auto& m : broker_.log()) {
       if (m.topic != "ota/" + std::string(kFleet) + "/devices/" + kDevice + "/" + topic_kind) continue;
-      if (auto r = cp::parse_report(m.payload)) out.push_back(*r);
+      if (auto r = cp::read_report_unverified(m.payload)) out.push_back(*r);
     }
     return out;
   }
@@ -235,6 +236,7 @@ class DaemonTest : public testing::Test {
   std::function<Status()> reboot_command_;  // the device's reboot; none by default
   int opens_ = 0;
   int fetch_failures_ = 0;
+  std::shared_ptr<const keys::SecretKey> device_key_;  // signs reports when set
 };
 
 TEST_F(DaemonTest, EveryPhaseFromWaitingToSucceededAndTheUpdateHappensOnce) {
@@ -287,6 +289,46 @@ TEST_F(DaemonTest, EveryPhaseFromWaitingToSucceededAndTheUpdateHappensOnce) {
     EXPECT_EQ(opens_, before);
   }
   EXPECT_EQ(count(cp::Phase::kSucceeded), 1u);
+}
+
+TEST_F(DaemonTest, WithADeviceKeyEveryReportIsSignedWithAReceiptAndNoNumberIsSignedTwice) {
+  device_key_ = std::make_shared<const keys::SecretKey>(test::test_key(21));
+  auto c = campaign();
+  c.waves = {10000};
+  put("c1", document(c, control(c, 1)));
+  for (int boot_no = 0; boot_no < 3; ++boot_no) {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    // A junk document each session: a rejection event, never kept in the outbox.
+    put("junk", "{\"junk\":" + std::to_string(boot_no) + "}");
+    auto r = session(d, [&] { return count(cp::Phase::kSucceeded) == 1; }, boot_no == 0 ? 10s : 2s);
+    ASSERT_TRUE(r) << r.error().message;
+    disk_ = dev->survivors();
+    if (*r) ASSERT_EQ(reboot(), Slot::kB);
+  }
+  ASSERT_EQ(count(cp::Phase::kSucceeded), 1u);
+  cp::Registry reg;
+  reg.fleet = kFleet;
+  reg.devices[kDevice] = device_key_->public_key();
+  std::map<std::uint64_t, std::string> by_seq;
+  std::size_t n = 0;
+  for (const auto& m : broker_.log()) {
+    if (m.topic.find("/devices/") == std::string::npos || m.topic.find("availability") != std::string::npos) continue;
+    // Every report verifies against the registered key.
+    auto j = cp::judge_report(reg, c, kDevice, m.payload, {});
+    ASSERT_TRUE(j.drop == cp::Drop::kNone || j.drop == cp::Drop::kOtherCampaign) << cp::drop_name(j.drop) << ": " << j.why;
+    ++n;
+    // A number sent twice is the same report sent again, never another one.
+    auto [it, fresh] = by_seq.emplace(j.report.seq, cp::encode_report(j.report));
+    if (!fresh) EXPECT_EQ(it->second, cp::encode_report(j.report)) << "sequence number " << j.report.seq << " signed twice";
+    if (j.report.phase == cp::Phase::kSucceeded) {
+      EXPECT_EQ(j.report.slot, "b");
+      ASSERT_TRUE(j.report.image_hash);
+      EXPECT_EQ(*j.report.image_hash, content_hash(image_));
+      EXPECT_EQ(j.report.version, c.version);
+    }
+  }
+  EXPECT_GE(n, 6u);
 }
 
 TEST_F(DaemonTest, ARebootThatDidNotHappenCommitsNothingAndIsAskedForAgain) {

@@ -61,5 +61,6 @@ void add_verify_command(CLI::App& app, Context& ctx, int& exit_code);
 void add_inspect_command(CLI::App& app, Context& ctx, int& exit_code);
 void add_publish_command(CLI::App& app, Context& ctx, int& exit_code);
 void add_campaign_commands(CLI::App& app, Context& ctx, int& exit_code);
+void add_device_command(CLI::App& app, Context& ctx, int& exit_code);
 
 }  // namespace ota::cli

@@ -12,6 +12,7 @@
 #include "cli.hpp"
 #include "ota/fleet/campaign.hpp"
 #include "ota/fleet/controller.hpp"
+#include "ota/fleet/identity.hpp"
 #include "ota/fleet/mqtt.hpp"
 #include "ota/release/trust.hpp"
 
@@ -143,7 +144,8 @@ int run_status(const Context& ctx, const StatusArgs& a) {
     if (a.devices) {
       for (const auto& m : collect(**client, "ota/" + a.fleet + "/devices/+/state", std::chrono::milliseconds(500),
                                    std::chrono::seconds(10))) {
-        auto r = cp::parse_report(m.payload);
+        // Shown as the devices sent them (the controller's status counts only verified ones).
+        auto r = cp::read_report_unverified(m.payload);
         if (r && m.topic == cp::state_topic(a.fleet, r->device)) cp::observe(view, v->campaign, *r);
       }
       (void)(*client)->unsubscribe("ota/" + a.fleet + "/devices/+/state");
@@ -169,6 +171,7 @@ int run_status(const Context& ctx, const StatusArgs& a) {
     out["version"] = v->campaign.version;
     out["url"] = v->campaign.url;
     out["expires"] = trust::format_time(v->campaign.expires);
+    out["security"] = v->campaign.security ? "signed" : "unsigned";
     out["control"] = {{"revision", v->control.revision},
                       {"state", std::string(cp::run_state_name(v->control.state))},
                       {"wave", v->control.wave},
@@ -228,6 +231,9 @@ int run_status(const Context& ctx, const StatusArgs& a) {
 
 struct CommandArgs {
   std::string id, fleet, reason;
+  std::string key;           // the operator key that signs it
+  std::string valid = "1d";  // how long the signed command may wait for the controller
+  PassphraseSource pass;
   bool no_wait = false;
   BrokerArgs broker;
 };
@@ -243,7 +249,32 @@ int run_command(const Context& ctx, const std::string& action, const CommandArgs
   c.action = action;
   c.time = static_cast<trust::Time>(std::time(nullptr));
   c.reason = a.reason;
-  mqtt::Message m{cp::commands_topic(a.fleet, a.id), cp::encode_command(c), 1, true, 0, {}};
+  c.campaign = a.id;
+  c.fleet = a.fleet;
+  std::string payload;
+  if (!a.key.empty()) {
+    auto valid = cp::parse_duration(a.valid);
+    if (!valid || *valid <= 0) return report(ctx, name, Error{ErrorCode::kUsage, "--valid-for: a duration such as 1h or 1d"});
+    c.expires = c.time + *valid;
+    auto pass = read_passphrase(a.pass);
+    if (!pass) return report(ctx, name, pass.error());
+    auto k = keys::load_secret(a.key, *pass ? std::optional<std::string_view>(**pass) : std::nullopt);
+    if (*pass) keys::wipe((*pass)->data(), (*pass)->size());
+    if (!k) return report(ctx, name, k.error().with_context("--key " + a.key));
+    payload = cp::sign_command(c, *k);
+  } else {
+    // A signed campaign obeys only signed commands: say so now rather than time out.
+    auto doc = mqtt::read_retained(**client, cp::campaign_topic(a.fleet, a.id), std::chrono::milliseconds(2000));
+    if (doc && *doc) {
+      auto d = cp::parse_document(**doc);
+      auto camp = d ? cp::parse_campaign(d->campaign.payload) : Result<cp::Campaign>(fail(ErrorCode::kMalformed, ""));
+      if (camp && camp->security)
+        return report(ctx, name, Error{ErrorCode::kUsage, "campaign " + a.id +
+                                                              " obeys only commands signed by an operator key: --key"});
+    }
+    payload = cp::encode_command(c);
+  }
+  mqtt::Message m{cp::commands_topic(a.fleet, a.id), payload, 1, true, 0, {}};
   if (auto st = mqtt::publish_retained_checked(**client, m, *wait); !st) return report(ctx, name, st.error());
   const cp::RunState want = action == "pause" ? cp::RunState::kPaused
                             : action == "abort" ? cp::RunState::kAborted
@@ -321,6 +352,10 @@ void add_campaign_commands(CLI::App& app, Context& ctx, int& exit_code) {
     cmd->add_option("ID", c->id, "Campaign id")->required();
     cmd->add_option("--fleet", c->fleet, "Fleet name")->required();
     cmd->add_option("--reason", c->reason, "Recorded in the journal and the document");
+    cmd->add_option("--key", c->key, "The operator secret key that signs the command (required by signed campaigns)");
+    c->pass.add_options(cmd);
+    cmd->add_option("--valid-for", c->valid, "A signed command expires after this long (waiting for a controller)")
+        ->capture_default_str();
     cmd->add_flag("--no-wait", c->no_wait, "Do not wait for the controller to apply it");
     c->broker.add(cmd);
     cmd->add_flag("-q,--quiet", ctx.quiet, "No output");

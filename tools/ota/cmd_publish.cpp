@@ -29,6 +29,9 @@ struct PublishArgs {
   std::vector<std::string> keys;
   std::vector<std::string> root_updates;
   std::string control_ttl = "15m";
+  std::string registry;
+  std::vector<std::string> operators;
+  bool unsigned_mode = false;
   PassphraseSource pass;
   BrokerArgs broker;
 };
@@ -58,6 +61,19 @@ Status run_publish(const PublishArgs& a, OJson& out) {
     r.root_updates.push_back(std::move(*e));
   }
   if (a.keys.empty()) return fail(ErrorCode::kUsage, "--key: a release key must sign the campaign");
+  // Signed reports and commands unless the old unsigned mode is asked for by name.
+  if (a.unsigned_mode && (!a.registry.empty() || !a.operators.empty()))
+    return fail(ErrorCode::kUsage, "--unsigned excludes --registry and --operator");
+  if (!a.unsigned_mode && (a.registry.empty() || a.operators.empty()))
+    return fail(ErrorCode::kUsage,
+                "--registry and --operator are required: devices sign their reports and operators their commands "
+                "(--unsigned for the old mode, where a broker credential can forge both)");
+  for (const auto& path : a.operators) {
+    auto k = keys::load_public(path);
+    if (!k) return fail(k.error().with_context("--operator " + path));
+    r.operators.push_back(*k);
+  }
+  r.registry_path = a.registry;
 
   r.bundle_path = a.bundle;
   r.trust_path = a.trust_path;
@@ -92,6 +108,13 @@ Status run_publish(const PublishArgs& a, OJson& out) {
   out["waves"] = w;
   out["expires"] = trust::format_time(c.expires);
   out["controller_key"] = to_hex(c.controller.id());
+  out["security"] = c.security ? "signed" : "unsigned";
+  if (c.security) {
+    out["registry_hash"] = to_hex(c.security->registry_hash);
+    OJson ops = OJson::array();
+    for (const auto& k : c.security->operators) ops.push_back(k.id_hex());
+    out["operator_keys"] = ops;
+  }
   out["directory"] = p.directory;
   return ok();
 }
@@ -130,6 +153,12 @@ void add_publish_command(CLI::App& app, Context& ctx, int& exit_code) {
       ->capture_default_str();
   pub->add_option("--root-update", p->root_updates,
                   "A trust root (root.json of a newer version) devices take before the campaign; repeat in order");
+  pub->add_option("--registry", p->registry,
+                  "The fleet's device registry (ota device provision): only reports signed by its keys count");
+  pub->add_option("--operator", p->operators,
+                  "An operator public key allowed to sign pause, resume and abort (repeat for several)");
+  pub->add_flag("--unsigned", p->unsigned_mode,
+                "The old mode: unsigned reports and commands (anyone with a broker credential can forge them)");
   pub->add_option("--revision", p->revision, "Campaign revision (default: one more than the broker holds)");
   pub->add_option("--dir", p->dir, "Campaign directories live here")->capture_default_str();
   p->broker.add(pub);

@@ -50,5 +50,6 @@ int main(int argc, char** argv) {
   ota::cli::add_inspect_command(app, ctx, exit_code);
   ota::cli::add_publish_command(app, ctx, exit_code);
   ota::cli::add_campaign_commands(app, ctx, exit_code);
+  ota::cli::add_device_command(app, ctx, exit_code);
   return ota::cli::parse_and_run(app, argc, argv, "ota", exit_code);
 }

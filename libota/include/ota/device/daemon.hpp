@@ -35,6 +35,15 @@
 //   sent again after every reconnect. The retained state is republished on
 //   every connect (a broker may have lost it). The last will marks the
 //   device offline for this boot session.
+// - With a device key (DaemonOptions::device_key), every report is signed
+//   (campaign::sign_report) and carries the receipt (booted slot, image
+//   hash). A sequence number is durable before any report carrying it leaves
+//   the device: reports kept in the outbox are saved with it, and for reports
+//   never written there (rejection events, which cost no flash each) a block
+//   of numbers is reserved on disk at every start (and again when used up),
+//   so a number is never signed twice, across reboots too.
+// - The daemon never reads operator commands: it obeys only control
+//   documents signed by the campaign's controller key.
 #pragma once
 
 #include <cstdint>
@@ -44,6 +53,7 @@
 
 #include "ota/device/agent.hpp"
 #include "ota/fleet/campaign.hpp"
+#include "ota/release/keys.hpp"
 #include "ota/core/error.hpp"
 #include "ota/device/fetch.hpp"
 #include "ota/fleet/mqtt.hpp"
@@ -54,6 +64,8 @@ namespace ota::agent {
 struct DaemonOptions {
   std::string device_id;
   std::string fleet;
+  // Signs every report (identity.hpp); null: bare reports (unsigned campaigns only).
+  std::shared_ptr<const keys::SecretKey> device_key;
   mqtt::Options mqtt;     // the daemon sets the client id (default: device id) and the will
   fetch::Options fetch;
   // Opens the broker connection of one boot session (the will names the

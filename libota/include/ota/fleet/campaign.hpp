@@ -66,6 +66,16 @@ struct Gates {
   bool abort_on_failure = false;    // the failure gate aborts instead of pausing
 };
 
+// Signed reports and operator commands (ota/fleet/identity.hpp): present in a
+// campaign, it makes the controller strict: only reports signed by a device
+// key of the registry whose hash it names count, and only commands signed by
+// one of its operator keys are obeyed. Absent: the old unsigned mode.
+struct Security {
+  Digest registry_hash{};                  // content_hash of the exact registry file bytes
+  std::uint64_t registry_devices = 0;      // how many devices it lists (informational)
+  std::vector<keys::PublicKey> operators;  // may sign pause, resume, abort (1..16)
+};
+
 struct Campaign {
   std::string id;
   std::string fleet;
@@ -87,6 +97,7 @@ struct Campaign {
   // in TUF), so a device acts only while the controller is alive and an old
   // "running" document cannot be replayed after a pause or an abort.
   std::int64_t control_ttl_s = 900;
+  std::optional<Security> security;  // absent: unsigned reports and commands (legacy)
 };
 
 enum class RunState { kRunning, kPaused, kAborted, kCompleted };
@@ -183,6 +194,10 @@ struct Report {
   std::string reason;      // failures: why (an error message)
   int code = 0;            // failures: the ErrorCode value
   std::uint64_t bytes_fetched = 0;
+  // The install receipt (final results; optional, when known): the slot the
+  // device booted and the hash of the image that runs in it.
+  std::string slot;                 // "a", "b" or empty
+  std::optional<Digest> image_hash;
 };
 std::string encode_report(const Report& r);
 Result<Report> parse_report(std::string_view text);
@@ -197,11 +212,17 @@ std::string encode_availability(const Availability& a);
 Result<Availability> parse_availability(std::string_view text);
 
 // An operator's command, retained on commands_topic(); applied once per id.
+// In a signed campaign it travels as an envelope signed by an operator key
+// (identity.hpp: sign_command), and names its campaign and fleet and expires.
 struct Command {
   std::string id;      // random, unique per command
   std::string action;  // "pause", "resume" or "abort"
   trust::Time time = 0;
   std::string reason;
+  // Signed commands only (empty/0 in the legacy bare document):
+  std::string campaign;
+  std::string fleet;
+  trust::Time expires = 0;
 };
 std::string encode_command(const Command& c);
 Result<Command> parse_command(std::string_view text);
@@ -217,6 +238,7 @@ struct DeviceView {
   std::string reason;
   std::string version;
   std::uint64_t bytes_fetched = 0;
+  std::optional<keys::Signature> sig;  // signed campaigns: the signature of the report taken
 };
 
 // Takes a report into the view when it is newer than what the view holds

@@ -13,6 +13,14 @@
 //   its retained messages (kill -9) gets them again.
 // - Operator commands (pause, resume, abort) arrive retained on the
 //   commands topic and are applied once per command id.
+// - A campaign with a security section (signed campaigns, identity.hpp)
+//   makes the controller strict: its directory holds registry.json, whose
+//   hash must be the one the campaign names (else open() fails); only
+//   reports judge_report() accepts are counted and only commands
+//   judge_command() accepts are obeyed; the others are dropped, logged and
+//   counted by reason in the status (since the controller started). Final
+//   results are journaled with their signed envelope (the receipt), and an
+//   applied command with its envelope.
 // - While the campaign runs, the current control document is signed again
 //   (same revision, new issued and expires) once a third of the campaign's
 //   control_ttl_s has passed, and republished retained: devices act only on
@@ -29,6 +37,7 @@
 #include <vector>
 
 #include "ota/fleet/campaign.hpp"
+#include "ota/fleet/identity.hpp"
 #include "ota/core/error.hpp"
 #include "ota/release/keys.hpp"
 #include "ota/fleet/mqtt.hpp"
@@ -37,6 +46,7 @@ namespace ota::campaign {
 
 inline constexpr char kControllerKeyFile[] = "controller.key";
 inline constexpr char kJournalFile[] = "journal.jsonl";
+inline constexpr char kRegistryFile[] = "registry.json";
 
 // Creates (or reopens, for a new revision) DIR and its controller key;
 // returns the key's public half.
@@ -60,6 +70,10 @@ struct Snapshot {
   std::vector<WaveCounts> waves;
   std::map<std::string, DeviceView> devices;
   trust::Time now = 0;
+  // Signed campaigns: what was dropped, by reason (drop_name,
+  // command_drop_name), since the controller started.
+  std::map<std::string, std::uint64_t> dropped_reports;
+  std::map<std::string, std::uint64_t> ignored_commands;
 };
 // The status document the controller keeps retained on status_topic().
 std::string encode_status(const Snapshot& s);
@@ -93,11 +107,14 @@ class Controller {
   Controller() = default;
   Status replay();
   Status decide(mqtt::Client& client, Decision d, const std::string& command_id, trust::Time now,
-                const RunOptions& o);
+                const RunOptions& o, const trust::Envelope* command = nullptr);
   Status publish_document(mqtt::Client& client);
   // Signs the running control again when a third of its TTL is gone; true when it did.
   bool refresh_control(trust::Time now);
-  Status take_report(const Report& r, trust::Time now);
+  Status take_report(const Report& r, trust::Time now, const trust::Envelope* signed_report = nullptr);
+  // A message on the commands topic / a device's state topic.
+  Status on_command(mqtt::Client& client, const std::string& payload, trust::Time now, const RunOptions& o, bool& dirty);
+  Status on_report(const mqtt::Message& m, trust::Time now, const RunOptions& o, bool& dirty);
 
   std::string dir_;
   std::optional<Journal> journal_;
@@ -110,6 +127,8 @@ class Controller {
   std::string document_;
   std::map<std::string, DeviceView> view_;
   std::vector<std::string> applied_commands_;
+  Registry registry_;  // signed campaigns
+  std::map<std::string, std::uint64_t> dropped_reports_, ignored_commands_;
   std::uint64_t unsynced_ = 0;  // results appended since the last journal sync
 };
 

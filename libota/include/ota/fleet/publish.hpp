@@ -49,6 +49,13 @@ struct PublishRequest {
   trust::PassphraseSource passphrase;         // for sealed key files
   trust::Time now = 0;
   std::chrono::milliseconds timeout{30000};   // for the broker to confirm the publish
+  // Signed reports and commands (identity.hpp): the fleet's device registry
+  // (copied into the campaign directory as registry.json; the campaign names
+  // its hash) and the operator keys that may pause, resume and abort.
+  // Empty registry_path: an unsigned campaign (legacy; the CLI asks for it
+  // explicitly).
+  std::string registry_path;
+  std::vector<keys::PublicKey> operators;
 };
 
 struct Published {
@@ -68,7 +75,8 @@ using Connect = std::function<Result<std::unique_ptr<mqtt::Client>>()>;
 // ("--store" context) or the directory; connect's; validate()'s (names,
 // URL, waves, gates);
 // sign_with_keys()'s; the campaign's threshold ("campaign signatures"
-// context: too few keys, or none); the journal's; publish_retained_checked()'s (kMqttRefused,
+// context: too few keys, or none); the registry's ("--registry" context:
+// kIo, kMalformed, a registry of another fleet, no operator key); the journal's; publish_retained_checked()'s (kMqttRefused,
 // kTimedOut).
 Result<Published> publish(const PublishRequest& request, const Connect& connect);
 

@@ -15,6 +15,7 @@
 #include "device/agent/daemon_records.hpp"
 #include "ota/core/hash.hpp"
 #include "ota/device/lifecycle.hpp"
+#include "ota/fleet/identity.hpp"
 
 namespace ota::agent {
 
@@ -32,6 +33,9 @@ std::string random_hex(std::size_t bytes) {
 }
 
 Bytes bytes_of(const std::string& s) { return Bytes(s.begin(), s.end()); }
+
+// Sequence numbers reserved on disk at a time for reports that are not kept in the outbox.
+constexpr std::uint64_t kSeqBlock = 1024;
 
 }  // namespace
 
@@ -85,6 +89,13 @@ struct Daemon::Impl {
       if (auto p = parse_outbox(**r)) out = std::move(*p);
       else log("outbox unreadable, starting afresh: " + p.error().message);
     }
+    if (o.device_key) {
+      // Signed reports: numbers from here to seq_reserved may go out in reports never
+      // written to the outbox (rejection events, which must cost no flash each); the
+      // next start continues above them. One write per start.
+      out.seq_reserved = out.next_seq + kSeqBlock;
+      if (auto st = save_outbox(); !st) log("saving the outbox: " + st.error().message);
+    }
   }
   Status save_records() {
     // Bounded: forget the oldest finished campaigns.
@@ -133,7 +144,20 @@ struct Daemon::Impl {
     r.reason = reason.substr(0, 1000);
     r.code = code;
     r.bytes_fetched = bytes;
-    const std::string text = cp::encode_report(r);
+    // The receipt: which slot runs and the image in it.
+    if (auto slot = agent->running_slot()) {
+      r.slot = *slot == boot::Slot::kA ? "a" : "b";
+      if (auto s = agent->state(); s && s->banks[*slot == boot::Slot::kA ? 0 : 1] &&
+                                   s->banks[*slot == boot::Slot::kA ? 0 : 1]->hash != Digest{})
+        r.image_hash = s->banks[*slot == boot::Slot::kA ? 0 : 1]->hash;
+    }
+    if (o.device_key && !durable && r.seq >= out.seq_reserved) {
+      // Never written to the outbox: beyond the block reserved at start, reserve more on disk
+      // first, so no number is signed twice.
+      out.seq_reserved = r.seq + kSeqBlock;
+      OTA_TRY(save_outbox());
+    }
+    const std::string text = o.device_key ? cp::sign_report(r, *o.device_key) : cp::encode_report(r);
     const std::string state = cp::state_topic(o.fleet, o.device_id);
     if (!event_only) {
       out.last_state = text;

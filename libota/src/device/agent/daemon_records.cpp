@@ -1,5 +1,7 @@
 #include "device/agent/daemon_records.hpp"
 
+#include <algorithm>
+
 #include "core/json.hpp"
 
 namespace ota::agent::detail {
@@ -65,6 +67,11 @@ Result<Outbox> parse_outbox(ByteSpan b) {
   Outbox o;
   o.next_seq = (j)["next_seq"].get<std::uint64_t>();
   o.last_state = (j)["last_state"].get<std::string>();
+  if (j.contains("seq_reserved")) {
+    if (!j["seq_reserved"].is_number_unsigned()) return fail(ErrorCode::kMalformed, "outbox: bad seq_reserved");
+    o.seq_reserved = j["seq_reserved"].get<std::uint64_t>();
+    o.next_seq = std::max(o.next_seq, o.seq_reserved);
+  }
   for (const auto& p : (j)["pending"]) {
     if (!p.is_object() || !p["topic"].is_string() || !p["payload"].is_string() || !p["retain"].is_boolean())
       return fail(ErrorCode::kMalformed, "outbox: bad entry");
@@ -77,6 +84,7 @@ std::string encode_outbox(const Outbox& o) {
   Ordered j;
   j["next_seq"] = o.next_seq;
   j["last_state"] = o.last_state;
+  if (o.seq_reserved) j["seq_reserved"] = o.seq_reserved;
   Ordered p = Ordered::array();
   for (const auto& e : o.pending)
     if (e.durable) p.push_back({{"topic", e.topic}, {"payload", e.payload}, {"retain", e.retain}});

@@ -46,6 +46,9 @@ struct Pending {
 
 struct Outbox {
   std::uint64_t next_seq = 1;
+  // Sequence numbers below this may have been used by reports never written
+  // here (rejection events): a restart continues from max(next_seq, this).
+  std::uint64_t seq_reserved = 0;
   std::string last_state;
   std::deque<Pending> pending;
 };

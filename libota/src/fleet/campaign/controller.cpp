@@ -18,6 +18,7 @@ using json::Ordered;
 
 std::string key_path(const std::string& dir) { return dir + "/" + kControllerKeyFile; }
 std::string journal_path(const std::string& dir) { return dir + "/" + kJournalFile; }
+std::string registry_path(const std::string& dir) { return dir + "/" + kRegistryFile; }
 
 Status make_dirs(const std::string& dir) {
   std::string cur;
@@ -99,6 +100,23 @@ std::string encode_status(const Snapshot& s) {
     waves.push_back(std::move(w));
   }
   j["waves"] = waves;
+  // Signed or not, and what was dropped: an operator sees forgery attempts.
+  Ordered sec;
+  sec["mode"] = s.campaign.security ? "signed" : "unsigned";
+  Ordered dr = Ordered::object(), ic = Ordered::object();
+  for (auto d : {Drop::kUnsigned, Drop::kBadSignature, Drop::kUnregistered, Drop::kReplayed, Drop::kOtherCampaign,
+                 Drop::kBadReceipt, Drop::kMalformed}) {
+    auto it = s.dropped_reports.find(std::string(drop_name(d)));
+    dr[std::string(drop_name(d))] = it == s.dropped_reports.end() ? 0 : it->second;
+  }
+  for (auto d : {CommandDrop::kUnsigned, CommandDrop::kUnauthorised, CommandDrop::kBadSignature, CommandDrop::kReplayed,
+                 CommandDrop::kOtherCampaign, CommandDrop::kExpired, CommandDrop::kMalformed}) {
+    auto it = s.ignored_commands.find(std::string(command_drop_name(d)));
+    ic[std::string(command_drop_name(d))] = it == s.ignored_commands.end() ? 0 : it->second;
+  }
+  sec["dropped_reports"] = dr;
+  sec["ignored_commands"] = ic;
+  j["security"] = sec;
   return j.dump();
 }
 
@@ -111,6 +129,18 @@ Result<std::unique_ptr<Controller>> Controller::open(const std::string& dir) {
   OTA_TRY_ASSIGN(auto j, Journal::open(journal_path(dir)));
   c->journal_.emplace(std::move(j));
   OTA_TRY_CTX(c->replay(), "journal " + journal_path(dir));
+  if (c->campaign_.security) {
+    // The registry the release keys approved, byte for byte.
+    auto bytes = read_file(registry_path(dir));
+    if (!bytes) return fail(bytes.error().with_context("campaign directory " + dir + ": registry"));
+    if (content_hash(*bytes) != c->campaign_.security->registry_hash)
+      return fail(ErrorCode::kPayloadMismatch, "campaign directory " + dir + ": " + kRegistryFile +
+                                                   " is not the registry the signed campaign names");
+    OTA_TRY_ASSIGN(auto reg, parse_registry(*bytes));
+    if (reg.fleet != c->campaign_.fleet)
+      return fail(ErrorCode::kMalformed, "campaign directory " + dir + ": the registry is for fleet " + reg.fleet);
+    c->registry_ = std::move(reg);
+  }
   return c;
 }
 
@@ -149,7 +179,10 @@ Status Controller::replay() {
     } else if (type == "result") {
       if (!published) return fail(ErrorCode::kMalformed, "a result before the publication");
       OTA_TRY_ASSIGN(auto rep, parse_report(r.at("report").dump()));
-      observe(view_, campaign_, rep);
+      if (observe(view_, campaign_, rep) && r.contains("envelope")) {
+        OTA_TRY_ASSIGN(auto e, trust::parse_envelope(r.at("envelope").dump()));
+        if (!e.signatures.empty()) view_[rep.device].sig = e.signatures.front().sig;
+      }
     } else {
       return fail(ErrorCode::kMalformed, "unknown record type");
     }
@@ -181,6 +214,8 @@ Snapshot Controller::snapshot(trust::Time now) const {
   s.devices = view_;
   s.waves = count(campaign_, state_, view_, now);
   s.now = now;
+  s.dropped_reports = dropped_reports_;
+  s.ignored_commands = ignored_commands_;
   return s;
 }
 
@@ -194,17 +229,20 @@ Status Controller::publish_document(mqtt::Client& client) {
   return ok();
 }
 
-Status Controller::take_report(const Report& r, trust::Time now) {
+Status Controller::take_report(const Report& r, trust::Time now, const trust::Envelope* signed_report) {
   const auto before = view_.find(r.device);
   const Phase old = before == view_.end() ? Phase::kIdle : before->second.phase;
   const bool known = before != view_.end();
   if (!observe(view_, campaign_, r)) return ok();
-  const DeviceView& v = view_[r.device];
+  DeviceView& v = view_[r.device];
+  if (signed_report && !signed_report->signatures.empty()) v.sig = signed_report->signatures.front().sig;
   // Final results (and first sightings) go to the journal: the audit log and
   // what a restarted controller counts even if the broker lost them.
   if ((is_final(v.phase) && v.phase != old) || !known) {
     // Group commit: synced within a tick, and always before the next decision.
     Ordered rec{{"type", "result"}, {"time", now}, {"report", Ordered::parse(encode_report(r))}};
+    // The receipt as the device signed it: verifiable later against the registry.
+    if (signed_report) rec["envelope"] = Ordered::parse(trust::encode_envelope(*signed_report));
     OTA_TRY(journal_->append(rec.dump(), false));
     ++unsynced_;
   }
@@ -212,7 +250,7 @@ Status Controller::take_report(const Report& r, trust::Time now) {
 }
 
 Status Controller::decide(mqtt::Client& client, Decision d, const std::string& command_id, trust::Time now,
-                          const RunOptions& o) {
+                          const RunOptions& o, const trust::Envelope* command) {
   Control next = state_.control;
   next.revision += 1;
   next.reason = d.reason;
@@ -249,6 +287,8 @@ Status Controller::decide(mqtt::Client& client, Decision d, const std::string& c
               {"counts", counts},
               {"control", Ordered::parse(trust::encode_envelope(env))}};
   if (action == "resume") rec["accepted"] = {{"failures", open.failures()}, {"finished", open.finished()}};
+  // Who ordered it, as signed (audit).
+  if (command) rec["signed_command"] = Ordered::parse(trust::encode_envelope(*command));
   // Synced before anyone hears of it.
   OTA_TRY(journal_->append(rec.dump()));
   if (next.wave > state_.control.wave) state_.wave_opened.resize(next.wave + 1, now);
@@ -262,6 +302,74 @@ Status Controller::decide(mqtt::Client& client, Decision d, const std::string& c
   if (!command_id.empty()) applied_commands_.push_back(command_id);
   if (o.log) o.log(action + ": " + d.reason);
   return publish_document(client);
+}
+
+Status Controller::on_command(mqtt::Client& client, const std::string& payload, trust::Time t, const RunOptions& o,
+                              bool& dirty) {
+  if (payload.empty()) return ok();  // a cleared retained command
+  JudgedCommand j = judge_command(campaign_, payload, applied_commands_, t);
+  if (j.drop == CommandDrop::kDuplicate) return ok();
+  if (j.drop != CommandDrop::kNone) {
+    ++ignored_commands_[std::string(command_drop_name(j.drop))];
+    if (o.log) o.log("ignored a command (" + std::string(command_drop_name(j.drop)) + "): " + j.why);
+    dirty = true;
+    return ok();
+  }
+  const Command& c = j.command;
+  const RunState s = state_.control.state;
+  Decision d;
+  d.reason = "operator: " + c.action + (c.reason.empty() ? "" : ": " + c.reason);
+  if (c.action == "pause" && s == RunState::kRunning) d.action = Decision::Action::kPause;
+  else if (c.action == "abort" && (s == RunState::kRunning || s == RunState::kPaused)) d.action = Decision::Action::kAbort;
+  else if (c.action == "resume" && s == RunState::kPaused) d.action = Decision::Action::kNone;
+  else {
+    // Nothing to change; remember the id so it is not reconsidered.
+    Ordered rec{{"type", "decision"}, {"time", t}, {"action", "ignored"}, {"reason", d.reason + " (campaign is " + std::string(run_state_name(s)) + ")"},
+                {"command", c.id}, {"counts", Ordered::array()}, {"control", Ordered::parse(trust::encode_envelope(control_env_))}};
+    if (j.envelope) rec["signed_command"] = Ordered::parse(trust::encode_envelope(*j.envelope));
+    OTA_TRY(journal_->append(rec.dump()));
+    applied_commands_.push_back(c.id);
+    return ok();
+  }
+  OTA_TRY(decide(client, d, c.id, t, o, j.envelope ? &*j.envelope : nullptr));
+  dirty = true;
+  return ok();
+}
+
+Status Controller::on_report(const mqtt::Message& m, trust::Time t, const RunOptions& o, bool& dirty) {
+  // The device id from the topic: ota/FLEET/devices/DEVICE/state.
+  const std::string prefix = "ota/" + campaign_.fleet + "/devices/";
+  std::string device;
+  if (m.topic.size() > prefix.size() + 6 && m.topic.compare(0, prefix.size(), prefix) == 0 &&
+      m.topic.compare(m.topic.size() - 6, 6, "/state") == 0)
+    device = m.topic.substr(prefix.size(), m.topic.size() - prefix.size() - 6);
+  if (m.payload.empty()) return ok();  // a cleared retained state
+  const auto before = view_.find(device);
+  const std::uint64_t seq = before == view_.end() ? 0 : before->second.seq;
+  if (campaign_.security) {
+    JudgedReport j = judge_report(registry_, campaign_, device, m.payload, view_);
+    if (j.drop == Drop::kDuplicate) return ok();
+    if (j.drop != Drop::kNone) {
+      ++dropped_reports_[std::string(drop_name(j.drop))];
+      if (o.log) o.log("dropped a report on " + m.topic + " (" + std::string(drop_name(j.drop)) + "): " + j.why);
+      dirty = true;
+      return ok();
+    }
+    OTA_TRY(take_report(j.report, t, &*j.envelope));
+  } else {
+    auto r = read_report_unverified(m.payload);
+    if (!r) {
+      if (o.log) o.log("ignored a report on " + m.topic + ": " + r.error().message);
+      return ok();
+    }
+    if (r->device != device) {
+      if (o.log) o.log("ignored a report on " + m.topic + " naming device " + r->device);
+      return ok();
+    }
+    OTA_TRY(take_report(*r, t));
+  }
+  dirty = dirty || view_[device].seq != seq;
+  return ok();
 }
 
 Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
@@ -312,44 +420,9 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
           const auto& m = ev->message;
           last_message = std::chrono::steady_clock::now();
           if (m.topic == commands) {
-            auto c = parse_command(m.payload);
-            if (!c) {
-              if (o.log) o.log("ignored a command: " + c.error().message);
-              break;
-            }
-            bool applied = false;
-            for (const auto& id : applied_commands_) applied = applied || id == c->id;
-            if (applied) break;
-            const RunState s = state_.control.state;
-            Decision d;
-            d.reason = "operator: " + c->action + (c->reason.empty() ? "" : ": " + c->reason);
-            if (c->action == "pause" && s == RunState::kRunning) d.action = Decision::Action::kPause;
-            else if (c->action == "abort" && (s == RunState::kRunning || s == RunState::kPaused)) d.action = Decision::Action::kAbort;
-            else if (c->action == "resume" && s == RunState::kPaused) d.action = Decision::Action::kNone;
-            else {
-              // Nothing to change; remember the id so it is not reconsidered.
-              Ordered rec{{"type", "decision"}, {"time", t}, {"action", "ignored"}, {"reason", d.reason + " (campaign is " + std::string(run_state_name(s)) + ")"},
-                          {"command", c->id}, {"counts", Ordered::array()}, {"control", Ordered::parse(trust::encode_envelope(control_env_))}};
-              OTA_TRY(journal_->append(rec.dump()));
-              applied_commands_.push_back(c->id);
-              break;
-            }
-            OTA_TRY(decide(client, d, c->id, t, o));
-            dirty = true;
+            OTA_TRY(on_command(client, m.payload, t, o, dirty));
           } else {
-            auto r = parse_report(m.payload);
-            if (!r) {
-              if (o.log) o.log("ignored a report on " + m.topic + ": " + r.error().message);
-              break;
-            }
-            if (m.topic != state_topic(campaign_.fleet, r->device)) {
-              if (o.log) o.log("ignored a report on " + m.topic + " naming device " + r->device);
-              break;
-            }
-            const auto before = view_.find(r->device);
-            const std::uint64_t seq = before == view_.end() ? 0 : before->second.seq;
-            OTA_TRY(take_report(*r, t));
-            dirty = dirty || view_[r->device].seq != seq;
+            OTA_TRY(on_report(m, t, o, dirty));
           }
           break;
         }

@@ -32,6 +32,8 @@ Status validate(const Campaign& c) {
     return fail(ErrorCode::kMalformed, "campaign: soak is not negative and the device timeout is positive");
   if (c.control_ttl_s < 10 || c.control_ttl_s > 7 * 86400)
     return fail(ErrorCode::kMalformed, "campaign: control_ttl_s is from 10 s to 7 days");
+  if (c.security && (c.security->operators.empty() || c.security->operators.size() > 16))
+    return fail(ErrorCode::kMalformed, "campaign: security lists 1 to 16 operator keys");
   return ok();
 }
 
@@ -59,6 +61,12 @@ Bytes encode_campaign(const Campaign& c) {
                 {"on_failure", c.gates.abort_on_failure ? "abort" : "pause"}};
   j["controller"] = {{"keyid", to_hex(c.controller.id())}, {"public", to_hex(c.controller.bytes)}};
   j["control_ttl_s"] = c.control_ttl_s;
+  if (c.security) {
+    json::Ordered ops = json::Ordered::array();
+    for (const auto& k : c.security->operators) ops.push_back({{"keyid", to_hex(k.id())}, {"public", to_hex(k.bytes)}});
+    j["security"] = {{"registry", {{"hash", to_hex(c.security->registry_hash)}, {"devices", c.security->registry_devices}}},
+                     {"operators", ops}};
+  }
   return to_bytes(j.dump());
 }
 
@@ -66,7 +74,7 @@ Result<Campaign> parse_campaign(ByteSpan bytes) {
   OTA_TRY_ASSIGN(auto j, parse_object(as_text(bytes), kMaxDocumentBytes, "campaign"));
   OTA_TRY_ASSIGN(auto o, json::Object::of(j, "campaign"));
   OTA_TRY(o.only({"format", "id", "fleet", "revision", "created", "expires", "bundle", "waves", "gates", "controller",
-                   "control_ttl_s"}));
+                   "control_ttl_s", "security"}));
   OTA_TRY_ASSIGN(auto format, o.string("format", 32));
   if (format != kCampaignFormat)
     return fail(ErrorCode::kMalformed, "campaign: format is not " + std::string(kCampaignFormat));
@@ -132,6 +140,31 @@ Result<Campaign> parse_campaign(ByteSpan bytes) {
   if (o.has("control_ttl_s")) {
     OTA_TRY_ASSIGN(auto ttl, o.u64("control_ttl_s", 7 * 86400));
     c.control_ttl_s = static_cast<std::int64_t>(ttl);
+  }
+  if (o.has("security")) {
+    OTA_TRY_ASSIGN(auto sj, o.object("security"));
+    OTA_TRY_ASSIGN(auto so, json::Object::of(*sj, "campaign.security"));
+    OTA_TRY(so.only({"registry", "operators"}));
+    OTA_TRY_ASSIGN(auto rj, so.object("registry"));
+    OTA_TRY_ASSIGN(auto ro, json::Object::of(*rj, "campaign.security.registry"));
+    OTA_TRY(ro.only({"hash", "devices"}));
+    Security sec;
+    OTA_TRY_ASSIGN(auto rh, ro.digest("hash"));
+    sec.registry_hash = rh;
+    OTA_TRY_ASSIGN(auto n, ro.u64("devices", 1u << 30));
+    sec.registry_devices = n;
+    OTA_TRY_ASSIGN(auto oj, so.array("operators", 16));
+    for (const auto& e : *oj) {
+      OTA_TRY_ASSIGN(auto eo, json::Object::of(e, "campaign.security.operators[]"));
+      OTA_TRY(eo.only({"keyid", "public"}));
+      keys::PublicKey op;
+      OTA_TRY_ASSIGN(auto op_pub, eo.digest("public"));
+      op.bytes = op_pub;
+      OTA_TRY_ASSIGN(auto op_id, eo.digest("keyid"));
+      if (op_id != op.id()) return fail(ErrorCode::kMalformed, "campaign.security.operators[]: keyid does not match its key");
+      sec.operators.push_back(op);
+    }
+    c.security = std::move(sec);
   }
   OTA_TRY(validate(c));
   return c;

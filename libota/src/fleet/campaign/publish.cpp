@@ -6,6 +6,7 @@
 
 #include "ota/core/hash.hpp"
 #include "ota/fleet/controller.hpp"
+#include "ota/fleet/identity.hpp"
 #include "ota/release/verify.hpp"
 
 namespace ota::campaign {
@@ -88,7 +89,27 @@ Result<Published> publish(const PublishRequest& r, const Connect& connect) {
     url = r.url + (r.url.empty() || r.url.back() != '/' ? "/" : "") + *name;
   }
 
+  std::optional<Security> security;
+  Bytes registry_bytes;
+  if (!r.registry_path.empty()) {
+    auto bytes = read_file(r.registry_path);
+    if (!bytes) return fail(bytes.error().with_context("--registry"));
+    auto reg = parse_registry(*bytes);
+    if (!reg) return fail(reg.error().with_context("--registry " + r.registry_path));
+    if (reg->fleet != r.fleet)
+      return fail(ErrorCode::kUsage, "--registry: " + r.registry_path + " is the registry of fleet " + reg->fleet);
+    if (r.operators.empty()) return fail(ErrorCode::kUsage, "--registry: a signed campaign needs at least one operator key");
+    security = security_for(*bytes, *reg, r.operators);
+    registry_bytes = std::move(*bytes);
+  }
+
   OTA_TRY_ASSIGN(auto controller, prepare_directory(r.campaign_dir));
+  if (security) {
+    // The controller counts reports against this copy; the campaign pins its hash.
+    OTA_TRY_ASSIGN(auto out, AtomicFileWriter::create(r.campaign_dir + "/" + kRegistryFile, 0644));
+    OTA_TRY(out->write(registry_bytes));
+    OTA_TRY(out->commit());
+  }
   OTA_TRY_ASSIGN(auto client, connect());
 
   Campaign c;
@@ -110,6 +131,7 @@ Result<Published> publish(const PublishRequest& r, const Connect& connect) {
   c.gates = r.gates;
   c.controller = controller;
   c.control_ttl_s = r.control_ttl_s;
+  c.security = security;
   OTA_TRY(validate(c));
 
   trust::Envelope env;

@@ -46,13 +46,15 @@ std::string encode_report(const Report& r) {
   j["reason"] = r.reason;
   j["code"] = r.code;
   j["bytes_fetched"] = r.bytes_fetched;
+  if (!r.slot.empty()) j["slot"] = r.slot;
+  if (r.image_hash) j["image_hash"] = to_hex(*r.image_hash);
   return j.dump();
 }
 
 Result<Report> parse_report(std::string_view text) {
   OTA_TRY_ASSIGN(auto j, parse_object(text, kMaxReportBytes, "report"));
   OTA_TRY_ASSIGN(auto o, json::Object::of(j, "report"));
-  OTA_TRY(o.only({"device", "seq", "boot", "time", "campaign", "phase", "version", "reason", "code", "bytes_fetched"}));
+  OTA_TRY(o.only({"device", "seq", "boot", "time", "campaign", "phase", "version", "reason", "code", "bytes_fetched", "slot", "image_hash"}));
   Report r;
   OTA_TRY_ASSIGN(auto dev, name_field(o, "device"));
   r.device = dev;
@@ -79,6 +81,15 @@ Result<Report> parse_report(std::string_view text) {
   r.code = static_cast<int>(code);
   OTA_TRY_ASSIGN(auto bytes, o.u64("bytes_fetched"));
   r.bytes_fetched = bytes;
+  if (o.has("slot")) {
+    OTA_TRY_ASSIGN(auto slot, o.string("slot", 1));
+    if (slot != "a" && slot != "b") return fail(ErrorCode::kMalformed, "report.slot is not a or b");
+    r.slot = slot;
+  }
+  if (o.has("image_hash")) {
+    OTA_TRY_ASSIGN(auto ih, o.digest("image_hash"));
+    r.image_hash = ih;
+  }
   return r;
 }
 
