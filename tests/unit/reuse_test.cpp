@@ -540,6 +540,25 @@ TEST(ReuseLadder, ExactDeltaThenReuseThenFull) {
   ASSERT_TRUE(got);
   EXPECT_EQ(got->index, 0u) << "without a full image, reuse whatever it costs";
 
+  // No speculation on the delta when reuse is possible: the bank is hashed.
+  l.m.payloads = {payload("chunks", manifest::PayloadKind::kChunks, 900),
+                  payload("full", manifest::PayloadKind::kFull, 800), d};
+  l.bank.fill(2);
+  l.cost = 100;
+  {
+    agent::ChooseInput in;
+    in.manifest = &l.m;
+    in.active = &l.active;
+    in.active_bank_size = 1000;
+    in.speculate = true;
+    in.active_hash = [&](std::uint64_t) -> Result<Digest> { return l.bank; };
+    in.reuse_cost = [&](std::size_t) -> Result<std::uint64_t> { return l.cost; };
+    got = agent::choose_payload(in);
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->index, 0u);
+    EXPECT_FALSE(got->speculative);
+  }
+
   // A chunks payload after the full one cannot be weighed (its index comes too late).
   l.m.payloads = {payload("full", manifest::PayloadKind::kFull, 800),
                   payload("chunks", manifest::PayloadKind::kChunks, 900)};

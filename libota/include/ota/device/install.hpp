@@ -69,9 +69,10 @@ struct ChooseInput {
   // (reads its index and plans; ota/device/reuse.hpp). Empty: not asked.
   std::function<Result<std::uint64_t>(std::size_t index)> reuse_cost;
 };
-// Resuming: the payload in progress. Otherwise, with `speculate`, the only
-// delta that fits the active bank when its hash for that size is not cached
-// (its base is then checked while patching); else the delta whose base hash
+// Resuming: the payload in progress. Otherwise, with `speculate` and no
+// chunks payload in the bundle, the only delta that fits the active bank when
+// its hash for that size is not cached (its base is then checked while
+// patching); else the delta whose base hash
 // equals the active bank's; else the chunks payload when it comes before the
 // full image in the bundle and reuse_cost() is below the full payload's size,
 // or when there is no full image; else the full image. kNoPayload when none

@@ -139,7 +139,11 @@ Result<PayloadChoice> choose_payload(const ChooseInput& in) {
   // size: take it, and let the patcher hash the active bank while it writes
   // the inactive one. A wrong base fails at the end with kOldMismatch before
   // anything is marked bootable.
-  if (in.speculate) {
+  // Not with a chunks payload: a wrong guess would fetch the whole delta
+  // before reuse, and reuse reads the active bank anyway.
+  const bool has_chunks = std::any_of(payloads.begin(), payloads.end(),
+                                      [](const auto& p) { return p.kind == manifest::PayloadKind::kChunks; });
+  if (in.speculate && !has_chunks) {
     std::optional<std::size_t> only;
     std::size_t count = 0;
     for (std::size_t i = 0; i < payloads.size(); ++i)
