@@ -29,6 +29,7 @@ ONLY="ext4,esbuild"
 OUT="bench/results/reuse.md"
 ESBUILD_PKG="@esbuild/linux-x64"
 ESBUILD_VERSIONS=(0.23.1 0.24.2 0.25.0)
+ORIG_ARGS=("$@")
 while (($#)); do
   case "$1" in
     --ota) OTA=$2; shift ;;
@@ -146,7 +147,7 @@ fi
 {
   echo "# Reuse: a device two versions back (r1 installed, the bundle of r3 with a delta r2 -> r3)"
   echo
-  echo "Command: \`bench/reuse_bench.sh $*\` ($(date -u +%Y-%m-%d), $(nproc) cores). Sizes in bytes."
+  echo "Command: \`bench/reuse_bench.sh ${ORIG_ARGS[*]}\` ($(date -u +%Y-%m-%d), $(nproc) cores). Sizes in bytes."
   echo "ext4: bench/fs_images.sh rootfs r1/r2/r3; esbuild: @esbuild/linux-x64 ${ESBUILD_VERSIONS[*]}."
   echo
   echo "| set | image r3 | bundle | full payload | chunks payload | delta r2->r3 | direct delta r1->r3 | sent by nginx | requests | payload installed | reused from banks | sent / full | sent / direct delta | build s | install s |"

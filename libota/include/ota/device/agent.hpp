@@ -10,7 +10,8 @@
 //     expiry are checked before a payload byte is read.
 //  2. The delta whose base equals the active bank's content is chosen (the
 //     active bank is hashed once, and the hash cached in the state store),
-//     else the full payload.
+//     else reuse of a chunks payload when it fetches less than the full
+//     image (ota/device/reuse.hpp), else the full payload.
 //  3. The install record is persisted before the first bank write. Payload
 //     chunks are checked against the signed manifest before they reach the
 //     decoder; the result is hashed as it is written and must equal the
