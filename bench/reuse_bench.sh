@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # reuse_bench.sh: bytes a device two versions back fetches (issue 16, item 4).
 #
-#   bench/reuse_bench.sh [--ota PATH] [--agent PATH] [--fs-dir DIR] [--only ext4,esbuild] [--out FILE]
+#   bench/reuse_bench.sh [--ota PATH] [--agent PATH] [--fs-dir DIR] [--only ext4,esbuild] [--reuse-args "FLAGS"] [--out FILE]
+#
+# --reuse-args: extra `ota build` flags for the chunking (e.g. "--reuse-min 4096 --reuse-avg-bits 12").
 #
 # For each set of three releases r1, r2, r3 (the ext4 root filesystems of
 # bench/fs_images.sh, and @esbuild/linux-x64 0.23.1, 0.24.2, 0.25.0 from the
@@ -26,6 +28,7 @@ OTA="${OTA_BIN:-build/tools/ota}"
 AGENT="${OTA_AGENT_BIN:-build/device-agent/ota-agent}"
 FS_DIR="$DATA/fs"
 ONLY="ext4,esbuild"
+REUSE_ARGS=""
 OUT="bench/results/reuse.md"
 ESBUILD_PKG="@esbuild/linux-x64"
 ESBUILD_VERSIONS=(0.23.1 0.24.2 0.25.0)
@@ -36,8 +39,9 @@ while (($#)); do
     --agent) AGENT=$2; shift ;;
     --fs-dir) FS_DIR=$2; shift ;;
     --only) ONLY=$2; shift ;;
+    --reuse-args) REUSE_ARGS=$2; shift ;;
     --out) OUT=$2; shift ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -93,7 +97,7 @@ measure() {
   log "$name: bundles"
   local t0 t1
   t0=$(date +%s.%N)
-  "$OTA" build --image "$r3" --base "$r2" --reuse --version 3.0.0 --hw bench --key "$W/k.key" -q -o "$W/www/$name.otb"
+  "$OTA" build --image "$r3" --base "$r2" --reuse $REUSE_ARGS --version 3.0.0 --hw bench --key "$W/k.key" -q -o "$W/www/$name.otb"
   t1=$(date +%s.%N)
   "$OTA" build --image "$r3" --base "$r1" --no-full --version 3.0.0 --hw bench --key "$W/k.key" -q -o "$d/direct.otb"
   local size3 bank bundle full chunks delta23 direct
@@ -147,7 +151,7 @@ fi
 {
   echo "# Reuse: a device two versions back (r1 installed, the bundle of r3 with a delta r2 -> r3)"
   echo
-  echo "Command: \`bench/reuse_bench.sh ${ORIG_ARGS[*]}\` ($(date -u +%Y-%m-%d), $(nproc) cores). Sizes in bytes."
+  echo "Command: \`bench/reuse_bench.sh ${ORIG_ARGS[*]@Q}\` ($(date -u +%Y-%m-%d), $(nproc) cores). Sizes in bytes."
   echo "ext4: bench/fs_images.sh rootfs r1/r2/r3; esbuild: @esbuild/linux-x64 ${ESBUILD_VERSIONS[*]}."
   echo
   echo "| set | image r3 | bundle | full payload | chunks payload | delta r2->r3 | direct delta r1->r3 | sent by nginx | requests | payload installed | reused from banks | sent / full | sent / direct delta | build s | install s |"

@@ -317,8 +317,9 @@ class StreamReader final : public BundleReader {
       const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(left_, p.chunk_size));
       chunk_.resize(k);
       // Over HTTP: the first chunk the caller reads alone (a resuming
-      // patcher needs only its header and then jumps), then the rest.
-      in_.hint(payload_hinted_ ? 0 : k);
+      // patcher needs only its header and then jumps), then the rest of the
+      // payload, and never the payload after it (which the caller may skip).
+      in_.hint(payload_hinted_ ? left_ : k);
       payload_hinted_ = true;
       const std::uint64_t at = offset_;
       OTA_TRY(read_exact(chunk_, "payload"));
