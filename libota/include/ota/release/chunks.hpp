@@ -30,7 +30,7 @@ inline constexpr std::size_t kIndexEntryBytes = 73;
 // Bounds on what an index may declare (a device allocates from them).
 inline constexpr std::uint32_t kMaxChunkBytes = 1u << 20;
 inline constexpr std::uint32_t kMinChunkBytes = 64;
-inline constexpr std::uint32_t kMaxIndexEntries = 1u << 22;
+inline constexpr std::uint32_t kMaxIndexEntries = 1u << 20;  // an index of at most ~73 MiB
 
 // Content-defined chunking parameters: a boundary is declared after at least
 // min_size bytes where the gear hash has its low avg_bits bits zero, and at

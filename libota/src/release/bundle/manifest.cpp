@@ -186,7 +186,7 @@ Status validate(const Manifest& m) {
       ++chunked;
       if (p.compression != Compression::kOtaChunks) return bad(where + "a chunks payload must be ota-chunks");
       if (p.base_size != 0 || p.base_hash != Digest{}) return bad(where + "a chunks payload has no base");
-      if (p.index_size < 32 || p.index_size > p.size || p.index_size > (std::uint64_t{1} << 29))
+      if (p.index_size < 32 || p.index_size > p.size || p.index_size > 32 + 73 * (std::uint64_t{1} << 20))
         return bad(where + "index size out of range");
     } else {
       if (p.compression != Compression::kOtaDelta) return bad(where + "a delta payload must be an ota delta");
