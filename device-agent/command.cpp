@@ -139,6 +139,8 @@ int cmd_install(const Config& c, const Options& o, const std::string& source) {
   doc["command"] = "install";
   doc["payload"] = rep->payload;
   doc["delta"] = rep->delta;
+  doc["reuse"] = rep->reuse;
+  doc["bytes_reused"] = rep->bytes_reused;
   doc["resumed"] = rep->resumed;
   doc["bytes_read"] = rep->bytes_read;
   doc["bytes_written"] = rep->bytes_written;

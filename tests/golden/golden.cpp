@@ -151,6 +151,24 @@ Result<std::vector<File>> generate(const std::string& scratch_dir) {
   files.push_back({"manifest.json", manifest_bytes});
   files.push_back({"release.otb", release});
 
+  // The same release with a chunks payload (ota build --reuse, 512 B to 4 KiB
+  // chunks), first in the bundle; the same key and root.
+  {
+    bundle::BuildOptions r = o;
+    r.reuse = true;
+    r.reuse_params = chunks::Params{512, 10, 4096};
+    r.reuse_level = 3;
+    auto rs = bundle::stage(r);
+    if (!rs) return fail(rs.error().with_context("golden: stage with reuse"));
+    bundle::SignatureBlock rb;
+    rb.signatures.push_back(
+        {k[1].public_key().id(), k[1].sign(trust::signing_message(trust::kManifestType, (*rs)->manifest_bytes()))});
+    rb.roots = {root2};
+    VectorWriter rout;
+    OTA_TRY((*rs)->write(rout, rb));
+    files.push_back({"release-reuse.otb", std::move(rout).take()});
+  }
+
   // The same bundle tampered in each region (golden_test.cpp pins the code
   // each must be refused with).
   const manifest::Manifest& m = (*staged)->manifest();

@@ -89,5 +89,63 @@ TEST_F(InstallOverHttp, AtMostTwoUserSpaceCopiesPerByte) {
   EXPECT_LE(plain, 2.0);
 }
 
+// A device two versions back (r1 installed; the bundle of r3 carries a delta
+// from r2, the full image and a chunks payload): no delta applies, so it
+// reuses what its banks hold and fetches the rest with Range requests.
+// nginx's access log counts the body bytes sent.
+TEST_F(InstallOverHttp, ADeviceTwoVersionsBackFetchesLittleByReuse) {
+  const Bytes r1 = test::structured_bytes(test::FileDevice::kBankSize - 64 * 1024, 730);
+  const Bytes r2 = test::with_insertion(test::with_random_edits(r1, 4, 731), 200'000, test::random_bytes(5000, 732));
+  const Bytes r3 = test::with_insertion(test::with_random_edits(r2, 4, 733), 350'000, test::random_bytes(7000, 734));
+  test::write_bytes(dir_.file("r1.img"), r1);
+  test::write_bytes(dir_.file("r2.img"), r2);
+  test::write_bytes(dir_.file("r3.img"), r3);
+  auto o = test::small_bundle(dir_.file("r3.img"), {dir_.file("r2.img")}, "1.1.0", {"board"});
+  o.chunk_size = 64 * 1024;
+  o.full_frame_log = 20;
+  o.delta_frame_log = 20;
+  o.reuse = true;
+  o.reuse_params = chunks::Params{4096, 12, 65536};  // ~8 KiB chunks for a 450 KiB image
+  auto staged = bundle::stage(o);
+  ASSERT_TRUE(staged) << staged.error().message;
+  std::uint64_t full_size = 0, chunks_size = 0;
+  for (const auto& p : (*staged)->manifest().payloads) {
+    if (p.kind == manifest::PayloadKind::kFull) full_size = p.size;
+    if (p.kind == manifest::PayloadKind::kChunks) chunks_size = p.size;
+  }
+  test::write_bytes(server_->www() + "/r3.otb", test::signed_bundle(o, keys_.ptrs({0})));
+  // The direct delta r1 -> r3, for comparison.
+  auto direct = test::small_bundle(dir_.file("r3.img"), {dir_.file("r1.img")}, "1.1.0", {"board"});
+  direct.delta_frame_log = 20;
+  direct.include_full = false;
+  auto ds = bundle::stage(direct);
+  ASSERT_TRUE(ds) << ds.error().message;
+  const std::uint64_t delta_size = ds.value()->manifest().payloads.at(0).size;
+
+  test::TempDir dir;
+  test::FileDevice dev(dir, r1, root_);
+  auto agent = dev.agent(kNow);
+  auto in = fetch::open(server_->url("r3.otb"));
+  ASSERT_TRUE(in) << in.error().message;
+  auto rep = agent.install(**in);
+  ASSERT_TRUE(rep) << rep.error().message;
+  EXPECT_TRUE(rep->reuse);
+  EXPECT_EQ(rep->payload, "chunks.otc");
+  EXPECT_TRUE(dev.bank_b_prefix(r3.size()) == r3);
+  std::uint64_t served = 0, requests = 0;
+  for (const auto& e : server_->access_log()) {
+    served += e.bytes;
+    ++requests;
+  }
+  std::printf("two versions back over HTTP: served %llu bytes in %llu requests; full payload %llu, chunks payload %llu, "
+              "direct delta %llu, image %zu\n",
+              static_cast<unsigned long long>(served), static_cast<unsigned long long>(requests),
+              static_cast<unsigned long long>(full_size), static_cast<unsigned long long>(chunks_size),
+              static_cast<unsigned long long>(delta_size), r3.size());
+  // Eight edits and two insertions across ~60 chunks: most of the image is copied.
+  EXPECT_LT(served, full_size / 2) << "reuse fetched most of the image";
+  EXPECT_GT(rep->bytes_reused, r3.size() / 2);
+}
+
 }  // namespace
 }  // namespace ota

@@ -72,6 +72,21 @@ class AgentTest : public testing::Test {
     return test::signed_bundle(o, keys_.ptrs({signer}));
   }
 
+  // A bundle of new.img with a chunks payload (512 B to 4 KiB chunks) and the
+  // full image, no delta: a device on base.img takes the reuse path.
+  // new.img becomes an image closer to base.img (a few edits and an
+  // insertion), as between releases.
+  Bytes make_reuse_bundle(bool with_full = true) {
+    image_ = test::with_insertion(test::with_random_edits(base_, 6, 601), 30'000, test::random_bytes(2000, 602));
+    test::write_bytes(dir_.file("new.img"), image_);
+    auto o = test::small_bundle(dir_.file("new.img"), {}, "1.1.0", {"board"});
+    o.reuse = true;
+    o.reuse_params = chunks::Params{512, 10, 4096};
+    o.reuse_level = 3;
+    o.include_full = with_full;
+    return test::signed_bundle(o, keys_.ptrs({0}));
+  }
+
   // One boot of the device: durable storage in, an agent over it.
   struct Device {
     Device(const Bytes& a, const Bytes& b, std::map<std::string, Bytes> records, boot::Vars env_vars,
@@ -93,6 +108,7 @@ class AgentTest : public testing::Test {
       d.now = [] { return kNow; };
       d.health_check = std::move(health);
       d.reboot = [] { return ok(); };
+      d.reuse_checkpoint_bytes = 8192;  // many chunk checkpoints to cut between
       return Agent(std::move(d));
     }
     PowerCut power;
@@ -430,6 +446,103 @@ TEST_F(PowerCutTest, ResumeFetchesNoFrameTwice) {
     else
       EXPECT_LT(in.count, clean_in.count / 2) << "the resumed install fetched what it had already written";
     EXPECT_EQ(prefix(dev.bank_b.survivors(), image_.size()), image_);
+  }
+}
+
+TEST_F(AgentTest, ReuseCopiesTheActiveBanksChunksAndFetchesLess) {
+  const Bytes b = make_reuse_bundle();
+  const Bytes full_only = make_bundle("1.1.0", {"board"}, {}, 0, /*with_delta=*/false);
+  auto plain = fresh(base_);
+  CountingReader plain_in(full_only);
+  auto full_rep = plain->agent().install(plain_in);
+  ASSERT_TRUE(full_rep) << full_rep.error().message;
+
+  auto dev = fresh(base_);
+  Agent a = dev->agent();
+  CountingReader in(b);
+  auto rep = a.install(in);
+  ASSERT_TRUE(rep) << rep.error().message;
+  EXPECT_TRUE(rep->reuse);
+  EXPECT_FALSE(rep->delta);
+  EXPECT_EQ(rep->payload, "chunks.otc");
+  EXPECT_GT(rep->bytes_reused, image_.size() / 2);
+  EXPECT_LT(in.count, plain_in.count) << "reuse read less of the bundle than the full image";
+  EXPECT_EQ(prefix(dev->bank_b.survivors(), image_.size()), image_);
+  ASSERT_EQ(*boot::simulate_boot(dev->env), Slot::kB);
+  ASSERT_TRUE(a.boot_check());
+  EXPECT_EQ(a.state()->last_result, "installed 1.1.0");
+
+  // A device whose bank holds nothing of the image takes the full image.
+  auto other = fresh(test::random_bytes(64 * 1024, 77));
+  CountingReader other_in(b);
+  auto other_rep = other->agent().install(other_in);
+  ASSERT_TRUE(other_rep) << other_rep.error().message;
+  EXPECT_FALSE(other_rep->reuse);
+  EXPECT_EQ(other_rep->payload, "full.zst");
+}
+
+TEST_F(PowerCutTest, EveryWriteOfAReuseInstall) {
+  bundle_ = make_reuse_bundle();
+  std::uint64_t total = 0;
+  bool completed = false;
+  run(0, LossMode::kDropUnsynced, 1, nullptr, &total, &completed);
+  ASSERT_TRUE(completed);
+  ASSERT_GT(total, 8u) << "expected writes and chunk checkpoints";
+  for (LossMode mode : {LossMode::kDropUnsynced, LossMode::kRandomSubset, LossMode::kTornSector}) {
+    for (std::uint64_t n = 1; n <= total; ++n) {
+      const std::string where = "cut at write " + std::to_string(n) + " of " + std::to_string(total) + " (mode " +
+                                std::to_string(static_cast<int>(mode)) + ")";
+      Survivors s = run(n, mode, n * 6151, nullptr, nullptr, nullptr);
+      check_and_finish(s, where);
+      if (HasFatalFailure()) return;
+    }
+  }
+}
+
+TEST_F(PowerCutTest, ReuseResumesAtItsLastChunkCheckpoint) {
+  bundle_ = make_reuse_bundle(/*with_full=*/false);
+  std::uint64_t total = 0;
+  bool completed = false;
+  run(0, LossMode::kDropUnsynced, 1, nullptr, &total, &completed);
+  ASSERT_TRUE(completed);
+  Survivors s = run(total * 3 / 4, LossMode::kDropUnsynced, 1, nullptr, nullptr, nullptr);
+  Device dev(s.a, s.b, s.records, s.env, root_, PowerCut());
+  Agent a = dev.agent();
+  CountingReader in(bundle_);
+  auto rep = a.install(in);
+  ASSERT_TRUE(rep) << rep.error().message;
+  EXPECT_TRUE(rep->reuse);
+  EXPECT_TRUE(rep->resumed);
+  EXPECT_LT(rep->bytes_written, image_.size() / 2);
+  EXPECT_EQ(prefix(dev.bank_b.survivors(), image_.size()), image_);
+}
+
+TEST_F(PowerCutTest, SeededMultiCutsOfAReuseInstall) {
+  bundle_ = make_reuse_bundle();
+  std::uint64_t total = 0;
+  bool completed = false;
+  run(0, LossMode::kDropUnsynced, 1, nullptr, &total, &completed);
+  std::mt19937_64 rng(4242);
+  for (int trial = 0; trial < 20; ++trial) {
+    Survivors s;
+    bool have = false;
+    for (int cut = 0; cut < 4; ++cut) {
+      const std::uint64_t n = 1 + rng() % (total / 3 + 1);
+      const auto mode = static_cast<LossMode>(rng() % 3);
+      bool done = false;
+      s = run(n, mode, rng(), have ? &s : nullptr, nullptr, &done);
+      have = true;
+      if (done) break;
+      ASSERT_EQ(prefix(s.a, base_.size()), base_) << "trial " << trial << " cut " << cut;
+      boot::MemoryEnvironment env;
+      env.vars = s.env;
+      auto booted = boot::simulate_boot(env);
+      ASSERT_TRUE(booted);
+      s.env = env.vars;
+      if (*booted == Slot::kB) break;
+    }
+    check_and_finish(s, "reuse trial " + std::to_string(trial));
+    if (HasFatalFailure()) return;
   }
 }
 

@@ -158,6 +158,46 @@ TEST(Golden, TheReleaseInstallsThroughTheDeltaAndThroughTheFullImage) {
   }
 }
 
+// The release with a chunks payload: a device whose bank A holds base.img
+// with a few bytes changed (no delta applies) installs target.img by reuse;
+// one on base.img still takes the delta (the ladder's first rung).
+TEST(Golden, TheReuseReleaseInstallsByReuseWhenNoDeltaApplies) {
+  const Bytes base = golden::file("base.img"), target = golden::file("target.img"),
+              release = golden::file("release-reuse.otb");
+  for (bool on_base : {true, false}) {
+    SCOPED_TRACE(on_base ? "bank A holds base.img" : "bank A holds base.img, edited");
+    storage::PowerCut power;
+    Bytes a(64 * 1024, 0);
+    std::copy(base.begin(), base.end(), a.begin());
+    if (!on_base) a[base.size() / 2] ^= 0xff;
+    storage::SimulatedBank bank_a(a, power), bank_b(Bytes(64 * 1024, 0), power);
+    storage::SimulatedStateStore state(power);
+    boot::MemoryEnvironment env;
+    env.vars = {{"ota_slot", "a"}};
+    auto trust = golden::anchor();
+    agent::Device d;
+    d.banks[0] = &bank_a;
+    d.banks[1] = &bank_b;
+    d.state = &state;
+    d.env = &env;
+    d.trust = &trust;
+    d.hardware_id = golden::kHardware;
+    d.now = [] { return test::at(golden::kNow); };
+    d.health_check = [] { return ok(); };
+    d.reboot = [] { return ok(); };
+    agent::Agent agent(std::move(d));
+    MemoryReader in(release);
+    auto report = agent.install(in);
+    ASSERT_TRUE(report) << report.error().message;
+    EXPECT_EQ(report->delta, on_base);
+    EXPECT_EQ(report->reuse, !on_base);
+    if (!on_base) EXPECT_GT(report->bytes_reused, 0u);
+    Bytes b(target.size());
+    ASSERT_TRUE(bank_b.read_at(0, b));
+    EXPECT_TRUE(b == target);
+  }
+}
+
 TEST(Golden, TheCampaignDocumentVerifiesAndIsCanonical) {
   const std::string doc = golden::text("campaign.json");
   auto d = campaign::parse_document(doc);

@@ -391,6 +391,65 @@ TEST(Manifest, ValidateInMemory) {
   EXPECT_TRUE(manifest::validate(m)) << message_of(manifest::validate(m));
 }
 
+// ---- the chunks payload (ota build --reuse) ----
+
+Manifest with_chunks() {
+  Manifest m = sample();
+  Payload c = test::payload_for("chunks.otc", test::random_bytes(5000, 5), 4096, PayloadKind::kChunks,
+                                Compression::kOtaChunks);
+  c.window_log = 18;
+  c.index_size = 32 + 73 * 3;
+  c.index_hash = content_hash(test::random_bytes(c.index_size, 6));
+  m.payloads.insert(m.payloads.begin(), c);
+  return m;
+}
+
+TEST(Manifest, ChunksPayloadRoundTripsWithItsIndex) {
+  const Manifest m = with_chunks();
+  ASSERT_TRUE(manifest::validate(m)) << message_of(manifest::validate(m));
+  const std::string text = to_text(manifest::encode_manifest(m));
+  EXPECT_NE(text.find("\"kind\": \"chunks\""), std::string::npos);
+  EXPECT_NE(text.find("\"index\": {"), std::string::npos);
+  EXPECT_NE(text.find("\"compression\": \"ota-chunks\""), std::string::npos);
+  auto back = manifest::parse_manifest(manifest::encode_manifest(m));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->payloads[0].kind, PayloadKind::kChunks);
+  EXPECT_EQ(back->payloads[0].index_size, m.payloads[0].index_size);
+  EXPECT_EQ(back->payloads[0].index_hash, m.payloads[0].index_hash);
+  EXPECT_EQ(manifest::encode_manifest(*back), manifest::encode_manifest(m));
+  // A manifest without it encodes as before: no "index" anywhere.
+  EXPECT_EQ(to_text(manifest::encode_manifest(sample())).find("\"index\""), std::string::npos);
+}
+
+TEST(Manifest, ChunksPayloadRules) {
+  const std::vector<std::pair<std::string, std::function<void(Manifest&)>>> cases = {
+      {"two chunks payloads", [](Manifest& m) { auto c = m.payloads[0]; c.name = "again.otc"; m.payloads.push_back(c); }},
+      {"chunks compressed as zstd", [](Manifest& m) { m.payloads[0].compression = Compression::kZstd; }},
+      {"index smaller than its header", [](Manifest& m) { m.payloads[0].index_size = 31; }},
+      {"index larger than the payload", [](Manifest& m) { m.payloads[0].index_size = m.payloads[0].size + 1; }},
+      {"chunks with a base", [](Manifest& m) { m.payloads[0].base_size = 5; }},
+      {"full with an index", [](Manifest& m) { m.payloads[1].index_size = 100; }},
+      {"full as ota-chunks", [](Manifest& m) { m.payloads[1].compression = Compression::kOtaChunks; }},
+  };
+  for (const auto& [what, edit] : cases) {
+    Manifest m = with_chunks();
+    edit(m);
+    EXPECT_EQ(code_of(manifest::validate(m)), ErrorCode::kMalformed) << what;
+  }
+  // In JSON: an index on a full payload, a base on a chunks payload, a chunks payload without its index.
+  for (auto edit : std::vector<std::function<void(OJson&)>>{
+           [](OJson& j) { j["payloads"][1]["index"] = j["payloads"][0]["index"]; },
+           [](OJson& j) { j["payloads"][0]["base"] = j["payloads"][2]["base"]; },
+           [](OJson& j) { j["payloads"][0].erase("index"); },
+       }) {
+    OJson j = as_json(with_chunks());
+    edit(j);
+    auto r = parse_text(j.dump());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ErrorCode::kMalformed) << r.error().message;
+  }
+}
+
 // ---- names ----
 
 TEST(Manifest, KindAndCompressionNames) {
@@ -399,6 +458,8 @@ TEST(Manifest, KindAndCompressionNames) {
   EXPECT_EQ(manifest::compression_name(Compression::kNone), "none");
   EXPECT_EQ(manifest::compression_name(Compression::kZstd), "zstd");
   EXPECT_EQ(manifest::compression_name(Compression::kOtaDelta), "ota-delta");
+  EXPECT_EQ(manifest::kind_name(PayloadKind::kChunks), "chunks");
+  EXPECT_EQ(manifest::compression_name(Compression::kOtaChunks), "ota-chunks");
 }
 
 // ---- SemVer ----

@@ -20,6 +20,9 @@ nlohmann::ordered_json payload_json(const manifest::Payload& p) {
   j["base"] = p.kind == manifest::PayloadKind::kDelta
                   ? nlohmann::ordered_json{{"size", p.base_size}, {"hash", to_hex(p.base_hash)}}
                   : nlohmann::ordered_json(nullptr);
+  j["index"] = p.kind == manifest::PayloadKind::kChunks
+                   ? nlohmann::ordered_json{{"size", p.index_size}, {"hash", to_hex(p.index_hash)}}
+                   : nlohmann::ordered_json(nullptr);
   j["compression"] = std::string(manifest::compression_name(p.compression));
   j["window_log"] = p.window_log;
   j["size"] = p.size;

@@ -192,6 +192,7 @@ struct BuildArgs {
   SignSources sign;
   bool no_compress = false, no_full = false;
   std::string delta_layout = "blocks";
+  int reuse_avg_bits = 15;
   std::uint64_t frame_size = std::uint64_t{1} << delta::kDefaultFrameLog;
 };
 
@@ -206,6 +207,8 @@ Status run_build(const Context& ctx, BuildArgs& a) {
   a.opt.full_frame_log = a.opt.delta_frame_log = static_cast<std::uint8_t>(log);
   a.opt.include_full = !a.no_full;
   a.opt.delta_layout = a.delta_layout == "interleaved" ? delta::RecordLayout::kInterleaved : delta::RecordLayout::kBlocks;
+  if (a.reuse_avg_bits < 6 || a.reuse_avg_bits > 20) return fail(ErrorCode::kUsage, "--reuse-avg-bits must be 6 to 20");
+  a.opt.reuse_params.avg_bits = static_cast<std::uint8_t>(a.reuse_avg_bits);
   OTA_TRY_ASSIGN(auto created, build_time());
   a.opt.created = created;
   if (!a.expires.empty()) {
@@ -355,6 +358,14 @@ void add_build_command(CLI::App& app, Context& ctx, int& exit_code) {
                   "Image bytes per independent frame of every payload (power of two; a device's resume step)")
       ->capture_default_str();
   cmd->add_option("--chunk-size", a->opt.chunk_size, "Chunk size for payload hashes (default: 256 KiB, grown to keep 4096 chunks)");
+  cmd->add_flag("--reuse", a->opt.reuse,
+                "Add a chunks payload: devices on no delta's base copy the parts of the image they hold and fetch the rest "
+                "(needs an agent that knows payload kind chunks)");
+  cmd->add_option("--reuse-min", a->opt.reuse_params.min_size, "Smallest content-defined chunk, bytes")->capture_default_str();
+  cmd->add_option("--reuse-avg-bits", a->reuse_avg_bits, "Chunk boundaries once the gear hash's top N bits are zero (average chunk ~ min + 2^N)")
+      ->capture_default_str();
+  cmd->add_option("--reuse-max", a->opt.reuse_params.max_size, "Largest content-defined chunk, bytes")->capture_default_str();
+  cmd->add_option("--reuse-level", a->opt.reuse_level, "zstd level of each chunk")->check(CLI::Range(1, 22))->capture_default_str();
   cmd->add_option("--threads", a->opt.threads, "Worker threads (default: all cores; never changes the output)");
   cmd->add_option("-o,--output", a->out, "Where to write the bundle")->required();
   a->sign.add_options(cmd, false);

@@ -184,6 +184,9 @@ Status run_inspect(const Context& ctx, const InspectArgs& a) {
     if (p.kind == manifest::PayloadKind::kDelta)
       std::printf("             from base %llu bytes, blake2b-256 %s\n", static_cast<unsigned long long>(p.base_size),
                   to_hex(p.base_hash).c_str());
+    if (p.kind == manifest::PayloadKind::kChunks)
+      std::printf("             index %llu bytes, blake2b-256 %s\n", static_cast<unsigned long long>(p.index_size),
+                  to_hex(p.index_hash).c_str());
   }
   for (const auto& s : block.signatures) std::printf("signature  key %s\n", to_hex(s.key_id).c_str());
   if (block.signatures.empty()) std::printf("signature  none (unsigned)\n");

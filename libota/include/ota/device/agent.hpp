@@ -10,7 +10,8 @@
 //     expiry are checked before a payload byte is read.
 //  2. The delta whose base equals the active bank's content is chosen (the
 //     active bank is hashed once, and the hash cached in the state store),
-//     else the full payload.
+//     else reuse of a chunks payload when it fetches less than the full
+//     image (ota/device/reuse.hpp), else the full payload.
 //  3. The install record is persisted before the first bank write. Payload
 //     chunks are checked against the signed manifest before they reach the
 //     decoder; the result is hashed as it is written and must equal the
@@ -54,6 +55,7 @@
 #include "ota/device/fetch.hpp"
 #include "ota/device/install.hpp"
 #include "ota/device/lifecycle.hpp"
+#include "ota/device/reuse.hpp"
 #include "ota/device/storage.hpp"
 #include "ota/release/trust.hpp"
 
@@ -75,7 +77,7 @@ struct InstallRecord {
   std::uint64_t security_version = 0;
   std::uint64_t target_size = 0;
   Digest target_hash{};
-  std::optional<delta::ResumePoint> resume;  // last synced checkpoint (delta)
+  std::optional<delta::ResumePoint> resume;  // last synced checkpoint (delta frame, zstd frame, or chunk)
 };
 
 // How the last install ended (what a daemon reports; last_result says why).
@@ -115,6 +117,9 @@ struct Device {
   // Optional: polled between payload reads; true stops the install with
   // kCancelled before anything is marked bootable.
   std::function<bool()> cancelled;
+  // A reuse install (a chunks payload) checkpoints at the first chunk
+  // boundary after every this many image bytes.
+  std::uint64_t reuse_checkpoint_bytes = std::uint64_t{16} << 20;
 };
 
 struct InstallReport {
@@ -123,6 +128,8 @@ struct InstallReport {
   bool resumed = false;
   std::uint64_t bytes_read = 0;     // bundle bytes consumed
   std::uint64_t bytes_written = 0;  // bank bytes written in this run
+  bool reuse = false;               // a chunks payload: local chunks copied, the rest fetched
+  std::uint64_t bytes_reused = 0;   // reuse: image bytes copied from the banks in this run
 };
 
 class Agent {
@@ -159,6 +166,13 @@ class Agent {
   // checkpointing at frame boundaries; the bank synced and the stage
   // kWritten when it returns ok.
   Status write_payload(State& s, VerifiedBundle& v, std::size_t index, boot::Slot active, InstallReport& report);
+  // 4 for a chunks payload (ota/device/reuse.hpp).
+  Status write_reuse(State& s, VerifiedBundle& v, std::size_t index, boot::Slot active, InstallReport& report);
+  // Reads the index of chunks payload `index`, scans both banks and plans,
+  // once per install (reuse_ keeps it).
+  Status prepare_reuse(State& s, VerifiedBundle& v, std::size_t index, boot::Slot active, std::size_t first_chunk);
+  struct ReuseState;
+  std::shared_ptr<ReuseState> reuse_;
   // 6. The target boots once; then the reboot.
   Status begin_trial(State& s, boot::BootControl& bc);
   Status save(const State& s);

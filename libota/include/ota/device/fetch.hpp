@@ -5,7 +5,9 @@
 //  - GETs streamed through a bounded buffer (256 KiB); nothing is stored.
 //    A request asks for no more than the reader's hint(): the bundle reader
 //    hints the tar headers, the manifest and the signature block, so no
-//    payload byte is sent before the signatures and policy are checked.
+//    payload byte is sent before the signatures and policy are checked; in a
+//    payload, its first chunk, then the rest of it (never the next payload),
+//    and for ranged reads (a chunks payload) each run of wanted bytes.
 //    Without a hint, requests cover a window that doubles from 64 KiB to
 //    16 MiB and starts over after a jump.
 //  - A dropped connection, a stall, a refused connection or a 5xx/408/429

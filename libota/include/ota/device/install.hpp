@@ -4,12 +4,16 @@
 // them:
 //   1. verify_bundle   signatures, then policy; nothing of a payload read yet
 //   2. choose_payload  resume the one in progress, else a delta from the
-//                      active bank's content, else the full image
+//                      active bank's content, else reuse (a chunks payload:
+//                      copy what the banks hold, fetch the rest) when it
+//                      fetches less than the full image, else the full image
 //   3. persist intent  (Agent) the install record, durable before the first
 //                      bank write
 //   4. stream_payload  the chosen payload, chunk-checked, through a
 //                      PayloadSink (patcher or full-image decoder) into the
-//                      inactive bank, checkpointed at frame boundaries
+//                      inactive bank, checkpointed at frame boundaries; a
+//                      chunks payload through reuse::write_chunks instead
+//                      (ota/device/reuse.hpp), checkpointed at chunk boundaries
 //   5. check_target    after a power cut between 4 and 6: the bank still
 //                      holds the target image
 //   6. begin trial     (Agent) the target boots once, then the reboot
@@ -61,11 +65,18 @@ struct ChooseInput {
   bool speculate = false;
   // The hash of the active bank's first `size` bytes (hashed once, cached).
   std::function<Result<Digest>(std::uint64_t size)> active_hash;
+  // The stored bytes a reuse install of chunks payload `index` would fetch
+  // (reads its index and plans; ota/device/reuse.hpp). Empty: not asked.
+  std::function<Result<std::uint64_t>(std::size_t index)> reuse_cost;
 };
-// Resuming: the payload in progress. Otherwise, with `speculate`, the only
-// delta that fits the active bank when its hash for that size is not cached
-// (its base is then checked while patching); else the delta whose base hash
-// equals the active bank's; else the full image. kNoPayload when none applies.
+// Resuming: the payload in progress. Otherwise, with `speculate` and no
+// chunks payload in the bundle, the only delta that fits the active bank when
+// its hash for that size is not cached (its base is then checked while
+// patching); else the delta whose base hash
+// equals the active bank's; else the chunks payload when it comes before the
+// full image in the bundle and reuse_cost() is below the full payload's size,
+// or when there is no full image; else the full image. kNoPayload when none
+// applies.
 Result<PayloadChoice> choose_payload(const ChooseInput& in);
 
 // 4. Reads payload `index` of `m` from its verified bundle into `sink`: moves the

@@ -29,6 +29,7 @@
 #include "ota/core/error.hpp"
 #include "ota/core/io.hpp"
 #include "ota/delta/delta.hpp"
+#include "ota/release/chunks.hpp"
 #include "ota/release/manifest.hpp"
 #include "ota/release/trust.hpp"
 
@@ -133,6 +134,17 @@ class BundleReader {
   // at's chunk is read and checked as usual. next_payload() skips the rest
   // of a payload the same way.
   virtual Status skip_to(std::uint64_t at) = 0;
+  // Ranged reading, for a chunks payload whose index names finer hashes than
+  // the transport chunks: moves forward to payload offset `at` (jumping over
+  // the bytes before it like skip_to), reads out.size() bytes, and hands them
+  // out only when their BLAKE2b-256 equals `expect`, a hash the caller took
+  // from signed data (kPayloadMismatch otherwise, and out is zeroed).
+  // `upcoming` (>= out.size()) is how many bytes from `at` the caller will
+  // read in a row: over HTTP one Range request covers them. Once a payload
+  // is read by ranges, read(), read_view() and skip_to() refuse it (kUsage);
+  // next_payload() still moves on.
+  virtual Status read_checked(std::uint64_t at, MutableByteSpan out, const Digest& expect,
+                              std::uint64_t upcoming = 0) = 0;
   // The payload offset of the next byte read() returns.
   virtual std::uint64_t payload_position() const = 0;
   // Bytes of the bundle consumed so far.
@@ -175,6 +187,11 @@ struct BuildOptions {
   // kInterleaved: deltas in format version 1/2, for devices whose patcher predates version 3.
   delta::RecordLayout delta_layout = delta::RecordLayout::kBlocks;
   std::uint32_t chunk_size = 0;  // 0: manifest::default_chunk_size(image size)
+  // A `chunks` payload (the image in content-defined chunks behind a signed
+  // index), so a device on no delta's base fetches only what it lacks.
+  bool reuse = false;
+  chunks::Params reuse_params;  // how the image is cut
+  int reuse_level = 19;         // zstd level of each chunk
   std::string temp_dir;     // where payloads of images over 256 MiB are staged (default: /tmp)
   std::function<void(const std::string& stage, std::uint64_t done, std::uint64_t total)> progress;
 };

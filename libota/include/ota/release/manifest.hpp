@@ -32,8 +32,11 @@ inline constexpr std::size_t kMaxPayloads = 64;
 inline constexpr std::size_t kMaxHardware = 64;
 inline constexpr std::uint64_t kMaxChunksPerPayload = 1u << 16;
 
-enum class PayloadKind { kFull, kDelta };
-enum class Compression { kNone, kZstd, kOtaDelta };
+// kChunks (docs/formats.md, "Chunks payload"): the chunk index, then the
+// image's content-defined chunks, each stored raw or as one zstd frame; a
+// device copies the chunks it holds and fetches only the others.
+enum class PayloadKind { kFull, kDelta, kChunks };
+enum class Compression { kNone, kZstd, kOtaDelta, kOtaChunks };
 std::string_view kind_name(PayloadKind k);
 std::string_view compression_name(Compression c);
 
@@ -50,6 +53,10 @@ struct Payload {
   // For a delta: the image it applies to.
   std::uint64_t base_size = 0;
   Digest base_hash{};
+  // For chunks: the chunk index is the payload's first index_size bytes, and
+  // hashes (BLAKE2b-256) to index_hash, so it is checked before it is parsed.
+  std::uint64_t index_size = 0;
+  Digest index_hash{};
 };
 
 struct Manifest {

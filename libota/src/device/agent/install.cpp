@@ -9,6 +9,13 @@
 
 namespace ota::agent {
 
+// What prepare_reuse() learnt: the index and the plan, for write_reuse().
+struct Agent::ReuseState {
+  std::size_t payload = 0;
+  chunks::Index index;
+  reuse::Plan plan;
+};
+
 namespace {
 
 constexpr char kStateRecord[] = "state.json";
@@ -132,7 +139,11 @@ Result<PayloadChoice> choose_payload(const ChooseInput& in) {
   // size: take it, and let the patcher hash the active bank while it writes
   // the inactive one. A wrong base fails at the end with kOldMismatch before
   // anything is marked bootable.
-  if (in.speculate) {
+  // Not with a chunks payload: a wrong guess would fetch the whole delta
+  // before reuse, and reuse reads the active bank anyway.
+  const bool has_chunks = std::any_of(payloads.begin(), payloads.end(),
+                                      [](const auto& p) { return p.kind == manifest::PayloadKind::kChunks; });
+  if (in.speculate && !has_chunks) {
     std::optional<std::size_t> only;
     std::size_t count = 0;
     for (std::size_t i = 0; i < payloads.size(); ++i)
@@ -145,8 +156,20 @@ Result<PayloadChoice> choose_payload(const ChooseInput& in) {
     if (!h) return fail(h.error().with_context("hashing the active bank"));
     if (*h == payloads[i].base_hash) return PayloadChoice{i, false};
   }
-  for (std::size_t i = 0; i < payloads.size(); ++i)
-    if (payloads[i].kind == manifest::PayloadKind::kFull) return PayloadChoice{i, false};
+  std::optional<std::size_t> full, chunked;
+  for (std::size_t i = 0; i < payloads.size(); ++i) {
+    if (payloads[i].kind == manifest::PayloadKind::kFull && !full) full = i;
+    if (payloads[i].kind == manifest::PayloadKind::kChunks && !chunked) chunked = i;
+  }
+  // Reuse when it fetches less than the full image. Its index is read first,
+  // so only a chunks payload before the full one in the stream is weighed.
+  if (chunked && !full) return PayloadChoice{*chunked, false};
+  if (chunked && *chunked < *full && in.reuse_cost) {
+    auto cost = in.reuse_cost(*chunked);
+    if (!cost) return fail(cost.error().with_context("planning reuse"));
+    if (*cost < payloads[*full].size) return PayloadChoice{*chunked, false};
+  }
+  if (full) return PayloadChoice{*full, false};
   return fail(ErrorCode::kNoPayload, "no payload applies: no full image and no delta from the active bank's content");
 }
 
@@ -220,18 +243,28 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
   ci.active_bank_size = d_.banks[index_of(active)]->size();
   ci.speculate = speculate;
   ci.active_hash = [&](std::uint64_t size) { return bank_hash(active, size, s); };
+  reuse_.reset();
+  ci.reuse_cost = [&](std::size_t index) -> Result<std::uint64_t> {
+    OTA_TRY(prepare_reuse(s, v, index, active, 0));
+    return reuse_->plan.fetch_bytes;
+  };
   OTA_TRY_ASSIGN(const PayloadChoice choice, choose_payload(ci));
   const manifest::Payload& p = m.payloads[choice.index];
   report.payload = p.name;
   report.delta = p.kind == manifest::PayloadKind::kDelta;
+  report.reuse = p.kind == manifest::PayloadKind::kChunks;
   report.resumed = resuming && s.install.stage == Stage::kWriting && s.install.resume.has_value();
 
   // 3. The install record, durable before the first bank write.
   if (!resuming) OTA_TRY(persist_intent(s, m, v.manifest_hash, p, target));
 
   if (s.install.stage == Stage::kWriting) {
-    // 4. Stream: chunk check -> patcher or full-image decoder -> bank, hashed as written.
-    OTA_TRY(write_payload(s, v, choice.index, active, report));
+    // 4. Stream: chunk check -> patcher or full-image decoder -> bank, hashed as
+    // written; or reuse: local chunks copied, the others fetched, each checked.
+    if (report.reuse)
+      OTA_TRY(write_reuse(s, v, choice.index, active, report));
+    else
+      OTA_TRY(write_payload(s, v, choice.index, active, report));
   } else {
     // 5. Written before a power cut: check the bank still holds the image.
     if (Status held = check_target(target_bank, s.install.target_size, s.install.target_hash); !held) {
@@ -350,6 +383,71 @@ Status Agent::write_payload(State& s, VerifiedBundle& v, std::size_t index, boot
   report.bytes_written = bank_out.position() - start;
   OTA_TRY(bank_out.sync());
   OTA_TRY(target_bank.sync());
+  OTA_TRY(advance(s.install.stage, InstallEvent::kVerified));
+  s.install.resume.reset();
+  return save(s);
+}
+
+Status Agent::prepare_reuse(State& s, VerifiedBundle& v, std::size_t index, boot::Slot active, std::size_t first_chunk) {
+  if (reuse_ && reuse_->payload == index) return ok();
+  const manifest::Manifest& m = v.manifest;
+  const manifest::Payload& p = m.payloads.at(index);
+  while (true) {
+    OTA_TRY_ASSIGN(auto idx, v.reader->next_payload());
+    if (!idx) return fail(ErrorCode::kMalformed, "bundle ended before payload " + p.name);
+    if (*idx == index) break;
+  }
+  auto st = std::make_shared<ReuseState>();
+  st->payload = index;
+  OTA_TRY_ASSIGN(st->index, reuse::read_index(*v.reader, p, m));
+  // The active bank's image (its whole size when the image size is unknown),
+  // and all of the inactive bank: an older image, or an interrupted attempt.
+  const storage::BlockStore& active_bank = *d_.banks[index_of(active)];
+  const storage::BlockStore& other_bank = *d_.banks[1 - index_of(active)];
+  const auto& info = s.banks[index_of(active)];
+  const std::uint64_t active_size = info && info->size <= active_bank.size() ? info->size : active_bank.size();
+  OTA_TRY_ASSIGN(auto in_active, reuse::scan(active_bank, active_size, st->index.params));
+  OTA_TRY_ASSIGN(auto in_other, reuse::scan(other_bank, other_bank.size(), st->index.params));
+  st->plan = reuse::plan(st->index, in_active, in_other, first_chunk);
+  reuse_ = std::move(st);
+  return ok();
+}
+
+Status Agent::write_reuse(State& s, VerifiedBundle& v, std::size_t index, boot::Slot active, InstallReport& report) {
+  const manifest::Manifest& m = v.manifest;
+  const manifest::Payload& p = m.payloads[index];
+  storage::BlockStore& target_bank = *d_.banks[index_of(s.install.target)];
+  const storage::BlockStore& active_bank = *d_.banks[index_of(active)];  // only ever read
+  const std::uint64_t start = s.install.resume ? s.install.resume->new_offset : 0;
+  // After a restart the plan is made again, from the checkpoint on.
+  OTA_TRY(prepare_reuse(s, v, index, active, s.install.resume ? static_cast<std::size_t>(s.install.resume->frame) : 0));
+  storage::BankWriter bank_out(target_bank, start);
+  reuse::WriteOptions wo;
+  wo.resume = s.install.resume;
+  wo.checkpoint_bytes = d_.reuse_checkpoint_bytes;
+  wo.on_checkpoint = [&](const delta::ResumePoint& rp) -> Status {
+    OTA_TRY(advance(s.install.stage, InstallEvent::kCheckpoint));
+    OTA_TRY(bank_out.sync());
+    s.install.resume = rp;
+    return save(s);
+  };
+  wo.progress = d_.progress;
+  wo.cancelled = d_.cancelled;
+  OTA_TRY_ASSIGN(auto rep, reuse::write_chunks(*v.reader, p, reuse_->index, reuse_->plan, active_bank, target_bank,
+                                               bank_out, wo));
+  OTA_TRY(bank_out.sync());
+  OTA_TRY(target_bank.sync());
+  // Every chunk matched its signed hash; this covers the prefix a resumed
+  // install did not write itself.
+  if (Status whole = check_target(target_bank, m.target_size, m.target_hash); !whole) {
+    if (s.install.resume) {  // the checkpointed prefix is what is wrong: start over next time
+      s.install.resume.reset();
+      OTA_TRY(save(s));
+    }
+    return fail(ErrorCode::kPayloadMismatch, "payload " + p.name + ": the written image does not match the target hash");
+  }
+  report.bytes_written = bank_out.position() - start;
+  report.bytes_reused = rep.local_bytes;
   OTA_TRY(advance(s.install.stage, InstallEvent::kVerified));
   s.install.resume.reset();
   return save(s);

@@ -154,6 +154,65 @@ class HashingReader final : public Reader {
   std::uint64_t total_ = 0;
 };
 
+// The chunks payload in memory: the encoded index, then each chunk's stored
+// bytes, in target order.
+struct StagedChunks {
+  Bytes index;
+  std::vector<Bytes> stored;
+};
+
+Result<StagedChunks> stage_chunks(const Bytes& image, const chunks::Params& params, int level, unsigned threads) {
+  chunks::Index ix;
+  ix.params = params;
+  ix.target_size = image.size();
+  std::vector<std::pair<std::size_t, std::size_t>> cuts;  // offset, length
+  for (std::size_t at = 0; at < image.size();) {
+    const std::size_t n = chunks::next_cut(ByteSpan(image).subspan(at), params);
+    cuts.emplace_back(at, n);
+    at += n;
+  }
+  if (cuts.size() > chunks::kMaxIndexEntries) return fail(ErrorCode::kLimitExceeded, "too many chunks for the index");
+  ix.entries.resize(cuts.size());
+  StagedChunks out;
+  out.stored.resize(cuts.size());
+  std::vector<Status> errors(std::max(1u, threads), ok());
+  auto work = [&](unsigned w) {
+    for (std::size_t i = w; i < cuts.size(); i += errors.size()) {
+      const ByteSpan plain = ByteSpan(image).subspan(cuts[i].first, cuts[i].second);
+      chunks::Entry& e = ix.entries[i];
+      e.plain_size = static_cast<std::uint32_t>(plain.size());
+      e.plain_hash = content_hash(plain);
+      codec::ZstdParams zp;
+      zp.level = level;
+      zp.window_log = 10;
+      while ((std::size_t{1} << zp.window_log) < plain.size()) ++zp.window_log;
+      auto z = codec::zstd_compress(plain, zp);
+      if (!z) {
+        errors[w] = fail(z.error());
+        return;
+      }
+      if (z->size() < plain.size()) {
+        e.mode = chunks::Mode::kZstd;
+        e.stored_size = static_cast<std::uint32_t>(z->size());
+        e.stored_hash = content_hash(*z);
+        out.stored[i] = std::move(*z);
+      } else {
+        e.mode = chunks::Mode::kRaw;
+        e.stored_size = e.plain_size;
+        e.stored_hash = e.plain_hash;
+        out.stored[i].assign(plain.begin(), plain.end());
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned w = 1; w < errors.size(); ++w) pool.emplace_back(work, w);
+  work(0);
+  for (auto& t : pool) t.join();
+  for (auto& e : errors) OTA_TRY(e);
+  out.index = chunks::encode_index(ix);
+  return out;
+}
+
 std::string short_hex(const Digest& d) { return to_hex(ByteSpan(d.data(), 8)); }
 
 // Payloads of images up to this size are staged in memory (a build machine
@@ -224,7 +283,8 @@ Result<std::unique_ptr<Staged>> stage(const BuildOptions& o) {
   // The full image: read once, hashed whole (the target) and, stored or
   // compressed, in chunks. Without it (deltas only), just hashed.
   if (!o.include_full) {
-    if (o.base_paths.empty()) return fail(ErrorCode::kUsage, "a bundle without the full image needs a delta (a base)");
+    if (o.base_paths.empty() && !o.reuse)
+      return fail(ErrorCode::kUsage, "a bundle without the full image needs a delta (a base) or --reuse");
     auto h = content_hash(**image);
     if (!h) return fail(h.error().with_context("the image"));
     m.target_hash = *h;
@@ -313,6 +373,32 @@ Result<std::unique_ptr<Staged>> stage(const BuildOptions& o) {
       st->files_.push_back(std::move(tmp));
       m.payloads.push_back(std::move(p));
     }
+  }
+  if (o.reuse) {
+    OTA_TRY(chunks::check_params(o.reuse_params));
+    OTA_TRY_ASSIGN(auto new_image, read_file(o.image_path));
+    if (new_image.size() != image_size || content_hash(new_image) != m.target_hash)
+      return fail(ErrorCode::kIo, "the image changed while it was read");
+    OTA_TRY_ASSIGN(auto staged, stage_chunks(new_image, o.reuse_params, o.reuse_level, threads));
+    manifest::Payload p;
+    p.kind = manifest::PayloadKind::kChunks;
+    p.compression = manifest::Compression::kOtaChunks;
+    p.name = "chunks.otc";
+    std::uint8_t wl = 10;
+    while ((std::uint64_t{1} << wl) < o.reuse_params.max_size) ++wl;
+    p.window_log = wl;
+    p.index_size = staged.index.size();
+    p.index_hash = content_hash(staged.index);
+    OTA_TRY_ASSIGN(auto tmp, new_stage());
+    ChunkHasher hashed(tmp.get(), chunk_size);
+    OTA_TRY(hashed.write(staged.index));
+    for (const auto& c : staged.stored) OTA_TRY(hashed.write(c.empty() ? ByteSpan{} : ByteSpan(c)));
+    OTA_TRY(tmp->flush());
+    hashed.finish(p);
+    // First in the bundle: a device reads the index before it chooses, and
+    // the stream only moves forward.
+    st->files_.insert(st->files_.begin(), std::move(tmp));
+    m.payloads.insert(m.payloads.begin(), std::move(p));
   }
   OTA_TRY(manifest::validate(m));
   st->bytes_ = manifest::encode_manifest(m);

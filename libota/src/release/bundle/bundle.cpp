@@ -289,6 +289,7 @@ class StreamReader final : public BundleReader {
       return malformed("the tar header of payloads/" + p.name + " is not the expected one (offset " +
                        std::to_string(at) + ")");
     current_ = next;
+    ranged_ = false;
     skip_in_chunk_ = 0;
     left_ = p.size;
     chunk_index_ = 0;
@@ -309,14 +310,16 @@ class StreamReader final : public BundleReader {
   // Up to max verified bytes of the current chunk (the next one read and checked first).
   Result<ByteSpan> read_view(std::size_t max) {
     if (!current_) return fail(ErrorCode::kUsage, "bundle: no current payload");
+    if (ranged_) return fail(ErrorCode::kUsage, "bundle: a payload read by ranges is read by ranges only");
     if (chunk_pos_ == chunk_.size()) {
       if (left_ == 0) return ByteSpan{};
       const auto& p = m_.payloads[*current_];
       const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(left_, p.chunk_size));
       chunk_.resize(k);
       // Over HTTP: the first chunk the caller reads alone (a resuming
-      // patcher needs only its header and then jumps), then the rest.
-      in_.hint(payload_hinted_ ? 0 : k);
+      // patcher needs only its header and then jumps), then the rest of the
+      // payload, and never the payload after it (which the caller may skip).
+      in_.hint(payload_hinted_ ? left_ : k);
       payload_hinted_ = true;
       const std::uint64_t at = offset_;
       OTA_TRY(read_exact(chunk_, "payload"));
@@ -340,6 +343,7 @@ class StreamReader final : public BundleReader {
 
   Status skip_to(std::uint64_t at) override {
     if (!current_) return fail(ErrorCode::kUsage, "bundle: no current payload");
+    if (ranged_) return fail(ErrorCode::kUsage, "bundle: a payload read by ranges is read by ranges only");
     const auto& p = m_.payloads[*current_];
     const std::uint64_t fetched = p.size - left_;  // payload bytes taken from the stream
     const std::uint64_t pos = payload_position();
@@ -356,6 +360,31 @@ class StreamReader final : public BundleReader {
     chunk_.clear();
     chunk_pos_ = 0;
     skip_in_chunk_ = static_cast<std::size_t>(at - chunk * p.chunk_size);
+    return ok();
+  }
+
+  Status read_checked(std::uint64_t at, MutableByteSpan out, const Digest& expect, std::uint64_t upcoming) override {
+    if (!current_) return fail(ErrorCode::kUsage, "bundle: no current payload");
+    const auto& p = m_.payloads[*current_];
+    if (!ranged_ && (!chunk_.empty() || skip_in_chunk_ != 0 || left_ != p.size))
+      return fail(ErrorCode::kUsage, "bundle: ranged reading starts before any other read of the payload");
+    ranged_ = true;
+    const std::uint64_t fetched = p.size - left_;
+    if (at < fetched || at > p.size || out.size() > p.size - at)
+      return fail(ErrorCode::kUsage, "bundle: cannot read " + std::to_string(out.size()) + " bytes at payload offset " +
+                                         std::to_string(at) + " (at " + std::to_string(fetched) + " of " +
+                                         std::to_string(p.size) + ")");
+    if (at > fetched) OTA_TRY(skip_stream(at - fetched));
+    in_.hint(std::max<std::uint64_t>(upcoming, out.size()));
+    const std::uint64_t where = offset_;
+    OTA_TRY(read_exact(out, "payload"));
+    left_ -= out.size();
+    if (content_hash(ByteSpan(out.data(), out.size())) != expect) {
+      std::fill(out.begin(), out.end(), std::uint8_t{0});
+      return fail(ErrorCode::kPayloadMismatch, "payload " + p.name + ": " + std::to_string(out.size()) +
+                                                   " bytes at bundle offset " + std::to_string(where) +
+                                                   " do not match their signed hash");
+    }
     return ok();
   }
 
@@ -381,6 +410,7 @@ class StreamReader final : public BundleReader {
   std::size_t chunk_pos_ = 0;
   std::size_t skip_in_chunk_ = 0;  // applied when the next chunk is loaded
   bool payload_hinted_ = false;
+  bool ranged_ = false;  // the current payload is read by read_checked()
 };
 
 }  // namespace

@@ -92,13 +92,21 @@ int cmp_numeric(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-std::string_view kind_name(PayloadKind k) { return k == PayloadKind::kFull ? "full" : "delta"; }
+std::string_view kind_name(PayloadKind k) {
+  switch (k) {
+    case PayloadKind::kFull: return "full";
+    case PayloadKind::kDelta: return "delta";
+    case PayloadKind::kChunks: return "chunks";
+  }
+  return "unknown";
+}
 
 std::string_view compression_name(Compression c) {
   switch (c) {
     case Compression::kNone: return "none";
     case Compression::kZstd: return "zstd";
     case Compression::kOtaDelta: return "ota-delta";
+    case Compression::kOtaChunks: return "ota-chunks";
   }
   return "none";
 }
@@ -156,7 +164,7 @@ Status validate(const Manifest& m) {
   if (m.payloads.size() > kMaxPayloads) return bad("more than " + std::to_string(kMaxPayloads) + " payloads");
   std::set<std::string> names;
   std::set<Digest> bases;
-  int full = 0;
+  int full = 0, chunked = 0;
   for (const auto& p : m.payloads) {
     const std::string where = "payload " + (safe_name(p.name, 64) ? p.name : std::string("?")) + ": ";
     if (!safe_name(p.name, 64)) return bad("payload names are 1 to 64 characters of [A-Za-z0-9._+-]");
@@ -171,8 +179,15 @@ Status validate(const Manifest& m) {
     if (p.hash != chunk_tree_hash(p.chunks)) return bad(where + "hash is not the hash of its chunk hashes");
     if (p.kind == PayloadKind::kFull) {
       ++full;
-      if (p.compression == Compression::kOtaDelta) return bad(where + "a full payload cannot be an ota delta");
+      if (p.compression != Compression::kNone && p.compression != Compression::kZstd)
+        return bad(where + "a full payload is stored or zstd");
       if (p.base_size != 0 || p.base_hash != Digest{}) return bad(where + "a full payload has no base");
+    } else if (p.kind == PayloadKind::kChunks) {
+      ++chunked;
+      if (p.compression != Compression::kOtaChunks) return bad(where + "a chunks payload must be ota-chunks");
+      if (p.base_size != 0 || p.base_hash != Digest{}) return bad(where + "a chunks payload has no base");
+      if (p.index_size < 32 || p.index_size > p.size || p.index_size > 32 + 73 * (std::uint64_t{1} << 20))
+        return bad(where + "index size out of range");
     } else {
       if (p.compression != Compression::kOtaDelta) return bad(where + "a delta payload must be an ota delta");
       if (p.base_size > kMaxSize) return bad(where + "base size is too large");
@@ -180,6 +195,10 @@ Status validate(const Manifest& m) {
     }
   }
   if (full > 1) return bad("more than one full payload");
+  if (chunked > 1) return bad("more than one chunks payload");
+  for (const auto& p : m.payloads)
+    if (p.kind != PayloadKind::kChunks && (p.index_size != 0 || p.index_hash != Digest{}))
+      return bad("payload " + p.name + ": only a chunks payload has an index");
   return ok();
 }
 
@@ -200,6 +219,7 @@ Bytes encode_manifest(const Manifest& m) {
     pj["name"] = p.name;
     pj["kind"] = kind_name(p.kind);
     if (p.kind == PayloadKind::kDelta) pj["base"] = {{"size", p.base_size}, {"hash", to_hex(p.base_hash)}};
+    if (p.kind == PayloadKind::kChunks) pj["index"] = {{"size", p.index_size}, {"hash", to_hex(p.index_hash)}};
     pj["compression"] = compression_name(p.compression);
     pj["window_log"] = p.window_log;
     pj["size"] = p.size;
@@ -260,14 +280,15 @@ Result<Manifest> parse_manifest(ByteSpan bytes) {
   OTA_TRY_ASSIGN(auto payloads, o.array("payloads", kMaxPayloads));
   for (const auto& pj : *payloads) {
     OTA_TRY_ASSIGN(auto po, json::Object::of(pj, "manifest.payloads[]"));
-    OTA_TRY(po.only({"name", "kind", "base", "compression", "window_log", "size", "hash", "chunk_size", "chunks"}));
+    OTA_TRY(po.only({"name", "kind", "base", "index", "compression", "window_log", "size", "hash", "chunk_size", "chunks"}));
     Payload p;
     OTA_TRY_ASSIGN(auto pname, po.string("name", 64));
     p.name = pname;
     OTA_TRY_ASSIGN(auto kind, po.string("kind", 16));
     if (kind == "full") p.kind = PayloadKind::kFull;
     else if (kind == "delta") p.kind = PayloadKind::kDelta;
-    else return fail(ErrorCode::kUnsupported, "manifest: payload kind is neither full nor delta");
+    else if (kind == "chunks") p.kind = PayloadKind::kChunks;
+    else return fail(ErrorCode::kUnsupported, "manifest: payload kind is not full, delta or chunks");
     if (p.kind == PayloadKind::kDelta) {
       OTA_TRY_ASSIGN(auto bj, po.object("base"));
       OTA_TRY_ASSIGN(auto bo, json::Object::of(*bj, "manifest.payloads[].base"));
@@ -277,12 +298,24 @@ Result<Manifest> parse_manifest(ByteSpan bytes) {
       p.base_size = bs;
       p.base_hash = bh;
     } else if (po.has("base")) {
-      return fail(ErrorCode::kMalformed, "manifest: a full payload has no base");
+      return fail(ErrorCode::kMalformed, "manifest: only a delta payload has a base");
+    }
+    if (p.kind == PayloadKind::kChunks) {
+      OTA_TRY_ASSIGN(auto ij, po.object("index"));
+      OTA_TRY_ASSIGN(auto io, json::Object::of(*ij, "manifest.payloads[].index"));
+      OTA_TRY(io.only({"size", "hash"}));
+      OTA_TRY_ASSIGN(auto is, io.u64("size"));
+      OTA_TRY_ASSIGN(auto ih, io.digest("hash"));
+      p.index_size = is;
+      p.index_hash = ih;
+    } else if (po.has("index")) {
+      return fail(ErrorCode::kMalformed, "manifest: only a chunks payload has an index");
     }
     OTA_TRY_ASSIGN(auto comp, po.string("compression", 16));
     if (comp == "none") p.compression = Compression::kNone;
     else if (comp == "zstd") p.compression = Compression::kZstd;
     else if (comp == "ota-delta") p.compression = Compression::kOtaDelta;
+    else if (comp == "ota-chunks") p.compression = Compression::kOtaChunks;
     else return fail(ErrorCode::kUnsupported, "manifest: unknown payload compression");
     OTA_TRY_ASSIGN(auto wl, po.u64("window_log", 31));
     p.window_log = static_cast<std::uint8_t>(wl);
