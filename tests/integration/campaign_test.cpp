@@ -4,6 +4,7 @@
 // nginx serving the bundle store, `ota publish`, `ota campaign run` as the
 // controller, and one `ota-agent run` process per device on file banks with
 // the bootloader simulator and real health-check commands.
+#include <algorithm>
 #include <gtest/gtest.h>
 
 #include <map>
@@ -475,6 +476,12 @@ TEST_F(Campaigns, ForgedReportsAndCommandsAreIgnoredCountedAndTheCampaignComplet
   auto res = ota({"campaign", "resume", "signed", "--fleet", kFleet, "--broker", broker_url(), "--key",
                   path("operator.key"), "--timeout", "30s"});
   ASSERT_EQ(res.exit_code, 0) << res.err << logs();
+  // The resume applied first: a replay that arrived before it would be the
+  // last applied command seen again (a duplicate, not counted).
+  ASSERT_TRUE(eventually([&] {
+    const auto d = decisions("signed");
+    return std::find(d.begin(), d.end(), "resume") != d.end();
+  }, 15s)) << logs();
   send(cp::commands_topic(kFleet, "signed"), **genuine_pause, true);
   EXPECT_TRUE(eventually([&] { return counts("ignored_commands").value("replayed", 0) >= 1; }, 15s))
       << counts("ignored_commands");
