@@ -254,7 +254,11 @@ measure_pair() {
     local -a dcmd acmd
     case $tool in
       ota)     dcmd=("$OTA_RUN" diff "$old" "$new" -o "$patch" --json "${OTA_DIFF_ARGS[@]}")
-               acmd=("$OTA_RUN" patch "$old" "$patch" -o "$out" --json) ;;
+               # The apply-memory target is the whole ota-patch process: run it
+               # directly (`ota patch` execs it, and /usr/bin/time would also count ota's
+               # own start-up before the exec); `ota patch` where there is no ota-patch.
+               if [[ -x $RUNS/ota-patch ]]; then acmd=("$RUNS/ota-patch" "$old" "$patch" -o "$out" --json)
+               else acmd=("$OTA_RUN" patch "$old" "$patch" -o "$out" --json); fi ;;
       bsdiff)  dcmd=(bsdiff "$old" "$new" "$patch")
                acmd=(bspatch "$old" "$out" "$patch") ;;
       xdelta3) dcmd=(xdelta3 -9 -S lzma -e -s "$old" "$new" "$patch")
