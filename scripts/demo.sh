@@ -79,7 +79,7 @@ open("firmware-2.0.0.bin", "wb").write(bytes(v2))
 PY
 
 say "release keys and a 2-of-3 trust root"
-for k in release-1 release-2 release-3; do "$ota" keygen -o "$k" -q >/dev/null; done
+for k in release-1 release-2 release-3 operator; do "$ota" keygen -o "$k" -q >/dev/null; done
 "$ota" root init --key release-1.pub --key release-2.pub --key release-3.pub --threshold 2 --expires 2099-01-01 -o root.json -q
 "$ota" root sign root.json --key release-1.key --key release-2.key -q
 
@@ -140,13 +140,15 @@ for i in $(seq 1 "$devices"); do
   truncate -s 4M "$d/bank-a" "$d/bank-b"
   dd if=firmware-1.0.0.bin of="$d/bank-a" conv=notrunc status=none
   health=true; case " $failing_ids " in *" $id "*) health=false ;; esac
+  # Each device signs its reports with its own key, registered in the fleet registry.
+  "$ota" device provision "$id" --fleet demo --registry registry.json -o "$d/device" -q
   cat > "$d/agent.json" <<CONF
 {"device_id": "$id", "hardware_id": "demo-board",
  "banks": {"a": "$work/$d/bank-a", "b": "$work/$d/bank-b"},
  "boot": {"backend": "file", "file": "$work/$d/bootenv.json"},
  "trust_root": "$work/root.json", "state_dir": "$work/$d/state",
  "health_check": {"command": ["$health"], "timeout_s": 30},
- "mqtt": {"broker": "$broker", "fleet": "demo", "retry_delay_s": 2}}
+ "mqtt": {"broker": "$broker", "fleet": "demo", "retry_delay_s": 2, "device_key": "$work/$d/device.key"}}
 CONF
   "$agent" -c "$d/agent.json" run 2>"$d/log" & pids+=($!)
 done
@@ -154,6 +156,7 @@ done
 say "ota publish: campaign $campaign, waves 10,50,100, gates: 3 finished per wave, pause above 30 % failures"
 "$ota" publish firmware-2.0.0.otb --broker "$broker" --fleet demo --campaign "$campaign" --waves 10,50,100 \
   --store www --url "http://127.0.0.1:$http_port" --trust root.json --key release-1.key --key release-2.key \
+  --registry registry.json --operator operator.pub \
   --min-sample 3 --failure-threshold 0.3 --device-timeout 5m --json > publish.json
 "$ota" campaign run "$campaign" --broker "$broker" --json > controller.json 2>controller.log & controller=$!
 pids+=($controller)
