@@ -12,6 +12,9 @@
 #   BASES                   space-separated previous images to build deltas from
 #   ROOT                    the trust root (root.json, committed)
 #   BROKER, FLEET, STORE, URL   where to publish (mqtts://..., fleet, bundle directory, its URL)
+#   REGISTRY, OPERATOR_PUB  the fleet's device registry (ota device provision) and the operator
+#                           public key that may pause, resume and abort (default registry.json,
+#                           operator.pub, committed beside root.json)
 # With a 2-of-3 root, the second signature comes from another person
 # (examples/two-person-signing.sh): set OTA_SECOND_SIGNATURE to skip publishing
 # until it is attached.
@@ -39,6 +42,7 @@ ota verify "fw-$VERSION.otb" --trust "$ROOT" --hw "$HW" --json > verify.json
 ota publish "fw-$VERSION.otb" --broker "$BROKER" --fleet "$FLEET" --campaign "fw-$VERSION" \
   --waves 1,10,50,100 --min-sample 20 --soak 2h --failure-threshold 0.02 \
   --store "$STORE" --url "$URL" --trust "$ROOT" \
+  --registry "${REGISTRY:-registry.json}" --operator "${OPERATOR_PUB:-operator.pub}" \
   --key "$work/release.key" --passphrase-env OTA_KEY_PASSPHRASE \
   --username release --password-file "$work/mqtt-password" --ca "${BROKER_CA:-/etc/ssl/certs/ca-certificates.crt}" \
   --json > publish.json
