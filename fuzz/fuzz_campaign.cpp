@@ -2,18 +2,24 @@
 // (anyone who can publish on the broker may send them). The first byte picks
 // the parser: the retained campaign document (parsed, then verified against
 // the fixed trust store), a device report, an operator command, an
-// availability message, or a bare campaign or control payload.
+// availability message, or a bare campaign or control payload; a first byte
+// of 0xF0 or more picks the signed-campaign parsers instead (the fleet
+// registry, a signed report or command as the controller judges them), so
+// that the seeds of the first six keep their meaning.
 //
 // Oracles beyond "no crash, no sanitizer report":
 // - a failure has a code of the documented set for that parser;
 // - an accepted report, command, availability, campaign or control
 //   re-encodes to bytes that parse to the same encoding;
-// - a verified document is never accepted when signed by no trusted key.
+// - a verified document is never accepted when signed by no trusted key;
+// - a report judged against an empty registry, or a command against a
+//   campaign that authorises no operator, never counts.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
 #include "ota/fleet/campaign.hpp"
+#include "ota/fleet/identity.hpp"
 #include "sign_fixture.hpp"
 
 using namespace ota;
@@ -22,7 +28,7 @@ namespace cp = ota::campaign;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
-  const std::uint8_t which = data[0] % 6;
+  const std::uint8_t which = data[0] >= 0xF0 ? static_cast<std::uint8_t>(6 + (data[0] - 0xF0) % 5) : data[0] % 6;
   const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
   const ByteSpan bytes(data + 1, size - 1);
   switch (which) {
@@ -85,6 +91,49 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       const Bytes e = cp::encode_campaign(*c);
       auto again = cp::parse_campaign(e);
       check(again && cp::encode_campaign(*again) == e);
+      return 0;
+    }
+    case 6: {
+      auto r = cp::parse_registry(bytes);
+      if (!r) {
+        check(r.error().code == ErrorCode::kMalformed);
+        return 0;
+      }
+      const Bytes e = cp::encode_registry(*r);
+      auto again = cp::parse_registry(e);
+      check(again && cp::encode_registry(*again) == e);
+      return 0;
+    }
+    case 7: {
+      auto r = cp::read_report_unverified(text);
+      if (!r) check(r.error().code == ErrorCode::kMalformed);
+      return 0;
+    }
+    case 8: {
+      auto c = cp::parse_signed_command(bytes);
+      if (!c) {
+        check(c.error().code == ErrorCode::kMalformed);
+        return 0;
+      }
+      const Bytes e = cp::encode_signed_command(*c);
+      auto again = cp::parse_signed_command(e);
+      check(again && cp::encode_signed_command(*again) == e);
+      return 0;
+    }
+    case 9: {
+      const cp::Registry empty;
+      cp::Campaign campaign;
+      campaign.security = cp::Security{};  // signed mode, no device registered
+      const std::map<std::string, cp::DeviceView> seen;
+      auto j = cp::judge_report(empty, campaign, "d1", text, seen);
+      check(j.drop != cp::Drop::kNone);
+      return 0;
+    }
+    case 10: {
+      cp::Campaign campaign;
+      campaign.security = cp::Security{};  // signed mode, no operator authorised
+      auto j = cp::judge_command(campaign, text, {}, fuzz::kNow);
+      check(j.drop != cp::CommandDrop::kNone);
       return 0;
     }
     default: {
