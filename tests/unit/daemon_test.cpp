@@ -304,7 +304,9 @@ TEST_F(DaemonTest, WithADeviceKeyEveryReportIsSignedWithAReceiptAndNoNumberIsSig
     auto r = session(d, [&] { return count(cp::Phase::kSucceeded) == 1; }, boot_no == 0 ? 10s : 2s);
     ASSERT_TRUE(r) << r.error().message;
     disk_ = dev->survivors();
-    if (*r) ASSERT_EQ(reboot(), Slot::kB);
+    if (*r) {
+      ASSERT_EQ(reboot(), Slot::kB);
+    }
   }
   ASSERT_EQ(count(cp::Phase::kSucceeded), 1u);
   cp::Registry reg;
@@ -320,7 +322,9 @@ TEST_F(DaemonTest, WithADeviceKeyEveryReportIsSignedWithAReceiptAndNoNumberIsSig
     ++n;
     // A number sent twice is the same report sent again, never another one.
     auto [it, fresh] = by_seq.emplace(j.report.seq, cp::encode_report(j.report));
-    if (!fresh) EXPECT_EQ(it->second, cp::encode_report(j.report)) << "sequence number " << j.report.seq << " signed twice";
+    if (!fresh) {
+      EXPECT_EQ(it->second, cp::encode_report(j.report)) << "sequence number " << j.report.seq << " signed twice";
+    }
     if (j.report.phase == cp::Phase::kSucceeded) {
       EXPECT_EQ(j.report.slot, "b");
       ASSERT_TRUE(j.report.image_hash);

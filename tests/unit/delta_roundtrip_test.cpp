@@ -225,7 +225,9 @@ TEST_P(RoundTrip, ApplyGivesNew) {
   const delta::PatchHeader& h = header->first;
   EXPECT_EQ(h.version, delta::format_version_for(h.predictor, p.layout));
   // Version 3 frames hold blocks unless interleaved records came out smaller.
-  if (p.layout == delta::RecordLayout::kInterleaved || pair.new_image.empty()) EXPECT_EQ(stats->blocks, 0u);
+  if (p.layout == delta::RecordLayout::kInterleaved || pair.new_image.empty()) {
+    EXPECT_EQ(stats->blocks, 0u);
+  }
   EXPECT_EQ(h.compression, p.compression);
   if (p.compression == Compression::kZstd) {
     EXPECT_EQ(h.window_log, opt.window_log);
