@@ -194,8 +194,8 @@ TEST_F(Campaigns, ReportsMadeWhileTheBrokerIsDownSurviveAKillAndArriveOnce) {
   auto outbox_has_success = [&] {
     auto j = Json::parse(slurp(d.dir + "/state/outbox.json"), nullptr, false);
     if (!j.is_object() || !j["pending"].is_array()) return false;
-    for (const auto& p : j["pending"]) {
-      auto r = cp::read_report_unverified(p.value("payload", ""));
+    for (const auto& entry : j["pending"]) {
+      auto r = cp::read_report_unverified(entry.value("payload", ""));
       if (r && r->phase == cp::Phase::kSucceeded) return true;
     }
     return false;

@@ -651,5 +651,58 @@ TEST(CampaignController, RunsToCompletionAndRebuildsFromItsJournal) {
   EXPECT_EQ((*again)->document(), last_doc);
 }
 
+// A device that missed the document (it stays idle in an open wave, the
+// fleet is quiet) gets it again with the re-read of the device states, at
+// a doubling interval: a handful of copies, not one per reconcile tick.
+TEST(CampaignController, RepublishesTheDocumentWhileDevicesArePendingBackingOff) {
+  test::TempDir dir;
+  const std::string cdir = dir.file("c2");
+  auto release = key(1);
+  auto pub = cp::prepare_directory(cdir);
+  ASSERT_TRUE(pub);
+  cp::Campaign c;
+  c.id = "c2";
+  c.fleet = "f";
+  c.created = 1780000000;
+  c.expires = c.created + 86400;
+  c.version = "2.0.0";
+  c.hardware = {"board"};
+  c.url = "http://127.0.0.1/b.otb";
+  c.waves = {10000};
+  c.controller = *pub;
+  auto control = cp::initial_control(cdir, c, c.created);
+  ASSERT_TRUE(control);
+  ASSERT_TRUE(cp::journal_publication(cdir, cp::encode_document({sign_campaign(c, release), *control}), c.created));
+  FakeClient client;
+  client.feed(cp::state_topic("f", "d0"), cp::encode_report({"d0", 1, "b", c.created, "", cp::Phase::kIdle, "1.0.0", "", 0, 0}));
+  auto ctl = cp::Controller::open(cdir);
+  ASSERT_TRUE(ctl) << ctl.error().message;
+  volatile bool stop = false;
+  cp::RunOptions o;
+  o.tick = 10ms;
+  o.reconcile = 100ms;
+  o.now = [&] { return c.created + 5; };
+  o.stop = &stop;
+  auto documents = [&] {
+    std::size_t n = 0;
+    for (const auto& m : client.published()) n += m.topic == cp::campaign_topic("f", "c2");
+    return n;
+  };
+  std::thread t([&] { EXPECT_TRUE((*ctl)->run(client, o)); });
+  // Judging starts after a quiet second; then copies at about +0.1, +0.3,
+  // +0.7, +1.5, +3.1 s (each interval twice the last).
+  std::this_thread::sleep_for(4000ms);
+  stop = true;
+  t.join();
+  const std::size_t n = documents();
+  EXPECT_GE(n, 1u + 3u);   // the first publication, then copies
+  EXPECT_LE(n, 1u + 7u);   // every 100 ms would be about 30
+  // The copies are the document the device would have had: still fresh.
+  std::string last;
+  for (const auto& m : client.published())
+    if (m.topic == cp::campaign_topic("f", "c2")) last = m.payload;
+  EXPECT_EQ(last, (*ctl)->document());
+}
+
 }  // namespace
 }  // namespace ota

@@ -81,8 +81,11 @@ std::string encode_status(const Snapshot& s);
 struct RunOptions {
   bool exit_on_pause = false;
   std::chrono::milliseconds tick{250};
-  // While devices are pending, read the retained device states again this
-  // often (a broker may have dropped queued reports).
+  // While devices are pending and the fleet is quiet, read the retained
+  // device states again this often (a broker may have dropped queued
+  // reports), and publish the document again (a device may have missed it):
+  // after this interval, then twice as long each time nothing changed, up
+  // to 32 times it.
   std::chrono::milliseconds reconcile{30000};
   std::function<trust::Time()> now;                   // default: the system clock
   std::function<void(const Snapshot&)> on_change;     // after each new result or decision

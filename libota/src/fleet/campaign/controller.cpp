@@ -391,7 +391,15 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
   // full queue, a restart from an old snapshot). While devices are pending,
   // the device states are read again from the retained store every
   // o.reconcile; duplicates are recognized by sequence number.
+  // The other way too: a device may have missed the document (a broker that
+  // lost it, a cluster node whose retained index does not hold it, a message
+  // it could not take then). The document goes out again with the
+  // re-read, every o.reconcile at first, then twice as long each time
+  // nothing changed (at most 32x): a fleet that stays quiet is not flooded.
   auto last_reconcile = std::chrono::steady_clock::now();
+  std::chrono::milliseconds republish_every = o.reconcile;
+  auto last_republish = last_reconcile;
+  std::uint64_t last_pending = 0;
   refresh_control(now());
   if (client.connected()) {
     // The caller waited for the connection (and took its event).
@@ -459,7 +467,14 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
       // Best effort: a busy broker's late SUBACK is no reason to stop.
       if (pending > 0) {
         if (auto st = client.subscribe(devices, 1); !st && o.log) o.log("reconciling device states: " + st.error().message);
+        if (pending != last_pending) republish_every = o.reconcile;  // progress: back to the short interval
+        if (wall - last_republish >= republish_every) {
+          OTA_TRY(publish_document(client));
+          last_republish = wall;
+          republish_every = std::min(republish_every * 2, o.reconcile * 32);
+        }
       }
+      last_pending = pending;
     }
     if (dirty && wall - last_status >= std::chrono::milliseconds(500)) {
       Snapshot s = snapshot(t);
