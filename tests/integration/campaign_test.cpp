@@ -217,6 +217,80 @@ TEST_F(Campaigns, ReportsMadeWhileTheBrokerIsDownSurviveAKillAndArriveOnce) {
       << slurp(d.dir + "/state/outbox.json");
 }
 
+// Pacing: 60 devices a minute with a step every 2 s lets two devices in per
+// step. Every device of the (single, 100 %) wave waits for its turn, starts
+// only after the decision that let it in, in position order, and the
+// campaign completes with everyone updated once.
+TEST_F(Campaigns, APacedWaveLetsDevicesStartNoFasterThanItsRate) {
+  start_broker();
+  Observer obs(broker_->port());
+  constexpr int kDevices = 8;
+  for (int i = 0; i < kDevices; ++i) start(add_device("paced-" + std::to_string(i), true));
+  auto p = publish("paced", {"--waves", "100", "--devices-per-minute", "60"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  const Json pub = Json::parse(p.out);
+  ASSERT_TRUE(pub.contains("pace")) << p.out;
+  EXPECT_EQ(pub["pace"]["devices_per_minute"], 60);
+  EXPECT_GT(pub["pace"]["full_size"].get<std::uint64_t>(), 0u);
+  EXPECT_EQ(pub["pace"]["deltas"].size(), 1u) << "the bundle's delta from base.img";
+  // Nobody starts before the controller runs: the published control admits no one.
+  ASSERT_TRUE(eventually([&] { return obs.count("paced", cp::Phase::kWaiting) == kDevices; }, 30s)) << logs();
+  for (const auto& d : devices_) EXPECT_NE(obs.states()[d.id].reason.find("paced"), std::string::npos) << d.id;
+  run_controller("paced", {"--pace-step", "2s", "--json"});
+  ASSERT_EQ(controller_->wait(100s), 0) << logs();
+  ASSERT_TRUE(eventually([&] { return obs.count("paced", cp::Phase::kSucceeded) == kDevices; }, 10s)) << logs();
+  for (const auto& d : devices_) EXPECT_TRUE(updated(d)) << d.id;
+
+  // The journal: admit decisions, each letting in at most two devices (one
+  // step's tokens), the bound only growing; then the completion.
+  const cp::Campaign c = campaign_of("paced");
+  std::uint64_t bound = 0;
+  std::map<std::string, trust::Time> let_in;  // device -> time of the decision that let it in
+  int admits = 0;
+  for (const auto& r : journal("paced")) {
+    if (r["type"] != "decision" || r["action"] != "admit") continue;
+    ++admits;
+    auto e = trust::parse_envelope(r["control"].dump());
+    ASSERT_TRUE(e);
+    auto k = cp::parse_control(e->payload);
+    ASSERT_TRUE(k && k->admit);
+    EXPECT_GT(*k->admit, bound);
+    int newly = 0;
+    for (const auto& d : devices_) {
+      const std::uint64_t pos = cp::position(c.id, d.id);
+      if (pos >= bound && pos < *k->admit) {
+        ++newly;
+        let_in[d.id] = r["time"].get<trust::Time>();
+      }
+    }
+    EXPECT_LE(newly, 2) << r.dump();
+    bound = *k->admit;
+  }
+  EXPECT_GE(admits, kDevices / 2);
+  EXPECT_EQ(let_in.size(), static_cast<std::size_t>(kDevices));
+  EXPECT_EQ(decisions("paced").back(), "complete");
+  // No device downloaded before the decision that let it in.
+  for (const auto& [dev, evs] : obs.events()) {
+    for (const auto& e : evs) {
+      if (e.campaign != "paced" || e.phase != cp::Phase::kDownloading) continue;
+      ASSERT_TRUE(let_in.count(dev)) << dev;
+      EXPECT_GE(e.time, let_in[dev]) << dev;
+    }
+  }
+  Json st = status("paced");
+  ASSERT_TRUE(st["controller_status"].contains("pace")) << st.dump();
+  EXPECT_EQ(st["controller_status"]["pace"]["admitted"], kDevices);
+  EXPECT_EQ(st["controller_status"]["pace"]["held"], 0);
+  validate("publish-result.schema.json", {save("publish.json", p.out)});
+  validate("campaign-status-result.schema.json", {save("status.json", st.dump())});
+  validate("journal-record.schema.json", {path("campaigns/paced/journal.jsonl")});
+  auto doc = cp::parse_document(journal("paced").front()["document"].dump());
+  ASSERT_TRUE(doc);
+  validate("campaign.schema.json", {save("campaign.json", std::string(doc->campaign.payload.begin(), doc->campaign.payload.end()))});
+  validate("campaign-control.schema.json", {save("control.json", std::string(doc->control.payload.begin(), doc->control.payload.end()))});
+  validate("campaign-status.schema.json", {save("controller-status.json", st["controller_status"].dump())});
+}
+
 TEST_F(Campaigns, ADeviceOfflineDuringItsWaveInstallsWhenItReconnects) {
   start_broker();
   Observer obs(broker_->port());

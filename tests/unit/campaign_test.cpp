@@ -498,6 +498,180 @@ TEST(CampaignGates, OpenPauseAbortTimeoutComplete) {
   EXPECT_EQ(cp::evaluate(f.c, s1, f.view, 5000).action, A::kNone);
 }
 
+// ---- Pacing (campaign.hpp: Pace, position, admitted, pace_step) ----
+
+TEST(CampaignPacing, DocumentsCarryThePaceAndTheAdmitBoundStrictly) {
+  auto ctl = key(2);
+  cp::Campaign c = sample(ctl);
+  cp::Pace pace;
+  pace.devices_per_minute = 30;
+  pace.bytes_per_minute = 5u << 20;
+  pace.full_size = 900000;
+  Digest base;
+  base.fill(0x11);
+  pace.deltas.emplace_back(base, 12345);
+  c.pace = pace;
+  const Bytes b = cp::encode_campaign(c);
+  auto back = cp::parse_campaign(b);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(cp::encode_campaign(*back), b);
+  ASSERT_TRUE(back->pace);
+  EXPECT_EQ(back->pace->deltas, pace.deltas);
+  EXPECT_EQ(back->pace->bytes_per_minute, 5u << 20);
+  // A pace that limits nothing is refused; so is an unknown field in it.
+  cp::Campaign none = c;
+  none.pace = cp::Pace{};
+  EXPECT_EQ(cp::validate(none).error().code, ErrorCode::kMalformed);
+  std::string text(b.begin(), b.end());
+  std::string extra = text;
+  extra.insert(extra.find("\"devices_per_minute\"") , "\"burst\":1,");
+  EXPECT_EQ(cp::parse_campaign(Bytes(extra.begin(), extra.end())).error().code, ErrorCode::kMalformed);
+
+  cp::Control k = control_of(c, 2);
+  k.admit = std::uint64_t{1} << 31;
+  const Bytes kb = cp::encode_control(k);
+  auto kback = cp::parse_control(kb);
+  ASSERT_TRUE(kback);
+  EXPECT_EQ(kback->admit, k.admit);
+  std::string kt(kb.begin(), kb.end());
+  kt.replace(kt.find("2147483648"), 10, "4294967297");  // beyond 2^32
+  EXPECT_EQ(cp::parse_control(Bytes(kt.begin(), kt.end())).error().code, ErrorCode::kMalformed);
+  // Without pacing the field is absent (older controllers' documents stay byte for byte).
+  const Bytes plain = cp::encode_control(control_of(c, 2));
+  EXPECT_EQ(std::string(plain.begin(), plain.end()).find("admit"), std::string::npos);
+}
+
+TEST(CampaignPacing, PositionsFollowTheWavesAndAdmitIsABound) {
+  auto ctl = key(2);
+  cp::Campaign c = sample(ctl);
+  // Monotonic with the waves: a device of an earlier wave never sits after one of a later wave.
+  std::vector<std::pair<std::uint32_t, std::size_t>> seen;
+  for (int i = 0; i < 2000; ++i) {
+    const std::string id = "d" + std::to_string(i);
+    seen.emplace_back(cp::position(c.id, id), cp::wave_of(c, id));
+  }
+  std::sort(seen.begin(), seen.end());
+  for (std::size_t i = 1; i < seen.size(); ++i) EXPECT_LE(seen[i - 1].second, seen[i].second);
+  cp::Control k = control_of(c, 1);
+  EXPECT_TRUE(cp::admitted(c, k, "d1"));  // no bound: not paced
+  k.admit = 0;
+  EXPECT_FALSE(cp::admitted(c, k, "d1"));
+  k.admit = std::uint64_t{cp::position(c.id, "d1")};
+  EXPECT_FALSE(cp::admitted(c, k, "d1"));
+  k.admit = *k.admit + 1;
+  EXPECT_TRUE(cp::admitted(c, k, "d1"));
+  k.admit = std::uint64_t{1} << 32;
+  EXPECT_TRUE(cp::admitted(c, k, "d1"));
+  EXPECT_EQ(cp::parse_size("20M").value(), 20u << 20);
+  EXPECT_EQ(cp::parse_size("512KiB").value(), 512u << 10);
+  EXPECT_EQ(cp::parse_size("4096").value(), 4096u);
+  EXPECT_FALSE(cp::parse_size("-1"));
+  EXPECT_FALSE(cp::parse_size("1T"));
+  EXPECT_FALSE(cp::parse_size(""));
+}
+
+TEST(CampaignPacing, StepsAdmitInPositionOrderWithinDeviceAndByteBudgets) {
+  auto ctl = key(2);
+  Fleet f;
+  f.c = sample(ctl);
+  f.c.waves = {5000, 10000};
+  cp::Pace pace;
+  pace.devices_per_minute = 3;
+  pace.full_size = 1000;
+  Digest base;
+  base.fill(0x22);
+  pace.deltas.emplace_back(base, 100);
+  f.c.pace = pace;
+  cp::ControllerState s;
+  s.control = control_of(f.c, 1);
+  s.control.admit = 0;
+  s.wave_opened = {1000};
+  const auto w0 = f.in_wave(0, 8), w1 = f.in_wave(1, 4);
+  for (const auto& d : w0) f.set(d, cp::Phase::kIdle, 1000);
+  for (const auto& d : w1) f.set(d, cp::Phase::kWaiting, 1000);
+  auto by_position = w0;
+  std::sort(by_position.begin(), by_position.end(),
+            [&](const std::string& a, const std::string& b) { return cp::position(f.c.id, a) < cp::position(f.c.id, b); });
+  // Devices per minute: three now (a full bucket), the next ones as tokens come back.
+  cp::PaceTokens t;
+  cp::refill(*f.c.pace, t, 3600);  // capped at one minute's budget
+  EXPECT_EQ(t.devices, 3.0);
+  auto step = cp::pace_step(f.c, s, f.view, t);
+  ASSERT_TRUE(step);
+  EXPECT_EQ(step->devices, 3u);
+  EXPECT_EQ(step->bytes, 3000u);  // no image hash known: the full payload each
+  s.control.admit = step->admit;
+  for (std::size_t i = 0; i < by_position.size(); ++i)
+    EXPECT_EQ(cp::admitted(f.c, s.control, by_position[i]), i < 3) << i;
+  EXPECT_FALSE(cp::pace_step(f.c, s, f.view, t)) << "no tokens left";
+  cp::refill(*f.c.pace, t, 20);  // a third of a minute: one device
+  step = cp::pace_step(f.c, s, f.view, t);
+  ASSERT_TRUE(step);
+  EXPECT_EQ(step->devices, 1u);
+  s.control.admit = step->admit;
+  EXPECT_TRUE(cp::admitted(f.c, s.control, by_position[3]));
+  EXPECT_FALSE(cp::admitted(f.c, s.control, by_position[4]));
+  // Devices of a wave not open yet are never let in, whatever the budget.
+  cp::refill(*f.c.pace, t, 3600);
+  for (int i = 0; i < 5; ++i) {
+    cp::refill(*f.c.pace, t, 60);
+    if (auto more = cp::pace_step(f.c, s, f.view, t)) s.control.admit = more->admit;
+  }
+  for (const auto& d : w0) EXPECT_TRUE(cp::admitted(f.c, s.control, d)) << d;
+  for (const auto& d : w1) EXPECT_FALSE(cp::admitted(f.c, s.control, d)) << d;
+  EXPECT_FALSE(cp::pace_step(f.c, s, f.view, t)) << "wave 2 is closed";
+
+  // Bytes per minute: a device that reports a base with a delta counts at
+  // the delta's size; one larger than a minute's budget goes alone once the
+  // bucket is full, and the debt delays the next.
+  Fleet g;
+  g.c = f.c;
+  g.c.pace->devices_per_minute = 0;
+  g.c.pace->bytes_per_minute = 250;
+  cp::ControllerState s2;
+  s2.control = control_of(g.c, 1);
+  s2.control.admit = 0;
+  s2.wave_opened = {1000};
+  std::vector<std::string> ids = by_position;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    cp::Report r{ids[i], 1, "b", 1000, "", cp::Phase::kIdle, "1.0.0", "", 0, 0};
+    if (i < 2) r.image_hash = base;  // the first two fetch the 100-byte delta
+    cp::observe(g.view, g.c, r);
+  }
+  cp::PaceTokens t2;
+  cp::refill(*g.c.pace, t2, 60);
+  step = cp::pace_step(g.c, s2, g.view, t2);
+  ASSERT_TRUE(step);
+  EXPECT_EQ(step->devices, 2u);  // 100 + 100; the third would fetch 1000
+  EXPECT_EQ(step->bytes, 200u);
+  s2.control.admit = step->admit;
+  EXPECT_FALSE(cp::pace_step(g.c, s2, g.view, t2));
+  cp::refill(*g.c.pace, t2, 60);  // full again: the 1000-byte device goes alone
+  step = cp::pace_step(g.c, s2, g.view, t2);
+  ASSERT_TRUE(step);
+  EXPECT_EQ(step->devices, 1u);
+  EXPECT_LT(t2.bytes, 0.0);
+  s2.control.admit = step->admit;
+  cp::refill(*g.c.pace, t2, 60);
+  EXPECT_FALSE(cp::pace_step(g.c, s2, g.view, t2)) << "still paying the debt";
+
+  // A held device does not time out; an admitted one times out from when it was let in.
+  f.c.gates.device_timeout_s = 600;
+  cp::ControllerState s3;
+  s3.control = control_of(f.c, 1);
+  s3.wave_opened = {1000};
+  const std::uint64_t bound = std::uint64_t{cp::position(f.c.id, by_position[0])} + 1;
+  s3.control.admit = bound;
+  s3.admissions = {{bound, 5000}};
+  EXPECT_EQ(cp::admitted_at(s3, cp::position(f.c.id, by_position[0])), 5000);
+  EXPECT_EQ(cp::admitted_at(s3, cp::position(f.c.id, by_position[1])), 0);
+  auto counts = cp::count(f.c, s3, f.view, 5000 + 599);
+  EXPECT_EQ(counts[0].timed_out, 0u);
+  EXPECT_EQ(counts[0].pending, 8u);
+  counts = cp::count(f.c, s3, f.view, 5000 + 601);
+  EXPECT_EQ(counts[0].timed_out, 1u) << "only the admitted device, silent since it was let in";
+}
+
 TEST(CampaignJournal, AppendsReopensAndCutsATornRecord) {
   test::TempDir dir;
   const std::string path = dir.file("journal.jsonl");

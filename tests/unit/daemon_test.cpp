@@ -291,6 +291,47 @@ TEST_F(DaemonTest, EveryPhaseFromWaitingToSucceededAndTheUpdateHappensOnce) {
   EXPECT_EQ(count(cp::Phase::kSucceeded), 1u);
 }
 
+// Paced: the wave is open, but the device starts only once the control's
+// admit bound passes its position; a later control with the bound past it
+// starts the install.
+TEST_F(DaemonTest, APacedDeviceWaitsInItsOpenWaveUntilTheControlLetsItIn) {
+  auto c = campaign();
+  cp::Pace pace;
+  pace.devices_per_minute = 10;
+  pace.full_size = bundle_.size();
+  c.pace = pace;
+  const std::uint64_t pos = cp::position(c.id, kDevice);
+  auto held = control(c, 1);
+  held.admit = pos;  // everyone before it, not it
+  put("c1", document(c, held));
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    auto r = session(d, [&] { return count(cp::Phase::kWaiting) == 1; });
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_FALSE(*r);
+    disk_ = dev->survivors();
+  }
+  EXPECT_EQ(opens_, 0) << "nothing is fetched before the device is let in";
+  bool said = false;
+  for (const auto& rep : reports())
+    said = said || (rep.phase == cp::Phase::kWaiting && rep.reason.find("paced") != std::string::npos);
+  EXPECT_TRUE(said);
+  auto in = control(c, 2);
+  in.admit = pos + 1;
+  put("c1", document(c, in));
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    auto r = session(d, nullptr);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_TRUE(*r) << "let in: installs and asks for the reboot";
+    disk_ = dev->survivors();
+  }
+  EXPECT_EQ(opens_, 1);
+  EXPECT_EQ(count(cp::Phase::kRebooting), 1u);
+}
+
 TEST_F(DaemonTest, WithADeviceKeyEveryReportIsSignedWithAReceiptAndNoNumberIsSignedTwice) {
   device_key_ = std::make_shared<const keys::SecretKey>(test::test_key(21));
   auto c = campaign();

@@ -33,6 +33,7 @@ void on_signal(int) { g_stop = true; }
 struct RunArgs {
   std::string id, dir = "campaigns";
   bool exit_on_pause = false;
+  std::string pace_step = "60s";
   BrokerArgs broker;
 };
 
@@ -62,6 +63,12 @@ int run_controller(const Context& ctx, const RunArgs& a) {
   const bool tty = !ctx.quiet && !ctx.json && ::isatty(STDERR_FILENO);
   cp::RunOptions o;
   o.exit_on_pause = a.exit_on_pause;
+  {
+    auto step = cp::parse_duration(a.pace_step);
+    if (!step) return report(ctx, "campaign run", step.error().with_context("--pace-step"));
+    if (*step < 1) return report(ctx, "campaign run", Error{ErrorCode::kUsage, "--pace-step is at least 1s"});
+    o.pace_step = std::chrono::seconds(*step);
+  }
   o.stop = &g_stop;
   o.log = [&](const std::string& line) {
     if (!ctx.quiet && !ctx.json) std::fprintf(stderr, "%s%s\n", tty ? "\r\033[K" : "", line.c_str());
@@ -208,6 +215,12 @@ int run_status(const Context& ctx, const StatusArgs& a) {
                       w.value("rolled_back", 0ull), w.value("failed", 0ull), w.value("aborted", 0ull),
                       w.value("pending", 0ull));
         }
+        if (cs.contains("pace") && cs["pace"].is_object()) {
+          const OJson& pc = cs["pace"];
+          std::printf("paced (%llu devices, %llu bytes per minute; 0: no limit): %llu let in (about %llu bytes), %llu waiting for their turn\n",
+                      pc.value("devices_per_minute", 0ull), pc.value("bytes_per_minute", 0ull), pc.value("admitted", 0ull),
+                      pc.value("admitted_bytes", 0ull), pc.value("held", 0ull));
+        }
       } else {
         std::printf("no status from a controller yet (is `ota campaign run` running?)\n");
       }
@@ -323,6 +336,10 @@ void add_campaign_commands(CLI::App& app, Context& ctx, int& exit_code) {
   run->add_option("ID", r->id, "Campaign id")->required();
   run->add_option("--dir", r->dir, "Campaign directories live here")->capture_default_str();
   run->add_flag("--exit-on-pause", r->exit_on_pause, "Exit (64) when the campaign pauses instead of waiting for resume");
+  run->add_option("--pace-step", r->pace_step,
+                  "Paced campaigns: let more devices in this often (each step signs a new control; the rates stay "
+                  "per minute)")
+      ->capture_default_str();
   r->broker.add(run);
   run->add_flag("-q,--quiet", ctx.quiet, "No output");
   run->add_flag("--json", ctx.json, "Print the final status as JSON");

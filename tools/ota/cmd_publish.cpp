@@ -32,6 +32,8 @@ struct PublishArgs {
   std::string registry;
   std::vector<std::string> operators;
   bool unsigned_mode = false;
+  std::uint64_t devices_per_minute = 0;
+  std::string bytes_per_minute;
   PassphraseSource pass;
   BrokerArgs broker;
 };
@@ -74,6 +76,13 @@ Status run_publish(const PublishArgs& a, OJson& out) {
     r.operators.push_back(*k);
   }
   r.registry_path = a.registry;
+  r.devices_per_minute = a.devices_per_minute;
+  if (!a.bytes_per_minute.empty()) {
+    auto b = cp::parse_size(a.bytes_per_minute);
+    if (!b) return fail(b.error().with_context("--bytes-per-minute"));
+    if (*b == 0) return fail(ErrorCode::kUsage, "--bytes-per-minute: 0 is no pace; leave it out for no limit");
+    r.bytes_per_minute = *b;
+  }
 
   r.bundle_path = a.bundle;
   r.trust_path = a.trust_path;
@@ -114,6 +123,14 @@ Status run_publish(const PublishArgs& a, OJson& out) {
     OJson ops = OJson::array();
     for (const auto& k : c.security->operators) ops.push_back(k.id_hex());
     out["operator_keys"] = ops;
+  }
+  if (c.pace) {
+    OJson deltas = OJson::array();
+    for (const auto& [base, size] : c.pace->deltas) deltas.push_back({{"base", to_hex(base)}, {"size", size}});
+    out["pace"] = {{"devices_per_minute", c.pace->devices_per_minute},
+                   {"bytes_per_minute", c.pace->bytes_per_minute},
+                   {"full_size", c.pace->full_size},
+                   {"deltas", deltas}};
   }
   out["directory"] = p.directory;
   return ok();
@@ -159,6 +176,11 @@ void add_publish_command(CLI::App& app, Context& ctx, int& exit_code) {
                   "An operator public key allowed to sign pause, resume and abort (repeat for several)");
   pub->add_flag("--unsigned", p->unsigned_mode,
                 "The old mode: unsigned reports and commands (anyone with a broker credential can forge them)");
+  pub->add_option("--devices-per-minute", p->devices_per_minute,
+                  "Pace: at most this many devices start per minute (the controller lets them in, in hash order)");
+  pub->add_option("--bytes-per-minute", p->bytes_per_minute,
+                  "Pace: at most this many bytes (512K, 20M, 1G) fetched per minute by the devices it lets start "
+                  "(each counted at its delta's size, or the full payload's)");
   pub->add_option("--revision", p->revision, "Campaign revision (default: one more than the broker holds)");
   pub->add_option("--dir", p->dir, "Campaign directories live here")->capture_default_str();
   p->broker.add(pub);

@@ -76,6 +76,20 @@ struct Security {
   std::vector<keys::PublicKey> operators;  // may sign pause, resume, abort (1..16)
 };
 
+// Pacing (issue 17): how fast the devices of the open waves may start, so a
+// CDN or a cellular plan sets the pace. The controller admits devices in the
+// order of their position() (the same hash as the waves, finer), while a
+// token bucket of one minute's budget allows, and says how far in the
+// control's `admit`; a device starts only below it. The bytes a device will
+// fetch are estimated from the image hash it reports: the size of the delta
+// from that image when the bundle holds one, else the full payload's.
+struct Pace {
+  std::uint64_t devices_per_minute = 0;  // 0: no limit on devices
+  std::uint64_t bytes_per_minute = 0;    // 0: no limit on bytes
+  std::uint64_t full_size = 0;           // the full payload (stored bytes)
+  std::vector<std::pair<Digest, std::uint64_t>> deltas;  // base image hash -> delta payload size
+};
+
 struct Campaign {
   std::string id;
   std::string fleet;
@@ -98,6 +112,7 @@ struct Campaign {
   // "running" document cannot be replayed after a pause or an abort.
   std::int64_t control_ttl_s = 900;
   std::optional<Security> security;  // absent: unsigned reports and commands (legacy)
+  std::optional<Pace> pace;          // absent: every device of an open wave may start at once
 };
 
 enum class RunState { kRunning, kPaused, kAborted, kCompleted };
@@ -112,6 +127,9 @@ struct Control {
   trust::Time issued = 0;
   std::string reason;
   trust::Time expires = 0;  // 0: none (refused by devices unless paused or aborted)
+  // Paced campaigns: only devices whose position() is below this may start
+  // (in [0, 2^32]; it only grows). Absent: the open waves start at once.
+  std::optional<std::uint64_t> admit;
 };
 
 Bytes encode_campaign(const Campaign& c);
@@ -160,11 +178,22 @@ int compare_revisions(const Control& a, const Control& b);
 std::uint32_t bucket(std::string_view campaign_id, std::string_view device_id);
 // The index of the first wave whose percentage exceeds the device's bucket.
 std::size_t wave_of(const Campaign& c, std::string_view device_id);
+// [0, 2^32): the same hash as bucket(), finer (monotonic with it: a device
+// of an earlier wave never has a higher position than one of a later wave).
+std::uint32_t position(std::string_view campaign_id, std::string_view device_id);
+// Whether the control lets this device start as far as pacing goes (the
+// wave and the run state are checked apart): no admit, or position below it.
+bool admitted(const Campaign& c, const Control& k, std::string_view device_id);
+// What a device whose running image hashes to `image` will fetch: the delta
+// from that image when the paced campaign lists one, else the full payload.
+std::uint64_t fetch_estimate(const Pace& p, const std::optional<Digest>& image);
 // Parses "1,10,50,100" (percentages, up to two decimals; increasing; last 100).
 Result<std::vector<std::uint32_t>> parse_waves(std::string_view text);
 std::string format_percent(std::uint32_t hundredths);
 // Parses "90s", "15m", "2h", "7d" or plain seconds.
 Result<std::int64_t> parse_duration(std::string_view text);
+// Parses "4096", "512K", "20M", "1G" (also "20MiB", "20MB": powers of 1024).
+Result<std::uint64_t> parse_size(std::string_view text);
 
 // ---- Device reports ----------------------------------------------------
 
@@ -239,6 +268,7 @@ struct DeviceView {
   std::string version;
   std::uint64_t bytes_fetched = 0;
   std::optional<keys::Signature> sig;  // signed campaigns: the signature of the report taken
+  std::optional<Digest> image;         // the running image's hash, when the device reports it
 };
 
 // Takes a report into the view when it is newer than what the view holds
@@ -268,12 +298,19 @@ struct ControllerState {
   // paused: the gate then judges only what finished after the resume.
   std::uint64_t accepted_failures = 0;
   std::uint64_t accepted_finished = 0;
+  // Paced campaigns: each growth of control.admit and when it was decided,
+  // in order (a device's wait for the device timeout starts when it was
+  // admitted, not when its wave opened).
+  std::vector<std::pair<std::uint64_t, trust::Time>> admissions;
 };
+// When the device at `position` was admitted (0: not yet, or not paced).
+trust::Time admitted_at(const ControllerState& s, std::uint32_t position);
 
 struct Decision {
-  enum class Action { kNone, kOpenWave, kPause, kAbort, kComplete };
+  enum class Action { kNone, kOpenWave, kPause, kAbort, kComplete, kAdmit };
   Action action = Action::kNone;
   std::string reason;
+  std::uint64_t admit = 0;  // kAdmit: the new control.admit
 };
 std::string_view action_name(Decision::Action a);
 
@@ -283,6 +320,26 @@ std::vector<WaveCounts> count(const Campaign& c, const ControllerState& s,
 // The gates (see the contract above and docs/protocol.md, "Gates").
 Decision evaluate(const Campaign& c, const ControllerState& s, const std::map<std::string, DeviceView>& view,
                   trust::Time now);
+
+// Pacing: the tokens left (devices and bytes; a dimension without a limit is
+// not counted), refilled by the controller at the campaign's rates and
+// capped at one minute's budget.
+struct PaceTokens {
+  double devices = 0;
+  double bytes = 0;
+};
+void refill(const Pace& p, PaceTokens& t, double seconds);
+// Admits, in position order, the pending devices of the open waves above
+// the current admit while the tokens last (a device larger than a minute's
+// bytes goes alone when the bucket is full); the new admit bound, the
+// devices and bytes it lets start, or nothing to admit. Consumes tokens.
+struct PaceStep {
+  std::uint64_t admit = 0;
+  std::uint64_t devices = 0;
+  std::uint64_t bytes = 0;
+};
+std::optional<PaceStep> pace_step(const Campaign& c, const ControllerState& s,
+                                  const std::map<std::string, DeviceView>& view, PaceTokens& tokens);
 
 // ---- The journal: append-only, one JSON record per line, fsync'd ------------
 

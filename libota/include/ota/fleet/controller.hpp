@@ -87,6 +87,9 @@ struct RunOptions {
   // after this interval, then twice as long each time nothing changed, up
   // to 32 times it.
   std::chrono::milliseconds reconcile{30000};
+  // Paced campaigns: how often the controller lets more devices in (each
+  // step is a new control revision). The rates stay per minute.
+  std::chrono::milliseconds pace_step{60000};
   std::function<trust::Time()> now;                   // default: the system clock
   std::function<void(const Snapshot&)> on_change;     // after each new result or decision
   std::function<void(const std::string&)> log;        // one line per decision or ignored message

@@ -56,6 +56,10 @@ struct PublishRequest {
   // explicitly).
   std::string registry_path;
   std::vector<keys::PublicKey> operators;
+  // Pacing (0: no limit on that); either set: a paced campaign whose
+  // fetch sizes (the full payload, each delta by its base) come from the bundle.
+  std::uint64_t devices_per_minute = 0;
+  std::uint64_t bytes_per_minute = 0;
 };
 
 struct Published {

@@ -324,14 +324,19 @@ struct Daemon::Impl {
     const std::size_t wave = cp::wave_of(v.campaign, o.device_id);
     const bool open = wave <= v.control.wave &&
                       (v.control.state == cp::RunState::kRunning || v.control.state == cp::RunState::kCompleted);
+    // Paced: an open wave's device starts once the controller let it in
+    // (one that started already goes on: it was let in then).
+    const bool let_in = started || cp::admitted(v.campaign, v.control, o.device_id);
     // Paused: what has started (a resumed download after a power cut) goes on.
-    if (!open && !(started && v.control.state == cp::RunState::kPaused)) {
+    if (!(open && let_in) && !(started && v.control.state == cp::RunState::kPaused)) {
       const cp::Phase before = r.phase;
       OTA_TRY(move(r, CampaignEvent::kWaveClosed));
       if (r.phase != before) {
         OTA_TRY(save_records());
         return report(id, cp::Phase::kWaiting,
-                      v.control.state == cp::RunState::kPaused ? "campaign paused" : "wave " + std::to_string(wave + 1) + " not open yet");
+                      v.control.state == cp::RunState::kPaused ? "campaign paused"
+                      : !open ? "wave " + std::to_string(wave + 1) + " not open yet"
+                              : "paced: wave " + std::to_string(wave + 1) + " is open, waiting for its turn");
       }
       return ok();
     }

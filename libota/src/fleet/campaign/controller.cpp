@@ -71,6 +71,8 @@ Result<trust::Envelope> initial_control(const std::string& dir, const Campaign& 
   ctl.wave = 0;
   ctl.state = RunState::kRunning;
   ctl.reason = "published";
+  // Paced: nobody starts before the controller lets the first devices in.
+  if (c.pace) ctl.admit = 0;
   stamp_control(c, ctl, now);
   return sign_control(ctl, *k);
 }
@@ -100,6 +102,25 @@ std::string encode_status(const Snapshot& s) {
     waves.push_back(std::move(w));
   }
   j["waves"] = waves;
+  if (s.campaign.pace) {
+    // Paced: who may start, who waits for a turn, what the admitted will fetch.
+    std::uint64_t admitted_devices = 0, held = 0, admitted_bytes = 0;
+    for (const auto& [id, v] : s.devices) {
+      if (v.wave > s.state.control.wave || v.phase == Phase::kSkipped) continue;
+      if (admitted(s.campaign, s.state.control, id)) {
+        ++admitted_devices;
+        admitted_bytes += fetch_estimate(*s.campaign.pace, v.image);
+      } else {
+        ++held;
+      }
+    }
+    j["pace"] = {{"devices_per_minute", s.campaign.pace->devices_per_minute},
+                 {"bytes_per_minute", s.campaign.pace->bytes_per_minute},
+                 {"admit", s.state.control.admit.value_or(std::uint64_t{1} << 32)},
+                 {"admitted", admitted_devices},
+                 {"admitted_bytes", admitted_bytes},
+                 {"held", held}};
+  }
   // Signed or not, and what was dropped: an operator sees forgery attempts.
   Ordered sec;
   sec["mode"] = s.campaign.security ? "signed" : "unsigned";
@@ -168,6 +189,7 @@ Status Controller::replay() {
       OTA_TRY_ASSIGN(auto e, trust::parse_envelope(r.at("control").dump()));
       OTA_TRY_ASSIGN(auto k, control_of(e));
       if (k.wave > state_.control.wave) state_.wave_opened.resize(k.wave + 1, t);
+      if (k.admit && k.admit.value_or(0) > state_.control.admit.value_or(0)) state_.admissions.emplace_back(*k.admit, t);
       state_.control = k;
       control_env_ = e;
       if (r.contains("accepted")) {
@@ -265,6 +287,7 @@ Status Controller::decide(mqtt::Client& client, Decision d, const std::string& c
     case Decision::Action::kPause: next.state = RunState::kPaused; break;
     case Decision::Action::kAbort: next.state = RunState::kAborted; break;
     case Decision::Action::kComplete: next.state = RunState::kCompleted; break;
+    case Decision::Action::kAdmit: next.admit = d.admit; break;
   }
   stamp_control(campaign_, next, now);
   trust::Envelope env = sign_control(next, *key_);
@@ -292,6 +315,7 @@ Status Controller::decide(mqtt::Client& client, Decision d, const std::string& c
   // Synced before anyone hears of it.
   OTA_TRY(journal_->append(rec.dump()));
   if (next.wave > state_.control.wave) state_.wave_opened.resize(next.wave + 1, now);
+  if (next.admit && next.admit.value_or(0) > state_.control.admit.value_or(0)) state_.admissions.emplace_back(*next.admit, now);
   if (action == "resume") {
     state_.accepted_failures = open.failures();
     state_.accepted_finished = open.finished();
@@ -407,6 +431,12 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
     connected_at = std::chrono::steady_clock::now();
   }
   auto final_deadline = std::chrono::steady_clock::time_point::max();
+  // Pacing: a token bucket of one minute's budget, starting with one step's
+  // worth; a step at most every o.pace_step lets the next devices in.
+  PaceTokens tokens;
+  if (campaign_.pace) refill(*campaign_.pace, tokens, std::chrono::duration<double>(o.pace_step).count());
+  auto last_refill = std::chrono::steady_clock::now();
+  auto last_step = last_refill - o.pace_step;
   for (;;) {
     if (o.stop && *o.stop) {
       OTA_TRY(journal_->sync());
@@ -454,6 +484,25 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
       if (d.action != Decision::Action::kNone) {
         OTA_TRY(decide(client, d, "", t, o));
         dirty = true;
+      }
+    }
+    if (campaign_.pace) {
+      // Tokens accrue only while pacing runs (not before the first judgement, nor while paused).
+      const auto w = std::chrono::steady_clock::now();
+      const bool pacing = final_mid < 0 && ready && state_.control.state == RunState::kRunning;
+      if (pacing) refill(*campaign_.pace, tokens, std::chrono::duration<double>(w - last_refill).count());
+      last_refill = w;
+      if (pacing && w - last_step >= o.pace_step) {
+        last_step = w;
+        if (auto step = pace_step(campaign_, state_, view_, tokens)) {
+          Decision d;
+          d.action = Decision::Action::kAdmit;
+          d.admit = step->admit;
+          d.reason = "paced: " + std::to_string(step->devices) + " more device(s) may start, about " +
+                     std::to_string(step->bytes) + " bytes to fetch";
+          OTA_TRY(decide(client, d, "", t, o));
+          dirty = true;
+        }
       }
     }
     const auto wall = std::chrono::steady_clock::now();

@@ -34,6 +34,12 @@ Status validate(const Campaign& c) {
     return fail(ErrorCode::kMalformed, "campaign: control_ttl_s is from 10 s to 7 days");
   if (c.security && (c.security->operators.empty() || c.security->operators.size() > 16))
     return fail(ErrorCode::kMalformed, "campaign: security lists 1 to 16 operator keys");
+  if (c.pace) {
+    if (c.pace->devices_per_minute == 0 && c.pace->bytes_per_minute == 0)
+      return fail(ErrorCode::kMalformed, "campaign: pace limits devices or bytes per minute");
+    if (c.pace->deltas.size() > kMaxPaceDeltas)
+      return fail(ErrorCode::kMalformed, "campaign: pace lists at most " + std::to_string(kMaxPaceDeltas) + " deltas");
+  }
   return ok();
 }
 
@@ -67,6 +73,14 @@ Bytes encode_campaign(const Campaign& c) {
     j["security"] = {{"registry", {{"hash", to_hex(c.security->registry_hash)}, {"devices", c.security->registry_devices}}},
                      {"operators", ops}};
   }
+  if (c.pace) {
+    json::Ordered deltas = json::Ordered::array();
+    for (const auto& [base, size] : c.pace->deltas) deltas.push_back({{"base", to_hex(base)}, {"size", size}});
+    j["pace"] = {{"devices_per_minute", c.pace->devices_per_minute},
+                 {"bytes_per_minute", c.pace->bytes_per_minute},
+                 {"full_size", c.pace->full_size},
+                 {"deltas", deltas}};
+  }
   return to_bytes(j.dump());
 }
 
@@ -74,7 +88,7 @@ Result<Campaign> parse_campaign(ByteSpan bytes) {
   OTA_TRY_ASSIGN(auto j, parse_object(as_text(bytes), kMaxDocumentBytes, "campaign"));
   OTA_TRY_ASSIGN(auto o, json::Object::of(j, "campaign"));
   OTA_TRY(o.only({"format", "id", "fleet", "revision", "created", "expires", "bundle", "waves", "gates", "controller",
-                   "control_ttl_s", "security"}));
+                   "control_ttl_s", "security", "pace"}));
   OTA_TRY_ASSIGN(auto format, o.string("format", 32));
   if (format != kCampaignFormat)
     return fail(ErrorCode::kMalformed, "campaign: format is not " + std::string(kCampaignFormat));
@@ -166,6 +180,27 @@ Result<Campaign> parse_campaign(ByteSpan bytes) {
     }
     c.security = std::move(sec);
   }
+  if (o.has("pace")) {
+    OTA_TRY_ASSIGN(auto pj, o.object("pace"));
+    OTA_TRY_ASSIGN(auto po, json::Object::of(*pj, "campaign.pace"));
+    OTA_TRY(po.only({"devices_per_minute", "bytes_per_minute", "full_size", "deltas"}));
+    Pace pace;
+    OTA_TRY_ASSIGN(auto dpm, po.u64("devices_per_minute", 1ull << 40));
+    OTA_TRY_ASSIGN(auto bpm, po.u64("bytes_per_minute", 1ull << 60));
+    OTA_TRY_ASSIGN(auto full, po.u64("full_size", 1ull << 60));
+    pace.devices_per_minute = dpm;
+    pace.bytes_per_minute = bpm;
+    pace.full_size = full;
+    OTA_TRY_ASSIGN(auto dj, po.array("deltas", kMaxPaceDeltas));
+    for (const auto& e : *dj) {
+      OTA_TRY_ASSIGN(auto eo, json::Object::of(e, "campaign.pace.deltas[]"));
+      OTA_TRY(eo.only({"base", "size"}));
+      OTA_TRY_ASSIGN(auto base, eo.digest("base"));
+      OTA_TRY_ASSIGN(auto delta_size, eo.u64("size", 1ull << 60));
+      pace.deltas.emplace_back(base, delta_size);
+    }
+    c.pace = std::move(pace);
+  }
   OTA_TRY(validate(c));
   return c;
 }
@@ -183,13 +218,14 @@ Bytes encode_control(const Control& c) {
   j["issued"] = trust::format_time(c.issued);
   if (c.expires != 0) j["expires"] = trust::format_time(c.expires);
   j["reason"] = c.reason;
+  if (c.admit) j["admit"] = *c.admit;
   return to_bytes(j.dump());
 }
 
 Result<Control> parse_control(ByteSpan bytes) {
   OTA_TRY_ASSIGN(auto j, parse_object(as_text(bytes), kMaxReportBytes, "control"));
   OTA_TRY_ASSIGN(auto o, json::Object::of(j, "control"));
-  OTA_TRY(o.only({"format", "campaign", "campaign_revision", "revision", "wave", "state", "issued", "expires", "reason"}));
+  OTA_TRY(o.only({"format", "campaign", "campaign_revision", "revision", "wave", "state", "issued", "expires", "reason", "admit"}));
   OTA_TRY_ASSIGN(auto format, o.string("format", 32));
   if (format != kControlFormat) return fail(ErrorCode::kMalformed, "control: format is not " + std::string(kControlFormat));
   Control c;
@@ -215,6 +251,10 @@ Result<Control> parse_control(ByteSpan bytes) {
   }
   OTA_TRY_ASSIGN(auto reason, o.string("reason", 1024));
   c.reason = reason;
+  if (o.has("admit")) {
+    OTA_TRY_ASSIGN(auto admit, o.u64("admit", std::uint64_t{1} << 32));
+    c.admit = admit;
+  }
   return c;
 }
 

@@ -15,6 +15,7 @@ namespace ota::campaign::detail {
 inline constexpr std::string_view kCampaignFormat = "ota-campaign-v1";
 inline constexpr std::string_view kControlFormat = "ota-campaign-control-v1";
 inline constexpr std::size_t kMaxHardware = 64;
+inline constexpr std::size_t kMaxPaceDeltas = 256;
 
 inline Bytes to_bytes(const std::string& s) { return Bytes(s.begin(), s.end()); }
 inline std::string_view as_text(ByteSpan b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }

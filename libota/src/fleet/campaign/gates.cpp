@@ -21,6 +21,7 @@ bool observe(std::map<std::string, DeviceView>& view, const Campaign& c, const R
   v.seq = r.seq;
   v.boot = r.boot;
   v.version = r.version;
+  if (r.image_hash) v.image = r.image_hash;
   if (first) v.wave = wave_of(c, r.device);
   if (r.campaign != c.id) {
     // A device idle or busy elsewhere: it is in the fleet, with no progress here.
@@ -45,6 +46,7 @@ std::string_view action_name(Decision::Action a) {
     case Decision::Action::kPause: return "pause";
     case Decision::Action::kAbort: return "abort";
     case Decision::Action::kComplete: return "complete";
+    case Decision::Action::kAdmit: return "admit";
   }
   return "none";
 }
@@ -70,7 +72,18 @@ std::vector<WaveCounts> count(const Campaign& c, const ControllerState& s,
         // Silent past the timeout in an open wave: failed until it reports.
         const bool open = v.wave <= s.control.wave && v.wave < s.wave_opened.size();
         if (open && s.control.state == RunState::kRunning) {
-          const trust::Time heard = std::max(v.last, s.wave_opened[v.wave]);
+          // Paced: a device waits for its turn without timing out; the
+          // timeout runs from when it was let in.
+          trust::Time since = s.wave_opened[v.wave];
+          if (c.pace && s.control.admit) {
+            const std::uint32_t pos = position(c.id, id);
+            if (pos >= *s.control.admit) {
+              ++k.pending;
+              break;
+            }
+            since = std::max(since, admitted_at(s, pos));
+          }
+          const trust::Time heard = std::max(v.last, since);
           if (now - heard > c.gates.device_timeout_s) {
             ++k.failed;
             ++k.timed_out;

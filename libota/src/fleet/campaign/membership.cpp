@@ -13,7 +13,9 @@ using namespace detail;
 
 // ---- Membership ----
 
-std::uint32_t bucket(std::string_view campaign_id, std::string_view device_id) {
+namespace {
+
+std::uint64_t membership_hash(std::string_view campaign_id, std::string_view device_id) {
   std::string m = "ota-wave-v1";
   m.push_back('\0');
   m.append(campaign_id);
@@ -22,6 +24,17 @@ std::uint32_t bucket(std::string_view campaign_id, std::string_view device_id) {
   const Digest d = content_hash(ByteSpan(reinterpret_cast<const std::uint8_t*>(m.data()), m.size()));
   std::uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v = (v << 8) | d[static_cast<std::size_t>(i)];
+  return v;
+}
+
+}  // namespace
+
+std::uint32_t position(std::string_view campaign_id, std::string_view device_id) {
+  return static_cast<std::uint32_t>(membership_hash(campaign_id, device_id) >> 32);
+}
+
+std::uint32_t bucket(std::string_view campaign_id, std::string_view device_id) {
+  const std::uint64_t v = membership_hash(campaign_id, device_id);
   // floor(v * 10000 / 2^64), exactly, in 64-bit arithmetic.
   const std::uint64_t hi = v >> 32, lo = v & 0xffffffffu;
   return static_cast<std::uint32_t>((hi * 10000u + ((lo * 10000u) >> 32)) >> 32);
@@ -77,6 +90,25 @@ Result<std::int64_t> parse_duration(std::string_view text) {
   if (num.empty() || num.size() > 12 || !std::all_of(num.begin(), num.end(), [](char c) { return c >= '0' && c <= '9'; }))
     return fail(ErrorCode::kUsage, std::string(text).append(" is not a duration (90s, 15m, 2h, 7d)"));
   return static_cast<std::int64_t>(std::stoll(std::string(num))) * unit;
+}
+
+Result<std::uint64_t> parse_size(std::string_view text) {
+  auto bad = [&] { return fail(ErrorCode::kUsage, std::string(text).append(" is not a size (4096, 512K, 20M, 1G)")); };
+  std::string_view num = text;
+  if (num.size() > 3 && num.substr(num.size() - 2) == "iB") num.remove_suffix(2);  // 20MiB
+  else if (num.size() > 1 && num.back() == 'B') num.remove_suffix(1);             // 20MB is 20 MiB too
+  std::uint64_t unit = 1;
+  if (!num.empty()) {
+    switch (num.back()) {
+      case 'K': case 'k': unit = 1ull << 10, num.remove_suffix(1); break;
+      case 'M': unit = 1ull << 20, num.remove_suffix(1); break;
+      case 'G': unit = 1ull << 30, num.remove_suffix(1); break;
+      default: break;
+    }
+  }
+  if (num.empty() || num.size() > 12 || !std::all_of(num.begin(), num.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return bad();
+  return static_cast<std::uint64_t>(std::stoull(std::string(num))) * unit;
 }
 
 }  // namespace ota::campaign

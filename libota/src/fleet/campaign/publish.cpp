@@ -132,6 +132,16 @@ Result<Published> publish(const PublishRequest& r, const Connect& connect) {
   c.controller = controller;
   c.control_ttl_s = r.control_ttl_s;
   c.security = security;
+  if (r.devices_per_minute || r.bytes_per_minute) {
+    Pace pace;
+    pace.devices_per_minute = r.devices_per_minute;
+    pace.bytes_per_minute = r.bytes_per_minute;
+    for (const auto& pl : verified.manifest->payloads) {
+      if (pl.kind == manifest::PayloadKind::kFull && pace.full_size == 0) pace.full_size = pl.size;
+      if (pl.kind == manifest::PayloadKind::kDelta) pace.deltas.emplace_back(pl.base_hash, pl.size);
+    }
+    c.pace = std::move(pace);
+  }
   OTA_TRY(validate(c));
 
   trust::Envelope env;
