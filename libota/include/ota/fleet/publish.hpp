@@ -56,6 +56,7 @@ struct PublishRequest {
   // explicitly).
   std::string registry_path;
   std::vector<keys::PublicKey> operators;
+  bool revert_on_abort = false;  // Campaign::revert_on_abort (signed with the campaign)
 };
 
 struct Published {

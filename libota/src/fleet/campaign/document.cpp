@@ -67,6 +67,9 @@ Bytes encode_campaign(const Campaign& c) {
     j["security"] = {{"registry", {{"hash", to_hex(c.security->registry_hash)}, {"devices", c.security->registry_devices}}},
                      {"operators", ops}};
   }
+  // Only when set: a campaign without it stays byte for byte what agents
+  // that predate the field accept (docs/formats.md, campaign changelog).
+  if (c.revert_on_abort) j["revert_on_abort"] = true;
   return to_bytes(j.dump());
 }
 
@@ -74,7 +77,7 @@ Result<Campaign> parse_campaign(ByteSpan bytes) {
   OTA_TRY_ASSIGN(auto j, parse_object(as_text(bytes), kMaxDocumentBytes, "campaign"));
   OTA_TRY_ASSIGN(auto o, json::Object::of(j, "campaign"));
   OTA_TRY(o.only({"format", "id", "fleet", "revision", "created", "expires", "bundle", "waves", "gates", "controller",
-                   "control_ttl_s", "security"}));
+                   "control_ttl_s", "security", "revert_on_abort"}));
   OTA_TRY_ASSIGN(auto format, o.string("format", 32));
   if (format != kCampaignFormat)
     return fail(ErrorCode::kMalformed, "campaign: format is not " + std::string(kCampaignFormat));
@@ -165,6 +168,11 @@ Result<Campaign> parse_campaign(ByteSpan bytes) {
       sec.operators.push_back(op);
     }
     c.security = std::move(sec);
+  }
+  if (o.has("revert_on_abort")) {
+    const auto it = j.find("revert_on_abort");
+    if (!it->is_boolean()) return fail(ErrorCode::kMalformed, "campaign.revert_on_abort is not a boolean");
+    c.revert_on_abort = it->get<bool>();
   }
   OTA_TRY(validate(c));
   return c;

@@ -132,6 +132,7 @@ Result<Published> publish(const PublishRequest& r, const Connect& connect) {
   c.controller = controller;
   c.control_ttl_s = r.control_ttl_s;
   c.security = security;
+  c.revert_on_abort = r.revert_on_abort;
   OTA_TRY(validate(c));
 
   trust::Envelope env;
