@@ -720,6 +720,30 @@ TEST_F(DaemonRevert, APreviousImageFailingItsHealthCheckRebootsIntoTheNewImage) 
   EXPECT_EQ(count(cp::Phase::kReverting), 1u) << "tried once";
 }
 
+TEST_F(DaemonRevert, AnotherCampaignBeingInstalledIsLeftAloneAndTheRevertRefused) {
+  const cp::Campaign c = revert_campaign();
+  install_and_commit(c);
+  ASSERT_FALSE(HasFatalFailure());
+  // Campaign c2 (a newer version) is in progress: its download keeps failing.
+  cp::Campaign c2 = campaign("c2");
+  c2.version = "1.2.0";
+  fetch_failures_ = 1000;
+  put("c2", document(c2, control(c2, 1)));
+  EXPECT_FALSE(one_session([&] { return count(cp::Phase::kDownloading, "c2") >= 1; }));
+  put("c1", document(c, control(c, 2, cp::RunState::kAborted)));
+  EXPECT_FALSE(one_session([&] { return count(cp::Phase::kRevertFailed) == 1; }));
+  ASSERT_EQ(count(cp::Phase::kRevertFailed), 1u);
+  EXPECT_EQ(count(cp::Phase::kReverting), 0u);
+  const cp::Report* r = last(cp::Phase::kRevertFailed);
+  ASSERT_NE(r, nullptr);
+  EXPECT_NE(r->reason.find("campaign c2 is being installed"), std::string::npos) << r->reason;
+  EXPECT_EQ(disk_.env.at("ota_slot"), "b");
+  EXPECT_EQ(disk_.env.at("upgrade_available"), "0");
+  // c2's record is still the one in progress (its retry goes on).
+  const Bytes& records = disk_.records.at("campaigns.json");
+  EXPECT_NE(std::string(records.begin(), records.end()).find("\"current\":\"c2\""), std::string::npos);
+}
+
 // A power cut at every write of the boot that reverts (the daemon's record,
 // the agent's record, the environment, the outbox), three loss modes: every
 // boot finds a verified image, and the device ends reverted, reported once.

@@ -352,15 +352,22 @@ struct Daemon::Impl {
     CampaignRecord& r = rec.campaigns[id];
     OTA_TRY(move(r, CampaignEvent::kRevert));
     r.done = false;
-    rec.current = id;
-    OTA_TRY(save_records());
-    Status st = agent->revert(v.campaign.version);
+    // Another campaign's install in progress (its record is rec.current) is
+    // left alone: it replaces the image this campaign installed anyway.
+    Status st = !rec.current.empty() && rec.current != id
+                    ? Status(fail(ErrorCode::kTrialPending, "campaign " + rec.current + " is being installed"))
+                    : ok();
+    if (st) {
+      rec.current = id;
+      OTA_TRY(save_records());
+      st = agent->revert(v.campaign.version);
+    }
     if (!st && (st.error().code == ErrorCode::kIo || st.error().code == ErrorCode::kInternal))
       return st;  // the device itself failed: tried again when the document comes again
     if (!st) {
       OTA_TRY(move(r, CampaignEvent::kRevertRefused));
       r.done = true;
-      rec.current.clear();
+      if (rec.current == id) rec.current.clear();
       OTA_TRY(save_records());
       return report(id, r.phase, "campaign aborted; no revert: " + st.error().message, static_cast<int>(st.error().code));
     }
