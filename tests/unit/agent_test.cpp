@@ -659,6 +659,36 @@ TEST_F(RevertTest, ADeltaInstallKnowsItsBaseWithoutHashingAndReverts) {
   EXPECT_EQ(*boot::simulate_boot(dev->env), Slot::kA);
 }
 
+// The running bank is not the delta's base: the hash checked for the delta
+// covers only the base's size, so the whole bank is recorded before the trial
+// of the full image, and a change past that prefix still refuses the revert.
+TEST_F(RevertTest, AWrongDeltaBaseIsNotTakenForThePreviousImage) {
+  const Bytes other = test::random_bytes(64 * 1024, 77);
+  auto dev = fresh(other);
+  dev->record_previous = true;
+  {
+    Agent a = dev->agent();
+    Bytes bundle = make_bundle();
+    CountingReader in(bundle);
+    auto rep = a.install(in);
+    ASSERT_TRUE(rep) << rep.error().message;
+    ASSERT_FALSE(rep->delta);
+    ASSERT_EQ(*boot::simulate_boot(dev->env), Slot::kB);
+    ASSERT_TRUE(a.boot_check());
+    auto s = a.state();
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->banks[0]);
+    EXPECT_EQ(s->banks[0]->size, kBankSize);
+  }
+  const std::uint8_t junk[1] = {0x5a};
+  ASSERT_TRUE(dev->bank_a.write_at(kBankSize - 10, ByteSpan(junk, 1)));  // past any base size
+  ASSERT_TRUE(dev->bank_a.sync());
+  auto st = dev->agent().revert("1.1.0");
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kPayloadMismatch);
+  EXPECT_EQ(var(*dev, "ota_slot"), "b");
+}
+
 TEST_F(RevertTest, AFullInstallThatDidNotRecordThePreviousImageIsNotReverted) {
   auto dev = fresh(base_);
   install_and_commit(*dev, false);

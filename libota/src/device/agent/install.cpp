@@ -279,12 +279,18 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
   report.bytes_read = in.count;
 
   // 5b. The running image, recorded before the trial so that the install can
-  // be reverted (revert()): known for a delta's base, else hashed now (the
-  // running bank is never written, so its hash now is its hash at install).
-  if (!s.banks[index_of(active)] && d_.record_previous) {
-    OTA_TRY_ASSIGN(auto h, bank_hash(active, d_.banks[index_of(active)]->size(), s));
-    (void)h;  // recorded in s
-    OTA_TRY(save(s));
+  // be reverted (revert()): a delta's base (verified), or an image an earlier
+  // install committed (versioned); else the whole running bank is hashed now
+  // (it is never written, so its hash now is its hash at install). A hash
+  // cached for another delta's base size covers only a prefix: not a record.
+  if (const auto& running = s.banks[index_of(active)];
+      d_.record_previous && !report.delta && (!running || running->version.empty())) {
+    const std::uint64_t whole = d_.banks[index_of(active)]->size();
+    if (!running || running->size != whole) {
+      OTA_TRY_ASSIGN(auto h, bank_hash(active, whole, s));
+      (void)h;  // recorded in s
+      OTA_TRY(save(s));
+    }
   }
 
   // 6. Only now: boot the target once, then reboot into it.
