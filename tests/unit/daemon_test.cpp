@@ -595,6 +595,40 @@ TEST_F(DaemonPowerCut, EveryWriteInThreeLossModesEndsUpdatedOnceAndReportedOnce)
   }
 }
 
+// A kill (no reboot follows: systemd restarts the daemon on the same boot) at
+// every write of the installing boot: the restarted daemon must not take a
+// trial it began for a failed install (DeviceSafety.KilledAtRandomPoints...
+// once reported failed after a kill between the agent's trial record and the
+// daemon's "rebooting").
+TEST_F(DaemonPowerCut, AKillAtEveryWriteThenARestartWithoutRebootEndsUpdatedOnce) {
+  const cp::Campaign c = campaign();
+  const std::string doc = document(c, control(c, 1));
+  put("c1", doc);
+  const Disk start = disk_;
+  const std::uint64_t total = run(0, LossMode::kDropUnsynced, 1);
+  ASSERT_EQ(count(cp::Phase::kSucceeded), 1u);
+  for (std::uint64_t n = 1; n <= total; ++n) {
+    const std::string where = "killed at write " + std::to_string(n) + " of " + std::to_string(total);
+    broker_.reset();
+    put("c1", doc);
+    disk_ = start;
+    {
+      auto dev = boot(PowerCut(n, LossMode::kDropUnsynced, n));
+      auto d = daemon(*dev);
+      (void)session(d, [&] { return dev->power.cut(); }, 5s);
+      disk_ = dev->survivors();
+    }
+    // Restarted on the same boot (no simulate_boot), then as run() goes on.
+    run(0, LossMode::kDropUnsynced, 1);
+    EXPECT_EQ(count(cp::Phase::kSucceeded), 1u) << where;
+    EXPECT_EQ(count(cp::Phase::kFailed) + count(cp::Phase::kRolledBack), 0u) << where;
+    EXPECT_EQ(prefix(disk_.b, image_.size()), image_) << where;
+    EXPECT_EQ(disk_.env.at("ota_slot"), "b") << where;
+    EXPECT_EQ(disk_.env.at("upgrade_available"), "0") << where;
+    if (HasFailure()) return;
+  }
+}
+
 // ---- revert on abort ----
 
 class DaemonRevert : public DaemonTest {

@@ -498,8 +498,14 @@ struct Daemon::Impl {
       // Still on the old slot: the reboot did not happen. Nothing is committed.
       if (!id.empty()) {
         CampaignRecord& r = rec.campaigns[id];
-        if (r.phase == cp::Phase::kRebooting || r.phase == cp::Phase::kReverting)
+        if (r.phase == cp::Phase::kRebooting || r.phase == cp::Phase::kReverting) {
           OTA_TRY(move(r, CampaignEvent::kRebootFailed));
+        } else if (r.phase == cp::Phase::kDownloading) {
+          // Killed between the agent's trial record and ours: the install is
+          // done and its trial waits for the reboot (never an install again).
+          OTA_TRY(move(r, CampaignEvent::kInstalled));
+          OTA_TRY(save_records());
+        }
       }
       log(st.error().message);
       reboot_again_at = std::chrono::steady_clock::now() + std::chrono::seconds(o.retry_delay_s);
