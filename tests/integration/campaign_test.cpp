@@ -166,6 +166,118 @@ TEST_F(Campaigns, AbortStopsDevicesMidDownloadAndTheyKeepTheirOldImage) {
   }
 }
 
+TEST_F(Campaigns, RevertOnAbortSwitchesCommittedDevicesBackAndTheStatusCountsThem) {
+  start_broker();
+  Observer obs(broker_->port());
+  const std::vector<std::uint32_t> waves{5000, 10000};
+  // Wave 1: four devices that install and commit; the last one's old bank is
+  // overwritten before the abort. Wave 2: two devices that never start.
+  const auto first = ids_in_wave("revert", waves, 0, 4, "r");
+  const auto second = ids_in_wave("revert", waves, 1, 2, "r");
+  for (const auto& id : first) start(add_device(id, true));
+  for (const auto& id : second) start(add_device(id, true));
+  // The soak keeps wave 2 closed once wave 1 has passed its gate.
+  auto p = publish("revert", {"--waves", "50,100", "--min-sample", "4", "--soak", "1h", "--revert-on-abort"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_EQ(Json::parse(p.out)["revert_on_abort"], true);
+  EXPECT_TRUE(campaign_of("revert").revert_on_abort);
+  run_controller("revert", {"--json"});
+  // Timeouts sum to under the 120 s ctest limit (the run takes about 8 s, three times that under ASan).
+  ASSERT_TRUE(eventually([&] { return obs.count("revert", cp::Phase::kSucceeded) == 4; }, 40s)) << logs();
+  for (const auto& id : first) {
+    const auto& d = *std::find_if(devices_.begin(), devices_.end(), [&](const Device& x) { return x.id == id; });
+    EXPECT_TRUE(updated(d)) << id;
+  }
+  // The old image of the fourth device no longer verifies.
+  const Device& damaged = *std::find_if(devices_.begin(), devices_.end(), [&](const Device& x) { return x.id == first[3]; });
+  {
+    Bytes a = read_bytes(damaged.dir + "/bank-a");
+    a[1000] ^= 0xFF;
+    write_bytes(damaged.dir + "/bank-a", a);
+  }
+  auto a = ota({"campaign", "abort", "revert", "--fleet", kFleet, "--broker", broker_url(), "--reason", "bad build",
+                "--json", "--key", path("operator.key")});
+  ASSERT_EQ(a.exit_code, 0) << a.err << logs();
+  // The controller stays until every committed device said how its revert ended.
+  EXPECT_EQ(controller_->wait(40s), 63) << logs();
+  ASSERT_TRUE(eventually([&] { return obs.count("revert", cp::Phase::kReverted) == 3; }, 15s)) << logs();
+  ASSERT_TRUE(eventually([&] { return obs.count("revert", cp::Phase::kRevertFailed) == 1; }, 5s)) << logs();
+  EXPECT_EQ(decisions("revert"), (std::vector<std::string>{"abort"}));
+  for (auto& d : devices_) {
+    const bool installed = std::find(first.begin(), first.end(), d.id) != first.end();
+    const auto s = obs.states()[d.id];
+    auto st = test::run_process({kAgent, "-c", d.dir + "/agent.json", "status", "--json"});
+    ASSERT_EQ(st.exit_code, 0) << st.err;
+    const Json j = Json::parse(st.out);
+    EXPECT_EQ(j["boot"]["trial"], false) << d.id;
+    EXPECT_EQ(j["install"]["stage"], "none") << d.id;
+    if (!installed) {
+      // Never started: skipped the campaign as before, untouched.
+      EXPECT_EQ(s.phase, cp::Phase::kAborted) << d.id;
+      EXPECT_TRUE(untouched(d)) << d.id;
+      EXPECT_EQ(j["boot"]["slot"], "a") << d.id;
+    } else if (d.id == damaged.id) {
+      // Not switched: it says why and runs the new image.
+      EXPECT_EQ(s.phase, cp::Phase::kRevertFailed) << d.id;
+      EXPECT_EQ(s.code, static_cast<int>(ErrorCode::kPayloadMismatch)) << d.id;
+      EXPECT_NE(s.reason.find("no longer holds"), std::string::npos) << s.reason;
+      EXPECT_EQ(s.version, "1.1.0") << d.id;
+      EXPECT_EQ(j["boot"]["slot"], "b") << d.id;
+      EXPECT_EQ(j["running_slot"], "b") << d.id;
+      EXPECT_TRUE(updated(d)) << d.id;
+    } else {
+      // Back on the old image, committed; the new image stays in bank b, not booted.
+      EXPECT_EQ(s.phase, cp::Phase::kReverted) << d.id;
+      EXPECT_EQ(s.slot, "a") << d.id;
+      EXPECT_EQ(s.version, "") << d.id;  // the factory image
+      EXPECT_EQ(j["boot"]["slot"], "a") << d.id;
+      EXPECT_EQ(j["running_slot"], "a") << d.id;
+      Bytes bank_a = test::read_bytes(d.dir + "/bank-a");
+      EXPECT_TRUE(std::equal(base_.begin(), base_.end(), bank_a.begin())) << d.id;
+      ASSERT_TRUE(s.image_hash) << d.id;
+      EXPECT_EQ(*s.image_hash, content_hash(base_)) << d.id;
+      // Reverted once: one reverting event.
+      int reverting = 0;
+      for (const auto& e : obs.events_of(d.id)) reverting += e.phase == cp::Phase::kReverting;
+      EXPECT_EQ(reverting, 1) << d.id;
+    }
+  }
+  // The controller's status counts the reverts per wave and `ota campaign status` shows them.
+  Json st = status("revert");
+  EXPECT_EQ(st["control"]["state"], "aborted");
+  const Json& w = st["controller_status"]["waves"];
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_EQ(w[0]["reverted"], 3);
+  EXPECT_EQ(w[0]["revert_failed"], 1);
+  EXPECT_EQ(w[0]["reverting"], 0);
+  EXPECT_EQ(w[0]["succeeded"], 0);
+  EXPECT_EQ(w[1]["reverted"], 0);
+  EXPECT_EQ(w[1]["aborted"], 2);
+  auto text = ota({"campaign", "status", "revert", "--fleet", kFleet, "--broker", broker_url(), "--trust", path("root.json")});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("revert on abort: 3 reverted, 1 revert-failed"), std::string::npos) << text.out;
+  // Each final result journaled once.
+  std::map<std::string, int> reverted;
+  for (const auto& r : journal("revert"))
+    if (r["type"] == "result" && r["report"]["phase"] == "reverted") ++reverted[r["report"]["device"].get<std::string>()];
+  EXPECT_EQ(reverted.size(), 3u);
+  for (const auto& [dev, n] : reverted) EXPECT_EQ(n, 1) << dev;
+  validate("publish-result.schema.json", {save("publish.json", p.out)});
+  validate("campaign-run-result.schema.json", {path("controller.log")});
+  validate("campaign-status-result.schema.json", {save("status.json", st.dump())});
+  validate("campaign-status.schema.json", {save("controller-status.json", st["controller_status"].dump())});
+  validate("journal-record.schema.json", {path("campaigns/revert/journal.jsonl")});
+  {
+    std::string reports;
+    for (const auto& [dev, evs] : obs.events())
+      for (const auto& e : evs) reports += cp::encode_report(e) + "\n";
+    validate("device-report.schema.json", {save("reports.jsonl", reports)});
+    auto doc = cp::parse_document(journal("revert").front()["document"].dump());
+    ASSERT_TRUE(doc);
+    validate("campaign.schema.json", {save("campaign.json", std::string(doc->campaign.payload.begin(), doc->campaign.payload.end()))});
+  }
+}
+
 TEST_F(Campaigns, ReportsMadeWhileTheBrokerIsDownSurviveAKillAndArriveOnce) {
   start_broker();
   Observer obs(broker_->port());

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "ota/core/hash.hpp"
 #include "ota/device/agent.hpp"
 #include "ota/release/bundle.hpp"
 #include "ota/testing/memory_environment.hpp"
@@ -109,6 +110,7 @@ class AgentTest : public testing::Test {
       d.health_check = std::move(health);
       d.reboot = [] { return ok(); };
       d.reuse_checkpoint_bytes = 8192;  // many chunk checkpoints to cut between
+      d.record_previous = record_previous;
       return Agent(std::move(d));
     }
     PowerCut power;
@@ -116,6 +118,7 @@ class AgentTest : public testing::Test {
     storage::SimulatedStateStore state;
     CutEnvironment env;
     trust::TrustStore trust;
+    bool record_previous = false;
   };
 
   std::unique_ptr<Device> fresh(const Bytes& bank_a_content, PowerCut pc = PowerCut()) {
@@ -574,6 +577,263 @@ TEST_F(PowerCutTest, SeededMultiCuts) {
     }
     check_and_finish(s, "trial " + std::to_string(trial));
     if (HasFatalFailure()) return;
+  }
+}
+
+// ---- revert on abort (Agent::revert) ----
+
+class RevertTest : public AgentTest {
+ protected:
+  // Installs 1.1.0 (full image, or with its delta), reboots into it and commits.
+  void install_and_commit(Device& dev, bool with_delta) {
+    Agent a = dev.agent();
+    Bytes bundle = make_bundle("1.1.0", {"board"}, {}, 0, with_delta);
+    CountingReader in(bundle);
+    ASSERT_TRUE(a.install(in));
+    ASSERT_EQ(*boot::simulate_boot(dev.env), Slot::kB);
+    ASSERT_TRUE(a.boot_check());
+    auto s = a.state();
+    ASSERT_TRUE(s);
+    ASSERT_EQ(s->last_result, "installed 1.1.0");
+  }
+  static std::string var(const Device& dev, const std::string& k) {
+    auto it = dev.env.vars().find(k);
+    return it == dev.env.vars().end() ? "0" : it->second;
+  }
+};
+
+TEST_F(RevertTest, ACommittedFullInstallRevertsToThePreviousImageOnce) {
+  auto dev = fresh(base_);
+  dev->record_previous = true;  // a full image: the running bank is hashed before the trial
+  install_and_commit(*dev, false);
+  ASSERT_FALSE(HasFatalFailure());
+  Agent a = dev->agent();
+  {
+    auto s = a.state();
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->banks[0]) << "the previous image was recorded at install";
+    EXPECT_EQ(s->banks[0]->size, kBankSize);  // an unknown factory image: the whole bank
+  }
+  ASSERT_TRUE(a.revert("1.1.0"));
+  // The same trial as an install: boot a once.
+  EXPECT_EQ(var(*dev, "ota_slot"), "a");
+  EXPECT_EQ(var(*dev, "upgrade_available"), "1");
+  {
+    auto s = a.state();
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->install.stage, Stage::kTrial);
+    EXPECT_EQ(s->install.payload, agent::kRevertPayload);
+  }
+  ASSERT_EQ(*boot::simulate_boot(dev->env), Slot::kA);
+  ASSERT_TRUE(a.boot_check());
+  auto s = a.state();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->install.stage, Stage::kNone);
+  EXPECT_EQ(s->last_result, "reverted to ");  // the factory image has no version
+  EXPECT_EQ(s->outcome, agent::Outcome::kInstalled);
+  EXPECT_EQ(var(*dev, "upgrade_available"), "0");
+  EXPECT_EQ(*boot::simulate_boot(dev->env), Slot::kA);
+  EXPECT_EQ(prefix(dev->bank_a.survivors(), base_.size()), base_);
+  // Once: the device no longer runs 1.1.0, so a second revert changes nothing.
+  auto again = a.revert("1.1.0");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, ErrorCode::kUsage);
+  EXPECT_EQ(var(*dev, "ota_slot"), "a");
+  EXPECT_EQ(var(*dev, "upgrade_available"), "0");
+}
+
+TEST_F(RevertTest, ADeltaInstallKnowsItsBaseWithoutHashingAndReverts) {
+  auto dev = fresh(base_);  // record_previous off: the delta's base is the record
+  install_and_commit(*dev, true);
+  ASSERT_FALSE(HasFatalFailure());
+  Agent a = dev->agent();
+  auto s = a.state();
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->banks[0]);
+  EXPECT_EQ(s->banks[0]->size, base_.size());
+  EXPECT_EQ(s->banks[0]->hash, content_hash(base_));
+  ASSERT_TRUE(a.revert("1.1.0"));
+  ASSERT_EQ(*boot::simulate_boot(dev->env), Slot::kA);
+  ASSERT_TRUE(a.boot_check());
+  EXPECT_EQ(a.state()->last_result, "reverted to ");
+  EXPECT_EQ(*boot::simulate_boot(dev->env), Slot::kA);
+}
+
+// The running bank is not the delta's base: the hash checked for the delta
+// covers only the base's size, so the whole bank is recorded before the trial
+// of the full image, and a change past that prefix still refuses the revert.
+TEST_F(RevertTest, AWrongDeltaBaseIsNotTakenForThePreviousImage) {
+  const Bytes other = test::random_bytes(64 * 1024, 77);
+  auto dev = fresh(other);
+  dev->record_previous = true;
+  {
+    Agent a = dev->agent();
+    Bytes bundle = make_bundle();
+    CountingReader in(bundle);
+    auto rep = a.install(in);
+    ASSERT_TRUE(rep) << rep.error().message;
+    ASSERT_FALSE(rep->delta);
+    ASSERT_EQ(*boot::simulate_boot(dev->env), Slot::kB);
+    ASSERT_TRUE(a.boot_check());
+    auto s = a.state();
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->banks[0]);
+    EXPECT_EQ(s->banks[0]->size, kBankSize);
+  }
+  const std::uint8_t junk[1] = {0x5a};
+  ASSERT_TRUE(dev->bank_a.write_at(kBankSize - 10, ByteSpan(junk, 1)));  // past any base size
+  ASSERT_TRUE(dev->bank_a.sync());
+  auto st = dev->agent().revert("1.1.0");
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kPayloadMismatch);
+  EXPECT_EQ(var(*dev, "ota_slot"), "b");
+}
+
+TEST_F(RevertTest, AFullInstallThatDidNotRecordThePreviousImageIsNotReverted) {
+  auto dev = fresh(base_);
+  install_and_commit(*dev, false);
+  ASSERT_FALSE(HasFatalFailure());
+  Agent a = dev->agent();
+  auto st = a.revert("1.1.0");
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kUsage);
+  EXPECT_NE(st.error().message.find("no previous image was recorded"), std::string::npos) << st.error().message;
+  EXPECT_EQ(var(*dev, "ota_slot"), "b");
+  EXPECT_EQ(var(*dev, "upgrade_available"), "0");
+  EXPECT_EQ(a.state()->install.stage, Stage::kNone);
+}
+
+TEST_F(RevertTest, APreviousBankThatNoLongerVerifiesIsNotSwitchedTo) {
+  auto dev = fresh(base_);
+  install_and_commit(*dev, true);
+  ASSERT_FALSE(HasFatalFailure());
+  // Bank a changed after the install (overwritten, corrupted).
+  const std::uint8_t junk[4] = {1, 2, 3, 4};
+  ASSERT_TRUE(dev->bank_a.write_at(1000, ByteSpan(junk, sizeof junk)));
+  ASSERT_TRUE(dev->bank_a.sync());
+  const auto writes = dev->power.writes();
+  Agent a = dev->agent();
+  auto st = a.revert("1.1.0");
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kPayloadMismatch);
+  EXPECT_NE(st.error().message.find("no longer holds"), std::string::npos) << st.error().message;
+  EXPECT_EQ(dev->power.writes(), writes) << "a refused revert writes nothing";
+  EXPECT_EQ(var(*dev, "ota_slot"), "b");
+  EXPECT_EQ(var(*dev, "upgrade_available"), "0");
+  EXPECT_EQ(*boot::simulate_boot(dev->env), Slot::kB);
+  EXPECT_EQ(a.state()->install.stage, Stage::kNone);
+}
+
+TEST_F(RevertTest, APreviousImageFailingItsHealthCheckGoesBackToTheNewImage) {
+  auto dev = fresh(base_);
+  install_and_commit(*dev, true);
+  ASSERT_FALSE(HasFatalFailure());
+  ASSERT_TRUE(dev->agent().revert("1.1.0"));
+  ASSERT_EQ(*boot::simulate_boot(dev->env), Slot::kA);
+  Agent sick = dev->agent([] { return Status(fail(ErrorCode::kIo, "service did not start")); });
+  ASSERT_TRUE(sick.boot_check());
+  auto s = sick.state();
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->install.stage, Stage::kNone);
+  EXPECT_EQ(s->outcome, agent::Outcome::kRolledBack);
+  EXPECT_NE(s->last_result.find("health check failed"), std::string::npos) << s->last_result;
+  // The new image boots again, committed (no trial), and still verifies.
+  EXPECT_EQ(var(*dev, "ota_slot"), "b");
+  EXPECT_EQ(var(*dev, "upgrade_available"), "0");
+  EXPECT_EQ(*boot::simulate_boot(dev->env), Slot::kB);
+  EXPECT_EQ(prefix(dev->bank_b.survivors(), image_.size()), image_);
+  ASSERT_TRUE(s->banks[1]);
+  EXPECT_EQ(s->banks[1]->version, "1.1.0");
+}
+
+TEST_F(RevertTest, ARevertRefusesWhileATrialIsPending) {
+  auto dev = fresh(base_);
+  Agent a = dev->agent();
+  Bytes bundle = make_bundle();
+  CountingReader in(bundle);
+  ASSERT_TRUE(a.install(in));
+  auto st = a.revert("1.1.0");
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error().code, ErrorCode::kTrialPending);
+  EXPECT_EQ(a.state()->install.stage, Stage::kTrial);
+}
+
+// Power cut at every write of a revert (the record, the environment store,
+// the trial's record, then the boot check's commit), three loss modes: the
+// device boots either verified image after every cut, and a restarted agent
+// (boot check, then revert() again as the daemon asks) ends reverted.
+class RevertPowerCut : public RevertTest {
+ protected:
+  Survivors committed() {
+    auto dev = fresh(base_);
+    install_and_commit(*dev, true);
+    return Survivors{dev->bank_a.survivors(), dev->bank_b.survivors(), dev->state.records(), dev->env.vars()};
+  }
+  // Revert then boot and boot-check, with power cut at write n (0: never).
+  Survivors run(const Survivors& from, std::uint64_t n, LossMode mode, std::uint64_t seed, std::uint64_t* writes) {
+    Device dev(from.a, from.b, from.records, from.env, root_, PowerCut(n, mode, seed));
+    Agent a = dev.agent();
+    if (a.revert("1.1.0") && !dev.power.cut()) {
+      boot::MemoryEnvironment env;  // the reboot is not a write
+      env.vars = dev.env.vars();
+      EXPECT_EQ(*boot::simulate_boot(env), Slot::kA);
+      Device after(dev.bank_a.survivors(), dev.bank_b.survivors(), dev.state.records(), env.vars, root_,
+                   PowerCut(n == 0 ? 0 : n - std::min(n, dev.power.writes()), mode, seed));
+      Agent b = after.agent();
+      const bool done = static_cast<bool>(b.boot_check());
+      if (!done) {
+        EXPECT_TRUE(after.power.cut());
+      }
+      if (writes) *writes = dev.power.writes() + after.power.writes();
+      return Survivors{after.bank_a.survivors(), after.bank_b.survivors(), after.state.records(), after.env.vars()};
+    }
+    EXPECT_TRUE(dev.power.cut()) << "the revert failed without a cut";
+    if (writes) *writes = dev.power.writes();
+    return Survivors{dev.bank_a.survivors(), dev.bank_b.survivors(), dev.state.records(), dev.env.vars()};
+  }
+  // After the cut: boots a verified image; a fresh agent finishes the revert.
+  void check_and_finish(const Survivors& s, const std::string& where) {
+    ASSERT_EQ(prefix(s.a, base_.size()), base_) << where;
+    ASSERT_EQ(prefix(s.b, image_.size()), image_) << where;
+    boot::MemoryEnvironment env;
+    env.vars = s.env;
+    auto booted = boot::simulate_boot(env);
+    ASSERT_TRUE(booted) << where;
+    Device dev(s.a, s.b, s.records, env.vars, root_, PowerCut());
+    Agent a = dev.agent();
+    ASSERT_TRUE(a.boot_check()) << where;  // every boot
+    auto st = a.state();
+    ASSERT_TRUE(st) << where;
+    if (st->last_result != "reverted to ") {
+      // Not reverted yet (or cut before the trial): the daemon asks again.
+      ASSERT_TRUE(a.revert("1.1.0")) << where;
+      ASSERT_EQ(*boot::simulate_boot(dev.env), Slot::kA) << where;
+      ASSERT_TRUE(a.boot_check()) << where;
+      st = a.state();
+      ASSERT_TRUE(st) << where;
+    }
+    EXPECT_EQ(st->last_result, "reverted to ") << where;
+    EXPECT_EQ(st->install.stage, Stage::kNone) << where;
+    EXPECT_EQ(*boot::simulate_boot(dev.env), Slot::kA) << where;
+    EXPECT_EQ(dev.env.vars().at("upgrade_available"), "0") << where;
+  }
+};
+
+TEST_F(RevertPowerCut, EveryWriteOfARevertInThreeLossModes) {
+  const Survivors start = committed();
+  ASSERT_FALSE(HasFatalFailure());
+  std::uint64_t total = 0;
+  check_and_finish(run(start, 0, LossMode::kDropUnsynced, 1, &total), "no cut");
+  ASSERT_FALSE(HasFatalFailure());
+  ASSERT_GE(total, 4u) << "the record, the environment, the trial's record, the commit";
+  RecordProperty("writes_per_revert", static_cast<int>(total));
+  for (LossMode mode : {LossMode::kDropUnsynced, LossMode::kRandomSubset, LossMode::kTornSector}) {
+    for (std::uint64_t n = 1; n <= total; ++n) {
+      const std::string where = "cut at write " + std::to_string(n) + " of " + std::to_string(total) + " (mode " +
+                                std::to_string(static_cast<int>(mode)) + ")";
+      check_and_finish(run(start, n, mode, n * 7919, nullptr), where);
+      if (HasFatalFailure()) return;
+    }
   }
 }
 

@@ -117,6 +117,46 @@ TEST(CampaignDocument, StrictParsing) {
   for (std::size_t cut = 0; cut < text.size(); cut += 7) EXPECT_FALSE(parse(text.substr(0, cut))) << cut;
 }
 
+TEST(CampaignDocument, RevertOnAbortIsEncodedOnlyWhenSetAndParsedStrictly) {
+  auto ctl = key(2);
+  cp::Campaign c = sample(ctl);
+  const Bytes plain = cp::encode_campaign(c);
+  const std::string plain_text(plain.begin(), plain.end());
+  // Not set: the document is what agents that predate the field accept.
+  EXPECT_EQ(plain_text.find("revert_on_abort"), std::string::npos);
+  EXPECT_FALSE(cp::parse_campaign(plain)->revert_on_abort);
+  c.revert_on_abort = true;
+  const Bytes set = cp::encode_campaign(c);
+  const std::string set_text(set.begin(), set.end());
+  EXPECT_NE(set_text.find("\"revert_on_abort\":true"), std::string::npos) << set_text;
+  auto back = cp::parse_campaign(set);
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_TRUE(back->revert_on_abort);
+  EXPECT_EQ(cp::encode_campaign(*back), set);
+  // Not a boolean: refused.
+  std::string bad = set_text;
+  bad.replace(bad.find("\"revert_on_abort\":true"), 22, "\"revert_on_abort\":1");
+  auto r = cp::parse_campaign(Bytes(bad.begin(), bad.end()));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kMalformed);
+  // Signed with the campaign: a broker cannot add it to a signed document.
+  auto rel = key(1);
+  const trust::TrustStore trust = store_for(rel);
+  cp::Campaign unsigned_c = sample(ctl);
+  trust::Envelope env;
+  env.payload_type = std::string(cp::kCampaignType);
+  env.payload = cp::encode_campaign(unsigned_c);
+  env.signatures.push_back({rel.public_key().id(), rel.sign(trust::signing_message(cp::kCampaignType, env.payload))});
+  cp::Document d{env, cp::sign_control(control_of(unsigned_c, 1), ctl), {}};
+  ASSERT_TRUE(cp::verify_document(trust, d, unsigned_c.created + 10));
+  std::string forged(env.payload.begin(), env.payload.end());
+  forged.insert(forged.size() - 1, ",\"revert_on_abort\":true");
+  d.campaign.payload = Bytes(forged.begin(), forged.end());
+  auto v = cp::verify_document(trust, d, unsigned_c.created + 10);
+  ASSERT_FALSE(v);
+  EXPECT_EQ(v.error().code, ErrorCode::kBadSignature);
+}
+
 TEST(CampaignDocument, VerificationOrderAndErrors) {
   auto release = key(1), ctl = key(2), stranger = key(3);
   const auto trust = store_for(release);
@@ -496,6 +536,51 @@ TEST(CampaignGates, OpenPauseAbortTimeoutComplete) {
   // Paused campaigns decide nothing.
   s1.control.state = cp::RunState::kPaused;
   EXPECT_EQ(cp::evaluate(f.c, s1, f.view, 5000).action, A::kNone);
+}
+
+TEST(CampaignGates, RevertsAreCountedPerWaveAndAnAbortWaitsForThem) {
+  auto ctl = key(2);
+  Fleet f;
+  f.c = sample(ctl);
+  f.c.waves = {5000, 10000};
+  cp::ControllerState s;
+  s.control = control_of(f.c, 1);
+  s.control.state = cp::RunState::kAborted;
+  s.wave_opened = {1000};
+  const auto w0 = f.in_wave(0, 4), w1 = f.in_wave(1, 2);
+  for (const auto& d : w0) f.set(d, cp::Phase::kSucceeded, 1010);
+  for (const auto& d : w1) f.set(d, cp::Phase::kAborted, 1010);
+  EXPECT_EQ(cp::reverts_pending(f.c, cp::count(f.c, s, f.view, 1020)), 0u) << "no revert_on_abort: nothing to wait for";
+  f.c.revert_on_abort = true;
+  EXPECT_EQ(cp::reverts_pending(f.c, cp::count(f.c, s, f.view, 1020)), 4u);
+  f.set(w0[0], cp::Phase::kReverting, 1030);
+  f.set(w0[1], cp::Phase::kReverted, 1030);
+  f.set(w0[2], cp::Phase::kRevertFailed, 1030);
+  auto w = cp::count(f.c, s, f.view, 1040);
+  EXPECT_EQ(w[0].targeted, 4u);
+  EXPECT_EQ(w[0].succeeded, 1u);
+  EXPECT_EQ(w[0].reverting, 1u);
+  EXPECT_EQ(w[0].reverted, 1u);
+  EXPECT_EQ(w[0].revert_failed, 1u);
+  EXPECT_EQ(w[0].pending, 0u);
+  EXPECT_EQ(w[0].failures(), 0u) << "a revert is not an install failure";
+  EXPECT_EQ(w[1].aborted, 2u);
+  EXPECT_EQ(w[1].reverted, 0u);
+  EXPECT_EQ(cp::reverts_pending(f.c, w), 2u);
+  f.set(w0[0], cp::Phase::kReverted, 1050);
+  f.set(w0[3], cp::Phase::kReverted, 1050);
+  w = cp::count(f.c, s, f.view, 1060);
+  EXPECT_EQ(w[0].reverted, 3u);
+  EXPECT_EQ(cp::reverts_pending(f.c, w), 0u);
+  // The phases travel in reports and are final.
+  for (auto p : {cp::Phase::kReverting, cp::Phase::kReverted, cp::Phase::kRevertFailed}) {
+    cp::Report r{"d1", 5, "b", 1000, f.c.id, p, "", "why", 0, 0};
+    auto back = cp::parse_report(cp::encode_report(r));
+    ASSERT_TRUE(back) << cp::phase_name(p);
+    EXPECT_EQ(back->phase, p);
+    EXPECT_EQ(cp::is_final(p), p != cp::Phase::kReverting);
+    EXPECT_FALSE(cp::is_failure(p));
+  }
 }
 
 // ---- Pacing (campaign.hpp: Pace, position, admitted, pace_step) ----

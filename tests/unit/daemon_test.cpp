@@ -636,5 +636,239 @@ TEST_F(DaemonPowerCut, EveryWriteInThreeLossModesEndsUpdatedOnceAndReportedOnce)
   }
 }
 
+// A kill (no reboot follows: systemd restarts the daemon on the same boot) at
+// every write of the installing boot: the restarted daemon must not take a
+// trial it began for a failed install (DeviceSafety.KilledAtRandomPoints...
+// once reported failed after a kill between the agent's trial record and the
+// daemon's "rebooting").
+TEST_F(DaemonPowerCut, AKillAtEveryWriteThenARestartWithoutRebootEndsUpdatedOnce) {
+  const cp::Campaign c = campaign();
+  const std::string doc = document(c, control(c, 1));
+  put("c1", doc);
+  const Disk start = disk_;
+  const std::uint64_t total = run(0, LossMode::kDropUnsynced, 1);
+  ASSERT_EQ(count(cp::Phase::kSucceeded), 1u);
+  for (std::uint64_t n = 1; n <= total; ++n) {
+    const std::string where = "killed at write " + std::to_string(n) + " of " + std::to_string(total);
+    broker_.reset();
+    put("c1", doc);
+    disk_ = start;
+    {
+      auto dev = boot(PowerCut(n, LossMode::kDropUnsynced, n));
+      auto d = daemon(*dev);
+      (void)session(d, [&] { return dev->power.cut(); }, 5s);
+      disk_ = dev->survivors();
+    }
+    // Restarted on the same boot (no simulate_boot), then as run() goes on.
+    run(0, LossMode::kDropUnsynced, 1);
+    EXPECT_EQ(count(cp::Phase::kSucceeded), 1u) << where;
+    EXPECT_EQ(count(cp::Phase::kFailed) + count(cp::Phase::kRolledBack), 0u) << where;
+    EXPECT_EQ(prefix(disk_.b, image_.size()), image_) << where;
+    EXPECT_EQ(disk_.env.at("ota_slot"), "b") << where;
+    EXPECT_EQ(disk_.env.at("upgrade_available"), "0") << where;
+    if (HasFailure()) return;
+  }
+}
+
+// ---- revert on abort ----
+
+class DaemonRevert : public DaemonTest {
+ protected:
+  cp::Campaign revert_campaign() {
+    auto c = campaign();
+    c.revert_on_abort = true;
+    return c;
+  }
+  // Installs and commits c (two boots): succeeded, bank b runs.
+  void install_and_commit(const cp::Campaign& c) {
+    put(c.id, document(c, control(c, 1)));
+    {
+      auto dev = boot();
+      auto d = daemon(*dev);
+      ASSERT_TRUE(session(d, nullptr));
+      disk_ = dev->survivors();
+    }
+    ASSERT_EQ(reboot(), Slot::kB);
+    {
+      auto dev = boot();
+      auto d = daemon(*dev);
+      ASSERT_TRUE(session(d, [&] { return count(cp::Phase::kSucceeded) == 1; }));
+      disk_ = dev->survivors();
+    }
+    ASSERT_EQ(count(cp::Phase::kSucceeded), 1u);
+  }
+  // One boot session on disk_; returns whether it asked for a reboot.
+  bool one_session(const std::function<bool()>& until, std::chrono::milliseconds limit = 10s) {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    auto r = session(d, until, limit);
+    EXPECT_TRUE(r) << r.error().message;
+    disk_ = dev->survivors();
+    return r && *r;
+  }
+  const cp::Report* last(cp::Phase p) {
+    reports_ = reports();
+    for (auto it = reports_.rbegin(); it != reports_.rend(); ++it)
+      if (it->phase == p) return &*it;
+    return nullptr;
+  }
+  std::vector<cp::Report> reports_;
+};
+
+TEST_F(DaemonRevert, AnAbortAfterTheCommitRevertsOnceAndAReplayedAbortDoesNothing) {
+  const cp::Campaign c = revert_campaign();
+  install_and_commit(c);
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string abort_doc = document(c, control(c, 2, cp::RunState::kAborted));
+  put("c1", abort_doc);
+  EXPECT_TRUE(one_session(nullptr)) << "asks for the reboot into the previous image";
+  EXPECT_EQ(count(cp::Phase::kReverting), 1u);
+  EXPECT_EQ(disk_.env.at("ota_slot"), "a");
+  EXPECT_EQ(disk_.env.at("upgrade_available"), "1");
+  ASSERT_EQ(reboot(), Slot::kA);
+  EXPECT_FALSE(one_session([&] { return count(cp::Phase::kReverted) == 1; }));
+  ASSERT_EQ(count(cp::Phase::kReverted), 1u);
+  const cp::Report* r = last(cp::Phase::kReverted);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->slot, "a");
+  EXPECT_EQ(r->version, "");  // the factory image
+  EXPECT_EQ(disk_.env.at("ota_slot"), "a");
+  EXPECT_EQ(disk_.env.at("upgrade_available"), "0");
+  EXPECT_EQ(prefix(disk_.a, base_.size()), base_);
+  // The same abort again (a redelivery, a replay after a reboot): nothing more.
+  put("c1", abort_doc);
+  EXPECT_FALSE(one_session(nullptr, 700ms));
+  EXPECT_EQ(count(cp::Phase::kReverting), 1u);
+  EXPECT_EQ(count(cp::Phase::kReverted), 1u);
+  EXPECT_EQ(disk_.env.at("ota_slot"), "a");
+  EXPECT_EQ(disk_.env.at("upgrade_available"), "0");
+}
+
+TEST_F(DaemonRevert, WithoutRevertOnAbortAnAbortAfterTheCommitKeepsTheNewImage) {
+  const cp::Campaign c = campaign();
+  install_and_commit(c);
+  ASSERT_FALSE(HasFatalFailure());
+  put("c1", document(c, control(c, 2, cp::RunState::kAborted)));
+  EXPECT_FALSE(one_session(nullptr, 700ms));
+  EXPECT_EQ(count(cp::Phase::kReverting) + count(cp::Phase::kRevertFailed) + count(cp::Phase::kAborted), 0u);
+  EXPECT_EQ(disk_.env.at("ota_slot"), "b");
+}
+
+TEST_F(DaemonRevert, APreviousBankThatNoLongerVerifiesIsReportedAndTheNewImageStays) {
+  const cp::Campaign c = revert_campaign();
+  install_and_commit(c);
+  ASSERT_FALSE(HasFatalFailure());
+  disk_.a[100] ^= 0xFF;  // bank a overwritten since the install
+  put("c1", document(c, control(c, 2, cp::RunState::kAborted)));
+  EXPECT_FALSE(one_session([&] { return count(cp::Phase::kRevertFailed) == 1; }));
+  ASSERT_EQ(count(cp::Phase::kRevertFailed), 1u);
+  EXPECT_EQ(count(cp::Phase::kReverting), 0u);
+  const cp::Report* r = last(cp::Phase::kRevertFailed);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->code, static_cast<int>(ErrorCode::kPayloadMismatch));
+  EXPECT_NE(r->reason.find("no longer holds"), std::string::npos) << r->reason;
+  EXPECT_EQ(r->version, "1.1.0");
+  EXPECT_EQ(disk_.env.at("ota_slot"), "b");
+  EXPECT_EQ(disk_.env.at("upgrade_available"), "0");
+}
+
+TEST_F(DaemonRevert, APreviousImageFailingItsHealthCheckRebootsIntoTheNewImage) {
+  const cp::Campaign c = revert_campaign();
+  install_and_commit(c);
+  ASSERT_FALSE(HasFatalFailure());
+  put("c1", document(c, control(c, 2, cp::RunState::kAborted)));
+  EXPECT_TRUE(one_session(nullptr));
+  ASSERT_EQ(reboot(), Slot::kA);
+  healthy_ = false;
+  EXPECT_TRUE(one_session(nullptr)) << "reboots into the new image";
+  EXPECT_EQ(count(cp::Phase::kRevertFailed), 1u);
+  const cp::Report* r = last(cp::Phase::kRevertFailed);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->code, static_cast<int>(ErrorCode::kRolledBack));
+  EXPECT_NE(r->reason.find("health check failed"), std::string::npos) << r->reason;
+  ASSERT_EQ(reboot(), Slot::kB);
+  EXPECT_EQ(disk_.env.at("upgrade_available"), "0");
+  EXPECT_EQ(prefix(disk_.b, image_.size()), image_);
+  healthy_ = true;
+  EXPECT_FALSE(one_session(nullptr, 700ms));
+  EXPECT_EQ(count(cp::Phase::kRevertFailed), 1u) << "said once";
+  EXPECT_EQ(count(cp::Phase::kReverting), 1u) << "tried once";
+}
+
+TEST_F(DaemonRevert, AnotherCampaignBeingInstalledIsLeftAloneAndTheRevertRefused) {
+  const cp::Campaign c = revert_campaign();
+  install_and_commit(c);
+  ASSERT_FALSE(HasFatalFailure());
+  // Campaign c2 (a newer version) is in progress: its download keeps failing.
+  cp::Campaign c2 = campaign("c2");
+  c2.version = "1.2.0";
+  fetch_failures_ = 1000;
+  put("c2", document(c2, control(c2, 1)));
+  EXPECT_FALSE(one_session([&] { return count(cp::Phase::kDownloading, "c2") >= 1; }));
+  put("c1", document(c, control(c, 2, cp::RunState::kAborted)));
+  EXPECT_FALSE(one_session([&] { return count(cp::Phase::kRevertFailed) == 1; }));
+  ASSERT_EQ(count(cp::Phase::kRevertFailed), 1u);
+  EXPECT_EQ(count(cp::Phase::kReverting), 0u);
+  const cp::Report* r = last(cp::Phase::kRevertFailed);
+  ASSERT_NE(r, nullptr);
+  EXPECT_NE(r->reason.find("campaign c2 is being installed"), std::string::npos) << r->reason;
+  EXPECT_EQ(disk_.env.at("ota_slot"), "b");
+  EXPECT_EQ(disk_.env.at("upgrade_available"), "0");
+  // c2's record is still the one in progress (its retry goes on).
+  const Bytes& records = disk_.records.at("campaigns.json");
+  EXPECT_NE(std::string(records.begin(), records.end()).find("\"current\":\"c2\""), std::string::npos);
+}
+
+// A power cut at every write of the boot that reverts (the daemon's record,
+// the agent's record, the environment, the outbox), three loss modes: every
+// boot finds a verified image, and the device ends reverted, reported once.
+TEST_F(DaemonRevert, PowerCutAtEveryWriteOfTheRevertEndsRevertedOnce) {
+  const cp::Campaign c = revert_campaign();
+  install_and_commit(c);
+  ASSERT_FALSE(HasFatalFailure());
+  const std::string abort_doc = document(c, control(c, 2, cp::RunState::kAborted));
+  const Disk committed = disk_;
+  auto run = [&](std::uint64_t n, LossMode mode, std::uint64_t seed) {
+    std::uint64_t first_writes = 0;
+    for (int boot_no = 0; boot_no < 8; ++boot_no) {
+      auto dev = boot(boot_no == 0 ? PowerCut(n, mode, seed) : PowerCut());
+      auto d = daemon(*dev);
+      auto r = session(d, [&] { return dev->power.cut() || count(cp::Phase::kReverted) >= 1; }, 5s);
+      if (boot_no == 0) first_writes = dev->power.writes();
+      disk_ = dev->survivors();
+      if (!dev->power.cut() && r && !*r && count(cp::Phase::kReverted) >= 1) break;
+      const Slot s = reboot();
+      if (s == Slot::kA) {
+        EXPECT_EQ(prefix(disk_.a, base_.size()), base_) << "booted an unverified bank a";
+      } else {
+        EXPECT_EQ(prefix(disk_.b, image_.size()), image_) << "booted an unverified bank b";
+      }
+    }
+    return first_writes;
+  };
+  broker_.reset();
+  put("c1", abort_doc);
+  const std::uint64_t total = run(0, LossMode::kDropUnsynced, 1);
+  ASSERT_EQ(count(cp::Phase::kReverted), 1u);
+  ASSERT_GE(total, 4u);
+  RecordProperty("writes_of_a_reverting_boot", static_cast<int>(total));
+  for (LossMode mode : {LossMode::kDropUnsynced, LossMode::kRandomSubset, LossMode::kTornSector}) {
+    for (std::uint64_t n = 1; n <= total; ++n) {
+      const std::string where = "cut at write " + std::to_string(n) + " of " + std::to_string(total) + " (mode " +
+                                std::to_string(static_cast<int>(mode)) + ")";
+      broker_.reset();
+      put("c1", abort_doc);
+      disk_ = committed;
+      run(n, mode, n * 7919);
+      EXPECT_EQ(count(cp::Phase::kReverted), 1u) << where;
+      EXPECT_EQ(count(cp::Phase::kRevertFailed), 0u) << where;
+      EXPECT_EQ(prefix(disk_.a, base_.size()), base_) << where;
+      EXPECT_EQ(disk_.env.at("ota_slot"), "a") << where;
+      EXPECT_EQ(disk_.env.at("upgrade_available"), "0") << where;
+      if (HasFailure()) return;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ota

@@ -46,6 +46,8 @@ std::string summary_line(const cp::Snapshot& s) {
     const auto& w = s.waves[i];
     line += " | " + cp::format_percent(s.campaign.waves[i]) + ": " + std::to_string(w.succeeded) + " ok " +
             std::to_string(w.failures()) + " failed " + std::to_string(w.pending) + " pending";
+    if (s.campaign.revert_on_abort && w.reverting + w.reverted + w.revert_failed > 0)
+      line += " " + std::to_string(w.reverted) + " reverted " + std::to_string(w.revert_failed) + " revert-failed";
   }
   return line;
 }
@@ -206,14 +208,17 @@ int run_status(const Context& ctx, const StatusArgs& a) {
                   v->campaign.waves.size(), v->control.reason.empty() ? "" : ("; " + v->control.reason).c_str());
       const OJson& cs = out["controller_status"];
       if (cs.is_object() && cs.contains("waves")) {
-        std::printf("%-8s %-5s %9s %9s %11s %7s %8s %8s\n", "wave", "open", "targeted", "succeeded", "rolled-back",
-                    "failed", "aborted", "pending");
+        std::printf("%-8s %-5s %9s %9s %11s %7s %8s %8s %9s %8s\n", "wave", "open", "targeted", "succeeded", "rolled-back",
+                    "failed", "aborted", "pending", "reverting", "reverted");
+        unsigned long long reverted = 0, revert_failed = 0;
         for (const auto& w : cs["waves"]) {
-          std::printf("%-8s %-5s %9llu %9llu %11llu %7llu %8llu %8llu\n",
+          std::printf("%-8s %-5s %9llu %9llu %11llu %7llu %8llu %8llu %9llu %8llu\n",
                       cp::format_percent(static_cast<std::uint32_t>(w.value("percent", 0.0) * 100.0 + 0.5)).c_str(),
                       w.value("open", false) ? "yes" : "no", w.value("targeted", 0ull), w.value("succeeded", 0ull),
                       w.value("rolled_back", 0ull), w.value("failed", 0ull), w.value("aborted", 0ull),
-                      w.value("pending", 0ull));
+                      w.value("pending", 0ull), w.value("reverting", 0ull), w.value("reverted", 0ull));
+          reverted += w.value("reverted", 0ull);
+          revert_failed += w.value("revert_failed", 0ull);
         }
         if (cs.contains("pace") && cs["pace"].is_object()) {
           const OJson& pc = cs["pace"];
@@ -221,6 +226,8 @@ int run_status(const Context& ctx, const StatusArgs& a) {
                       pc.value("devices_per_minute", 0ull), pc.value("bytes_per_minute", 0ull), pc.value("admitted", 0ull),
                       pc.value("admitted_bytes", 0ull), pc.value("held", 0ull));
         }
+        if (v->campaign.revert_on_abort)
+          std::printf("revert on abort: %llu reverted, %llu revert-failed\n", reverted, revert_failed);
       } else {
         std::printf("no status from a controller yet (is `ota campaign run` running?)\n");
       }

@@ -25,6 +25,7 @@ struct PublishArgs {
   std::uint32_t min_sample = 1;
   std::string soak = "0s", device_timeout = "1h", expires = "30d";
   bool abort_on_failure = false;
+  bool revert_on_abort = false;
   std::uint64_t revision = 0;
   std::vector<std::string> keys;
   std::vector<std::string> root_updates;
@@ -92,6 +93,7 @@ Status run_publish(const PublishArgs& a, OJson& out) {
   r.store_dir = a.store;
   r.campaign_dir = a.dir + "/" + a.id;
   r.gates = cp::Gates{a.success, a.failure, a.min_sample, *soak, *dt, a.abort_on_failure};
+  r.revert_on_abort = a.revert_on_abort;
   r.expires_s = *exp;
   r.control_ttl_s = *ttl;
   r.revision = a.revision;
@@ -118,6 +120,7 @@ Status run_publish(const PublishArgs& a, OJson& out) {
   out["expires"] = trust::format_time(c.expires);
   out["controller_key"] = to_hex(c.controller.id());
   out["security"] = c.security ? "signed" : "unsigned";
+  out["revert_on_abort"] = c.revert_on_abort;
   if (c.security) {
     out["registry_hash"] = to_hex(c.security->registry_hash);
     OJson ops = OJson::array();
@@ -165,6 +168,9 @@ void add_publish_command(CLI::App& app, Context& ctx, int& exit_code) {
       ->capture_default_str();
   pub->add_option("--expires", p->expires, "The campaign expires after this long")->capture_default_str();
   pub->add_flag("--abort-on-failure", p->abort_on_failure, "The failure gate aborts instead of pausing");
+  pub->add_flag("--revert-on-abort", p->revert_on_abort,
+                "On an abort, devices that committed the new image switch back to their previous image when it still "
+                "verifies (signed in the campaign; agents older than this option refuse the campaign)");
   pub->add_option("--control-ttl", p->control_ttl,
                   "A running control document is valid this long; the controller signs it again every third of it")
       ->capture_default_str();

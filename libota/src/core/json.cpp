@@ -119,6 +119,12 @@ Result<std::uint64_t> Object::u64(std::string_view key, std::uint64_t max) const
   return n;
 }
 
+Result<bool> Object::boolean(std::string_view key) const {
+  OTA_TRY_ASSIGN(auto v, get(key));
+  if (!(v)->is_boolean()) return fail(ErrorCode::kMalformed, what_ + "." + std::string(key) + " is not true or false");
+  return (v)->get<bool>();
+}
+
 Result<Digest> Object::digest(std::string_view key) const {
   OTA_TRY_ASSIGN(auto v, get(key));
   return as_digest(*v, what_ + "." + std::string(key));

@@ -32,6 +32,7 @@ class Object {
   bool has(std::string_view key) const;
   Result<std::string> string(std::string_view key, std::size_t max_len = 256) const;
   Result<std::uint64_t> u64(std::string_view key, std::uint64_t max = (1ull << 63) - 1) const;
+  Result<bool> boolean(std::string_view key) const;
   Result<Digest> digest(std::string_view key) const;
   Result<const Json*> array(std::string_view key, std::size_t max_items) const;
   Result<const Json*> object(std::string_view key) const;

@@ -33,6 +33,9 @@
 //     (atomically) before anything signed under it is acted on, even when the
 //     install then fails; every entry point loads it back (load_trust).
 //
+// Contract of revert(): see the declaration; the same trial, boot check and
+// rollback as an install, so the device always boots either image verified.
+//
 // Contract of boot_check(): a trial is committed only when the evidence says
 // the device runs the trial slot and the health check passed. Before the
 // reboot into it (or when the reboot command failed) it changes nothing and
@@ -80,6 +83,11 @@ struct InstallRecord {
   std::optional<delta::ResumePoint> resume;  // last synced checkpoint (delta frame, zstd frame, or chunk)
 };
 
+// The payload name of a revert's install record (Agent::revert): no bundle
+// payload can be named so ([A-Za-z0-9._+-]), and the record keeps the
+// state's format, so an agent that predates revert settles its trial.
+inline constexpr char kRevertPayload[] = "(revert)";
+
 // How the last install ended (what a daemon reports; last_result says why).
 enum class Outcome { kNone, kInstalled, kRolledBack };
 
@@ -120,6 +128,10 @@ struct Device {
   // A reuse install (a chunks payload) checkpoints at the first chunk
   // boundary after every this many image bytes.
   std::uint64_t reuse_checkpoint_bytes = std::uint64_t{16} << 20;
+  // Hash the running bank before the trial when its content is not known
+  // yet (a full or reuse install), so the install can be reverted
+  // (revert()); a delta's base is known without it.
+  bool record_previous = false;
 };
 
 struct InstallReport {
@@ -148,6 +160,19 @@ class Agent {
   Status boot_check();
   Status commit();
   Status rollback(const std::string& reason);
+  // Revert on abort: the device runs `version` (the image a campaign
+  // installed) and switches back to the image it ran before, as a trial
+  // (then reboot; boot_check() commits it after the health check, or rolls
+  // back to `version`). The previous image is the other bank's record, made
+  // durable before the install's trial began (the delta's base, or the
+  // running bank hashed with Device::record_previous); it must still hash to
+  // it. Refused, changing nothing: no previous image recorded (kUsage), the
+  // device does not run `version` (kUsage), the previous bank no longer
+  // verifies (kPayloadMismatch), a trial or a reboot pending (kTrialPending,
+  // kRebootPending). After a restart before the trial began (the record
+  // says written, payload kRevertPayload) it resumes. The security floor
+  // is not lowered.
+  Status revert(const std::string& version);
 
   Result<State> state() const;
   // The slot the device runs, from the boot evidence.

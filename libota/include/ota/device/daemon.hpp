@@ -30,6 +30,14 @@
 // - Paused: devices that have not started wait. Aborted: devices that have
 //   not started skip it; an install in progress stops and keeps the old
 //   image. A trial already begun is settled by the health check as usual.
+// - Revert on abort (a campaign with revert_on_abort): the install records
+//   the running image before its trial (Device::record_previous); when the
+//   campaign is aborted after the device committed it, the record says
+//   reverting, the agent reverts (Agent::revert: the previous bank verified,
+//   its trial begun) and the device reboots into it; the boot check commits
+//   it (reverted) or rolls back to the new image (revert-failed). A previous
+//   image not recorded or no longer verifying: revert-failed with the reason,
+//   nothing switched. Once: reverted and revert-failed are final.
 // - Reports (sequence number, boot session) go to a durable, bounded outbox
 //   on disk and leave it only when the broker acknowledged them; they are
 //   sent again after every reconnect. The retained state is republished on

@@ -3,10 +3,11 @@
 // checks the drawing against this code):
 //
 //  - the install stage of the agent (agent.hpp): none -> writing -> written
-//    -> trial -> none, persisted in the agent's state record before anything
+//    -> trial -> none (a revert: none -> written -> trial -> none), persisted in the agent's state record before anything
 //    that can cross a reboot;
 //  - the phase of each campaign in the daemon (daemon.hpp): idle -> waiting
-//    -> downloading -> rebooting -> a final phase, persisted in the daemon's
+//    -> downloading -> rebooting -> a final phase (succeeded may go on to
+//    reverting -> reverted or revert-failed once), persisted in the daemon's
 //    campaign records.
 //
 // Contract: every stage or phase change in the agent and the daemon goes
@@ -44,6 +45,7 @@ enum class InstallEvent {
   kCommit,         // the device runs the trial slot and passed the health check (or an operator committed)
   kRollBack,       // the trial failed its health check, or an operator rolled it back
   kFellBack,       // the bootloader fell back to the old slot (bootcount past bootlimit)
+  kRevert,         // revert on abort: the previous bank still verifies against the hash recorded at install
 };
 
 struct InstallTransition {
@@ -74,6 +76,9 @@ enum class CampaignEvent {
   kRebootFailed,   // after the reboot the device still runs the old slot (reboot command failed)
   kCommitted,      // the device booted the new image and committed it
   kRolledBack,     // the trial was rolled back (health check, bootloader fallback)
+  // Revert on abort (campaign::Campaign::revert_on_abort):
+  kRevert,         // an abort of a campaign the device committed: switch back to the previous image
+  kRevertRefused,  // the previous image was not recorded or no longer verifies: the new image stays
 };
 
 struct CampaignTransition {

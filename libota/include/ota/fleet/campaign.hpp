@@ -113,6 +113,10 @@ struct Campaign {
   std::int64_t control_ttl_s = 900;
   std::optional<Security> security;  // absent: unsigned reports and commands (legacy)
   std::optional<Pace> pace;          // absent: every device of an open wave may start at once
+  // On an abort, devices that committed this campaign's image switch back to
+  // the image they ran before, when it still verifies (docs/protocol.md,
+  // "Revert on abort"). Encoded only when true.
+  bool revert_on_abort = false;
 };
 
 enum class RunState { kRunning, kPaused, kAborted, kCompleted };
@@ -207,6 +211,10 @@ enum class Phase {
   kFailed,       // the install failed; the old image runs (final, a failure)
   kAborted,      // stopped or skipped by an abort; the old image runs (final)
   kSkipped,      // not for this device: hardware, or already running the version (final)
+  // Revert on abort (Campaign::revert_on_abort), after kSucceeded:
+  kReverting,     // the previous image verified; its trial boot begun
+  kReverted,      // rebooted into the previous image and committed it (final)
+  kRevertFailed,  // no revert: not recorded, no longer verifies, or failed its health check; the new image runs (final)
 };
 std::string_view phase_name(Phase p);
 bool is_final(Phase p);
@@ -286,6 +294,10 @@ struct WaveCounts {
   std::uint64_t skipped = 0;
   std::uint64_t pending = 0;      // not final yet
   std::uint64_t bytes_fetched = 0;
+  // Revert on abort: devices switching back, switched back, and refused or failed.
+  std::uint64_t reverting = 0;
+  std::uint64_t reverted = 0;
+  std::uint64_t revert_failed = 0;
   std::uint64_t finished() const { return succeeded + rolled_back + failed; }
   std::uint64_t failures() const { return rolled_back + failed; }
 };
@@ -317,6 +329,9 @@ std::string_view action_name(Decision::Action a);
 // Counts per wave (all waves, open or not), with timeouts applied at `now`.
 std::vector<WaveCounts> count(const Campaign& c, const ControllerState& s,
                               const std::map<std::string, DeviceView>& view, trust::Time now);
+// Devices an aborted revert_on_abort campaign still waits for: committed
+// (succeeded, the revert not yet begun) or reverting. 0 for other campaigns.
+std::uint64_t reverts_pending(const Campaign& c, const std::vector<WaveCounts>& waves);
 // The gates (see the contract above and docs/protocol.md, "Gates").
 Decision evaluate(const Campaign& c, const ControllerState& s, const std::map<std::string, DeviceView>& view,
                   trust::Time now);

@@ -102,7 +102,9 @@ class Controller {
   ~Controller();
 
   // Runs until the campaign completes (ok, kCompleted), is aborted
-  // (kCampaignAborted), or pauses with exit_on_pause (kCampaignPaused); or
+  // (kCampaignAborted; a revert_on_abort campaign first waits, at most the
+  // device timeout, until every device that committed reported reverted or
+  // revert-failed, so that the status counts them), or pauses with exit_on_pause (kCampaignPaused); or
   // until *stop (ok, state as it is).
   Result<RunState> run(mqtt::Client& client, const RunOptions& o);
 

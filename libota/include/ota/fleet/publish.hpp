@@ -60,6 +60,7 @@ struct PublishRequest {
   // fetch sizes (the full payload, each delta by its base) come from the bundle.
   std::uint64_t devices_per_minute = 0;
   std::uint64_t bytes_per_minute = 0;
+  bool revert_on_abort = false;  // Campaign::revert_on_abort (signed with the campaign)
 };
 
 struct Published {

@@ -296,6 +296,11 @@ struct Daemon::Impl {
   Status act(const cp::Verified& v) {
     const std::string& id = v.campaign.id;
     CampaignRecord& r = rec.campaigns[id];
+    // Revert on abort: a campaign this device committed, aborted, switches
+    // back once (reverting is not done until its boot check says how it ended).
+    if (v.control.state == cp::RunState::kAborted && v.campaign.revert_on_abort &&
+        (r.phase == cp::Phase::kSucceeded || r.phase == cp::Phase::kReverting) && installing.empty() && !reboot_requested)
+      return revert(v);
     if (r.done) return ok();  // acted on once; never again
     // Installing, or written and about to reboot into it: the boot check decides next.
     if (!installing.empty() || reboot_requested || r.phase == cp::Phase::kRebooting) return ok();
@@ -343,6 +348,41 @@ struct Daemon::Impl {
     return install(v);
   }
 
+  // The record says reverting before the agent writes anything (a restart
+  // finds the phase and asks the agent again, which resumes); then the
+  // agent's revert (the previous bank verified, its trial begun), the
+  // report, and the reboot into it.
+  Status revert(const cp::Verified& v) {
+    const std::string id = v.campaign.id;
+    CampaignRecord& r = rec.campaigns[id];
+    OTA_TRY(move(r, CampaignEvent::kRevert));
+    r.done = false;
+    // Another campaign's install in progress (its record is rec.current) is
+    // left alone: it replaces the image this campaign installed anyway.
+    Status st = !rec.current.empty() && rec.current != id
+                    ? Status(fail(ErrorCode::kTrialPending, "campaign " + rec.current + " is being installed"))
+                    : ok();
+    if (st) {
+      rec.current = id;
+      OTA_TRY(save_records());
+      st = agent->revert(v.campaign.version);
+    }
+    if (!st && (st.error().code == ErrorCode::kIo || st.error().code == ErrorCode::kInternal))
+      return st;  // the device itself failed: tried again when the document comes again
+    if (!st) {
+      OTA_TRY(move(r, CampaignEvent::kRevertRefused));
+      r.done = true;
+      if (rec.current == id) rec.current.clear();
+      OTA_TRY(save_records());
+      return report(id, r.phase, "campaign aborted; no revert: " + st.error().message, static_cast<int>(st.error().code));
+    }
+    OTA_TRY(report(id, cp::Phase::kReverting,
+                   "campaign aborted" + (v.control.reason.empty() ? "" : ": " + v.control.reason) +
+                       "; reverting to the previous image"));
+    reboot_requested = true;
+    return ok();
+  }
+
   Status install(const cp::Verified& v) {
     const std::string id = v.campaign.id;
     if (now() >= v.campaign.expires) return ok();
@@ -357,6 +397,7 @@ struct Daemon::Impl {
     installing = id;
     cancel = false;
     Device d = dev;
+    d.record_previous = v.campaign.revert_on_abort;  // so that an abort can revert it
     const Digest want = v.campaign.manifest_hash;
     d.accept = [&](const manifest::Manifest&, const Digest& got) -> Status {
       if (got != want)
@@ -462,18 +503,28 @@ struct Daemon::Impl {
       // Still on the old slot: the reboot did not happen. Nothing is committed.
       if (!id.empty()) {
         CampaignRecord& r = rec.campaigns[id];
-        if (r.phase == cp::Phase::kRebooting) OTA_TRY(move(r, CampaignEvent::kRebootFailed));
+        if (r.phase == cp::Phase::kRebooting || r.phase == cp::Phase::kReverting) {
+          OTA_TRY(move(r, CampaignEvent::kRebootFailed));
+        } else if (r.phase == cp::Phase::kDownloading) {
+          // Killed between the agent's trial record and ours: the install is
+          // done and its trial waits for the reboot (never an install again).
+          OTA_TRY(move(r, CampaignEvent::kInstalled));
+          OTA_TRY(save_records());
+        }
       }
       log(st.error().message);
       reboot_again_at = std::chrono::steady_clock::now() + std::chrono::seconds(o.retry_delay_s);
-      return report(id, cp::Phase::kRebooting, st.error().message, static_cast<int>(st.error().code), 0, true);
+      const bool reverting = !id.empty() && rec.campaigns[id].phase == cp::Phase::kReverting;
+      return report(id, reverting ? cp::Phase::kReverting : cp::Phase::kRebooting, st.error().message,
+                    static_cast<int>(st.error().code), 0, true);
     }
     OTA_TRY_ASSIGN(auto after, agent->state());
     if (after.install.stage != Stage::kNone) return ok();
     const bool rolled_back = after.outcome == Outcome::kRolledBack;
     if (!id.empty()) {
       CampaignRecord& r = rec.campaigns[id];
-      if (r.phase == cp::Phase::kRebooting) {
+      const bool reverting = r.phase == cp::Phase::kReverting;
+      if (r.phase == cp::Phase::kRebooting || reverting) {
         OTA_TRY(move(r, rolled_back ? CampaignEvent::kRolledBack : CampaignEvent::kCommitted));
       } else {
         // The record was cut before it said rebooting: the outcome is the same.
@@ -482,7 +533,12 @@ struct Daemon::Impl {
       r.done = true;
       rec.current.clear();
       OTA_TRY(save_records());
-      OTA_TRY(report(id, r.phase, rolled_back ? after.last_result : std::string(),
+      // A revert rolled back: the previous image failed its health check and
+      // the new one boots again.
+      OTA_TRY(report(id, r.phase,
+                     rolled_back ? (reverting ? "the previous image was rolled back, the new image runs again: " : "") +
+                                       after.last_result
+                                 : reverting ? after.last_result : std::string(),
                      rolled_back ? static_cast<int>(ErrorCode::kRolledBack) : 0));
     }
     // After a rollback the old image must run again: reboot into it.

@@ -13,7 +13,7 @@ using json::Ordered;
 cp::Phase phase_from(const std::string& s) {
   for (auto p : {cp::Phase::kIdle, cp::Phase::kWaiting, cp::Phase::kDownloading, cp::Phase::kRebooting,
                  cp::Phase::kSucceeded, cp::Phase::kRolledBack, cp::Phase::kFailed, cp::Phase::kAborted,
-                 cp::Phase::kSkipped})
+                 cp::Phase::kSkipped, cp::Phase::kReverting, cp::Phase::kReverted, cp::Phase::kRevertFailed})
     if (s == cp::phase_name(p)) return p;
   return cp::Phase::kIdle;
 }

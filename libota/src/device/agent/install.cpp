@@ -278,6 +278,21 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
   }
   report.bytes_read = in.count;
 
+  // 5b. The running image, recorded before the trial so that the install can
+  // be reverted (revert()): a delta's base (verified), or an image an earlier
+  // install committed (versioned); else the whole running bank is hashed now
+  // (it is never written, so its hash now is its hash at install). A hash
+  // cached for another delta's base size covers only a prefix: not a record.
+  if (const auto& running = s.banks[index_of(active)];
+      d_.record_previous && !report.delta && (!running || running->version.empty())) {
+    const std::uint64_t whole = d_.banks[index_of(active)]->size();
+    if (!running || running->size != whole) {
+      OTA_TRY_ASSIGN(auto h, bank_hash(active, whole, s));
+      (void)h;  // recorded in s
+      OTA_TRY(save(s));
+    }
+  }
+
   // 6. Only now: boot the target once, then reboot into it.
   OTA_TRY(begin_trial(s, bc));
   return report;
@@ -508,7 +523,7 @@ Status Agent::boot_check() {
   OTA_TRY(bc.commit());
   s.banks[index_of(s.install.target)] = BankInfo{version, s.install.target_size, s.install.target_hash};
   s.security_floor = std::max(s.security_floor, s.install.security_version);
-  s.last_result = "installed " + version;
+  s.last_result = (s.install.payload == kRevertPayload ? "reverted to " : "installed ") + version;
   s.outcome = Outcome::kInstalled;
   s.install = InstallRecord{};
   return save(s);
@@ -545,6 +560,49 @@ Status Agent::rollback(const std::string& reason) {
   // Only a trial that runs needs a reboot into the old image.
   if (trial_runs && d_.reboot) OTA_TRY(d_.reboot());
   return ok();
+}
+
+Status Agent::revert(const std::string& version) {
+  OTA_TRY_ASSIGN(auto loaded, state());
+  State s = std::move(loaded);
+  boot::BootControl bc(*d_.env);
+  if (s.install.stage == Stage::kWritten && s.install.payload == kRevertPayload) {
+    // Cut after the record, before the trial: the bank is checked again.
+    if (Status held = check_target(*d_.banks[index_of(s.install.target)], s.install.target_size, s.install.target_hash);
+        !held) {
+      if (held.error().code != ErrorCode::kPayloadMismatch) return fail(held.error());
+      OTA_TRY(advance(s.install.stage, InstallEvent::kAbandon));
+      s.install = InstallRecord{};
+      OTA_TRY(save(s));
+      return fail(ErrorCode::kPayloadMismatch, "the previous image no longer verifies; the running image stays");
+    }
+    return begin_trial(s, bc);
+  }
+  OTA_TRY_ASSIGN(const boot::Slot running, ready_to_install(s, bc));
+  if (s.install.stage != Stage::kNone)
+    return fail(ErrorCode::kTrialPending, "an install is in progress (" + std::string(stage_name(s.install.stage)) + ")");
+  const auto& now_running = s.banks[index_of(running)];
+  if (!now_running || now_running->version != version)
+    return fail(ErrorCode::kUsage, "the device does not run version " + version + " (it runs " +
+                                       (now_running && !now_running->version.empty() ? now_running->version : "an unknown image") +
+                                       "): nothing to revert");
+  const boot::Slot previous = boot::other(running);
+  const auto prev = s.banks[index_of(previous)];
+  if (!prev || prev->size == 0)
+    return fail(ErrorCode::kUsage, "no previous image was recorded when " + version + " was installed");
+  if (prev->size > d_.banks[index_of(previous)]->size() ||
+      !check_target(*d_.banks[index_of(previous)], prev->size, prev->hash))
+    return fail(ErrorCode::kPayloadMismatch, std::string("bank ") + boot::slot_name(previous) + " no longer holds " +
+                                                 (prev->version.empty() ? "the previous image" : prev->version) +
+                                                 " (its hash differs from the one recorded at install); the running image stays");
+  // The previous image is written and verified: the install record of a
+  // revert starts at written, and takes the install's trial from there. No
+  // security version: the floor is not lowered.
+  s.install = InstallRecord{Stage::kNone, Digest{}, previous, kRevertPayload, prev->version, 0,
+                            prev->size, prev->hash, std::nullopt};
+  OTA_TRY(advance(s.install.stage, InstallEvent::kRevert));
+  OTA_TRY(save(s));
+  return begin_trial(s, bc);
 }
 
 namespace {

@@ -31,6 +31,7 @@ std::string_view install_event_name(InstallEvent e) {
     case InstallEvent::kCommit: return "commit";
     case InstallEvent::kRollBack: return "roll-back";
     case InstallEvent::kFellBack: return "fell-back";
+    case InstallEvent::kRevert: return "revert";
   }
   return "unknown";
 }
@@ -52,6 +53,7 @@ const std::vector<InstallTransition>& install_table() {
       {S::kTrial, E::kCommit, S::kNone, "environment: clear the trial; then save the bank's version, the security floor and the result"},
       {S::kTrial, E::kRollBack, S::kNone, "environment: boot the old slot; save the result; reboot if the trial slot runs"},
       {S::kTrial, E::kFellBack, S::kNone, "save the result (the bootloader already boots the old slot)"},
+      {S::kNone, E::kRevert, S::kWritten, "hash the previous bank against the hash recorded at install, then save the record (payload (revert), target = the previous slot)"},
   };
   return table;
 }
@@ -81,6 +83,8 @@ std::string_view campaign_event_name(CampaignEvent e) {
     case CampaignEvent::kRebootFailed: return "reboot-failed";
     case CampaignEvent::kCommitted: return "committed";
     case CampaignEvent::kRolledBack: return "rolled-back";
+    case CampaignEvent::kRevert: return "revert";
+    case CampaignEvent::kRevertRefused: return "revert-refused";
   }
   return "unknown";
 }
@@ -107,6 +111,12 @@ const std::vector<CampaignTransition>& campaign_table() {
       {P::kRebooting, E::kRebootFailed, P::kRebooting, "nothing is committed; report, ask for the reboot again"},
       {P::kRebooting, E::kCommitted, P::kSucceeded, "save the record (done), report succeeded (the final result)"},
       {P::kRebooting, E::kRolledBack, P::kRolledBack, "save the record (done), report rolled-back, reboot into the old slot"},
+      {P::kSucceeded, E::kRevert, P::kReverting, "save the record (current campaign, not done), then the agent's revert (written, trial begun), report reverting, reboot"},
+      {P::kReverting, E::kRevert, P::kReverting, "the agent's revert again (a restart before its trial began: resumes at written)"},
+      {P::kReverting, E::kRevertRefused, P::kRevertFailed, "save the record (done), report revert-failed with the reason; the new image runs"},
+      {P::kReverting, E::kRebootFailed, P::kReverting, "nothing is committed; report, ask for the reboot again"},
+      {P::kReverting, E::kCommitted, P::kReverted, "save the record (done), report reverted (the previous image runs)"},
+      {P::kReverting, E::kRolledBack, P::kRevertFailed, "save the record (done), report revert-failed, reboot into the new image"},
   };
   return table;
 }

@@ -35,7 +35,8 @@ Status make_dirs(const std::string& dir) {
 Ordered counts_json(const WaveCounts& k) {
   return Ordered{{"targeted", k.targeted},   {"succeeded", k.succeeded}, {"rolled_back", k.rolled_back},
                  {"failed", k.failed},       {"timed_out", k.timed_out}, {"aborted", k.aborted},
-                 {"skipped", k.skipped},     {"pending", k.pending},     {"bytes_fetched", k.bytes_fetched}};
+                 {"skipped", k.skipped},     {"pending", k.pending},     {"bytes_fetched", k.bytes_fetched},
+                 {"reverting", k.reverting}, {"reverted", k.reverted},   {"revert_failed", k.revert_failed}};
 }
 
 Result<Control> control_of(const trust::Envelope& e) { return parse_control(e.payload); }
@@ -534,7 +535,12 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
       dirty = false;
     }
     const RunState s = state_.control.state;
-    const bool finished = s == RunState::kCompleted || s == RunState::kAborted ||
+    // Revert on abort: the controller stays to count the reverts, while
+    // devices that committed have not said how theirs ended, at most the
+    // device timeout after the abort.
+    const bool awaiting_reverts = s == RunState::kAborted && final_mid < 0 && t - state_.control.issued < campaign_.gates.device_timeout_s &&
+                                  reverts_pending(campaign_, count(campaign_, state_, view_, t)) > 0;
+    const bool finished = s == RunState::kCompleted || (s == RunState::kAborted && !awaiting_reverts) ||
                           (s == RunState::kPaused && o.exit_on_pause);
     if (finished && final_mid < 0) {
       // Make sure the final document reached the broker before returning.

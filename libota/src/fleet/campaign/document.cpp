@@ -81,6 +81,9 @@ Bytes encode_campaign(const Campaign& c) {
                  {"full_size", c.pace->full_size},
                  {"deltas", deltas}};
   }
+  // Only when set: a campaign without it stays byte for byte what agents
+  // that predate the field accept (docs/formats.md, campaign changelog).
+  if (c.revert_on_abort) j["revert_on_abort"] = true;
   return to_bytes(j.dump());
 }
 
@@ -88,7 +91,7 @@ Result<Campaign> parse_campaign(ByteSpan bytes) {
   OTA_TRY_ASSIGN(auto j, parse_object(as_text(bytes), kMaxDocumentBytes, "campaign"));
   OTA_TRY_ASSIGN(auto o, json::Object::of(j, "campaign"));
   OTA_TRY(o.only({"format", "id", "fleet", "revision", "created", "expires", "bundle", "waves", "gates", "controller",
-                   "control_ttl_s", "security", "pace"}));
+                   "control_ttl_s", "security", "pace", "revert_on_abort"}));
   OTA_TRY_ASSIGN(auto format, o.string("format", 32));
   if (format != kCampaignFormat)
     return fail(ErrorCode::kMalformed, "campaign: format is not " + std::string(kCampaignFormat));
@@ -200,6 +203,10 @@ Result<Campaign> parse_campaign(ByteSpan bytes) {
       pace.deltas.emplace_back(base, delta_size);
     }
     c.pace = std::move(pace);
+  }
+  if (o.has("revert_on_abort")) {
+    OTA_TRY_ASSIGN(auto revert, o.boolean("revert_on_abort"));
+    c.revert_on_abort = revert;
   }
   OTA_TRY(validate(c));
   return c;

@@ -68,6 +68,9 @@ std::vector<WaveCounts> count(const Campaign& c, const ControllerState& s,
       case Phase::kRolledBack: ++k.rolled_back; break;
       case Phase::kFailed: ++k.failed; break;
       case Phase::kAborted: ++k.aborted; break;
+      case Phase::kReverting: ++k.reverting; break;
+      case Phase::kReverted: ++k.reverted; break;
+      case Phase::kRevertFailed: ++k.revert_failed; break;
       default: {
         // Silent past the timeout in an open wave: failed until it reports.
         const bool open = v.wave <= s.control.wave && v.wave < s.wave_opened.size();
@@ -95,6 +98,13 @@ std::vector<WaveCounts> count(const Campaign& c, const ControllerState& s,
     }
   }
   return w;
+}
+
+std::uint64_t reverts_pending(const Campaign& c, const std::vector<WaveCounts>& waves) {
+  if (!c.revert_on_abort) return 0;
+  std::uint64_t n = 0;
+  for (const auto& w : waves) n += w.succeeded + w.reverting;
+  return n;
 }
 
 Decision evaluate(const Campaign& c, const ControllerState& s, const std::map<std::string, DeviceView>& view,

@@ -24,13 +24,16 @@ std::string_view phase_name(Phase p) {
     case Phase::kFailed: return "failed";
     case Phase::kAborted: return "aborted";
     case Phase::kSkipped: return "skipped";
+    case Phase::kReverting: return "reverting";
+    case Phase::kReverted: return "reverted";
+    case Phase::kRevertFailed: return "revert-failed";
   }
   return "idle";
 }
 
 bool is_final(Phase p) {
   return p == Phase::kSucceeded || p == Phase::kRolledBack || p == Phase::kFailed || p == Phase::kAborted ||
-         p == Phase::kSkipped;
+         p == Phase::kSkipped || p == Phase::kReverted || p == Phase::kRevertFailed;
 }
 bool is_failure(Phase p) { return p == Phase::kRolledBack || p == Phase::kFailed; }
 
@@ -70,7 +73,8 @@ Result<Report> parse_report(std::string_view text) {
   OTA_TRY_ASSIGN(auto phase, o.string("phase", 16));
   bool known = false;
   for (auto p : {Phase::kIdle, Phase::kWaiting, Phase::kDownloading, Phase::kRebooting, Phase::kSucceeded,
-                 Phase::kRolledBack, Phase::kFailed, Phase::kAborted, Phase::kSkipped})
+                 Phase::kRolledBack, Phase::kFailed, Phase::kAborted, Phase::kSkipped, Phase::kReverting,
+                 Phase::kReverted, Phase::kRevertFailed})
     if (phase == phase_name(p)) r.phase = p, known = true;
   if (!known) return fail(ErrorCode::kMalformed, "report.phase is not a known phase");
   OTA_TRY_ASSIGN(auto version, o.string("version", 128));
