@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <tuple>
 #include <iostream>
@@ -17,6 +18,7 @@
 #include "ota/fleet/mqtt.hpp"
 #include "ota/device/fetch.hpp"
 #include "ota/core/hash.hpp"
+#include "ota/core/io.hpp"
 
 namespace ota::agent_cli {
 
@@ -297,6 +299,30 @@ int cmd_run(const Config& c, const Options& o) {
   set_spool(c, dopt.fetch);
   dopt.retry_delay_s = c.mqtt.retry_delay_s;
   dopt.reboot_wait_s = c.reboot_wait_s;
+  dopt.timezone = c.rollout.timezone;
+  dopt.policy_recheck_s = c.rollout.recheck_s;
+  dopt.check_condition = [conditions = c.rollout.conditions](const std::string& name)
+      -> Result<std::optional<std::string>> {
+    auto it = conditions.find(name);
+    if (it == conditions.end()) return std::optional<std::string>{};  // not configured here: not checked
+    auto st = run_command(it->second.command, it->second.timeout_s);
+    if (st) return std::optional<std::string>{};
+    return std::optional<std::string>{st.error().message};
+  };
+  // For tests only: the clock install windows and start delays are judged
+  // by, read from a file (UNIX seconds) at each look. Signatures, expiries
+  // and freshness keep the system clock.
+  if (const char* f = std::getenv("OTA_AGENT_POLICY_CLOCK_FILE"); f && *f) {
+    dopt.policy_clock = [file = std::string(f)]() -> trust::Time {
+      if (auto b = read_file(file)) {
+        const std::string t(b->begin(), b->end());
+        char* end = nullptr;
+        const long long v = std::strtoll(t.c_str(), &end, 10);
+        if (end != t.c_str()) return static_cast<trust::Time>(v);
+      }
+      return static_cast<trust::Time>(std::time(nullptr));
+    };
+  }
   dopt.stop = &g_stop;
   const bool quiet = o.quiet;
   dopt.log = [quiet, id = c.device_id](const std::string& line) {

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "ota/core/io.hpp"
+#include "ota/fleet/policy.hpp"
 
 namespace ota::agent_cli {
 
@@ -127,6 +128,46 @@ Result<Config> load_config(const std::string& path) {
         return fail(ErrorCode::kMalformed, path + ": mqtt." + k + " must be an integer from " + std::to_string(lo) +
                                                " to " + std::to_string(hi));
       *out = v.get<int>();
+    }
+  }
+  if (auto r = j.find("rollout"); r != j.end()) {
+    if (!r->is_object()) return fail(ErrorCode::kMalformed, path + ": rollout must be an object");
+    for (const auto& [k, v] : r->items())
+      if (k != "timezone" && k != "recheck_s" && k != "conditions")
+        return fail(ErrorCode::kMalformed, path + ": rollout: unknown field " + k);
+    if (r->contains("timezone")) {
+      auto tz = str(*r, "timezone");
+      if (!tz) return fail(tz.error().with_context(path + ": rollout"));
+      if (!campaign::is_valid_zone_name(*tz) || *tz == "local")
+        return fail(ErrorCode::kMalformed, path + ": rollout.timezone must be UTC or an IANA zone name");
+      if (auto t = campaign::local_time(0, *tz); !t) return fail(t.error().with_context(path + ": rollout.timezone"));
+      c.rollout.timezone = *tz;
+    }
+    if (r->contains("recheck_s")) {
+      const Json& v = (*r)["recheck_s"];
+      if (!v.is_number_unsigned() || v.get<unsigned>() < 1 || v.get<unsigned>() > 86400)
+        return fail(ErrorCode::kMalformed, path + ": rollout.recheck_s must be an integer from 1 to 86400");
+      c.rollout.recheck_s = v.get<int>();
+    }
+    if (r->contains("conditions")) {
+      const Json& cs = (*r)["conditions"];
+      if (!cs.is_object()) return fail(ErrorCode::kMalformed, path + ": rollout.conditions must be an object");
+      for (const auto& [name, cond] : cs.items()) {
+        if (!campaign::is_valid_condition(name))
+          return fail(ErrorCode::kMalformed, path + ": rollout.conditions: \"" + name + "\" is not [a-z0-9_-]{1,32}");
+        if (!cond.is_object()) return fail(ErrorCode::kMalformed, path + ": rollout.conditions." + name + " must be an object");
+        Config::Rollout::Condition cc;
+        auto argv = argv_of(cond.value("command", Json()), "rollout.conditions.command");
+        if (!argv) return fail(argv.error().with_context(path));
+        cc.command = *argv;
+        if (cond.contains("timeout_s")) {
+          if (!cond["timeout_s"].is_number_unsigned() || cond["timeout_s"].get<unsigned>() < 1 ||
+              cond["timeout_s"].get<unsigned>() > 3600)
+            return fail(ErrorCode::kMalformed, path + ": rollout.conditions." + name + ".timeout_s must be 1..3600");
+          cc.timeout_s = cond["timeout_s"].get<int>();
+        }
+        c.rollout.conditions[name] = std::move(cc);
+      }
     }
   }
   if (auto r = j.find("reboot_command"); r != j.end()) {

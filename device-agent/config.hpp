@@ -1,6 +1,7 @@
 // ota-agent's configuration file (schemas/agent-config.schema.json).
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,18 @@ struct Config {
     // every report. Required by signed campaigns; empty: bare reports.
     std::string device_key;
   } mqtt;
+  // The device's side of campaign rollout policies (ota/fleet/policy.hpp).
+  struct Rollout {
+    std::string timezone = "UTC";  // what a policy's "local" means: "UTC" or an IANA name
+    int recheck_s = 60;            // a deferred campaign is looked at again at least this often
+    // Condition name -> command: exit 0 when an install may go on, anything
+    // else (or a timeout) when it must wait ("metered", "battery", "busy", ...).
+    struct Condition {
+      std::vector<std::string> command;
+      int timeout_s = 30;
+    };
+    std::map<std::string, Condition> conditions;
+  } rollout;
 };
 
 Result<Config> load_config(const std::string& path);

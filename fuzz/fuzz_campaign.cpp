@@ -4,7 +4,8 @@
 // the fixed trust store), a device report, an operator command, an
 // availability message, or a bare campaign or control payload; a first byte
 // of 0xF0 or more picks the signed-campaign parsers instead (the fleet
-// registry, a signed report or command as the controller judges them), so
+// registry, a signed report or command as the controller judges them, an
+// install window of a rollout policy), so
 // that the seeds of the first six keep their meaning.
 //
 // Oracles beyond "no crash, no sanitizer report":
@@ -28,7 +29,7 @@ namespace cp = ota::campaign;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
-  const std::uint8_t which = data[0] >= 0xF0 ? static_cast<std::uint8_t>(6 + (data[0] - 0xF0) % 5) : data[0] % 6;
+  const std::uint8_t which = data[0] >= 0xF0 ? static_cast<std::uint8_t>(6 + (data[0] - 0xF0) % 6) : data[0] % 6;
   const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
   const ByteSpan bytes(data + 1, size - 1);
   switch (which) {
@@ -134,6 +135,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       campaign.security = cp::Security{};  // signed mode, no operator authorised
       auto j = cp::judge_command(campaign, text, {}, fuzz::kNow);
       check(j.drop != cp::CommandDrop::kNone);
+      return 0;
+    }
+    case 11: {
+      // An install window as `ota publish --window` reads it: formatted, it reads back the same.
+      auto w = cp::parse_window(text);
+      if (!w) {
+        check(w.error().code == ErrorCode::kUsage);
+        return 0;
+      }
+      auto again = cp::parse_window(cp::format_window(*w));
+      check(again && *again == *w);
       return 0;
     }
     default: {

@@ -403,6 +403,67 @@ TEST_F(Campaigns, APacedWaveLetsDevicesStartNoFasterThanItsRate) {
   validate("campaign-status.schema.json", {save("controller-status.json", st["controller_status"].dump())});
 }
 
+// The devices' own rollout policy: an install window (judged by a clock the
+// test drives, through the agent's test-only OTA_AGENT_POLICY_CLOCK_FILE)
+// keeps every device deferred, untouched, until it opens; then a device
+// whose "busy" condition command fails stays deferred, and installs once
+// it passes. The status shows the deferred devices and why.
+TEST_F(Campaigns, AnInstallWindowKeepsDevicesDeferredUntilItOpensAndABusyDeviceWaitsLonger) {
+  start_broker();
+  Observer obs(broker_->port());
+  const trust::Time mon_0100 = 1780275600;  // 2026-06-01T01:00:00Z, a Monday
+  std::ofstream(path("clock")) << mon_0100;
+  ::setenv("OTA_AGENT_POLICY_CLOCK_FILE", path("clock").c_str(), 1);
+  for (int i = 0; i < 3; ++i) {
+    Device& d = add_device("win-" + std::to_string(i), true);
+    Json cfg = Json::parse(slurp(d.dir + "/agent.json"));
+    cfg["rollout"] = {{"recheck_s", 1}};
+    if (i == 2)  // busy until the marker exists
+      cfg["rollout"]["conditions"] = {{"busy", {{"command", {"/usr/bin/test", "-e", path("not-busy")}}, {"timeout_s", 10}}}};
+    std::ofstream(d.dir + "/agent.json") << cfg.dump(2);
+    start(d);
+  }
+  ::unsetenv("OTA_AGENT_POLICY_CLOCK_FILE");
+  auto p = publish("windowed", {"--waves", "100", "--window", "mon 02:00-03:00", "--defer-on", "busy,metered"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  const Json pub = Json::parse(p.out);
+  ASSERT_TRUE(pub.contains("policy")) << p.out;
+  EXPECT_EQ(pub["policy"]["windows"][0], "mon 02:00-03:00");
+  run_controller("windowed");
+  ASSERT_TRUE(eventually([&] { return obs.count("windowed", cp::Phase::kDeferred) == 3; }, 40s)) << logs();
+  for (const auto& d : devices_) {
+    EXPECT_TRUE(untouched(d)) << d.id;
+    EXPECT_NE(obs.states()[d.id].reason.find("outside the install windows (UTC); the next opens 2026-06-01T02:00:00Z"),
+              std::string::npos)
+        << obs.states()[d.id].reason;
+  }
+  ASSERT_TRUE(eventually([&] {
+    Json st = status("windowed");
+    return st["controller_status"].is_object() && st["controller_status"]["waves"][0]["deferred"] == 3;
+  }, 10s)) << logs();
+  {
+    Json st = status("windowed");
+    validate("campaign-status-result.schema.json", {save("status-deferred.json", st.dump())});
+    for (const auto& d : st["devices"]) EXPECT_EQ(d["phase"], "deferred") << d.dump();
+  }
+  // The window opens: two devices install; the busy one waits for its condition.
+  std::ofstream(path("clock")) << mon_0100 + 3600 + 60;
+  ASSERT_TRUE(eventually([&] { return obs.count("windowed", cp::Phase::kSucceeded) == 2; }, 40s)) << logs();
+  EXPECT_EQ(obs.states()["win-2"].phase, cp::Phase::kDeferred);
+  EXPECT_NE(obs.states()["win-2"].reason.find("condition busy"), std::string::npos) << obs.states()["win-2"].reason;
+  EXPECT_TRUE(untouched(devices_[2]));
+  std::ofstream(path("not-busy")) << "";
+  ASSERT_EQ(controller_->wait(40s), 0) << logs();
+  for (const auto& d : devices_) EXPECT_TRUE(updated(d)) << d.id;
+  EXPECT_EQ(decisions("windowed").back(), "complete");
+  auto doc = cp::parse_document(journal("windowed").front()["document"].dump());
+  ASSERT_TRUE(doc);
+  validate("campaign.schema.json", {save("campaign.json", std::string(doc->campaign.payload.begin(), doc->campaign.payload.end()))});
+  validate("publish-result.schema.json", {save("publish.json", p.out)});
+  validate("agent-config.schema.json", {devices_[2].dir + "/agent.json"});
+  validate("journal-record.schema.json", {path("campaigns/windowed/journal.jsonl")});
+}
+
 TEST_F(Campaigns, ADeviceOfflineDuringItsWaveInstallsWhenItReconnects) {
   start_broker();
   Observer obs(broker_->port());

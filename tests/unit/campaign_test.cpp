@@ -757,6 +757,104 @@ TEST(CampaignPacing, StepsAdmitInPositionOrderWithinDeviceAndByteBudgets) {
   EXPECT_EQ(counts[0].timed_out, 1u) << "only the admitted device, silent since it was let in";
 }
 
+// ---- The devices' rollout policy (policy.hpp) ----
+
+TEST(CampaignPolicy, WindowsParseFormatAndWrapPastMidnight) {
+  auto w = cp::parse_window("mon-fri 02:00-05:00");
+  ASSERT_TRUE(w) << w.error().message;
+  EXPECT_EQ(w->days, 0x1f);
+  EXPECT_EQ(w->start, 120);
+  EXPECT_EQ(w->end, 300);
+  EXPECT_EQ(cp::format_window(*w), "mon,tue,wed,thu,fri 02:00-05:00");
+  EXPECT_EQ(cp::parse_window("sat,sun")->days, 0x60);
+  EXPECT_EQ(cp::parse_window("sat,sun")->end, 1440);
+  EXPECT_EQ(cp::parse_window("fri-mon 22:00-24:00")->days, 0x71);  // ranges wrap the week
+  EXPECT_EQ(cp::parse_window("02:00-03:30")->days, 0x7f);
+  for (const char* bad : {"", "funday", "mon 25:00-26:00", "mon 02:00", "mon 02:00-02:00", "mon 02:60-03:00", "mon-",
+                          "24:00-01:00", "mon 02:00-00:00"})
+    EXPECT_FALSE(cp::parse_window(bad)) << bad;
+  // Past midnight: Friday 22:00 to Saturday 04:00 belongs to Friday's window.
+  const std::vector<cp::Window> night{*cp::parse_window("fri 22:00-04:00")};
+  EXPECT_TRUE(cp::in_window(night, {4, 23 * 60}));   // Fri 23:00
+  EXPECT_TRUE(cp::in_window(night, {5, 3 * 60}));    // Sat 03:00
+  EXPECT_FALSE(cp::in_window(night, {5, 4 * 60}));   // Sat 04:00: closed
+  EXPECT_FALSE(cp::in_window(night, {3, 23 * 60}));  // Thu 23:00
+  EXPECT_FALSE(cp::in_window(night, {4, 3 * 60}));   // Fri 03:00 (Thursday night is not named)
+  EXPECT_TRUE(cp::in_window({}, {0, 0})) << "no windows: any time";
+}
+
+TEST(CampaignPolicy, LocalTimesAndTheNextOpeningInUtcAndANamedZone) {
+  const trust::Time mon_0100 = 1780275600;  // 2026-06-01T01:00:00Z, a Monday
+  auto utc = cp::local_time(mon_0100, "UTC");
+  ASSERT_TRUE(utc);
+  EXPECT_EQ(utc->weekday, 0);
+  EXPECT_EQ(utc->minute, 60);
+  const std::vector<cp::Window> w{*cp::parse_window("mon 02:00-03:00")};
+  auto next = cp::next_open(w, "UTC", mon_0100);
+  ASSERT_TRUE(next && *next);
+  EXPECT_EQ(**next, mon_0100 + 3600);
+  auto now_open = cp::next_open(w, "UTC", mon_0100 + 3600 + 59);
+  ASSERT_TRUE(now_open && *now_open);
+  EXPECT_EQ(**now_open, mon_0100 + 3600 + 59) << "open now: now";
+  // A whole week later at the latest.
+  auto later = cp::next_open(w, "UTC", mon_0100 + 2 * 3600);
+  ASSERT_TRUE(later && *later);
+  EXPECT_EQ(**later, mon_0100 + 3600 + 7 * 86400);
+  // Unknown or unsafe zones are errors, never UTC in disguise.
+  EXPECT_FALSE(cp::local_time(mon_0100, "Mars/Olympus_Mons"));
+  EXPECT_FALSE(cp::local_time(mon_0100, "../etc/passwd"));
+  EXPECT_FALSE(cp::is_valid_zone_name("Europe/../../x"));
+  if (::access("/usr/share/zoneinfo/Europe/Berlin", R_OK) != 0) GTEST_SKIP() << "no tzdata";
+  // 01:00 UTC in June is 03:00 in Berlin (CEST), and the zone is restored after.
+  auto berlin = cp::local_time(mon_0100, "Europe/Berlin");
+  ASSERT_TRUE(berlin) << berlin.error().message;
+  EXPECT_EQ(berlin->weekday, 0);
+  EXPECT_EQ(berlin->minute, 180);
+  EXPECT_EQ(cp::local_time(mon_0100, "UTC")->minute, 60);
+  auto in_berlin = cp::next_open(w, "Europe/Berlin", mon_0100 - 2 * 3600);  // Sunday 23:00 UTC = Monday 01:00 CEST
+  ASSERT_TRUE(in_berlin && *in_berlin);
+  EXPECT_EQ(**in_berlin, mon_0100 - 3600);  // Monday 02:00 CEST is 00:00 UTC
+}
+
+TEST(CampaignPolicy, ThePolicyIsSignedWithTheCampaignAndParsedStrictly) {
+  auto ctl = key(2);
+  cp::Campaign c = sample(ctl);
+  cp::Policy p;
+  p.windows = {*cp::parse_window("mon-fri 02:00-05:00"), *cp::parse_window("sat,sun")};
+  p.timezone = "local";
+  p.download_early = true;
+  p.start_delay_s = 1800;
+  p.max_age_s = 30 * 86400;
+  p.defer_on = {"metered", "battery"};
+  c.policy = p;
+  const Bytes b = cp::encode_campaign(c);
+  auto back = cp::parse_campaign(b);
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_TRUE(back->policy);
+  EXPECT_EQ(*back->policy, p);
+  EXPECT_EQ(cp::encode_campaign(*back), b);
+  const std::string text(b.begin(), b.end());
+  EXPECT_NE(text.find("\"start\":\"02:00\",\"end\":\"05:00\""), std::string::npos) << text;
+  auto parse = [](std::string t) { return cp::parse_campaign(Bytes(t.begin(), t.end())); };
+  auto swap = [&](const std::string& from, const std::string& to) {
+    std::string t = text;
+    t.replace(t.find(from), from.size(), to);
+    return t;
+  };
+  EXPECT_FALSE(parse(swap("\"end\":\"05:00\"", "\"end\":\"05:61\"")));
+  EXPECT_FALSE(parse(swap("\"mon\"", "\"moon\"")));
+  EXPECT_FALSE(parse(swap("\"timezone\":\"local\"", "\"timezone\":\"../x\"")));
+  EXPECT_FALSE(parse(swap("\"download_early\":true", "\"download_early\":1")));
+  EXPECT_FALSE(parse(swap("\"metered\"", "\"Metered!\"")));
+  EXPECT_FALSE(parse(swap("\"defer_on\"", "\"defer\"")));
+  // Download early needs windows; a campaign without a policy has no field.
+  cp::Campaign bad = c;
+  bad.policy->windows.clear();
+  EXPECT_EQ(cp::validate(bad).error().code, ErrorCode::kMalformed);
+  const Bytes plain = cp::encode_campaign(sample(ctl));
+  EXPECT_EQ(std::string(plain.begin(), plain.end()).find("policy"), std::string::npos);
+}
+
 TEST(CampaignJournal, AppendsReopensAndCutsATornRecord) {
   test::TempDir dir;
   const std::string path = dir.file("journal.jsonl");

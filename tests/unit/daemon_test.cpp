@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <mutex>
 #include <functional>
 #include <thread>
 
@@ -161,6 +162,13 @@ class DaemonTest : public testing::Test {
     o.fleet = kFleet;
     o.retry_delay_s = 1;
     o.reboot_wait_s = 1;
+    o.policy_recheck_s = 1;
+    o.policy_clock = [this] { return policy_now_ ? policy_now_.load() : now_; };
+    o.check_condition = [this](const std::string& name) -> Result<std::optional<std::string>> {
+      std::lock_guard<std::mutex> lock(conditions_mu_);
+      auto it = conditions_.find(name);
+      return it == conditions_.end() ? std::optional<std::string>{} : it->second;
+    };
     o.stop = &stop_;
     o.device_key = device_key_;
     o.connect = [this](const mqtt::Options& mo) -> Result<std::unique_ptr<mqtt::Client>> { return broker_.connect(mo); };
@@ -236,6 +244,10 @@ class DaemonTest : public testing::Test {
   std::function<Status()> reboot_command_;  // the device's reboot; none by default
   int opens_ = 0;
   int fetch_failures_ = 0;
+  // The rollout policy's clock (0: now_) and the device's condition checks (absent: go on).
+  std::atomic<trust::Time> policy_now_{0};
+  std::mutex conditions_mu_;
+  std::map<std::string, std::optional<std::string>> conditions_;
   std::shared_ptr<const keys::SecretKey> device_key_;  // signs reports when set
 };
 
@@ -330,6 +342,174 @@ TEST_F(DaemonTest, APacedDeviceWaitsInItsOpenWaveUntilTheControlLetsItIn) {
   }
   EXPECT_EQ(opens_, 1);
   EXPECT_EQ(count(cp::Phase::kRebooting), 1u);
+}
+
+// ---- The rollout policy (campaign::Policy), evaluated by the device ----
+
+std::string last_reason(const std::vector<cp::Report>& rs, cp::Phase p) {
+  std::string why;
+  for (const auto& r : rs)
+    if (r.phase == p) why = r.reason;
+  return why;
+}
+
+TEST_F(DaemonTest, AnInstallWindowDefersTheDeviceUntilItOpensThenItInstalls) {
+  auto c = campaign();
+  cp::Policy pol;
+  pol.windows = {*cp::parse_window("mon 02:00-03:00")};
+  c.policy = pol;
+  put("c1", document(c, control(c, 1)));
+  const trust::Time mon_0100 = 1780275600;  // 2026-06-01T01:00:00Z, a Monday
+  policy_now_ = mon_0100;
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    auto r = session(d, [&] { return count(cp::Phase::kDeferred) == 1; });
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_FALSE(*r);
+    disk_ = dev->survivors();
+  }
+  EXPECT_EQ(opens_, 0) << "nothing is fetched outside the window";
+  const std::string why = last_reason(reports(), cp::Phase::kDeferred);
+  EXPECT_NE(why.find("outside the install windows (UTC)"), std::string::npos) << why;
+  EXPECT_NE(why.find("2026-06-01T02:00:00Z"), std::string::npos) << why;
+  EXPECT_TRUE(std::all_of(disk_.b.begin(), disk_.b.end(), [](std::uint8_t x) { return x == 0; }));
+  // Started again, still outside: deferred, nothing fetched; the window
+  // opens while it runs and the device installs without a new document.
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    std::thread opener([&] {
+      std::this_thread::sleep_for(700ms);
+      policy_now_ = mon_0100 + 3600 + 30;
+    });
+    auto r = session(d, nullptr);
+    opener.join();
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_TRUE(*r) << "installed in the window: asks for the reboot";
+    disk_ = dev->survivors();
+  }
+  EXPECT_EQ(opens_, 1);
+  EXPECT_EQ(count(cp::Phase::kRebooting), 1u);
+}
+
+TEST_F(DaemonTest, DownloadEarlyWritesTheImageNowAndSwitchesBanksOnlyInTheWindow) {
+  auto c = campaign();
+  cp::Policy pol;
+  pol.windows = {*cp::parse_window("mon 02:00-03:00")};
+  pol.download_early = true;
+  c.policy = pol;
+  put("c1", document(c, control(c, 1)));
+  const trust::Time mon_0100 = 1780275600;
+  policy_now_ = mon_0100;
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    auto r = session(d, [&] { return last_reason(reports(), cp::Phase::kDeferred).find("written") != std::string::npos; });
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_FALSE(*r) << "no reboot outside the window";
+    disk_ = dev->survivors();
+  }
+  EXPECT_EQ(opens_, 1);
+  EXPECT_EQ(prefix(disk_.b, image_.size()), image_) << "written and verified early";
+  EXPECT_NE(disk_.env.count("upgrade_available") ? disk_.env.at("upgrade_available") : "0", "1") << "no trial begun";
+  EXPECT_EQ(reboot(), Slot::kA) << "the bootloader still boots the old slot";
+  // Restarted outside the window: still held, nothing fetched again.
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    ASSERT_TRUE(session(d, nullptr, 1500ms));
+    disk_ = dev->survivors();
+  }
+  EXPECT_EQ(opens_, 1);
+  // In the window: the bank is checked again and the trial begins.
+  policy_now_ = mon_0100 + 3600;
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    auto r = session(d, nullptr);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_TRUE(*r);
+    disk_ = dev->survivors();
+  }
+  EXPECT_EQ(count(cp::Phase::kRebooting), 1u);
+  ASSERT_EQ(reboot(), Slot::kB);
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    ASSERT_TRUE(session(d, [&] { return count(cp::Phase::kSucceeded) == 1; }));
+    disk_ = dev->survivors();
+  }
+  EXPECT_EQ(count(cp::Phase::kSucceeded), 1u);
+}
+
+TEST_F(DaemonTest, AStartDelayIsDrawnOnceAndAConditionDefersUntilItClears) {
+  auto c = campaign();
+  cp::Policy pol;
+  pol.start_delay_s = 600;
+  pol.defer_on = {"busy", "metered"};
+  c.policy = pol;
+  put("c1", document(c, control(c, 1)));
+  const trust::Time t0 = now_;
+  std::string first;
+  for (int boot_no = 0; boot_no < 2; ++boot_no) {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    ASSERT_TRUE(session(d, [&] { return count(cp::Phase::kDeferred) == static_cast<std::size_t>(boot_no + 1); }));
+    disk_ = dev->survivors();
+    const std::string why = last_reason(reports(), cp::Phase::kDeferred);
+    EXPECT_NE(why.find("start delay until"), std::string::npos) << why;
+    if (boot_no == 0) first = why;
+    else EXPECT_EQ(why, first) << "the delay is drawn once and kept across restarts";
+  }
+  EXPECT_EQ(opens_, 0);
+  // Past the delay, a condition holds ("metered" is not configured on this device: not checked).
+  policy_now_ = t0 + 601;
+  {
+    std::lock_guard<std::mutex> lock(conditions_mu_);
+    conditions_["busy"] = std::string("exited with status 1");
+  }
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    ASSERT_TRUE(session(d, [&] { return last_reason(reports(), cp::Phase::kDeferred).find("condition busy") != std::string::npos; }));
+    disk_ = dev->survivors();
+  }
+  EXPECT_EQ(opens_, 0);
+  // The condition clears while the daemon runs: it installs.
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    std::thread clear([&] {
+      std::this_thread::sleep_for(700ms);
+      std::lock_guard<std::mutex> lock(conditions_mu_);
+      conditions_.erase("busy");
+    });
+    auto r = session(d, nullptr);
+    clear.join();
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_TRUE(*r);
+    disk_ = dev->survivors();
+  }
+  EXPECT_EQ(opens_, 1);
+}
+
+TEST_F(DaemonTest, ABundleOlderThanThePolicysMaximumAgeIsSkippedAndNothingIsWritten) {
+  auto c = campaign();
+  cp::Policy pol;
+  pol.max_age_s = 86400;
+  c.policy = pol;
+  put("c1", document(c, control(c, 1)));
+  policy_now_ = test::at("2099-01-01");
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    ASSERT_TRUE(session(d, [&] { return count(cp::Phase::kSkipped) == 1; }));
+    disk_ = dev->survivors();
+  }
+  EXPECT_EQ(count(cp::Phase::kSkipped), 1u);
+  EXPECT_NE(last_reason(reports(), cp::Phase::kSkipped).find("maximum age"), std::string::npos);
+  EXPECT_TRUE(std::all_of(disk_.b.begin(), disk_.b.end(), [](std::uint8_t x) { return x == 0; }));
 }
 
 TEST_F(DaemonTest, WithADeviceKeyEveryReportIsSignedWithAReceiptAndNoNumberIsSignedTwice) {

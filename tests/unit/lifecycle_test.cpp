@@ -27,11 +27,13 @@ const InstallEvent kInstallEvents[] = {
 const cp::Phase kPhases[] = {cp::Phase::kIdle,      cp::Phase::kWaiting,    cp::Phase::kDownloading,
                              cp::Phase::kRebooting, cp::Phase::kSucceeded,  cp::Phase::kRolledBack,
                              cp::Phase::kFailed,    cp::Phase::kAborted,    cp::Phase::kSkipped,
-                             cp::Phase::kReverting, cp::Phase::kReverted,   cp::Phase::kRevertFailed};
+                             cp::Phase::kReverting, cp::Phase::kReverted,   cp::Phase::kRevertFailed,
+                             cp::Phase::kDeferred};
 const CampaignEvent kCampaignEvents[] = {
     CampaignEvent::kWaveClosed, CampaignEvent::kNotForDevice, CampaignEvent::kWaveOpen,     CampaignEvent::kRetry,
     CampaignEvent::kInstalled,  CampaignEvent::kInstallFailed, CampaignEvent::kAbort,       CampaignEvent::kRebootFailed,
-    CampaignEvent::kCommitted,  CampaignEvent::kRolledBack,    CampaignEvent::kRevert,      CampaignEvent::kRevertRefused};
+    CampaignEvent::kCommitted,  CampaignEvent::kRolledBack,    CampaignEvent::kRevert,      CampaignEvent::kRevertRefused,
+    CampaignEvent::kDefer};
 
 TEST(InstallLifecycle, EveryListedTransitionWalks) {
   std::set<std::pair<int, int>> seen;
@@ -135,6 +137,15 @@ TEST(CampaignLifecycle, EveryOtherEventInEveryPhaseIsRefusedAndFinalPhasesTakeNo
       EXPECT_EQ(t.from, cp::Phase::kReverting);
     }
   }
+  // The rollout policy holds a device only before its trial: deferred is
+  // entered from idle, waiting, downloading (written early) or deferred.
+  for (const auto& t : agent::campaign_table())
+    if (t.event == CampaignEvent::kDefer) {
+      EXPECT_TRUE(t.from == cp::Phase::kIdle || t.from == cp::Phase::kWaiting || t.from == cp::Phase::kDownloading ||
+                  t.from == cp::Phase::kDeferred)
+          << cp::phase_name(t.from);
+      EXPECT_EQ(t.to, cp::Phase::kDeferred);
+    }
   // From reverting, every way out ends final (the revert is done once).
   for (const auto& t : agent::campaign_table())
     if (t.from == cp::Phase::kReverting && t.to != cp::Phase::kReverting) {

@@ -35,6 +35,10 @@ struct PublishArgs {
   bool unsigned_mode = false;
   std::uint64_t devices_per_minute = 0;
   std::string bytes_per_minute;
+  // The devices' rollout policy.
+  std::vector<std::string> windows, defer_on;
+  std::string timezone, start_delay, max_age;
+  bool download_early = false;
   PassphraseSource pass;
   BrokerArgs broker;
 };
@@ -78,6 +82,47 @@ Status run_publish(const PublishArgs& a, OJson& out) {
   }
   r.registry_path = a.registry;
   r.devices_per_minute = a.devices_per_minute;
+  if (!a.windows.empty() || !a.defer_on.empty() || !a.timezone.empty() || !a.start_delay.empty() || !a.max_age.empty() ||
+      a.download_early) {
+    cp::Policy pol;
+    for (const auto& w : a.windows) {
+      auto pw = cp::parse_window(w);
+      if (!pw) return fail(pw.error().with_context("--window"));
+      pol.windows.push_back(*pw);
+    }
+    if (!a.timezone.empty()) {
+      if (!cp::is_valid_zone_name(a.timezone))
+        return fail(ErrorCode::kUsage, "--timezone: UTC, local (each device's configured zone) or an IANA name");
+      // A named zone must resolve here too (devices need it in their zoneinfo).
+      if (a.timezone != "local")
+        if (auto t = cp::local_time(0, a.timezone); !t) return fail(t.error().with_context("--timezone"));
+      pol.timezone = a.timezone;
+    }
+    if (!a.start_delay.empty()) {
+      auto d = cp::parse_duration(a.start_delay);
+      if (!d) return fail(d.error().with_context("--start-delay"));
+      pol.start_delay_s = *d;
+    }
+    if (!a.max_age.empty()) {
+      auto d = cp::parse_duration(a.max_age);
+      if (!d) return fail(d.error().with_context("--max-age"));
+      pol.max_age_s = *d;
+    }
+    for (const auto& list : a.defer_on) {
+      std::size_t pos = 0;
+      while (pos <= list.size()) {
+        const std::size_t comma = std::min(list.find(',', pos), list.size());
+        const std::string name = list.substr(pos, comma - pos);
+        if (!cp::is_valid_condition(name)) return fail(ErrorCode::kUsage, "--defer-on: \"" + name + "\" is not [a-z0-9_-]{1,32}");
+        pol.defer_on.push_back(name);
+        pos = comma + 1;
+      }
+    }
+    pol.download_early = a.download_early;
+    if (pol.download_early && pol.windows.empty()) return fail(ErrorCode::kUsage, "--download-early needs --window");
+    if (auto st = cp::validate(pol); !st) return fail(ErrorCode::kUsage, st.error().message);
+    r.policy = std::move(pol);
+  }
   if (!a.bytes_per_minute.empty()) {
     auto b = cp::parse_size(a.bytes_per_minute);
     if (!b) return fail(b.error().with_context("--bytes-per-minute"));
@@ -135,6 +180,16 @@ Status run_publish(const PublishArgs& a, OJson& out) {
                    {"full_size", c.pace->full_size},
                    {"deltas", deltas}};
   }
+  if (c.policy) {
+    OJson wins = OJson::array();
+    for (const auto& win : c.policy->windows) wins.push_back(cp::format_window(win));
+    out["policy"] = {{"windows", wins},
+                     {"timezone", c.policy->timezone},
+                     {"download_early", c.policy->download_early},
+                     {"start_delay_s", c.policy->start_delay_s},
+                     {"max_age_s", c.policy->max_age_s},
+                     {"defer_on", c.policy->defer_on}};
+  }
   out["directory"] = p.directory;
   return ok();
 }
@@ -187,6 +242,16 @@ void add_publish_command(CLI::App& app, Context& ctx, int& exit_code) {
   pub->add_option("--bytes-per-minute", p->bytes_per_minute,
                   "Pace: at most this many bytes (512K, 20M, 1G) fetched per minute by the devices it lets start "
                   "(each counted at its delta's size, or the full payload's)");
+  pub->add_option("--window", p->windows,
+                  "Devices install only in these windows (repeat): \"mon-fri 02:00-05:00\", \"sat,sun\", \"daily 22:00-04:00\"");
+  pub->add_option("--timezone", p->timezone,
+                  "The windows' zone: UTC (default), local (each device's rollout.timezone) or an IANA name");
+  pub->add_flag("--download-early", p->download_early,
+                "Outside a window, devices download and write the image now and switch banks in the window");
+  pub->add_option("--start-delay", p->start_delay, "Each device waits a random time up to this before it starts (30m)");
+  pub->add_option("--max-age", p->max_age, "Devices do not install the bundle once it is older than this (30d)");
+  pub->add_option("--defer-on", p->defer_on,
+                  "Conditions each device checks with its configured command before it installs (metered,battery,busy)");
   pub->add_option("--revision", p->revision, "Campaign revision (default: one more than the broker holds)");
   pub->add_option("--dir", p->dir, "Campaign directories live here")->capture_default_str();
   p->broker.add(pub);

@@ -132,6 +132,10 @@ struct Device {
   // yet (a full or reuse install), so the install can be reverted
   // (revert()); a delta's base is known without it.
   bool record_previous = false;
+  // Optional: asked once the image is written and verified, before the
+  // trial begins; true leaves the install written (InstallReport::held),
+  // to be resumed by the same install later.
+  std::function<bool()> hold_trial;
 };
 
 struct InstallReport {
@@ -142,6 +146,7 @@ struct InstallReport {
   std::uint64_t bytes_written = 0;  // bank bytes written in this run
   bool reuse = false;               // a chunks payload: local chunks copied, the rest fetched
   std::uint64_t bytes_reused = 0;   // reuse: image bytes copied from the banks in this run
+  bool held = false;                // written and verified, the trial not begun (Device::hold_trial)
 };
 
 class Agent {

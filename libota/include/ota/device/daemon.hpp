@@ -86,6 +86,17 @@ struct DaemonOptions {
   int reboot_wait_s = 120;
   std::size_t outbox_limit = 256;  // reports kept while offline (oldest progress events go first)
   int retry_delay_s = 10;          // after a failed download, before trying again
+  // The rollout policy a campaign signs (campaign::Policy), evaluated here:
+  // the zone a policy saying "local" means ("UTC" or an IANA name); a check
+  // per condition name (nullopt: holds, go on; else why it defers; no
+  // function, or an unknown name: not checked); how often a deferred
+  // campaign is looked at again (at the latest; sooner when the window or
+  // the delay ends); and the clock windows and delays are judged by
+  // (default: the device's now; tests drive it).
+  std::string timezone = "UTC";
+  std::function<Result<std::optional<std::string>>(const std::string& condition)> check_condition;
+  int policy_recheck_s = 60;
+  std::function<trust::Time()> policy_clock;
   const volatile bool* stop = nullptr;
   std::function<void(const std::string&)> log;
 };

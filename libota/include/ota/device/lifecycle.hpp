@@ -79,6 +79,8 @@ enum class CampaignEvent {
   // Revert on abort (campaign::Campaign::revert_on_abort):
   kRevert,         // an abort of a campaign the device committed: switch back to the previous image
   kRevertRefused,  // the previous image was not recorded or no longer verifies: the new image stays
+  // The campaign's rollout policy (campaign::Policy), evaluated by the device:
+  kDefer,          // outside the install windows, in the start delay, or a condition holds (written early: waits to switch)
 };
 
 struct CampaignTransition {

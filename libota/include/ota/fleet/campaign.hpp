@@ -33,6 +33,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ota/fleet/policy.hpp"
 #include "ota/core/error.hpp"
 #include "ota/core/hash.hpp"
 #include "ota/release/keys.hpp"
@@ -117,6 +118,7 @@ struct Campaign {
   // the image they ran before, when it still verifies (docs/protocol.md,
   // "Revert on abort"). Encoded only when true.
   bool revert_on_abort = false;
+  std::optional<Policy> policy;      // absent: a device installs as soon as its wave lets it (policy.hpp)
 };
 
 enum class RunState { kRunning, kPaused, kAborted, kCompleted };
@@ -215,6 +217,10 @@ enum class Phase {
   kReverting,     // the previous image verified; its trial boot begun
   kReverted,      // rebooted into the previous image and committed it (final)
   kRevertFailed,  // no revert: not recorded, no longer verifies, or failed its health check; the new image runs (final)
+  // The device's rollout policy (Campaign::policy) holds it: outside its
+  // install windows, its start delay, a condition (metered, battery, busy);
+  // the reason says which and until when. Written early, it waits for a window.
+  kDeferred,
 };
 std::string_view phase_name(Phase p);
 bool is_final(Phase p);
@@ -298,6 +304,7 @@ struct WaveCounts {
   std::uint64_t reverting = 0;
   std::uint64_t reverted = 0;
   std::uint64_t revert_failed = 0;
+  std::uint64_t deferred = 0;     // of pending: held by their own rollout policy (never timed out)
   std::uint64_t finished() const { return succeeded + rolled_back + failed; }
   std::uint64_t failures() const { return rolled_back + failed; }
 };

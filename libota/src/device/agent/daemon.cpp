@@ -64,6 +64,12 @@ struct Daemon::Impl {
   std::set<std::string> rejected;
   // The trial has not booted: ask for the reboot again at this time.
   std::optional<std::chrono::steady_clock::time_point> reboot_again_at;
+  // A campaign its rollout policy deferred: looked at again at recheck_at
+  // (the window's opening, the delay's end, or policy_recheck_s), and the
+  // reason last reported for each (reported again only when it changes).
+  std::optional<std::string> recheck;
+  std::chrono::steady_clock::time_point recheck_at{};
+  std::map<std::string, std::string> deferred_why;
 
   Impl(Device d, storage::StateStore& s, DaemonOptions opts) : dev(std::move(d)), store(s), o(std::move(opts)) {
     // The daemon reports before it reboots, so the agent never reboots itself.
@@ -75,6 +81,7 @@ struct Daemon::Impl {
     if (o.log) o.log(line);
   }
   trust::Time now() const { return dev.now(); }
+  trust::Time policy_now() const { return o.policy_clock ? o.policy_clock() : now(); }
   bool stopping() const { return o.stop && *o.stop; }
 
   // ---- records ----
@@ -345,7 +352,81 @@ struct Daemon::Impl {
       }
       return ok();
     }
+    // The device's own rollout policy, signed in the campaign: it may hold
+    // what the controller allows (an abort, handled above, never waits).
+    if (v.campaign.policy) {
+      if (auto hold = policy_holds(v, r, started)) {
+        // Download early: write and verify now, switch banks in the window.
+        if (hold->may_write && !(started && s.install.stage == Stage::kWritten)) return install(v, &*hold);
+        return defer(id, r, *hold);
+      }
+    }
     return install(v);
+  }
+
+  // ---- the rollout policy (campaign::Policy) ----
+
+  struct Hold {
+    std::string why;
+    trust::Time until = 0;   // when to look again (0: policy_recheck_s)
+    bool may_write = false;  // outside a window with download_early: the image may be written now
+  };
+
+  // What holds the campaign now, if anything: the start delay (drawn once,
+  // saved), a condition, then the install windows.
+  std::optional<Hold> policy_holds(const cp::Verified& v, CampaignRecord& r, bool started) {
+    const cp::Policy& p = *v.campaign.policy;
+    const trust::Time t = policy_now();
+    if (p.start_delay_s > 0 && !started) {
+      if (r.not_before == 0) {
+        r.not_before = t + static_cast<trust::Time>(randombytes_uniform(static_cast<std::uint32_t>(p.start_delay_s)));
+        if (auto st = save_records(); !st) return Hold{"saving the start delay: " + st.error().message};
+      }
+      if (t < r.not_before) return Hold{"start delay until " + trust::format_time(r.not_before), r.not_before};
+    }
+    // The windows first (no command runs outside them), then the conditions,
+    // which also hold an early download (a metered link).
+    std::optional<Hold> outside;
+    if (!p.windows.empty()) {
+      const std::string zone = p.timezone == "local" ? o.timezone : p.timezone;
+      auto lt = cp::local_time(t, zone);
+      if (!lt) return Hold{"install windows: " + lt.error().message};
+      if (!cp::in_window(p.windows, *lt)) {
+        auto next = cp::next_open(p.windows, zone, t);
+        const trust::Time until = next && *next ? **next : 0;
+        outside = Hold{"outside the install windows (" + zone + ")" +
+                           (until ? "; the next opens " + trust::format_time(until) : std::string()),
+                       until, p.download_early};
+        if (!p.download_early) return outside;
+      }
+    }
+    for (const auto& name : p.defer_on) {
+      if (!o.check_condition) break;
+      auto c = o.check_condition(name);
+      if (!c) return Hold{"condition " + name + " could not be checked: " + c.error().message};
+      if (*c) return Hold{"condition " + name + ": " + **c};
+    }
+    if (outside) return outside;
+    return std::nullopt;
+  }
+
+  void schedule_recheck(const std::string& id, trust::Time until) {
+    std::int64_t wait = o.policy_recheck_s;
+    if (until > 0) wait = std::clamp<std::int64_t>(until - policy_now(), 1, o.policy_recheck_s);
+    recheck = id;
+    recheck_at = std::chrono::steady_clock::now() + std::chrono::seconds(std::max<std::int64_t>(1, wait));
+  }
+
+  // Deferred: recorded, reported when the reason changed, looked at again.
+  Status defer(const std::string& id, CampaignRecord& r, const Hold& h) {
+    const cp::Phase before = r.phase;
+    OTA_TRY(move(r, CampaignEvent::kDefer));
+    if (r.phase != before) OTA_TRY(save_records());
+    schedule_recheck(id, h.until);
+    std::string& last = deferred_why[id];
+    if (r.phase == before && last == h.why) return ok();
+    last = h.why;
+    return report(id, cp::Phase::kDeferred, h.why);
   }
 
   // The record says reverting before the agent writes anything (a restart
@@ -383,7 +464,9 @@ struct Daemon::Impl {
     return ok();
   }
 
-  Status install(const cp::Verified& v) {
+  // `early`: the policy holds the switch (download early): written and
+  // verified now, the trial left for the window.
+  Status install(const cp::Verified& v, const Hold* early = nullptr) {
     const std::string id = v.campaign.id;
     if (now() >= v.campaign.expires) return ok();
     CampaignRecord& r = rec.campaigns[id];
@@ -399,12 +482,21 @@ struct Daemon::Impl {
     Device d = dev;
     d.record_previous = v.campaign.revert_on_abort;  // so that an abort can revert it
     const Digest want = v.campaign.manifest_hash;
-    d.accept = [&](const manifest::Manifest&, const Digest& got) -> Status {
+    // The policy's maximum bundle age, from the signed manifest's creation.
+    std::optional<std::string> too_old;
+    d.accept = [&](const manifest::Manifest& m, const Digest& got) -> Status {
       if (got != want)
         return fail(ErrorCode::kPayloadMismatch, "the bundle at " + redact_url(v.campaign.url) +
                                                      " is not the one campaign " + id + " names");
+      if (v.campaign.policy && v.campaign.policy->max_age_s > 0 &&
+          policy_now() - m.created > v.campaign.policy->max_age_s) {
+        too_old = "the bundle was created " + trust::format_time(m.created) + ", longer ago than the campaign's maximum age (" +
+                  std::to_string(v.campaign.policy->max_age_s) + " s)";
+        return fail(ErrorCode::kExpired, *too_old);
+      }
       return ok();
     };
+    d.hold_trial = [early] { return early != nullptr; };
     d.cancelled = [&]() {
       pump(std::chrono::milliseconds(0));
       return cancel || stopping();
@@ -425,6 +517,13 @@ struct Daemon::Impl {
     }
     installing.clear();
     CampaignRecord& rr = rec.campaigns[id];
+    if (rep && rep->held) {
+      OTA_TRY(move(rr, CampaignEvent::kDefer));
+      OTA_TRY(save_records());
+      schedule_recheck(id, early->until);
+      deferred_why[id] = "written and verified; " + early->why;
+      return report(id, cp::Phase::kDeferred, deferred_why[id], 0, fetched);
+    }
     if (rep) {
       OTA_TRY(move(rr, CampaignEvent::kInstalled));
       OTA_TRY(save_records());
@@ -434,6 +533,16 @@ struct Daemon::Impl {
     }
     const Error& e = rep.error();
     if (e.code == ErrorCode::kCancelled && stopping()) return ok();  // resumes at the next start
+    if (too_old) {
+      // Not for this device any more: an image written early is abandoned.
+      if (auto st = agent->state(); st && st->install.stage != Stage::kNone && st->install.stage != Stage::kTrial)
+        (void)agent->rollback(*too_old);
+      OTA_TRY(move(rr, CampaignEvent::kNotForDevice));
+      rr.done = true;
+      rec.current.clear();
+      OTA_TRY(save_records());
+      return report(id, cp::Phase::kSkipped, *too_old, static_cast<int>(ErrorCode::kExpired), fetched);
+    }
     auto st = agent->state();
     if (st && st->install.stage == Stage::kWriting) (void)agent->rollback(e.code == ErrorCode::kCancelled ? "campaign aborted" : e.message);
     if (e.code == ErrorCode::kCancelled) {
@@ -574,6 +683,8 @@ struct Daemon::Impl {
     deferred.clear();
     latest.clear();
     retry.reset();
+    recheck.reset();
+    deferred_why.clear();
     agent = std::make_unique<Agent>(dev);
     load();
     OTA_TRY(settle_trial());
@@ -601,6 +712,19 @@ struct Daemon::Impl {
         // that came meanwhile is what act() sees).
         if (auto fresh = cp::check_control_fresh(it->second.campaign, it->second.control, now()); !fresh) {
           log("retry of " + id + " waits for fresh control: " + fresh.error().message);
+          continue;
+        }
+        const cp::Verified v = it->second;
+        OTA_TRY(act(v));
+      }
+      if (recheck && std::chrono::steady_clock::now() >= recheck_at && installing.empty()) {
+        // A deferred campaign: its window opened, its delay ended, or time to check the conditions again.
+        const std::string id = *recheck;
+        recheck.reset();
+        auto it = latest.find(id);
+        if (it == latest.end() || rec.campaigns[id].done) continue;
+        if (auto fresh = cp::check_control_fresh(it->second.campaign, it->second.control, now()); !fresh) {
+          log("deferred " + id + " waits for fresh control: " + fresh.error().message);
           continue;
         }
         const cp::Verified v = it->second;

@@ -13,7 +13,8 @@ using json::Ordered;
 cp::Phase phase_from(const std::string& s) {
   for (auto p : {cp::Phase::kIdle, cp::Phase::kWaiting, cp::Phase::kDownloading, cp::Phase::kRebooting,
                  cp::Phase::kSucceeded, cp::Phase::kRolledBack, cp::Phase::kFailed, cp::Phase::kAborted,
-                 cp::Phase::kSkipped, cp::Phase::kReverting, cp::Phase::kReverted, cp::Phase::kRevertFailed})
+                 cp::Phase::kSkipped, cp::Phase::kReverting, cp::Phase::kReverted, cp::Phase::kRevertFailed,
+                 cp::Phase::kDeferred})
     if (s == cp::phase_name(p)) return p;
   return cp::Phase::kIdle;
 }
@@ -38,6 +39,11 @@ Result<Records> parse_records(ByteSpan b) {
     cr.phase = phase_from(c["phase"].get<std::string>());
     cr.done = c["done"].get<bool>();
     cr.seen = c["seen"].get<std::uint64_t>();
+    // The start delay's end, drawn once (absent in records written before policies).
+    if (c.contains("not_before")) {
+      if (!c["not_before"].is_number_integer()) return fail(ErrorCode::kMalformed, "campaign records: bad record");
+      cr.not_before = c["not_before"].get<std::int64_t>();
+    }
     r.campaigns[it.key()] = cr;
   }
   return r;
@@ -48,12 +54,14 @@ std::string encode_records(const Records& r) {
   j["current"] = r.current;
   j["counter"] = r.counter;
   Ordered cs = Ordered::object();
-  for (const auto& [id, c] : r.campaigns)
+  for (const auto& [id, c] : r.campaigns) {
     cs[id] = {{"campaign_revision", c.campaign_revision},
               {"control_revision", c.control_revision},
               {"phase", std::string(cp::phase_name(c.phase))},
               {"done", c.done},
               {"seen", c.seen}};
+    if (c.not_before != 0) cs[id]["not_before"] = c.not_before;
+  }
   j["campaigns"] = cs;
   return j.dump();
 }

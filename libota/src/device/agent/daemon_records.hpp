@@ -28,6 +28,7 @@ struct CampaignRecord {
   campaign::Phase phase = campaign::Phase::kIdle;
   bool done = false;
   std::uint64_t seen = 0;  // insertion order, for trimming
+  std::int64_t not_before = 0;  // the rollout policy's start delay ends then (0: none drawn)
 };
 
 struct Records {

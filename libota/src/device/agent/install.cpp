@@ -293,7 +293,14 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
     }
   }
 
-  // 6. Only now: boot the target once, then reboot into it.
+  // 6. Only now: boot the target once, then reboot into it; unless the
+  // caller holds the trial (a rollout policy's download-early: written and
+  // verified now, switched in a window): the record stays written, and the
+  // same install later resumes at step 5, re-hashing the bank.
+  if (d_.hold_trial && d_.hold_trial()) {
+    report.held = true;
+    return report;
+  }
   OTA_TRY(begin_trial(s, bc));
   return report;
 }

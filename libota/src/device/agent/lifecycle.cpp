@@ -85,6 +85,7 @@ std::string_view campaign_event_name(CampaignEvent e) {
     case CampaignEvent::kRolledBack: return "rolled-back";
     case CampaignEvent::kRevert: return "revert";
     case CampaignEvent::kRevertRefused: return "revert-refused";
+    case CampaignEvent::kDefer: return "defer";
   }
   return "unknown";
 }
@@ -101,6 +102,13 @@ const std::vector<CampaignTransition>& campaign_table() {
       {P::kWaiting, E::kNotForDevice, P::kSkipped, "save the record (done), report skipped"},
       {P::kWaiting, E::kWaveOpen, P::kDownloading, "save the record (current campaign) and report, then install"},
       {P::kWaiting, E::kAbort, P::kAborted, "save the record (done), report aborted"},
+      {P::kIdle, E::kDefer, P::kDeferred, "save the record, report deferred with the reason and until when"},
+      {P::kWaiting, E::kDefer, P::kDeferred, "save the record, report deferred with the reason and until when"},
+      {P::kDeferred, E::kDefer, P::kDeferred, "report again only when the reason changed; look again at the time it names"},
+      {P::kDeferred, E::kWaveOpen, P::kDownloading, "save the record (current campaign) and report, then install (resumes a written image)"},
+      {P::kDeferred, E::kWaveClosed, P::kDeferred, "nothing (a pause holds it too; an image written early stays written)"},
+      {P::kDeferred, E::kNotForDevice, P::kSkipped, "abandon an image written early, save the record (done), report skipped (the bundle is older than the policy's maximum age)"},
+      {P::kDeferred, E::kAbort, P::kAborted, "abandon an image written early, save the record (done), report aborted"},
       {P::kDownloading, E::kWaveOpen, P::kDownloading, "install again (resumes from the checkpoint)"},
       {P::kDownloading, E::kWaveClosed, P::kDownloading, "nothing is installed until the wave is open again (an install already writing goes on under a pause)"},
       {P::kDownloading, E::kRetry, P::kDownloading, "report the failure as an event; read the newest control again before the retry"},
@@ -108,6 +116,7 @@ const std::vector<CampaignTransition>& campaign_table() {
       {P::kDownloading, E::kNotForDevice, P::kSkipped, "abandon the install, save the record (done), report skipped"},
       {P::kDownloading, E::kInstallFailed, P::kFailed, "abandon the install, save the record (done), report failed"},
       {P::kDownloading, E::kAbort, P::kAborted, "abandon the install, save the record (done), report aborted"},
+      {P::kDownloading, E::kDefer, P::kDeferred, "written and verified early, no trial begun: save the record, report deferred until a window opens"},
       {P::kRebooting, E::kRebootFailed, P::kRebooting, "nothing is committed; report, ask for the reboot again"},
       {P::kRebooting, E::kCommitted, P::kSucceeded, "save the record (done), report succeeded (the final result)"},
       {P::kRebooting, E::kRolledBack, P::kRolledBack, "save the record (done), report rolled-back, reboot into the old slot"},

@@ -36,7 +36,8 @@ Ordered counts_json(const WaveCounts& k) {
   return Ordered{{"targeted", k.targeted},   {"succeeded", k.succeeded}, {"rolled_back", k.rolled_back},
                  {"failed", k.failed},       {"timed_out", k.timed_out}, {"aborted", k.aborted},
                  {"skipped", k.skipped},     {"pending", k.pending},     {"bytes_fetched", k.bytes_fetched},
-                 {"reverting", k.reverting}, {"reverted", k.reverted},   {"revert_failed", k.revert_failed}};
+                 {"reverting", k.reverting}, {"reverted", k.reverted},   {"revert_failed", k.revert_failed},
+                 {"deferred", k.deferred}};
 }
 
 Result<Control> control_of(const trust::Envelope& e) { return parse_control(e.payload); }

@@ -3,6 +3,7 @@
 #include "ota/fleet/campaign.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 
@@ -13,6 +14,86 @@ namespace ota::campaign {
 using namespace detail;
 
 // ---- Campaign document ----
+
+namespace {
+
+constexpr const char* kDayNames[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+
+std::string clock_text(int minutes) {  // 0..1440
+  const int h = minutes / 60, m = minutes % 60;
+  return {static_cast<char>('0' + h / 10), static_cast<char>('0' + h % 10), ':', static_cast<char>('0' + m / 10),
+          static_cast<char>('0' + m % 10)};
+}
+
+json::Ordered policy_json(const Policy& p) {
+  json::Ordered windows = json::Ordered::array();
+  for (const auto& w : p.windows) {
+    json::Ordered days = json::Ordered::array();
+    for (int d = 0; d < 7; ++d)
+      if (w.days & (1u << d)) days.push_back(kDayNames[d]);
+    windows.push_back({{"days", days}, {"start", clock_text(w.start)}, {"end", clock_text(w.end)}});
+  }
+  json::Ordered defer = json::Ordered::array();
+  for (const auto& c : p.defer_on) defer.push_back(c);
+  return {{"windows", windows},       {"timezone", p.timezone},   {"download_early", p.download_early},
+          {"start_delay_s", p.start_delay_s}, {"max_age_s", p.max_age_s}, {"defer_on", defer}};
+}
+
+Result<int> clock_field(const json::Object& o, std::string_view key, bool end) {
+  OTA_TRY_ASSIGN(auto text, o.string(key, 5));
+  const bool digits = text.size() == 5 && text[2] == ':' && std::isdigit(static_cast<unsigned char>(text[0])) &&
+                      std::isdigit(static_cast<unsigned char>(text[1])) && std::isdigit(static_cast<unsigned char>(text[3])) &&
+                      std::isdigit(static_cast<unsigned char>(text[4]));
+  const int v = digits ? ((text[0] - '0') * 10 + (text[1] - '0')) * 60 + (text[3] - '0') * 10 + (text[4] - '0') : -1;
+  if (!digits || text[3] > '5' || v < (end ? 1 : 0) || v > (end ? 1440 : 1439))
+    return fail(ErrorCode::kMalformed, "campaign.policy.windows[]." + std::string(key) + " is not HH:MM");
+  return v;
+}
+
+Result<Policy> policy_from(const json::Json& j) {
+  OTA_TRY_ASSIGN(auto o, json::Object::of(j, "campaign.policy"));
+  OTA_TRY(o.only({"windows", "timezone", "download_early", "start_delay_s", "max_age_s", "defer_on"}));
+  Policy p;
+  OTA_TRY_ASSIGN(auto wj, o.array("windows", kMaxWindows));
+  for (const auto& e : *wj) {
+    OTA_TRY_ASSIGN(auto wo, json::Object::of(e, "campaign.policy.windows[]"));
+    OTA_TRY(wo.only({"days", "start", "end"}));
+    Window w;
+    w.days = 0;
+    OTA_TRY_ASSIGN(auto dj, wo.array("days", 7));
+    for (const auto& d : *dj) {
+      OTA_TRY_ASSIGN(auto name, json::as_string(d, "campaign.policy.windows[].days[]", 3));
+      int idx = -1;
+      for (int i = 0; i < 7; ++i)
+        if (name == kDayNames[i]) idx = i;
+      if (idx < 0 || (w.days & (1u << idx)))
+        return fail(ErrorCode::kMalformed, "campaign.policy.windows[].days[] is not a day (mon..sun, each once)");
+      w.days = static_cast<std::uint8_t>(w.days | (1u << idx));
+    }
+    OTA_TRY_ASSIGN(auto start, clock_field(wo, "start", false));
+    OTA_TRY_ASSIGN(auto end, clock_field(wo, "end", true));
+    w.start = static_cast<std::uint16_t>(start);
+    w.end = static_cast<std::uint16_t>(end);
+    p.windows.push_back(w);
+  }
+  OTA_TRY_ASSIGN(auto tz, o.string("timezone", 64));
+  p.timezone = tz;
+  OTA_TRY_ASSIGN(auto early, o.boolean("download_early"));
+  p.download_early = early;
+  OTA_TRY_ASSIGN(auto delay, o.u64("start_delay_s", 30 * 86400));
+  p.start_delay_s = static_cast<std::int64_t>(delay);
+  OTA_TRY_ASSIGN(auto age, o.u64("max_age_s", 100ull * 365 * 86400));
+  p.max_age_s = static_cast<std::int64_t>(age);
+  OTA_TRY_ASSIGN(auto cj, o.array("defer_on", kMaxConditions));
+  for (const auto& c : *cj) {
+    OTA_TRY_ASSIGN(auto name, json::as_string(c, "campaign.policy.defer_on[]", 32));
+    p.defer_on.push_back(name);
+  }
+  OTA_TRY_CTX(validate(p), "campaign");
+  return p;
+}
+
+}  // namespace
 
 Status validate(const Campaign& c) {
   if (!is_valid_name(c.id)) return fail(ErrorCode::kMalformed, "campaign: id is not a name ([A-Za-z0-9._-]{1,64})");
@@ -34,6 +115,7 @@ Status validate(const Campaign& c) {
     return fail(ErrorCode::kMalformed, "campaign: control_ttl_s is from 10 s to 7 days");
   if (c.security && (c.security->operators.empty() || c.security->operators.size() > 16))
     return fail(ErrorCode::kMalformed, "campaign: security lists 1 to 16 operator keys");
+  if (c.policy) OTA_TRY_CTX(validate(*c.policy), "campaign");
   if (c.pace) {
     if (c.pace->devices_per_minute == 0 && c.pace->bytes_per_minute == 0)
       return fail(ErrorCode::kMalformed, "campaign: pace limits devices or bytes per minute");
@@ -84,6 +166,7 @@ Bytes encode_campaign(const Campaign& c) {
   // Only when set: a campaign without it stays byte for byte what agents
   // that predate the field accept (docs/formats.md, campaign changelog).
   if (c.revert_on_abort) j["revert_on_abort"] = true;
+  if (c.policy) j["policy"] = policy_json(*c.policy);
   return to_bytes(j.dump());
 }
 
@@ -91,7 +174,7 @@ Result<Campaign> parse_campaign(ByteSpan bytes) {
   OTA_TRY_ASSIGN(auto j, parse_object(as_text(bytes), kMaxDocumentBytes, "campaign"));
   OTA_TRY_ASSIGN(auto o, json::Object::of(j, "campaign"));
   OTA_TRY(o.only({"format", "id", "fleet", "revision", "created", "expires", "bundle", "waves", "gates", "controller",
-                   "control_ttl_s", "security", "pace", "revert_on_abort"}));
+                   "control_ttl_s", "security", "pace", "revert_on_abort", "policy"}));
   OTA_TRY_ASSIGN(auto format, o.string("format", 32));
   if (format != kCampaignFormat)
     return fail(ErrorCode::kMalformed, "campaign: format is not " + std::string(kCampaignFormat));
@@ -207,6 +290,11 @@ Result<Campaign> parse_campaign(ByteSpan bytes) {
   if (o.has("revert_on_abort")) {
     OTA_TRY_ASSIGN(auto revert, o.boolean("revert_on_abort"));
     c.revert_on_abort = revert;
+  }
+  if (o.has("policy")) {
+    OTA_TRY_ASSIGN(auto pj, o.object("policy"));
+    OTA_TRY_ASSIGN(auto policy, policy_from(*pj));
+    c.policy = std::move(policy);
   }
   OTA_TRY(validate(c));
   return c;

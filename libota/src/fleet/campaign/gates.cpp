@@ -71,6 +71,11 @@ std::vector<WaveCounts> count(const Campaign& c, const ControllerState& s,
       case Phase::kReverting: ++k.reverting; break;
       case Phase::kReverted: ++k.reverted; break;
       case Phase::kRevertFailed: ++k.revert_failed; break;
+      case Phase::kDeferred:
+        // Held by its own policy (a window days away): pending, never timed out.
+        ++k.deferred;
+        ++k.pending;
+        break;
       default: {
         // Silent past the timeout in an open wave: failed until it reports.
         const bool open = v.wave <= s.control.wave && v.wave < s.wave_opened.size();

@@ -27,6 +27,7 @@ std::string_view phase_name(Phase p) {
     case Phase::kReverting: return "reverting";
     case Phase::kReverted: return "reverted";
     case Phase::kRevertFailed: return "revert-failed";
+    case Phase::kDeferred: return "deferred";
   }
   return "idle";
 }
@@ -74,7 +75,7 @@ Result<Report> parse_report(std::string_view text) {
   bool known = false;
   for (auto p : {Phase::kIdle, Phase::kWaiting, Phase::kDownloading, Phase::kRebooting, Phase::kSucceeded,
                  Phase::kRolledBack, Phase::kFailed, Phase::kAborted, Phase::kSkipped, Phase::kReverting,
-                 Phase::kReverted, Phase::kRevertFailed})
+                 Phase::kReverted, Phase::kRevertFailed, Phase::kDeferred})
     if (phase == phase_name(p)) r.phase = p, known = true;
   if (!known) return fail(ErrorCode::kMalformed, "report.phase is not a known phase");
   OTA_TRY_ASSIGN(auto version, o.string("version", 128));
