@@ -788,6 +788,59 @@ class DaemonPowerCut : public DaemonTest {
   }
 };
 
+// Download early, cut at every write of the early download: outside the
+// window the device never asks for a reboot and the old slot always boots;
+// it ends with the image held written, and in the window it updates once.
+TEST_F(DaemonPowerCut, DownloadEarlyCutAtEveryWriteNeverSwitchesOutsideTheWindowAndEndsUpdatedOnce) {
+  auto c = campaign();
+  cp::Policy pol;
+  pol.windows = {*cp::parse_window("mon 02:00-03:00")};
+  pol.download_early = true;
+  c.policy = pol;
+  const std::string doc = document(c, control(c, 1));
+  const trust::Time mon_0100 = 1780275600;  // a Monday, an hour before the window
+  auto held = [&] { return last_reason(reports(), cp::Phase::kDeferred).find("written") != std::string::npos; };
+  auto early = [&](std::uint64_t n, LossMode mode, std::uint64_t seed) {
+    policy_now_ = mon_0100;
+    std::uint64_t first = 0;
+    for (int boot_no = 0; boot_no < 6; ++boot_no) {
+      auto dev = boot(boot_no == 0 ? PowerCut(n, mode, seed) : PowerCut());
+      auto d = daemon(*dev);
+      auto r = session(d, [&] { return dev->power.cut() || held(); }, 5s);
+      if (boot_no == 0) first = dev->power.writes();
+      disk_ = dev->survivors();
+      EXPECT_FALSE(r && *r) << "boot " << boot_no << ": a reboot asked outside the window";
+      EXPECT_EQ(prefix(disk_.a, base_.size()), base_) << "boot " << boot_no << ": the running bank changed";
+      EXPECT_EQ(reboot(), Slot::kA) << "boot " << boot_no << ": outside the window the old slot boots";
+      if (!dev->power.cut() && held()) break;
+    }
+    return first;
+  };
+  put("c1", doc);
+  const Disk start = disk_;
+  const std::uint64_t total = early(0, LossMode::kDropUnsynced, 1);
+  ASSERT_TRUE(held());
+  ASSERT_GT(total, 5u);
+  RecordProperty("writes_of_an_early_download", static_cast<int>(total));
+  for (LossMode mode : {LossMode::kDropUnsynced, LossMode::kRandomSubset, LossMode::kTornSector}) {
+    for (std::uint64_t n = 1; n <= total; ++n) {
+      const std::string where = "cut at write " + std::to_string(n) + " of " + std::to_string(total) + " (mode " +
+                                std::to_string(static_cast<int>(mode)) + ")";
+      broker_.reset();
+      put("c1", doc);
+      disk_ = start;
+      early(n, mode, n * 7919);
+      EXPECT_TRUE(held()) << where;
+      // The window opens: the held image is checked and switched to, once.
+      policy_now_ = mon_0100 + 3600;
+      run(0, LossMode::kDropUnsynced, 1);
+      EXPECT_EQ(count(cp::Phase::kSucceeded), 1u) << where;
+      EXPECT_EQ(prefix(disk_.b, image_.size()), image_) << where;
+      EXPECT_EQ(disk_.env.at("ota_slot"), "b") << where;
+    }
+  }
+}
+
 TEST_F(DaemonPowerCut, EveryWriteInThreeLossModesEndsUpdatedOnceAndReportedOnce) {
   const cp::Campaign c = campaign();
   const std::string doc = document(c, control(c, 1));

@@ -357,7 +357,9 @@ struct Daemon::Impl {
     if (v.campaign.policy) {
       if (auto hold = policy_holds(v, r, started)) {
         // Download early: write and verify now, switch banks in the window.
-        if (hold->may_write && !(started && s.install.stage == Stage::kWritten)) return install(v, &*hold);
+        const bool written = started && s.install.stage == Stage::kWritten;
+        if (hold->may_write && !written) return install(v, &*hold);
+        if (written) hold->why = "written and verified; " + hold->why;  // as install() says it
         return defer(id, r, *hold);
       }
     }
@@ -676,6 +678,22 @@ struct Daemon::Impl {
     while (!out.pending.empty() && std::chrono::steady_clock::now() < end && !stopping()) pump(std::chrono::milliseconds(100));
   }
 
+  // Acts again on the newest document accepted for the campaign in `slot`
+  // (and clears it), if it is still fresh now: a pause or an abort that came
+  // meanwhile is what act() sees.
+  Status act_again(std::optional<std::string>& slot, const std::string& what) {
+    const std::string id = *slot;
+    slot.reset();
+    auto it = latest.find(id);
+    if (it == latest.end() || rec.campaigns[id].done) return ok();
+    if (auto fresh = cp::check_control_fresh(it->second.campaign, it->second.control, now()); !fresh) {
+      log(what + id + " waits for fresh control: " + fresh.error().message);
+      return ok();
+    }
+    const cp::Verified v = it->second;
+    return act(v);
+  }
+
   Status session() {
     boot = random_hex(8);
     reboot_requested = false;
@@ -703,33 +721,10 @@ struct Daemon::Impl {
         continue;
       }
       pump(std::chrono::milliseconds(250));
-      if (retry && std::chrono::steady_clock::now() >= retry_at && installing.empty()) {
-        const std::string id = *retry;
-        retry.reset();
-        auto it = latest.find(id);
-        if (it == latest.end() || rec.campaigns[id].done) continue;
-        // The newest document accepted, still fresh now (a pause or an abort
-        // that came meanwhile is what act() sees).
-        if (auto fresh = cp::check_control_fresh(it->second.campaign, it->second.control, now()); !fresh) {
-          log("retry of " + id + " waits for fresh control: " + fresh.error().message);
-          continue;
-        }
-        const cp::Verified v = it->second;
-        OTA_TRY(act(v));
-      }
-      if (recheck && std::chrono::steady_clock::now() >= recheck_at && installing.empty()) {
-        // A deferred campaign: its window opened, its delay ended, or time to check the conditions again.
-        const std::string id = *recheck;
-        recheck.reset();
-        auto it = latest.find(id);
-        if (it == latest.end() || rec.campaigns[id].done) continue;
-        if (auto fresh = cp::check_control_fresh(it->second.campaign, it->second.control, now()); !fresh) {
-          log("deferred " + id + " waits for fresh control: " + fresh.error().message);
-          continue;
-        }
-        const cp::Verified v = it->second;
-        OTA_TRY(act(v));
-      }
+      // A failed download's retry; a deferred campaign whose window opened,
+      // whose delay ended, or whose conditions are due to be checked again.
+      if (retry && std::chrono::steady_clock::now() >= retry_at && installing.empty()) OTA_TRY(act_again(retry, "retry of "));
+      if (recheck && std::chrono::steady_clock::now() >= recheck_at && installing.empty()) OTA_TRY(act_again(recheck, "deferred "));
     }
     if (reboot_requested) drain(std::chrono::seconds(5));
     client->stop();
