@@ -61,6 +61,7 @@ struct PublishRequest {
   std::uint64_t devices_per_minute = 0;
   std::uint64_t bytes_per_minute = 0;
   bool revert_on_abort = false;  // Campaign::revert_on_abort (signed with the campaign)
+  std::optional<Regression> regression;  // Campaign::regression (signed with the campaign)
 };
 
 struct Published {
