@@ -297,6 +297,8 @@ int cmd_run(const Config& c, const Options& o) {
   set_spool(c, dopt.fetch);
   dopt.retry_delay_s = c.mqtt.retry_delay_s;
   dopt.reboot_wait_s = c.reboot_wait_s;
+  if (!c.counter_command.empty())
+    dopt.counter = [&c]() { return run_counter(c.counter_command, c.counter_timeout_s); };
   dopt.stop = &g_stop;
   const bool quiet = o.quiet;
   dopt.log = [quiet, id = c.device_id](const std::string& line) {
