@@ -417,15 +417,18 @@ TEST_F(Campaigns, ARegressionAfterTheUpdatePausesTheWaveWhileEveryInstallSucceed
                                    "new=\"" + path("new.img") + "\"\n"
                                    "cmp -s -n \"$(stat -c %s \"$new\")\" \"$new\" \"$1/bank-b\" || exit 0\n"
                                    "[ -f \"$1/updated-at\" ] || date +%s > \"$1/updated-at\"\n"
-                                   "[ $(( $(date +%s) - $(cat \"$1/updated-at\") )) -lt 3 ]\n");
-  const std::string counter = save("counter.sh", "#!/bin/sh\necho 7\n");
+                                   "[ $(( $(date +%s) - $(cat \"$1/updated-at\") )) -lt 3 ] && exit 0\n"
+                                   "echo failed >> \"$1/failures\"\n"
+                                   "exit 1\n");
+  // The counter: how many times that check failed (a service's restarts, say).
+  const std::string counter = save("counter.sh", "#!/bin/sh\ncat \"$1/failures\" 2>/dev/null | wc -l\n");
   std::vector<std::string> ids = ids_in_wave("regress", waves, 0, 4, "g");
   for (const auto& id : ids_in_wave("regress", waves, 1, 4, "g")) ids.push_back(id);
   for (const auto& id : ids) {
     Device& d = add_device(id, true);
     Json c = Json::parse(slurp(d.dir + "/agent.json"));
     c["health_check"]["command"] = {"/bin/sh", script, d.dir};
-    c["health_signals"] = {{"counter_command", {"/bin/sh", counter}}, {"timeout_s", 10}};
+    c["health_signals"] = {{"counter_command", {"/bin/sh", counter, d.dir}}, {"timeout_s", 10}};
     std::ofstream(d.dir + "/agent.json") << c.dump(2);
     start(d);
   }
@@ -449,20 +452,26 @@ TEST_F(Campaigns, ARegressionAfterTheUpdatePausesTheWaveWhileEveryInstallSucceed
   EXPECT_NE(reason.find("of 4 updated devices regressed"), std::string::npos) << reason;
   EXPECT_NE(reason.find("0 of 4 in the control group"), std::string::npos) << reason;
   // Every install succeeded: the failure gate had nothing to say.
+  std::size_t regressed = 0;
   for (std::size_t i = 0; i < ids.size(); ++i) {
     auto s = obs.states()[ids[i]];
     if (i < 4) {
       EXPECT_EQ(s.phase, cp::Phase::kSucceeded) << ids[i];
       EXPECT_TRUE(updated(devices_[i])) << ids[i];
       ASSERT_TRUE(s.signals) << ids[i];
+      // The counter command read the failures the health check wrote, one per failed check.
+      EXPECT_EQ(s.signals->counter, s.signals->health_failures) << ids[i];
+      EXPECT_EQ(s.signals->unexpected_reboots, 0u) << ids[i] << ": the reboot into the update was asked for";
+      regressed += s.signals->regressed();
     } else {
       EXPECT_EQ(s.phase, cp::Phase::kWaiting) << ids[i];
       EXPECT_TRUE(untouched(devices_[i])) << ids[i];
       ASSERT_TRUE(s.signals) << ids[i];
       EXPECT_FALSE(s.signals->regressed()) << ids[i];
-      EXPECT_EQ(s.signals->counter, 0u) << "the counter command's value did not change";
+      EXPECT_EQ(s.signals->counter, 0u) << ids[i] << ": the counter command's value did not change";
     }
   }
+  EXPECT_GE(regressed, 3u);
   Json st = status("regress");
   const Json& cs = st["controller_status"];
   ASSERT_TRUE(cs.contains("regression")) << st.dump();
