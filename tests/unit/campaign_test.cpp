@@ -1159,5 +1159,116 @@ TEST(CampaignRegression, TheGateWeighsUpdatedAgainstControlPastTheMarginWithAMin
   EXPECT_NE(status.find(R"("accepted":false})"), std::string::npos) << status;
 }
 
+// The regression gate through the controller: the pause is journaled with
+// its numbers; an operator's resume accepts the regression (journaled), and
+// a controller rebuilt from the journal does not pause again.
+TEST(CampaignController, ARegressionPauseIsJournaledAndAResumeAcceptsItAcrossARestart) {
+  test::TempDir dir;
+  const std::string cdir = dir.file("c1");
+  auto release = key(1);
+  auto pub = cp::prepare_directory(cdir);
+  ASSERT_TRUE(pub);
+  cp::Campaign c;
+  c.id = "c1";
+  c.fleet = "f";
+  c.created = 1780000000;
+  c.expires = c.created + 86400;
+  c.version = "2.0.0";
+  c.hardware = {"board"};
+  c.url = "http://127.0.0.1/b.otb";
+  c.waves = {5000, 10000};
+  c.gates.soak_s = 86400;  // the success gate waits
+  c.controller = *pub;
+  c.regression = regression_section();
+  c.regression->min_sample = 3;
+  auto control = cp::initial_control(cdir, c, c.created);
+  ASSERT_TRUE(control);
+  ASSERT_TRUE(cp::journal_publication(cdir, cp::encode_document({sign_campaign(c, release), *control}), c.created));
+  Fleet f;
+  f.c = c;
+  const auto w0 = f.in_wave(0, 3), w1 = f.in_wave(1, 3);
+  auto feed_all = [&](FakeClient& client) {
+    for (const auto& d : w0) {
+      cp::Report r{d, 5, "b", c.created, "c1", cp::Phase::kSucceeded, "2.0.0", "", 0, 0};
+      r.signals = cp::Signals{60, 0, 1, 0};  // an unexpected reboot each
+      client.feed(cp::state_topic("f", d), cp::encode_report(r));
+    }
+    for (const auto& d : w1) {
+      cp::Report r{d, 5, "b", c.created, "c1", cp::Phase::kWaiting, "1.0.0", "", 0, 0};
+      r.signals = cp::Signals{60, 0, 0, 0};
+      client.feed(cp::state_topic("f", d), cp::encode_report(r));
+    }
+  };
+  cp::RunOptions o;
+  o.tick = 20ms;
+  o.now = [&] { return c.created + 5; };
+  o.exit_on_pause = true;
+  {
+    FakeClient client;
+    feed_all(client);
+    auto ctl = cp::Controller::open(cdir);
+    ASSERT_TRUE(ctl) << ctl.error().message;
+    auto r = (*ctl)->run(client, o);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(*r, cp::RunState::kPaused);
+    auto snap = (*ctl)->snapshot(c.created + 5);
+    EXPECT_EQ(snap.waves[0].succeeded, 3u) << "every install succeeded";
+    EXPECT_EQ(snap.waves[0].failures(), 0u);
+  }
+  std::vector<std::string> records;
+  {
+    auto j = cp::Journal::open(cdir + "/journal.jsonl");
+    ASSERT_TRUE(j);
+    records = j->records();
+  }
+  ASSERT_EQ(records.size(), 1u + 6u + 1u) << "publication, first sightings, the pause";
+  EXPECT_NE(records.back().find(R"("action":"pause","reason":"regression gate: 3 of 3 updated devices regressed (100.0 %) )"
+                                R"(against 0 of 3 in the control group (0.0 %): difference 1.000 > margin 0.100, z 2.449 > 1.645")"),
+            std::string::npos)
+      << records.back();
+  // The operator resumes: the regression is accepted and the gate is quiet.
+  {
+    FakeClient client;
+    feed_all(client);
+    client.feed(cp::commands_topic("f", "c1"), cp::encode_command({"cmd-1", "resume", c.created + 5, "known issue"}));
+    auto ctl = cp::Controller::open(cdir);
+    ASSERT_TRUE(ctl) << ctl.error().message;
+    volatile bool stop = false;
+    cp::RunOptions ro = o;
+    ro.exit_on_pause = false;
+    ro.stop = &stop;
+    std::atomic<bool> resumed{false};
+    ro.on_change = [&](const cp::Snapshot& s) {
+      if (s.state.control.state == cp::RunState::kRunning && s.state.regression_accepted) resumed = true;
+    };
+    std::thread t([&] { EXPECT_TRUE((*ctl)->run(client, ro)); });
+    for (int i = 0; i < 500 && !resumed; ++i) std::this_thread::sleep_for(10ms);
+    std::this_thread::sleep_for(300ms);  // more ticks: no second pause
+    stop = true;
+    t.join();
+    ASSERT_TRUE(resumed);
+    EXPECT_EQ((*ctl)->snapshot(c.created + 5).state.control.state, cp::RunState::kRunning);
+  }
+  auto again = cp::Controller::open(cdir);
+  ASSERT_TRUE(again);
+  auto snap = (*again)->snapshot(c.created + 5);
+  EXPECT_TRUE(snap.state.regression_accepted) << "rebuilt from the journal";
+  EXPECT_EQ(snap.state.control.state, cp::RunState::kRunning);
+  EXPECT_EQ(cp::evaluate(c, snap.state, snap.devices, c.created + 5).action, cp::Decision::Action::kNone);
+  cp::ControllerState not_accepted = snap.state;
+  not_accepted.regression_accepted = false;
+  EXPECT_EQ(cp::evaluate(c, not_accepted, snap.devices, c.created + 5).action, cp::Decision::Action::kPause)
+      << "the journal holds the signals: only the acceptance keeps the gate quiet";
+  auto j = cp::Journal::open(cdir + "/journal.jsonl");
+  ASSERT_TRUE(j);
+  std::size_t pauses = 0, accepted = 0;
+  for (const auto& r : j->records()) {
+    pauses += r.find(R"("action":"pause")") != std::string::npos;
+    accepted += r.find(R"("action":"resume")") != std::string::npos && r.find(R"("regression_accepted":true)") != std::string::npos;
+  }
+  EXPECT_EQ(pauses, 1u);
+  EXPECT_EQ(accepted, 1u);
+}
+
 }  // namespace
 }  // namespace ota
