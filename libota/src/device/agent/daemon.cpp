@@ -545,8 +545,14 @@ struct Daemon::Impl {
   Status observe_due() {
     if (!installing.empty() || reboot_requested) return ok();
     const auto wall = std::chrono::steady_clock::now();
-    for (auto& [id, r] : rec.campaigns) {
-      if (!r.observation || !r.observation->active) continue;
+    // By id: save_records() may trim finished records from the map.
+    std::vector<std::string> ids;
+    for (const auto& [id, r] : rec.campaigns)
+      if (r.observation && r.observation->active) ids.push_back(id);
+    for (const auto& id : ids) {
+      auto it = rec.campaigns.find(id);
+      if (it == rec.campaigns.end() || !it->second.observation) continue;
+      CampaignRecord& r = it->second;
       Observation& ob = *r.observation;
       auto [due, fresh] = observation_due.try_emplace(id, wall + std::chrono::seconds(ob.interval_s));
       if (fresh || wall < due->second) continue;
@@ -574,10 +580,11 @@ struct Daemon::Impl {
       const trust::Time t = now();
       ob.signals.observed_s = std::clamp<std::int64_t>(t - ob.since, 0, ob.observe_s);
       if (t - ob.since >= ob.observe_s) ob.active = false;
-      OTA_TRY(save_records());
-      OTA_TRY(report(id, r.phase,
-                     std::string(ob.active ? "observing health signals" : "observed health signals") +
-                         (ob.control ? " (control group)" : "")));
+      const cp::Phase phase = r.phase;
+      const std::string why = std::string(ob.active ? "observing health signals" : "observed health signals") +
+                              (ob.control ? " (control group)" : "");
+      OTA_TRY(save_records());  // r and ob may be gone after it (trimmed): report by id
+      OTA_TRY(report(id, phase, why));
     }
     return ok();
   }
