@@ -323,6 +323,8 @@ int cmd_run(const Config& c, const Options& o) {
       return static_cast<trust::Time>(std::time(nullptr));
     };
   }
+  if (!c.counter_command.empty())
+    dopt.counter = [&c]() { return run_counter(c.counter_command, c.counter_timeout_s); };
   dopt.stop = &g_stop;
   const bool quiet = o.quiet;
   dopt.log = [quiet, id = c.device_id](const std::string& line) {

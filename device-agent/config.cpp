@@ -1,6 +1,7 @@
 #include "config.hpp"
 
 #include <signal.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -85,6 +86,21 @@ Result<Config> load_config(const std::string& path) {
       if (!(*h)["timeout_s"].is_number_unsigned() || (*h)["timeout_s"].get<unsigned>() > 3600)
         return fail(ErrorCode::kMalformed, path + ": health_check.timeout_s must be 0..3600");
       c.health_timeout_s = (*h)["timeout_s"].get<int>();
+    }
+  }
+  if (auto h = j.find("health_signals"); h != j.end()) {
+    if (!h->is_object()) return fail(ErrorCode::kMalformed, path + ": health_signals must be an object");
+    for (auto it = h->begin(); it != h->end(); ++it)
+      if (it.key() != "counter_command" && it.key() != "timeout_s")
+        return fail(ErrorCode::kMalformed, path + ": health_signals." + it.key() + " is not a known setting");
+    auto argv = argv_of(h->value("counter_command", Json()), "health_signals.counter_command");
+    if (!argv) return fail(argv.error().with_context(path));
+    c.counter_command = *argv;
+    if (h->contains("timeout_s")) {
+      if (!(*h)["timeout_s"].is_number_unsigned() || (*h)["timeout_s"].get<unsigned>() < 1 ||
+          (*h)["timeout_s"].get<unsigned>() > 3600)
+        return fail(ErrorCode::kMalformed, path + ": health_signals.timeout_s must be 1..3600");
+      c.counter_timeout_s = (*h)["timeout_s"].get<int>();
     }
   }
   if (auto d = j.find("download"); d != j.end()) {
@@ -212,6 +228,68 @@ Status run_command(const std::vector<std::string>& argv, int timeout_s) {
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return ok();
   if (WIFEXITED(status)) return fail(ErrorCode::kIo, argv[0] + " exited with status " + std::to_string(WEXITSTATUS(status)));
   return fail(ErrorCode::kIo, argv[0] + " was killed by signal " + std::to_string(WTERMSIG(status)));
+}
+
+Result<std::uint64_t> run_counter(const std::vector<std::string>& argv, int timeout_s) {
+  if (argv.empty()) return fail(ErrorCode::kUsage, "no counter command");
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  int fds[2];
+  if (::pipe(fds) != 0) return fail(ErrorCode::kIo, "cannot start " + argv[0]);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return fail(ErrorCode::kIo, "cannot start " + argv[0]);
+  }
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    ::dup2(fds[1], 1);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  ::fcntl(fds[0], F_SETFL, ::fcntl(fds[0], F_GETFL) | O_NONBLOCK);
+  std::string text;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  int status = 0;
+  bool exited = false;
+  for (;;) {
+    char buf[256];
+    ssize_t n;
+    while ((n = ::read(fds[0], buf, sizeof buf)) > 0)
+      if (text.size() < 4096) text.append(buf, static_cast<std::size_t>(n));
+    if (exited && n <= 0) break;
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) {
+      exited = true;
+      continue;  // read what is left
+    }
+    if (r < 0 && errno != EINTR) break;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::kill(-pid, SIGKILL);
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      ::close(fds[0]);
+      return fail(ErrorCode::kIo, argv[0] + " timed out after " + std::to_string(timeout_s) + " s");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ::close(fds[0]);
+  if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+    return fail(ErrorCode::kIo, argv[0] + " did not exit with status 0");
+  std::size_t i = text.find_first_not_of(" \t\r\n");
+  if (i == std::string::npos || text[i] < '0' || text[i] > '9')
+    return fail(ErrorCode::kMalformed, argv[0] + " did not print a number");
+  std::uint64_t v = 0;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+    if (v > (UINT64_MAX - 9) / 10) return fail(ErrorCode::kMalformed, argv[0] + " printed a number too large");
+    v = v * 10 + static_cast<std::uint64_t>(text[i] - '0');
+  }
+  return v;
 }
 
 }  // namespace ota::agent_cli

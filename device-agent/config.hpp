@@ -23,6 +23,10 @@ struct Config {
   std::string state_dir;
   std::vector<std::string> health_command;  // empty: no health check
   int health_timeout_s = 60;
+  // health_signals.counter_command: prints a number (crashes, a service's
+  // restarts); regression campaigns report its increases. Empty: none.
+  std::vector<std::string> counter_command;
+  int counter_timeout_s = 30;
   std::vector<std::string> reboot_command;  // empty: no reboot (tests, demos)
   // After the reboot command succeeded, how long `run` waits to be stopped
   // before it calls the reboot failed (exit 44, the trial stays pending).
@@ -67,5 +71,8 @@ Result<Config> load_config(const std::string& path);
 // Runs argv (no shell) and waits at most timeout_s seconds (0: no limit);
 // ok on exit status 0, else an error naming the status, signal or timeout.
 Status run_command(const std::vector<std::string>& argv, int timeout_s);
+// Runs argv and reads the unsigned integer its standard output starts with
+// (leading blanks skipped); fails on a non-zero exit, a timeout or no number.
+Result<std::uint64_t> run_counter(const std::vector<std::string>& argv, int timeout_s);
 
 }  // namespace ota::agent_cli

@@ -126,6 +126,29 @@ TEST_F(AgentCli, InstallTrialHealthCheckCommit) {
   EXPECT_EQ(Bytes(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(base_.size())), base_);
 }
 
+// health_signals (regression campaigns): an optional counter command, parsed strictly.
+TEST_F(AgentCli, HealthSignalsSettingsAreParsedStrictly) {
+  auto with = [&](const nlohmann::json& hs) {
+    std::ifstream in(path("agent.json"));
+    auto c = nlohmann::json::parse(in);
+    c["health_signals"] = hs;
+    std::ofstream(path("agent.json")) << c.dump(2);
+  };
+  with({{"counter_command", {"/bin/sh", "-c", "echo 3"}}, {"timeout_s", 5}});
+  auto r = agent({"status", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  for (const auto& bad : {nlohmann::json{{"counter_command", {"/bin/sh"}}, {"interval_s", 5}},
+                          nlohmann::json{{"timeout_s", 5}},
+                          nlohmann::json{{"counter_command", {"/bin/sh"}}, {"timeout_s", 0}},
+                          nlohmann::json{{"counter_command", "echo 3"}}, nlohmann::json::array()}) {
+    write_config({"true"}, 5);
+    with(bad);
+    r = agent({"status", "--json"});
+    EXPECT_NE(r.exit_code, 0) << bad.dump();
+    EXPECT_NE((r.out + r.err).find("health_signals"), std::string::npos) << bad.dump() << ": " << r.out << r.err;
+  }
+}
+
 TEST_F(AgentCli, FailingOrHangingHealthCheckRollsBack) {
   build("fw.otb");
   for (auto health : {std::vector<std::string>{"false"}, std::vector<std::string>{"sleep", "30"},

@@ -464,6 +464,101 @@ TEST_F(Campaigns, AnInstallWindowKeepsDevicesDeferredUntilItOpensAndABusyDeviceW
   validate("journal-record.schema.json", {path("campaigns/windowed/journal.jsonl")});
 }
 
+// Regression-gated waves (issue 17): the first wave's health check starts
+// failing a few seconds after the update (an hour in the field, made fast
+// here); the second wave, not updated yet, stays healthy as the control
+// group. Every install succeeds, and still the regression gate pauses.
+TEST_F(Campaigns, ARegressionAfterTheUpdatePausesTheWaveWhileEveryInstallSucceeded) {
+  start_broker();
+  Observer obs(broker_->port());
+  const std::vector<std::uint32_t> waves{5000, 10000};
+  // Healthy on the old image; on the new one healthy for 3 s after its first check (the trial's), then failing.
+  const std::string script = save("degrades.sh",
+                                   "#!/bin/sh\n"
+                                   "new=\"" + path("new.img") + "\"\n"
+                                   "cmp -s -n \"$(stat -c %s \"$new\")\" \"$new\" \"$1/bank-b\" || exit 0\n"
+                                   "[ -f \"$1/updated-at\" ] || date +%s > \"$1/updated-at\"\n"
+                                   "[ $(( $(date +%s) - $(cat \"$1/updated-at\") )) -lt 3 ] && exit 0\n"
+                                   "echo failed >> \"$1/failures\"\n"
+                                   "exit 1\n");
+  // The counter: how many times that check failed (a service's restarts, say).
+  const std::string counter = save("counter.sh", "#!/bin/sh\ncat \"$1/failures\" 2>/dev/null | wc -l\n");
+  std::vector<std::string> ids = ids_in_wave("regress", waves, 0, 4, "g");
+  for (const auto& id : ids_in_wave("regress", waves, 1, 4, "g")) ids.push_back(id);
+  for (const auto& id : ids) {
+    Device& d = add_device(id, true);
+    Json c = Json::parse(slurp(d.dir + "/agent.json"));
+    c["health_check"]["command"] = {"/bin/sh", script, d.dir};
+    c["health_signals"] = {{"counter_command", {"/bin/sh", counter, d.dir}}, {"timeout_s", 10}};
+    std::ofstream(d.dir + "/agent.json") << c.dump(2);
+    start(d);
+  }
+  auto p = publish("regress", {"--waves", "50,100", "--min-sample", "4", "--soak", "1h", "--regression-window", "1h",
+                               "--regression-interval", "1s", "--regression-margin", "0.05", "--regression-min-sample",
+                               "3"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  const Json pub = Json::parse(p.out);
+  ASSERT_TRUE(pub.contains("regression")) << p.out;
+  EXPECT_EQ(pub["regression"]["observe_s"], 3600);
+  EXPECT_EQ(pub["regression"]["min_sample"], 3);
+  EXPECT_EQ(pub["regression"]["action"], "pause");
+  run_controller("regress", {"--exit-on-pause"});
+  ASSERT_EQ(controller_->wait(90s), 64) << logs();
+  EXPECT_EQ(decisions("regress"), (std::vector<std::string>{"pause"}));
+  std::string reason;
+  for (const auto& r : journal("regress"))
+    if (r["type"] == "decision") reason = r["reason"].get<std::string>();
+  RecordProperty("decision", reason);
+  EXPECT_EQ(reason.rfind("regression gate: ", 0), 0u) << reason;
+  EXPECT_NE(reason.find("of 4 updated devices regressed"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("0 of 4 in the control group"), std::string::npos) << reason;
+  // Every install succeeded: the failure gate had nothing to say.
+  std::size_t regressed = 0;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    auto s = obs.states()[ids[i]];
+    if (i < 4) {
+      EXPECT_EQ(s.phase, cp::Phase::kSucceeded) << ids[i];
+      EXPECT_TRUE(updated(devices_[i])) << ids[i];
+      ASSERT_TRUE(s.signals) << ids[i];
+      // The counter command read the failures the health check wrote, one per failed check.
+      EXPECT_EQ(s.signals->counter, s.signals->health_failures) << ids[i];
+      EXPECT_EQ(s.signals->unexpected_reboots, 0u) << ids[i] << ": the reboot into the update was asked for";
+      regressed += s.signals->regressed();
+    } else {
+      EXPECT_EQ(s.phase, cp::Phase::kWaiting) << ids[i];
+      EXPECT_TRUE(untouched(devices_[i])) << ids[i];
+      ASSERT_TRUE(s.signals) << ids[i];
+      EXPECT_FALSE(s.signals->regressed()) << ids[i];
+      EXPECT_EQ(s.signals->counter, 0u) << ids[i] << ": the counter command's value did not change";
+    }
+  }
+  EXPECT_GE(regressed, 3u);
+  Json st = status("regress");
+  const Json& cs = st["controller_status"];
+  ASSERT_TRUE(cs.contains("regression")) << st.dump();
+  EXPECT_EQ(cs["state"], "paused");
+  EXPECT_EQ(cs["waves"][0]["succeeded"], 4);
+  EXPECT_EQ(cs["waves"][0]["failed"], 0);
+  EXPECT_EQ(cs["waves"][0]["rolled_back"], 0);
+  EXPECT_GE(cs["regression"]["updated_regressed"].get<int>(), 3);
+  EXPECT_EQ(cs["regression"]["control"], 4);
+  EXPECT_EQ(cs["regression"]["control_regressed"], 0);
+  EXPECT_GT(cs["regression"]["z"].get<double>(), 1.645);
+  EXPECT_EQ(logs().find("the counter command failed"), std::string::npos) << logs();
+  validate("publish-result.schema.json", {save("publish.json", p.out)});
+  validate("campaign-status-result.schema.json", {save("status.json", st.dump())});
+  validate("campaign-status.schema.json", {save("controller-status.json", cs.dump())});
+  validate("journal-record.schema.json", {path("campaigns/regress/journal.jsonl")});
+  validate("agent-config.schema.json", {devices_[0].dir + "/agent.json"});
+  std::string reports;
+  for (const auto& [dev, evs] : obs.events())
+    for (const auto& e : evs) reports += cp::encode_report(e) + "\n";
+  validate("device-report.schema.json", {save("reports.jsonl", reports)});
+  auto doc = cp::parse_document(journal("regress").front()["document"].dump());
+  ASSERT_TRUE(doc);
+  validate("campaign.schema.json", {save("campaign.json", std::string(doc->campaign.payload.begin(), doc->campaign.payload.end()))});
+}
+
 TEST_F(Campaigns, ADeviceOfflineDuringItsWaveInstallsWhenItReconnects) {
   start_broker();
   Observer obs(broker_->port());

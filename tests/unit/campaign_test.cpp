@@ -1061,5 +1061,312 @@ TEST(CampaignController, RepublishesTheDocumentWhileDevicesArePendingBackingOff)
   EXPECT_EQ(last, (*ctl)->document());
 }
 
+// ---- Regression gate (regression.cpp) ----
+
+TEST(CampaignRegression, TwoProportionZMatchesKnownValues) {
+  // 30 % of 100 against 20 % of 100: pooled p 0.25, se sqrt(0.25 * 0.75 * 0.02).
+  EXPECT_NEAR(cp::two_proportion_z(30, 100, 20, 100), 1.632993, 1e-5);
+  EXPECT_NEAR(cp::two_proportion_z(20, 100, 30, 100), -1.632993, 1e-5) << "one-sided: the sign says which is worse";
+  // 4 of 4 against 0 of 4: pooled p 0.5, se sqrt(0.25 * 0.5).
+  EXPECT_NEAR(cp::two_proportion_z(4, 4, 0, 4), 2.828427, 1e-5);
+  // 10 of 50 against 5 of 200: p 0.06, se sqrt(0.06 * 0.94 * (1/50 + 1/200)) = 0.037550.
+  EXPECT_NEAR(cp::two_proportion_z(10, 50, 5, 200), 4.660452, 1e-5);
+  EXPECT_EQ(cp::two_proportion_z(0, 0, 1, 10), 0.0) << "an empty group";
+  EXPECT_EQ(cp::two_proportion_z(3, 10, 0, 0), 0.0);
+  EXPECT_EQ(cp::two_proportion_z(0, 10, 0, 10), 0.0) << "no variance: nobody regressed";
+  EXPECT_EQ(cp::two_proportion_z(10, 10, 7, 7), 0.0) << "no variance: everybody regressed";
+}
+
+cp::Regression regression_section() {
+  cp::Regression g;
+  g.observe_s = 3600;
+  g.interval_s = 60;
+  g.margin = 0.1;
+  g.min_sample = 5;
+  g.z = 1.645;
+  return g;
+}
+
+TEST(CampaignRegression, DocumentCarriesTheSectionSignedAndParsesItStrictly) {
+  auto ctl = key(2);
+  cp::Campaign c = sample(ctl);
+  const Bytes plain = cp::encode_campaign(c);
+  EXPECT_EQ(std::string(plain.begin(), plain.end()).find("regression"), std::string::npos)
+      << "absent: the document stays what older agents accept";
+  EXPECT_FALSE(cp::parse_campaign(plain)->regression);
+  c.regression = regression_section();
+  c.regression->abort = true;
+  const Bytes set = cp::encode_campaign(c);
+  const std::string text(set.begin(), set.end());
+  EXPECT_NE(text.find(R"("regression":{"observe_s":3600,"interval_s":60,"margin":0.1,"min_sample":5,"z":1.645,"action":"abort"})"),
+            std::string::npos)
+      << text;
+  auto back = cp::parse_campaign(set);
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_TRUE(back->regression);
+  EXPECT_EQ(back->regression->observe_s, 3600);
+  EXPECT_EQ(back->regression->interval_s, 60);
+  EXPECT_DOUBLE_EQ(back->regression->margin, 0.1);
+  EXPECT_EQ(back->regression->min_sample, 5u);
+  EXPECT_DOUBLE_EQ(back->regression->z, 1.645);
+  EXPECT_TRUE(back->regression->abort);
+  EXPECT_EQ(cp::encode_campaign(*back), set);
+  auto refused = [&](const std::string& from, const std::string& to) {
+    std::string bad = text;
+    const auto at = bad.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at == std::string::npos) return;
+    bad.replace(at, from.size(), to);
+    auto r = cp::parse_campaign(Bytes(bad.begin(), bad.end()));
+    EXPECT_FALSE(r) << bad;
+    if (!r) EXPECT_EQ(r.error().code, ErrorCode::kMalformed) << bad;
+  };
+  refused(R"("action":"abort")", R"("action":"stop")");
+  refused(R"("action":"abort")", R"("action":"abort","extra":1)");
+  refused(R"("interval_s":60)", R"("interval_s":7200)");  // longer than the observation
+  refused(R"("observe_s":3600)", R"("observe_s":0)");
+  refused(R"("margin":0.1)", R"("margin":1.5)");
+  refused(R"("min_sample":5)", R"("min_sample":0)");
+  refused(R"("z":1.645,)", R"("z":"1.645",)");
+  refused(R"("z":1.645,)", "");
+  refused(R"("z":1.645)", R"("z":11)");
+}
+
+TEST(CampaignRegression, ReportSignalsRoundTripAndParseStrictly) {
+  cp::Report r{"dev-1", 7, "b1", 1780000000, "fw-1.1", cp::Phase::kSucceeded, "1.1.0", "", 0, 0};
+  EXPECT_EQ(cp::encode_report(r).find("signals"), std::string::npos);
+  r.signals = cp::Signals{120, 2, 1, 5};
+  const std::string text = cp::encode_report(r);
+  EXPECT_NE(text.find(R"("signals":{"observed_s":120,"health_failures":2,"unexpected_reboots":1,"counter":5})"),
+            std::string::npos)
+      << text;
+  auto back = cp::parse_report(text);
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_TRUE(back->signals);
+  EXPECT_EQ(back->signals->observed_s, 120);
+  EXPECT_EQ(back->signals->health_failures, 2u);
+  EXPECT_EQ(back->signals->unexpected_reboots, 1u);
+  EXPECT_EQ(back->signals->counter, 5u);
+  EXPECT_TRUE(back->signals->regressed());
+  EXPECT_FALSE((cp::Signals{3600, 0, 0, 0}).regressed());
+  EXPECT_EQ(cp::encode_report(*back), text);
+  std::string bad = text;
+  bad.replace(bad.find(R"("counter":5)"), 11, R"("counter":5,"cpu":1)");
+  EXPECT_FALSE(cp::parse_report(bad));
+  bad = text;
+  bad.replace(bad.find(R"("health_failures":2)"), 19, R"("health_failures":-2)");
+  EXPECT_FALSE(cp::parse_report(bad));
+}
+
+// Devices with their signals: `regressed` of them saw something.
+void set_signals(Fleet& f, const std::vector<std::string>& ids, cp::Phase p, std::size_t regressed) {
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    cp::Report r{ids[i], ++f.seq, "b", 2000, f.c.id, p, "", "", 0, 0};
+    r.signals = cp::Signals{600, i < regressed ? 1u : 0u, 0, 0};
+    cp::observe(f.view, f.c, r);
+  }
+}
+
+TEST(CampaignRegression, TheGateWeighsUpdatedAgainstControlPastTheMarginWithAMinimumSample) {
+  auto ctl = key(2);
+  Fleet f;
+  f.c = sample(ctl);
+  f.c.waves = {5000, 10000};
+  f.c.gates.min_sample = 3;
+  f.c.gates.soak_s = 86400;  // the success gate waits: only the regression gate can decide
+  f.c.regression = regression_section();
+  cp::ControllerState s;
+  s.control = control_of(f.c, 1);
+  s.wave_opened = {1000};
+  using A = cp::Decision::Action;
+  const auto updated = f.in_wave(0, 10), control = f.in_wave(1, 10);
+  set_signals(f, updated, cp::Phase::kSucceeded, 4);
+  set_signals(f, {control.begin(), control.begin() + 4}, cp::Phase::kWaiting, 0);
+  EXPECT_EQ(cp::evaluate(f.c, s, f.view, 2000).action, A::kNone) << "4 control devices: below the minimum sample";
+  set_signals(f, control, cp::Phase::kWaiting, 0);
+  auto k = cp::regression_counts(f.c, f.view);
+  EXPECT_EQ(k.updated, 10u);
+  EXPECT_EQ(k.updated_regressed, 4u);
+  EXPECT_EQ(k.control, 10u);
+  EXPECT_EQ(k.control_regressed, 0u);
+  EXPECT_NEAR(k.z(), 2.236068, 1e-5);
+  // 40 % against 0 %, z 2.24: installs all succeeded, and still the wave pauses.
+  auto counts = cp::count(f.c, s, f.view, 2000);
+  EXPECT_EQ(counts[0].succeeded, 10u);
+  EXPECT_EQ(counts[0].failures(), 0u);
+  auto d = cp::evaluate(f.c, s, f.view, 2000);
+  EXPECT_EQ(d.action, A::kPause) << d.reason;
+  EXPECT_EQ(d.reason.rfind(cp::kRegressionReason, 0), 0u) << d.reason;
+  EXPECT_NE(d.reason.find("4 of 10 updated"), std::string::npos) << d.reason;
+  EXPECT_NE(d.reason.find("z 2.236 > 1.645"), std::string::npos) << d.reason;
+  f.c.regression->abort = true;
+  EXPECT_EQ(cp::evaluate(f.c, s, f.view, 2000).action, A::kAbort);
+  f.c.regression->abort = false;
+  // Within the margin: nothing.
+  f.c.regression->margin = 0.5;
+  EXPECT_EQ(cp::evaluate(f.c, s, f.view, 2000).action, A::kNone);
+  f.c.regression->margin = 0.1;
+  // A larger minimum sample than the groups hold: nothing yet.
+  f.c.regression->min_sample = 11;
+  EXPECT_EQ(cp::regression_gate(f.c, s, f.view).action, A::kNone);
+  f.c.regression->min_sample = 5;
+  // Past the margin but not significant: 2 of 10 against 0 of 10 with margin 0.1 is z 1.49.
+  set_signals(f, updated, cp::Phase::kSucceeded, 2);
+  EXPECT_NEAR(cp::regression_counts(f.c, f.view).z(), 1.490712, 1e-5);
+  EXPECT_EQ(cp::regression_gate(f.c, s, f.view).action, A::kNone);
+  f.c.regression->z = 1.28;  // alpha 0.10
+  EXPECT_EQ(cp::regression_gate(f.c, s, f.view).action, A::kPause);
+  f.c.regression->z = 1.645;
+  // The other way: the control group is worse. Never a regression of the update.
+  set_signals(f, updated, cp::Phase::kSucceeded, 0);
+  set_signals(f, control, cp::Phase::kWaiting, 6);
+  EXPECT_LT(cp::regression_counts(f.c, f.view).z(), 0.0);
+  EXPECT_EQ(cp::evaluate(f.c, s, f.view, 2000).action, A::kNone);
+  // Both as bad: no difference.
+  set_signals(f, updated, cp::Phase::kSucceeded, 6);
+  EXPECT_EQ(cp::evaluate(f.c, s, f.view, 2000).action, A::kNone);
+  // Worse again; an operator who resumed after the gate accepted it; a paused
+  // campaign and one without the section decide nothing.
+  set_signals(f, control, cp::Phase::kWaiting, 0);
+  EXPECT_EQ(cp::evaluate(f.c, s, f.view, 2000).action, A::kPause);
+  cp::ControllerState accepted = s;
+  accepted.regression_accepted = true;
+  EXPECT_EQ(cp::evaluate(f.c, accepted, f.view, 2000).action, A::kNone);
+  cp::ControllerState paused = s;
+  paused.control.state = cp::RunState::kPaused;
+  EXPECT_EQ(cp::regression_gate(f.c, paused, f.view).action, A::kNone);
+  // Devices without signals (older agents) are in neither group.
+  cp::Campaign plain = f.c;
+  plain.regression.reset();
+  EXPECT_EQ(cp::regression_gate(plain, s, f.view).action, A::kNone);
+  EXPECT_EQ(cp::regression_counts(plain, f.view).updated, 0u);
+  f.set(updated[0], cp::Phase::kSucceeded, 2100);  // a report without signals
+  EXPECT_EQ(cp::regression_counts(f.c, f.view).updated, 9u);
+  // The status shows the groups.
+  cp::Snapshot snap;
+  snap.campaign = f.c;
+  snap.state = s;
+  snap.devices = f.view;
+  snap.waves = cp::count(f.c, s, f.view, 2100);
+  snap.now = 2100;
+  const std::string status = cp::encode_status(snap);
+  EXPECT_NE(status.find(R"("regression":{"observe_s":3600,"margin":0.1,"min_sample":5,"z_threshold":1.645,"updated":9,)"
+                        R"("updated_regressed":5,"control":10,"control_regressed":0,"z":)"),
+            std::string::npos)
+      << status;
+  EXPECT_NE(status.find(R"("accepted":false})"), std::string::npos) << status;
+}
+
+// The regression gate through the controller: the pause is journaled with
+// its numbers; an operator's resume accepts the regression (journaled), and
+// a controller rebuilt from the journal does not pause again.
+TEST(CampaignController, ARegressionPauseIsJournaledAndAResumeAcceptsItAcrossARestart) {
+  test::TempDir dir;
+  const std::string cdir = dir.file("c1");
+  auto release = key(1);
+  auto pub = cp::prepare_directory(cdir);
+  ASSERT_TRUE(pub);
+  cp::Campaign c;
+  c.id = "c1";
+  c.fleet = "f";
+  c.created = 1780000000;
+  c.expires = c.created + 86400;
+  c.version = "2.0.0";
+  c.hardware = {"board"};
+  c.url = "http://127.0.0.1/b.otb";
+  c.waves = {5000, 10000};
+  c.gates.soak_s = 86400;  // the success gate waits
+  c.controller = *pub;
+  c.regression = regression_section();
+  c.regression->min_sample = 3;
+  auto control = cp::initial_control(cdir, c, c.created);
+  ASSERT_TRUE(control);
+  ASSERT_TRUE(cp::journal_publication(cdir, cp::encode_document({sign_campaign(c, release), *control}), c.created));
+  Fleet f;
+  f.c = c;
+  const auto w0 = f.in_wave(0, 3), w1 = f.in_wave(1, 3);
+  auto feed_all = [&](FakeClient& client) {
+    for (const auto& d : w0) {
+      cp::Report r{d, 5, "b", c.created, "c1", cp::Phase::kSucceeded, "2.0.0", "", 0, 0};
+      r.signals = cp::Signals{60, 0, 1, 0};  // an unexpected reboot each
+      client.feed(cp::state_topic("f", d), cp::encode_report(r));
+    }
+    for (const auto& d : w1) {
+      cp::Report r{d, 5, "b", c.created, "c1", cp::Phase::kWaiting, "1.0.0", "", 0, 0};
+      r.signals = cp::Signals{60, 0, 0, 0};
+      client.feed(cp::state_topic("f", d), cp::encode_report(r));
+    }
+  };
+  cp::RunOptions o;
+  o.tick = 20ms;
+  o.now = [&] { return c.created + 5; };
+  o.exit_on_pause = true;
+  {
+    FakeClient client;
+    feed_all(client);
+    auto ctl = cp::Controller::open(cdir);
+    ASSERT_TRUE(ctl) << ctl.error().message;
+    auto r = (*ctl)->run(client, o);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_EQ(*r, cp::RunState::kPaused);
+    auto snap = (*ctl)->snapshot(c.created + 5);
+    EXPECT_EQ(snap.waves[0].succeeded, 3u) << "every install succeeded";
+    EXPECT_EQ(snap.waves[0].failures(), 0u);
+  }
+  std::vector<std::string> records;
+  {
+    auto j = cp::Journal::open(cdir + "/journal.jsonl");
+    ASSERT_TRUE(j);
+    records = j->records();
+  }
+  ASSERT_EQ(records.size(), 1u + 6u + 1u) << "publication, first sightings, the pause";
+  EXPECT_NE(records.back().find(R"("action":"pause","reason":"regression gate: 3 of 3 updated devices regressed (100.0 %) )"
+                                R"(against 0 of 3 in the control group (0.0 %): difference 1.000 > margin 0.100, z 2.449 > 1.645")"),
+            std::string::npos)
+      << records.back();
+  // The operator resumes: the regression is accepted and the gate is quiet.
+  {
+    FakeClient client;
+    feed_all(client);
+    client.feed(cp::commands_topic("f", "c1"), cp::encode_command({"cmd-1", "resume", c.created + 5, "known issue"}));
+    auto ctl = cp::Controller::open(cdir);
+    ASSERT_TRUE(ctl) << ctl.error().message;
+    volatile bool stop = false;
+    cp::RunOptions ro = o;
+    ro.exit_on_pause = false;
+    ro.stop = &stop;
+    std::atomic<bool> resumed{false};
+    ro.on_change = [&](const cp::Snapshot& s) {
+      if (s.state.control.state == cp::RunState::kRunning && s.state.regression_accepted) resumed = true;
+    };
+    std::thread t([&] { EXPECT_TRUE((*ctl)->run(client, ro)); });
+    for (int i = 0; i < 500 && !resumed; ++i) std::this_thread::sleep_for(10ms);
+    std::this_thread::sleep_for(300ms);  // more ticks: no second pause
+    stop = true;
+    t.join();
+    ASSERT_TRUE(resumed);
+    EXPECT_EQ((*ctl)->snapshot(c.created + 5).state.control.state, cp::RunState::kRunning);
+  }
+  auto again = cp::Controller::open(cdir);
+  ASSERT_TRUE(again);
+  auto snap = (*again)->snapshot(c.created + 5);
+  EXPECT_TRUE(snap.state.regression_accepted) << "rebuilt from the journal";
+  EXPECT_EQ(snap.state.control.state, cp::RunState::kRunning);
+  EXPECT_EQ(cp::evaluate(c, snap.state, snap.devices, c.created + 5).action, cp::Decision::Action::kNone);
+  cp::ControllerState not_accepted = snap.state;
+  not_accepted.regression_accepted = false;
+  EXPECT_EQ(cp::evaluate(c, not_accepted, snap.devices, c.created + 5).action, cp::Decision::Action::kPause)
+      << "the journal holds the signals: only the acceptance keeps the gate quiet";
+  auto j = cp::Journal::open(cdir + "/journal.jsonl");
+  ASSERT_TRUE(j);
+  std::size_t pauses = 0, accepted = 0;
+  for (const auto& r : j->records()) {
+    pauses += r.find(R"("action":"pause")") != std::string::npos;
+    accepted += r.find(R"("action":"resume")") != std::string::npos && r.find(R"("regression_accepted":true)") != std::string::npos;
+  }
+  EXPECT_EQ(pauses, 1u);
+  EXPECT_EQ(accepted, 1u);
+}
+
 }  // namespace
 }  // namespace ota

@@ -171,6 +171,7 @@ class DaemonTest : public testing::Test {
     };
     o.stop = &stop_;
     o.device_key = device_key_;
+    o.counter = counter_;
     o.connect = [this](const mqtt::Options& mo) -> Result<std::unique_ptr<mqtt::Client>> { return broker_.connect(mo); };
     o.open_source = [this](const std::string& url, const fetch::Options&) -> Result<std::unique_ptr<fetch::SourceReader>> {
       ++opens_;
@@ -249,6 +250,7 @@ class DaemonTest : public testing::Test {
   std::mutex conditions_mu_;
   std::map<std::string, std::optional<std::string>> conditions_;
   std::shared_ptr<const keys::SecretKey> device_key_;  // signs reports when set
+  std::function<Result<std::uint64_t>()> counter_;      // health signals' counter; none by default
 };
 
 TEST_F(DaemonTest, EveryPhaseFromWaitingToSucceededAndTheUpdateHappensOnce) {
@@ -1101,6 +1103,149 @@ TEST_F(DaemonRevert, PowerCutAtEveryWriteOfTheRevertEndsRevertedOnce) {
       if (HasFailure()) return;
     }
   }
+}
+
+// ---- Health signals (regression campaigns) ----
+
+// The last report of `phase` carrying signals, if any.
+std::optional<cp::Signals> last_signals(const std::vector<cp::Report>& rs, cp::Phase phase) {
+  std::optional<cp::Signals> s;
+  for (const auto& r : rs)
+    if (r.phase == phase && r.signals) s = r.signals;
+  return s;
+}
+
+cp::Regression fast_regression() {
+  cp::Regression g;
+  g.observe_s = 3600;
+  g.interval_s = 1;
+  g.min_sample = 1;
+  return g;
+}
+
+// After the commit the device observes: every interval the health check and
+// the counter, reported with the succeeded phase; a restart in the middle
+// of the observation is an unexpected reboot, and the counts survive it.
+TEST_F(DaemonTest, ACommittedDeviceReportsHealthSignalsDurablyAcrossARestart) {
+  auto c = campaign();
+  c.regression = fast_regression();
+  put("c1", document(c, control(c, 1)));
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    auto r = session(d, nullptr);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_TRUE(*r);
+    disk_ = dev->survivors();
+  }
+  EXPECT_FALSE(last_signals(reports(), cp::Phase::kDownloading)) << "no signals before the commit";
+  ASSERT_EQ(reboot(), Slot::kB);
+  std::uint64_t crashes = 3;
+  counter_ = [&crashes]() -> Result<std::uint64_t> { return crashes; };
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    auto r = session(d, [&] { return last_signals(reports(), cp::Phase::kSucceeded).has_value(); });
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_FALSE(*r);
+    disk_ = dev->survivors();
+  }
+  EXPECT_EQ(count(cp::Phase::kSucceeded), 2u) << "the result, then one observation";
+  auto first = last_signals(reports(), cp::Phase::kSucceeded);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->health_failures, 0u);
+  EXPECT_EQ(first->unexpected_reboots, 0u) << "the reboot into the update was asked for";
+  EXPECT_EQ(first->counter, 0u) << "the first reading is the base";
+  EXPECT_FALSE(first->regressed());
+  // The daemon stopped without asking for a reboot, and the health check now fails.
+  healthy_ = false;
+  crashes = 5;
+  now_ += 120;
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    auto r = session(d, [&] {
+      auto s = last_signals(reports(), cp::Phase::kSucceeded);
+      return s && s->health_failures > 0;
+    });
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_FALSE(*r);
+    disk_ = dev->survivors();
+  }
+  auto second = last_signals(reports(), cp::Phase::kSucceeded);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->health_failures, 1u);
+  EXPECT_EQ(second->unexpected_reboots, 1u) << "a start not preceded by its own reboot";
+  EXPECT_EQ(second->counter, 2u) << "the counter went from 3 to 5";
+  EXPECT_EQ(second->observed_s, 120);
+  EXPECT_TRUE(second->regressed());
+  EXPECT_EQ(prefix(disk_.b, image_.size()), image_) << "signals never touch the install";
+  // Past the observation period: one last report, then nothing more.
+  now_ += 3600;
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    ASSERT_TRUE(session(d, nullptr, 3500ms));
+    disk_ = dev->survivors();
+  }
+  auto last = last_signals(reports(), cp::Phase::kSucceeded);
+  ASSERT_TRUE(last);
+  EXPECT_EQ(last->observed_s, 3600);
+  EXPECT_EQ(last->unexpected_reboots, 2u);
+  std::size_t finals = 0;
+  for (const auto& r : reports()) finals += r.signals && r.signals->observed_s == 3600;
+  EXPECT_EQ(finals, 1u) << "observation over: no more reports";
+}
+
+// Not updated yet: the device reports the same signals while it waits (the
+// control group); when its wave opens it leaves the control group, and once
+// it committed it observes anew as updated.
+TEST_F(DaemonTest, AWaitingDeviceIsTheControlGroupUntilItsWaveOpens) {
+  auto c = campaign();
+  c.waves = {1, 10000};  // dev-1 is in the second wave
+  c.regression = fast_regression();
+  put("c1", document(c, control(c, 1)));
+  healthy_ = false;
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    auto r = session(d, [&] {
+      auto s = last_signals(reports(), cp::Phase::kWaiting);
+      return s && s->health_failures >= 2;
+    });
+    ASSERT_TRUE(r) << r.error().message;
+    disk_ = dev->survivors();
+  }
+  auto control_signals = last_signals(reports(), cp::Phase::kWaiting);
+  ASSERT_TRUE(control_signals);
+  EXPECT_EQ(control_signals->unexpected_reboots, 0u);
+  EXPECT_EQ(opens_, 0) << "observing fetches nothing";
+  healthy_ = true;
+  put("c1", document(c, control(c, 2, cp::RunState::kRunning, 1)));
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    auto r = session(d, nullptr);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_TRUE(*r);
+    disk_ = dev->survivors();
+  }
+  for (const auto& r : reports()) {
+    if (r.phase == cp::Phase::kDownloading || r.phase == cp::Phase::kRebooting)
+      EXPECT_FALSE(r.signals) << "control signals stay with the waiting phase";
+  }
+  ASSERT_EQ(reboot(), Slot::kB);
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    auto r = session(d, [&] { return last_signals(reports(), cp::Phase::kSucceeded).has_value(); });
+    ASSERT_TRUE(r) << r.error().message;
+    disk_ = dev->survivors();
+  }
+  auto updated = last_signals(reports(), cp::Phase::kSucceeded);
+  ASSERT_TRUE(updated);
+  EXPECT_EQ(updated->health_failures, 0u) << "a new observation, not the control group's";
+  EXPECT_EQ(updated->unexpected_reboots, 0u);
 }
 
 }  // namespace

@@ -189,13 +189,19 @@ int run_status(const Context& ctx, const StatusArgs& a) {
     out["controller_status"] = (status_text && *status_text) ? OJson::parse(**status_text, nullptr, false) : OJson(nullptr);
     if (a.devices) {
       OJson devs = OJson::array();
-      for (const auto& [id, dv] : view)
+      for (const auto& [id, dv] : view) {
         devs.push_back({{"device", id},
                         {"wave", dv.wave},
                         {"phase", std::string(cp::phase_name(dv.phase))},
                         {"version", dv.version},
                         {"reason", dv.reason},
                         {"online", online.count(id) ? OJson(online[id]) : OJson(nullptr)}});
+        if (dv.signals)
+          devs.back()["signals"] = {{"observed_s", dv.signals->observed_s},
+                                    {"health_failures", dv.signals->health_failures},
+                                    {"unexpected_reboots", dv.signals->unexpected_reboots},
+                                    {"counter", dv.signals->counter}};
+      }
       out["devices"] = devs;
     }
     if (ctx.json) {
@@ -225,6 +231,14 @@ int run_status(const Context& ctx, const StatusArgs& a) {
           std::printf("paced (%llu devices, %llu bytes per minute; 0: no limit): %llu let in (about %llu bytes), %llu waiting for their turn\n",
                       pc.value("devices_per_minute", 0ull), pc.value("bytes_per_minute", 0ull), pc.value("admitted", 0ull),
                       pc.value("admitted_bytes", 0ull), pc.value("held", 0ull));
+        }
+        if (cs.contains("regression") && cs["regression"].is_object()) {
+          const OJson& rg = cs["regression"];
+          std::printf("regression: %llu of %llu updated regressed, %llu of %llu in the control group; z %.2f (threshold %.2f, "
+                      "margin %.3f, min sample %llu)%s\n",
+                      rg.value("updated_regressed", 0ull), rg.value("updated", 0ull), rg.value("control_regressed", 0ull),
+                      rg.value("control", 0ull), rg.value("z", 0.0), rg.value("z_threshold", 0.0), rg.value("margin", 0.0),
+                      rg.value("min_sample", 0ull), rg.value("accepted", false) ? "; accepted by an operator" : "");
         }
         if (v->campaign.revert_on_abort)
           std::printf("revert on abort: %llu reverted, %llu revert-failed\n", reverted, revert_failed);

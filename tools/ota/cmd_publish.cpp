@@ -39,6 +39,11 @@ struct PublishArgs {
   std::vector<std::string> windows, defer_on;
   std::string timezone, start_delay, max_age;
   bool download_early = false;
+  // Regression gate: on when --regression-window is given.
+  std::string regression_window, regression_interval = "5m";
+  double regression_margin = 0.05, regression_z = 1.645;
+  std::uint32_t regression_min_sample = 20;
+  bool regression_abort = false;
   PassphraseSource pass;
   BrokerArgs broker;
 };
@@ -130,6 +135,23 @@ Status run_publish(const PublishArgs& a, OJson& out) {
     r.bytes_per_minute = *b;
   }
 
+  if (!a.regression_window.empty()) {
+    auto win = cp::parse_duration(a.regression_window);
+    if (!win) return fail(win.error().with_context("--regression-window"));
+    auto iv = cp::parse_duration(a.regression_interval);
+    if (!iv) return fail(iv.error().with_context("--regression-interval"));
+    cp::Regression g;
+    g.observe_s = *win;
+    g.interval_s = std::min(*iv, *win);
+    g.margin = a.regression_margin;
+    g.min_sample = a.regression_min_sample;
+    g.z = a.regression_z;
+    g.abort = a.regression_abort;
+    r.regression = g;
+  } else if (a.regression_abort) {
+    return fail(ErrorCode::kUsage, "--regression-abort needs --regression-window");
+  }
+
   r.bundle_path = a.bundle;
   r.trust_path = a.trust_path;
   r.fleet = a.fleet;
@@ -190,6 +212,10 @@ Status run_publish(const PublishArgs& a, OJson& out) {
                      {"max_age_s", c.policy->max_age_s},
                      {"defer_on", c.policy->defer_on}};
   }
+  if (c.regression)
+    out["regression"] = {{"observe_s", c.regression->observe_s}, {"interval_s", c.regression->interval_s},
+                         {"margin", c.regression->margin},       {"min_sample", c.regression->min_sample},
+                         {"z", c.regression->z},                 {"action", c.regression->abort ? "abort" : "pause"}};
   out["directory"] = p.directory;
   return ok();
 }
@@ -252,6 +278,22 @@ void add_publish_command(CLI::App& app, Context& ctx, int& exit_code) {
   pub->add_option("--max-age", p->max_age, "Devices do not install the bundle once it is older than this (30d)");
   pub->add_option("--defer-on", p->defer_on,
                   "Conditions each device checks with its configured command before it installs (metered,battery,busy)");
+  pub->add_option("--regression-window", p->regression_window,
+                  "Regression gate: devices observe health signals this long after they committed (1h); devices "
+                  "not yet updated observe the same as the control group (agents older than this option refuse the campaign)");
+  pub->add_option("--regression-interval", p->regression_interval,
+                  "Regression gate: a health check (and the counter command) and a report this often")
+      ->capture_default_str();
+  pub->add_option("--regression-margin", p->regression_margin,
+                  "Regression gate: the share of regressed updated devices may exceed the control group's by this much")
+      ->capture_default_str();
+  pub->add_option("--regression-min-sample", p->regression_min_sample,
+                  "Regression gate: devices reporting signals in each group before it is judged")
+      ->capture_default_str();
+  pub->add_option("--regression-z", p->regression_z,
+                  "Regression gate: the one-sided z threshold of the test of two proportions (1.645: alpha 0.05)")
+      ->capture_default_str();
+  pub->add_flag("--regression-abort", p->regression_abort, "The regression gate aborts instead of pausing");
   pub->add_option("--revision", p->revision, "Campaign revision (default: one more than the broker holds)");
   pub->add_option("--dir", p->dir, "Campaign directories live here")->capture_default_str();
   p->broker.add(pub);

@@ -50,6 +50,16 @@
 //   never written there (rejection events, which cost no flash each) a block
 //   of numbers is reserved on disk at every start (and again when used up),
 //   so a number is never signed twice, across reboots too.
+// - Health signals (a campaign with a regression section, docs/protocol.md
+//   "Regression gates"): once the device committed the campaign (it hears
+//   the document after the reboot), or while it waits in the campaign (the
+//   control group), it observes for the campaign's observe_s: every
+//   interval_s it runs the health check and the counter, and reports the
+//   signals (health failures, unexpected reboots, counter increase, seconds
+//   observed) with its phase. Counted in the campaign record (durable): a
+//   start of the daemon not preceded by a reboot it asked for is an
+//   unexpected reboot. A control-group device whose wave opens drops its
+//   control signals; once it committed it observes anew as updated.
 // - The daemon never reads operator commands: it obeys only control
 //   documents signed by the campaign's controller key.
 #pragma once
@@ -97,6 +107,10 @@ struct DaemonOptions {
   std::function<Result<std::optional<std::string>>(const std::string& condition)> check_condition;
   int policy_recheck_s = 60;
   std::function<trust::Time()> policy_clock;
+  // Regression campaigns: a counter the device reads at every observation
+  // (crashes, a service's restarts; health_signals.counter_command); its
+  // increases are reported. Null: no counter.
+  std::function<Result<std::uint64_t>()> counter;
   const volatile bool* stop = nullptr;
   std::function<void(const std::string&)> log;
 };

@@ -91,6 +91,21 @@ struct Pace {
   std::vector<std::pair<Digest, std::uint64_t>> deltas;  // base image hash -> delta payload size
 };
 
+// Regression gate (issue 17, docs/protocol.md "Regression gates"): after
+// the install, devices keep reporting health signals for an observation
+// period; devices of the campaign not yet updated report the same signals as
+// the control group. The controller compares the share of regressed devices
+// (any health-check failure, unexpected reboot or counter increase while
+// observed) of both groups with a one-sided test of two proportions.
+struct Regression {
+  std::int64_t observe_s = 3600;     // how long a device observes after it committed (or began waiting)
+  std::int64_t interval_s = 300;     // between two observations (health check, counter) and their report
+  double margin = 0.05;              // p_updated - p_control must exceed this
+  std::uint32_t min_sample = 20;     // devices reporting signals in each group before it is judged
+  double z = 1.645;                  // the one-sided z threshold (1.645: alpha 0.05)
+  bool abort = false;                // the gate aborts instead of pausing
+};
+
 struct Campaign {
   std::string id;
   std::string fleet;
@@ -119,6 +134,7 @@ struct Campaign {
   // "Revert on abort"). Encoded only when true.
   bool revert_on_abort = false;
   std::optional<Policy> policy;      // absent: a device installs as soon as its wave lets it (policy.hpp)
+  std::optional<Regression> regression;  // absent: no health signals, no regression gate
 };
 
 enum class RunState { kRunning, kPaused, kAborted, kCompleted };
@@ -226,6 +242,17 @@ std::string_view phase_name(Phase p);
 bool is_final(Phase p);
 bool is_failure(Phase p);
 
+// Health signals a device observed for a campaign with a regression section
+// (the updated devices after they committed; the control group while they
+// wait). Counted since the observation began, durable across restarts.
+struct Signals {
+  std::int64_t observed_s = 0;           // seconds observed so far (at most Regression::observe_s)
+  std::uint64_t health_failures = 0;     // health checks that failed
+  std::uint64_t unexpected_reboots = 0;  // agent starts not caused by an install or a revert of its own
+  std::uint64_t counter = 0;             // increase of the configured counter command's value
+  bool regressed() const { return health_failures + unexpected_reboots + counter > 0; }
+};
+
 struct Report {
   std::string device;
   std::uint64_t seq = 0;   // per device, increases across reboots
@@ -241,6 +268,7 @@ struct Report {
   // device booted and the hash of the image that runs in it.
   std::string slot;                 // "a", "b" or empty
   std::optional<Digest> image_hash;
+  std::optional<Signals> signals;   // campaigns with a regression section, while observing
 };
 std::string encode_report(const Report& r);
 Result<Report> parse_report(std::string_view text);
@@ -283,6 +311,7 @@ struct DeviceView {
   std::uint64_t bytes_fetched = 0;
   std::optional<keys::Signature> sig;  // signed campaigns: the signature of the report taken
   std::optional<Digest> image;         // the running image's hash, when the device reports it
+  std::optional<Signals> signals;      // the last report's health signals (regression gate)
 };
 
 // Takes a report into the view when it is newer than what the view holds
@@ -321,6 +350,9 @@ struct ControllerState {
   // in order (a device's wait for the device timeout starts when it was
   // admitted, not when its wave opened).
   std::vector<std::pair<std::uint64_t, trust::Time>> admissions;
+  // An operator resumed a campaign the regression gate paused: the gate
+  // does not judge it again (the operator accepted the difference).
+  bool regression_accepted = false;
 };
 // When the device at `position` was admitted (0: not yet, or not paced).
 trust::Time admitted_at(const ControllerState& s, std::uint32_t position);
@@ -362,6 +394,33 @@ struct PaceStep {
 };
 std::optional<PaceStep> pace_step(const Campaign& c, const ControllerState& s,
                                   const std::map<std::string, DeviceView>& view, PaceTokens& tokens);
+
+// ---- Regression gate (regression.cpp) ---------------------------------------
+
+// The one-sided pooled test of two proportions: x1 of n1 regressed among
+// the updated devices, x2 of n2 in the control group. z = (p1 - p2) / sqrt(
+// p (1 - p) (1/n1 + 1/n2)) with p = (x1 + x2) / (n1 + n2); 0 when either
+// sample is empty or the pooled variance is 0 (both all or none regressed).
+double two_proportion_z(std::uint64_t x1, std::uint64_t n1, std::uint64_t x2, std::uint64_t n2);
+
+struct RegressionCounts {
+  std::uint64_t updated = 0;             // committed devices of the open waves that reported signals
+  std::uint64_t updated_regressed = 0;
+  std::uint64_t control = 0;             // devices waiting in the campaign that reported signals
+  std::uint64_t control_regressed = 0;
+  double p_updated() const { return updated ? static_cast<double>(updated_regressed) / static_cast<double>(updated) : 0.0; }
+  double p_control() const { return control ? static_cast<double>(control_regressed) / static_cast<double>(control) : 0.0; }
+  double z() const { return two_proportion_z(updated_regressed, updated, control_regressed, control); }
+};
+// The two groups from the device views (devices of every wave).
+RegressionCounts regression_counts(const Campaign& c, const std::map<std::string, DeviceView>& view);
+// The regression gate alone: kPause (kAbort) when both groups hold at least
+// min_sample devices, p_updated - p_control > margin and z > the threshold;
+// kNone otherwise, for campaigns without a regression section, and once an
+// operator accepted a regression (ControllerState::regression_accepted).
+Decision regression_gate(const Campaign& c, const ControllerState& s, const std::map<std::string, DeviceView>& view);
+// "regression gate: ..." reasons start with this (a resume after one accepts it).
+inline constexpr std::string_view kRegressionReason = "regression gate";
 
 // ---- The journal: append-only, one JSON record per line, fsync'd ------------
 

@@ -62,6 +62,7 @@ struct PublishRequest {
   std::uint64_t bytes_per_minute = 0;
   bool revert_on_abort = false;  // Campaign::revert_on_abort (signed with the campaign)
   std::optional<Policy> policy;  // Campaign::policy: the devices' own rollout policy
+  std::optional<Regression> regression;  // Campaign::regression (signed with the campaign)
 };
 
 struct Published {

@@ -70,6 +70,8 @@ struct Daemon::Impl {
   std::optional<std::string> recheck;
   std::chrono::steady_clock::time_point recheck_at{};
   std::map<std::string, std::string> deferred_why;
+  // Health signals: when each campaign's next observation is due (this session).
+  std::map<std::string, std::chrono::steady_clock::time_point> observation_due;
 
   Impl(Device d, storage::StateStore& s, DaemonOptions opts) : dev(std::move(d)), store(s), o(std::move(opts)) {
     // The daemon reports before it reboots, so the agent never reboots itself.
@@ -163,6 +165,11 @@ struct Daemon::Impl {
       // first, so no number is signed twice.
       out.seq_reserved = r.seq + kSeqBlock;
       OTA_TRY(save_outbox());
+    }
+    // Health signals ride on the phase they were observed in.
+    if (auto it = rec.campaigns.find(campaign); !campaign.empty() && it != rec.campaigns.end() && it->second.observation) {
+      const Observation& ob = *it->second.observation;
+      if (ob.control ? phase == cp::Phase::kWaiting : phase == cp::Phase::kSucceeded) r.signals = ob.signals;
     }
     const std::string text = o.device_key ? cp::sign_report(r, *o.device_key) : cp::encode_report(r);
     const std::string state = cp::state_topic(o.fleet, o.device_id);
@@ -592,7 +599,105 @@ struct Daemon::Impl {
     }
     auto v = accept(ev.message.topic, ev.message.payload);
     if (!v) return ok();
-    return act(*v);
+    OTA_TRY(act(*v));
+    return track_observation(*v);
+  }
+
+  // ---- health signals (regression campaigns) ----
+
+  // After act(): a committed campaign begins its observation (updated), a
+  // waiting one too (control); a control device whose wave opened leaves
+  // the control group.
+  Status track_observation(const cp::Verified& v) {
+    if (!v.campaign.regression) return ok();
+    auto it = rec.campaigns.find(v.campaign.id);
+    if (it == rec.campaigns.end()) return ok();
+    CampaignRecord& r = it->second;
+    const bool updated = r.phase == cp::Phase::kSucceeded, waiting = r.phase == cp::Phase::kWaiting;
+    if ((updated && (!r.observation || r.observation->control)) || (waiting && !r.observation)) {
+      Observation ob;
+      ob.control = waiting;
+      ob.since = now();
+      ob.observe_s = v.campaign.regression->observe_s;
+      ob.interval_s = v.campaign.regression->interval_s;
+      r.observation = ob;
+      observation_due[v.campaign.id] = std::chrono::steady_clock::now() + std::chrono::seconds(ob.interval_s);
+      log("observing health signals for " + v.campaign.id + (waiting ? " (control group)" : ""));
+      return save_records();
+    }
+    if (!updated && !waiting && r.observation && r.observation->control) {
+      r.observation.reset();
+      observation_due.erase(v.campaign.id);
+      return save_records();
+    }
+    return ok();
+  }
+
+  // Every start not preceded by a reboot the daemon asked for is an
+  // unexpected reboot for the campaigns it observes.
+  Status count_restart() {
+    bool changed = false;
+    for (auto& [id, r] : rec.campaigns) {
+      if (!r.observation || !r.observation->active) continue;
+      if (r.observation->restart_expected) r.observation->restart_expected = false;
+      else ++r.observation->signals.unexpected_reboots;
+      changed = true;
+    }
+    return changed ? save_records() : ok();
+  }
+  Status expect_restart() {
+    bool changed = false;
+    for (auto& [id, r] : rec.campaigns)
+      if (r.observation && r.observation->active) changed = r.observation->restart_expected = true;
+    return changed ? save_records() : ok();
+  }
+
+  // The observations due: the health check, the counter, a report.
+  Status observe_due() {
+    if (!installing.empty() || reboot_requested) return ok();
+    const auto wall = std::chrono::steady_clock::now();
+    // By id: save_records() may trim finished records from the map.
+    std::vector<std::string> ids;
+    for (const auto& [id, r] : rec.campaigns)
+      if (r.observation && r.observation->active) ids.push_back(id);
+    for (const auto& id : ids) {
+      auto it = rec.campaigns.find(id);
+      if (it == rec.campaigns.end() || !it->second.observation) continue;
+      CampaignRecord& r = it->second;
+      Observation& ob = *r.observation;
+      auto [due, fresh] = observation_due.try_emplace(id, wall + std::chrono::seconds(ob.interval_s));
+      if (fresh || wall < due->second) continue;
+      due->second = wall + std::chrono::seconds(ob.interval_s);
+      if (ob.control ? r.phase != cp::Phase::kWaiting : r.phase != cp::Phase::kSucceeded) {
+        ob.active = false;  // reverted, aborted, ...: nothing more to observe
+        OTA_TRY(save_records());
+        continue;
+      }
+      if (dev.health_check) {
+        if (auto st = dev.health_check(); !st) {
+          ++ob.signals.health_failures;
+          log("health signals for " + id + ": the health check failed: " + st.error().message);
+        }
+      }
+      if (o.counter) {
+        if (auto n = o.counter(); n) {
+          if (ob.counter_known && *n > ob.counter_last) ob.signals.counter += *n - ob.counter_last;
+          ob.counter_last = *n;  // lower: the counter was reset (taken as the new base)
+          ob.counter_known = true;
+        } else {
+          log("health signals for " + id + ": the counter command failed: " + n.error().message);
+        }
+      }
+      const trust::Time t = now();
+      ob.signals.observed_s = std::clamp<std::int64_t>(t - ob.since, 0, ob.observe_s);
+      if (t - ob.since >= ob.observe_s) ob.active = false;
+      const cp::Phase phase = r.phase;
+      const std::string why = std::string(ob.active ? "observing health signals" : "observed health signals") +
+                              (ob.control ? " (control group)" : "");
+      OTA_TRY(save_records());  // r and ob may be gone after it (trimmed): report by id
+      OTA_TRY(report(id, phase, why));
+    }
+    return ok();
   }
 
   void pump(std::chrono::milliseconds wait) {
@@ -705,7 +810,9 @@ struct Daemon::Impl {
     deferred_why.clear();
     agent = std::make_unique<Agent>(dev);
     load();
+    observation_due.clear();
     OTA_TRY(settle_trial());
+    OTA_TRY(count_restart());
     OTA_TRY(connect());
     if (out.last_state.empty()) OTA_TRY(report(std::string(), cp::Phase::kIdle));
     while (!stopping() && !reboot_requested) {
@@ -725,8 +832,12 @@ struct Daemon::Impl {
       // whose delay ended, or whose conditions are due to be checked again.
       if (retry && std::chrono::steady_clock::now() >= retry_at && installing.empty()) OTA_TRY(act_again(retry, "retry of "));
       if (recheck && std::chrono::steady_clock::now() >= recheck_at && installing.empty()) OTA_TRY(act_again(recheck, "deferred "));
+      if (auto st = observe_due(); !st) log(st.error().message);
     }
-    if (reboot_requested) drain(std::chrono::seconds(5));
+    if (reboot_requested) {
+      if (auto st = expect_restart(); !st) log(st.error().message);
+      drain(std::chrono::seconds(5));
+    }
     client->stop();
     client.reset();
     return ok();

@@ -44,6 +44,29 @@ Result<Records> parse_records(ByteSpan b) {
       if (!c["not_before"].is_number_integer()) return fail(ErrorCode::kMalformed, "campaign records: bad record");
       cr.not_before = c["not_before"].get<std::int64_t>();
     }
+    if (c.contains("observation")) {
+      const Json& ob = c["observation"];
+      auto u = [&](const char* k) { return ob.contains(k) && ob[k].is_number_unsigned(); };
+      auto flag = [&](const char* k) { return ob.contains(k) && ob[k].is_boolean(); };
+      if (!ob.is_object() || !flag("control") || !flag("active") || !u("since") || !u("observe_s") || !u("interval_s") ||
+          !u("health_failures") || !u("unexpected_reboots") || !u("counter") || !u("observed_s") || !flag("counter_known") ||
+          !u("counter_last") || !flag("restart_expected"))
+        return fail(ErrorCode::kMalformed, "campaign records: bad observation");
+      Observation o;
+      o.control = ob["control"].get<bool>();
+      o.active = ob["active"].get<bool>();
+      o.since = ob["since"].get<trust::Time>();
+      o.observe_s = ob["observe_s"].get<std::int64_t>();
+      o.interval_s = ob["interval_s"].get<std::int64_t>();
+      o.signals.observed_s = ob["observed_s"].get<std::int64_t>();
+      o.signals.health_failures = ob["health_failures"].get<std::uint64_t>();
+      o.signals.unexpected_reboots = ob["unexpected_reboots"].get<std::uint64_t>();
+      o.signals.counter = ob["counter"].get<std::uint64_t>();
+      o.counter_known = ob["counter_known"].get<bool>();
+      o.counter_last = ob["counter_last"].get<std::uint64_t>();
+      o.restart_expected = ob["restart_expected"].get<bool>();
+      cr.observation = o;
+    }
     r.campaigns[it.key()] = cr;
   }
   return r;
@@ -61,6 +84,19 @@ std::string encode_records(const Records& r) {
               {"done", c.done},
               {"seen", c.seen}};
     if (c.not_before != 0) cs[id]["not_before"] = c.not_before;
+    if (const auto& o = c.observation)
+      cs[id]["observation"] = {{"control", o->control},
+                               {"active", o->active},
+                               {"since", o->since},
+                               {"observe_s", o->observe_s},
+                               {"interval_s", o->interval_s},
+                               {"observed_s", o->signals.observed_s},
+                               {"health_failures", o->signals.health_failures},
+                               {"unexpected_reboots", o->signals.unexpected_reboots},
+                               {"counter", o->signals.counter},
+                               {"counter_known", o->counter_known},
+                               {"counter_last", o->counter_last},
+                               {"restart_expected", o->restart_expected}};
   }
   j["campaigns"] = cs;
   return j.dump();

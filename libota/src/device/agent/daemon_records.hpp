@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <optional>
 #include <string>
 
 #include "ota/core/error.hpp"
@@ -22,6 +23,21 @@ inline constexpr char kCampaignsRecord[] = "campaigns.json";
 inline constexpr char kOutboxRecord[] = "outbox.json";
 inline constexpr std::size_t kMaxCampaignRecords = 32;
 
+// Health signals observed for a campaign with a regression section
+// (docs/protocol.md, "Regression gates"): after the device committed it
+// (updated group), or while it waits in it (control group).
+struct Observation {
+  bool control = false;              // observed while waiting (the control group)
+  bool active = true;                // false once observe_s has passed: signals final
+  trust::Time since = 0;             // when it began (the device clock)
+  std::int64_t observe_s = 0;        // from the campaign's regression section
+  std::int64_t interval_s = 0;
+  campaign::Signals signals;
+  bool counter_known = false;        // the counter command answered once
+  std::uint64_t counter_last = 0;    // its last value
+  bool restart_expected = false;     // the daemon asked for a reboot: the next start is not unexpected
+};
+
 struct CampaignRecord {
   std::uint64_t campaign_revision = 0;
   std::uint64_t control_revision = 0;
@@ -29,6 +45,7 @@ struct CampaignRecord {
   bool done = false;
   std::uint64_t seen = 0;  // insertion order, for trimming
   std::int64_t not_before = 0;  // the rollout policy's start delay ends then (0: none drawn)
+  std::optional<Observation> observation;  // regression campaigns
 };
 
 struct Records {

@@ -123,6 +123,20 @@ std::string encode_status(const Snapshot& s) {
                  {"admitted_bytes", admitted_bytes},
                  {"held", held}};
   }
+  if (s.campaign.regression) {
+    const Regression& g = *s.campaign.regression;
+    const RegressionCounts k = regression_counts(s.campaign, s.devices);
+    j["regression"] = {{"observe_s", g.observe_s},
+                       {"margin", g.margin},
+                       {"min_sample", g.min_sample},
+                       {"z_threshold", g.z},
+                       {"updated", k.updated},
+                       {"updated_regressed", k.updated_regressed},
+                       {"control", k.control},
+                       {"control_regressed", k.control_regressed},
+                       {"z", k.z()},
+                       {"accepted", s.state.regression_accepted}};
+  }
   // Signed or not, and what was dropped: an operator sees forgery attempts.
   Ordered sec;
   sec["mode"] = s.campaign.security ? "signed" : "unsigned";
@@ -198,6 +212,7 @@ Status Controller::replay() {
         state_.accepted_failures = r["accepted"].value("failures", std::uint64_t{0});
         state_.accepted_finished = r["accepted"].value("finished", std::uint64_t{0});
       }
+      if (r.value("regression_accepted", false)) state_.regression_accepted = true;
       const std::string cmd = r.value("command", "");
       if (!cmd.empty()) applied_commands_.push_back(cmd);
     } else if (type == "result") {
@@ -312,6 +327,10 @@ Status Controller::decide(mqtt::Client& client, Decision d, const std::string& c
               {"counts", counts},
               {"control", Ordered::parse(trust::encode_envelope(env))}};
   if (action == "resume") rec["accepted"] = {{"failures", open.failures()}, {"finished", open.finished()}};
+  // Resuming what the regression gate paused accepts the regression.
+  const bool accepts_regression = action == "resume" && state_.control.state == RunState::kPaused &&
+                                  state_.control.reason.rfind(kRegressionReason, 0) == 0;
+  if (accepts_regression) rec["regression_accepted"] = true;
   // Who ordered it, as signed (audit).
   if (command) rec["signed_command"] = Ordered::parse(trust::encode_envelope(*command));
   // Synced before anyone hears of it.
@@ -322,6 +341,7 @@ Status Controller::decide(mqtt::Client& client, Decision d, const std::string& c
     state_.accepted_failures = open.failures();
     state_.accepted_finished = open.finished();
   }
+  if (accepts_regression) state_.regression_accepted = true;
   state_.control = next;
   control_env_ = env;
   document_ = encode_document({campaign_env_, control_env_, roots_});

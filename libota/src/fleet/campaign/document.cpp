@@ -122,6 +122,14 @@ Status validate(const Campaign& c) {
     if (c.pace->deltas.size() > kMaxPaceDeltas)
       return fail(ErrorCode::kMalformed, "campaign: pace lists at most " + std::to_string(kMaxPaceDeltas) + " deltas");
   }
+  if (c.regression) {
+    const Regression& r = *c.regression;
+    if (r.observe_s < 1 || r.observe_s > 30 * 86400 || r.interval_s < 1 || r.interval_s > r.observe_s)
+      return fail(ErrorCode::kMalformed, "campaign: regression observes 1 s to 30 days, reporting at most every observe_s");
+    if (!(r.margin >= 0 && r.margin < 1)) return fail(ErrorCode::kMalformed, "campaign: regression margin is in [0, 1)");
+    if (r.min_sample == 0) return fail(ErrorCode::kMalformed, "campaign: regression min_sample is at least 1");
+    if (!(r.z >= 0 && r.z <= 10)) return fail(ErrorCode::kMalformed, "campaign: regression z is from 0 to 10");
+  }
   return ok();
 }
 
@@ -167,6 +175,11 @@ Bytes encode_campaign(const Campaign& c) {
   // that predate the field accept (docs/formats.md, campaign changelog).
   if (c.revert_on_abort) j["revert_on_abort"] = true;
   if (c.policy) j["policy"] = policy_json(*c.policy);
+  if (c.regression) {
+    const Regression& r = *c.regression;
+    j["regression"] = {{"observe_s", r.observe_s}, {"interval_s", r.interval_s}, {"margin", r.margin},
+                       {"min_sample", r.min_sample}, {"z", r.z},         {"action", r.abort ? "abort" : "pause"}};
+  }
   return to_bytes(j.dump());
 }
 
@@ -174,7 +187,7 @@ Result<Campaign> parse_campaign(ByteSpan bytes) {
   OTA_TRY_ASSIGN(auto j, parse_object(as_text(bytes), kMaxDocumentBytes, "campaign"));
   OTA_TRY_ASSIGN(auto o, json::Object::of(j, "campaign"));
   OTA_TRY(o.only({"format", "id", "fleet", "revision", "created", "expires", "bundle", "waves", "gates", "controller",
-                   "control_ttl_s", "security", "pace", "revert_on_abort", "policy"}));
+                   "control_ttl_s", "security", "pace", "revert_on_abort", "policy", "regression"}));
   OTA_TRY_ASSIGN(auto format, o.string("format", 32));
   if (format != kCampaignFormat)
     return fail(ErrorCode::kMalformed, "campaign: format is not " + std::string(kCampaignFormat));
@@ -295,6 +308,27 @@ Result<Campaign> parse_campaign(ByteSpan bytes) {
     OTA_TRY_ASSIGN(auto pj, o.object("policy"));
     OTA_TRY_ASSIGN(auto policy, policy_from(*pj));
     c.policy = std::move(policy);
+  }
+  if (o.has("regression")) {
+    OTA_TRY_ASSIGN(auto rj, o.object("regression"));
+    OTA_TRY_ASSIGN(auto ro, json::Object::of(*rj, "campaign.regression"));
+    OTA_TRY(ro.only({"observe_s", "interval_s", "margin", "min_sample", "z", "action"}));
+    Regression reg;
+    OTA_TRY_ASSIGN(auto obs, ro.u64("observe_s", 30 * 86400));
+    OTA_TRY_ASSIGN(auto iv, ro.u64("interval_s", 30 * 86400));
+    OTA_TRY_ASSIGN(auto margin, ratio_field(ro, *rj, "margin"));
+    OTA_TRY_ASSIGN(auto reg_sample, ro.u64("min_sample", 1u << 30));
+    if (!rj->contains("z") || !rj->at("z").is_number()) return fail(ErrorCode::kMalformed, "campaign.regression.z is not a number");
+    OTA_TRY_ASSIGN(auto action, ro.string("action", 16));
+    if (action != "pause" && action != "abort")
+      return fail(ErrorCode::kMalformed, "campaign.regression.action is not \"pause\" or \"abort\"");
+    reg.observe_s = static_cast<std::int64_t>(obs);
+    reg.interval_s = static_cast<std::int64_t>(iv);
+    reg.margin = margin;
+    reg.min_sample = static_cast<std::uint32_t>(reg_sample);
+    reg.z = rj->at("z").get<double>();
+    reg.abort = action == "abort";
+    c.regression = reg;
   }
   OTA_TRY(validate(c));
   return c;

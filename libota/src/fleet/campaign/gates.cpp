@@ -33,6 +33,7 @@ bool observe(std::map<std::string, DeviceView>& view, const Campaign& c, const R
     return true;
   }
   v.phase = r.phase;
+  v.signals = r.signals;
   v.last = r.time;
   v.reason = r.reason;
   if (r.bytes_fetched) v.bytes_fetched = r.bytes_fetched;
@@ -142,6 +143,8 @@ Decision evaluate(const Campaign& c, const ControllerState& s, const std::map<st
     d.reason = "failure gate: " + counts + " (failure threshold " + std::to_string(c.gates.failure_threshold) + ")";
     return d;
   }
+  // Regression gate (regression.cpp): health signals, updated against control.
+  if (Decision r = regression_gate(c, s, view); r.action != Decision::Action::kNone) return r;
   if (open + 1 == w.size()) {
     if (all.pending == 0) return {Decision::Action::kComplete, "every targeted device finished: " + counts};
     return {};

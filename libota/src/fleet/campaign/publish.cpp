@@ -144,6 +144,7 @@ Result<Published> publish(const PublishRequest& r, const Connect& connect) {
   }
   c.revert_on_abort = r.revert_on_abort;
   c.policy = r.policy;
+  c.regression = r.regression;
   OTA_TRY(validate(c));
 
   trust::Envelope env;

@@ -52,13 +52,18 @@ std::string encode_report(const Report& r) {
   j["bytes_fetched"] = r.bytes_fetched;
   if (!r.slot.empty()) j["slot"] = r.slot;
   if (r.image_hash) j["image_hash"] = to_hex(*r.image_hash);
+  if (r.signals)
+    j["signals"] = {{"observed_s", r.signals->observed_s},
+                    {"health_failures", r.signals->health_failures},
+                    {"unexpected_reboots", r.signals->unexpected_reboots},
+                    {"counter", r.signals->counter}};
   return j.dump();
 }
 
 Result<Report> parse_report(std::string_view text) {
   OTA_TRY_ASSIGN(auto j, parse_object(text, kMaxReportBytes, "report"));
   OTA_TRY_ASSIGN(auto o, json::Object::of(j, "report"));
-  OTA_TRY(o.only({"device", "seq", "boot", "time", "campaign", "phase", "version", "reason", "code", "bytes_fetched", "slot", "image_hash"}));
+  OTA_TRY(o.only({"device", "seq", "boot", "time", "campaign", "phase", "version", "reason", "code", "bytes_fetched", "slot", "image_hash", "signals"}));
   Report r;
   OTA_TRY_ASSIGN(auto dev, name_field(o, "device"));
   r.device = dev;
@@ -94,6 +99,21 @@ Result<Report> parse_report(std::string_view text) {
   if (o.has("image_hash")) {
     OTA_TRY_ASSIGN(auto ih, o.digest("image_hash"));
     r.image_hash = ih;
+  }
+  if (o.has("signals")) {
+    OTA_TRY_ASSIGN(auto sj, o.object("signals"));
+    OTA_TRY_ASSIGN(auto so, json::Object::of(*sj, "report.signals"));
+    OTA_TRY(so.only({"observed_s", "health_failures", "unexpected_reboots", "counter"}));
+    Signals sig;
+    OTA_TRY_ASSIGN(auto obs, so.u64("observed_s", 30 * 86400));
+    OTA_TRY_ASSIGN(auto hf, so.u64("health_failures", 1ull << 40));
+    OTA_TRY_ASSIGN(auto ur, so.u64("unexpected_reboots", 1ull << 40));
+    OTA_TRY_ASSIGN(auto ctr, so.u64("counter", 1ull << 60));
+    sig.observed_s = static_cast<std::int64_t>(obs);
+    sig.health_failures = hf;
+    sig.unexpected_reboots = ur;
+    sig.counter = ctr;
+    r.signals = sig;
   }
   return r;
 }
