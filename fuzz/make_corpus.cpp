@@ -35,7 +35,8 @@ bool write(const std::string& dir, const std::string& name, const Bytes& prefix,
 }
 
 // The seeds named ota-* are format versions 1 and 2 (interleaved records, as
-// they were first written); the ota3-* seeds are version 3 (record blocks).
+// they were first written); the ota3-* seeds are version 3 (record blocks);
+// the ota4-* seeds are version 4 (LZMA2 frames).
 Bytes delta_patch(const Bytes& o, const Bytes& n, delta::Compression c,
                   delta::PredictorChoice predictor = delta::PredictorChoice::kNone,
                   delta::RecordLayout layout = delta::RecordLayout::kInterleaved) {
@@ -108,6 +109,14 @@ int main(int argc, char** argv) {
             write(dir, "ota3-code-x86-zstd-chunked", {0x83, 0x00, 0x06, 0x40},
                   delta_patch(code, code_new, delta::Compression::kZstd, delta::PredictorChoice::kX86,
                               kBlocks)) &&
+            write(dir, "ota4-lzma", {0x00}, delta_patch(o, n, delta::Compression::kLzma, kNoPredictor, kBlocks)) &&
+            write(dir, "ota4-lzma-chunked-window12", {0x23, 0x00, 0x06, 0x40},
+                  delta_patch(o, n, delta::Compression::kLzma, kNoPredictor, kBlocks)) &&
+            write(dir, "ota4-empty-new", {0x00}, delta_patch(o, {}, delta::Compression::kLzma, kNoPredictor, kBlocks)) &&
+            write(dir, "ota4-thumb-lzma-old", {0x00},
+                  delta_patch(o, n, delta::Compression::kLzmaOld, delta::PredictorChoice::kThumb, kBlocks)) &&
+            write(dir, "ota4-code-x86-lzma-chunked-background", {0xc3, 0x00, 0x06, 0x40},
+                  delta_patch(code, code_new, delta::Compression::kLzma, delta::PredictorChoice::kX86, kBlocks)) &&
             write(dir, "bsdiff40", {0x00}, std::move(bs).take());
   if (!ok) {
     std::perror("writing the corpus");

@@ -383,6 +383,36 @@ TEST_F(BundleCli, StandardToolsListAndExtractTheBundle) {
   EXPECT_EQ(test::read_bytes(path("x/img2")), image_);
 }
 
+TEST_F(BundleCli, DeltaCompressionAndLayoutChooseTheDeltasFormatVersion) {
+  make_root();
+  struct Case {
+    std::vector<std::string> extra;
+    int version;
+  };
+  int n = 0;
+  for (const Case& c : std::vector<Case>{{{}, 4},
+                                         {{"--delta-compression", "zstd"}, 3},
+                                         {{"--delta-layout", "interleaved"}, 1},
+                                         {{"--delta-compression", "lzma"}, 4}}) {
+    const std::string name = "b" + std::to_string(n++) + ".otb", x = "x" + std::to_string(n);
+    build(name, {"a", "b"}, c.extra);
+    auto r = sh("cd " + dir_.path() + " && mkdir " + x + " && tar -xf " + name + " -C " + x + " && ls " + x +
+                "/payloads/delta-*");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::string delta = test::split_lines(r.out).at(0);
+    const Bytes patch = test::read_bytes(path(delta));
+    ASSERT_GT(patch.size(), 4u);
+    EXPECT_EQ(patch[3], c.version) << name;
+    ASSERT_EQ(sh("cd " + dir_.path() + " && " + kOta + " patch -q base.img " + delta + " -o " + x + "/img").exit_code, 0);
+    EXPECT_EQ(test::read_bytes(path(x + "/img")), image_);
+  }
+  // LZMA2 deltas need format version 4, which the interleaved layout is not.
+  auto bad = ota({"build", "--image", path("new.img"), "--version", "1.2.0", "--hw", "board-a", "--base",
+                  path("base.img"), "--delta-compression", "lzma", "--delta-layout", "interleaved", "--key",
+                  path("a.key"), "-q", "-o", path("bad.otb")});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+}
+
 TEST_F(BundleCli, InspectShowsEverythingAndSaysItIsUnverified) {
   make_root();
   build("b.otb", {"a", "b"}, {"--expires", "2098-01-01"});

@@ -89,7 +89,9 @@ TEST_F(Cli, DiffOptionsRoundTrip) {
   for (std::vector<std::string> opts : std::vector<std::vector<std::string>>{
            {"--frame-size", "4096", "--threads", "1"},
            {"--frame-size", "4096", "--threads", "4", "--level", "1"},
-           {"--window-log", "10", "--level", "22"},
+           {"--window-log", "10", "--level", "22", "--compression", "zstd"},
+           {"--window-log", "12", "--compression", "lzma"},
+           {"--layout", "interleaved"},
            {"--format", "ota"}}) {
     std::vector<std::string> args = {"diff", "-q", path("old"), path("new"), "-o", path("patch")};
     args.insert(args.end(), opts.begin(), opts.end());
@@ -169,6 +171,39 @@ TEST_F(Cli, DiffJson) {
             new_image_.size());
   EXPECT_TRUE(doc["ratio"].is_number());
   EXPECT_TRUE(doc["timings"]["total_s"].is_number());
+  // The default: LZMA2 with OLD as its dictionary (a small OLD), format version 4, as the header says.
+  EXPECT_EQ(doc["patch"]["version"], 4);
+  EXPECT_EQ(doc["patch"]["compression"], "lzma-old");
+  EXPECT_EQ(test::read_bytes(path("patch")).at(3), 4);
+}
+
+TEST_F(Cli, DiffCompressionChoosesTheFormatVersion) {
+  struct Case {
+    std::vector<std::string> opts;
+    int version;
+    const char* compression;
+  };
+  for (const Case& c : std::vector<Case>{{{"--compression", "zstd"}, 3, "zstd-old"},
+                                         {{"--layout", "interleaved"}, 1, "zstd-old"},
+                                         {{"--compression", "lzma"}, 4, "lzma-old"}}) {
+    std::vector<std::string> args = {"diff", "--json", path("old"), path("new"), "-o", path("patch")};
+    args.insert(args.end(), c.opts.begin(), c.opts.end());
+    auto d = ota(args);
+    ASSERT_EQ(d.exit_code, 0) << d.err;
+    auto doc = nlohmann::json::parse(test::split_lines(d.out).at(0));
+    EXPECT_EQ(doc["patch"]["version"], c.version) << c.opts[0] << " " << c.opts[1];
+    EXPECT_EQ(doc["patch"]["compression"], c.compression) << c.opts[0] << " " << c.opts[1];
+    EXPECT_EQ(test::read_bytes(path("patch")).at(3), c.version);
+  }
+  // LZMA2 exists only in version 4: with the layout of versions 1 and 2 it is a usage error.
+  auto bad = ota({"diff", "-q", "--compression", "lzma", "--layout", "interleaved", path("old"), path("new"), "-o",
+                  path("patch")});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--compression lzma"), std::string::npos) << bad.err;
+  // LZMA2's smallest dictionary is 4 KiB.
+  auto small = ota({"diff", "-q", "--window-log", "10", path("old"), path("new"), "-o", path("patch")});
+  EXPECT_EQ(small.exit_code, 2);
+  EXPECT_NE(small.err.find("2^12"), std::string::npos) << small.err;
 }
 
 TEST_F(Cli, PatchJson) {

@@ -489,7 +489,7 @@ std::vector<Bad> bad_patches() {
       {"Bsdiff40Magic", o1, text("BSDIFF40"), ErrorCode::kPatchMalformed},
       {"Version0", o1, cat({header1_with(3, 0), kFrames1}), ErrorCode::kUnsupported},
       {"Version2", o1, cat({header1_with(3, 2), kFrames1}), ErrorCode::kUnsupported},
-      {"UnknownCompression", o1, cat({header1_with(4, 3), kFrames1}), ErrorCode::kUnsupported},
+      {"UnknownCompression", o1, cat({header1_with(4, 5), kFrames1}), ErrorCode::kUnsupported},
       {"UnknownPredictor", o1, cat({header1_with(4, 0x30), kFrames1}), ErrorCode::kUnsupported},
       {"WindowWithoutCompression", o1, cat({header1_with(5, 10), kFrames1}), ErrorCode::kPatchMalformed},
       {"FrameLog11", o1, cat({header1_with(6, 11), kFrames1}), ErrorCode::kPatchMalformed},

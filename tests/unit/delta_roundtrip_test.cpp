@@ -144,6 +144,8 @@ const char* compression_suffix(Compression c) {
     case Compression::kNone: return "_None";
     case Compression::kZstd: return "_Zstd";
     case Compression::kZstdOld: return "_ZstdOld";
+    case Compression::kLzma: return "_Lzma";
+    case Compression::kLzmaOld: return "_LzmaOld";
   }
   return "_Unknown";
 }
@@ -174,9 +176,10 @@ std::string param_name(const testing::TestParamInfo<Param>& info) {
 std::vector<Param> params() {
   std::vector<Param> out;
   for (const auto& c : cases())
-    for (Compression comp : {Compression::kNone, Compression::kZstd})
+    for (Compression comp : {Compression::kNone, Compression::kZstd, Compression::kLzma})
       for (auto layout : {delta::RecordLayout::kBlocks, delta::RecordLayout::kInterleaved})
-        out.push_back({c, comp, delta::PredictorChoice::kAuto, layout});
+        if (!delta::is_lzma(comp) || layout == delta::RecordLayout::kBlocks)  // LZMA2: version 4, blocks only
+          out.push_back({c, comp, delta::PredictorChoice::kAuto, layout});
   return out;
 }
 
@@ -192,6 +195,9 @@ std::vector<Param> more_params() {
     out.push_back({c, Compression::kZstd, delta::PredictorChoice::kArm64});
     out.push_back({c, Compression::kZstdOld, delta::PredictorChoice::kX86, delta::RecordLayout::kInterleaved});
     out.push_back({c, Compression::kNone, delta::PredictorChoice::kArm64, delta::RecordLayout::kInterleaved});
+    out.push_back({c, Compression::kLzmaOld, delta::PredictorChoice::kNone});
+    out.push_back({c, Compression::kLzma, delta::PredictorChoice::kThumb});
+    out.push_back({c, Compression::kLzmaOld, delta::PredictorChoice::kArm64});
   }
   return out;
 }
@@ -223,13 +229,15 @@ TEST_P(RoundTrip, ApplyGivesNew) {
   auto header = delta::parse_header(patch);
   ASSERT_TRUE(header) << test::describe(fail(header.error()));
   const delta::PatchHeader& h = header->first;
-  EXPECT_EQ(h.version, delta::format_version_for(h.predictor, p.layout));
+  EXPECT_EQ(h.version, delta::format_version_for(h.predictor, p.layout, p.compression));
+  EXPECT_EQ(stats->version, h.version);
+  EXPECT_EQ(stats->compression, h.compression);
   // Version 3 frames hold blocks unless interleaved records came out smaller.
   if (p.layout == delta::RecordLayout::kInterleaved || pair.new_image.empty()) {
     EXPECT_EQ(stats->blocks, 0u);
   }
   EXPECT_EQ(h.compression, p.compression);
-  if (p.compression == Compression::kZstd) {
+  if (p.compression == Compression::kZstd || p.compression == Compression::kLzma) {
     EXPECT_EQ(h.window_log, opt.window_log);
   } else if (p.compression == Compression::kNone) {
     EXPECT_EQ(h.window_log, 0);
@@ -275,7 +283,7 @@ TEST(RoundTripBlocks, RecordsLongerThanABlockAreSplit) {
   // splits the INSERT across blocks of at most kMaxBlockSize stream bytes.
   Bytes old_image = structured_bytes(300'000, 45);
   Bytes new_image = concat(random_bytes(200'000, 46), with_random_edits(old_image, 2000, 47));
-  for (Compression comp : {Compression::kNone, Compression::kZstd}) {
+  for (Compression comp : {Compression::kNone, Compression::kZstd, Compression::kLzma}) {
     VectorWriter out;
     delta::DiffOptions opt = test::fast_options(comp, 20);
     opt.interleaved_frames = false;

@@ -192,6 +192,7 @@ struct BuildArgs {
   SignSources sign;
   bool no_compress = false, no_full = false;
   std::string delta_layout = "blocks";
+  std::string delta_compression;  // lzma (default) or zstd (the default with --delta-layout interleaved)
   int reuse_avg_bits = 15;
   std::uint64_t frame_size = std::uint64_t{1} << delta::kDefaultFrameLog;
 };
@@ -207,6 +208,13 @@ Status run_build(const Context& ctx, BuildArgs& a) {
   a.opt.full_frame_log = a.opt.delta_frame_log = static_cast<std::uint8_t>(log);
   a.opt.include_full = !a.no_full;
   a.opt.delta_layout = a.delta_layout == "interleaved" ? delta::RecordLayout::kInterleaved : delta::RecordLayout::kBlocks;
+  if (a.delta_compression == "lzma" && a.opt.delta_layout == delta::RecordLayout::kInterleaved)
+    return fail(ErrorCode::kUsage,
+                "--delta-compression lzma needs format version 4; --delta-layout interleaved writes versions 1-2 (zstd)");
+  a.opt.delta_compression =
+      a.delta_compression == "zstd" || (a.delta_compression.empty() && a.opt.delta_layout == delta::RecordLayout::kInterleaved)
+          ? delta::Compression::kZstd
+          : delta::Compression::kLzma;
   if (a.reuse_avg_bits < 6 || a.reuse_avg_bits > 20) return fail(ErrorCode::kUsage, "--reuse-avg-bits must be 6 to 20");
   a.opt.reuse_params.avg_bits = static_cast<std::uint8_t>(a.reuse_avg_bits);
   OTA_TRY_ASSIGN(auto created, build_time());
@@ -346,10 +354,16 @@ void add_build_command(CLI::App& app, Context& ctx, int& exit_code) {
   cmd->add_option("--window-log", a->opt.window_log, "zstd window of the full image, 2^N bytes (device RAM)")
       ->check(CLI::Range(10, 27))
       ->capture_default_str();
-  cmd->add_option("--delta-level", a->opt.delta_level, "zstd level inside deltas")->check(CLI::Range(1, 22))->capture_default_str();
+  cmd->add_option("--delta-level", a->opt.delta_level, "Compression level inside deltas (1-22, as ota diff --level)")
+      ->check(CLI::Range(1, 22))
+      ->capture_default_str();
+  cmd->add_option("--delta-compression", a->delta_compression,
+                  "Entropy stage of the deltas: lzma (default, format version 4) or zstd (version 3, or 1-2 with "
+                  "--delta-layout interleaved, for devices whose patcher predates version 4)")
+      ->check(CLI::IsMember({"lzma", "zstd"}));
   cmd->add_option("--delta-layout", a->delta_layout,
-                  "Record layout of the deltas: blocks (default, format version 3) or interleaved (versions 1 "
-                  "and 2, for devices whose patcher predates version 3)")
+                  "Record layout of the deltas: blocks (default, format version 3 or 4) or interleaved (versions 1 "
+                  "and 2, for devices whose patcher predates version 3; implies --delta-compression zstd)")
       ->check(CLI::IsMember({"blocks", "interleaved"}))
       ->capture_default_str();
   cmd->add_flag("--no-compress", a->no_compress, "Store the full image uncompressed");

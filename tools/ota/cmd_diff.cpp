@@ -15,6 +15,7 @@ struct DiffArgs {
   std::string format = "ota";
   std::string predictor = "auto";
   std::string layout = "blocks";
+  std::string compression;  // lzma (default) or zstd (the default with --layout interleaved)
   int level = 19;
   int window_log = delta::kDefaultWindowLog;
   std::uint64_t frame_size = std::uint64_t{1} << delta::kDefaultFrameLog;
@@ -55,6 +56,10 @@ Status run_diff(const Context& ctx, const DiffArgs& a) {
                     : a.predictor == "arm64" ? delta::PredictorChoice::kArm64
                                              : delta::PredictorChoice::kAuto;
     opt.layout = a.layout == "interleaved" ? delta::RecordLayout::kInterleaved : delta::RecordLayout::kBlocks;
+    if (a.compression == "lzma" && opt.layout == delta::RecordLayout::kInterleaved)
+      return fail(ErrorCode::kUsage, "--compression lzma needs format version 4; --layout interleaved writes versions 1-2 (zstd)");
+    const bool zstd = a.compression == "zstd" || (a.compression.empty() && opt.layout == delta::RecordLayout::kInterleaved);
+    opt.compression = zstd ? delta::Compression::kZstd : delta::Compression::kLzma;
     Progress progress(ctx.quiet || ctx.json, "diff");
     opt.progress = [&](std::uint64_t d, std::uint64_t t) { progress.update(d, t); };
     auto st = delta::diff(*old_image, *new_image, *out, opt);
@@ -66,7 +71,8 @@ Status run_diff(const Context& ctx, const DiffArgs& a) {
     doc["patch"] = {{"path", a.out_path},
                     {"size", st->patch_size},
                     {"frames", st->frames},
-                    {"version", delta::format_version_for(st->predictor, opt.layout)},
+                    {"version", st->version},
+                    {"compression", delta::compression_name(st->compression)},
                     {"records", st->records},
                     {"blocks", st->blocks},
                     {"copy_bytes", st->copy_bytes},
@@ -108,8 +114,14 @@ void add_diff_command(CLI::App& app, Context& ctx, int& exit_code) {
   cmd->add_option("-o,--output", args->out_path, "Where to write the patch")->required();
   cmd->add_option("--format", args->format, "Patch format: ota (default) or bsdiff40 (classic bsdiff 4)")
       ->check(CLI::IsMember({"ota", "bsdiff40"}));
-  cmd->add_option("--level", args->level, "zstd level (1-22)")->check(CLI::Range(1, 22));
-  cmd->add_option("--window-log", args->window_log, "log2 of the decoder window the device needs (10-27)")
+  cmd->add_option("--compression", args->compression,
+                  "Entropy stage of the records: lzma (default, LZMA2, format version 4) or zstd (format version 3, "
+                  "or 1-2 with --layout interleaved, for patchers that predate version 4)")
+      ->check(CLI::IsMember({"lzma", "zstd"}));
+  cmd->add_option("--level", args->level, "Compression level 1-22 (zstd's scale; LZMA2 preset level*9/19, extreme from 19)")
+      ->check(CLI::Range(1, 22));
+  cmd->add_option("--window-log", args->window_log,
+                  "log2 of the decoder window (LZMA2 dictionary) the device needs (10-27; 12-27 with lzma)")
       ->check(CLI::Range(10, 27));
   cmd->add_option("--frame-size", args->frame_size,
                   "NEW bytes per independent frame (power of two; the resume granularity)");
@@ -118,8 +130,8 @@ void add_diff_command(CLI::App& app, Context& ctx, int& exit_code) {
                   "Reference predictor for executables: auto (default), none, x86, thumb, arm64")
       ->check(CLI::IsMember({"auto", "none", "x86", "thumb", "arm64"}));
   cmd->add_option("--layout", args->layout,
-                  "Record layout: blocks (default, format version 3) or interleaved (versions 1 and 2, "
-                  "for devices whose patcher predates version 3)")
+                  "Record layout: blocks (default, format version 3 or 4) or interleaved (versions 1 and 2, "
+                  "for devices whose patcher predates version 3; implies --compression zstd)")
       ->check(CLI::IsMember({"blocks", "interleaved"}));
   cmd->add_flag("-q,--quiet", ctx.quiet, "No progress and no summary");
   cmd->add_flag("--json", ctx.json, "Print a JSON summary (sizes, hashes, timings) on stdout");

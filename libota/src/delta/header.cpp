@@ -10,6 +10,17 @@ using detail::get_varint;
 using detail::put_varint;
 using detail::VarintStatus;
 
+const char* compression_name(Compression c) {
+  switch (c) {
+    case Compression::kNone: return "none";
+    case Compression::kZstd: return "zstd";
+    case Compression::kZstdOld: return "zstd-old";
+    case Compression::kLzma: return "lzma";
+    case Compression::kLzmaOld: return "lzma-old";
+  }
+  return "unknown";
+}
+
 std::uint64_t PatchHeader::frame_count() const {
   const std::uint64_t frame = std::uint64_t{1} << frame_log;
   return (new_size + frame - 1) / frame;
@@ -17,7 +28,7 @@ std::uint64_t PatchHeader::frame_count() const {
 
 Bytes encode_header(const PatchHeader& h) {
   Bytes out(std::begin(detail::kMagic), std::end(detail::kMagic));
-  out.push_back(format_version_for(h.predictor, layout_of_version(h.version)));
+  out.push_back(format_version_for(h.predictor, layout_of_version(h.version), h.compression));
   out.push_back(static_cast<std::uint8_t>(static_cast<unsigned>(h.compression) |
                                           static_cast<unsigned>(h.predictor) << 4));
   out.push_back(h.window_log);
@@ -41,12 +52,20 @@ Result<std::pair<PatchHeader, std::size_t>> parse_header(ByteSpan data) {
     return fail(ErrorCode::kUnsupported,
                 "ota delta format version " + std::to_string(h.version) + " is not supported");
   const unsigned compression = data[4] & 0x0f, predictor = data[4] >> 4;
-  if (compression > static_cast<unsigned>(Compression::kZstdOld))
+  if (compression > static_cast<unsigned>(Compression::kLzmaOld))
     return fail(ErrorCode::kUnsupported, "unknown patch compression " + std::to_string(compression));
   if (predictor > static_cast<unsigned>(Predictor::kArm64))
     return fail(ErrorCode::kUnsupported, "unknown patch predictor " + std::to_string(predictor));
   h.compression = static_cast<Compression>(compression);
   h.predictor = static_cast<Predictor>(predictor);
+  // Version 4 is version 3 with LZMA2 frames, and only that.
+  if (is_lzma(h.compression) != (h.version == kLzmaFormatVersion))
+    return fail(ErrorCode::kUnsupported,
+                is_lzma(h.compression)
+                    ? "LZMA2 patch compression needs ota delta format version 4, the patch says " +
+                          std::to_string(h.version)
+                    : "ota delta format version 4 is only used with LZMA2 compression, the patch has compression " +
+                          std::to_string(compression));
   // Version 3 goes with any predictor. The interleaved versions are the lowest
   // that have the patch's features: version 1 has no predictor 3, and version
   // 2 is only written for it.
@@ -61,6 +80,7 @@ Result<std::pair<PatchHeader, std::size_t>> parse_header(ByteSpan data) {
   h.window_log = data[5];
   h.frame_log = data[6];
   if (h.compression == Compression::kNone ? h.window_log != 0
+      : is_lzma(h.compression)            ? (h.window_log < 12 || h.window_log > 30)
                                           : (h.window_log < 10 || h.window_log > 31))
     return fail(ErrorCode::kPatchMalformed, "invalid decoder window in patch header");
   if (h.frame_log < kMinFrameLog || h.frame_log > kMaxFrameLog)

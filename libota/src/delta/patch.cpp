@@ -2,6 +2,7 @@
 #include <cstring>
 #include <optional>
 
+#include "delta/codec/lzma.hpp"
 #include "delta/codec/zstd.hpp"
 #include "core/varint.hpp"
 #include "delta/base_check.hpp"
@@ -133,12 +134,18 @@ class PatcherImpl final : public Patcher {
           if (mode == detail::kFrameRaw) {
             state_ = State::kRaw;
           } else if (mode == detail::kFrameZstd && h_.compression != Compression::kNone) {
-            if (!zstd_) {
-              OTA_TRY_ASSIGN(auto d, codec::ZstdDecoder::create(std::min(h_.window_log, opt_.max_window_log)));
-              zstd_ = std::move(d);
+            if (!decoder_) {
+              const int wlog = std::min(h_.window_log, opt_.max_window_log);
+              if (is_lzma(h_.compression)) {
+                OTA_TRY_ASSIGN(auto d, codec::LzmaDecoder::create(wlog));
+                decoder_ = std::move(d);
+              } else {
+                OTA_TRY_ASSIGN(auto d, codec::ZstdDecoder::create(wlog));
+                decoder_ = std::move(d);
+              }
             }
             if (!blocks_ && zbuf_.empty()) zbuf_.resize(kDecodeBuffer);
-            OTA_TRY(zstd_->reset(h_.compression == Compression::kZstdOld ? ByteSpan(old_copy_) : ByteSpan{}));
+            OTA_TRY(decoder_->reset(has_old_dictionary(h_.compression) ? ByteSpan(old_copy_) : ByteSpan{}));
             state_ = State::kZstd;
           } else {
             return with_frame(malformed("unknown frame mode " + std::to_string(mode)));
@@ -160,7 +167,7 @@ class PatcherImpl final : public Patcher {
             in = in.subspan(*used);
             break;
           }
-          auto step = zstd_->decode(in, zbuf_);
+          auto step = decoder_->decode(in, zbuf_);
           if (!step) return with_frame(step.error());
           if (step->consumed == 0 && step->produced == 0 && !step->frame_done)
             return with_frame(Error{ErrorCode::kDecompress, "compressed frame makes no progress"});
@@ -179,14 +186,14 @@ class PatcherImpl final : public Patcher {
       if (!used) return with_frame(used.error());
     }
     while (!blocks_ && state_ == State::kZstd && last_produced_ == zbuf_.size()) {
-      auto step = zstd_->decode({}, zbuf_);
+      auto step = decoder_->decode({}, zbuf_);
       if (!step) return with_frame(step.error());
       OTA_TRY(zstd_output(*step));
     }
     return ok();
   }
 
-  Status zstd_output(const codec::ZstdDecoder::Step& step) {
+  Status zstd_output(const codec::FrameDecoder::Step& step) {
     last_produced_ = step.produced;
     ByteSpan out(zbuf_.data(), step.produced);
     if (!out.empty()) {
@@ -210,7 +217,7 @@ class PatcherImpl final : public Patcher {
       if (state_ != State::kZstd || !last_full_) return ok();
     }
     for (;;) {
-      auto step = zstd_->decode({}, zbuf_);
+      auto step = decoder_->decode({}, zbuf_);
       if (!step) return with_frame(step.error());
       OTA_TRY(zstd_output(*step));
       if (state_ != State::kZstd || (step->produced == 0 && step->consumed == 0)) return ok();
@@ -230,7 +237,7 @@ class PatcherImpl final : public Patcher {
     v3_ = layout_of_version(h_.version) == RecordLayout::kBlocks;
     blocks_ = v3_;
     cache_.resize(std::min<std::uint64_t>(kOldCache, old_.size()));
-    if (h_.compression == Compression::kZstdOld) {
+    if (has_old_dictionary(h_.compression)) {
       // The window (checked against max_window_log above) covers OLD.
       if (h_.old_size >= (std::uint64_t{1} << h_.window_log))
         return fail(malformed("decoder window does not cover OLD"));
@@ -558,7 +565,7 @@ class PatcherImpl final : public Patcher {
     const bool complete = frame_complete();
     std::uint8_t spare = 0;
     const MutableByteSpan want = complete ? MutableByteSpan(&spare, 1) : block_want();
-    OTA_TRY_ASSIGN(auto step, zstd_->decode(in, want));
+    OTA_TRY_ASSIGN(auto step, decoder_->decode(in, want));
     if (!in.empty() && step.consumed == 0 && step.produced == 0 && !step.frame_done)
       return fail(Error{ErrorCode::kDecompress, "compressed frame makes no progress"});
     consumed_ += step.consumed;
@@ -667,7 +674,7 @@ class PatcherImpl final : public Patcher {
   std::size_t tag_len_ = 0;
   std::uint64_t remaining_ = 0;
   detail::NewOutput output_;
-  std::unique_ptr<codec::ZstdDecoder> zstd_;
+  std::unique_ptr<codec::FrameDecoder> decoder_;  // the frames' decoder: zstd or LZMA2
   Bytes zbuf_, cache_, old_copy_;
   detail::AddressMap map_;
   std::optional<detail::MapSectionReader> map_reader_;

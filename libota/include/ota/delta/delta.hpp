@@ -29,8 +29,9 @@ namespace ota::delta {
 // that has every feature the patch uses (format_version_for), so a patcher of
 // version 1 still applies every such patch that needs nothing newer.
 inline constexpr std::uint8_t kFormatVersion = 1;     // interleaved, no arm64 predictor
-inline constexpr std::uint8_t kMaxFormatVersion = 3;  // 2: the arm64 predictor (3); 3: blocks
+inline constexpr std::uint8_t kMaxFormatVersion = 4;  // 2: the arm64 predictor (3); 3: blocks; 4: LZMA2
 inline constexpr std::uint8_t kBlocksFormatVersion = 3;
+inline constexpr std::uint8_t kLzmaFormatVersion = 4;  // version 3 with LZMA2 frames
 // Version 3: the three streams of one block hold at most this many bytes in
 // all (the patcher's block buffer).
 inline constexpr std::size_t kMaxBlockSize = std::size_t{1} << 16;
@@ -45,8 +46,15 @@ inline constexpr std::uint8_t kMaxWindowLog = 27;
 // kZstdOld: zstd frames that may also match into OLD, loaded as a prefix
 // dictionary (the decoder holds OLD in memory; the window covers it). For
 // images small enough that this is cheap (firmware), it finds moved code that
-// the cover search leaves to INSERT.
-enum class Compression : std::uint8_t { kNone = 0, kZstd = 1, kZstdOld = 2 };
+// the cover search leaves to INSERT. kLzma / kLzmaOld (format version 4): the
+// same with raw LZMA2 frames (liblzma), whose dictionary of 2^window_log
+// bytes is all the decoder keeps: smaller patches and a smaller decoder than
+// zstd's, decoded more slowly (only the records are compressed, so the
+// difference is small next to reading OLD and hashing NEW).
+enum class Compression : std::uint8_t { kNone = 0, kZstd = 1, kZstdOld = 2, kLzma = 3, kLzmaOld = 4 };
+
+constexpr bool is_lzma(Compression c) { return c == Compression::kLzma || c == Compression::kLzmaOld; }
+constexpr bool has_old_dictionary(Compression c) { return c == Compression::kZstdOld || c == Compression::kLzmaOld; }
 
 // Reference prediction for executables (docs/formats.md, "Predictor"): COPY and
 // ADD work against OLD with its relative references (x86 rel32, Thumb-2 BL and
@@ -59,11 +67,17 @@ enum class RecordLayout : std::uint8_t {
   kInterleaved,  // versions 1 and 2: tags with their payload bytes, for older patchers
 };
 
-// The format version of a patch: 3 with blocks; interleaved, 2 for kArm64, else 1.
-constexpr std::uint8_t format_version_for(Predictor p, RecordLayout layout = RecordLayout::kBlocks) {
+// The format version of a patch: 4 with LZMA2 frames (always in the version 3
+// frame layout), 3 with blocks; interleaved, 2 for kArm64, else 1.
+constexpr std::uint8_t format_version_for(Predictor p, RecordLayout layout = RecordLayout::kBlocks,
+                                          Compression c = Compression::kZstd) {
+  if (is_lzma(c)) return kLzmaFormatVersion;
   if (layout == RecordLayout::kBlocks) return kBlocksFormatVersion;
   return p == Predictor::kArm64 ? std::uint8_t{2} : kFormatVersion;
 }
+
+// "none", "zstd", "zstd-old", "lzma", "lzma-old": the JSON names of Compression.
+const char* compression_name(Compression c);
 
 // The record layout of a format version (1..kMaxFormatVersion).
 constexpr RecordLayout layout_of_version(std::uint8_t version) {
@@ -72,7 +86,8 @@ constexpr RecordLayout layout_of_version(std::uint8_t version) {
 
 struct PatchHeader {
   // Read by parse_header. encode_header writes format_version_for(predictor,
-  // layout_of_version(version)): 3, or the interleaved version the predictor needs.
+  // layout_of_version(version), compression): 4 with LZMA2, 3, or the
+  // interleaved version the predictor needs.
   std::uint8_t version = kBlocksFormatVersion;
   Compression compression = Compression::kZstd;
   Predictor predictor = Predictor::kNone;
@@ -87,7 +102,8 @@ struct PatchHeader {
 };
 
 // Serializes a header (exactly as the generator writes it), with the version
-// byte format_version_for(header.predictor, layout_of_version(header.version)).
+// byte format_version_for(header.predictor, layout_of_version(header.version),
+// header.compression).
 Bytes encode_header(const PatchHeader& header);
 
 // Parses a header from the front of data. Returns the header and its encoded
@@ -104,14 +120,20 @@ Result<PatchHeader> read_header(Reader& patch);
 enum class PredictorChoice : std::uint8_t { kAuto, kNone, kX86, kThumb, kArm64 };
 
 struct DiffOptions {
-  Compression compression = Compression::kZstd;
+  // kLzma (the default) or kZstd; either becomes its *Old form when OLD is at
+  // most old_dictionary_max. kZstd writes format version 3 (or 1/2 with
+  // kInterleaved), for patchers that predate version 4.
+  Compression compression = Compression::kLzma;
   // kAuto: the predictor of OLD's machine (x86 for an x86 ELF image, arm64 for
   // an AArch64 ELF image, Thumb otherwise), if the differing bytes of the
   // covers that it explains pay for its address map.
   PredictorChoice predictor = PredictorChoice::kAuto;
-  // With kZstd: use kZstdOld when OLD is at most this large (0: never).
+  // With kZstd / kLzma: use kZstdOld / kLzmaOld when OLD is at most this
+  // large (0: never).
   std::uint64_t old_dictionary_max = std::uint64_t{8} << 20;
-  int level = 19;                          // zstd level, 1..22
+  // 1..22: the zstd level; with LZMA2 the preset level * 9 / 19 (at most 9),
+  // extreme from 19 up.
+  int level = 19;
   std::uint8_t window_log = kDefaultWindowLog;
   std::uint8_t frame_log = kDefaultFrameLog;
   unsigned threads = 0;                    // 0: one per core
@@ -135,6 +157,8 @@ struct DiffStats {
   std::uint64_t add_bytes = 0;     // NEW bytes made as OLD + difference
   std::uint64_t insert_bytes = 0;  // NEW bytes carried literally
   Predictor predictor = Predictor::kNone;
+  Compression compression = Compression::kNone;  // as in the header (kZstd may have become kZstdOld)
+  std::uint8_t version = 0;        // the header's format version
   std::uint64_t map_entries = 0;   // address map entries (with a predictor)
   std::uint64_t map_bytes = 0;     // stored size of the address map section
   Digest old_hash{};

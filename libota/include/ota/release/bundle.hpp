@@ -186,6 +186,7 @@ struct BuildOptions {
   std::uint8_t delta_frame_log = 24;  // NEW bytes per delta frame: 2^N (a device's resume step)
   // kInterleaved: deltas in format version 1/2, for devices whose patcher predates version 3.
   delta::RecordLayout delta_layout = delta::RecordLayout::kBlocks;
+  delta::Compression delta_compression = delta::Compression::kLzma;  // or kZstd (format version 3)
   std::uint32_t chunk_size = 0;  // 0: manifest::default_chunk_size(image size)
   // A `chunks` payload (the image in content-defined chunks behind a signed
   // index), so a device on no delta's base fetches only what it lacks.

@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 
+#include "delta/codec/decoder.hpp"
 #include "ota/core/error.hpp"
 #include "ota/core/io.hpp"
 
@@ -46,21 +47,10 @@ Result<std::uint64_t> zstd_compress_stream(Reader& in, Writer& out, const Stream
 // Decompresses one whole zstd frame that declares its content size (at most max_size).
 Result<Bytes> zstd_decompress(ByteSpan in, std::size_t max_size);
 
-// Streaming decoder of one frame at a time; the caller owns both buffers.
-class ZstdDecoder {
+// Streaming decoder of one zstd frame at a time; the caller owns both buffers.
+class ZstdDecoder : public FrameDecoder {
  public:
-  struct Step {
-    std::size_t consumed = 0;  // input bytes used
-    std::size_t produced = 0;  // output bytes written
-    bool frame_done = false;   // the frame is complete and fully flushed
-  };
   static Result<std::unique_ptr<ZstdDecoder>> create(int max_window_log);
-  virtual ~ZstdDecoder() = default;
-  // Starts a new frame (drops any state of the previous one); the prefix, if
-  // any, must stay valid until the frame is decoded.
-  virtual Status reset(ByteSpan prefix = {}) = 0;
-  // Makes progress: consumes some input and/or produces some output.
-  virtual Result<Step> decode(ByteSpan in, MutableByteSpan out) = 0;
 };
 
 }  // namespace ota::codec
