@@ -95,7 +95,8 @@ TEST_P(Resume, FromEveryFrameBoundaryFeedingOrJumping) {
 }
 
 INSTANTIATE_TEST_SUITE_P(All, Resume,
-                         testing::Combine(testing::Values(Compression::kNone, Compression::kZstd, Compression::kZstdOld),
+                         testing::Combine(testing::Values(Compression::kNone, Compression::kZstd, Compression::kZstdOld,
+                                                          Compression::kLzma, Compression::kLzmaOld),
                                           testing::Values(PredictorChoice::kNone, PredictorChoice::kX86),
                                           testing::Values(RecordLayout::kBlocks, RecordLayout::kInterleaved)));
 

@@ -88,7 +88,7 @@ TEST_P(Damaged, FixtureIsWhatTheTestsNeed) {
   auto h = delta::parse_header(f.patch);
   ASSERT_TRUE(h);
   EXPECT_EQ(h->first.frame_count(), 4u);
-  EXPECT_EQ(h->first.version, delta::format_version_for(h->first.predictor, GetParam().layout));
+  EXPECT_EQ(h->first.version, delta::format_version_for(h->first.predictor, GetParam().layout, GetParam().compression));
   const bool predicted = h->first.predictor != delta::Predictor::kNone;
   EXPECT_EQ(predicted, GetParam().predictor != delta::PredictorChoice::kNone);
   // Where each frame starts: the header's end (or, with a predictor, after the
@@ -133,7 +133,7 @@ TEST_P(Damaged, EverySingleByteMutationFailsOrGivesNew) {
   // dictionary variants, which mostly add paths after the same header and
   // framing, two (keeps the sanitizer run short).
   const bool plain = GetParam().predictor == delta::PredictorChoice::kNone &&
-                     GetParam().compression != Compression::kZstdOld;
+                     !delta::has_old_dictionary(GetParam().compression);
   const std::vector<std::uint8_t> xors = plain ? std::vector<std::uint8_t>{0x01, 0x02, 0x40, 0x80, 0xff}
                                                : std::vector<std::uint8_t>{0x01, 0xff};
   for (std::size_t i = 0; i < patch.size(); ++i) {
@@ -310,6 +310,10 @@ INSTANTIATE_TEST_SUITE_P(
                     Variant{"NoneArm64", Compression::kNone, delta::PredictorChoice::kArm64},
                     // OLD as zstd prefix dictionary.
                     Variant{"ZstdOld", Compression::kZstdOld, delta::PredictorChoice::kNone},
+                    // Format version 4: LZMA2 frames, plain, with OLD as preset dictionary, with a map.
+                    Variant{"Lzma", Compression::kLzma, delta::PredictorChoice::kNone},
+                    Variant{"LzmaOld", Compression::kLzmaOld, delta::PredictorChoice::kNone},
+                    Variant{"LzmaX86", Compression::kLzma, delta::PredictorChoice::kX86},
                     // Format versions 1 and 2 (interleaved records), as older generators wrote them.
                     Variant{"NoneV1", Compression::kNone, delta::PredictorChoice::kNone, delta::RecordLayout::kInterleaved},
                     Variant{"ZstdV1", Compression::kZstd, delta::PredictorChoice::kNone, delta::RecordLayout::kInterleaved},
