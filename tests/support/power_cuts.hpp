@@ -43,10 +43,10 @@ inline std::uint64_t powercut_stride() {
   return k;
 }
 
-// The 1-based writes of a run of `total` to cut at; `shift` moves the stride
-// (the loss mode's index in for_each_cut).
-inline std::vector<std::uint64_t> cut_points(std::uint64_t total, std::uint64_t shift = 0) {
-  const std::uint64_t k = powercut_stride();
+// The 1-based writes of a run of `total` to cut at with stride k; `shift`
+// moves the stride (the loss mode's index in for_each_cut).
+inline std::vector<std::uint64_t> cut_points(std::uint64_t total, std::uint64_t shift = 0,
+                                             std::uint64_t k = powercut_stride()) {
   std::vector<std::uint64_t> points;
   for (std::uint64_t n = 1; n <= total; ++n) {
     if (k == 1 || n <= kAlwaysCut || n + kAlwaysCut > total || (n + shift) % k == 0) points.push_back(n);
@@ -65,11 +65,10 @@ struct Cut {
 // names the cut). The property "powercut_stride" records a thinned run.
 template <class Body>
 void for_each_cut(std::uint64_t total, const std::vector<storage::LossMode>& modes, Body&& body) {
-  if (const std::uint64_t k = powercut_stride(); k > 1) {
-    ::testing::Test::RecordProperty("powercut_stride", std::to_string(k));
-  }
+  const std::uint64_t k = powercut_stride();
+  if (k > 1) ::testing::Test::RecordProperty("powercut_stride", std::to_string(k));
   for (std::size_t m = 0; m < modes.size(); ++m) {
-    for (std::uint64_t n : cut_points(total, m)) {
+    for (std::uint64_t n : cut_points(total, m, k)) {
       Cut cut{n, modes[m],
               "cut at write " + std::to_string(n) + " of " + std::to_string(total) + " (mode " +
                   std::to_string(static_cast<int>(modes[m])) + ")"};
