@@ -16,6 +16,7 @@
 #include "ota/testing/memory_environment.hpp"
 #include "ota/testing/power_cut.hpp"
 #include "support/device_sim.hpp"
+#include "support/power_cuts.hpp"
 #include "support/random.hpp"
 #include "support/signing.hpp"
 #include "support/temp_dir.hpp"
@@ -390,15 +391,9 @@ TEST_F(PowerCutTest, EveryWriteOfADeltaInstall) {
   ASSERT_TRUE(completed);
   ASSERT_GT(total, 20u) << "expected a write per frame and checkpoint";
   RecordProperty("writes_per_install", static_cast<int>(total));
-  for (LossMode mode : {LossMode::kDropUnsynced, LossMode::kRandomSubset, LossMode::kTornSector}) {
-    for (std::uint64_t n = 1; n <= total; ++n) {
-      const std::string where = "cut at write " + std::to_string(n) + " of " + std::to_string(total) + " (mode " +
-                                std::to_string(static_cast<int>(mode)) + ")";
-      Survivors s = run(n, mode, n * 7919, nullptr, nullptr, nullptr);
-      check_and_finish(s, where);
-      if (HasFatalFailure()) return;
-    }
-  }
+  test::for_each_cut(total, [&](const test::Cut& c) {
+    check_and_finish(run(c.n, c.mode, c.n * 7919, nullptr, nullptr, nullptr), c.where);
+  });
 }
 
 TEST_F(PowerCutTest, EveryWriteOfAFullInstall) {
@@ -408,15 +403,9 @@ TEST_F(PowerCutTest, EveryWriteOfAFullInstall) {
   run(0, LossMode::kDropUnsynced, 1, nullptr, &total, &completed);
   ASSERT_TRUE(completed);
   ASSERT_GT(total, 20u) << "expected a write per zstd frame and checkpoint";
-  for (LossMode mode : {LossMode::kDropUnsynced, LossMode::kRandomSubset, LossMode::kTornSector}) {
-    for (std::uint64_t n = 1; n <= total; ++n) {
-      const std::string where = "cut at write " + std::to_string(n) + " of " + std::to_string(total) + " (mode " +
-                                std::to_string(static_cast<int>(mode)) + ")";
-      Survivors s = run(n, mode, n * 104729, nullptr, nullptr, nullptr);
-      check_and_finish(s, where);
-      if (HasFatalFailure()) return;
-    }
-  }
+  test::for_each_cut(total, [&](const test::Cut& c) {
+    check_and_finish(run(c.n, c.mode, c.n * 104729, nullptr, nullptr, nullptr), c.where);
+  });
 }
 
 // Cut late in the write phase, then resume: the resumed run writes less than
@@ -491,15 +480,9 @@ TEST_F(PowerCutTest, EveryWriteOfAReuseInstall) {
   run(0, LossMode::kDropUnsynced, 1, nullptr, &total, &completed);
   ASSERT_TRUE(completed);
   ASSERT_GT(total, 8u) << "expected writes and chunk checkpoints";
-  for (LossMode mode : {LossMode::kDropUnsynced, LossMode::kRandomSubset, LossMode::kTornSector}) {
-    for (std::uint64_t n = 1; n <= total; ++n) {
-      const std::string where = "cut at write " + std::to_string(n) + " of " + std::to_string(total) + " (mode " +
-                                std::to_string(static_cast<int>(mode)) + ")";
-      Survivors s = run(n, mode, n * 6151, nullptr, nullptr, nullptr);
-      check_and_finish(s, where);
-      if (HasFatalFailure()) return;
-    }
-  }
+  test::for_each_cut(total, [&](const test::Cut& c) {
+    check_and_finish(run(c.n, c.mode, c.n * 6151, nullptr, nullptr, nullptr), c.where);
+  });
 }
 
 TEST_F(PowerCutTest, ReuseResumesAtItsLastChunkCheckpoint) {
@@ -827,14 +810,9 @@ TEST_F(RevertPowerCut, EveryWriteOfARevertInThreeLossModes) {
   ASSERT_FALSE(HasFatalFailure());
   ASSERT_GE(total, 4u) << "the record, the environment, the trial's record, the commit";
   RecordProperty("writes_per_revert", static_cast<int>(total));
-  for (LossMode mode : {LossMode::kDropUnsynced, LossMode::kRandomSubset, LossMode::kTornSector}) {
-    for (std::uint64_t n = 1; n <= total; ++n) {
-      const std::string where = "cut at write " + std::to_string(n) + " of " + std::to_string(total) + " (mode " +
-                                std::to_string(static_cast<int>(mode)) + ")";
-      check_and_finish(run(start, n, mode, n * 7919, nullptr), where);
-      if (HasFatalFailure()) return;
-    }
-  }
+  test::for_each_cut(total, [&](const test::Cut& c) {
+    check_and_finish(run(start, c.n, c.mode, c.n * 7919, nullptr), c.where);
+  });
 }
 
 }  // namespace

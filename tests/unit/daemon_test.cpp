@@ -20,6 +20,7 @@
 #include "ota/testing/power_cut.hpp"
 #include "support/device_sim.hpp"
 #include "support/fake_mqtt.hpp"
+#include "support/power_cuts.hpp"
 #include "support/random.hpp"
 #include "support/signing.hpp"
 #include "support/temp_dir.hpp"
@@ -209,6 +210,14 @@ class DaemonTest : public testing::Test {
     EXPECT_TRUE(slot) << slot.error().message;
     disk_.env = env.vars;
     return slot ? *slot : Slot::kA;
+  }
+
+  // Where each cut point of an enumeration starts: a fresh broker holding
+  // `doc` as c1, and the disk as `from`.
+  void start_over(const std::string& doc, const Disk& from) {
+    broker_.reset();
+    put("c1", doc);
+    disk_ = from;
   }
 
   std::vector<cp::Report> reports(const std::string& topic_kind = "events") {
@@ -788,6 +797,16 @@ class DaemonPowerCut : public DaemonTest {
     }
     return first_writes;
   }
+
+  // The device ended updated and reported once: one success, no failure or
+  // roll-back, bank b holds the image and boots committed.
+  void expect_updated_once(const std::string& where) {
+    EXPECT_EQ(count(cp::Phase::kSucceeded), 1u) << where;
+    EXPECT_EQ(count(cp::Phase::kFailed) + count(cp::Phase::kRolledBack), 0u) << where;
+    EXPECT_EQ(prefix(disk_.b, image_.size()), image_) << where;
+    EXPECT_EQ(disk_.env.at("ota_slot"), "b") << where;
+    EXPECT_EQ(disk_.env.at("upgrade_available"), "0") << where;
+  }
 };
 
 // Download early, cut at every write of the early download: outside the
@@ -824,23 +843,17 @@ TEST_F(DaemonPowerCut, DownloadEarlyCutAtEveryWriteNeverSwitchesOutsideTheWindow
   ASSERT_TRUE(held());
   ASSERT_GT(total, 5u);
   RecordProperty("writes_of_an_early_download", static_cast<int>(total));
-  for (LossMode mode : {LossMode::kDropUnsynced, LossMode::kRandomSubset, LossMode::kTornSector}) {
-    for (std::uint64_t n = 1; n <= total; ++n) {
-      const std::string where = "cut at write " + std::to_string(n) + " of " + std::to_string(total) + " (mode " +
-                                std::to_string(static_cast<int>(mode)) + ")";
-      broker_.reset();
-      put("c1", doc);
-      disk_ = start;
-      early(n, mode, n * 7919);
-      EXPECT_TRUE(held()) << where;
-      // The window opens: the held image is checked and switched to, once.
-      policy_now_ = mon_0100 + 3600;
-      run(0, LossMode::kDropUnsynced, 1);
-      EXPECT_EQ(count(cp::Phase::kSucceeded), 1u) << where;
-      EXPECT_EQ(prefix(disk_.b, image_.size()), image_) << where;
-      EXPECT_EQ(disk_.env.at("ota_slot"), "b") << where;
-    }
-  }
+  test::for_each_cut(total, [&](const test::Cut& cut) {
+    start_over(doc, start);
+    early(cut.n, cut.mode, cut.n * 7919);
+    EXPECT_TRUE(held()) << cut.where;
+    // The window opens: the held image is checked and switched to, once.
+    policy_now_ = mon_0100 + 3600;
+    run(0, LossMode::kDropUnsynced, 1);
+    EXPECT_EQ(count(cp::Phase::kSucceeded), 1u) << cut.where;
+    EXPECT_EQ(prefix(disk_.b, image_.size()), image_) << cut.where;
+    EXPECT_EQ(disk_.env.at("ota_slot"), "b") << cut.where;
+  });
 }
 
 TEST_F(DaemonPowerCut, EveryWriteInThreeLossModesEndsUpdatedOnceAndReportedOnce) {
@@ -852,23 +865,12 @@ TEST_F(DaemonPowerCut, EveryWriteInThreeLossModesEndsUpdatedOnceAndReportedOnce)
   ASSERT_EQ(count(cp::Phase::kSucceeded), 1u);
   ASSERT_GT(total, 10u);
   RecordProperty("writes_of_a_campaign_boot", static_cast<int>(total));
-  for (LossMode mode : {LossMode::kDropUnsynced, LossMode::kRandomSubset, LossMode::kTornSector}) {
-    for (std::uint64_t n = 1; n <= total; ++n) {
-      const std::string where = "cut at write " + std::to_string(n) + " of " + std::to_string(total) + " (mode " +
-                                std::to_string(static_cast<int>(mode)) + ")";
-      broker_.reset();
-      put("c1", doc);
-      disk_ = start;
-      run(n, mode, n * 7919);
-      EXPECT_EQ(count(cp::Phase::kSucceeded), 1u) << where;
-      EXPECT_EQ(count(cp::Phase::kFailed) + count(cp::Phase::kRolledBack), 0u) << where;
-      EXPECT_EQ(prefix(disk_.b, image_.size()), image_) << where;
-      EXPECT_EQ(prefix(disk_.a, base_.size()), base_) << where;
-      EXPECT_EQ(disk_.env.at("ota_slot"), "b") << where;
-      EXPECT_EQ(disk_.env.at("upgrade_available"), "0") << where;
-      if (HasFailure()) return;
-    }
-  }
+  test::for_each_cut(total, [&](const test::Cut& cut) {
+    start_over(doc, start);
+    run(cut.n, cut.mode, cut.n * 7919);
+    expect_updated_once(cut.where);
+    EXPECT_EQ(prefix(disk_.a, base_.size()), base_) << cut.where;
+  });
 }
 
 // A kill (no reboot follows: systemd restarts the daemon on the same boot) at
@@ -883,26 +885,18 @@ TEST_F(DaemonPowerCut, AKillAtEveryWriteThenARestartWithoutRebootEndsUpdatedOnce
   const Disk start = disk_;
   const std::uint64_t total = run(0, LossMode::kDropUnsynced, 1);
   ASSERT_EQ(count(cp::Phase::kSucceeded), 1u);
-  for (std::uint64_t n = 1; n <= total; ++n) {
-    const std::string where = "killed at write " + std::to_string(n) + " of " + std::to_string(total);
-    broker_.reset();
-    put("c1", doc);
-    disk_ = start;
+  test::for_each_cut(total, {LossMode::kDropUnsynced}, [&](const test::Cut& cut) {
+    start_over(doc, start);
     {
-      auto dev = boot(PowerCut(n, LossMode::kDropUnsynced, n));
+      auto dev = boot(PowerCut(cut.n, cut.mode, cut.n));
       auto d = daemon(*dev);
       (void)session(d, [&] { return dev->power.cut(); }, 5s);
       disk_ = dev->survivors();
     }
     // Restarted on the same boot (no simulate_boot), then as run() goes on.
     run(0, LossMode::kDropUnsynced, 1);
-    EXPECT_EQ(count(cp::Phase::kSucceeded), 1u) << where;
-    EXPECT_EQ(count(cp::Phase::kFailed) + count(cp::Phase::kRolledBack), 0u) << where;
-    EXPECT_EQ(prefix(disk_.b, image_.size()), image_) << where;
-    EXPECT_EQ(disk_.env.at("ota_slot"), "b") << where;
-    EXPECT_EQ(disk_.env.at("upgrade_available"), "0") << where;
-    if (HasFailure()) return;
-  }
+    expect_updated_once("killed at write " + std::to_string(cut.n) + " of " + std::to_string(total));
+  });
 }
 
 // ---- revert on abort ----
@@ -1087,22 +1081,15 @@ TEST_F(DaemonRevert, PowerCutAtEveryWriteOfTheRevertEndsRevertedOnce) {
   ASSERT_EQ(count(cp::Phase::kReverted), 1u);
   ASSERT_GE(total, 4u);
   RecordProperty("writes_of_a_reverting_boot", static_cast<int>(total));
-  for (LossMode mode : {LossMode::kDropUnsynced, LossMode::kRandomSubset, LossMode::kTornSector}) {
-    for (std::uint64_t n = 1; n <= total; ++n) {
-      const std::string where = "cut at write " + std::to_string(n) + " of " + std::to_string(total) + " (mode " +
-                                std::to_string(static_cast<int>(mode)) + ")";
-      broker_.reset();
-      put("c1", abort_doc);
-      disk_ = committed;
-      run(n, mode, n * 7919);
-      EXPECT_EQ(count(cp::Phase::kReverted), 1u) << where;
-      EXPECT_EQ(count(cp::Phase::kRevertFailed), 0u) << where;
-      EXPECT_EQ(prefix(disk_.a, base_.size()), base_) << where;
-      EXPECT_EQ(disk_.env.at("ota_slot"), "a") << where;
-      EXPECT_EQ(disk_.env.at("upgrade_available"), "0") << where;
-      if (HasFailure()) return;
-    }
-  }
+  test::for_each_cut(total, [&](const test::Cut& cut) {
+    start_over(abort_doc, committed);
+    run(cut.n, cut.mode, cut.n * 7919);
+    EXPECT_EQ(count(cp::Phase::kReverted), 1u) << cut.where;
+    EXPECT_EQ(count(cp::Phase::kRevertFailed), 0u) << cut.where;
+    EXPECT_EQ(prefix(disk_.a, base_.size()), base_) << cut.where;
+    EXPECT_EQ(disk_.env.at("ota_slot"), "a") << cut.where;
+    EXPECT_EQ(disk_.env.at("upgrade_available"), "0") << cut.where;
+  });
 }
 
 // ---- Health signals (regression campaigns) ----

@@ -14,6 +14,7 @@
 #include "ota/device/spool.hpp"
 #include "ota/testing/power_cut.hpp"
 #include "support/device_sim.hpp"
+#include "support/power_cuts.hpp"
 #include "support/random.hpp"
 #include "support/signing.hpp"
 #include "support/temp_dir.hpp"
@@ -168,25 +169,23 @@ TEST(Spool, PowerCutAtEveryWriteLeavesATruthfulSpool) {
   fill(*open_spool(probe, "k", 8000));
   const std::uint64_t total = counting.writes();
   ASSERT_GT(total, 10u);
-  for (LossMode mode : {LossMode::kDropUnsynced, LossMode::kRandomSubset, LossMode::kTornSector}) {
-    for (std::uint64_t n = 1; n <= total; ++n) {
-      PowerCut power(n, mode, n * 31);
-      SimulatedBank store(Bytes(kStore, 0), power);
-      auto s = open_spool(store, "k", 8000);
-      const std::uint64_t appended = fill(*s);
-      PowerCut after;
-      SimulatedBank survived(store.survivors(), after);
-      auto back = open_spool(survived, "k", 8000);
-      SCOPED_TRACE("cut at write " + std::to_string(n) + ", mode " + std::to_string(static_cast<int>(mode)));
-      expect_truthful(*back, src);
-      if (HasFatalFailure()) return;
-      // A sync every 8000 bytes: dropping what was not synced loses at most
-      // that and the record being written.
-      if (mode == LossMode::kDropUnsynced) {
-        EXPECT_GE(back->held(0) + 8000 + 4000, appended) << n;
-      }
+  test::for_each_cut(total, [&](const test::Cut& cut) {
+    PowerCut power(cut.n, cut.mode, cut.n * 31);
+    SimulatedBank store(Bytes(kStore, 0), power);
+    auto s = open_spool(store, "k", 8000);
+    const std::uint64_t appended = fill(*s);
+    PowerCut after;
+    SimulatedBank survived(store.survivors(), after);
+    auto back = open_spool(survived, "k", 8000);
+    SCOPED_TRACE(cut.where);
+    expect_truthful(*back, src);
+    if (HasFatalFailure()) return;
+    // A sync every 8000 bytes: dropping what was not synced loses at most
+    // that and the record being written.
+    if (cut.mode == LossMode::kDropUnsynced) {
+      EXPECT_GE(back->held(0) + 8000 + 4000, appended) << cut.where;
     }
-  }
+  });
 }
 
 TEST(SpooledReader, WhatIsHeldIsNotFetchedAgain) {
@@ -331,20 +330,19 @@ TEST_F(SpooledInstall, ACutAtEveryWriteCostsLittleMoreThanACleanInstall) {
     boot_and_install(fresh(), 0, LossMode::kDropUnsynced, &clean, &total, &done);
     ASSERT_TRUE(done);
     std::vector<double> ratios;
-    for (LossMode mode : {LossMode::kDropUnsynced, LossMode::kTornSector}) {
-      for (std::uint64_t n = 1; n <= total; ++n) {
-        std::uint64_t fetched = 0;
-        Durable s = boot_and_install(fresh(), n, mode, &fetched);
-        // The next boots finish the job (a cut leaves old or verified-new).
-        for (int boot = 0; boot < 3; ++boot) {
-          bool ok_run = false;
-          s = boot_and_install(s, 0, mode, &fetched, nullptr, &ok_run);
-          if (ok_run) break;
-        }
-        ASSERT_EQ(test::prefix(s.b, image_.size()), image_) << "cut at write " << n;
-        ratios.push_back(static_cast<double>(fetched) / static_cast<double>(clean));
+    test::for_each_cut(total, {LossMode::kDropUnsynced, LossMode::kTornSector}, [&](const test::Cut& cut) {
+      std::uint64_t fetched = 0;
+      Durable s = boot_and_install(fresh(), cut.n, cut.mode, &fetched);
+      // The next boots finish the job (a cut leaves old or verified-new).
+      for (int boot = 0; boot < 3; ++boot) {
+        bool ok_run = false;
+        s = boot_and_install(s, 0, cut.mode, &fetched, nullptr, &ok_run);
+        if (ok_run) break;
       }
-    }
+      ASSERT_EQ(test::prefix(s.b, image_.size()), image_) << cut.where;
+      ratios.push_back(static_cast<double>(fetched) / static_cast<double>(clean));
+    });
+    if (HasFatalFailure()) return;
     std::sort(ratios.begin(), ratios.end());
     const double median = ratios[ratios.size() / 2], worst = ratios.back();
     std::printf("%s: %zu cut points, bytes fetched over a clean install's %llu: median %.3fx, max %.3fx\n",

@@ -1,5 +1,6 @@
 // The power-loss simulator (ota/testing): PowerCut, SimulatedBank and
 // SimulatedStateStore, exact outcomes of each loss mode.
+#include "support/power_cuts.hpp"
 #include "unit/storage_helpers.hpp"
 
 namespace ota::storage {
@@ -300,12 +301,12 @@ TEST(SimulatedStateStore, EveryCutPointLeavesAPrefixOfTheSequence) {
   run(dry_run, final_records);
   ASSERT_EQ(dry_run.writes(), steps.size());
   EXPECT_EQ(final_records, prefixes.back());
-  for (std::uint64_t cut = 1; cut <= dry_run.writes(); ++cut) {
-    PowerCut power(cut);
+  test::for_each_cut(dry_run.writes(), {LossMode::kDropUnsynced}, [&](const test::Cut& cut) {
+    PowerCut power(cut.n, cut.mode);
     std::map<std::string, Bytes> records;
     run(power, records);
-    EXPECT_EQ(records, prefixes[cut - 1]) << "cut at write " << cut;
-  }
+    EXPECT_EQ(records, prefixes[cut.n - 1]) << cut.where;
+  });
 }
 
 }  // namespace
