@@ -108,6 +108,12 @@ Bytes concat(const Bytes& a, const Bytes& b) {
   return out;
 }
 
+Bytes concat(std::initializer_list<Bytes> parts) {
+  Bytes out;
+  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
 Bytes slice(const Bytes& data, std::size_t pos, std::size_t len) {
   if (pos + len > data.size()) throw std::out_of_range("slice");
   return Bytes(data.begin() + static_cast<std::ptrdiff_t>(pos),

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 
 #include "ota/core/io.hpp"
 
@@ -46,6 +47,7 @@ Bytes with_moved_block(const Bytes& data, std::size_t from, std::size_t len, std
 
 // Concatenation.
 Bytes concat(const Bytes& a, const Bytes& b);
+Bytes concat(std::initializer_list<Bytes> parts);
 
 // [pos, pos+len) of data.
 Bytes slice(const Bytes& data, std::size_t pos, std::size_t len);

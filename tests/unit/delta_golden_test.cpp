@@ -12,16 +12,13 @@
 #include "ota/delta/delta.hpp"
 #include "ota/core/hash.hpp"
 #include "support/patching.hpp"
+#include "support/random.hpp"
 
 namespace ota {
 namespace {
 
 Bytes text(const std::string& s) { return Bytes(s.begin(), s.end()); }
-Bytes cat(std::initializer_list<Bytes> parts) {
-  Bytes out;
-  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
-  return out;
-}
+using test::concat;
 
 // ---------------------------------------------------------------------------
 // Vector 0: the example of docs/formats.md ("Delta patch", "Example").
@@ -92,7 +89,7 @@ const Bytes kFrames1 = {
     0x00,                 // COPY 0: "to the end of the frame": 5 bytes, OLD[0, 5) "01234"
 };
 
-const Bytes kPatch1 = cat({kHeader1, kFrames1});
+const Bytes kPatch1 = concat({kHeader1, kFrames1});
 
 // ---------------------------------------------------------------------------
 // Vector 2: zstd, two frames; the OLD cursor restarts at 0 in every frame.
@@ -145,7 +142,7 @@ const Bytes kFrame2b = {
     0x28,                    //   records: COPY 10: tag 10 << 2 | 0 = 40; OLD[0, 10)
 };
 
-const Bytes kPatch2 = cat({kHeader2, kFrame2a, kFrame2b});
+const Bytes kPatch2 = concat({kHeader2, kFrame2a, kFrame2b});
 
 // ---------------------------------------------------------------------------
 // Vector 3: OLD and NEW both empty: a header and no frames.
@@ -176,7 +173,7 @@ Bytes with_version(Bytes header, std::uint8_t version) {
   return header;
 }
 
-const Bytes kPatch0v3 = cat({
+const Bytes kPatch0v3 = concat({
     with_version(Bytes(kPatch0.begin(), kPatch0.begin() + 73), 0x03),  // the header of vector 0, version 3
     {
         0x00,                          // frame 0, mode raw
@@ -206,7 +203,7 @@ const Bytes kFrame2bv3 = {
     0x28,                    //   COPY 10
 };
 
-const Bytes kPatch2v3 = cat({kHeader2v3, kFrame2av3, kFrame2bv3});
+const Bytes kPatch2v3 = concat({kHeader2v3, kFrame2av3, kFrame2bv3});
 
 // Both empty, version 3: what the generator writes by default.
 const Bytes kPatch3v3 = with_version(kPatch3, 0x03);
@@ -465,52 +462,52 @@ Bytes header1_with(std::size_t index, std::uint8_t value) {
 std::vector<Bad> bad_patches() {
   const Bytes o1 = kOld1, o2 = old2();
   // Header 1 and a raw frame 0 holding the given records.
-  auto frame1 = [&](Bytes records) { return cat({kHeader1, Bytes{0x00}, records}); };
+  auto frame1 = [&](Bytes records) { return concat({kHeader1, Bytes{0x00}, records}); };
   auto frame2b = [&](Bytes zstd_records) {
     // A one-block raw zstd frame holding the given records, as frame 1 of vector 2.
     Bytes z = {0x28, 0xb5, 0x2f, 0xfd, 0x20, static_cast<std::uint8_t>(zstd_records.size()),
                static_cast<std::uint8_t>(zstd_records.size() << 3 | 1), 0x00, 0x00};
-    return cat({kHeader2, kFrame2a, Bytes{0x01}, z, zstd_records});
+    return concat({kHeader2, kFrame2a, Bytes{0x01}, z, zstd_records});
   };
   // Version 3: header 1 (version 3) and a raw frame 0 holding the given blocks;
   // header 2 (version 3), frame 0 and a zstd frame 1 holding the given blocks.
   const Bytes h1v3 = with_version(kHeader1, 0x03);
-  auto v3raw = [&](Bytes blocks) { return cat({h1v3, Bytes{0x00}, blocks}); };
+  auto v3raw = [&](Bytes blocks) { return concat({h1v3, Bytes{0x00}, blocks}); };
   auto v3zstd = [&](Bytes blocks) {
     Bytes z = {0x28, 0xb5, 0x2f, 0xfd, 0x20, static_cast<std::uint8_t>(blocks.size()),
                static_cast<std::uint8_t>(blocks.size() << 3 | 1), 0x00, 0x00};
-    return cat({kHeader2v3, kFrame2av3, Bytes{0x01}, z, blocks});
+    return concat({kHeader2v3, kFrame2av3, Bytes{0x01}, z, blocks});
   };
   Bytes wrong_new_hash = kPatch1;
   wrong_new_hash[41] ^= 0x01;
   return {
       // header
-      {"BadMagic", o1, cat({Bytes{'O', 'T', 'X'}, Bytes(kPatch1.begin() + 3, kPatch1.end())}), ErrorCode::kPatchMalformed},
+      {"BadMagic", o1, concat({Bytes{'O', 'T', 'X'}, Bytes(kPatch1.begin() + 3, kPatch1.end())}), ErrorCode::kPatchMalformed},
       {"Bsdiff40Magic", o1, text("BSDIFF40"), ErrorCode::kPatchMalformed},
-      {"Version0", o1, cat({header1_with(3, 0), kFrames1}), ErrorCode::kUnsupported},
-      {"Version2", o1, cat({header1_with(3, 2), kFrames1}), ErrorCode::kUnsupported},
-      {"UnknownCompression", o1, cat({header1_with(4, 5), kFrames1}), ErrorCode::kUnsupported},
-      {"UnknownPredictor", o1, cat({header1_with(4, 0x30), kFrames1}), ErrorCode::kUnsupported},
-      {"WindowWithoutCompression", o1, cat({header1_with(5, 10), kFrames1}), ErrorCode::kPatchMalformed},
-      {"FrameLog11", o1, cat({header1_with(6, 11), kFrames1}), ErrorCode::kPatchMalformed},
-      {"FrameLog31", o1, cat({header1_with(6, 31), kFrames1}), ErrorCode::kPatchMalformed},
-      {"ZstdWindow9", o2, cat({Bytes(kHeader2.begin(), kHeader2.begin() + 5), Bytes{0x09},
+      {"Version0", o1, concat({header1_with(3, 0), kFrames1}), ErrorCode::kUnsupported},
+      {"Version2", o1, concat({header1_with(3, 2), kFrames1}), ErrorCode::kUnsupported},
+      {"UnknownCompression", o1, concat({header1_with(4, 5), kFrames1}), ErrorCode::kUnsupported},
+      {"UnknownPredictor", o1, concat({header1_with(4, 0x30), kFrames1}), ErrorCode::kUnsupported},
+      {"WindowWithoutCompression", o1, concat({header1_with(5, 10), kFrames1}), ErrorCode::kPatchMalformed},
+      {"FrameLog11", o1, concat({header1_with(6, 11), kFrames1}), ErrorCode::kPatchMalformed},
+      {"FrameLog31", o1, concat({header1_with(6, 31), kFrames1}), ErrorCode::kPatchMalformed},
+      {"ZstdWindow9", o2, concat({Bytes(kHeader2.begin(), kHeader2.begin() + 5), Bytes{0x09},
                               Bytes(kHeader2.begin() + 6, kHeader2.end()), kFrame2a, kFrame2b}),
        ErrorCode::kPatchMalformed},
-      {"ZstdWindow32", o2, cat({Bytes(kHeader2.begin(), kHeader2.begin() + 5), Bytes{0x20},
+      {"ZstdWindow32", o2, concat({Bytes(kHeader2.begin(), kHeader2.begin() + 5), Bytes{0x20},
                                Bytes(kHeader2.begin() + 6, kHeader2.end()), kFrame2a, kFrame2b}),
        ErrorCode::kPatchMalformed},
-      {"OverlongOldSize", o1, cat({Bytes(kHeader1.begin(), kHeader1.begin() + 7), Bytes{0x90, 0x00},
+      {"OverlongOldSize", o1, concat({Bytes(kHeader1.begin(), kHeader1.begin() + 7), Bytes{0x90, 0x00},
                                   Bytes(kHeader1.begin() + 8, kHeader1.end()), kFrames1}),
        ErrorCode::kPatchMalformed},
-      {"OldSizeOver2To62", o1, cat({Bytes(kHeader1.begin(), kHeader1.begin() + 7),
+      {"OldSizeOver2To62", o1, concat({Bytes(kHeader1.begin(), kHeader1.begin() + 7),
                                    Bytes{0x81, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40},
                                    Bytes(kHeader1.begin() + 8, kHeader1.end())}),
        ErrorCode::kPatchMalformed},
       // frames
-      {"FrameMode2", o1, cat({kHeader1, Bytes{0x02}, Bytes(kFrames1.begin() + 1, kFrames1.end())}),
+      {"FrameMode2", o1, concat({kHeader1, Bytes{0x02}, Bytes(kFrames1.begin() + 1, kFrames1.end())}),
        ErrorCode::kPatchMalformed},
-      {"ZstdFrameInUncompressedPatch", o1, cat({kHeader1, Bytes{0x01}, Bytes(kFrames1.begin() + 1, kFrames1.end())}),
+      {"ZstdFrameInUncompressedPatch", o1, concat({kHeader1, Bytes{0x01}, Bytes(kFrames1.begin() + 1, kFrames1.end())}),
        ErrorCode::kPatchMalformed},
       {"SeekByZero", o1, frame1({0x03, 0x00}), ErrorCode::kPatchMalformed},
       {"SeekBeforeOld", o1, frame1({0x07, 0x00}), ErrorCode::kPatchMalformed},  // zigzag(-1) = 1
@@ -527,9 +524,9 @@ std::vector<Bad> bad_patches() {
        ErrorCode::kPatchMalformed},
       {"FrameCannotEndEarly", o2,
        // frame 0 stops after COPY 100 (tag 0x90 0x03): the next "mode byte" is read as a record (ADD 0)
-       cat({kHeader2, Bytes{0x00, 0x90, 0x03}, kFrame2b}), ErrorCode::kPatchMalformed},
-      {"TrailingByteAfterLastFrame", o1, cat({kPatch1, Bytes{0x00}}), ErrorCode::kPatchMalformed},
-      {"TrailingFrameAfterEmptyNew", Bytes{}, cat({kPatch3, Bytes{0x00, 0x00}}), ErrorCode::kPatchMalformed},
+       concat({kHeader2, Bytes{0x00, 0x90, 0x03}, kFrame2b}), ErrorCode::kPatchMalformed},
+      {"TrailingByteAfterLastFrame", o1, concat({kPatch1, Bytes{0x00}}), ErrorCode::kPatchMalformed},
+      {"TrailingFrameAfterEmptyNew", Bytes{}, concat({kPatch3, Bytes{0x00, 0x00}}), ErrorCode::kPatchMalformed},
       {"LastFrameShort", o1, frame1({0x0e, 'N', 'E', 'W'}), ErrorCode::kPatchTruncated},
       {"NoFrames", o1, kHeader1, ErrorCode::kPatchTruncated},
       {"WrongNewHash", o1, wrong_new_hash, ErrorCode::kNewMismatch},
@@ -541,10 +538,10 @@ std::vector<Bad> bad_patches() {
       // COPY 5 of the frame's 10 bytes, then the zstd frame ends: the frame is incomplete
       {"ZstdFrameEndsEarly", o2, frame2b({0x14}), ErrorCode::kPatchMalformed},
       // The patch stops inside the zstd frame (block header promises 1 byte that never comes)
-      {"ZstdFrameCutShort", o2, cat({kHeader2, kFrame2a, Bytes{0x01, 0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x01, 0x09, 0x00, 0x00}}),
+      {"ZstdFrameCutShort", o2, concat({kHeader2, kFrame2a, Bytes{0x01, 0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x01, 0x09, 0x00, 0x00}}),
        ErrorCode::kPatchTruncated},
       // version 3
-      {"Version4", o1, cat({header1_with(3, 4), kFrames1}), ErrorCode::kUnsupported},
+      {"Version4", o1, concat({header1_with(3, 4), kFrames1}), ErrorCode::kUnsupported},
       {"V3BlockWithoutRecords", o1, v3raw({0x00, 0x00, 0x00}), ErrorCode::kPatchMalformed},
       {"V3OverlongBlockLength", o1, v3raw({0x81, 0x00, 0x00, 0x00, 0x00}), ErrorCode::kPatchMalformed},
       {"V3StreamOverLimit", o1, v3raw({0x81, 0x80, 0x04, 0x00, 0x00}), ErrorCode::kPatchMalformed},  // 65537
@@ -561,7 +558,7 @@ std::vector<Bad> bad_patches() {
       {"V3AddZero", o1, v3raw({0x01, 0x00, 0x00, 0x01}), ErrorCode::kPatchMalformed},
       {"V3CopyPastFrame", o1, v3raw({0x02, 0x00, 0x00, 0xc0, 0x01}), ErrorCode::kPatchMalformed},  // COPY 48
       // INSERT of the whole frame (47 bytes), then a SEEK +1 in the same block
-      {"V3RecordAfterFrameEnd", o1, v3raw(cat({Bytes{0x03, 0x00, 0x2f, 0xbe, 0x01, 0x0b}, kNew1})),
+      {"V3RecordAfterFrameEnd", o1, v3raw(concat({Bytes{0x03, 0x00, 0x2f, 0xbe, 0x01, 0x0b}, kNew1})),
        ErrorCode::kPatchMalformed},
       {"V3TruncatedInLengths", o1, v3raw({0x05, 0x01}), ErrorCode::kPatchTruncated},
       {"V3TruncatedInStreams", o1, v3raw({0x05, 0x01, 0x02, 0x0c, 0x05}), ErrorCode::kPatchTruncated},
@@ -571,8 +568,8 @@ std::vector<Bad> bad_patches() {
       {"V3ZstdBlockAfterFrameEnd", o2, v3zstd({0x01, 0x00, 0x00, 0x28, 0x01, 0x00, 0x00, 0x07}),
        ErrorCode::kPatchMalformed},
       // Vector 1's interleaved records read as a block: lengths 14, 'N', 'E' ask for more bytes than follow
-      {"V3InterleavedFrame", o1, cat({h1v3, kFrames1}), ErrorCode::kPatchTruncated},
-      {"NotZstd", o2, cat({kHeader2, kFrame2a, Bytes{0x01, 0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0x00, 0x00, 0x00}}),
+      {"V3InterleavedFrame", o1, concat({h1v3, kFrames1}), ErrorCode::kPatchTruncated},
+      {"NotZstd", o2, concat({kHeader2, kFrame2a, Bytes{0x01, 0xde, 0xad, 0xbe, 0xef, 0x00, 0x00, 0x00, 0x00, 0x00}}),
        ErrorCode::kDecompress},
   };
 }
@@ -599,13 +596,13 @@ INSTANTIATE_TEST_SUITE_P(Golden, BadPatch, testing::ValuesIn(bad_patches()),
 TEST(Golden, ZstdFrameIsValidWhenComplete) {
   // Control for the Zstd* bad patches: the same framing with a complete COPY 10 applies.
   Bytes z = {0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x01, 0x09, 0x00, 0x00, 0x28};
-  auto out = test::apply_patch(old2(), cat({kHeader2, kFrame2a, Bytes{0x01}, z}));
+  auto out = test::apply_patch(old2(), concat({kHeader2, kFrame2a, Bytes{0x01}, z}));
   ASSERT_TRUE(out) << test::describe(fail(out.error()));
   EXPECT_TRUE(*out == new2());
 }
 
 TEST(Golden, FrameErrorsNameTheFrame) {
-  Bytes patch = cat({kHeader2, kFrame2a, Bytes{0x01, 0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x02, 0x11, 0x00, 0x00, 0x28, 0x28}});
+  Bytes patch = concat({kHeader2, kFrame2a, Bytes{0x01, 0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x02, 0x11, 0x00, 0x00, 0x28, 0x28}});
   auto out = test::apply_patch(old2(), patch);
   ASSERT_FALSE(out);
   EXPECT_NE(out.error().message.find("frame 1"), std::string::npos) << out.error().message;

@@ -11,15 +11,12 @@
 #include "ota/core/hash.hpp"
 #include "ota/delta/delta.hpp"
 #include "support/patching.hpp"
+#include "support/random.hpp"
 
 namespace ota {
 namespace {
 
-Bytes cat(std::initializer_list<Bytes> parts) {
-  Bytes out;
-  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
-  return out;
-}
+using test::concat;
 
 // Vector 0 of the version 1 to 3 vectors (docs/formats.md, "Example").
 const Bytes kOld0 = {0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07};
@@ -43,7 +40,7 @@ const Bytes kBlock0 = {
 
 // Version 4, compression 3 (LZMA2), a 4 KiB dictionary: frame 0 is compressed
 // (mode 1, blocks) and holds an LZMA2 stream of one uncompressed chunk.
-const Bytes kPatch0v4 = cat({
+const Bytes kPatch0v4 = concat({
     header0(0x04, 0x03, 0x0c),
     {0x01},              // frame 0, mode 1: compressed, record blocks
     {0x01, 0x00, 0x0a},  // LZMA2 chunk: uncompressed, dictionary reset; size - 1 = 10 (big-endian)
@@ -174,28 +171,28 @@ struct Bad {
 
 std::vector<Bad> bad_patches() {
   const Bytes h = header0(0x04, 0x03, 0x0c);
-  auto frame = [&](Bytes lzma2) { return cat({h, {0x01}, std::move(lzma2)}); };
+  auto frame = [&](Bytes lzma2) { return concat({h, {0x01}, std::move(lzma2)}); };
   return {
       // The stream stops inside the chunk: the patch is incomplete.
-      {"CutInsideChunk", frame(cat({{0x01, 0x00, 0x0a}, Bytes(kBlock0.begin(), kBlock0.begin() + 5)})),
+      {"CutInsideChunk", frame(concat({{0x01, 0x00, 0x0a}, Bytes(kBlock0.begin(), kBlock0.begin() + 5)})),
        ErrorCode::kPatchTruncated},
       // The chunk is complete but the end marker never comes.
-      {"NoEndMarker", frame(cat({{0x01, 0x00, 0x0a}, kBlock0})), ErrorCode::kPatchTruncated},
+      {"NoEndMarker", frame(concat({{0x01, 0x00, 0x0a}, kBlock0})), ErrorCode::kPatchTruncated},
       // The stream ends after 5 of the block's 11 bytes: the frame ends inside a block.
-      {"EndsInsideBlock", frame(cat({{0x01, 0x00, 0x04}, Bytes(kBlock0.begin(), kBlock0.begin() + 5), {0x00}})),
+      {"EndsInsideBlock", frame(concat({{0x01, 0x00, 0x04}, Bytes(kBlock0.begin(), kBlock0.begin() + 5), {0x00}})),
        ErrorCode::kPatchMalformed},
       // A chunk after the frame's records are complete.
-      {"RecordsPastTheFrame", frame(cat({{0x01, 0x00, 0x0a}, kBlock0, {0x02, 0x00, 0x00, 0x00, 0x00}})),
+      {"RecordsPastTheFrame", frame(concat({{0x01, 0x00, 0x0a}, kBlock0, {0x02, 0x00, 0x00, 0x00, 0x00}})),
        ErrorCode::kPatchMalformed},
       // The first chunk must reset the dictionary (no preset dictionary with compression 3).
-      {"FirstChunkKeepsDictionary", frame(cat({{0x02, 0x00, 0x0a}, kBlock0, {0x00}})), ErrorCode::kDecompress},
+      {"FirstChunkKeepsDictionary", frame(concat({{0x02, 0x00, 0x0a}, kBlock0, {0x00}})), ErrorCode::kDecompress},
       // An invalid control byte (0x03..0x7f).
       {"InvalidControl", frame({0x03, 0x00, 0x00, 0x00}), ErrorCode::kDecompress},
       // A compressed chunk of garbage.
       {"GarbageChunk", frame({0xe0, 0x00, 0x0a, 0x00, 0x04, 0x5d, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00}),
        ErrorCode::kDecompress},
       // Bytes after the last frame.
-      {"TrailingBytes", cat({kPatch0v4, {0x00}}), ErrorCode::kPatchMalformed},
+      {"TrailingBytes", concat({kPatch0v4, {0x00}}), ErrorCode::kPatchMalformed},
   };
 }
 
