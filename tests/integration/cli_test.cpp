@@ -206,6 +206,37 @@ TEST_F(Cli, DiffCompressionChoosesTheFormatVersion) {
   EXPECT_NE(small.err.find("2^12"), std::string::npos) << small.err;
 }
 
+TEST_F(Cli, InspectShowsAPatchsHeader) {
+  ASSERT_EQ(ota({"diff", "-q", "--window-log", "16", "--frame-size", "65536", path("old"), path("new"), "-o",
+                 path("patch")})
+                .exit_code,
+            0);
+  auto j = ota({"inspect", "--json", path("patch")});
+  ASSERT_EQ(j.exit_code, 0) << j.err;
+  auto doc = nlohmann::json::parse(test::split_lines(j.out).at(0));
+  EXPECT_EQ(doc["command"], "inspect");
+  EXPECT_EQ(doc["size"], test::read_bytes(path("patch")).size());
+  EXPECT_EQ(doc["header"]["version"], 4);
+  EXPECT_EQ(doc["header"]["compression"], "lzma-old");
+  EXPECT_EQ(doc["header"]["frame_size"], 65536);
+  EXPECT_EQ(doc["header"]["frames"], (new_image_.size() + 65535) / 65536);
+  EXPECT_GE(doc["header"]["window_log"].get<int>(), 16);
+  EXPECT_EQ(doc["header"]["decoder_window"], std::uint64_t{1} << doc["header"]["window_log"].get<int>());
+  EXPECT_EQ(doc["header"]["old"]["size"], old_image_.size());
+  EXPECT_EQ(doc["header"]["new"]["blake2b256"], to_hex(content_hash(new_image_)));
+  auto text = ota({"inspect", path("patch")});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("ota delta format version 4"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("decoder window"), std::string::npos) << text.out;
+  // A patch cut inside its header: a clear error, not a bundle error.
+  Bytes cut = test::read_bytes(path("patch"));
+  cut.resize(20);
+  test::write_bytes(path("cut"), cut);
+  auto bad = ota({"inspect", path("cut")});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("patch header is truncated"), std::string::npos) << bad.err;
+}
+
 TEST_F(Cli, PatchJson) {
   make_patch();
   auto p = ota({"patch", "--json", path("old"), path("patch"), "-o", path("out")});

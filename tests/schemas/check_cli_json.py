@@ -55,6 +55,12 @@ def main():
         assert doc["format"] == fmt, doc
         assert open(paths["out.bin"], "rb").read() == new
         checked += 2
+    # A patch's header through ota inspect (the same schema as a bundle's, its patch form).
+    doc = run([ota, "inspect", "--json", paths["p.otd"]], 0)
+    load(schema_dir, "inspect-result.schema.json").validate(doc)
+    assert doc["header"]["version"] == 4 and doc["header"]["compression"] == "lzma-old", doc
+    assert doc["header"]["new"]["size"] == len(new), doc
+    checked += 1
     # A wrong OLD: exit 12 and an error document.
     doc = run([ota, "patch", "--json", paths["new.bin"], paths["p.otd"], "-o", paths["out.bin"] + ".x"], 12)
     error_v.validate(doc)

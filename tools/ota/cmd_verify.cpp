@@ -3,6 +3,7 @@
 
 #include "cli.hpp"
 #include "error_json.hpp"
+#include "ota/delta/delta.hpp"
 #include "ota/release/bundle.hpp"
 #include "ota/release/verify.hpp"
 
@@ -142,7 +143,64 @@ struct InspectArgs {
   std::string bundle;
 };
 
+const char* predictor_name(delta::Predictor p) {
+  switch (p) {
+    case delta::Predictor::kNone: return "none";
+    case delta::Predictor::kX86: return "x86";
+    case delta::Predictor::kThumb: return "thumb";
+    case delta::Predictor::kArm64: return "arm64";
+  }
+  return "unknown";
+}
+
+// An ota delta patch (.otd): its header, which says what a device needs
+// before it starts (the base, the result, the decoder's memory).
+Status inspect_patch(const Context& ctx, const std::string& path, std::uint64_t size) {
+  OTA_TRY_ASSIGN(auto in, FileReader::open(path));
+  OTA_TRY_ASSIGN(auto h, delta::read_header(*in));
+  const std::uint64_t window = h.compression == delta::Compression::kNone ? 0 : std::uint64_t{1} << h.window_log;
+  OJson doc;
+  doc["ok"] = true;
+  doc["command"] = "inspect";
+  doc["patch"] = path;
+  doc["size"] = size;
+  doc["header"] = {{"version", h.version},
+                   {"compression", delta::compression_name(h.compression)},
+                   {"predictor", predictor_name(h.predictor)},
+                   {"window_log", h.window_log},
+                   {"decoder_window", window},
+                   {"frame_size", std::uint64_t{1} << h.frame_log},
+                   {"frames", h.frame_count()},
+                   {"old", {{"size", h.old_size}, {"blake2b256", to_hex(h.old_hash)}}},
+                   {"new", {{"size", h.new_size}, {"blake2b256", to_hex(h.new_hash)}}}};
+  if (ctx.json) {
+    print_json(doc);
+    return ok();
+  }
+  std::printf("patch      %s (%llu bytes; ota delta format version %u)\n", path.c_str(),
+              static_cast<unsigned long long>(size), h.version);
+  std::printf("coding     compression %s, predictor %s\n", delta::compression_name(h.compression),
+              predictor_name(h.predictor));
+  std::printf("memory     decoder window %llu bytes (2^%u)\n", static_cast<unsigned long long>(window), h.window_log);
+  std::printf("frames     %llu of %llu bytes\n", static_cast<unsigned long long>(h.frame_count()),
+              static_cast<unsigned long long>(std::uint64_t{1} << h.frame_log));
+  std::printf("old        %llu bytes, blake2b-256 %s\n", static_cast<unsigned long long>(h.old_size),
+              to_hex(h.old_hash).c_str());
+  std::printf("new        %llu bytes, blake2b-256 %s\n", static_cast<unsigned long long>(h.new_size),
+              to_hex(h.new_hash).c_str());
+  return ok();
+}
+
 Status run_inspect(const Context& ctx, const InspectArgs& a) {
+  {
+    // A delta patch is recognised by its magic; anything else is read as a bundle.
+    OTA_TRY_ASSIGN(auto probe, FileSource::open(a.bundle));
+    std::uint8_t magic[3] = {};
+    if (probe->size() >= sizeof magic) {
+      OTA_TRY(probe->read_at(0, MutableByteSpan(magic, sizeof magic)));
+      if (magic[0] == 'O' && magic[1] == 'T' && magic[2] == 'D') return inspect_patch(ctx, a.bundle, probe->size());
+    }
+  }
   OTA_TRY_ASSIGN(auto in, FileReader::open(a.bundle));
   OTA_TRY_ASSIGN(auto reader, bundle::BundleReader::open(*in));
   OTA_TRY_ASSIGN(auto m, (reader)->parse_unverified());
@@ -220,9 +278,10 @@ void add_verify_command(CLI::App& app, Context& ctx, int& exit_code) {
 
 void add_inspect_command(CLI::App& app, Context& ctx, int& exit_code) {
   auto a = std::make_shared<InspectArgs>();
-  auto* cmd = app.add_subcommand("inspect", "Show a bundle's manifest, payloads and signatures (not verified)");
-  cmd->footer("Example:\n  ota inspect fw-1.1.otb --json");
-  cmd->add_option("BUNDLE", a->bundle, "The bundle")->required();
+  auto* cmd = app.add_subcommand("inspect",
+                                 "Show a bundle's manifest, payloads and signatures (not verified), or a delta patch's header");
+  cmd->footer("Example:\n  ota inspect fw-1.1.otb --json\n  ota inspect 1.0-to-1.1.otd");
+  cmd->add_option("BUNDLE", a->bundle, "The bundle, or an ota delta patch (.otd)")->required();
   cmd->add_flag("--json", ctx.json, "Print JSON on stdout");
   cmd->callback([&ctx, &exit_code, a] {
     auto st = run_inspect(ctx, *a);
