@@ -78,10 +78,7 @@ Status run_diff(const Context& ctx, const DiffArgs& a) {
                     {"copy_bytes", st->copy_bytes},
                     {"add_bytes", st->add_bytes},
                     {"insert_bytes", st->insert_bytes},
-                    {"predictor", st->predictor == delta::Predictor::kX86     ? "x86"
-                                  : st->predictor == delta::Predictor::kThumb ? "thumb"
-                                  : st->predictor == delta::Predictor::kArm64 ? "arm64"
-                                                                              : "none"},
+                    {"predictor", delta::predictor_name(st->predictor)},
                     {"map_entries", st->map_entries},
                     {"map_bytes", st->map_bytes},
                     {"level", a.level},

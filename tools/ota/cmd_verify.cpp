@@ -143,16 +143,6 @@ struct InspectArgs {
   std::string bundle;
 };
 
-const char* predictor_name(delta::Predictor p) {
-  switch (p) {
-    case delta::Predictor::kNone: return "none";
-    case delta::Predictor::kX86: return "x86";
-    case delta::Predictor::kThumb: return "thumb";
-    case delta::Predictor::kArm64: return "arm64";
-  }
-  return "unknown";
-}
-
 // An ota delta patch (.otd): its header, which says what a device needs
 // before it starts (the base, the result, the decoder's memory).
 Status inspect_patch(const Context& ctx, const std::string& path, std::uint64_t size) {
@@ -166,7 +156,7 @@ Status inspect_patch(const Context& ctx, const std::string& path, std::uint64_t 
   doc["size"] = size;
   doc["header"] = {{"version", h.version},
                    {"compression", delta::compression_name(h.compression)},
-                   {"predictor", predictor_name(h.predictor)},
+                   {"predictor", delta::predictor_name(h.predictor)},
                    {"window_log", h.window_log},
                    {"decoder_window", window},
                    {"frame_size", std::uint64_t{1} << h.frame_log},
@@ -180,7 +170,7 @@ Status inspect_patch(const Context& ctx, const std::string& path, std::uint64_t 
   std::printf("patch      %s (%llu bytes; ota delta format version %u)\n", path.c_str(),
               static_cast<unsigned long long>(size), h.version);
   std::printf("coding     compression %s, predictor %s\n", delta::compression_name(h.compression),
-              predictor_name(h.predictor));
+              delta::predictor_name(h.predictor));
   std::printf("memory     decoder window %llu bytes (2^%u)\n", static_cast<unsigned long long>(window), h.window_log);
   std::printf("frames     %llu of %llu bytes\n", static_cast<unsigned long long>(h.frame_count()),
               static_cast<unsigned long long>(std::uint64_t{1} << h.frame_log));

@@ -21,6 +21,16 @@ const char* compression_name(Compression c) {
   return "unknown";
 }
 
+const char* predictor_name(Predictor p) {
+  switch (p) {
+    case Predictor::kNone: return "none";
+    case Predictor::kX86: return "x86";
+    case Predictor::kThumb: return "thumb";
+    case Predictor::kArm64: return "arm64";
+  }
+  return "unknown";
+}
+
 std::uint64_t PatchHeader::frame_count() const {
   const std::uint64_t frame = std::uint64_t{1} << frame_log;
   return (new_size + frame - 1) / frame;

@@ -78,6 +78,8 @@ constexpr std::uint8_t format_version_for(Predictor p, RecordLayout layout = Rec
 
 // "none", "zstd", "zstd-old", "lzma", "lzma-old": the JSON names of Compression.
 const char* compression_name(Compression c);
+// "none", "x86", "thumb", "arm64": the JSON names of Predictor.
+const char* predictor_name(Predictor p);
 
 // The record layout of a format version (1..kMaxFormatVersion).
 constexpr RecordLayout layout_of_version(std::uint8_t version) {
