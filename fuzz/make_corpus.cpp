@@ -1,12 +1,15 @@
 // Writes the seed corpus of fuzz_patch: a few small valid patches, made with
-// the library against the fuzzer's fixed OLD. Usage: make_fuzz_corpus DIR
-// (the committed seeds live in fuzz/corpus/fuzz_patch/).
+// the library against the fuzzer's fixed OLD; and, given a second directory,
+// of fuzz_elf_tables: synthetic ELF executables with the tables of format
+// version 5. Usage: make_fuzz_corpus DIR [ELF_DIR] (the committed seeds live
+// in fuzz/corpus/fuzz_patch/ and fuzz/corpus/fuzz_elf_tables/).
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include "fuzz_input.hpp"
 #include "ota/delta/bsdiff40.hpp"
+#include "support/synthetic_elf.hpp"
 #include "ota/delta/delta.hpp"
 
 using namespace ota;
@@ -60,10 +63,30 @@ Bytes delta_patch(const Bytes& o, const Bytes& n, delta::Compression c,
 
 }  // namespace
 
+// Seeds of fuzz_elf_tables: the synthetic ELF with 24 functions, and the
+// same without section headers (only the search table is found).
+bool write_elf_seeds(const std::string& dir) {
+  std::vector<test::Function> funcs;
+  std::uint32_t x = 12345;
+  for (std::uint32_t i = 0; i < 24; ++i) {
+    Bytes code(16 + i * 5 % 40);
+    for (auto& b : code) b = static_cast<std::uint8_t>((x = x * 1103515245u + 12345u) >> 16);
+    funcs.push_back({i, code});
+  }
+  const test::Layout l = test::make_elf(funcs, 48, 24);
+  Bytes stripped = l.image;
+  stripped[60] = stripped[61] = 0;  // e_shnum
+  return write(dir, "elf-x86", {}, l.image) && write(dir, "elf-x86-no-sections", {}, stripped);
+}
+
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s DIR\n", argv[0]);
+  if (argc != 2 && argc != 3) {
+    std::fprintf(stderr, "usage: %s DIR [ELF_DIR]\n", argv[0]);
     return 2;
+  }
+  if (argc == 3 && !write_elf_seeds(argv[2])) {
+    std::perror("writing the ELF seeds");
+    return 1;
   }
   const std::string dir = argv[1];
   const Bytes o = fuzz::fixed_old();

@@ -15,6 +15,7 @@
 #include "support/patching.hpp"
 #include "support/random.hpp"
 #include "support/subprocess.hpp"
+#include "support/synthetic_elf.hpp"
 #include "support/temp_dir.hpp"
 
 namespace ota {
@@ -204,6 +205,42 @@ TEST_F(Cli, DiffCompressionChoosesTheFormatVersion) {
   auto small = ota({"diff", "-q", "--window-log", "10", path("old"), path("new"), "-o", path("patch")});
   EXPECT_EQ(small.exit_code, 2);
   EXPECT_NE(small.err.find("2^12"), std::string::npos) << small.err;
+}
+
+TEST_F(Cli, AnElfExecutableGetsVersion5UnlessToldOtherwise) {
+  // A synthetic x86-64 executable whose functions move: the default patch
+  // re-points its ELF tables (version 5); --no-elf-tables keeps version 4,
+  // --compression zstd version 3. Each applies through ota patch.
+  std::vector<test::Function> funcs;
+  for (std::uint32_t i = 0; i < 1200; ++i) funcs.push_back({i, test::random_bytes(20 + i * 7 % 60, 500 + i)});
+  const Bytes old_elf = test::make_elf(funcs, 2000, 1201).image;
+  funcs.insert(funcs.begin() + 1, test::Function{1200, test::random_bytes(150, 42)});
+  const Bytes new_elf = test::make_elf(funcs, 2000, 1201).image;
+  test::write_bytes(path("old.elf"), old_elf);
+  test::write_bytes(path("new.elf"), new_elf);
+  std::vector<std::uint64_t> sizes;
+  for (const auto& [opts, version] : std::vector<std::pair<std::vector<std::string>, int>>{
+           {{}, 5}, {{"--no-elf-tables"}, 4}, {{"--compression", "zstd"}, 3}}) {
+    std::vector<std::string> args = {"diff", "--json", path("old.elf"), path("new.elf"), "-o", path("elf.otd")};
+    args.insert(args.end(), opts.begin(), opts.end());
+    auto d = ota(args);
+    ASSERT_EQ(d.exit_code, 0) << d.err;
+    auto doc = nlohmann::json::parse(test::split_lines(d.out).at(0));
+    EXPECT_EQ(doc["patch"]["version"], version);
+    if (version == 5) {
+      EXPECT_EQ(doc["patch"]["predictor"], "x86") << "auto: the tables pay for the map";
+    }
+    sizes.push_back(doc["patch"]["size"].get<std::uint64_t>());
+    auto p = ota({"patch", "-q", path("old.elf"), path("elf.otd"), "-o", path("elf.out")});
+    ASSERT_EQ(p.exit_code, 0) << p.err;
+    EXPECT_TRUE(test::read_bytes(path("elf.out")) == new_elf) << version;
+    auto i = ota({"inspect", "--json", path("elf.otd")});
+    ASSERT_EQ(i.exit_code, 0) << i.err;
+    const auto header = nlohmann::json::parse(test::split_lines(i.out).at(0))["header"];
+    EXPECT_EQ(header["version"], version);
+    EXPECT_EQ(header["elf_tables"], version == 5);
+  }
+  EXPECT_LT(sizes[0], sizes[1]) << "the tables' prediction pays";
 }
 
 TEST_F(Cli, InspectShowsAPatchsHeader) {

@@ -20,6 +20,7 @@ struct DiffArgs {
   int window_log = delta::kDefaultWindowLog;
   std::uint64_t frame_size = std::uint64_t{1} << delta::kDefaultFrameLog;
   unsigned threads = 0;
+  bool elf_tables = true;
 };
 
 Status run_diff(const Context& ctx, const DiffArgs& a) {
@@ -50,6 +51,7 @@ Status run_diff(const Context& ctx, const DiffArgs& a) {
       return fail(ErrorCode::kUsage, "--frame-size must be a power of two");
     opt.frame_log = static_cast<std::uint8_t>(log);
     opt.threads = a.threads;
+    opt.elf_tables = a.elf_tables;
     opt.predictor = a.predictor == "none"    ? delta::PredictorChoice::kNone
                     : a.predictor == "x86"   ? delta::PredictorChoice::kX86
                     : a.predictor == "thumb" ? delta::PredictorChoice::kThumb
@@ -112,7 +114,7 @@ void add_diff_command(CLI::App& app, Context& ctx, int& exit_code) {
   cmd->add_option("--format", args->format, "Patch format: ota (default) or bsdiff40 (classic bsdiff 4)")
       ->check(CLI::IsMember({"ota", "bsdiff40"}));
   cmd->add_option("--compression", args->compression,
-                  "Entropy stage of the records: lzma (default, LZMA2, format version 4) or zstd (format version 3, "
+                  "Entropy stage of the records: lzma (default, LZMA2, format version 4, or 5 with ELF tables) or zstd (format version 3, "
                   "or 1-2 with --layout interleaved, for patchers that predate version 4)")
       ->check(CLI::IsMember({"lzma", "zstd"}));
   cmd->add_option("--level", args->level, "Compression level 1-22 (zstd's scale; LZMA2 preset level*9/19, extreme from 19)")
@@ -130,6 +132,9 @@ void add_diff_command(CLI::App& app, Context& ctx, int& exit_code) {
                   "Record layout: blocks (default, format version 3 or 4) or interleaved (versions 1 and 2, "
                   "for devices whose patcher predates version 3; implies --compression zstd)")
       ->check(CLI::IsMember({"blocks", "interleaved"}));
+  cmd->add_flag("--no-elf-tables{false}", args->elf_tables,
+                "Keep an LZMA2 patch at format version 4: the x86/arm64 predictor leaves OLD's ELF tables "
+                "(.eh_frame_hdr, .eh_frame, data pointers) alone, for patchers that predate version 5");
   cmd->add_flag("-q,--quiet", ctx.quiet, "No progress and no summary");
   cmd->add_flag("--json", ctx.json, "Print a JSON summary (sizes, hashes, timings) on stdout");
   cmd->callback([&ctx, &exit_code, args] {

@@ -157,6 +157,7 @@ Status inspect_patch(const Context& ctx, const std::string& path, std::uint64_t 
   doc["header"] = {{"version", h.version},
                    {"compression", delta::compression_name(h.compression)},
                    {"predictor", delta::predictor_name(h.predictor)},
+                   {"elf_tables", h.elf_tables},
                    {"window_log", h.window_log},
                    {"decoder_window", window},
                    {"frame_size", std::uint64_t{1} << h.frame_log},
@@ -169,8 +170,8 @@ Status inspect_patch(const Context& ctx, const std::string& path, std::uint64_t 
   }
   std::printf("patch      %s (%llu bytes; ota delta format version %u)\n", path.c_str(),
               static_cast<unsigned long long>(size), h.version);
-  std::printf("coding     compression %s, predictor %s\n", delta::compression_name(h.compression),
-              delta::predictor_name(h.predictor));
+  std::printf("coding     compression %s, predictor %s%s\n", delta::compression_name(h.compression),
+              delta::predictor_name(h.predictor), h.elf_tables ? " with ELF tables" : "");
   std::printf("memory     decoder window %llu bytes (2^%u)\n", static_cast<unsigned long long>(window), h.window_log);
   std::printf("frames     %llu of %llu bytes\n", static_cast<unsigned long long>(h.frame_count()),
               static_cast<unsigned long long>(std::uint64_t{1} << h.frame_log));

@@ -10,6 +10,7 @@
 #include "core/varint.hpp"
 #include "delta/format.hpp"
 #include "delta/matcher.hpp"
+#include "delta/elf_tables.hpp"
 #include "delta/predict.hpp"
 #include "ota/delta/delta.hpp"
 
@@ -34,12 +35,13 @@ struct FrameOut {
 class RecordEncoder {
  public:
   RecordEncoder(ByteSpan old_image, ByteSpan new_image, std::uint64_t frame_end, Predictor predictor,
-                const detail::AddressMap* map, RecordLayout layout, DiffStats& stats)
+                const detail::AddressMap* map, const detail::ElfTables* elf, RecordLayout layout, DiffStats& stats)
       : old_(old_image),
         new_(new_image),
         frame_end_(frame_end),
         predictor_(predictor),
         map_(map),
+        elf_(elf),
         blocks_(layout == RecordLayout::kBlocks),
         stats_(stats) {}
 
@@ -78,7 +80,7 @@ class RecordEncoder {
     if (predictor_ == Predictor::kNone) return old_.data() + old_pos;
     buf.resize(static_cast<std::size_t>(len));
     detail::predict(predictor_, *map_, old_, 0, old_.size(), old_pos, static_cast<std::size_t>(len),
-                    static_cast<std::int64_t>(new_pos) - static_cast<std::int64_t>(old_pos), buf.data());
+                    static_cast<std::int64_t>(new_pos) - static_cast<std::int64_t>(old_pos), buf.data(), elf_);
     return buf.data();
   }
 
@@ -207,6 +209,7 @@ class RecordEncoder {
   std::uint64_t frame_end_;
   Predictor predictor_;
   const detail::AddressMap* map_;
+  const detail::ElfTables* elf_;
   bool blocks_;
   DiffStats& stats_;
   Bytes stretch_ref_, flush_ref_, payload_;
@@ -231,9 +234,10 @@ codec::LzmaParams lzma_params(const DiffOptions& opt) {
 // whichever is smaller.
 Result<FrameOut> encode_frame_as(const std::vector<Block>& blocks, ByteSpan old_image, ByteSpan new_image,
                                  std::uint64_t end, Predictor predictor, const detail::AddressMap& map,
-                                 const DiffOptions& opt, RecordLayout layout, std::uint8_t mode_offset) {
+                                 const detail::ElfTables* elf, const DiffOptions& opt, RecordLayout layout,
+                                 std::uint8_t mode_offset) {
   FrameOut f;
-  RecordEncoder enc(old_image, new_image, end, predictor, &map, layout, f.stats);
+  RecordEncoder enc(old_image, new_image, end, predictor, &map, elf, layout, f.stats);
   for (const Block& b : blocks) enc.block(b);
   Bytes records = enc.finish();
   f.stats.frames = 1;
@@ -270,11 +274,11 @@ Result<FrameOut> encode_frame_as(const std::vector<Block>& blocks, ByteSpan old_
 // frame's mode byte says which.
 Result<FrameOut> encode_frame(const std::vector<Block>& blocks, ByteSpan old_image, ByteSpan new_image,
                               std::uint64_t end, Predictor predictor, const detail::AddressMap& map,
-                              const DiffOptions& opt) {
+                              const detail::ElfTables* elf, const DiffOptions& opt) {
   if (opt.layout == RecordLayout::kInterleaved)
-    return encode_frame_as(blocks, old_image, new_image, end, predictor, map, opt, RecordLayout::kInterleaved, 0);
+    return encode_frame_as(blocks, old_image, new_image, end, predictor, map, elf, opt, RecordLayout::kInterleaved, 0);
   if (!opt.interleaved_frames)
-    return encode_frame_as(blocks, old_image, new_image, end, predictor, map, opt, RecordLayout::kBlocks, 0);
+    return encode_frame_as(blocks, old_image, new_image, end, predictor, map, elf, opt, RecordLayout::kBlocks, 0);
   if (is_lzma(opt.compression)) {
     // LZMA2 at preset 9e is slow (about 1 MB/s): the two layouts are judged
     // at preset 2, then only the better one is compressed properly. With
@@ -282,18 +286,18 @@ Result<FrameOut> encode_frame(const std::vector<Block>& blocks, ByteSpan old_ima
     // than blocks alone), as its repeated matches keep groups of records.
     DiffOptions trial = opt;
     trial.level = 5;  // preset 2, not extreme
-    OTA_TRY_ASSIGN(auto tb, encode_frame_as(blocks, old_image, new_image, end, predictor, map, trial,
+    OTA_TRY_ASSIGN(auto tb, encode_frame_as(blocks, old_image, new_image, end, predictor, map, elf, trial,
                                             RecordLayout::kBlocks, 0));
-    OTA_TRY_ASSIGN(auto ti, encode_frame_as(blocks, old_image, new_image, end, predictor, map, trial,
+    OTA_TRY_ASSIGN(auto ti, encode_frame_as(blocks, old_image, new_image, end, predictor, map, elf, trial,
                                             RecordLayout::kInterleaved, detail::kFrameInterleaved));
     return ti.bytes.size() < tb.bytes.size()
-               ? encode_frame_as(blocks, old_image, new_image, end, predictor, map, opt, RecordLayout::kInterleaved,
+               ? encode_frame_as(blocks, old_image, new_image, end, predictor, map, elf, opt, RecordLayout::kInterleaved,
                                  detail::kFrameInterleaved)
-               : encode_frame_as(blocks, old_image, new_image, end, predictor, map, opt, RecordLayout::kBlocks, 0);
+               : encode_frame_as(blocks, old_image, new_image, end, predictor, map, elf, opt, RecordLayout::kBlocks, 0);
   }
-  OTA_TRY_ASSIGN(auto b, encode_frame_as(blocks, old_image, new_image, end, predictor, map, opt,
+  OTA_TRY_ASSIGN(auto b, encode_frame_as(blocks, old_image, new_image, end, predictor, map, elf, opt,
                                          RecordLayout::kBlocks, 0));
-  OTA_TRY_ASSIGN(auto i, encode_frame_as(blocks, old_image, new_image, end, predictor, map, opt,
+  OTA_TRY_ASSIGN(auto i, encode_frame_as(blocks, old_image, new_image, end, predictor, map, elf, opt,
                                          RecordLayout::kInterleaved, detail::kFrameInterleaved));
   return i.bytes.size() < b.bytes.size() ? std::move(i) : std::move(b);
 }
@@ -420,6 +424,9 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
   detail::AddressMap map;
   Bytes map_section;
   Predictor predictor = Predictor::kNone;
+  // Format version 5 (LZMA2 only, so that --compression zstd keeps version 3):
+  // the x86 and arm64 predictors also re-point OLD's ELF tables.
+  std::optional<detail::ElfTables> tables;
   if (opt.predictor != PredictorChoice::kNone && (mismatches >= kPredictorMinMismatches ||
                                                   opt.predictor != PredictorChoice::kAuto)) {
     // The forced predictor, or in auto mode the one of OLD's machine. An OLD
@@ -448,6 +455,12 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
       if (!elves.empty()) detail::keep_covers_inside(elves, covers);
     }
     if (candidate == Predictor::kArm64) detail::map_zero_filled(old_image, new_image, covers);
+    if (opt.elf_tables && old_is_elf && (candidate == Predictor::kX86 || candidate == Predictor::kArm64) &&
+        is_lzma(opt.compression) && opt.layout == RecordLayout::kBlocks) {
+      OTA_TRY_ASSIGN(auto t, detail::read_elf_tables(MemorySource(old_image)));
+      if (!t.empty()) tables = std::move(t);
+    }
+    const detail::ElfTables* candidate_elf = tables ? &*tables : nullptr;
     map = detail::AddressMap::from_covers(std::move(covers), kMapMergeGap);
     Bytes encoded = map.encode();
     map_section.push_back(detail::kFrameRaw);
@@ -475,7 +488,8 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
           ref.resize(static_cast<std::size_t>(blk.add_len));
           detail::predict(candidate, map, old_image, 0, old_image.size(), blk.old_pos,
                           static_cast<std::size_t>(blk.add_len),
-                          static_cast<std::int64_t>(blk.new_pos) - static_cast<std::int64_t>(blk.old_pos), ref.data());
+                          static_cast<std::int64_t>(blk.new_pos) - static_cast<std::int64_t>(blk.old_pos), ref.data(),
+                          candidate_elf);
           for (std::uint64_t k = 0; k < blk.add_len; ++k) differ += ref[k] != new_image[blk.new_pos + k];
         }
         remaining += differ;
@@ -484,8 +498,21 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
       const std::uint64_t explained = mismatches > remaining ? mismatches - remaining : 0;
       if (explained >= std::max<std::uint64_t>(kPredictorMinMismatches, map_section.size())) predictor = candidate;
     }
-    if (predictor == Predictor::kNone) map_section.clear();
+    if (predictor == Predictor::kNone) {
+      map_section.clear();
+      tables.reset();
+    }
     h.predictor = predictor;
+    h.elf_tables = tables.has_value();
+  }
+  const detail::ElfTables* elf = tables ? &*tables : nullptr;
+  if (elf && elf->table_end > elf->table_begin) {
+    OTA_TRY_ASSIGN(auto new_tables, detail::read_elf_tables(MemorySource(new_image)));
+    const auto aligned = detail::align_eh_frame_hdr(*elf, new_tables, map, old_image, new_image);
+    if (!aligned.empty()) {
+      const std::uint64_t first = aligned.front().new_pos / frame_size, last = (new_tables.table_end - 1) / frame_size;
+      for (std::uint64_t i = first; i <= last && i < frames; ++i) detail::splice_blocks(blocks[i], aligned);
+    }
   }
   const bool predict = predictor != Predictor::kNone;
   covers.clear();
@@ -532,7 +559,7 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
   };
   Status status = parallel_for(frames, threads, [&](std::uint64_t i) -> Status {
     const std::uint64_t e = std::min<std::uint64_t>(new_image.size(), (i + 1) * frame_size);
-    auto f = encode_frame(blocks[i], old_image, new_image, e, predictor, map, eff);
+    auto f = encode_frame(blocks[i], old_image, new_image, e, predictor, map, elf, eff);
     if (!f) return fail(f.error().with_context("frame " + std::to_string(i)));
     std::lock_guard<std::mutex> lock(mu);
     done[i] = std::move(*f);

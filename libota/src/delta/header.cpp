@@ -38,7 +38,7 @@ std::uint64_t PatchHeader::frame_count() const {
 
 Bytes encode_header(const PatchHeader& h) {
   Bytes out(std::begin(detail::kMagic), std::end(detail::kMagic));
-  out.push_back(format_version_for(h.predictor, layout_of_version(h.version), h.compression));
+  out.push_back(format_version_for(h.predictor, layout_of_version(h.version), h.compression, h.elf_tables));
   out.push_back(static_cast<std::uint8_t>(static_cast<unsigned>(h.compression) |
                                           static_cast<unsigned>(h.predictor) << 4));
   out.push_back(h.window_log);
@@ -68,14 +68,21 @@ Result<std::pair<PatchHeader, std::size_t>> parse_header(ByteSpan data) {
     return fail(ErrorCode::kUnsupported, "unknown patch predictor " + std::to_string(predictor));
   h.compression = static_cast<Compression>(compression);
   h.predictor = static_cast<Predictor>(predictor);
-  // Version 4 is version 3 with LZMA2 frames, and only that.
-  if (is_lzma(h.compression) != (h.version == kLzmaFormatVersion))
+  // Version 4 is version 3 with LZMA2 frames, and only that; version 5 is
+  // version 4 whose x86 or arm64 predictor re-points ELF tables.
+  h.elf_tables = h.version == kElfTablesFormatVersion;
+  if (is_lzma(h.compression) != (h.version == kLzmaFormatVersion || h.elf_tables))
     return fail(ErrorCode::kUnsupported,
                 is_lzma(h.compression)
-                    ? "LZMA2 patch compression needs ota delta format version 4, the patch says " +
+                    ? "LZMA2 patch compression needs ota delta format version 4 or 5, the patch says " +
                           std::to_string(h.version)
-                    : "ota delta format version 4 is only used with LZMA2 compression, the patch has compression " +
+                    : "ota delta format version " + std::to_string(h.version) +
+                          " is only used with LZMA2 compression, the patch has compression " +
                           std::to_string(compression));
+  if (h.elf_tables && h.predictor != Predictor::kX86 && h.predictor != Predictor::kArm64)
+    return fail(ErrorCode::kUnsupported,
+                "ota delta format version 5 is only used with predictor 1 (x86) or 3 (arm64), the patch has "
+                "predictor " + std::to_string(predictor));
   // Version 3 goes with any predictor. The interleaved versions are the lowest
   // that have the patch's features: version 1 has no predictor 3, and version
   // 2 is only written for it.

@@ -9,6 +9,7 @@
 #include "delta/format.hpp"
 #include "delta/map_section.hpp"
 #include "delta/new_output.hpp"
+#include "delta/elf_tables.hpp"
 #include "delta/predict.hpp"
 #include "ota/delta/delta.hpp"
 
@@ -245,6 +246,12 @@ class PatcherImpl final : public Patcher {
       OTA_TRY_CTX(old_.read_at(0, old_copy_), "reading OLD");
     }
     if (opt_.resume) OTA_TRY(start_resume());
+    if (h_.elf_tables) {
+      // Version 5: the tables the generator found in OLD, found again here
+      // (headers and the .eh_frame record chain; at most a 2 MiB bitmap).
+      OTA_TRY_ASSIGN(auto t, detail::read_elf_tables(old_));
+      elf_ = std::move(t);
+    }
     if (h_.predictor != Predictor::kNone) {
       map_reader_.emplace(h_.compression, h_.old_size, opt_.max_map_entries);
       state_ = State::kMap;
@@ -325,7 +332,8 @@ class PatcherImpl final : public Patcher {
       const std::uint64_t lo = off >= detail::kPredictBefore ? off - detail::kPredictBefore : 0;
       const std::uint64_t hi = std::min<std::uint64_t>(h_.old_size, off + n + detail::kPredictAfter);
       OTA_TRY_ASSIGN(auto window, old_view(lo, static_cast<std::size_t>(hi - lo)));
-      detail::predict(h_.predictor, map_, window, lo, h_.old_size, off, n, delta, space.data() + ahead_);
+      detail::predict(h_.predictor, map_, window, lo, h_.old_size, off, n, delta, space.data() + ahead_,
+                      elf_ ? &*elf_ : nullptr);
       count_copy(n);  // OLD's bytes (re-pointed or not) into the output buffer
       ahead_ += n;
     }
@@ -677,6 +685,7 @@ class PatcherImpl final : public Patcher {
   std::unique_ptr<codec::FrameDecoder> decoder_;  // the frames' decoder: zstd or LZMA2
   Bytes zbuf_, cache_, old_copy_;
   detail::AddressMap map_;
+  std::optional<detail::ElfTables> elf_;  // format version 5
   std::optional<detail::MapSectionReader> map_reader_;
   std::size_t last_produced_ = 0;
   // Version 3: the block being read (its lengths, then its streams in block_).

@@ -14,6 +14,7 @@
 #include <immintrin.h>
 #endif
 
+#include "delta/elf_tables.hpp"
 #include "delta/format.hpp"
 
 namespace ota::delta::detail {
@@ -476,7 +477,8 @@ void predict_x86(const AddressMap& map, ByteSpan window, std::uint64_t window_st
 }  // namespace
 
 void predict(Predictor predictor, const AddressMap& map, ByteSpan window, std::uint64_t window_start,
-             std::uint64_t old_size, std::uint64_t q, std::size_t n, std::int64_t delta, std::uint8_t* out) {
+             std::uint64_t old_size, std::uint64_t q, std::size_t n, std::int64_t delta, std::uint8_t* out,
+             const ElfTables* elf) {
   std::memcpy(out, window.data() + (q - window_start), n);
   if (map.size() == 0) return;
   switch (predictor) {
@@ -485,6 +487,7 @@ void predict(Predictor predictor, const AddressMap& map, ByteSpan window, std::u
     case Predictor::kArm64: predict_arm64(map, window, window_start, old_size, q, n, delta, out); break;
     case Predictor::kNone: break;
   }
+  if (elf) predict_elf_tables(*elf, map, window, window_start, old_size, q, n, delta, out);
 }
 
 void use_portable_x86_scan(bool portable) { g_portable_scan.store(portable, std::memory_order_relaxed); }

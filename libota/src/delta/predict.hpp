@@ -19,6 +19,8 @@
 
 namespace ota::delta::detail {
 
+struct ElfTables;
+
 inline constexpr std::uint64_t kMaxMapSection = std::uint64_t{64} << 20;  // stored or decoded bytes
 inline constexpr std::uint64_t kMaxMappedOffset = std::uint64_t{1} << 62;  // no entry maps past it
 
@@ -80,8 +82,11 @@ inline constexpr std::uint64_t kPredictAfter = 8;
 //   kThumb: the 32-bit Thumb-2 BL and B.W at even offsets (ARMv6-M/v7-M).
 //   kArm64: at 4-aligned offsets, BL, and an ADRP with the ADD/LDR/STR right
 //           after it that adds the low 12 bits of the same address.
+// With `elf` (format version 5), the fields of OLD's ELF tables are then
+// re-pointed too (elf_tables.hpp), over what the instruction scan wrote.
 void predict(Predictor predictor, const AddressMap& map, ByteSpan window, std::uint64_t window_start,
-             std::uint64_t old_size, std::uint64_t q, std::size_t n, std::int64_t delta, std::uint8_t* out);
+             std::uint64_t old_size, std::uint64_t q, std::size_t n, std::int64_t delta, std::uint8_t* out,
+             const ElfTables* elf = nullptr);
 
 // Tests: scan with the portable (SSE2 or scalar) code even where AVX2 is
 // available. The result is the same either way; only the speed differs.

@@ -29,9 +29,12 @@ namespace ota::delta {
 // that has every feature the patch uses (format_version_for), so a patcher of
 // version 1 still applies every such patch that needs nothing newer.
 inline constexpr std::uint8_t kFormatVersion = 1;     // interleaved, no arm64 predictor
-inline constexpr std::uint8_t kMaxFormatVersion = 4;  // 2: the arm64 predictor (3); 3: blocks; 4: LZMA2
+inline constexpr std::uint8_t kMaxFormatVersion = 5;  // 2: arm64 (3); 3: blocks; 4: LZMA2; 5: ELF tables
 inline constexpr std::uint8_t kBlocksFormatVersion = 3;
 inline constexpr std::uint8_t kLzmaFormatVersion = 4;  // version 3 with LZMA2 frames
+// Version 4 whose x86 or arm64 predictor also re-points the references in
+// OLD's ELF tables (.eh_frame_hdr, .eh_frame, pointers in data sections).
+inline constexpr std::uint8_t kElfTablesFormatVersion = 5;
 // Version 3: the three streams of one block hold at most this many bytes in
 // all (the patcher's block buffer).
 inline constexpr std::size_t kMaxBlockSize = std::size_t{1} << 16;
@@ -67,11 +70,12 @@ enum class RecordLayout : std::uint8_t {
   kInterleaved,  // versions 1 and 2: tags with their payload bytes, for older patchers
 };
 
-// The format version of a patch: 4 with LZMA2 frames (always in the version 3
-// frame layout), 3 with blocks; interleaved, 2 for kArm64, else 1.
+// The format version of a patch: 5 when its predictor re-points ELF tables
+// (LZMA2 frames only), 4 with LZMA2 frames (always in the version 3 frame
+// layout), 3 with blocks; interleaved, 2 for kArm64, else 1.
 constexpr std::uint8_t format_version_for(Predictor p, RecordLayout layout = RecordLayout::kBlocks,
-                                          Compression c = Compression::kZstd) {
-  if (is_lzma(c)) return kLzmaFormatVersion;
+                                          Compression c = Compression::kZstd, bool elf_tables = false) {
+  if (is_lzma(c)) return elf_tables ? kElfTablesFormatVersion : kLzmaFormatVersion;
   if (layout == RecordLayout::kBlocks) return kBlocksFormatVersion;
   return p == Predictor::kArm64 ? std::uint8_t{2} : kFormatVersion;
 }
@@ -93,6 +97,8 @@ struct PatchHeader {
   std::uint8_t version = kBlocksFormatVersion;
   Compression compression = Compression::kZstd;
   Predictor predictor = Predictor::kNone;
+  // Version 5: the predictor (x86 or arm64) also re-points OLD's ELF tables.
+  bool elf_tables = false;
   std::uint8_t window_log = kDefaultWindowLog;  // decoder window needed: 2^window_log bytes
   std::uint8_t frame_log = kDefaultFrameLog;    // each frame yields <= 2^frame_log NEW bytes
   std::uint64_t old_size = 0;
@@ -130,6 +136,10 @@ struct DiffOptions {
   // an AArch64 ELF image, Thumb otherwise), if the differing bytes of the
   // covers that it explains pay for its address map.
   PredictorChoice predictor = PredictorChoice::kAuto;
+  // With LZMA2 and the x86 or arm64 predictor on an ELF64 OLD: also re-point
+  // OLD's ELF tables (.eh_frame_hdr, .eh_frame, pointers in data sections),
+  // format version 5. false: version 4, for patchers that predate version 5.
+  bool elf_tables = true;
   // With kZstd / kLzma: use kZstdOld / kLzmaOld when OLD is at most this
   // large (0: never).
   std::uint64_t old_dictionary_max = std::uint64_t{8} << 20;

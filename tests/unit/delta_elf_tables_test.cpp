@@ -1,0 +1,359 @@
+// Delta format version 5 (docs/formats.md, "ELF tables"): the x86 and arm64
+// predictors also re-point the fields of OLD's .eh_frame_hdr table, its FDEs'
+// initial locations and the 8-byte pointers of its data sections. A synthetic
+// x86-64 ELF64 executable whose functions move (one is inserted near the
+// start) carries all three; the tests read its tables, round-trip it through
+// every version, pin a golden vector and feed the readers broken images.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "delta/elf_tables.hpp"
+#include "delta/predict.hpp"
+#include "ota/delta/delta.hpp"
+#include "support/patching.hpp"
+#include "support/synthetic_elf.hpp"
+#include "support/random.hpp"
+
+namespace ota {
+namespace {
+
+using test::Function;
+using test::kBase;
+using test::Layout;
+using test::make_elf;
+
+using delta::Compression;
+using delta::Predictor;
+using delta::detail::Block;
+using delta::detail::ElfTables;
+
+// Functions of random code with E8 calls to each other (the x86 predictor's
+// part), and a version of them with one function inserted after the first
+// and a few bytes edited.
+struct Pair {
+  Layout old_layout, new_layout;
+};
+
+Pair make_pair_of_images(std::size_t functions, std::size_t data_words, std::uint64_t seed) {
+  std::vector<Function> funcs;
+  for (std::uint32_t i = 0; i < functions; ++i) {
+    Bytes code = test::random_bytes(24 + (i * 37) % 90, seed + i);
+    funcs.push_back({i, code});
+  }
+  const auto ids = static_cast<std::uint32_t>(functions + 1);
+  Pair p;
+  p.old_layout = make_elf(funcs, data_words, ids);
+  std::vector<Function> next = funcs;
+  next.insert(next.begin() + 1, Function{static_cast<std::uint32_t>(functions), test::random_bytes(200, seed + 999)});
+  for (std::size_t k = 3; k < next.size(); k += 17) next[k].code[next[k].code.size() / 2] ^= 0x5A;
+  p.new_layout = make_elf(next, data_words, ids);
+  return p;
+}
+
+std::size_t fde_sites(const ElfTables& t) {
+  std::size_t n = 0;
+  for (std::uint64_t s = t.eh_begin; s < t.eh_end; ++s) n += t.fde_site(s);
+  return n;
+}
+
+Result<ElfTables> tables_of(const Bytes& image) { return delta::detail::read_elf_tables(MemorySource(image)); }
+
+delta::DiffOptions options(Compression c = Compression::kLzma) {
+  delta::DiffOptions opt = test::fast_options(c, 12);
+  opt.old_dictionary_max = 0;
+  return opt;
+}
+
+void expect_applies(const Bytes& old_image, const Bytes& patch, const Bytes& new_image) {
+  auto out = test::apply_patch(old_image, patch);
+  ASSERT_TRUE(out) << test::describe(fail(out.error()));
+  EXPECT_TRUE(*out == new_image);
+  auto bytewise = test::apply_in_chunks(old_image, patch, [](std::size_t left) { return std::min<std::size_t>(left, 7); });
+  ASSERT_TRUE(bytewise) << test::describe(fail(bytewise.error()));
+  EXPECT_TRUE(*bytewise == new_image);
+}
+
+TEST(ElfTables, FindsTheSearchTableTheFdesAndTheDataSections) {
+  const Pair p = make_pair_of_images(300, 3000, 1);
+  const Layout& l = p.old_layout;
+  auto t = tables_of(l.image);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->hdr_offset, l.hdr);
+  EXPECT_EQ(t->table_begin, l.hdr + 12);
+  EXPECT_EQ(t->table_end, l.hdr + 12 + 8 * l.functions);
+  EXPECT_EQ(t->eh_begin, l.eh);
+  EXPECT_EQ(fde_sites(*t), l.functions);
+  EXPECT_TRUE(t->fde_site(l.eh + 20 + 8)) << "the first FDE's initial location";
+  EXPECT_FALSE(t->fde_site(l.eh + 8)) << "a CIE has none";
+  // Only .data is a pointer range: .text is executable, .eh_frame(_hdr) are tables of their own.
+  ASSERT_EQ(t->pointer_ranges.size(), 1u);
+  EXPECT_EQ(t->pointer_ranges[0], std::make_pair(l.data, l.data_end));
+  EXPECT_EQ(t->to_offset(kBase + 0x1234), std::optional<std::uint64_t>(0x1234));
+  EXPECT_EQ(t->to_offset(kBase + l.image.size() + 0x10000), std::nullopt);
+  EXPECT_EQ(t->bias(0x20), std::optional<std::int64_t>(kBase));
+}
+
+TEST(ElfTables, OnlyElf64LittleEndianImagesHaveAny) {
+  const Pair p = make_pair_of_images(20, 30, 2);
+  for (auto change : {std::make_pair(0, 0x7E), std::make_pair(4, 1), std::make_pair(5, 2)}) {
+    Bytes img = p.old_layout.image;
+    img[static_cast<std::size_t>(change.first)] = static_cast<std::uint8_t>(change.second);
+    auto t = tables_of(img);
+    ASSERT_TRUE(t);
+    EXPECT_TRUE(t->empty()) << "byte " << change.first;
+  }
+  auto t = tables_of(test::random_bytes(5000, 3));
+  ASSERT_TRUE(t);
+  EXPECT_TRUE(t->empty());
+  auto tiny = tables_of(Bytes{0x7F, 'E', 'L', 'F'});
+  ASSERT_TRUE(tiny);
+  EXPECT_TRUE(tiny->empty());
+}
+
+TEST(ElfTables, PredictsEveryMovedFieldOfNew) {
+  // With the exact map of the insertion, the prediction of OLD's tables at
+  // their NEW places is NEW's bytes there (no instruction scan: kNone).
+  const Pair p = make_pair_of_images(200, 600, 4);
+  const Layout &o = p.old_layout, &n = p.new_layout;
+  auto t = tables_of(o.image);
+  ASSERT_TRUE(t);
+  const std::uint64_t first_end = o.text + ((24 + 15) / 16 * 16);  // function 0 stays, the rest moves by 208
+  const std::int64_t moved = 208;
+  const std::int64_t tables_moved = static_cast<std::int64_t>(n.hdr) - static_cast<std::int64_t>(o.hdr);
+  std::vector<delta::detail::MapEntry> covers = {{0, first_end, 0},
+                                                 {first_end, o.hdr - first_end, moved},
+                                                 {o.hdr, o.image.size() - o.hdr, tables_moved}};
+  const auto map = delta::detail::AddressMap::from_covers(covers, 0);
+  // .data: pointers only; its OLD bytes at NEW's offset.
+  const std::int64_t data_delta = static_cast<std::int64_t>(n.data) - static_cast<std::int64_t>(o.data);
+  Bytes out(static_cast<std::size_t>(o.data_end - o.data));
+  delta::detail::predict(Predictor::kNone, map, o.image, 0, o.image.size(), o.data, out.size(), data_delta, out.data(), &*t);
+  EXPECT_TRUE(std::equal(out.begin(), out.end(), n.image.begin() + static_cast<std::ptrdiff_t>(n.data)));
+  // The FDE of function 1 (OLD's second FDE) is NEW's third.
+  const std::uint64_t old_fde = o.eh + 20 + 20, new_fde = n.eh + 20 + 40;
+  Bytes f(20);
+  delta::detail::predict(Predictor::kNone, map, o.image, 0, o.image.size(), old_fde, 20,
+                         static_cast<std::int64_t>(new_fde) - static_cast<std::int64_t>(old_fde), f.data(), &*t);
+  EXPECT_TRUE(std::equal(f.begin() + 8, f.begin() + 12, n.image.begin() + static_cast<std::ptrdiff_t>(new_fde + 8)))
+      << "initial location";
+  // Table entry of function 5: OLD entry 5 is NEW entry 6; the start moved, the FDE moved.
+  Bytes e(8);
+  const std::uint64_t old_entry = o.hdr + 12 + 8 * 5, new_entry = n.hdr + 12 + 8 * 6;
+  delta::detail::predict(Predictor::kNone, map, o.image, 0, o.image.size(), old_entry, 8,
+                         static_cast<std::int64_t>(new_entry) - static_cast<std::int64_t>(old_entry), e.data(), &*t);
+  EXPECT_EQ(test::slice(e, 0, 4), test::slice(n.image, new_entry, 4)) << "function start";
+}
+
+TEST(ElfTables, Version5RoundTripsAndIsSmallerThanVersion4) {
+  const Pair p = make_pair_of_images(1500, 20000, 5);
+  const Bytes &o = p.old_layout.image, &n = p.new_layout.image;
+  delta::DiffOptions opt = options();
+  auto v5 = test::make_patch(o, n, opt);
+  ASSERT_TRUE(v5) << test::describe(fail(v5.error()));
+  EXPECT_EQ((*v5)[3], 5);
+  EXPECT_EQ((*v5)[4] >> 4, static_cast<int>(Predictor::kX86));
+  expect_applies(o, *v5, n);
+  opt.elf_tables = false;
+  auto v4 = test::make_patch(o, n, opt);
+  ASSERT_TRUE(v4);
+  EXPECT_EQ((*v4)[3], 4);
+  expect_applies(o, *v4, n);
+  EXPECT_LT(v5->size() * 2, v4->size()) << "version 5 " << v5->size() << " B, version 4 " << v4->size() << " B";
+  // zstd keeps version 3, with OLD as dictionary too.
+  for (auto c : {Compression::kZstd, Compression::kZstdOld}) {
+    delta::DiffOptions z = options(c);
+    if (c == Compression::kZstdOld) z.old_dictionary_max = std::uint64_t{1} << 24;
+    auto v3 = test::make_patch(o, n, z);
+    ASSERT_TRUE(v3);
+    EXPECT_EQ((*v3)[3], 3);
+    expect_applies(o, *v3, n);
+  }
+  // LZMA2 with OLD as dictionary: version 5 as well.
+  delta::DiffOptions lo = options();
+  lo.old_dictionary_max = std::uint64_t{1} << 24;
+  auto v5old = test::make_patch(o, n, lo);
+  ASSERT_TRUE(v5old);
+  EXPECT_EQ((*v5old)[3], 5);
+  EXPECT_EQ((*v5old)[4] & 15, static_cast<int>(Compression::kLzmaOld));
+  expect_applies(o, *v5old, n);
+}
+
+TEST(ElfTables, TheSamePatchForAnyThreadCountAndFrameSplit) {
+  // 4 KiB frames: the search table spans several, each gets its part.
+  const Pair p = make_pair_of_images(2000, 3000, 6);
+  ASSERT_GT(p.new_layout.eh - p.new_layout.hdr, std::uint64_t{3} * 4096);
+  delta::DiffOptions opt = options();
+  opt.threads = 1;
+  auto one = test::make_patch(p.old_layout.image, p.new_layout.image, opt);
+  opt.threads = 4;
+  auto four = test::make_patch(p.old_layout.image, p.new_layout.image, opt);
+  ASSERT_TRUE(one && four);
+  EXPECT_TRUE(*one == *four);
+  expect_applies(p.old_layout.image, *one, p.new_layout.image);
+}
+
+TEST(ElfTables, BrokenTablesInOldStillRoundTrip) {
+  // Every byte of the headers, of the search table's start and of the first
+  // .eh_frame records, changed in OLD: the readers take whatever they find,
+  // generator and patcher agree, and NEW comes out.
+  const Pair p = make_pair_of_images(40, 60, 7);
+  const Layout& l = p.old_layout;
+  std::vector<std::size_t> positions;
+  for (std::size_t i = 0; i < 64 + 2 * 56; ++i) positions.push_back(i);
+  for (std::size_t i = 0; i < 40; ++i) positions.push_back(l.hdr + i);
+  for (std::size_t i = 0; i < 64; ++i) positions.push_back(l.eh + i);
+  const std::size_t shoff = l.data_end;
+  for (std::size_t i = 64; i < 64 * 5; i += 3) positions.push_back(shoff + i);
+  delta::DiffOptions opt = options();
+  opt.predictor = delta::PredictorChoice::kX86;
+  for (std::size_t pos : positions) {
+    for (std::uint8_t x : {std::uint8_t{0x01}, std::uint8_t{0xFF}}) {
+      Bytes old_image = l.image;
+      old_image[pos] ^= x;
+      auto t = tables_of(old_image);
+      ASSERT_TRUE(t) << pos;
+      auto patch = test::make_patch(old_image, p.new_layout.image, opt);
+      ASSERT_TRUE(patch) << pos;
+      auto out = test::apply_patch(old_image, *patch);
+      ASSERT_TRUE(out) << "byte " << pos << " ^ " << int{x} << ": " << test::describe(fail(out.error()));
+      ASSERT_TRUE(*out == p.new_layout.image) << "byte " << pos;
+    }
+  }
+}
+
+TEST(ElfTables, SpliceKeepsTheBlocksTilingTheFrame) {
+  // Frame [100, 200) as three blocks; a replacement for [120, 260) replaces its part.
+  std::vector<Block> frame = {{100, 0, 10, 5}, {115, 50, 30, 0}, {145, 90, 40, 15}};
+  const std::vector<Block> replacement = {{120, 500, 8, 0}, {128, 700, 16, 8}, {152, 900, 108, 0}};
+  delta::detail::splice_blocks(frame, replacement);
+  std::uint64_t at = 100;
+  for (const Block& b : frame) {
+    EXPECT_EQ(b.new_pos, at);
+    at += b.add_len + b.insert_len;
+  }
+  EXPECT_EQ(at, 200u);
+  ASSERT_EQ(frame.size(), 5u);
+  EXPECT_EQ(frame[1].new_pos, 115u);
+  EXPECT_EQ(frame[1].add_len, 5u);  // [115, 120) of the second block
+  EXPECT_EQ(frame[2].old_pos, 500u);
+  EXPECT_EQ(frame[4].new_pos, 152u);
+  EXPECT_EQ(frame[4].old_pos, 900u);
+  EXPECT_EQ(frame[4].add_len, 48u);  // cut at the frame's end
+  // A replacement that misses the frame changes nothing.
+  std::vector<Block> other = {{0, 0, 50, 0}};
+  delta::detail::splice_blocks(other, replacement);
+  ASSERT_EQ(other.size(), 1u);
+  EXPECT_EQ(other[0].add_len, 50u);
+}
+
+TEST(ElfTables, Version5GoesWithLzmaAndTheX86OrArm64Predictor) {
+  delta::PatchHeader h;
+  h.compression = Compression::kLzma;
+  h.predictor = Predictor::kX86;
+  h.elf_tables = true;
+  h.window_log = 12;
+  h.frame_log = 12;
+  Bytes enc = delta::encode_header(h);
+  EXPECT_EQ(enc[3], 5);
+  auto parsed = delta::parse_header(enc);
+  ASSERT_TRUE(parsed);
+  EXPECT_TRUE(parsed->first.elf_tables);
+  EXPECT_EQ(parsed->first.version, 5);
+  h.elf_tables = false;
+  EXPECT_EQ(delta::encode_header(h)[3], 4);
+  auto v4 = delta::parse_header(delta::encode_header(h));
+  ASSERT_TRUE(v4);
+  EXPECT_FALSE(v4->first.elf_tables);
+  struct Case {
+    std::uint8_t coding;  // predictor << 4 | compression
+    const char* why;
+  };
+  for (const Case& c : {Case{0x11, "zstd"}, Case{0x12, "zstd with OLD"}, Case{0x10, "no compression"},
+                        Case{0x23, "Thumb predictor"}, Case{0x03, "no predictor"}}) {
+    Bytes bad = enc;
+    bad[4] = c.coding;
+    auto r = delta::parse_header(bad);
+    ASSERT_FALSE(r) << c.why;
+    EXPECT_EQ(r.error().code, ErrorCode::kUnsupported) << c.why;
+  }
+  Bytes arm = enc;
+  arm[4] = 0x34;  // arm64, LZMA2 with OLD
+  EXPECT_TRUE(delta::parse_header(arm));
+  Bytes v6 = enc;
+  v6[3] = 6;
+  auto r6 = delta::parse_header(v6);
+  ASSERT_FALSE(r6);
+  EXPECT_EQ(r6.error().code, ErrorCode::kUnsupported);
+}
+
+// ---- golden vector ----
+
+// Generator output for make_pair_of_images(12, 24, 8) with golden_options()
+// (LZMA2 preset 2, 4 KiB frames and dictionary, the x86 predictor with ELF
+// tables): whatever the generator writes later, it must keep applying.
+const Bytes kGoldenV5 = {
+    0x4f, 0x54, 0x44, 0x05, 0x13, 0x11, 0x0c, 0xe0, 0x15, 0xd0, 0x17, 0xe2, 0x39, 0x17, 0xcd, 0x2a,
+    0xe9, 0x79, 0x4e, 0xb6, 0x56, 0x45, 0xc8, 0x73, 0xbe, 0xfa, 0x21, 0x69, 0x37, 0x59, 0x7a, 0x5a,
+    0x32, 0x40, 0x62, 0xf4, 0xf4, 0x51, 0xc7, 0xd5, 0xc9, 0x97, 0xbe, 0xdd, 0xae, 0x07, 0x6b, 0x05,
+    0xe4, 0x2f, 0x7a, 0x32, 0x4a, 0xfe, 0xc0, 0x8e, 0x0a, 0x67, 0x4f, 0x3b, 0x2d, 0xa3, 0xb0, 0xaf,
+    0x16, 0xc4, 0x1c, 0x5f, 0xf9, 0xdc, 0x76, 0x1a, 0xa4, 0x85, 0x2c, 0x00, 0x16, 0x05, 0x00, 0xa0,
+    0x08, 0x00, 0x00, 0xd1, 0x06, 0xa0, 0x03, 0x00, 0xa0, 0x01, 0x10, 0x00, 0xc0, 0x01, 0x28, 0x00,
+    0x8f, 0x04, 0x08, 0x03, 0xe0, 0x01, 0x61, 0x01, 0x3e, 0x5d, 0x00, 0x50, 0x00, 0x3d, 0x25, 0x90,
+    0x03, 0x53, 0xae, 0xfe, 0xfa, 0x5d, 0x6d, 0xd6, 0x7f, 0xec, 0xf3, 0xcd, 0x18, 0x08, 0x15, 0xfc,
+    0xbe, 0x09, 0xa0, 0x5b, 0x9e, 0xca, 0x2a, 0x59, 0xc5, 0x1f, 0x7e, 0xc2, 0x05, 0x02, 0x54, 0xd8,
+    0xe4, 0x93, 0x5e, 0x9b, 0xaa, 0x78, 0xaa, 0x4e, 0x00, 0x5f, 0xd4, 0xfa, 0x80, 0x57, 0xcc, 0x41,
+    0xba, 0xbe, 0xdb, 0x4b, 0x81, 0x59, 0xac, 0xf0, 0x3a, 0x32, 0x38, 0xa0, 0xaa, 0xd1, 0xb0, 0xbd,
+    0xb9, 0x63, 0xe0, 0xc3, 0xeb, 0x4c, 0x42, 0xd2, 0x59, 0x07, 0xd9, 0x09, 0xfc, 0xd9, 0x70, 0xbc,
+    0x94, 0x1c, 0x38, 0xf6, 0x1e, 0x95, 0x56, 0x5d, 0x75, 0x57, 0xea, 0x2b, 0xe7, 0xad, 0x6a, 0x68,
+    0xc1, 0xc3, 0xcc, 0x78, 0xff, 0x37, 0x94, 0x7a, 0x67, 0x76, 0x58, 0x1a, 0xc3, 0xd1, 0xdd, 0x7c,
+    0xef, 0x02, 0xfb, 0x22, 0x5c, 0x56, 0x05, 0x7f, 0x5c, 0x9b, 0x7b, 0xc1, 0x6b, 0x96, 0xff, 0x74,
+    0x19, 0x4c, 0x53, 0xf9, 0x13, 0x63, 0x37, 0x76, 0x10, 0x68, 0x81, 0xfb, 0xae, 0x5a, 0xe1, 0x39,
+    0x7e, 0xc5, 0xc2, 0x6d, 0x94, 0xdd, 0x78, 0x5d, 0x57, 0x1f, 0x4a, 0xe8, 0xf1, 0xdc, 0x39, 0x8c,
+    0x50, 0x02, 0x04, 0xc9, 0xbc, 0xf4, 0x7e, 0xa1, 0x87, 0xd0, 0x87, 0x3d, 0xb0, 0x8a, 0x53, 0xc8,
+    0x0f, 0xd7, 0x49, 0x08, 0x4f, 0x36, 0x62, 0x54, 0xe6, 0xcd, 0x00, 0xc4, 0x89, 0x9d, 0x2d, 0xe0,
+    0xe0, 0x05, 0x7a, 0xa7, 0x70, 0x65, 0x75, 0x5e, 0x57, 0xd3, 0xe0, 0x90, 0xf6, 0x8b, 0x37, 0xfb,
+    0x48, 0x2e, 0x3a, 0x37, 0xd0, 0x15, 0x54, 0x48, 0x1a, 0xf5, 0x82, 0x6f, 0xe2, 0xa2, 0x5a, 0xc8,
+    0x11, 0x7f, 0x85, 0x3c, 0x97, 0xe6, 0x92, 0x9c, 0x24, 0xf0, 0x4d, 0xfb, 0x78, 0x34, 0x3a, 0x20,
+    0x6f, 0x88, 0x41, 0xf1, 0x23, 0x4d, 0x33, 0x65, 0x9c, 0x1f, 0x3b, 0x8c, 0x89, 0x4e, 0x58, 0xce,
+    0xa5, 0x63, 0xe8, 0xb7, 0x7f, 0xe2, 0xb2, 0x72, 0xe0, 0xdd, 0x75, 0xe6, 0xa6, 0x3f, 0x0e, 0x32,
+    0x0e, 0x1b, 0xf4, 0xeb, 0xf5, 0x6c, 0xfb, 0xb0, 0xb3, 0xd9, 0x50, 0x27, 0xa3, 0xe1, 0x64, 0x65,
+    0x7b, 0x22, 0x8c, 0x55, 0x4d, 0xe8, 0x96, 0xb5, 0xf9, 0x57, 0x70, 0x38, 0x7e, 0x4e, 0x29, 0x76,
+    0x4f, 0x10, 0x4d, 0x61, 0x7e, 0xa1, 0x4b, 0x60, 0x00, 0x00
+};
+
+delta::DiffOptions golden_options() {
+  delta::DiffOptions opt = options();
+  opt.predictor = delta::PredictorChoice::kX86;
+  return opt;
+}
+
+TEST(GoldenV5, GeneratedVectorApplies) {
+  const Pair p = make_pair_of_images(12, 24, 8);
+  ASSERT_EQ(kGoldenV5[3], 5);
+  expect_applies(p.old_layout.image, kGoldenV5, p.new_layout.image);
+  auto now = test::make_patch(p.old_layout.image, p.new_layout.image, golden_options());
+  ASSERT_TRUE(now);
+  EXPECT_EQ((*now)[3], 5);
+  expect_applies(p.old_layout.image, *now, p.new_layout.image);
+}
+
+TEST(GoldenV5, EveryMutationFailsOrGivesNew) {
+  const Pair p = make_pair_of_images(12, 24, 8);
+  for (std::size_t i = 0; i < kGoldenV5.size(); ++i) {
+    for (std::uint8_t x : {std::uint8_t{0x01}, std::uint8_t{0xFF}}) {
+      Bytes patch = kGoldenV5;
+      patch[i] ^= x;
+      auto out = test::apply_patch(p.old_layout.image, patch);
+      if (out) {
+        EXPECT_TRUE(*out == p.new_layout.image) << "byte " << i;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ota
