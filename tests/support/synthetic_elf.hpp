@@ -31,7 +31,7 @@ inline void put_le(Bytes& b, std::size_t at, std::uint64_t v, int bytes) {
 }
 
 // An ELF64 x86-64 executable: one PT_LOAD of the whole file at kBase, then
-// .text (the functions, 16-aligned), .eh_frame_hdr, .eh_frame (one "zR" CIE
+// .text (the functions, each after a 5-byte `mov $address, %edi`, 16-aligned), .eh_frame_hdr, .eh_frame (one "zR" CIE
 // with pcrel|sdata4 FDEs, one FDE per function), .data (words: every third a
 // pointer to function id (i / 3) % ids, the rest fixed by i) and the section
 // headers (no names: nothing here reads them).
@@ -53,10 +53,22 @@ inline Layout make_elf(const std::vector<Function>& funcs, std::size_t data_word
   l.text = b.size();
   std::vector<std::uint64_t> start(ids, 0), size(ids, 0);
   std::vector<std::uint64_t> order;  // function starts in file order
+  // Each function starts with `mov $next, %edi` (BF imm32): the address of
+  // function id + 1 if this image has it, else its own (non-PIE code's
+  // 32-bit absolute addresses).
+  std::vector<bool> present(ids, false);
+  std::uint64_t cursor = b.size();
   for (const Function& f : funcs) {
-    start[f.id] = b.size();
-    size[f.id] = f.code.size();
+    start[f.id] = cursor;
+    present[f.id] = true;
+    cursor = (cursor + 5 + f.code.size() + 15) / 16 * 16;
+  }
+  for (const Function& f : funcs) {
+    size[f.id] = 5 + f.code.size();
     order.push_back(f.id);
+    const std::uint32_t next = (f.id + 1) % ids;
+    b.push_back(0xBF);
+    put_le(b, b.size(), kBase + start[present[next] ? next : f.id], 4);
     b.insert(b.end(), f.code.begin(), f.code.end());
     b.resize((b.size() + 15) / 16 * 16, 0xCC);
   }

@@ -108,11 +108,25 @@ constexpr std::uint32_t kShtNobits = 8;
 constexpr std::uint64_t kShfAlloc = 2, kShfExecinstr = 4;
 constexpr std::uint64_t kMaxField = std::uint64_t{1} << 62;
 
-Status walk_eh_frame(Buffered& in, ElfTables& t) {
-  const std::uint64_t bits = (t.eh_end - t.eh_begin + 3) / 4;
-  t.fde_sites.assign(static_cast<std::size_t>((bits + 63) / 64), 0);
+// Sorts ranges and merges those that overlap or touch; keeps at most kMaxRanges.
+void sort_and_merge(std::vector<std::pair<std::uint64_t, std::uint64_t>>& ranges) {
+  std::sort(ranges.begin(), ranges.end());
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> merged;
+  for (const auto& r : ranges) {
+    if (!merged.empty() && r.first <= merged.back().second) {
+      merged.back().second = std::max(merged.back().second, r.second);
+    } else if (merged.size() < kMaxRanges) {
+      merged.push_back(r);
+    }
+  }
+  ranges = std::move(merged);
+}
+
+// Walks .eh_frame's records and calls on_site(offset) for each FDE initial
+// location that is a site (pcrel|sdata4, at a multiple of 4 from the start).
+template <class OnSite>
+Status walk_eh_frame(Buffered& in, const ElfTables& t, OnSite on_site) {
   std::vector<std::pair<std::uint64_t, std::uint8_t>> cies;  // offset, FDE encoding (increasing offsets)
-  bool any = false;
   for (std::uint64_t p = t.eh_begin; t.eh_end - p >= 8;) {
     std::uint8_t r[8];
     OTA_TRY_ASSIGN(bool got, in.get(p, 8, r));
@@ -129,16 +143,31 @@ Status walk_eh_frame(Buffered& in, ElfTables& t) {
     } else if (id <= p + 4 - t.eh_begin && len >= 8) {
       const std::uint64_t cie = p + 4 - id;
       auto it = std::lower_bound(cies.begin(), cies.end(), std::make_pair(cie, std::uint8_t{0}));
-      if (it != cies.end() && it->first == cie && it->second == kPcrelSdata4 && (body - t.eh_begin) % 4 == 0) {
-        const std::uint64_t k = (body - t.eh_begin) / 4;
-        t.fde_sites[static_cast<std::size_t>(k >> 6)] |= std::uint64_t{1} << (k & 63);
-        any = true;
-      }
+      if (it != cies.end() && it->first == cie && it->second == kPcrelSdata4 && (body - t.eh_begin) % 4 == 0)
+        on_site(body);
     }
     p = end;
   }
-  if (!any) t.fde_sites.clear();
   return ok();
+}
+
+// The FDE sites as a bitmap: one bit per 8 bytes of .eh_frame when every site
+// lies at a multiple of 8 from its start (GNU as pads records to 8 bytes on
+// 64-bit targets: node's 5.4 MB take 84 KiB), else one per 4.
+Status find_fde_sites(Buffered& in, ElfTables& t) {
+  bool any = false, all8 = true;
+  OTA_TRY(walk_eh_frame(in, t, [&](std::uint64_t s) {
+    any = true;
+    all8 = all8 && (s - t.eh_begin) % 8 == 0;
+  }));
+  if (!any) return ok();
+  t.fde_shift = all8 ? 3 : 2;
+  const std::uint64_t bits = ((t.eh_end - t.eh_begin) >> t.fde_shift) + 1;
+  t.fde_sites.assign(static_cast<std::size_t>((bits + 63) / 64), 0);
+  return walk_eh_frame(in, t, [&](std::uint64_t s) {
+    const std::uint64_t k = (s - t.eh_begin) >> t.fde_shift;
+    t.fde_sites[static_cast<std::size_t>(k >> 6)] |= std::uint64_t{1} << (k & 63);
+  });
 }
 
 }  // namespace
@@ -166,6 +195,7 @@ Result<ElfTables> read_elf_tables(const Source& old) {
   const std::uint64_t phoff = le(eh + 0x20, 8), shoff = le(eh + 0x28, 8);
   const std::uint64_t phentsize = le(eh + 0x36, 2), phnum = le(eh + 0x38, 2);
   const std::uint64_t shentsize = le(eh + 0x3A, 2), shnum = le(eh + 0x3C, 2);
+  const bool x86_64 = le(eh + 0x12, 2) == 62;
 
   std::optional<std::pair<std::uint64_t, std::uint64_t>> hdr;  // PT_GNU_EH_FRAME: offset, file size
   for (std::uint64_t i = 0; phentsize >= 56 && i < phnum && phoff <= size; ++i) {
@@ -212,21 +242,17 @@ Result<ElfTables> read_elf_tables(const Source& old) {
       continue;
     }
     if (hdr && offset == hdr->first) continue;
-    if (!(flags & kShfExecinstr)) t.pointer_ranges.emplace_back(offset, offset + sz);
-  }
-  std::sort(t.pointer_ranges.begin(), t.pointer_ranges.end());
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> merged;
-  for (const auto& r : t.pointer_ranges) {
-    if (!merged.empty() && r.first <= merged.back().second) {
-      merged.back().second = std::max(merged.back().second, r.second);
-    } else if (merged.size() < kMaxPointerRanges) {
-      merged.push_back(r);
+    if (!(flags & kShfExecinstr)) {
+      t.pointer_ranges.emplace_back(offset, offset + sz);
+    } else if (x86_64) {
+      t.code_ranges.emplace_back(offset, offset + sz);
     }
   }
-  t.pointer_ranges = std::move(merged);
+  sort_and_merge(t.pointer_ranges);
+  sort_and_merge(t.code_ranges);
 
   if (t.eh_end > t.eh_begin && t.eh_end - t.eh_begin <= kMaxEhFrame) {
-    OTA_TRY(walk_eh_frame(in, t));
+    OTA_TRY(find_fde_sites(in, t));
   } else {
     t.eh_begin = t.eh_end = 0;
   }
@@ -291,9 +317,10 @@ void predict_elf_tables(const ElfTables& t, const AddressMap& map, ByteSpan wind
   }
   // .eh_frame: FDE initial locations, relative to themselves.
   if (!t.fde_sites.empty() && lo < t.eh_end && hi > t.eh_begin) {
+    const std::uint64_t step = std::uint64_t{1} << t.fde_shift;
     std::uint64_t s = std::max(lo, t.eh_begin);
-    s = t.eh_begin + (s - t.eh_begin + 3) / 4 * 4;
-    for (; s < std::min(hi, t.eh_end); s += 4) {
+    s = t.eh_begin + (s - t.eh_begin + step - 1) / step * step;
+    for (; s < std::min(hi, t.eh_end); s += step) {
       std::uint64_t raw = 0;
       if (!t.fde_site(s) || !read(s, 4, raw)) continue;
       const auto b = t.bias(s);
@@ -302,6 +329,22 @@ void predict_elf_tables(const ElfTables& t, const AddressMap& map, ByteSpan wind
       const std::int64_t target = here + static_cast<std::int32_t>(raw);
       if (target < 0) continue;
       if (const auto m = moved(static_cast<std::uint64_t>(target))) put32(s, raw, *m - (here + delta));
+    }
+  }
+  // x86-64 code: imm32 of mov r32 (B8..BF) and push (68), zero-extended or
+  // sign-extended addresses below 2^31 either way.
+  auto c = std::upper_bound(t.code_ranges.begin(), t.code_ranges.end(), lo,
+                            [](std::uint64_t v, const auto& range) { return v < range.second; });
+  for (; c != t.code_ranges.end() && c->first < hi; ++c) {
+    const std::uint64_t first = std::max({lo, c->first + 1, window_start + 1});
+    const std::uint64_t last = std::min({hi, c->second >= 4 ? c->second - 3 : 0, window_end >= 4 ? window_end - 3 : 0});
+    for (std::uint64_t s = first; s < last; ++s) {
+      const std::uint8_t op = window[s - 1 - window_start];
+      if ((op & 0xF8) != 0xB8 && op != 0x68) continue;
+      const std::uint64_t raw = le(window.data() + (s - window_start), 4);
+      const auto m = moved(raw);
+      if (m && *m >= 0 && *m < (std::int64_t{1} << 31) && static_cast<std::uint64_t>(*m) != raw)
+        put_value(s, static_cast<std::uint64_t>(*m), 4, q, n, out);
     }
   }
   // 8-byte pointers at 8-aligned offsets of the data sections.

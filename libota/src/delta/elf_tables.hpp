@@ -9,7 +9,9 @@
 //   - .eh_frame: each FDE's first field, the function it describes, as a
 //     4-byte offset from the field itself (pcrel|sdata4);
 //   - the data sections (.rodata, .data.rel.ro, .data, .got, .dynsym, ...):
-//     8-byte absolute pointers into the image, in a non-PIE executable.
+//     8-byte absolute pointers into the image, in a non-PIE executable;
+//   - x86-64 code: the 32-bit absolute addresses that non-PIE code loads
+//     with `mov r32, imm32` and `push imm32`.
 // All of it is found from OLD alone, so generator and patcher agree without
 // anything in the patch. Only headers and the .eh_frame record chain are
 // read; every field is bounds-checked, any bytes give a valid (maybe empty)
@@ -31,7 +33,7 @@ class AddressMap;
 
 inline constexpr std::uint64_t kMaxEhFrame = std::uint64_t{64} << 20;  // larger: no FDE sites (bitmap <= 2 MiB)
 inline constexpr std::size_t kMaxElfSegments = 64;
-inline constexpr std::size_t kMaxPointerRanges = 256;
+inline constexpr std::size_t kMaxRanges = 256;  // pointer ranges, code ranges
 
 struct ElfTables {
   // PT_LOAD segments with file bytes, in program header order.
@@ -43,21 +45,29 @@ struct ElfTables {
   // [table_begin, table_end) (two per entry), relative to its start.
   std::uint64_t hdr_offset = 0, table_begin = 0, table_end = 0;
   // .eh_frame [eh_begin, eh_end): bit k of fde_sites is set when
-  // eh_begin + 4k holds an FDE's pcrel|sdata4 initial location.
+  // eh_begin + (k << fde_shift) holds an FDE's pcrel|sdata4 initial location
+  // (fde_shift 3 when every one is 8-aligned from eh_begin, else 2).
   std::uint64_t eh_begin = 0, eh_end = 0;
+  unsigned fde_shift = 2;
   std::vector<std::uint64_t> fde_sites;
   // File ranges [first, second), sorted and disjoint, whose 8-aligned 8-byte
   // words are taken as pointers when they point into a segment's file bytes.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> pointer_ranges;
+  // x86-64 (e_machine 62) only: the executable sections' file ranges (sorted,
+  // disjoint), whose `mov r32, imm32` (B8..BF) and `push imm32` (68)
+  // immediates are taken as 32-bit absolute addresses (non-PIE code).
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> code_ranges;
 
-  bool empty() const { return table_end == table_begin && fde_sites.empty() && pointer_ranges.empty(); }
+  bool empty() const {
+    return table_end == table_begin && fde_sites.empty() && pointer_ranges.empty() && code_ranges.empty();
+  }
   // The file offset of a virtual address inside a segment's file bytes.
   std::optional<std::uint64_t> to_offset(std::uint64_t vaddr) const;
   // vaddr - offset of the segment holding file offset `offset`.
   std::optional<std::int64_t> bias(std::uint64_t offset) const;
   bool fde_site(std::uint64_t offset) const {
-    if (offset < eh_begin || offset >= eh_end || (offset - eh_begin) % 4) return false;
-    const std::uint64_t k = (offset - eh_begin) / 4;
+    if (offset < eh_begin || offset >= eh_end || ((offset - eh_begin) & ((1u << fde_shift) - 1))) return false;
+    const std::uint64_t k = (offset - eh_begin) >> fde_shift;
     return (fde_sites[k >> 6] >> (k & 63)) & 1;
   }
 };
