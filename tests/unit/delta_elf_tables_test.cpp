@@ -92,7 +92,7 @@ TEST(ElfTables, FindsTheSearchTableTheFdesAndTheDataSections) {
   // Only .data is a pointer range: .text is executable, .eh_frame(_hdr) are tables of their own.
   ASSERT_EQ(t->pointer_ranges.size(), 1u);
   EXPECT_EQ(t->pointer_ranges[0], std::make_pair(l.data, l.data_end));
-  // x86-64: .text is where 32-bit absolute immediates are looked for.
+  // x86-64 ET_EXEC: .text is where 32-bit absolute immediates are looked for.
   ASSERT_EQ(t->code_ranges.size(), 1u);
   EXPECT_EQ(t->code_ranges[0], std::make_pair(l.text, l.hdr));
   EXPECT_EQ(t->fde_shift, 2u) << "20-byte records: initial locations 4-aligned, not all 8-aligned";
@@ -104,6 +104,15 @@ TEST(ElfTables, FindsTheSearchTableTheFdesAndTheDataSections) {
   EXPECT_TRUE(ta->code_ranges.empty());
   EXPECT_EQ(ta->table_end, t->table_end);
   EXPECT_EQ(ta->pointer_ranges, t->pointer_ranges);
+  // A PIE executable or shared object (ET_DYN): its code has no absolute
+  // addresses, so no code ranges; the tables stay.
+  Bytes pie = l.image;
+  pie[16] = 3;
+  auto tp = tables_of(pie);
+  ASSERT_TRUE(tp);
+  EXPECT_TRUE(tp->code_ranges.empty());
+  EXPECT_EQ(tp->table_end, t->table_end);
+  EXPECT_EQ(tp->pointer_ranges, t->pointer_ranges);
   EXPECT_EQ(t->to_offset(kBase + 0x1234), std::optional<std::uint64_t>(0x1234));
   EXPECT_EQ(t->to_offset(kBase + l.image.size() + 0x10000), std::nullopt);
   EXPECT_EQ(t->bias(0x20), std::optional<std::int64_t>(kBase));
@@ -199,6 +208,33 @@ TEST(ElfTables, Version5RoundTripsAndIsSmallerThanVersion4) {
   EXPECT_EQ((*v5old)[3], 5);
   EXPECT_EQ((*v5old)[4] & 15, static_cast<int>(Compression::kLzmaOld));
   expect_applies(o, *v5old, n);
+}
+
+TEST(ElfTables, TablesThatDoNotPayAreLeftOut) {
+  // NEW's data words keep OLD's values although the functions moved (as a PIE
+  // image's integers that look like addresses would): re-pointing them would
+  // make thousands of bytes differ that match as they are, more than the few
+  // functions' table fields explain. The generator leaves the tables out
+  // (version 4), with the predictor it was told to use.
+  Pair p = make_pair_of_images(40, 30000, 8);
+  Layout& nl = p.new_layout;
+  const Layout& ol = p.old_layout;
+  ASSERT_EQ(ol.data_end - ol.data, nl.data_end - nl.data);
+  std::copy(ol.image.begin() + static_cast<std::ptrdiff_t>(ol.data), ol.image.begin() + static_cast<std::ptrdiff_t>(ol.data_end),
+            nl.image.begin() + static_cast<std::ptrdiff_t>(nl.data));
+  delta::DiffOptions opt = options();
+  opt.predictor = delta::PredictorChoice::kX86;
+  auto patch = test::make_patch(ol.image, nl.image, opt);
+  ASSERT_TRUE(patch) << test::describe(fail(patch.error()));
+  EXPECT_EQ((*patch)[3], 4);
+  EXPECT_EQ((*patch)[4] >> 4, static_cast<int>(Predictor::kX86));
+  expect_applies(ol.image, *patch, nl.image);
+  // The same pair with NEW's own pointers: the tables pay and are kept.
+  const Pair q = make_pair_of_images(40, 30000, 8);
+  auto kept = test::make_patch(q.old_layout.image, q.new_layout.image, opt);
+  ASSERT_TRUE(kept);
+  EXPECT_EQ((*kept)[3], 5);
+  expect_applies(q.old_layout.image, *kept, q.new_layout.image);
 }
 
 TEST(ElfTables, TheSamePatchForAnyThreadCountAndFrameSplit) {

@@ -475,26 +475,45 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
     detail::put_varint(map_section, stored.size());
     map_section.insert(map_section.end(), stored.begin(), stored.end());
 
-    if (opt.predictor != PredictorChoice::kAuto) {
-      predictor = candidate;
-    } else {
-      // Auto: keep the candidate if the bytes it explains outweigh its map.
-      std::atomic<std::uint64_t> remaining{0};
+    // Bytes of the covers that still differ from NEW with the candidate's
+    // prediction, without and with the ELF tables: the tables are kept only
+    // when they leave fewer (a PIE image's small integers, say, look like
+    // addresses), and in auto mode the predictor only when the bytes it
+    // explains outweigh its map.
+    const bool judge_predictor = opt.predictor == PredictorChoice::kAuto;
+    std::uint64_t remaining = mismatches;
+    if (judge_predictor || candidate_elf) {
+      std::atomic<std::uint64_t> plain{0}, with_tables{0};
       OTA_TRY(parallel_for(frames, threads, [&](std::uint64_t i) -> Status {
-        std::uint64_t differ = 0;
+        std::uint64_t differ = 0, differ_tables = 0;
         Bytes ref;
         for (const Block& blk : blocks[i]) {
           if (!blk.add_len) continue;
           ref.resize(static_cast<std::size_t>(blk.add_len));
+          const auto delta = static_cast<std::int64_t>(blk.new_pos) - static_cast<std::int64_t>(blk.old_pos);
+          const std::uint8_t* want = new_image.data() + blk.new_pos;
           detail::predict(candidate, map, old_image, 0, old_image.size(), blk.old_pos,
-                          static_cast<std::size_t>(blk.add_len),
-                          static_cast<std::int64_t>(blk.new_pos) - static_cast<std::int64_t>(blk.old_pos), ref.data(),
-                          candidate_elf);
-          for (std::uint64_t k = 0; k < blk.add_len; ++k) differ += ref[k] != new_image[blk.new_pos + k];
+                          static_cast<std::size_t>(blk.add_len), delta, ref.data());
+          for (std::uint64_t k = 0; k < blk.add_len; ++k) differ += ref[k] != want[k];
+          if (!candidate_elf) continue;
+          detail::predict(candidate, map, old_image, 0, old_image.size(), blk.old_pos,
+                          static_cast<std::size_t>(blk.add_len), delta, ref.data(), candidate_elf);
+          for (std::uint64_t k = 0; k < blk.add_len; ++k) differ_tables += ref[k] != want[k];
         }
-        remaining += differ;
+        plain += differ;
+        with_tables += differ_tables;
         return ok();
       }));
+      remaining = plain;
+      if (tables && with_tables < plain) {
+        remaining = with_tables;
+      } else {
+        tables.reset();
+      }
+    }
+    if (!judge_predictor) {
+      predictor = candidate;
+    } else {
       const std::uint64_t explained = mismatches > remaining ? mismatches - remaining : 0;
       if (explained >= std::max<std::uint64_t>(kPredictorMinMismatches, map_section.size())) predictor = candidate;
     }

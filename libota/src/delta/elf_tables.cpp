@@ -195,7 +195,10 @@ Result<ElfTables> read_elf_tables(const Source& old) {
   const std::uint64_t phoff = le(eh + 0x20, 8), shoff = le(eh + 0x28, 8);
   const std::uint64_t phentsize = le(eh + 0x36, 2), phnum = le(eh + 0x38, 2);
   const std::uint64_t shentsize = le(eh + 0x3A, 2), shnum = le(eh + 0x3C, 2);
-  const bool x86_64 = le(eh + 0x12, 2) == 62;
+  // Absolute code addresses exist only in a position-dependent executable
+  // (ET_EXEC): in PIE code and shared objects an imm32 is never an address,
+  // and small constants would be taken for one.
+  const bool x86_64_exec = le(eh + 0x10, 2) == 2 && le(eh + 0x12, 2) == 62;
 
   std::optional<std::pair<std::uint64_t, std::uint64_t>> hdr;  // PT_GNU_EH_FRAME: offset, file size
   for (std::uint64_t i = 0; phentsize >= 56 && i < phnum && phoff <= size; ++i) {
@@ -244,7 +247,7 @@ Result<ElfTables> read_elf_tables(const Source& old) {
     if (hdr && offset == hdr->first) continue;
     if (!(flags & kShfExecinstr)) {
       t.pointer_ranges.emplace_back(offset, offset + sz);
-    } else if (x86_64) {
+    } else if (x86_64_exec) {
       t.code_ranges.emplace_back(offset, offset + sz);
     }
   }

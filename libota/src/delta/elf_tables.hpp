@@ -53,9 +53,10 @@ struct ElfTables {
   // File ranges [first, second), sorted and disjoint, whose 8-aligned 8-byte
   // words are taken as pointers when they point into a segment's file bytes.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> pointer_ranges;
-  // x86-64 (e_machine 62) only: the executable sections' file ranges (sorted,
+  // x86-64 (e_machine 62) ET_EXEC only: the executable sections' file ranges (sorted,
   // disjoint), whose `mov r32, imm32` (B8..BF) and `push imm32` (68)
-  // immediates are taken as 32-bit absolute addresses (non-PIE code).
+  // immediates are taken as 32-bit absolute addresses (PIE code and shared
+  // objects, ET_DYN, have none).
   std::vector<std::pair<std::uint64_t, std::uint64_t>> code_ranges;
 
   bool empty() const {
