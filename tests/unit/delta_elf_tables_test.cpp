@@ -96,23 +96,18 @@ TEST(ElfTables, FindsTheSearchTableTheFdesAndTheDataSections) {
   ASSERT_EQ(t->code_ranges.size(), 1u);
   EXPECT_EQ(t->code_ranges[0], std::make_pair(l.text, l.hdr));
   EXPECT_EQ(t->fde_shift, 2u) << "20-byte records: initial locations 4-aligned, not all 8-aligned";
-  // Another machine (AArch64): the same tables, no code ranges.
-  Bytes arm = l.image;
-  arm[18] = 183;
-  auto ta = tables_of(arm);
-  ASSERT_TRUE(ta);
-  EXPECT_TRUE(ta->code_ranges.empty());
-  EXPECT_EQ(ta->table_end, t->table_end);
-  EXPECT_EQ(ta->pointer_ranges, t->pointer_ranges);
-  // A PIE executable or shared object (ET_DYN): its code has no absolute
-  // addresses, so no code ranges; the tables stay.
-  Bytes pie = l.image;
-  pie[16] = 3;
-  auto tp = tables_of(pie);
-  ASSERT_TRUE(tp);
-  EXPECT_TRUE(tp->code_ranges.empty());
-  EXPECT_EQ(tp->table_end, t->table_end);
-  EXPECT_EQ(tp->pointer_ranges, t->pointer_ranges);
+  // Another machine (AArch64, e_machine 183), or a PIE executable or shared
+  // object (ET_DYN, e_type 3), whose code has no absolute addresses: the
+  // same tables, no code ranges.
+  for (const auto& [at, value] : {std::pair<std::size_t, std::uint8_t>{18, 183}, {16, 3}}) {
+    Bytes other = l.image;
+    other[at] = value;
+    auto to = tables_of(other);
+    ASSERT_TRUE(to) << at;
+    EXPECT_TRUE(to->code_ranges.empty()) << at;
+    EXPECT_EQ(to->table_end, t->table_end) << at;
+    EXPECT_EQ(to->pointer_ranges, t->pointer_ranges) << at;
+  }
   EXPECT_EQ(t->to_offset(kBase + 0x1234), std::optional<std::uint64_t>(0x1234));
   EXPECT_EQ(t->to_offset(kBase + l.image.size() + 0x10000), std::nullopt);
   EXPECT_EQ(t->bias(0x20), std::optional<std::int64_t>(kBase));
