@@ -134,7 +134,7 @@ void add_diff_command(CLI::App& app, Context& ctx, int& exit_code) {
       ->check(CLI::IsMember({"blocks", "interleaved"}));
   cmd->add_flag("--no-elf-tables{false}", args->elf_tables,
                 "Keep an LZMA2 patch at format version 4: the x86/arm64 predictor leaves OLD's ELF tables "
-                "(.eh_frame_hdr, .eh_frame, data pointers) alone, for patchers that predate version 5");
+                "(.eh_frame_hdr, .eh_frame, data pointers, x86-64 code addresses) alone, for patchers that predate version 5");
   cmd->add_flag("-q,--quiet", ctx.quiet, "No progress and no summary");
   cmd->add_flag("--json", ctx.json, "Print a JSON summary (sizes, hashes, timings) on stdout");
   cmd->callback([&ctx, &exit_code, args] {
