@@ -1,6 +1,8 @@
 // The suffix index over OLD (delta/matcher.hpp): split in parts, each sorted
 // on its own thread, it still finds the longest match a search over one
-// suffix array finds, except across a part's end, where it extends instead.
+// suffix array finds, except across a part's end, where it extends instead;
+// and the cover search over it starts a block only for a match that beats
+// the current alignment by more than its threshold.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,6 +15,7 @@ namespace ota {
 namespace {
 
 using delta::detail::build_suffix_index;
+using delta::detail::match_range;
 
 // Longest prefix of needle occurring at a position p of old with the whole
 // match inside one part [k * part, (k + 1) * part) (a brute-force search).
@@ -73,6 +76,36 @@ TEST(SuffixIndex, EmptyAndTinyInputs) {
   auto tiny = build_suffix_index(one, 2, 1);
   EXPECT_EQ(tiny->longest_match(ByteSpan(one), pos), 1u);
   EXPECT_EQ(pos, 0u);
+}
+
+// NEW is OLD with 12 bytes in the middle taken from elsewhere in OLD. A
+// 12-byte exact match beats the current alignment (which explains none of
+// it) by more than 8 bytes but not by 16: the short threshold starts a block
+// there and another back on the diagonal, the long one keeps one cover
+// through it. Either way the blocks tile NEW exactly.
+TEST(CoverSearch, TheThresholdDecidesWhenAShortMatchStartsABlock) {
+  const Bytes old_image = test::random_bytes(4096, 31);
+  Bytes new_image = old_image;
+  std::copy(old_image.begin() + 3000, old_image.begin() + 3012, new_image.begin() + 1000);
+  auto index = build_suffix_index(old_image, 1);
+  auto blocks_with = [&](std::int64_t threshold) {
+    std::vector<delta::detail::Block> out;
+    match_range(*index, old_image, new_image, 0, new_image.size(), out, threshold);
+    std::uint64_t at = 0;
+    for (const auto& b : out) {
+      EXPECT_EQ(b.new_pos, at);
+      at += b.add_len + b.insert_len;
+    }
+    EXPECT_EQ(at, new_image.size()) << "threshold " << threshold;
+    return out;
+  };
+  const auto short_blocks = blocks_with(delta::detail::kCoverThreshold);
+  const auto long_blocks = blocks_with(delta::detail::kCoverThresholdLong);
+  ASSERT_EQ(long_blocks.size(), 1u);
+  EXPECT_EQ(long_blocks[0].old_pos, 0u);
+  ASSERT_GE(short_blocks.size(), 2u);
+  EXPECT_TRUE(std::any_of(short_blocks.begin(), short_blocks.end(),
+                          [](const auto& b) { return b.old_pos == 3000 && b.add_len >= 12; }));
 }
 
 }  // namespace

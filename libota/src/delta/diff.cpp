@@ -272,9 +272,13 @@ Result<FrameOut> encode_frame_as(const std::vector<Block>& blocks, ByteSpan old_
 // whose records repeat as whole groups of tags and ADD bytes, interleaved
 // frames were 5 % smaller; on the ext4 images blocks are 3 % smaller); the
 // frame's mode byte says which.
-Result<FrameOut> encode_frame(const std::vector<Block>& blocks, ByteSpan old_image, ByteSpan new_image,
-                              std::uint64_t end, Predictor predictor, const detail::AddressMap& map,
-                              const detail::ElfTables* elf, const DiffOptions& opt) {
+//
+// With LZMA2, `longer` (when not empty) is the frame's other cover search, with
+// kCoverThresholdLong: each of the two is tried in both layouts, the smallest
+// is kept.
+Result<FrameOut> encode_frame(const std::vector<Block>& blocks, const std::vector<Block>& longer, ByteSpan old_image,
+                              ByteSpan new_image, std::uint64_t end, Predictor predictor,
+                              const detail::AddressMap& map, const detail::ElfTables* elf, const DiffOptions& opt) {
   if (opt.layout == RecordLayout::kInterleaved)
     return encode_frame_as(blocks, old_image, new_image, end, predictor, map, elf, opt, RecordLayout::kInterleaved, 0);
   if (!opt.interleaved_frames)
@@ -286,14 +290,23 @@ Result<FrameOut> encode_frame(const std::vector<Block>& blocks, ByteSpan old_ima
     // than blocks alone), as its repeated matches keep groups of records.
     DiffOptions trial = opt;
     trial.level = 5;  // preset 2, not extreme
-    OTA_TRY_ASSIGN(auto tb, encode_frame_as(blocks, old_image, new_image, end, predictor, map, elf, trial,
-                                            RecordLayout::kBlocks, 0));
-    OTA_TRY_ASSIGN(auto ti, encode_frame_as(blocks, old_image, new_image, end, predictor, map, elf, trial,
-                                            RecordLayout::kInterleaved, detail::kFrameInterleaved));
-    return ti.bytes.size() < tb.bytes.size()
-               ? encode_frame_as(blocks, old_image, new_image, end, predictor, map, elf, opt, RecordLayout::kInterleaved,
-                                 detail::kFrameInterleaved)
-               : encode_frame_as(blocks, old_image, new_image, end, predictor, map, elf, opt, RecordLayout::kBlocks, 0);
+    const std::vector<Block>* best_blocks = &blocks;
+    RecordLayout best_layout = RecordLayout::kBlocks;
+    std::size_t best = SIZE_MAX;
+    for (const std::vector<Block>* b : {&blocks, &longer}) {
+      if (b->empty() && b != &blocks) continue;
+      for (RecordLayout layout : {RecordLayout::kBlocks, RecordLayout::kInterleaved}) {
+        OTA_TRY_ASSIGN(auto t, encode_frame_as(*b, old_image, new_image, end, predictor, map, elf, trial, layout,
+                                               layout == RecordLayout::kInterleaved ? detail::kFrameInterleaved : 0));
+        if (t.bytes.size() < best) {
+          best = t.bytes.size();
+          best_blocks = b;
+          best_layout = layout;
+        }
+      }
+    }
+    return encode_frame_as(*best_blocks, old_image, new_image, end, predictor, map, elf, opt, best_layout,
+                           best_layout == RecordLayout::kInterleaved ? detail::kFrameInterleaved : 0);
   }
   OTA_TRY_ASSIGN(auto b, encode_frame_as(blocks, old_image, new_image, end, predictor, map, elf, opt,
                                          RecordLayout::kBlocks, 0));
@@ -339,6 +352,13 @@ constexpr std::uint64_t kMapMergeGap = 4096;
 // The predictor pays for its address map only when covers differ from OLD in
 // enough bytes (moved references); a patch of a few changed bytes stays tiny.
 constexpr std::uint64_t kPredictorMinMismatches = 1024;
+// The second cover search (kCoverThresholdLong) costs as much CPU again as
+// the first (node 26.8.1 -> 26.8.2: +7 s of 20). Every frame gets it when NEW
+// is at most this large; in a larger image only a frame whose first search
+// found at least one block per kLongerCoversDensity bytes, where much changed
+// and a longer threshold pays most (docs/design.md).
+constexpr std::uint64_t kLongerCoversAlways = std::uint64_t{64} << 20;
+constexpr std::uint64_t kLongerCoversDensity = 1024;
 // An image that is not an ELF file is diffed with an executable predictor when
 // ELF images of one machine make up at least this much of it.
 constexpr std::uint64_t kEmbeddedElfMinBytes = std::uint64_t{1} << 20;
@@ -398,8 +418,11 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
   const std::uint64_t frame_size = std::uint64_t{1} << opt.frame_log;
   const std::uint64_t frames = h.frame_count();
 
-  // 1. Cover search, frame by frame in parallel (frames are independent).
-  std::vector<std::vector<Block>> blocks(frames);
+  // 1. Cover search, frame by frame in parallel (frames are independent). With
+  // LZMA2 frames in blocks, where much of a frame changed, a second search
+  // with the longer threshold, for encode_frame to choose from.
+  std::vector<std::vector<Block>> blocks(frames), longer(frames);
+  const bool longer_covers = is_lzma(eff.compression) && opt.layout == RecordLayout::kBlocks && opt.interleaved_frames;
   std::atomic<std::uint64_t> mismatches{0};  // bytes of covers that differ from OLD
   OTA_TRY(parallel_for(frames, threads, [&](std::uint64_t i) -> Status {
     const std::uint64_t b = i * frame_size, e = std::min<std::uint64_t>(new_image.size(), b + frame_size);
@@ -409,6 +432,9 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
       for (std::uint64_t k = 0; k < blk.add_len; ++k)
         differ += old_image[blk.old_pos + k] != new_image[blk.new_pos + k];
     mismatches += differ;
+    if (longer_covers &&
+        (new_image.size() <= kLongerCoversAlways || blocks[i].size() * kLongerCoversDensity >= e - b))
+      detail::match_range(*index, old_image, new_image, b, e, longer[i], detail::kCoverThresholdLong);
     return ok();
   }));
   index.reset();
@@ -530,7 +556,10 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
     const auto aligned = detail::align_eh_frame_hdr(*elf, new_tables, map, old_image, new_image);
     if (!aligned.empty()) {
       const std::uint64_t first = aligned.front().new_pos / frame_size, last = (new_tables.table_end - 1) / frame_size;
-      for (std::uint64_t i = first; i <= last && i < frames; ++i) detail::splice_blocks(blocks[i], aligned);
+      for (std::uint64_t i = first; i <= last && i < frames; ++i) {
+        detail::splice_blocks(blocks[i], aligned);
+        if (!longer[i].empty()) detail::splice_blocks(longer[i], aligned);
+      }
     }
   }
   const bool predict = predictor != Predictor::kNone;
@@ -570,6 +599,8 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
       done[next_to_write].reset();
       blocks[next_to_write].clear();
       blocks[next_to_write].shrink_to_fit();
+      longer[next_to_write].clear();
+      longer[next_to_write].shrink_to_fit();
       ++next_to_write;
       if (opt.progress)
         opt.progress(std::min<std::uint64_t>(new_image.size(), next_to_write * frame_size), new_image.size());
@@ -578,7 +609,7 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
   };
   Status status = parallel_for(frames, threads, [&](std::uint64_t i) -> Status {
     const std::uint64_t e = std::min<std::uint64_t>(new_image.size(), (i + 1) * frame_size);
-    auto f = encode_frame(blocks[i], old_image, new_image, e, predictor, map, elf, eff);
+    auto f = encode_frame(blocks[i], longer[i], old_image, new_image, e, predictor, map, elf, eff);
     if (!f) return fail(f.error().with_context("frame " + std::to_string(i)));
     std::lock_guard<std::mutex> lock(mu);
     done[i] = std::move(*f);

@@ -235,11 +235,10 @@ std::unique_ptr<SuffixIndex> build_suffix_index(ByteSpan old_image, unsigned thr
 // The cover search of bsdiff 4 (Colin Percival): extend an approximate match
 // while at least half of its bytes agree, and look for a new exact match
 // wherever the current alignment stops paying for itself.
-constexpr std::int64_t kThr = 8;
 constexpr std::int64_t kSkipLength = 256;
 constexpr std::int64_t kSkipKeep = 32;
 void match_range(const SuffixIndex& index, ByteSpan old_image, ByteSpan new_image,
-                 std::uint64_t begin, std::uint64_t end, std::vector<Block>& out) {
+                 std::uint64_t begin, std::uint64_t end, std::vector<Block>& out, std::int64_t threshold) {
   using i64 = std::int64_t;
   const std::uint8_t* oldp = old_image.data();
   const std::uint8_t* newp = new_image.data();
@@ -274,7 +273,7 @@ void match_range(const SuffixIndex& index, ByteSpan old_image, ByteSpan new_imag
       pos = static_cast<i64>(pos_u);
       for (; scsc < scan + len; ++scsc)
         if (old_at(scsc + lastoffset) == newp[scsc]) ++oldscore;
-      if ((len == oldscore && len != 0) || len > oldscore + kThr) break;
+      if ((len == oldscore && len != 0) || len > oldscore + threshold) break;
       // The current alignment matches nearly all of a long match: skip most of
       // it without searching (bsdiff would search at every byte, quadratic in
       // long periodic regions).

@@ -36,9 +36,17 @@ inline constexpr std::uint64_t kSuffixPartSize = std::uint64_t{80} << 20;
 std::unique_ptr<SuffixIndex> build_suffix_index(ByteSpan old_image, unsigned threads = 1,
                                                 std::uint64_t part_size = kSuffixPartSize);
 
+// How many more bytes than the current alignment explains a new exact match
+// must have before a new block starts: bsdiff's 8, and a longer one that
+// leaves fewer, longer blocks (more literal bytes) where much has changed.
+// Which pays depends on the data (docs/design.md): the generator tries both.
+inline constexpr std::int64_t kCoverThreshold = 8;
+inline constexpr std::int64_t kCoverThresholdLong = 16;
+
 // Scans NEW[begin, end) against OLD and appends blocks that exactly tile it.
 // Independent of other ranges, so ranges can be matched in parallel.
 void match_range(const SuffixIndex& index, ByteSpan old_image, ByteSpan new_image,
-                 std::uint64_t begin, std::uint64_t end, std::vector<Block>& out);
+                 std::uint64_t begin, std::uint64_t end, std::vector<Block>& out,
+                 std::int64_t threshold = kCoverThreshold);
 
 }  // namespace ota::delta::detail
