@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "delta/codec/xz.hpp"
 #include "fuzz_input.hpp"
 #include "ota/delta/bsdiff40.hpp"
 #include "support/synthetic_elf.hpp"
@@ -97,6 +98,20 @@ int main(int argc, char** argv) {
   constexpr auto kBlocks = delta::RecordLayout::kBlocks;
   VectorWriter bs;
   if (!bsdiff40::diff(o, n, bs)) return 1;
+  // Version 6: NEW ends with an xz stream (as mksquashfs writes them) of
+  // 17,000 bytes that do not compress, so that it holds kRecompressMin.
+  Bytes xz_new = n;
+  {
+    Bytes plain(17'000);
+    std::uint32_t x = 777;
+    for (auto& b : plain) b = static_cast<std::uint8_t>((x = x * 1103515245u + 12345u) >> 16);
+    Bytes stream(plain.size() + 1024);
+    codec::XzParams p;
+    p.dict_size = 32 * 1024;
+    auto len = codec::xz_encode(plain, p, stream);
+    if (!len) return 1;
+    xz_new.insert(xz_new.end(), stream.begin(), stream.begin() + static_cast<std::ptrdiff_t>(*len));
+  }
   // control 0x00: one feed; 0x03 + three sizes: chunks of 1, 7, 65 bytes;
   // 0x08: skip hashing OLD; 0x20: max_window_log 12; 0x80: the code-like OLD.
   bool ok = write(dir, "ota-zstd", {0x00}, delta_patch(o, n, delta::Compression::kZstd)) &&
@@ -140,6 +155,8 @@ int main(int argc, char** argv) {
                   delta_patch(o, n, delta::Compression::kLzmaOld, delta::PredictorChoice::kThumb, kBlocks)) &&
             write(dir, "ota4-code-x86-lzma-chunked-background", {0xc3, 0x00, 0x06, 0x40},
                   delta_patch(code, code_new, delta::Compression::kLzma, delta::PredictorChoice::kX86, kBlocks)) &&
+            write(dir, "ota6-xz-chunked", {0x03, 0x00, 0x06, 0x40},
+                  delta_patch(o, xz_new, delta::Compression::kLzma, kNoPredictor, kBlocks)) &&
             write(dir, "bsdiff40", {0x00}, std::move(bs).take());
   if (!ok) {
     std::perror("writing the corpus");

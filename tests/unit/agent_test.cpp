@@ -6,11 +6,14 @@
 // on what survived, and checks: the active bank never changes, the device
 // boots the old image or the verified new one, and the install completes.
 #include <gtest/gtest.h>
+#include <lzma.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "ota/core/hash.hpp"
+#include "ota/delta/delta.hpp"
 #include "ota/device/agent.hpp"
 #include "ota/release/bundle.hpp"
 #include "ota/testing/memory_environment.hpp"
@@ -390,6 +393,60 @@ TEST_F(PowerCutTest, EveryWriteOfADeltaInstall) {
   run(0, LossMode::kDropUnsynced, 1, nullptr, &total, &completed);
   ASSERT_TRUE(completed);
   ASSERT_GT(total, 20u) << "expected a write per frame and checkpoint";
+  RecordProperty("writes_per_install", static_cast<int>(total));
+  test::for_each_cut(total, [&](const test::Cut& c) {
+    check_and_finish(run(c.n, c.mode, c.n * 7919, nullptr, nullptr, nullptr), c.where);
+  });
+}
+
+// An image of xz streams (as a squashfs with xz blocks): 2 KiB blocks, each
+// one stream as mksquashfs writes them, behind a raw header.
+Bytes xz_image(const std::vector<Bytes>& blocks) {
+  Bytes img = test::random_bytes(300, 900);
+  for (const Bytes& b : blocks) {
+    lzma_options_lzma lz{};
+    lzma_lzma_preset(&lz, 6);
+    lz.dict_size = 8192;
+    lzma_filter f[] = {{LZMA_FILTER_LZMA2, &lz}, {LZMA_VLI_UNKNOWN, nullptr}};
+    Bytes out(b.size() + 512);
+    std::size_t n = 0;
+    EXPECT_EQ(lzma_stream_buffer_encode(f, LZMA_CHECK_CRC32, nullptr, b.data(), b.size(), out.data(), &n, out.size()),
+              LZMA_OK);
+    img.insert(img.end(), out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+  return img;
+}
+
+// Format version 6: the patcher expands OLD's streams and re-encodes NEW's;
+// every cut still leaves old or verified-new, and a fresh agent finishes.
+TEST_F(PowerCutTest, EveryWriteOfAnXzStreamDeltaInstall) {
+  std::vector<Bytes> blocks;
+  for (std::uint64_t i = 0; i < 24; ++i) blocks.push_back(test::random_bytes(2000, 910 + i));
+  base_ = xz_image(blocks);
+  blocks[5] = test::with_random_edits(blocks[5], 30, 950);
+  blocks[17] = test::with_random_edits(blocks[17], 30, 951);
+  blocks.insert(blocks.begin() + 9, test::random_bytes(1500, 952));
+  image_ = xz_image(blocks);
+  test::write_bytes(dir_.file("base.img"), base_);
+  test::write_bytes(dir_.file("new.img"), image_);
+  {
+    VectorWriter w;
+    delta::DiffOptions o;
+    o.frame_log = 12;  // as the bundle's deltas
+    o.level = 3;
+    auto st = delta::diff(base_, image_, w, o);
+    ASSERT_TRUE(st);
+    ASSERT_EQ(st->version, delta::kRecompressFormatVersion);
+    ASSERT_LT(w.data().size() * 4, image_.size());
+  }
+  bundle_ = make_bundle();
+  const std::uint8_t v6[] = {'O', 'T', 'D', delta::kRecompressFormatVersion};
+  ASSERT_NE(std::search(bundle_.begin(), bundle_.end(), std::begin(v6), std::end(v6)), bundle_.end());
+  std::uint64_t total = 0;
+  bool completed = false;
+  run(0, LossMode::kDropUnsynced, 1, nullptr, &total, &completed);
+  ASSERT_TRUE(completed);
+  ASSERT_GT(total, 10u);
   RecordProperty("writes_per_install", static_cast<int>(total));
   test::for_each_cut(total, [&](const test::Cut& c) {
     check_and_finish(run(c.n, c.mode, c.n * 7919, nullptr, nullptr, nullptr), c.where);

@@ -21,6 +21,7 @@ struct DiffArgs {
   std::uint64_t frame_size = std::uint64_t{1} << delta::kDefaultFrameLog;
   unsigned threads = 0;
   bool elf_tables = true;
+  bool recompress = true;
 };
 
 Status run_diff(const Context& ctx, const DiffArgs& a) {
@@ -52,6 +53,7 @@ Status run_diff(const Context& ctx, const DiffArgs& a) {
     opt.frame_log = static_cast<std::uint8_t>(log);
     opt.threads = a.threads;
     opt.elf_tables = a.elf_tables;
+    opt.recompress = a.recompress;
     opt.predictor = a.predictor == "none"    ? delta::PredictorChoice::kNone
                     : a.predictor == "x86"   ? delta::PredictorChoice::kX86
                     : a.predictor == "thumb" ? delta::PredictorChoice::kThumb
@@ -86,6 +88,11 @@ Status run_diff(const Context& ctx, const DiffArgs& a) {
                     {"level", a.level},
                     {"window_log", a.window_log},
                     {"frame_size", a.frame_size}};
+    if (st->version == delta::kRecompressFormatVersion)
+      doc["patch"]["xz_streams"] = {{"old", st->old_streams},
+                                    {"new", st->new_streams},
+                                    {"expanded_old_size", st->expanded_old_size},
+                                    {"expanded_new_size", st->expanded_new_size}};
   }
   std::uint64_t psize = doc["patch"]["size"].get<std::uint64_t>();
   double ratio = new_image->empty() ? 0.0 : static_cast<double>(psize) / static_cast<double>(new_image->size());
@@ -135,6 +142,9 @@ void add_diff_command(CLI::App& app, Context& ctx, int& exit_code) {
   cmd->add_flag("--no-elf-tables{false}", args->elf_tables,
                 "Keep an LZMA2 patch at format version 4: the x86/arm64 predictor leaves OLD's ELF tables "
                 "(.eh_frame_hdr, .eh_frame, data pointers, x86-64 code addresses) alone, for patchers that predate version 5");
+  cmd->add_flag("--no-recompress{false}", args->recompress,
+                "Diff xz streams (a squashfs' xz blocks) as they are, not expanded and re-encoded on the device "
+                "(format version 6), for patchers that predate version 6");
   cmd->add_flag("-q,--quiet", ctx.quiet, "No progress and no summary");
   cmd->add_flag("--json", ctx.json, "Print a JSON summary (sizes, hashes, timings) on stdout");
   cmd->callback([&ctx, &exit_code, args] {

@@ -164,6 +164,10 @@ Status inspect_patch(const Context& ctx, const std::string& path, std::uint64_t 
                    {"frames", h.frame_count()},
                    {"old", {{"size", h.old_size}, {"blake2b256", to_hex(h.old_hash)}}},
                    {"new", {{"size", h.new_size}, {"blake2b256", to_hex(h.new_hash)}}}};
+  if (h.recompress)
+    doc["header"]["xz_streams"] = {{"inner_version", h.inner_version},
+                                   {"expanded_old_size", h.expanded_old_size},
+                                   {"expanded_new_size", h.expanded_new_size}};
   if (ctx.json) {
     print_json(doc);
     return ok();
@@ -179,6 +183,10 @@ Status inspect_patch(const Context& ctx, const std::string& path, std::uint64_t 
               to_hex(h.old_hash).c_str());
   std::printf("new        %llu bytes, blake2b-256 %s\n", static_cast<unsigned long long>(h.new_size),
               to_hex(h.new_hash).c_str());
+  if (h.recompress)
+    std::printf("xz         streams expanded and re-encoded: a version %u delta between %llu and %llu bytes\n",
+                h.inner_version, static_cast<unsigned long long>(h.expanded_old_size),
+                static_cast<unsigned long long>(h.expanded_new_size));
   return ok();
 }
 

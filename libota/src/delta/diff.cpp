@@ -12,6 +12,8 @@
 #include "delta/matcher.hpp"
 #include "delta/elf_tables.hpp"
 #include "delta/predict.hpp"
+#include "delta/recompress.hpp"
+#include "delta/xz_tables.hpp"
 #include "ota/delta/delta.hpp"
 
 namespace ota::delta {
@@ -363,9 +365,11 @@ constexpr std::uint64_t kLongerCoversDensity = 1024;
 // ELF images of one machine make up at least this much of it.
 constexpr std::uint64_t kEmbeddedElfMinBytes = std::uint64_t{1} << 20;
 
-}  // namespace
-
-Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, const DiffOptions& opt) {
+// The delta between the images as they are (format versions 1 to 5).
+// With old_xz (version 6): the pieces of the expanded OLD, whose streams the
+// patcher decodes on demand; each frame's covers are kept within its cache.
+Result<DiffStats> diff_plain(ByteSpan old_image, ByteSpan new_image, Writer& patch, const DiffOptions& opt,
+                             const std::vector<detail::XzPiece>* old_xz = nullptr) {
   if (opt.frame_log < kMinFrameLog || opt.frame_log > kMaxFrameLog)
     return fail(ErrorCode::kUsage, "frame size must be between 2^" + std::to_string(kMinFrameLog) +
                                        " and 2^" + std::to_string(kMaxFrameLog) + " bytes");
@@ -424,9 +428,11 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
   std::vector<std::vector<Block>> blocks(frames), longer(frames);
   const bool longer_covers = is_lzma(eff.compression) && opt.layout == RecordLayout::kBlocks && opt.interleaved_frames;
   std::atomic<std::uint64_t> mismatches{0};  // bytes of covers that differ from OLD
+  const std::size_t xz_slots = old_xz ? detail::xz_cache_slots(*old_xz) : 0;
   OTA_TRY(parallel_for(frames, threads, [&](std::uint64_t i) -> Status {
     const std::uint64_t b = i * frame_size, e = std::min<std::uint64_t>(new_image.size(), b + frame_size);
     detail::match_range(*index, old_image, new_image, b, e, blocks[i]);
+    if (old_xz) detail::keep_covers_local(*old_xz, xz_slots, blocks[i]);
     std::uint64_t differ = 0;
     for (const Block& blk : blocks[i])
       for (std::uint64_t k = 0; k < blk.add_len; ++k)
@@ -435,6 +441,7 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
     if (longer_covers &&
         (new_image.size() <= kLongerCoversAlways || blocks[i].size() * kLongerCoversDensity >= e - b))
       detail::match_range(*index, old_image, new_image, b, e, longer[i], detail::kCoverThresholdLong);
+    if (old_xz && !longer[i].empty()) detail::keep_covers_local(*old_xz, xz_slots, longer[i]);
     return ok();
   }));
   index.reset();
@@ -620,7 +627,73 @@ Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, co
   if (!write_status) return fail(write_status.error());
   if (next_to_write != frames) return fail(ErrorCode::kInternal, "not every frame was written");
   return total;
+}
 
+// Format version 6: the delta between the images with their xz streams
+// expanded, wrapped with the real images' header and the stream tables
+// (delta/xz_tables.hpp). nullopt when NEW has too few re-encodable streams.
+Result<std::optional<DiffStats>> diff_expanded(ByteSpan old_image, ByteSpan new_image, Writer& patch,
+                                               const DiffOptions& opt) {
+  auto new_streams = codec::find_xz_streams(new_image, kMaxXzSegment, true);
+  // A stream of NEW that no preset makes again stays as it is; where OLD has
+  // the same bytes (an unchanged file), OLD keeps them too, to copy them from.
+  std::vector<Digest> kept;
+  for (const auto& s : new_streams)
+    if (!s.params) kept.push_back(content_hash(new_image.subspan(s.offset, s.comp_size)));
+  std::sort(kept.begin(), kept.end());
+  std::erase_if(new_streams, [](const codec::XzStream& s) { return !s.params; });
+  std::uint64_t reencoded = 0;
+  for (const auto& s : new_streams) reencoded += s.comp_size;
+  if (reencoded < kRecompressMin) return std::optional<DiffStats>{};
+  auto old_streams = codec::find_xz_streams(old_image, kMaxXzSegment, false);
+  std::erase_if(old_streams, [&](const codec::XzStream& s) {
+    return !kept.empty() &&
+           std::binary_search(kept.begin(), kept.end(), content_hash(old_image.subspan(s.offset, s.comp_size)));
+  });
+  detail::XzTables t;
+  t.old_pieces = detail::pieces_of(old_image.size(), old_streams, false, opt.frame_log);
+  t.new_pieces = detail::pieces_of(new_image.size(), new_streams, true, opt.frame_log);
+  t.old_streams = old_streams.size();
+  t.new_streams = new_streams.size();
+  OTA_TRY_ASSIGN(auto old_x, detail::expand(old_image, t.old_pieces));
+  OTA_TRY_ASSIGN(auto new_x, detail::expand(new_image, t.new_pieces));
+
+  DiffOptions inner_opt = opt;
+  inner_opt.recompress = false;
+  VectorWriter inner;
+  OTA_TRY_ASSIGN(auto stats, diff_plain(old_x, new_x, inner, inner_opt, &t.old_pieces));
+  const Bytes& body = inner.data();
+  OTA_TRY_ASSIGN(auto parsed, parse_header(body));
+  const PatchHeader h = detail::recompress_header(parsed.first, old_image.size(), new_image.size(),
+                                                  content_hash(old_image), content_hash(new_image));
+  const Bytes header = encode_header(h);
+  const Bytes tables = detail::encode_tables(t);
+  Bytes length;
+  detail::put_varint(length, tables.size());
+  OTA_TRY(patch.write(header));
+  OTA_TRY(patch.write(length));
+  OTA_TRY(patch.write(tables));
+  OTA_TRY(patch.write(ByteSpan(body).subspan(parsed.second)));
+
+  stats.patch_size = header.size() + length.size() + tables.size() + body.size() - parsed.second;
+  stats.version = kRecompressFormatVersion;
+  stats.old_hash = h.old_hash;
+  stats.new_hash = h.new_hash;
+  stats.old_streams = t.old_streams;
+  stats.new_streams = t.new_streams;
+  stats.expanded_old_size = h.expanded_old_size;
+  stats.expanded_new_size = h.expanded_new_size;
+  return std::optional<DiffStats>(stats);
+}
+
+}  // namespace
+
+Result<DiffStats> diff(ByteSpan old_image, ByteSpan new_image, Writer& patch, const DiffOptions& opt) {
+  if (opt.recompress && opt.layout == RecordLayout::kBlocks) {
+    OTA_TRY_ASSIGN(auto expanded, diff_expanded(old_image, new_image, patch, opt));
+    if (expanded) return *expanded;
+  }
+  return diff_plain(old_image, new_image, patch, opt);
 }
 
 }  // namespace ota::delta

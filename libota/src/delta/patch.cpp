@@ -11,6 +11,7 @@
 #include "delta/new_output.hpp"
 #include "delta/elf_tables.hpp"
 #include "delta/predict.hpp"
+#include "delta/recompress.hpp"
 #include "ota/delta/delta.hpp"
 
 namespace ota::delta {
@@ -27,7 +28,7 @@ constexpr std::size_t kFeedBuffer = 16 * 1024;   // apply(): patch reads
 
 Error malformed(std::string what) { return Error{ErrorCode::kPatchMalformed, std::move(what)}; }
 
-class PatcherImpl final : public Patcher {
+class PatcherImpl final : public detail::StickyPatcher {
  public:
   PatcherImpl(const Source& old_image, Writer& out, PatchOptions opt)
       : old_(old_image),
@@ -36,22 +37,6 @@ class PatcherImpl final : public Patcher {
         base_(old_, opt_.base_check, opt_.known_old_hash) {}
   PatcherImpl(const PatcherImpl&) = delete;
   PatcherImpl& operator=(const PatcherImpl&) = delete;
-
-  Status feed(ByteSpan chunk) override {
-    if (!status_) return status_;
-    status_ = feed_impl(chunk);
-    if (!status_) failed();
-    return status_;
-  }
-
-  Status finish() override {
-    if (!status_) return status_;
-    if (state_ == State::kZstd) status_ = drain_zstd();
-    if (status_) status_ = base_.result();
-    if (status_) status_ = finish_impl();
-    if (!status_) failed();
-    return status_;
-  }
 
   const PatchHeader* header() const override { return state_ == State::kHeader ? nullptr : &h_; }
   std::uint64_t new_written() const override { return output_.written(); }
@@ -77,25 +62,13 @@ class PatcherImpl final : public Patcher {
     return fail(std::move(e).with_context("frame " + std::to_string(frame_)));
   }
 
-  Status feed_impl(ByteSpan in) {
+  Status feed_impl(ByteSpan in) override {
     while (!in.empty()) {
       switch (state_) {
         case State::kHeader: {
-          std::size_t before = hdr_.size();
-          std::size_t take = std::min(in.size(), kMaxHeaderSize - before);
-          hdr_.insert(hdr_.end(), in.begin(), in.begin() + static_cast<std::ptrdiff_t>(take));
-          auto parsed = parse_header(hdr_);
-          if (!parsed) {
-            if (parsed.error().code == ErrorCode::kPatchTruncated && hdr_.size() < kMaxHeaderSize) {
-              consumed_ += take;
-              return ok();
-            }
-            return fail(parsed.error());
-          }
-          std::size_t used = parsed->second - before;
-          consumed_ += used;
-          in = in.subspan(used);
-          h_ = parsed->first;
+          OTA_TRY_ASSIGN(auto got, detail::gather_header(hdr_, in, consumed_));
+          if (!got) return ok();
+          h_ = *got;
           hdr_.clear();
           hdr_.shrink_to_fit();
           OTA_TRY(start());
@@ -329,8 +302,12 @@ class PatcherImpl final : public Patcher {
       if (off >= cache_off_ + detail::kPredictBefore && cached_end >= off + detail::kPredictAfter + 4096 &&
           cached_end < off + n + detail::kPredictAfter && cached_end < h_.old_size)
         n = static_cast<std::size_t>(cached_end - detail::kPredictAfter - off);
-      const std::uint64_t lo = off >= detail::kPredictBefore ? off - detail::kPredictBefore : 0;
-      const std::uint64_t hi = std::min<std::uint64_t>(h_.old_size, off + n + detail::kPredictAfter);
+      // Without a predictor, only the bytes copied (an expanded xz image
+      // would decode a neighbouring stream for the context).
+      const std::uint64_t before = h_.predictor == Predictor::kNone ? 0 : detail::kPredictBefore;
+      const std::uint64_t after = h_.predictor == Predictor::kNone ? 0 : detail::kPredictAfter;
+      const std::uint64_t lo = off >= before ? off - before : 0;
+      const std::uint64_t hi = std::min<std::uint64_t>(h_.old_size, off + n + after);
       OTA_TRY_ASSIGN(auto window, old_view(lo, static_cast<std::size_t>(hi - lo)));
       detail::predict(h_.predictor, map_, window, lo, h_.old_size, off, n, delta, space.data() + ahead_,
                       elf_ ? &*elf_ : nullptr);
@@ -348,7 +325,7 @@ class PatcherImpl final : public Patcher {
 
   // The patch failed: the Writer is left alone from here on, and a wrong OLD
   // is named as the cause if that is what it was.
-  void failed() {
+  void failed() override {
     output_.abandon();
     status_ = base_.explain(std::move(status_), state_ != State::kHeader);
   }
@@ -386,7 +363,13 @@ class PatcherImpl final : public Patcher {
     return ok();
   }
 
-  Status finish_impl() {
+  Status finish_impl() override {
+    if (state_ == State::kZstd) OTA_TRY(drain_zstd());
+    OTA_TRY(base_.result());
+    return finish_frames();
+  }
+
+  Status finish_frames() {
     if (state_ == State::kHeader)
       return fail(ErrorCode::kPatchTruncated, hdr_.empty() ? "patch is empty" : "patch header is truncated");
     if (state_ != State::kDone)
@@ -640,7 +623,9 @@ class PatcherImpl final : public Patcher {
   Result<ByteSpan> old_view(std::uint64_t off, std::size_t len) {
     if (off < cache_off_ || off + len > cache_off_ + cache_len_) {
       cache_off_ = off;
-      cache_len_ = static_cast<std::size_t>(std::min<std::uint64_t>(cache_.size(), h_.old_size - off));
+      // The read-ahead stops where reading on costs more (an xz stream's end).
+      const std::uint64_t ahead = std::max<std::uint64_t>(off + len, old_.read_ahead_end(off));
+      cache_len_ = static_cast<std::size_t>(std::min<std::uint64_t>(cache_.size(), std::min(h_.old_size, ahead) - off));
       if (auto st = old_.read_at(cache_off_, MutableByteSpan(cache_.data(), cache_len_)); !st) {
         cache_len_ = 0;
         return fail(st.error().with_context("reading OLD"));
@@ -671,7 +656,6 @@ class PatcherImpl final : public Patcher {
 
   const Source& old_;
   PatchOptions opt_;
-  Status status_ = ok();
   State state_ = State::kHeader;
   Bytes hdr_;
   PatchHeader h_;
@@ -707,9 +691,13 @@ class PatcherImpl final : public Patcher {
 
 }  // namespace
 
-Result<std::unique_ptr<Patcher>> Patcher::create(const Source& old_image, Writer& out, PatchOptions options) {
+namespace detail {
+
+std::unique_ptr<Patcher> make_plain_patcher(const Source& old_image, Writer& out, PatchOptions options) {
   return std::unique_ptr<Patcher>(new PatcherImpl(old_image, out, std::move(options)));
 }
+
+}  // namespace detail
 
 Status apply(const Source& old_image, Reader& patch, Writer& out, PatchOptions options) {
   OTA_TRY_ASSIGN(auto p, Patcher::create(old_image, out, std::move(options)));

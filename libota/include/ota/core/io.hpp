@@ -58,6 +58,13 @@ class Source {
   virtual std::uint64_t size() const = 0;
   // Fills out exactly from offset; reading past size() is an error.
   virtual Status read_at(std::uint64_t offset, MutableByteSpan out) const = 0;
+  // How far a read that starts at offset may run ahead at no extra cost (a
+  // reader's read-ahead stops there): the end of the source, unless reading
+  // on means more work (an expanded xz image: the end of the stream).
+  virtual std::uint64_t read_ahead_end(std::uint64_t offset) const {
+    (void)offset;
+    return size();
+  }
 };
 
 // ---- memory ----

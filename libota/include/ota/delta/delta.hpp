@@ -29,17 +29,27 @@ namespace ota::delta {
 // that has every feature the patch uses (format_version_for), so a patcher of
 // version 1 still applies every such patch that needs nothing newer.
 inline constexpr std::uint8_t kFormatVersion = 1;     // interleaved, no arm64 predictor
-inline constexpr std::uint8_t kMaxFormatVersion = 5;  // 2: arm64 (3); 3: blocks; 4: LZMA2; 5: ELF tables
+inline constexpr std::uint8_t kMaxFormatVersion = 6;  // 2: arm64 (3); 3: blocks; 4: LZMA2; 5: ELF tables; 6: xz
+
 inline constexpr std::uint8_t kBlocksFormatVersion = 3;
 inline constexpr std::uint8_t kLzmaFormatVersion = 4;  // version 3 with LZMA2 frames
 // Version 4 whose x86 or arm64 predictor also re-points the references in
 // OLD's ELF tables (.eh_frame_hdr, .eh_frame, pointers in data sections).
 inline constexpr std::uint8_t kElfTablesFormatVersion = 5;
+// Compression-aware: a patch of version 3, 4 or 5 between the images with
+// their xz streams expanded, wrapped with the real images' sizes and hashes
+// and the stream tables; the patcher re-encodes NEW's streams bit-exactly
+// (docs/formats.md, "Version 6: xz streams").
+inline constexpr std::uint8_t kRecompressFormatVersion = 6;
+// Version 6: an xz stream expands to at most this many bytes (squashfs'
+// largest block); the patcher holds at most two of OLD's and one of NEW's.
+inline constexpr std::uint64_t kMaxXzSegment = std::uint64_t{1} << 20;
 // Version 3: the three streams of one block hold at most this many bytes in
 // all (the patcher's block buffer).
 inline constexpr std::size_t kMaxBlockSize = std::size_t{1} << 16;
 inline constexpr std::size_t kMagicSize = 4;        // "OTD" + version byte
-inline constexpr std::size_t kMaxHeaderSize = 4 + 3 + 10 + 10 + 32 + 32;
+inline constexpr std::size_t kMaxInnerHeaderSize = 4 + 3 + 10 + 10 + 32 + 32;
+inline constexpr std::size_t kMaxHeaderSize = 4 + 10 + 10 + 32 + 32 + kMaxInnerHeaderSize;
 inline constexpr std::uint8_t kMinFrameLog = 12;    // 4 KiB
 inline constexpr std::uint8_t kMaxFrameLog = 30;    // 1 GiB
 inline constexpr std::uint8_t kDefaultFrameLog = 24;  // 16 MiB of NEW per frame
@@ -105,7 +115,17 @@ struct PatchHeader {
   std::uint64_t new_size = 0;
   Digest old_hash{};
   Digest new_hash{};
+  // Version 6 (xz streams re-encoded): old_size .. new_hash above are the
+  // real images'; version, sizes and hashes of the delta between the
+  // expanded images (every other field above is that delta's).
+  bool recompress = false;
+  std::uint8_t inner_version = 0;
+  std::uint64_t expanded_old_size = 0;
+  std::uint64_t expanded_new_size = 0;
+  Digest expanded_old_hash{};
+  Digest expanded_new_hash{};
 
+  // Frames of NEW (of the expanded NEW with version 6).
   std::uint64_t frame_count() const;
 };
 
@@ -156,9 +176,17 @@ struct DiffOptions {
   // compress smaller than in blocks keeps them (its mode byte says so; the
   // generator compresses each frame both ways). false: every frame in blocks.
   bool interleaved_frames = true;
+  // Images holding xz streams (a squashfs with xz blocks, a kernel's .xz):
+  // with true, when the streams of NEW that liblzma re-encodes bit-exactly
+  // make up at least kRecompressMin bytes, the delta is made between the
+  // images with their streams expanded (format version 6). false: never.
+  bool recompress = true;
   // Called with the NEW bytes written so far (from any thread, never concurrently).
   std::function<void(std::uint64_t done, std::uint64_t total)> progress;
 };
+
+// DiffOptions::recompress: the least bytes of re-encodable xz streams in NEW.
+inline constexpr std::uint64_t kRecompressMin = std::uint64_t{16} << 10;
 
 struct DiffStats {
   std::uint64_t patch_size = 0;
@@ -173,6 +201,12 @@ struct DiffStats {
   std::uint8_t version = 0;        // the header's format version
   std::uint64_t map_entries = 0;   // address map entries (with a predictor)
   std::uint64_t map_bytes = 0;     // stored size of the address map section
+  // Version 6: xz streams expanded in OLD and re-encoded in NEW, and the
+  // expanded images' sizes (the other counts above are the inner delta's).
+  std::uint64_t old_streams = 0;
+  std::uint64_t new_streams = 0;
+  std::uint64_t expanded_old_size = 0;
+  std::uint64_t expanded_new_size = 0;
   Digest old_hash{};
   Digest new_hash{};
 };
@@ -209,6 +243,9 @@ enum class BaseCheck : std::uint8_t {
 struct PatchOptions : SinkOptions {
   std::uint8_t max_window_log = kMaxWindowLog;  // refuse patches needing a larger window
   std::uint64_t max_map_entries = std::uint64_t{1} << 20;  // address map limit (24 bytes each in memory)
+  // Version 6: refuse patches whose xz re-encoding needs more memory than
+  // this (liblzma's encoder for the largest dictionary in NEW's table).
+  std::uint64_t max_xz_encoder_memory = std::uint64_t{64} << 20;
   // The one choice of how OLD is checked (see BaseCheck).
   BaseCheck base_check = BaseCheck::kHashFirst;
   Digest known_old_hash{};  // with kKnownHash

@@ -188,6 +188,7 @@ struct BuildOptions {
   delta::RecordLayout delta_layout = delta::RecordLayout::kBlocks;
   delta::Compression delta_compression = delta::Compression::kLzma;  // or kZstd (format version 3)
   bool delta_elf_tables = true;  // false: LZMA2 deltas stay format version 4 (DiffOptions::elf_tables)
+  bool delta_recompress = true;  // false: no format version 6 (DiffOptions::recompress)
   std::uint32_t chunk_size = 0;  // 0: manifest::default_chunk_size(image size)
   // A `chunks` payload (the image in content-defined chunks behind a signed
   // index), so a device on no delta's base fetches only what it lacks.

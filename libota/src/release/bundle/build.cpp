@@ -359,6 +359,7 @@ Result<std::unique_ptr<Staged>> stage(const BuildOptions& o) {
       dopt.layout = o.delta_layout;
       dopt.compression = o.delta_compression;
       dopt.elf_tables = o.delta_elf_tables;
+      dopt.recompress = o.delta_recompress;
       dopt.threads = threads;
       dopt.progress = [&](std::uint64_t d, std::uint64_t t) { report("delta", d, t); };
       auto stats = delta::diff(*base, new_image, chunks, dopt);

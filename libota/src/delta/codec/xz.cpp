@@ -1,0 +1,206 @@
+#include "delta/codec/xz.hpp"
+
+#include <lzma.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace ota::codec {
+namespace {
+
+constexpr std::uint8_t kXzMagic[6] = {0xFD, '7', 'z', 'X', 'Z', 0x00};
+constexpr std::size_t kStreamHeader = 12;
+constexpr std::uint64_t kDecodeMemory = std::uint64_t{256} << 20;
+// A stream whose settings no preset reproduces costs 40 trial encodes; after
+// this many such streams in a row only the settings already found are tried.
+constexpr int kFullSearches = 4;
+
+struct StreamGuard {
+  lzma_stream s = LZMA_STREAM_INIT;
+  ~StreamGuard() { lzma_end(&s); }
+};
+
+bool check_valid(std::uint8_t c) { return c == 0 || c == 1 || c == 4 || c == 10; }
+
+struct Chain {
+  lzma_options_lzma lz{};
+  lzma_filter f[3]{};
+};
+
+bool make_chain(const XzParams& p, Chain& c) {
+  if (!xz_params_valid(p)) return false;
+  if (lzma_lzma_preset(&c.lz, p.preset | (p.extreme ? LZMA_PRESET_EXTREME : 0u))) return false;
+  c.lz.dict_size = p.dict_size;
+  std::size_t i = 0;
+  if (p.bcj != 0) c.f[i++] = {static_cast<lzma_vli>(p.bcj), nullptr};
+  c.f[i++] = {LZMA_FILTER_LZMA2, &c.lz};
+  c.f[i] = {LZMA_VLI_UNKNOWN, nullptr};
+  return true;
+}
+
+// The check and filter chain of a stream's first block; false when it is not
+// a BCJ (optional, start offset 0) + LZMA2 chain.
+bool stream_settings(ByteSpan s, XzParams& p) {
+  lzma_stream_flags flags{};
+  if (s.size() < kStreamHeader + 8 || lzma_stream_header_decode(&flags, s.data()) != LZMA_OK) return false;
+  lzma_filter filters[LZMA_FILTERS_MAX + 1];
+  lzma_block block{};
+  block.version = 0;
+  block.check = flags.check;
+  block.filters = filters;
+  block.header_size = lzma_block_header_size_decode(s[kStreamHeader]);
+  if (s[kStreamHeader] == 0 || s.size() < kStreamHeader + block.header_size) return false;
+  if (lzma_block_header_decode(&block, nullptr, s.data() + kStreamHeader) != LZMA_OK) return false;
+  bool good = true;
+  std::size_t n = 0;
+  while (filters[n].id != LZMA_VLI_UNKNOWN) ++n;
+  p = XzParams{};
+  p.check = static_cast<std::uint8_t>(flags.check);
+  if (n == 2 && filters[0].id >= 4 && filters[0].id <= 10) {
+    const auto* bcj = static_cast<const lzma_options_bcj*>(filters[0].options);
+    good = bcj == nullptr || bcj->start_offset == 0;
+    p.bcj = static_cast<std::uint8_t>(filters[0].id);
+  } else if (n != 1) {
+    good = false;
+  }
+  if (good && filters[n - 1].id == LZMA_FILTER_LZMA2 && filters[n - 1].options != nullptr)
+    p.dict_size = static_cast<const lzma_options_lzma*>(filters[n - 1].options)->dict_size;
+  else
+    good = false;
+  for (std::size_t i = 0; i < n; ++i) std::free(filters[i].options);
+  return good && xz_params_valid(p);
+}
+
+// Decodes the stream starting at s[0]: its compressed and expanded sizes, the
+// expanded bytes in out (at most out.size()). false if it is not one.
+bool decode_prefix(ByteSpan s, Bytes& out, std::uint64_t& comp, std::uint64_t& exp) {
+  StreamGuard g;
+  if (lzma_stream_decoder(&g.s, kDecodeMemory, 0) != LZMA_OK) return false;
+  g.s.next_in = s.data();
+  g.s.avail_in = s.size();
+  g.s.next_out = out.data();
+  g.s.avail_out = out.size();
+  const lzma_ret r = lzma_code(&g.s, LZMA_FINISH);
+  if (r != LZMA_STREAM_END) return false;
+  comp = g.s.total_in;
+  exp = g.s.total_out;
+  return exp > 0;
+}
+
+}  // namespace
+
+bool xz_params_valid(const XzParams& p) {
+  return p.preset <= 9 && check_valid(p.check) && p.dict_size >= kXzMinDict && p.dict_size <= kXzMaxDict &&
+         (p.bcj == 0 || (p.bcj >= 4 && p.bcj <= 10));
+}
+
+std::uint64_t xz_encoder_memory(const XzParams& p) {
+  Chain c;
+  if (!make_chain(p, c)) return UINT64_MAX;
+  return lzma_raw_encoder_memusage(c.f);
+}
+
+Result<std::size_t> xz_encode(ByteSpan in, const XzParams& p, MutableByteSpan out) {
+  Chain c;
+  if (!make_chain(p, c)) return fail(ErrorCode::kPatchMalformed, "invalid xz encoder settings");
+  const auto check = static_cast<lzma_check>(p.check);
+  if (!p.stream_encoder) {
+    std::size_t pos = 0;
+    const lzma_ret r = lzma_stream_buffer_encode(c.f, check, nullptr, in.data(), in.size(), out.data(), &pos,
+                                                 out.size());
+    if (r == LZMA_BUF_ERROR) return fail(ErrorCode::kLimitExceeded, "xz stream does not fit");
+    if (r != LZMA_OK)
+      return fail(r == LZMA_MEM_ERROR ? ErrorCode::kOutOfMemory : ErrorCode::kInternal,
+                  "xz encoder failed (" + std::to_string(static_cast<int>(r)) + ")");
+    return pos;
+  }
+  StreamGuard g;
+  lzma_ret r = lzma_stream_encoder(&g.s, c.f, check);
+  if (r != LZMA_OK)
+    return fail(r == LZMA_MEM_ERROR ? ErrorCode::kOutOfMemory : ErrorCode::kInternal, "xz encoder failed");
+  g.s.next_in = in.data();
+  g.s.avail_in = in.size();
+  g.s.next_out = out.data();
+  g.s.avail_out = out.size();
+  r = lzma_code(&g.s, LZMA_FINISH);
+  if (r == LZMA_OK || r == LZMA_BUF_ERROR) return fail(ErrorCode::kLimitExceeded, "xz stream does not fit");
+  if (r != LZMA_STREAM_END) return fail(ErrorCode::kInternal, "xz encoder failed");
+  return static_cast<std::size_t>(g.s.total_out);
+}
+
+Status xz_decode(ByteSpan in, MutableByteSpan out) {
+  std::uint64_t memlimit = kDecodeMemory;
+  std::size_t in_pos = 0, out_pos = 0;
+  const lzma_ret r = lzma_stream_buffer_decode(&memlimit, 0, nullptr, in.data(), &in_pos, in.size(), out.data(),
+                                               &out_pos, out.size());
+  if (r != LZMA_OK || in_pos != in.size() || out_pos != out.size())
+    return fail(ErrorCode::kDecompress, r == LZMA_OK ? "xz stream has a different length than its table says"
+                                                     : "xz stream is corrupt (" +
+                                                           std::to_string(static_cast<int>(r)) + ")");
+  return ok();
+}
+
+std::vector<XzStream> find_xz_streams(ByteSpan image, std::uint64_t max_expanded, bool find_params) {
+  std::vector<XzStream> found;
+  std::vector<XzParams> seen;  // settings that worked, most recent first
+  int misses = 0;
+  Bytes expanded(static_cast<std::size_t>(max_expanded)), trial;
+  std::size_t pos = 0;
+  while (pos + kStreamHeader * 2 <= image.size()) {
+    const auto* hit = static_cast<const std::uint8_t*>(
+        memmem(image.data() + pos, image.size() - pos, kXzMagic, sizeof kXzMagic));
+    if (hit == nullptr) break;
+    const std::size_t at = static_cast<std::size_t>(hit - image.data());
+    XzStream st;
+    st.offset = at;
+    if (!decode_prefix(image.subspan(at), expanded, st.comp_size, st.exp_size)) {
+      pos = at + 1;
+      continue;
+    }
+    const ByteSpan comp = image.subspan(at, static_cast<std::size_t>(st.comp_size));
+    const ByteSpan exp(expanded.data(), static_cast<std::size_t>(st.exp_size));
+    XzParams base;
+    if (find_params && stream_settings(comp, base)) {
+      std::vector<XzParams> tries = seen;
+      const bool full = misses < kFullSearches;
+      if (full) {
+        for (int enc = 0; enc < 2; ++enc)
+          for (int x = 0; x < 2; ++x)
+            for (int preset : {6, 9, 0, 1, 2, 3, 4, 5, 7, 8}) {
+              XzParams p = base;
+              p.preset = static_cast<std::uint8_t>(preset);
+              p.extreme = x == 1;
+              p.stream_encoder = enc == 1;
+              tries.push_back(p);
+            }
+      }
+      trial.resize(comp.size());
+      for (XzParams p : tries) {
+        // The stream's own check, dictionary and filter; the preset and encoder are tried.
+        p.check = base.check;
+        p.dict_size = base.dict_size;
+        p.bcj = base.bcj;
+        auto n = xz_encode(exp, p, trial);
+        if (n && *n == comp.size() && std::memcmp(trial.data(), comp.data(), comp.size()) == 0) {
+          st.params = p;
+          break;
+        }
+      }
+      if (st.params) {
+        auto it = std::find(seen.begin(), seen.end(), *st.params);
+        if (it != seen.end()) seen.erase(it);
+        seen.insert(seen.begin(), *st.params);
+        misses = 0;
+      } else if (full) {
+        ++misses;
+      }
+    }
+    found.push_back(st);
+    pos = at + static_cast<std::size_t>(st.comp_size);
+  }
+  return found;
+}
+
+}  // namespace ota::codec
