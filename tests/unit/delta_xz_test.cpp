@@ -66,6 +66,13 @@ XzParams squashfs_like() {
   return p;
 }
 
+XzParams zstd_like() {  // mksquashfs -comp zstd
+  XzParams p;
+  p.codec = codec::StreamCodec::kZstd;
+  p.preset = 15;
+  return p;
+}
+
 XzParams xz_tool_like() {
   XzParams p;
   p.preset = 9;
@@ -78,8 +85,9 @@ XzParams xz_tool_like() {
 }
 
 // A "filesystem": a raw superblock, blocks of 20..40 KiB each as one xz
-// stream behind a 2-byte length, one stream of xz(1)'s kind, one that no
-// preset reproduces, and raw tables at the end. NEW: half the blocks edited
+// stream (every fourth from the third a zstd frame) behind a 2-byte length,
+// one stream of xz(1)'s kind, one that no preset reproduces, and raw tables
+// at the end. NEW: half the blocks edited
 // a little, a small one inserted, one gone.
 struct Pair {
   Bytes old_image, new_image;
@@ -100,8 +108,10 @@ Pair make_pair_of_images() {
   auto build = [](const std::vector<Bytes>& blocks, std::uint64_t seed, std::size_t* reencodable) {
     Bytes img = test::random_bytes(1000, seed);
     for (std::size_t i = 0; i < blocks.size(); ++i) {
-      const Bytes s = i == 3 ? encode(blocks[i], xz_tool_like()) : i == 10 ? unusual_stream(blocks[i])
-                                                                            : encode(blocks[i], squashfs_like());
+      const Bytes s = i == 3    ? encode(blocks[i], xz_tool_like())
+                      : i == 10 ? unusual_stream(blocks[i])
+                      : i % 4 == 2 ? encode(blocks[i], zstd_like())
+                                   : encode(blocks[i], squashfs_like());
       img.push_back(static_cast<std::uint8_t>(s.size()));
       img.push_back(static_cast<std::uint8_t>(s.size() >> 8));
       img.insert(img.end(), s.begin(), s.end());
@@ -139,6 +149,9 @@ TEST(XzStreams, FindsTheStreamsAndTheSettingsThatMakeThemAgain) {
   tool.preset = 6;
   EXPECT_EQ(*found[3].params, tool);
   EXPECT_FALSE(found[10].params);  // lc=4: no preset makes it
+  ASSERT_TRUE(found[6].params);
+  EXPECT_EQ(found[6].codec, codec::StreamCodec::kZstd);
+  EXPECT_EQ(*found[6].params, zstd_like());
 }
 
 TEST(XzDelta, RoundTripIsVersion6AndFarSmallerThanThePlainDelta) {
@@ -296,7 +309,7 @@ TEST(XzDelta, SettingsThatNeedTooMuchMemoryAreRefused) {
 // OLD: three streams of 64 KiB expanded, with 100 raw bytes before each.
 std::vector<delta::detail::XzPiece> three_streams() {
   std::vector<codec::XzStream> s;
-  for (std::uint64_t i = 0; i < 3; ++i) s.push_back({100 + i * 1100, 1000, 65536, std::nullopt});
+  for (std::uint64_t i = 0; i < 3; ++i) s.push_back({codec::StreamCodec::kXz, 100 + i * 1100, 1000, 65536, std::nullopt});
   return delta::detail::pieces_of(3400, s, false, 16);
 }
 

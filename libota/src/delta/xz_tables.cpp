@@ -62,7 +62,9 @@ std::vector<XzPiece> pieces_of(std::uint64_t size, const std::vector<codec::XzSt
       out.push_back(XzPiece{XzPiece::kPad, real, 0, exp, n, {}});
       exp += n;
     }
-    out.push_back(XzPiece{XzPiece::kXz, real, s.comp_size, exp, s.exp_size, s.params.value_or(codec::XzParams{})});
+    codec::XzParams params = s.params.value_or(codec::XzParams{});
+    params.codec = s.codec;
+    out.push_back(XzPiece{XzPiece::kXz, real, s.comp_size, exp, s.exp_size, params});
     real += s.comp_size;
     exp += s.exp_size;
   }
@@ -80,7 +82,7 @@ Result<Bytes> expand(ByteSpan image, const std::vector<XzPiece>& pieces) {
     MutableByteSpan dst(out.data() + p.exp_offset, static_cast<std::size_t>(p.exp_size));
     const ByteSpan src = image.subspan(static_cast<std::size_t>(p.real_offset), static_cast<std::size_t>(p.real_size));
     if (p.kind == XzPiece::kRaw) std::memcpy(dst.data(), src.data(), src.size());
-    else if (p.kind == XzPiece::kXz) OTA_TRY(codec::xz_decode(src, dst));
+    else if (p.kind == XzPiece::kXz) OTA_TRY(codec::xz_decode(src, dst, p.params.codec));
   }
   return out;
 }
@@ -94,6 +96,7 @@ Bytes encode_tables(const XzTables& t) {
     put_varint(out, p.real_offset - real);
     put_varint(out, p.real_size);
     put_varint(out, p.exp_size);
+    out.push_back(static_cast<std::uint8_t>(p.params.codec));
     real = p.real_offset + p.real_size;
   }
   put_varint(out, t.new_streams);
@@ -106,11 +109,16 @@ Bytes encode_tables(const XzTables& t) {
     put_varint(out, pad);
     put_varint(out, p.real_size);
     put_varint(out, p.exp_size);
-    out.push_back(static_cast<std::uint8_t>(p.params.preset | (p.params.extreme ? 0x10 : 0) |
-                                            (p.params.stream_encoder ? 0x20 : 0)));
-    out.push_back(p.params.check);
-    out.push_back(p.params.bcj);
-    put_varint(out, p.params.dict_size);
+    out.push_back(static_cast<std::uint8_t>(p.params.codec));
+    if (p.params.codec == codec::StreamCodec::kZstd) {
+      out.push_back(p.params.preset);
+    } else {
+      out.push_back(static_cast<std::uint8_t>(p.params.preset | (p.params.extreme ? 0x10 : 0) |
+                                              (p.params.stream_encoder ? 0x20 : 0)));
+      out.push_back(p.params.check);
+      out.push_back(p.params.bcj);
+      put_varint(out, p.params.dict_size);
+    }
     real = p.real_offset + p.real_size;
     pad = 0;
   }
@@ -123,7 +131,7 @@ Result<XzTables> parse_tables(ByteSpan data, const PatchHeader& h) {
   const std::uint64_t frame = std::uint64_t{1} << h.frame_log;
   // OLD: gap, compressed size, expanded size per stream.
   OTA_TRY_ASSIGN(t.old_streams, r.varint());
-  if (t.old_streams > data.size() / 3) return fail(malformed("more OLD streams than the table holds"));
+  if (t.old_streams > data.size() / 4) return fail(malformed("more OLD streams than the table holds"));
   std::uint64_t real = 0, exp = 0;
   auto raw = [](std::vector<XzPiece>& v, std::uint64_t& rl, std::uint64_t& ex, std::uint64_t n) {
     if (n == 0) return;
@@ -135,12 +143,17 @@ Result<XzTables> parse_tables(ByteSpan data, const PatchHeader& h) {
     OTA_TRY_ASSIGN(auto gap, r.varint());
     OTA_TRY_ASSIGN(auto comp, r.varint());
     OTA_TRY_ASSIGN(auto ex, r.varint());
-    if (comp < 32 || comp > kMaxXzComp || ex == 0 || ex > kMaxXzSegment)
+    OTA_TRY_ASSIGN(auto kind, r.byte());
+    if (kind > static_cast<std::uint8_t>(codec::StreamCodec::kZstd))
+      return fail(malformed("OLD stream " + std::to_string(i) + " has an unknown codec"));
+    if (comp < 9 || comp > kMaxXzComp || ex == 0 || ex > kMaxXzSegment)
       return fail(malformed("OLD stream " + std::to_string(i) + " has sizes out of range"));
     if (gap > h.old_size || comp > h.old_size - gap || real > h.old_size - gap - comp)
       return fail(malformed("OLD stream " + std::to_string(i) + " lies outside OLD"));
     raw(t.old_pieces, real, exp, gap);
-    t.old_pieces.push_back(XzPiece{XzPiece::kXz, real, comp, exp, ex, {}});
+    codec::XzParams oldp;
+    oldp.codec = static_cast<codec::StreamCodec>(kind);
+    t.old_pieces.push_back(XzPiece{XzPiece::kXz, real, comp, exp, ex, oldp});
     real += comp;
     exp += ex;
   }
@@ -148,25 +161,33 @@ Result<XzTables> parse_tables(ByteSpan data, const PatchHeader& h) {
   if (exp != h.expanded_old_size) return fail(malformed("OLD's expanded size differs from the header's"));
   // NEW: raw bytes before, pad bytes before, compressed and expanded size, settings.
   OTA_TRY_ASSIGN(t.new_streams, r.varint());
-  if (t.new_streams > data.size() / 10) return fail(malformed("more NEW streams than the table holds"));
+  if (t.new_streams > data.size() / 6) return fail(malformed("more NEW streams than the table holds"));
   real = exp = 0;
   for (std::uint64_t i = 0; i < t.new_streams; ++i) {
     OTA_TRY_ASSIGN(auto gap, r.varint());
     OTA_TRY_ASSIGN(auto pad, r.varint());
     OTA_TRY_ASSIGN(auto comp, r.varint());
     OTA_TRY_ASSIGN(auto ex, r.varint());
+    OTA_TRY_ASSIGN(auto kind, r.byte());
     OTA_TRY_ASSIGN(auto flags, r.byte());
     codec::XzParams p;
-    p.preset = flags & 0x0f;
-    p.extreme = flags & 0x10;
-    p.stream_encoder = flags & 0x20;
-    OTA_TRY_ASSIGN(p.check, r.byte());
-    OTA_TRY_ASSIGN(p.bcj, r.byte());
-    OTA_TRY_ASSIGN(auto dict, r.varint());
-    if ((flags & 0xc0) != 0 || dict > codec::kXzMaxDict) return fail(malformed("NEW stream " + std::to_string(i) + " has unknown settings"));
-    p.dict_size = static_cast<std::uint32_t>(dict);
+    if (kind == static_cast<std::uint8_t>(codec::StreamCodec::kZstd)) {
+      p.codec = codec::StreamCodec::kZstd;
+      p.preset = flags;
+    } else {
+      if (kind != static_cast<std::uint8_t>(codec::StreamCodec::kXz) || (flags & 0xc0) != 0)
+        return fail(malformed("NEW stream " + std::to_string(i) + " has unknown settings"));
+      p.preset = flags & 0x0f;
+      p.extreme = flags & 0x10;
+      p.stream_encoder = flags & 0x20;
+      OTA_TRY_ASSIGN(p.check, r.byte());
+      OTA_TRY_ASSIGN(p.bcj, r.byte());
+      OTA_TRY_ASSIGN(auto dict, r.varint());
+      if (dict > codec::kXzMaxDict) return fail(malformed("NEW stream " + std::to_string(i) + " has unknown settings"));
+      p.dict_size = static_cast<std::uint32_t>(dict);
+    }
     if (!codec::xz_params_valid(p)) return fail(malformed("NEW stream " + std::to_string(i) + " has unknown settings"));
-    if (comp < 32 || comp > kMaxXzComp || ex == 0 || ex > kMaxXzSegment || pad >= frame)
+    if (comp < 9 || comp > kMaxXzComp || ex == 0 || ex > kMaxXzSegment || pad >= frame)
       return fail(malformed("NEW stream " + std::to_string(i) + " has sizes out of range"));
     if (gap > h.new_size || comp > h.new_size - gap || real > h.new_size - gap - comp)
       return fail(malformed("NEW stream " + std::to_string(i) + " lies outside NEW"));
@@ -178,7 +199,7 @@ Result<XzTables> parse_tables(ByteSpan data, const PatchHeader& h) {
     t.new_pieces.push_back(XzPiece{XzPiece::kXz, real, comp, exp, ex, p});
     real += comp;
     exp += ex;
-    t.encoder_memory = std::max(t.encoder_memory, codec::xz_encoder_memory(p));
+    t.encoder_memory = std::max(t.encoder_memory, codec::xz_encoder_memory(p, ex));
   }
   raw(t.new_pieces, real, exp, h.new_size - real);
   if (exp != h.expanded_new_size) return fail(malformed("NEW's expanded size differs from the header's"));
@@ -308,7 +329,7 @@ Result<ByteSpan> ExpandedSource::decoded(std::size_t i) const {
   comp_.resize(static_cast<std::size_t>(p.real_size));
   s.bytes.resize(static_cast<std::size_t>(p.exp_size));
   OTA_TRY(real_.read_at(p.real_offset, comp_));
-  if (auto st = codec::xz_decode(comp_, s.bytes); !st)
+  if (auto st = codec::xz_decode(comp_, s.bytes, p.params.codec); !st)
     return fail(st.error().with_context("the xz stream at offset " + std::to_string(p.real_offset)));
   s.piece = i;
   return ByteSpan(s.bytes);
@@ -359,14 +380,14 @@ Status Recompressor::write(ByteSpan data) {
     } else {
       gathered_.insert(gathered_.end(), part.begin(), part.end());
       if (gathered_.size() == p.exp_size) {
-        encoded_.resize(static_cast<std::size_t>(p.real_size));
+        encoded_.resize(static_cast<std::size_t>(p.real_size) + 1024);  // zstd wants room past the end
         auto len = codec::xz_encode(gathered_, p.params, encoded_);
         if (!len || *len != p.real_size)
           return fail(ErrorCode::kNewMismatch,
-                      "re-encoding the xz stream at NEW offset " + std::to_string(p.real_offset) +
+                      "re-encoding the compressed stream at NEW offset " + std::to_string(p.real_offset) +
                           " does not give its " + std::to_string(p.real_size) +
-                          " bytes (this liblzma encodes differently from the generator's)");
-        OTA_TRY(put(encoded_));
+                          " bytes (this liblzma or libzstd encodes differently from the generator's)");
+        OTA_TRY(put(ByteSpan(encoded_).first(static_cast<std::size_t>(p.real_size))));
         gathered_.clear();
       }
     }

@@ -1,6 +1,9 @@
 #include "delta/codec/xz.hpp"
 
 #include <lzma.h>
+#define ZSTD_STATIC_LINKING_ONLY  // ZSTD_estimateCCtxSize
+#include <zstd.h>
+#include <zstd_errors.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -11,6 +14,7 @@ namespace ota::codec {
 namespace {
 
 constexpr std::uint8_t kXzMagic[6] = {0xFD, '7', 'z', 'X', 'Z', 0x00};
+constexpr std::uint8_t kZstdMagic[4] = {0x28, 0xB5, 0x2F, 0xFD};
 constexpr std::size_t kStreamHeader = 12;
 constexpr std::uint64_t kDecodeMemory = std::uint64_t{256} << 20;
 // A stream whose settings no preset reproduces costs 40 trial encodes; after
@@ -89,20 +93,56 @@ bool decode_prefix(ByteSpan s, Bytes& out, std::uint64_t& comp, std::uint64_t& e
   return exp > 0;
 }
 
+// A zstd frame at s[0] with its content size in the header (as
+// ZSTD_compressCCtx writes it) of 1..out.size() bytes: decoded into out.
+bool decode_zstd_prefix(ByteSpan s, Bytes& out, std::uint64_t& comp, std::uint64_t& exp) {
+  const std::size_t len = ZSTD_findFrameCompressedSize(s.data(), s.size());
+  if (ZSTD_isError(len)) return false;
+  const unsigned long long content = ZSTD_getFrameContentSize(s.data(), len);
+  if (content == ZSTD_CONTENTSIZE_UNKNOWN || content == ZSTD_CONTENTSIZE_ERROR || content == 0 ||
+      content > out.size())
+    return false;
+  const std::size_t n = ZSTD_decompress(out.data(), out.size(), s.data(), len);
+  if (ZSTD_isError(n) || n != content) return false;
+  comp = len;
+  exp = n;
+  return true;
+}
+
+// zstd levels in the order they are tried: mksquashfs' default 15, zstd(1)'s
+// 3 and 19, then the rest.
+constexpr int kZstdLevels[] = {15, 3, 19, 22, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 18, 20, 21};
+
 }  // namespace
 
 bool xz_params_valid(const XzParams& p) {
-  return p.preset <= 9 && check_valid(p.check) && p.dict_size >= kXzMinDict && p.dict_size <= kXzMaxDict &&
-         (p.bcj == 0 || (p.bcj >= 4 && p.bcj <= 10));
+  if (p.codec == StreamCodec::kZstd) return p.preset >= 1 && p.preset <= 22;
+  return p.codec == StreamCodec::kXz && p.preset <= 9 && check_valid(p.check) && p.dict_size >= kXzMinDict &&
+         p.dict_size <= kXzMaxDict && (p.bcj == 0 || (p.bcj >= 4 && p.bcj <= 10));
 }
 
-std::uint64_t xz_encoder_memory(const XzParams& p) {
+std::uint64_t xz_encoder_memory(const XzParams& p, std::uint64_t input_size) {
+  if (!xz_params_valid(p)) return UINT64_MAX;
+  if (p.codec == StreamCodec::kZstd)
+    return ZSTD_estimateCCtxSize_usingCParams(ZSTD_getCParams(p.preset, input_size, 0));
   Chain c;
   if (!make_chain(p, c)) return UINT64_MAX;
   return lzma_raw_encoder_memusage(c.f);
 }
 
 Result<std::size_t> xz_encode(ByteSpan in, const XzParams& p, MutableByteSpan out) {
+  if (p.codec == StreamCodec::kZstd) {
+    if (!xz_params_valid(p)) return fail(ErrorCode::kPatchMalformed, "invalid zstd encoder settings");
+    ZSTD_CCtx* cctx = ZSTD_createCCtx();
+    if (cctx == nullptr) return fail(ErrorCode::kOutOfMemory, "zstd: out of memory");
+    const std::size_t n = ZSTD_compressCCtx(cctx, out.data(), out.size(), in.data(), in.size(), p.preset);
+    ZSTD_freeCCtx(cctx);
+    if (ZSTD_isError(n))
+      return fail(ZSTD_getErrorCode(n) == ZSTD_error_dstSize_tooSmall ? ErrorCode::kLimitExceeded
+                                                                      : ErrorCode::kInternal,
+                  std::string("zstd encoder failed: ") + ZSTD_getErrorName(n));
+    return n;
+  }
   Chain c;
   if (!make_chain(p, c)) return fail(ErrorCode::kPatchMalformed, "invalid xz encoder settings");
   const auto check = static_cast<lzma_check>(p.check);
@@ -130,7 +170,14 @@ Result<std::size_t> xz_encode(ByteSpan in, const XzParams& p, MutableByteSpan ou
   return static_cast<std::size_t>(g.s.total_out);
 }
 
-Status xz_decode(ByteSpan in, MutableByteSpan out) {
+Status xz_decode(ByteSpan in, MutableByteSpan out, StreamCodec codec) {
+  if (codec == StreamCodec::kZstd) {
+    const std::size_t len = ZSTD_findFrameCompressedSize(in.data(), in.size());
+    const std::size_t n = ZSTD_isError(len) ? len : ZSTD_decompress(out.data(), out.size(), in.data(), in.size());
+    if (ZSTD_isError(n) || len != in.size() || n != out.size())
+      return fail(ErrorCode::kDecompress, "zstd frame is corrupt or has a different length than its table says");
+    return ok();
+  }
   std::uint64_t memlimit = kDecodeMemory;
   std::size_t in_pos = 0, out_pos = 0;
   const lzma_ret r = lzma_stream_buffer_decode(&memlimit, 0, nullptr, in.data(), &in_pos, in.size(), out.data(),
@@ -148,24 +195,48 @@ std::vector<XzStream> find_xz_streams(ByteSpan image, std::uint64_t max_expanded
   int misses = 0;
   Bytes expanded(static_cast<std::size_t>(max_expanded)), trial;
   std::size_t pos = 0;
-  while (pos + kStreamHeader * 2 <= image.size()) {
-    const auto* hit = static_cast<const std::uint8_t*>(
-        memmem(image.data() + pos, image.size() - pos, kXzMagic, sizeof kXzMagic));
-    if (hit == nullptr) break;
+  const std::uint8_t* next_xz = nullptr;
+  const std::uint8_t* next_zstd = nullptr;
+  const std::uint8_t* const end = image.data() + image.size();
+  auto find = [&](const std::uint8_t*& cached, const std::uint8_t* magic, std::size_t len) {
+    const std::uint8_t* from = image.data() + pos;
+    if (cached == end || (cached != nullptr && cached >= from)) return cached;
+    auto* hit = static_cast<const std::uint8_t*>(memmem(from, image.size() - pos, magic, len));
+    cached = hit == nullptr ? end : hit;
+    return cached;
+  };
+  while (pos + 16 <= image.size()) {
+    const std::uint8_t* xz = find(next_xz, kXzMagic, sizeof kXzMagic);
+    const std::uint8_t* zs = find(next_zstd, kZstdMagic, sizeof kZstdMagic);
+    const std::uint8_t* hit = std::min(xz, zs);
+    if (hit == end) break;
     const std::size_t at = static_cast<std::size_t>(hit - image.data());
     XzStream st;
     st.offset = at;
-    if (!decode_prefix(image.subspan(at), expanded, st.comp_size, st.exp_size)) {
+    st.codec = hit == xz ? StreamCodec::kXz : StreamCodec::kZstd;
+    const bool found_one = st.codec == StreamCodec::kXz
+                               ? decode_prefix(image.subspan(at), expanded, st.comp_size, st.exp_size)
+                               : decode_zstd_prefix(image.subspan(at), expanded, st.comp_size, st.exp_size);
+    if (!found_one) {
       pos = at + 1;
       continue;
     }
     const ByteSpan comp = image.subspan(at, static_cast<std::size_t>(st.comp_size));
     const ByteSpan exp(expanded.data(), static_cast<std::size_t>(st.exp_size));
     XzParams base;
-    if (find_params && stream_settings(comp, base)) {
-      std::vector<XzParams> tries = seen;
+    base.codec = st.codec;
+    if (find_params && (st.codec == StreamCodec::kZstd || stream_settings(comp, base))) {
+      std::vector<XzParams> tries;
+      for (const XzParams& p : seen)
+        if (p.codec == st.codec) tries.push_back(p);
       const bool full = misses < kFullSearches;
-      if (full) {
+      if (full && st.codec == StreamCodec::kZstd) {
+        for (int level : kZstdLevels) {
+          XzParams p = base;
+          p.preset = static_cast<std::uint8_t>(level);
+          tries.push_back(p);
+        }
+      } else if (full) {
         for (int enc = 0; enc < 2; ++enc)
           for (int x = 0; x < 2; ++x)
             for (int preset : {6, 9, 0, 1, 2, 3, 4, 5, 7, 8}) {
@@ -176,12 +247,14 @@ std::vector<XzStream> find_xz_streams(ByteSpan image, std::uint64_t max_expanded
               tries.push_back(p);
             }
       }
-      trial.resize(comp.size());
+      trial.resize(comp.size() + 1024);  // zstd wants room past the end it reaches
       for (XzParams p : tries) {
-        // The stream's own check, dictionary and filter; the preset and encoder are tried.
-        p.check = base.check;
-        p.dict_size = base.dict_size;
-        p.bcj = base.bcj;
+        // xz: the stream's own check, dictionary and filter; the preset and encoder are tried.
+        if (p.codec == StreamCodec::kXz) {
+          p.check = base.check;
+          p.dict_size = base.dict_size;
+          p.bcj = base.bcj;
+        }
         auto n = xz_encode(exp, p, trial);
         if (n && *n == comp.size() && std::memcmp(trial.data(), comp.data(), comp.size()) == 0) {
           st.params = p;

@@ -1,9 +1,10 @@
-// Internal: whole .xz streams inside images (a squashfs' xz blocks, a
-// kernel's or an initramfs' .xz), for the compression-aware delta (format
-// version 6, docs/formats.md "Version 6: xz streams"). The generator finds
-// the streams and the encoder settings that make each again byte for byte;
-// the patcher expands OLD's streams and re-encodes NEW's with those settings.
-// The only other file that includes <lzma.h> is codec/lzma.cpp.
+// Internal: whole compressed streams inside images (a squashfs' xz or zstd
+// blocks, a kernel's or an initramfs' .xz), for the compression-aware delta
+// (format version 6, docs/formats.md "Version 6: xz streams"): .xz streams
+// and zstd frames. The generator finds the streams and the encoder settings
+// that make each again byte for byte; the patcher expands OLD's streams and
+// re-encodes NEW's with those settings. The only other files that include
+// <lzma.h> and <zstd.h> are codec/lzma.cpp and codec/zstd.cpp.
 #pragma once
 
 #include <cstdint>
@@ -19,8 +20,11 @@ namespace ota::codec {
 // mksquashfs uses, sizes in the block header) or its streaming encoder (what
 // xz(1) writes single-threaded), a preset with the dictionary from the
 // stream's block header, optionally after one BCJ filter.
+enum class StreamCodec : std::uint8_t { kXz = 0, kZstd = 1 };
+
 struct XzParams {
-  std::uint8_t preset = 6;        // 0..9
+  StreamCodec codec = StreamCodec::kXz;
+  std::uint8_t preset = 6;        // xz: 0..9; zstd: the level, 1..22 (ZSTD_compressCCtx, as mksquashfs)
   bool extreme = false;           // LZMA_PRESET_EXTREME
   std::uint8_t check = 1;         // lzma_check: 0 none, 1 CRC32, 4 CRC64, 10 SHA-256
   std::uint32_t dict_size = 1u << 17;
@@ -36,18 +40,19 @@ inline constexpr std::uint32_t kXzMaxDict = std::uint32_t{64} << 20;
 // params are well formed (a known check and filter, dictionary in range).
 bool xz_params_valid(const XzParams& params);
 
-// The memory liblzma's encoder needs for params.
-std::uint64_t xz_encoder_memory(const XzParams& params);
+// The memory the encoder needs for params and an input of input_size bytes.
+std::uint64_t xz_encoder_memory(const XzParams& params, std::uint64_t input_size);
 
 // Encodes in as one .xz stream into out; returns the bytes written, or
 // kLimitExceeded when the stream does not fit out.
 Result<std::size_t> xz_encode(ByteSpan in, const XzParams& params, MutableByteSpan out);
 
-// Decodes the single .xz stream that is exactly `in` into exactly `out`
+// Decodes the single stream that is exactly `in` into exactly `out`
 // (kDecompress when it is corrupt, longer, shorter or followed by anything).
-Status xz_decode(ByteSpan in, MutableByteSpan out);
+Status xz_decode(ByteSpan in, MutableByteSpan out, StreamCodec codec = StreamCodec::kXz);
 
 struct XzStream {
+  StreamCodec codec = StreamCodec::kXz;
   std::uint64_t offset = 0;
   std::uint64_t comp_size = 0;
   std::uint64_t exp_size = 0;
