@@ -10,6 +10,8 @@ pkg_check_modules(DIVSUFSORT REQUIRED IMPORTED_TARGET libdivsufsort libdivsufsor
 pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
 # liblzma-dev: the LZMA2 entropy stage of delta patches (libota/src/delta/codec/lzma.cpp).
 pkg_check_modules(LZMA REQUIRED IMPORTED_TARGET liblzma)
+# zlib1g-dev: deflate streams re-encoded by delta format version 6 (libota/src/delta/codec/xz.cpp).
+find_package(ZLIB REQUIRED)
 pkg_check_modules(LIBARCHIVE REQUIRED IMPORTED_TARGET libarchive)
 # libubootenv-dev: the U-Boot environment (libota/src/device/boot/uboot_env.cpp).
 pkg_check_modules(UBOOTENV REQUIRED IMPORTED_TARGET libubootenv)
@@ -20,11 +22,12 @@ pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 # relocations and data. Link the Debian static archives of libsodium and bzip2
 # where they exist. libdivsufsort ships no archive; zstd stays shared because
 # libzstd.a carries its own incompatible `divsufsort` symbol (zdict).
-option(OTA_STATIC_DEPS "Link libsodium, bzip2 and liblzma statically when Debian ships the archives" ON)
+option(OTA_STATIC_DEPS "Link libsodium, bzip2, liblzma and zlib statically when Debian ships the archives" ON)
 set(OTA_ZSTD zstd::libzstd_shared)
 set(OTA_SODIUM PkgConfig::SODIUM)
 set(OTA_BZIP2 BZip2::BZip2)
 set(OTA_LZMA PkgConfig::LZMA)
+set(OTA_ZLIB ZLIB::ZLIB)
 if(OTA_STATIC_DEPS)
   find_library(OTA_SODIUM_ARCHIVE NAMES libsodium.a)
   if(OTA_SODIUM_ARCHIVE)
@@ -42,6 +45,10 @@ if(OTA_STATIC_DEPS)
   find_library(OTA_LZMA_ARCHIVE NAMES liblzma.a)
   if(OTA_LZMA_ARCHIVE)
     set(OTA_LZMA ${OTA_LZMA_ARCHIVE})
+  endif()
+  find_library(OTA_ZLIB_ARCHIVE NAMES libz.a)
+  if(OTA_ZLIB_ARCHIVE)
+    set(OTA_ZLIB ${OTA_ZLIB_ARCHIVE})
   endif()
 endif()
 if(NOT TARGET ${OTA_ZSTD})

@@ -7,7 +7,7 @@ packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config git
   # libraries (docs/design.md, "Dependencies")
-  libdivsufsort-dev libzstd-dev liblzma-dev libsodium-dev libbz2-dev libcli11-dev nlohmann-json3-dev libexpected-dev libarchive-dev
+  libdivsufsort-dev libzstd-dev liblzma-dev zlib1g-dev libsodium-dev libbz2-dev libcli11-dev nlohmann-json3-dev libexpected-dev libarchive-dev
   libubootenv-dev libcurl4-openssl-dev
   # tests, fuzzing and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev python3 python3-jsonschema

@@ -73,6 +73,13 @@ XzParams zstd_like() {  // mksquashfs -comp zstd
   return p;
 }
 
+XzParams gzip_like() {  // mksquashfs -comp gzip: level 9, default strategy
+  XzParams p;
+  p.codec = codec::StreamCodec::kZlib;
+  p.preset = 9;
+  return p;
+}
+
 XzParams xz_tool_like() {
   XzParams p;
   p.preset = 9;
@@ -85,7 +92,8 @@ XzParams xz_tool_like() {
 }
 
 // A "filesystem": a raw superblock, blocks of 20..40 KiB each as one xz
-// stream (every fourth from the third a zstd frame) behind a 2-byte length,
+// stream (every fourth from the third a zstd frame, from the fifth a zlib
+// stream) behind a 2-byte length,
 // one stream of xz(1)'s kind, one that no preset reproduces, and raw tables
 // at the end. NEW: half the blocks edited
 // a little, a small one inserted, one gone.
@@ -111,7 +119,8 @@ Pair make_pair_of_images() {
       const Bytes s = i == 3    ? encode(blocks[i], xz_tool_like())
                       : i == 10 ? unusual_stream(blocks[i])
                       : i % 4 == 2 ? encode(blocks[i], zstd_like())
-                                   : encode(blocks[i], squashfs_like());
+                      : i % 4 == 0 && i > 0 ? encode(blocks[i], gzip_like())
+                                            : encode(blocks[i], squashfs_like());
       img.push_back(static_cast<std::uint8_t>(s.size()));
       img.push_back(static_cast<std::uint8_t>(s.size() >> 8));
       img.insert(img.end(), s.begin(), s.end());
@@ -152,6 +161,9 @@ TEST(XzStreams, FindsTheStreamsAndTheSettingsThatMakeThemAgain) {
   ASSERT_TRUE(found[6].params);
   EXPECT_EQ(found[6].codec, codec::StreamCodec::kZstd);
   EXPECT_EQ(*found[6].params, zstd_like());
+  ASSERT_TRUE(found[4].params);
+  EXPECT_EQ(found[4].codec, codec::StreamCodec::kZlib);
+  EXPECT_EQ(*found[4].params, gzip_like());
 }
 
 TEST(XzDelta, RoundTripIsVersion6AndFarSmallerThanThePlainDelta) {

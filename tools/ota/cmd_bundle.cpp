@@ -370,7 +370,7 @@ void add_build_command(CLI::App& app, Context& ctx, int& exit_code) {
                 "Keep LZMA2 deltas at format version 4: the predictor leaves ELF tables (.eh_frame_hdr, .eh_frame, "
                 "data pointers, x86-64 code addresses) alone, for devices whose patcher predates version 5");
   cmd->add_flag("--no-delta-recompress{false}", a->opt.delta_recompress,
-                "Diff xz streams (a squashfs' xz blocks) as they are, not expanded and re-encoded on the device "
+                "Diff compressed streams (a squashfs' xz, zstd or gzip blocks) as they are, not expanded and re-encoded on the device "
                 "(delta format version 6), for devices whose patcher predates version 6");
   cmd->add_flag("--no-compress", a->no_compress, "Store the full image uncompressed");
   cmd->add_flag("--no-full", a->no_full, "Ship the deltas only (devices on another base cannot install the bundle)");

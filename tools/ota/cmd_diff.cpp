@@ -143,7 +143,7 @@ void add_diff_command(CLI::App& app, Context& ctx, int& exit_code) {
                 "Keep an LZMA2 patch at format version 4: the x86/arm64 predictor leaves OLD's ELF tables "
                 "(.eh_frame_hdr, .eh_frame, data pointers, x86-64 code addresses) alone, for patchers that predate version 5");
   cmd->add_flag("--no-recompress{false}", args->recompress,
-                "Diff xz streams (a squashfs' xz blocks) as they are, not expanded and re-encoded on the device "
+                "Diff compressed streams (a squashfs' xz, zstd or gzip blocks) as they are, not expanded and re-encoded on the device "
                 "(format version 6), for patchers that predate version 6");
   cmd->add_flag("-q,--quiet", ctx.quiet, "No progress and no summary");
   cmd->add_flag("--json", ctx.json, "Print a JSON summary (sizes, hashes, timings) on stdout");

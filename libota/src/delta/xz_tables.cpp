@@ -112,6 +112,11 @@ Bytes encode_tables(const XzTables& t) {
     out.push_back(static_cast<std::uint8_t>(p.params.codec));
     if (p.params.codec == codec::StreamCodec::kZstd) {
       out.push_back(p.params.preset);
+    } else if (p.params.codec == codec::StreamCodec::kZlib) {
+      out.push_back(p.params.preset);
+      out.push_back(p.params.zlib_strategy);
+      out.push_back(p.params.zlib_mem_level);
+      out.push_back(p.params.zlib_window);
     } else {
       out.push_back(static_cast<std::uint8_t>(p.params.preset | (p.params.extreme ? 0x10 : 0) |
                                               (p.params.stream_encoder ? 0x20 : 0)));
@@ -144,7 +149,7 @@ Result<XzTables> parse_tables(ByteSpan data, const PatchHeader& h) {
     OTA_TRY_ASSIGN(auto comp, r.varint());
     OTA_TRY_ASSIGN(auto ex, r.varint());
     OTA_TRY_ASSIGN(auto kind, r.byte());
-    if (kind > static_cast<std::uint8_t>(codec::StreamCodec::kZstd))
+    if (kind > static_cast<std::uint8_t>(codec::StreamCodec::kZlib))
       return fail(malformed("OLD stream " + std::to_string(i) + " has an unknown codec"));
     if (comp < 9 || comp > kMaxXzComp || ex == 0 || ex > kMaxXzSegment)
       return fail(malformed("OLD stream " + std::to_string(i) + " has sizes out of range"));
@@ -174,6 +179,12 @@ Result<XzTables> parse_tables(ByteSpan data, const PatchHeader& h) {
     if (kind == static_cast<std::uint8_t>(codec::StreamCodec::kZstd)) {
       p.codec = codec::StreamCodec::kZstd;
       p.preset = flags;
+    } else if (kind == static_cast<std::uint8_t>(codec::StreamCodec::kZlib)) {
+      p.codec = codec::StreamCodec::kZlib;
+      p.preset = flags;
+      OTA_TRY_ASSIGN(p.zlib_strategy, r.byte());
+      OTA_TRY_ASSIGN(p.zlib_mem_level, r.byte());
+      OTA_TRY_ASSIGN(p.zlib_window, r.byte());
     } else {
       if (kind != static_cast<std::uint8_t>(codec::StreamCodec::kXz) || (flags & 0xc0) != 0)
         return fail(malformed("NEW stream " + std::to_string(i) + " has unknown settings"));

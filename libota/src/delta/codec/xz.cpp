@@ -4,11 +4,13 @@
 #define ZSTD_STATIC_LINKING_ONLY  // ZSTD_estimateCCtxSize
 #include <zstd.h>
 #include <zstd_errors.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace ota::codec {
 namespace {
@@ -109,6 +111,42 @@ bool decode_zstd_prefix(ByteSpan s, Bytes& out, std::uint64_t& comp, std::uint64
   return true;
 }
 
+// A zlib stream at s[0] (CMF 0x78, a 32 KiB window, no preset dictionary)
+// that inflates to 1..out.size() bytes.
+bool decode_zlib_prefix(ByteSpan s, Bytes& out, std::uint64_t& comp, std::uint64_t& exp) {
+  if (s.size() < 8 || s[0] != 0x78 || (s[1] & 0x20) != 0 || ((s[0] << 8) | s[1]) % 31 != 0) return false;
+  z_stream z{};
+  if (inflateInit2(&z, 15) != Z_OK) return false;
+  z.next_in = const_cast<Bytef*>(s.data());
+  z.avail_in = static_cast<uInt>(std::min<std::size_t>(s.size(), UINT32_MAX));
+  z.next_out = out.data();
+  z.avail_out = static_cast<uInt>(out.size());
+  const int r = inflate(&z, Z_FINISH);
+  comp = z.total_in;
+  exp = z.total_out;
+  inflateEnd(&z);
+  return r == Z_STREAM_END && exp > 0;
+}
+
+// The settings a zlib stream's header allows: the levels of its FLEVEL
+// (0: 1, 1: 2..5, 2: 6, 3: 7..9), first the likeliest, each strategy.
+std::vector<XzParams> zlib_candidates(ByteSpan s) {
+  static const std::vector<std::vector<int>> kLevels = {{1}, {5, 4, 3, 2}, {6}, {9, 8, 7}};
+  std::vector<XzParams> out;
+  for (int mem : {8, 9})
+    for (int strategy : {0, 1, 3, 2, 4})
+      for (int level : kLevels[s[1] >> 6]) {
+        XzParams p;
+        p.codec = StreamCodec::kZlib;
+        p.preset = static_cast<std::uint8_t>(level);
+        p.zlib_strategy = static_cast<std::uint8_t>(strategy);
+        p.zlib_mem_level = static_cast<std::uint8_t>(mem);
+        p.zlib_window = static_cast<std::uint8_t>((s[0] >> 4) + 8);
+        out.push_back(p);
+      }
+  return out;
+}
+
 // zstd levels in the order they are tried: mksquashfs' default 15, zstd(1)'s
 // 3 and 19, then the rest.
 constexpr int kZstdLevels[] = {15, 3, 19, 22, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 18, 20, 21};
@@ -117,6 +155,9 @@ constexpr int kZstdLevels[] = {15, 3, 19, 22, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12
 
 bool xz_params_valid(const XzParams& p) {
   if (p.codec == StreamCodec::kZstd) return p.preset >= 1 && p.preset <= 22;
+  if (p.codec == StreamCodec::kZlib)
+    return p.preset >= 1 && p.preset <= 9 && p.zlib_strategy <= 4 && p.zlib_mem_level >= 1 && p.zlib_mem_level <= 9 &&
+           p.zlib_window >= 9 && p.zlib_window <= 15;
   return p.codec == StreamCodec::kXz && p.preset <= 9 && check_valid(p.check) && p.dict_size >= kXzMinDict &&
          p.dict_size <= kXzMaxDict && (p.bcj == 0 || (p.bcj >= 4 && p.bcj <= 10));
 }
@@ -125,12 +166,29 @@ std::uint64_t xz_encoder_memory(const XzParams& p, std::uint64_t input_size) {
   if (!xz_params_valid(p)) return UINT64_MAX;
   if (p.codec == StreamCodec::kZstd)
     return ZSTD_estimateCCtxSize_usingCParams(ZSTD_getCParams(p.preset, input_size, 0));
+  if (p.codec == StreamCodec::kZlib)  // zlib.h's figure for deflate, plus its state
+    return (std::uint64_t{1} << (p.zlib_window + 2)) + (std::uint64_t{1} << (p.zlib_mem_level + 9)) + 8192;
   Chain c;
   if (!make_chain(p, c)) return UINT64_MAX;
   return lzma_raw_encoder_memusage(c.f);
 }
 
 Result<std::size_t> xz_encode(ByteSpan in, const XzParams& p, MutableByteSpan out) {
+  if (p.codec == StreamCodec::kZlib) {
+    if (!xz_params_valid(p)) return fail(ErrorCode::kPatchMalformed, "invalid zlib encoder settings");
+    z_stream z{};
+    if (deflateInit2(&z, p.preset, Z_DEFLATED, p.zlib_window, p.zlib_mem_level, p.zlib_strategy) != Z_OK)
+      return fail(ErrorCode::kOutOfMemory, "zlib: deflateInit2 failed");
+    z.next_in = const_cast<Bytef*>(in.data());
+    z.avail_in = static_cast<uInt>(in.size());
+    z.next_out = out.data();
+    z.avail_out = static_cast<uInt>(std::min<std::size_t>(out.size(), UINT32_MAX));
+    const int r = deflate(&z, Z_FINISH);
+    const std::size_t n = z.total_out;
+    deflateEnd(&z);
+    if (r != Z_STREAM_END) return fail(ErrorCode::kLimitExceeded, "zlib stream does not fit");
+    return n;
+  }
   if (p.codec == StreamCodec::kZstd) {
     if (!xz_params_valid(p)) return fail(ErrorCode::kPatchMalformed, "invalid zstd encoder settings");
     ZSTD_CCtx* cctx = ZSTD_createCCtx();
@@ -171,6 +229,19 @@ Result<std::size_t> xz_encode(ByteSpan in, const XzParams& p, MutableByteSpan ou
 }
 
 Status xz_decode(ByteSpan in, MutableByteSpan out, StreamCodec codec) {
+  if (codec == StreamCodec::kZlib) {
+    z_stream z{};
+    if (inflateInit2(&z, 15) != Z_OK) return fail(ErrorCode::kOutOfMemory, "zlib: inflateInit2 failed");
+    z.next_in = const_cast<Bytef*>(in.data());
+    z.avail_in = static_cast<uInt>(in.size());
+    z.next_out = out.data();
+    z.avail_out = static_cast<uInt>(out.size());
+    const int r = inflate(&z, Z_FINISH);
+    const bool exact = r == Z_STREAM_END && z.total_in == in.size() && z.total_out == out.size();
+    inflateEnd(&z);
+    if (!exact) return fail(ErrorCode::kDecompress, "zlib stream is corrupt or has a different length than its table says");
+    return ok();
+  }
   if (codec == StreamCodec::kZstd) {
     const std::size_t len = ZSTD_findFrameCompressedSize(in.data(), in.size());
     const std::size_t n = ZSTD_isError(len) ? len : ZSTD_decompress(out.data(), out.size(), in.data(), in.size());
@@ -205,18 +276,37 @@ std::vector<XzStream> find_xz_streams(ByteSpan image, std::uint64_t max_expanded
     cached = hit == nullptr ? end : hit;
     return cached;
   };
+  const std::uint8_t* next_zlib = nullptr;
+  // The next zlib header as zlib writes it: 0x78 (a 32 KiB window) and the
+  // FLG byte of its FLEVEL with no preset dictionary (01, 5E, 9C or DA).
+  auto find_zlib = [&]() {
+    const std::uint8_t* from = image.data() + pos;
+    if (next_zlib == end || (next_zlib != nullptr && next_zlib >= from)) return next_zlib;
+    next_zlib = end;
+    for (const std::uint8_t* q = from; q + 1 < end; ++q) {
+      q = static_cast<const std::uint8_t*>(std::memchr(q, 0x78, static_cast<std::size_t>(end - q)));
+      if (q == nullptr || q + 1 >= end) break;
+      if (q[1] == 0x01 || q[1] == 0x5E || q[1] == 0x9C || q[1] == 0xDA) {
+        next_zlib = q;
+        break;
+      }
+    }
+    return next_zlib;
+  };
   while (pos + 16 <= image.size()) {
     const std::uint8_t* xz = find(next_xz, kXzMagic, sizeof kXzMagic);
     const std::uint8_t* zs = find(next_zstd, kZstdMagic, sizeof kZstdMagic);
-    const std::uint8_t* hit = std::min(xz, zs);
+    const std::uint8_t* zl = find_zlib();
+    const std::uint8_t* hit = std::min({xz, zs, zl});
     if (hit == end) break;
     const std::size_t at = static_cast<std::size_t>(hit - image.data());
     XzStream st;
     st.offset = at;
-    st.codec = hit == xz ? StreamCodec::kXz : StreamCodec::kZstd;
-    const bool found_one = st.codec == StreamCodec::kXz
-                               ? decode_prefix(image.subspan(at), expanded, st.comp_size, st.exp_size)
-                               : decode_zstd_prefix(image.subspan(at), expanded, st.comp_size, st.exp_size);
+    st.codec = hit == xz ? StreamCodec::kXz : hit == zs ? StreamCodec::kZstd : StreamCodec::kZlib;
+    const ByteSpan rest = image.subspan(at);
+    const bool found_one = st.codec == StreamCodec::kXz     ? decode_prefix(rest, expanded, st.comp_size, st.exp_size)
+                           : st.codec == StreamCodec::kZstd ? decode_zstd_prefix(rest, expanded, st.comp_size, st.exp_size)
+                                                            : decode_zlib_prefix(rest, expanded, st.comp_size, st.exp_size);
     if (!found_one) {
       pos = at + 1;
       continue;
@@ -225,12 +315,14 @@ std::vector<XzStream> find_xz_streams(ByteSpan image, std::uint64_t max_expanded
     const ByteSpan exp(expanded.data(), static_cast<std::size_t>(st.exp_size));
     XzParams base;
     base.codec = st.codec;
-    if (find_params && (st.codec == StreamCodec::kZstd || stream_settings(comp, base))) {
+    if (find_params && (st.codec != StreamCodec::kXz || stream_settings(comp, base))) {
       std::vector<XzParams> tries;
       for (const XzParams& p : seen)
         if (p.codec == st.codec) tries.push_back(p);
       const bool full = misses < kFullSearches;
-      if (full && st.codec == StreamCodec::kZstd) {
+      if (full && st.codec == StreamCodec::kZlib) {
+        for (const XzParams& p : zlib_candidates(comp)) tries.push_back(p);
+      } else if (full && st.codec == StreamCodec::kZstd) {
         for (int level : kZstdLevels) {
           XzParams p = base;
           p.preset = static_cast<std::uint8_t>(level);

@@ -1,10 +1,11 @@
-// Internal: whole compressed streams inside images (a squashfs' xz or zstd
-// blocks, a kernel's or an initramfs' .xz), for the compression-aware delta
-// (format version 6, docs/formats.md "Version 6: xz streams"): .xz streams
-// and zstd frames. The generator finds the streams and the encoder settings
+// Internal: whole compressed streams inside images (a squashfs' xz, zstd or
+// gzip blocks, a kernel's or an initramfs' .xz), for the compression-aware
+// delta (format version 6, docs/formats.md "Version 6: xz streams"): .xz
+// streams, zstd frames and zlib streams. The generator finds the streams and the encoder settings
 // that make each again byte for byte; the patcher expands OLD's streams and
 // re-encodes NEW's with those settings. The only other files that include
-// <lzma.h> and <zstd.h> are codec/lzma.cpp and codec/zstd.cpp.
+// <lzma.h> and <zstd.h> are codec/lzma.cpp and codec/zstd.cpp; no other
+// includes <zlib.h>.
 #pragma once
 
 #include <cstdint>
@@ -20,16 +21,20 @@ namespace ota::codec {
 // mksquashfs uses, sizes in the block header) or its streaming encoder (what
 // xz(1) writes single-threaded), a preset with the dictionary from the
 // stream's block header, optionally after one BCJ filter.
-enum class StreamCodec : std::uint8_t { kXz = 0, kZstd = 1 };
+enum class StreamCodec : std::uint8_t { kXz = 0, kZstd = 1, kZlib = 2 };
 
 struct XzParams {
   StreamCodec codec = StreamCodec::kXz;
-  std::uint8_t preset = 6;        // xz: 0..9; zstd: the level, 1..22 (ZSTD_compressCCtx, as mksquashfs)
+  std::uint8_t preset = 6;        // xz: 0..9; zstd: the level, 1..22 (ZSTD_compressCCtx, as mksquashfs);
+                                  // zlib: the level, 1..9 (deflateInit2, as mksquashfs -comp gzip)
   bool extreme = false;           // LZMA_PRESET_EXTREME
   std::uint8_t check = 1;         // lzma_check: 0 none, 1 CRC32, 4 CRC64, 10 SHA-256
   std::uint32_t dict_size = 1u << 17;
   std::uint8_t bcj = 0;           // 0, or a BCJ filter's .xz id (4 x86 .. 10 arm64)
   bool stream_encoder = false;    // xz(1)'s streaming encoder, else the buffer encoder
+  std::uint8_t zlib_strategy = 0;   // zlib: Z_DEFAULT_STRATEGY .. Z_FIXED (0..4)
+  std::uint8_t zlib_mem_level = 8;  // zlib: 1..9
+  std::uint8_t zlib_window = 15;    // zlib: windowBits 9..15
 
   bool operator==(const XzParams&) const = default;
 };
