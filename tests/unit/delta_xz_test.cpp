@@ -262,12 +262,19 @@ TEST(XzDelta, ResumesAtEveryFrameBoundaryWithTheRealNewOffset) {
       EXPECT_EQ(*got, pair().new_image) << "frame " << rp.frame;
     }
   }
-  // A damaged prefix is caught by the real NEW's hash.
+  // A damaged prefix, in raw bytes or inside a stream (which then does not
+  // decode), is "new mismatch" at the end: what makes the agent start over.
   const auto& rp = pts[pts.size() / 2];
+  ASSERT_GT(rp.new_offset, 1002u + 2000u);
   Bytes prefix(pair().new_image.begin(), pair().new_image.begin() + static_cast<std::ptrdiff_t>(rp.new_offset));
-  prefix[prefix.size() / 2] ^= 1;
-  auto got = resume(rp, true, prefix);
-  ASSERT_FALSE(got);
+  Result<Bytes> got = Bytes{};
+  for (std::size_t at : {std::size_t{500}, std::size_t{1002 + 1000}}) {  // the raw superblock; stream 0
+    Bytes bad = prefix;
+    bad[at] ^= 1;
+    got = resume(rp, true, bad);
+    ASSERT_FALSE(got) << at;
+    EXPECT_EQ(got.error().code, ErrorCode::kNewMismatch) << at << ": " << got.error().message;
+  }
   // A point that is not one of the patch's is refused.
   ResumePoint off = rp;
   off.new_offset += 1;

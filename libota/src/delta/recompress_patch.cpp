@@ -149,7 +149,7 @@ class RecompressPatcher final : public detail::StickyPatcher {
       return fail(ErrorCode::kUsage, "resuming needs the NEW bytes already written (written_prefix)");
     OTA_TRY_CTX(hash_range(*opt_.written_prefix, 0, rp.new_offset, rc_->hasher()), "reading back NEW");
     rc_->resume_at(exp, rp.new_offset);
-    new_x_.emplace(*opt_.written_prefix, t_.new_pieces, h_.expanded_new_size);
+    new_x_.emplace(*opt_.written_prefix, t_.new_pieces, h_.expanded_new_size, 2, /*lenient=*/true);
     inner.written_prefix = &*new_x_;
     inner.resume = ResumePoint{rp.frame, rp.patch_offset - shift_, exp};
     return ok();

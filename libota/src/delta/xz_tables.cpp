@@ -340,8 +340,10 @@ Result<ByteSpan> ExpandedSource::decoded(std::size_t i) const {
   comp_.resize(static_cast<std::size_t>(p.real_size));
   s.bytes.resize(static_cast<std::size_t>(p.exp_size));
   OTA_TRY(real_.read_at(p.real_offset, comp_));
-  if (auto st = codec::xz_decode(comp_, s.bytes, p.params.codec); !st)
-    return fail(st.error().with_context("the xz stream at offset " + std::to_string(p.real_offset)));
+  if (auto st = codec::xz_decode(comp_, s.bytes, p.params.codec); !st) {
+    if (!lenient_) return fail(st.error().with_context("the compressed stream at offset " + std::to_string(p.real_offset)));
+    std::fill(s.bytes.begin(), s.bytes.end(), std::uint8_t{0});
+  }
   s.piece = i;
   return ByteSpan(s.bytes);
 }

@@ -87,9 +87,13 @@ std::size_t piece_at(const std::vector<XzPiece>& pieces, std::uint64_t off);
 // resume for the NEW prefix already written.
 class ExpandedSource final : public Source {
  public:
+  // lenient: a stream that does not decode reads as zeros instead of
+  // failing (the NEW prefix already written, read back on resume: a damaged
+  // prefix must fail the final hash check, "new mismatch", which makes the
+  // agent start over, not the resume itself).
   ExpandedSource(const Source& real, const std::vector<XzPiece>& pieces, std::uint64_t size,
-                 std::size_t slots = 2)
-      : real_(real), pieces_(pieces), size_(size), slots_(slots) {}
+                 std::size_t slots = 2, bool lenient = false)
+      : real_(real), pieces_(pieces), size_(size), lenient_(lenient), slots_(slots) {}
   std::uint64_t decodes() const { return decodes_; }
   std::uint64_t size() const override { return size_; }
   Status read_at(std::uint64_t offset, MutableByteSpan out) const override;
@@ -102,6 +106,7 @@ class ExpandedSource final : public Source {
   const Source& real_;
   const std::vector<XzPiece>& pieces_;
   std::uint64_t size_;
+  bool lenient_;
   struct Slot {
     std::size_t piece = SIZE_MAX;
     std::uint64_t used = 0;
