@@ -183,6 +183,57 @@ TEST_F(AgentTest, WrongBaseFallsBackToTheFullPayload) {
   EXPECT_EQ(prefix(dev->bank_b.survivors(), image_.size()), image_);
 }
 
+// A signed delta whose records make other bytes than the image it names, as
+// a device whose compression library re-encodes a version-6 stream
+// differently sees it: the agent abandons it and installs the full image,
+// in the same call through reopen, else at the next install.
+TEST_F(AgentTest, ADeltaThatDoesNotMakeItsTargetFallsBackToTheFullImage) {
+  delta::DiffOptions o;
+  o.compression = delta::Compression::kNone;  // the inserted bytes stay literal in the patch
+  o.frame_log = 12;
+  VectorWriter w;
+  ASSERT_TRUE(delta::diff(base_, image_, w, o));
+  Bytes bad = w.data();
+  const Bytes inserted = test::random_bytes(3000, 502);  // as SetUp inserts
+  auto at = std::search(bad.begin(), bad.end(), inserted.begin() + 100, inserted.begin() + 132);
+  ASSERT_NE(at, bad.end());
+  *at ^= 0x5a;
+  manifest::Manifest m = test::simple_manifest(image_, 4096);
+  m.hardware = {"board"};
+  manifest::Payload d = test::payload_for("delta.otd", bad, 4096, manifest::PayloadKind::kDelta,
+                                          manifest::Compression::kOtaDelta);
+  d.base_size = base_.size();
+  d.base_hash = content_hash(base_);
+  m.payloads.insert(m.payloads.begin(), d);
+  const Bytes bundle = test::write_mem_bundle(m, {bad, image_}, keys_.ptrs({0})).bytes;
+  auto reopen = [&]() -> Result<std::unique_ptr<Reader>> {
+    return std::unique_ptr<Reader>(std::make_unique<CountingReader>(bundle));
+  };
+  for (bool with_reopen : {true, false}) {
+    SCOPED_TRACE(with_reopen ? "reopen" : "next install");
+    auto dev = fresh(base_);
+    Agent a = dev->agent();
+    CountingReader in(bundle);
+    auto rep = with_reopen ? a.install(in, reopen) : a.install(in);
+    if (!with_reopen) {
+      ASSERT_FALSE(rep);
+      EXPECT_EQ(rep.error().code, ErrorCode::kNewMismatch);
+      EXPECT_EQ(prefix(dev->bank_a.survivors(), base_.size()), base_);
+      auto st = a.state();
+      ASSERT_TRUE(st);
+      EXPECT_EQ(st->install.stage, Stage::kNone);  // abandoned: nothing to resume
+      CountingReader again(bundle);
+      rep = a.install(again);
+    }
+    ASSERT_TRUE(rep) << rep.error().message;
+    EXPECT_FALSE(rep->delta);
+    EXPECT_EQ(rep->payload, "full.img");
+    ASSERT_TRUE(dev->bank_b.sync());
+    EXPECT_EQ(prefix(dev->bank_b.survivors(), image_.size()), image_);
+    EXPECT_EQ(prefix(dev->bank_a.survivors(), base_.size()), base_);
+  }
+}
+
 // With a way to reopen the bundle, the agent takes the only delta at once and
 // checks its base while patching: a wrong base falls back to the full image
 // within the same call; a right one leaves the active bank's hash cached.

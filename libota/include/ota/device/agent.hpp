@@ -157,7 +157,12 @@ class Agent {
   // `reopen` (the same bundle from its start), a device whose active bank's
   // hash is not cached yet takes the only delta that could apply at once and
   // checks its base while patching, falling back through reopen() if the
-  // base was wrong; without it, the active bank is hashed first.
+  // base was wrong; without it, the active bank is hashed first. A delta
+  // that, written from its start, does not make the manifest's image
+  // (kNewMismatch: a device whose compression library re-encodes a format
+  // version 6 stream differently) is abandoned and left out from then on by
+  // this Agent for that manifest: through reopen() the same call installs
+  // another payload (the full image); without it, the next install does.
   Result<InstallReport> install(Reader& bundle,
                                 const std::function<Result<std::unique_ptr<Reader>>()>& reopen = {});
   // Run on every boot: commits a trial that booted and passed the health
@@ -203,6 +208,9 @@ class Agent {
   Status prepare_reuse(State& s, VerifiedBundle& v, std::size_t index, boot::Slot active, std::size_t first_chunk);
   struct ReuseState;
   std::shared_ptr<ReuseState> reuse_;
+  // The manifest and name of a delta that did not make its target from its
+  // start (left out by choose_payload from then on).
+  std::optional<std::pair<Digest, std::string>> failed_delta_;
   // 6. The target boots once; then the reboot.
   Status begin_trial(State& s, boot::BootControl& bc);
   Status save(const State& s);

@@ -68,6 +68,8 @@ struct ChooseInput {
   // The stored bytes a reuse install of chunks payload `index` would fetch
   // (reads its index and plans; ota/device/reuse.hpp). Empty: not asked.
   std::function<Result<std::uint64_t>(std::size_t index)> reuse_cost;
+  // A delta not to take (it did not make its target on this device).
+  const std::string* excluded = nullptr;
 };
 // Resuming: the payload in progress. Otherwise, with `speculate` and no
 // chunks payload in the bundle, the only delta that fits the active bank when

@@ -100,6 +100,11 @@ Result<Digest> Agent::bank_hash(boot::Slot slot, std::uint64_t size, State& s) {
 
 Result<InstallReport> Agent::install(Reader& bundle, const std::function<Result<std::unique_ptr<Reader>>()>& reopen) {
   auto first = install_once(bundle, static_cast<bool>(reopen));
+  if (!first && first.error().code == ErrorCode::kNewMismatch && failed_delta_ && reopen) {
+    // The delta did not make its target here: once more, without it.
+    OTA_TRY_ASSIGN(auto again, reopen());
+    return install_once(*again, false);
+  }
   if (first || first.error().code != ErrorCode::kOldMismatch || !reopen) return first;
   // The speculative delta did not apply (its base hash is cached now): once
   // more from the start of the bundle, which picks another payload.
@@ -132,7 +137,8 @@ Result<PayloadChoice> choose_payload(const ChooseInput& in) {
     return fail(ErrorCode::kNoPayload, "the payload in progress (" + *in.resuming + ") is not in the bundle");
   }
   auto fits = [&](const manifest::Payload& p) {
-    return p.kind == manifest::PayloadKind::kDelta && p.base_size <= in.active_bank_size;
+    return p.kind == manifest::PayloadKind::kDelta && p.base_size <= in.active_bank_size &&
+           !(in.excluded && p.name == *in.excluded);
   };
   const std::optional<BankInfo>& info = *in.active;
   // One delta that could apply and no cached hash of the active bank for its
@@ -242,6 +248,7 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
   ci.active = &s.banks[index_of(active)];
   ci.active_bank_size = d_.banks[index_of(active)]->size();
   ci.speculate = speculate;
+  if (failed_delta_ && failed_delta_->first == v.manifest_hash) ci.excluded = &failed_delta_->second;
   ci.active_hash = [&](std::uint64_t size) { return bank_hash(active, size, s); };
   reuse_.reset();
   ci.reuse_cost = [&](std::size_t index) -> Result<std::uint64_t> {
@@ -372,6 +379,17 @@ Status Agent::write_payload(State& s, VerifiedBundle& v, std::size_t index, boot
       OTA_TRY(save(s));
       return fail(ErrorCode::kOldMismatch,
                   "the active bank is not the base of " + p.name + "; install again to use another payload");
+    }
+    if (!done && done.error().code == ErrorCode::kNewMismatch && !report.resumed) {
+      // Written from its start and still not the target: not a damaged
+      // checkpoint but the delta itself on this device. Abandoned and left
+      // out, so that the next choice is another payload.
+      failed_delta_.emplace(v.manifest_hash, p.name);
+      OTA_TRY(advance(s.install.stage, InstallEvent::kAbandon));
+      s.install = InstallRecord{};
+      OTA_TRY(save(s));
+      return fail(done.error().with_context("the delta " + p.name + " does not make the target on this device; "
+                                             "install again to use another payload"));
     }
     if (done) {
       const auto* h = patcher->header();
