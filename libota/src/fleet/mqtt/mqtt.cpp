@@ -99,9 +99,11 @@ class MosquittoClient final : public Client {
       if (lrc != MOSQ_ERR_SUCCESS)
         return fail(ErrorCode::kMqtt, "mqtt: cannot start the network thread: " + mosq_error(lrc));
       loop_started_ = true;
-    } else if (rc == MOSQ_ERR_ERRNO || rc == MOSQ_ERR_EAI) {
-      // Refused or unresolved at once. libmosquitto's loop does not retry a
-      // first connection that never got going (2.0.11): the supervisor does.
+    } else if (rc == MOSQ_ERR_ERRNO || rc == MOSQ_ERR_EAI || rc == MOSQ_ERR_CONN_LOST) {
+      // Refused, unresolved, or closed by the broker while sending CONNECT
+      // (a broker still starting or restarting) at once. libmosquitto's loop
+      // does not retry a first connection that never got going (2.0.11): the
+      // supervisor does.
       std::lock_guard lock(mu_);
       restart_ = true;
     } else {
