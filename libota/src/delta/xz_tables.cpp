@@ -301,7 +301,9 @@ void keep_covers_local(const std::vector<XzPiece>& old_pieces, std::size_t slots
       }
       pos += len;
     };
-    for (const auto& [i, n] : r) {
+    for (const auto& entry : r) {
+      const std::size_t i = entry.first;  // not a structured binding: the lambda below captures it
+      const std::uint64_t n = entry.second;
       const std::uint64_t from = std::max(b.old_pos, old_pieces[i].exp_offset);
       segment(from - pos, true);  // raw bytes before the stream
       const bool cached = std::any_of(cache.begin(), cache.end(), [&](const auto& c) { return c.first == i; });
