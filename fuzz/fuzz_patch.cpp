@@ -54,8 +54,10 @@ void run_delta(std::uint8_t control, ByteSpan chunk_sizes, ByteSpan patch) {
   opt.hash_in_background = (control & fuzz::kBackground) != 0;
   std::uint64_t frames_seen = 0, last_new = 0;
   opt.on_frame = [&](const delta::ResumePoint& p) {
-    ++frames_seen;
-    check(p.frame == frames_seen);
+    // Frames in order; a version-6 patch reports only the boundaries where
+    // the real NEW is complete, so it may skip some.
+    check(p.frame > frames_seen);
+    frames_seen = p.frame;
     check(p.new_offset > last_new);
     last_new = p.new_offset;
     return ok();
