@@ -19,6 +19,8 @@ packages=(
   nginx-light
   # MQTT for campaigns: libmosquitto, and the broker and clients of the tests and examples/mosquitto
   mosquitto mosquitto-clients libmosquitto-dev
+  # the campaign controller's metrics server, and the Prometheus that its integration test scrapes it with
+  libmicrohttpd-dev prometheus
 )
 
 missing=()

@@ -17,6 +17,7 @@
 #include "ota/release/keys.hpp"
 #include "ota/release/trust.hpp"
 #include "support/fleet.hpp"
+#include "support/prometheus.hpp"
 
 namespace ota {
 namespace {
@@ -125,6 +126,77 @@ TEST_F(Campaigns, FailingHealthChecksPauseAtTheFailureGateThenAbortSkipsTheRest)
   ASSERT_TRUE(eventually([&] { return obs.count("bad-release", cp::Phase::kAborted) == 8; }, 15s)) << logs();
   for (std::size_t i = 4; i < devices_.size(); ++i) EXPECT_TRUE(untouched(devices_[i])) << devices_[i].id;
   EXPECT_EQ(decisions("bad-release"), (std::vector<std::string>{"pause", "abort"}));
+}
+
+// `ota campaign run --metrics`: a real Prometheus scrapes the controller
+// while a bad release pauses at the failure gate, and its HTTP API returns
+// what the controller's status says.
+TEST_F(Campaigns, PrometheusScrapesWavesPhasesFailuresAndTheJournalFromTheController) {
+  ASSERT_FALSE(find_prometheus().empty()) << "Debian's prometheus is needed (scripts/install-deps.sh)";
+  start_broker();
+  Observer obs(broker_->port());
+  const std::vector<std::uint32_t> waves{2500, 10000};
+  for (const auto& id : ids_in_wave("metered", waves, 0, 3, "m")) start(add_device(id, false));
+  for (const auto& id : ids_in_wave("metered", waves, 1, 5, "m")) start(add_device(id, true));
+  auto p = publish("metered", {"--waves", "25,100", "--min-sample", "3", "--failure-threshold", "0.25"});
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  // A bad address is a usage error before anything starts.
+  auto bad = ota({"campaign", "run", "metered", "--broker", broker_url(), "--dir", path("campaigns"), "--metrics",
+                  "metrics.example:9464"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("--metrics"), std::string::npos) << bad.err;
+
+  const int port = free_loopback_port();
+  run_controller("metered", {"--metrics", "127.0.0.1:" + std::to_string(port)});
+  ::mkdir(path("prometheus").c_str(), 0700);
+  Prometheus prom(path("prometheus"), {"127.0.0.1:" + std::to_string(port)});
+  ASSERT_TRUE(prom.running()) << prom.log();
+  const std::string c = "campaign=\"metered\"";
+  auto one = [&](const std::string& q) {
+    auto r = prom.query(q);
+    return r.size() == 1 ? r.begin()->second : -1.0;
+  };
+  // The failure gate pauses the campaign once the three bad devices rolled back.
+  ASSERT_TRUE(eventually([&] { return one("ota_campaign_state{" + c + ",state=\"paused\"}") == 1; }, 90s))
+      << logs() << prom.log();
+  ASSERT_TRUE(eventually([&] { return one("ota_campaign_journal_unsynced_results{" + c + "}") == 0; }, 10s));
+  EXPECT_EQ(one("up{job=\"ota\"}"), 1);
+  EXPECT_EQ(one("ota_campaign_state{" + c + ",state=\"running\"}"), 0);
+  EXPECT_EQ(one("ota_campaign_waves{" + c + "}"), 2);
+  EXPECT_EQ(one("ota_campaign_waves_open{" + c + "}"), 1);
+  EXPECT_EQ(one("ota_campaign_wave_share{" + c + ",wave=\"1\"}"), 0.25);
+  EXPECT_EQ(one("ota_campaign_gate_threshold{" + c + ",gate=\"failure\"}"), 0.25);
+  EXPECT_EQ(one("ota_campaign_wave_devices{" + c + ",wave=\"1\",outcome=\"rolled_back\"}"), 3);
+  EXPECT_EQ(one("ota_campaign_wave_devices{" + c + ",wave=\"2\",outcome=\"pending\"}"), 5);
+  EXPECT_EQ(one("ota_campaign_devices{" + c + ",phase=\"rolled-back\"}"), 3);
+  EXPECT_EQ(one("ota_campaign_devices{" + c + ",phase=\"waiting\"}"), 5);
+  // Failures by reason: the devices' own words.
+  auto reasons = prom.query("ota_campaign_device_failures{" + c + "}");
+  ASSERT_EQ(reasons.size(), 1u);
+  EXPECT_NE(reasons.begin()->first.find("health check failed"), std::string::npos) << reasons.begin()->first;
+  EXPECT_EQ(reasons.begin()->second, 3);
+  // Bytes, reports, decisions and the journal.
+  EXPECT_GT(one("ota_campaign_bytes_fetched{" + c + "}"), 0);
+  EXPECT_EQ(one("ota_campaign_wave_bytes_fetched{" + c + ",wave=\"1\"}"), one("ota_campaign_bytes_fetched{" + c + "}"));
+  EXPECT_GE(one("ota_campaign_reports_total{" + c + "}"), 8);
+  EXPECT_GE(one("ota_campaign_results_total{" + c + "}"), 3);
+  EXPECT_EQ(one("ota_campaign_decisions_total{" + c + "}"), 1);  // the pause
+  EXPECT_GE(one("ota_campaign_journal_syncs_total{" + c + "}"), 1);
+  EXPECT_GT(one("ota_campaign_journal_last_sync_timestamp_seconds{" + c + "}"), 1.7e9);
+  // rate() over the counter answers once two scrapes exist (reports/s, as a dashboard graphs it).
+  EXPECT_TRUE(eventually([&] { return one("rate(ota_campaign_reports_total{" + c + "}[1m])") >= 0; }, 10s));
+  EXPECT_GE(one("ota_campaign_reports_per_second{" + c + "}"), 0);
+  // The same figures as the controller's retained status.
+  Json st = status("metered");
+  const auto& w = st["controller_status"]["waves"];
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_EQ(one("ota_campaign_wave_devices{" + c + ",wave=\"1\",outcome=\"targeted\"}"), w[0]["targeted"].get<double>());
+  EXPECT_EQ(one("ota_campaign_wave_devices{" + c + ",wave=\"2\",outcome=\"targeted\"}"), w[1]["targeted"].get<double>());
+  // Abort: the controller exits and its target goes down.
+  auto a = ota({"campaign", "abort", "metered", "--fleet", kFleet, "--broker", broker_url(), "--key", path("operator.key")});
+  ASSERT_EQ(a.exit_code, 0) << a.err << logs();
+  EXPECT_EQ(controller_->wait(30s), 63) << logs();
+  EXPECT_TRUE(eventually([&] { return one("up{job=\"ota\"}") == 0; }, 15s));
 }
 
 TEST_F(Campaigns, AbortStopsDevicesMidDownloadAndTheyKeepTheirOldImage) {

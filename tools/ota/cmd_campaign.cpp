@@ -6,13 +6,16 @@
 #include <cstdio>
 #include <ctime>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include "broker.hpp"
 #include "cli.hpp"
 #include "ota/fleet/campaign.hpp"
 #include "ota/fleet/controller.hpp"
+#include "ota/fleet/http_server.hpp"
 #include "ota/fleet/identity.hpp"
+#include "ota/fleet/metrics.hpp"
 #include "ota/fleet/mqtt.hpp"
 #include "ota/release/trust.hpp"
 
@@ -34,7 +37,29 @@ struct RunArgs {
   std::string id, dir = "campaigns";
   bool exit_on_pause = false;
   std::string pace_step = "60s";
+  std::string metrics;  // HOST:PORT to serve Prometheus metrics on, or empty
   BrokerArgs broker;
+};
+
+// The metrics text the controller last computed, for the server's thread.
+class MetricsPage {
+ public:
+  void set(std::string text) {
+    std::lock_guard<std::mutex> lock(mu_);
+    text_ = std::move(text);
+  }
+  httpd::Response get(const std::string& path) const {
+    if (path == "/metrics") {
+      std::lock_guard<std::mutex> lock(mu_);
+      return {200, cp::kMetricsContentType, text_};
+    }
+    if (path == "/") return {200, "text/plain; charset=utf-8", "ota campaign controller: metrics at /metrics\n"};
+    return {404, "text/plain; charset=utf-8", "not found\n"};
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::string text_;
 };
 
 OJson snapshot_json(const cp::Snapshot& s) { return OJson::parse(cp::encode_status(s)); }
@@ -53,6 +78,9 @@ std::string summary_line(const cp::Snapshot& s) {
 }
 
 int run_controller(const Context& ctx, const RunArgs& a) {
+  if (!a.metrics.empty())
+    if (auto addr = httpd::parse_listen_address(a.metrics); !addr)
+      return report(ctx, "campaign run", addr.error().with_context("--metrics"));
   auto ctl = cp::Controller::open(campaign_dir(a.dir, a.id));
   if (!ctl) return report(ctx, "campaign run", ctl.error());
   const auto snap0 = (*ctl)->snapshot(static_cast<trust::Time>(std::time(nullptr)));
@@ -75,6 +103,17 @@ int run_controller(const Context& ctx, const RunArgs& a) {
   o.log = [&](const std::string& line) {
     if (!ctx.quiet && !ctx.json) std::fprintf(stderr, "%s%s\n", tty ? "\r\033[K" : "", line.c_str());
   };
+  // Prometheus metrics: served from the server's thread, computed on the controller's.
+  MetricsPage page;
+  std::unique_ptr<httpd::Server> metrics_server;
+  if (!a.metrics.empty()) {
+    page.set((*ctl)->metrics(static_cast<trust::Time>(std::time(nullptr)), 0));
+    auto server = httpd::serve(a.metrics, [&page](const std::string& path) { return page.get(path); });
+    if (!server) return report(ctx, "campaign run", server.error().with_context("--metrics"));
+    metrics_server = std::move(*server);
+    o.on_metrics = [&page](const std::string& text) { page.set(text); };
+    o.log("metrics: " + metrics_server->url() + "/metrics");
+  }
   o.on_change = [&](const cp::Snapshot& s) {
     if (tty) std::fprintf(stderr, "\r\033[K%s", summary_line(s).c_str());
   };
@@ -357,6 +396,9 @@ void add_campaign_commands(CLI::App& app, Context& ctx, int& exit_code) {
   run->add_option("ID", r->id, "Campaign id")->required();
   run->add_option("--dir", r->dir, "Campaign directories live here")->capture_default_str();
   run->add_flag("--exit-on-pause", r->exit_on_pause, "Exit (64) when the campaign pauses instead of waiting for resume");
+  run->add_option("--metrics", r->metrics,
+                  "Serve Prometheus metrics on HOST:PORT at /metrics while the campaign runs (e.g. 127.0.0.1:9464; "
+                  "port 0 picks one, shown on stderr)");
   run->add_option("--pace-step", r->pace_step,
                   "Paced campaigns: let more devices in this often (each step signs a new control; the rates stay "
                   "per minute)")

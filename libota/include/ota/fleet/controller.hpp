@@ -38,6 +38,7 @@
 
 #include "ota/fleet/campaign.hpp"
 #include "ota/fleet/identity.hpp"
+#include "ota/fleet/metrics.hpp"
 #include "ota/core/error.hpp"
 #include "ota/release/keys.hpp"
 #include "ota/fleet/mqtt.hpp"
@@ -93,6 +94,11 @@ struct RunOptions {
   std::function<trust::Time()> now;                   // default: the system clock
   std::function<void(const Snapshot&)> on_change;     // after each new result or decision
   std::function<void(const std::string&)> log;        // one line per decision or ignored message
+  // Prometheus metrics (metrics.hpp): the text, every metrics_every and once
+  // more when the campaign ends. Called on run()'s thread; not computed
+  // when unset.
+  std::function<void(const std::string&)> on_metrics;
+  std::chrono::milliseconds metrics_every{1000};
   const volatile bool* stop = nullptr;                // set (by a signal handler) to return
 };
 
@@ -109,6 +115,8 @@ class Controller {
   Result<RunState> run(mqtt::Client& client, const RunOptions& o);
 
   Snapshot snapshot(trust::Time now) const;
+  // The campaign as Prometheus text (encode_metrics) at `now`.
+  std::string metrics(trust::Time now, double reports_per_second) const;
   const std::string& document() const { return document_; }
 
  private:
@@ -117,6 +125,7 @@ class Controller {
   Status decide(mqtt::Client& client, Decision d, const std::string& command_id, trust::Time now,
                 const RunOptions& o, const trust::Envelope* command = nullptr);
   Status publish_document(mqtt::Client& client);
+  Status sync_journal(trust::Time now);
   // Signs the running control again when a third of its TTL is gone; true when it did.
   bool refresh_control(trust::Time now);
   Status take_report(const Report& r, trust::Time now, const trust::Envelope* signed_report = nullptr);
@@ -138,6 +147,7 @@ class Controller {
   Registry registry_;  // signed campaigns
   std::map<std::string, std::uint64_t> dropped_reports_, ignored_commands_;
   std::uint64_t unsynced_ = 0;  // results appended since the last journal sync
+  ControllerCounters counters_;  // since this object was opened (metrics)
 };
 
 }  // namespace ota::campaign

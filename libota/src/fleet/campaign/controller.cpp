@@ -258,6 +258,21 @@ Snapshot Controller::snapshot(trust::Time now) const {
   return s;
 }
 
+Status Controller::sync_journal(trust::Time now) {
+  OTA_TRY(journal_->sync());
+  unsynced_ = 0;
+  ++counters_.journal_syncs;
+  counters_.journal_synced = now;
+  return ok();
+}
+
+std::string Controller::metrics(trust::Time now, double reports_per_second) const {
+  ControllerCounters n = counters_;
+  n.journal_unsynced = unsynced_;
+  const auto waves = count(campaign_, state_, view_, now);
+  return encode_metrics({campaign_, state_, waves, view_, dropped_reports_, ignored_commands_, n, reports_per_second});
+}
+
 Status Controller::publish_document(mqtt::Client& client) {
   mqtt::Message m;
   m.topic = campaign_topic(campaign_.fleet, campaign_.id);
@@ -284,6 +299,7 @@ Status Controller::take_report(const Report& r, trust::Time now, const trust::En
     if (signed_report) rec["envelope"] = Ordered::parse(trust::encode_envelope(*signed_report));
     OTA_TRY(journal_->append(rec.dump(), false));
     ++unsynced_;
+    ++counters_.results;
   }
   return ok();
 }
@@ -335,6 +351,7 @@ Status Controller::decide(mqtt::Client& client, Decision d, const std::string& c
   if (command) rec["signed_command"] = Ordered::parse(trust::encode_envelope(*command));
   // Synced before anyone hears of it.
   OTA_TRY(journal_->append(rec.dump()));
+  ++counters_.decisions;
   if (next.wave > state_.control.wave) state_.wave_opened.resize(next.wave + 1, now);
   if (next.admit && next.admit.value_or(0) > state_.control.admit.value_or(0)) state_.admissions.emplace_back(*next.admit, now);
   if (action == "resume") {
@@ -390,6 +407,7 @@ Status Controller::on_report(const mqtt::Message& m, trust::Time t, const RunOpt
       m.topic.compare(m.topic.size() - 6, 6, "/state") == 0)
     device = m.topic.substr(prefix.size(), m.topic.size() - prefix.size() - 6);
   if (m.payload.empty()) return ok();  // a cleared retained state
+  ++counters_.reports;
   const auto before = view_.find(device);
   const std::uint64_t seq = before == view_.end() ? 0 : before->second.seq;
   if (campaign_.security) {
@@ -422,6 +440,7 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
   auto now = [&] { return o.now ? o.now() : static_cast<trust::Time>(std::time(nullptr)); };
   const std::string devices = "ota/" + campaign_.fleet + "/devices/+/state";
   const std::string commands = commands_topic(campaign_.fleet, campaign_.id);
+  if (counters_.started == 0) counters_.started = now();
   OTA_TRY(client.subscribe(devices, 1));
   OTA_TRY(client.subscribe(commands, 1));
   auto last_status = std::chrono::steady_clock::now() - std::chrono::hours(1);
@@ -459,9 +478,12 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
   if (campaign_.pace) refill(*campaign_.pace, tokens, std::chrono::duration<double>(o.pace_step).count());
   auto last_refill = std::chrono::steady_clock::now();
   auto last_step = last_refill - o.pace_step;
+  // Metrics: the text for o.on_metrics every o.metrics_every, with the report rate over 10 s.
+  RateWindow rate;
+  auto last_metrics = last_refill - o.metrics_every;
   for (;;) {
     if (o.stop && *o.stop) {
-      OTA_TRY(journal_->sync());
+      OTA_TRY(sync_journal(now()));
       return state_.control.state;
     }
     auto ev = client.next(o.tick);
@@ -494,8 +516,7 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
     }
     if (unsynced_ > 0 && (unsynced_ >= 512 || !(ev && ev->kind == mqtt::Event::Kind::kMessage))) {
       // A quiet moment, or 512 results: sync them (one fsync for many).
-      OTA_TRY(journal_->sync());
-      unsynced_ = 0;
+      OTA_TRY(sync_journal(t));
     }
     if (!ready && connected_at) {
       const auto t0 = std::chrono::steady_clock::now();
@@ -547,6 +568,11 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
       }
       last_pending = pending;
     }
+    if (o.on_metrics && wall - last_metrics >= o.metrics_every) {
+      last_metrics = wall;
+      rate.add(std::chrono::duration<double>(wall.time_since_epoch()).count(), counters_.reports);
+      o.on_metrics(metrics(t, rate.per_second()));
+    }
     if (dirty && wall - last_status >= std::chrono::milliseconds(500)) {
       Snapshot s = snapshot(t);
       mqtt::Message m{status_topic(campaign_.fleet, campaign_.id), encode_status(s), 1, true, 0, {}};
@@ -573,6 +599,7 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
       mqtt::Message st{status_topic(campaign_.fleet, campaign_.id), encode_status(snap), 1, true, 0, {}};
       (void)client.publish(st);
       if (o.on_change) o.on_change(snap);
+      if (o.on_metrics) o.on_metrics(metrics(t, rate.per_second()));
     }
     if (final_mid >= 0 && std::chrono::steady_clock::now() >= final_deadline) return s;
   }
