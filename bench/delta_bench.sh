@@ -49,7 +49,8 @@ usage() {
 Options:
   --quick       skip the node pairs (~150 MB each, several minutes) and the filesystem images
   --only KINDS  measure only these kinds (comma-separated): firmware, esbuild, esbuild-arm64,
-                node, node-arm64, ext4, squashfs, squashfs-raw (and ext4-1g with --big-fs);
+                node, node-arm64, ext4, ext4-fit, squashfs, squashfs-raw (and ext4-1g with
+                --big-fs); ext4-fit is the ext4 pair without a journal, shrunk to its content;
                 squashfs-raw is the squashfs pair rebuilt without compression: what a
                 compression-aware mode would diff (ota has none yet)
   --big-fs      add the 1 GiB ext4 pair (bench/fs_images.sh --big): diff time and peak memory
@@ -115,7 +116,7 @@ for t in "${TOOLS[@]}"; do
   case $t in ota|bsdiff|xdelta3|zstd) ;; *) echo "unknown tool: $t (ota, bsdiff, xdelta3, zstd)" >&2; exit 2 ;; esac
 done
 for k in ${ONLY//,/ }; do
-  case $k in firmware|esbuild|esbuild-arm64|node|node-arm64|ext4|squashfs|squashfs-raw|ext4-1g) ;;
+  case $k in firmware|esbuild|esbuild-arm64|node|node-arm64|ext4|ext4-fit|squashfs|squashfs-raw|ext4-1g) ;;
     *) echo "unknown kind: $k" >&2; exit 2 ;; esac
 done
 # want KIND: is KIND measured in this run?
@@ -123,7 +124,7 @@ want() {
   local k=$1
   if [[ -n $ONLY ]]; then [[ ",$ONLY," == *",$k,"* ]] || return 1; fi
   case $k in
-    node|node-arm64|ext4|squashfs|squashfs-raw) ((!QUICK)) || [[ -n $ONLY ]] ;;
+    node|node-arm64|ext4|ext4-fit|squashfs|squashfs-raw) ((!QUICK)) || [[ -n $ONLY ]] ;;
     ext4-1g) ((BIG_FS)) ;;
     *) return 0 ;;
   esac
@@ -376,7 +377,7 @@ main() {
   want node && fetch_bin "$NODE_PKG" node "${NODE_PAIRS[@]}"
   want node-arm64 && fetch_bin "$NODE_ARM64_PKG" node "${NODE_ARM64_PAIRS[@]}"
   local fs_dir=$DATA/fs
-  if want ext4 || want squashfs || want squashfs-raw || want ext4-1g; then
+  if want ext4 || want ext4-fit || want squashfs || want squashfs-raw || want ext4-1g; then
     local -a fs_args=()
     want ext4-1g && fs_args+=(--big)
     log "building the filesystem images (bench/fs_images.sh ${fs_args[*]})"
@@ -433,6 +434,13 @@ main() {
     if want ext4; then
       g="ext4-$o-$n"; group_order+=("$g"); target_groups+=("$g=$LIMIT_EXT4=ext4 image")
       measure_pair "$g" "$g" ext4 "ext4 rootfs $o->$n (160 MiB)" "$fs_dir/rootfs-$o.ext4" "$fs_dir/rootfs-$n.ext4"
+    fi
+    if want ext4-fit; then
+      # the same ext4 without a journal, shrunk to its content: bsdiff 4.3 finishes on it (its
+      # search is quadratic in the 160 MiB image's long zero runs: the journal, free space)
+      g="ext4-fit-$o-$n"; group_order+=("$g"); target_groups+=("$g=$LIMIT_EXT4=ext4 image")
+      measure_pair "$g" "$g" ext4-fit "ext4 rootfs $o->$n (no journal, shrunk to content)" \
+        "$fs_dir/rootfs-$o.fit.ext4" "$fs_dir/rootfs-$n.fit.ext4"
     fi
     if want squashfs; then
       # squashfs (xz blocks): reported, no target (every tool sends most of the image)

@@ -8,6 +8,10 @@
 #
 # Writes under bench/data/fs/ (skipped when already there and complete):
 #   rootfs-r1.ext4 rootfs-r2.ext4 rootfs-r3.ext4   160 MiB ext4, r1 two releases before r3
+#   rootfs-r1.fit.ext4 ...                         the same ext4 without a journal and shrunk to
+#                                                  its content (tune2fs -O ^has_journal, resize2fs
+#                                                  -M), as a read-only A/B root filesystem is
+#                                                  shipped: no long zero runs, so bsdiff 4.3 finishes
 #   rootfs-r1.sqfs rootfs-r2.sqfs rootfs-r3.sqfs   squashfs, xz blocks (as Yocto and Buildroot make them)
 #   rootfs-r1.raw.sqfs ...                         the same squashfs without compression (-noI -noId
 #                                                  -noD -noF -noX): the bytes a compression-aware
@@ -61,12 +65,14 @@ done
 
 images() {
   local r
-  for r in "${RELEASES[@]}"; do printf '%s\n' "$OUT/rootfs-$r.ext4" "$OUT/rootfs-$r.sqfs" "$OUT/rootfs-$r.raw.sqfs"; done
+  for r in "${RELEASES[@]}"; do
+    printf '%s\n' "$OUT/rootfs-$r.ext4" "$OUT/rootfs-$r.fit.ext4" "$OUT/rootfs-$r.sqfs" "$OUT/rootfs-$r.raw.sqfs"
+  done
   if ((BIG)); then printf '%s\n' "$OUT/rootfs-r2.big.ext4" "$OUT/rootfs-r3.big.ext4"; fi
 }
 if ((PRINT)); then images; exit 0; fi
 
-ensure_commands openssl=openssl mke2fs=e2fsprogs mksquashfs=squashfs-tools npm=npm tar=tar b2sum=coreutils
+ensure_commands openssl=openssl mke2fs=e2fsprogs resize2fs=e2fsprogs tune2fs=e2fsprogs mksquashfs=squashfs-tools npm=npm tar=tar b2sum=coreutils
 
 # The tree of release index I (0-based) on tmpfs: /usr/lib/node_modules/<pkg>.
 make_tree() {
@@ -114,6 +120,17 @@ make_ext4() {
   mv "$img.tmp" "$img"
 }
 
+# The ext4 image IMG without its journal, shrunk to its content: OUT. Both tools run with the
+# fixed clock, so the bytes are the same everywhere (e2fsck -fn finds nothing to fix).
+make_ext4_fit() {
+  local img=$1 out=$2
+  rm -f "$out.tmp"
+  cp "$img" "$out.tmp"
+  E2FSPROGS_FAKE_TIME=$EPOCH tune2fs -O ^has_journal "$out.tmp" >/dev/null
+  E2FSPROGS_FAKE_TIME=$EPOCH resize2fs -M "$out.tmp" >/dev/null 2>&1 || die "resize2fs -M failed on $out"
+  mv "$out.tmp" "$out"
+}
+
 make_sqfs() {
   local tree=$1 img=$2; shift 2
   rm -f "$img.tmp"
@@ -136,10 +153,14 @@ main() {
     ((BIG)) && [[ $r != r1 ]] && want+=("$OUT/rootfs-$r.big.ext4")
     local missing=0 f
     for f in "${want[@]}"; do [[ -s $f ]] || missing=1; done
-    ((missing)) || continue
+    if ((!missing)); then
+      [[ -s $OUT/rootfs-$r.fit.ext4 ]] || { log "release $r: ext4 without journal, fit"; make_ext4_fit "$OUT/rootfs-$r.ext4" "$OUT/rootfs-$r.fit.ext4"; }
+      continue
+    fi
     log "release $r: unpacking the tree"
     make_tree "$i" "$tree"
     [[ -s $OUT/rootfs-$r.ext4 ]] || { log "release $r: ext4 ${EXT4_MIB} MiB"; make_ext4 "$tree" "$OUT/rootfs-$r.ext4" "$EXT4_MIB"; }
+    [[ -s $OUT/rootfs-$r.fit.ext4 ]] || { log "release $r: ext4 without journal, fit"; make_ext4_fit "$OUT/rootfs-$r.ext4" "$OUT/rootfs-$r.fit.ext4"; }
     [[ -s $OUT/rootfs-$r.sqfs ]] || { log "release $r: squashfs (xz)"; make_sqfs "$tree" "$OUT/rootfs-$r.sqfs"; }
     [[ -s $OUT/rootfs-$r.raw.sqfs ]] || {
       log "release $r: squashfs (uncompressed)"
