@@ -114,6 +114,7 @@ int run_controller(const Context& ctx, const RunArgs& a) {
     o.on_metrics = [&page](const std::string& text) { page.set(text); };
     o.log("metrics: " + metrics_server->url() + "/metrics");
   }
+  o.change_devices = false;  // the summary line needs the counts only
   o.on_change = [&](const cp::Snapshot& s) {
     if (tty) std::fprintf(stderr, "\r\033[K%s", summary_line(s).c_str());
   };

@@ -433,7 +433,14 @@ class Journal {
   Journal& operator=(Journal&&) noexcept;
   ~Journal();
 
+  // The records read at open (appended ones are in the file, not kept in
+  // memory: a million results would be held twice).
   const std::vector<std::string>& records() const { return records_; }
+  // Frees them (once replayed).
+  void drop_records() {
+    records_.clear();
+    records_.shrink_to_fit();
+  }
   // Appends one record (a single-line JSON object) and fsyncs it, or with
   // sync false leaves it to the next sync() (group commit: what is written
   // but not synced may be lost in a crash, never torn into another record).

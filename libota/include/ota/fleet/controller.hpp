@@ -92,7 +92,8 @@ struct RunOptions {
   // step is a new control revision). The rates stay per minute.
   std::chrono::milliseconds pace_step{60000};
   std::function<trust::Time()> now;                   // default: the system clock
-  std::function<void(const Snapshot&)> on_change;     // after each new result or decision
+  std::function<void(const Snapshot&)> on_change;     // after new results or a decision (at most every 500 ms)
+  bool change_devices = true;  // on_change's Snapshot carries the device views (a copy of the fleet's)
   std::function<void(const std::string&)> log;        // one line per decision or ignored message
   // Prometheus metrics (metrics.hpp): the text, every metrics_every and once
   // more when the campaign ends. Called on run()'s thread; not computed
@@ -114,7 +115,8 @@ class Controller {
   // until *stop (ok, state as it is).
   Result<RunState> run(mqtt::Client& client, const RunOptions& o);
 
-  Snapshot snapshot(trust::Time now) const;
+  // with_devices false: Snapshot::devices stays empty (no copy of the fleet's views).
+  Snapshot snapshot(trust::Time now, bool with_devices = true) const;
   // The campaign as Prometheus text (encode_metrics) at `now`.
   std::string metrics(trust::Time now, double reports_per_second) const;
   const std::string& document() const { return document_; }
@@ -126,6 +128,8 @@ class Controller {
                 const RunOptions& o, const trust::Envelope* command = nullptr);
   Status publish_document(mqtt::Client& client);
   Status sync_journal(trust::Time now);
+  // The retained status document, then o.on_change.
+  Status publish_status(mqtt::Client& client, trust::Time now, const RunOptions& o);
   // Signs the running control again when a third of its TTL is gone; true when it did.
   bool refresh_control(trust::Time now);
   Status take_report(const Report& r, trust::Time now, const trust::Envelope* signed_report = nullptr);

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -85,7 +86,42 @@ Status journal_publication(const std::string& dir, const std::string& document_t
   return j.append(rec.dump());
 }
 
-std::string encode_status(const Snapshot& s) {
+namespace {
+
+// A task whose cost grows with the fleet (the gates, the status, the
+// metrics), in a flood of reports: due once `every` has passed since it last
+// started and, so that it never takes more than a tenth of the controller's
+// time whatever the fleet's size, ten times its last duration.
+class Cadence {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit Cadence(Clock::duration every) : every_(every) {}
+  bool due() const { return Clock::now() - last_ >= std::max(every_, cost_ * 10); }
+  Clock::time_point start() {
+    last_ = Clock::now();
+    return last_;
+  }
+  void done(Clock::time_point started) { cost_ = Clock::now() - started; }
+
+ private:
+  Clock::duration every_;
+  Clock::time_point last_{};
+  Clock::duration cost_{};
+};
+
+// What the status document is made of, by reference (the controller's own
+// members, or a Snapshot's): no copy of the device views.
+struct StatusView {
+  const Campaign& campaign;
+  const ControllerState& state;
+  const std::vector<WaveCounts>& waves;
+  const std::map<std::string, DeviceView>& devices;
+  trust::Time now;
+  const std::map<std::string, std::uint64_t>& dropped;
+  const std::map<std::string, std::uint64_t>& ignored;
+};
+
+std::string status_text(const StatusView& s) {
   Ordered j;
   j["campaign"] = s.campaign.id;
   j["fleet"] = s.campaign.fleet;
@@ -143,18 +179,24 @@ std::string encode_status(const Snapshot& s) {
   Ordered dr = Ordered::object(), ic = Ordered::object();
   for (auto d : {Drop::kUnsigned, Drop::kBadSignature, Drop::kUnregistered, Drop::kReplayed, Drop::kOtherCampaign,
                  Drop::kBadReceipt, Drop::kMalformed}) {
-    auto it = s.dropped_reports.find(std::string(drop_name(d)));
-    dr[std::string(drop_name(d))] = it == s.dropped_reports.end() ? 0 : it->second;
+    auto it = s.dropped.find(std::string(drop_name(d)));
+    dr[std::string(drop_name(d))] = it == s.dropped.end() ? 0 : it->second;
   }
   for (auto d : {CommandDrop::kUnsigned, CommandDrop::kUnauthorised, CommandDrop::kBadSignature, CommandDrop::kReplayed,
                  CommandDrop::kOtherCampaign, CommandDrop::kExpired, CommandDrop::kMalformed}) {
-    auto it = s.ignored_commands.find(std::string(command_drop_name(d)));
-    ic[std::string(command_drop_name(d))] = it == s.ignored_commands.end() ? 0 : it->second;
+    auto it = s.ignored.find(std::string(command_drop_name(d)));
+    ic[std::string(command_drop_name(d))] = it == s.ignored.end() ? 0 : it->second;
   }
   sec["dropped_reports"] = dr;
   sec["ignored_commands"] = ic;
   j["security"] = sec;
   return j.dump();
+}
+
+}  // namespace
+
+std::string encode_status(const Snapshot& s) {
+  return status_text({s.campaign, s.state, s.waves, s.devices, s.now, s.dropped_reports, s.ignored_commands});
 }
 
 Result<std::unique_ptr<Controller>> Controller::open(const std::string& dir) {
@@ -166,6 +208,7 @@ Result<std::unique_ptr<Controller>> Controller::open(const std::string& dir) {
   OTA_TRY_ASSIGN(auto j, Journal::open(journal_path(dir)));
   c->journal_.emplace(std::move(j));
   OTA_TRY_CTX(c->replay(), "journal " + journal_path(dir));
+  c->journal_->drop_records();
   if (c->campaign_.security) {
     // The registry the release keys approved, byte for byte.
     auto bytes = read_file(registry_path(dir));
@@ -246,16 +289,28 @@ bool Controller::refresh_control(trust::Time now) {
   return true;
 }
 
-Snapshot Controller::snapshot(trust::Time now) const {
+Snapshot Controller::snapshot(trust::Time now, bool with_devices) const {
   Snapshot s;
   s.campaign = campaign_;
   s.state = state_;
-  s.devices = view_;
+  if (with_devices) s.devices = view_;
   s.waves = count(campaign_, state_, view_, now);
   s.now = now;
   s.dropped_reports = dropped_reports_;
   s.ignored_commands = ignored_commands_;
   return s;
+}
+
+Status Controller::publish_status(mqtt::Client& client, trust::Time now, const RunOptions& o) {
+  const auto waves = count(campaign_, state_, view_, now);
+  mqtt::Message m{status_topic(campaign_.fleet, campaign_.id),
+                  status_text({campaign_, state_, waves, view_, now, dropped_reports_, ignored_commands_}), 1, true, 0, {}};
+  (void)client.publish(m);  // best effort: the next change publishes it again
+  if (o.on_change) {
+    Snapshot s = snapshot(now, o.change_devices);
+    o.on_change(s);
+  }
+  return ok();
 }
 
 Status Controller::sync_journal(trust::Time now) {
@@ -443,7 +498,6 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
   if (counters_.started == 0) counters_.started = now();
   OTA_TRY(client.subscribe(devices, 1));
   OTA_TRY(client.subscribe(commands, 1));
-  auto last_status = std::chrono::steady_clock::now() - std::chrono::hours(1);
   bool dirty = true;
   int final_mid = -1;
   // The gates wait until the retained device states arrived after the first
@@ -480,7 +534,12 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
   auto last_step = last_refill - o.pace_step;
   // Metrics: the text for o.on_metrics every o.metrics_every, with the report rate over 10 s.
   RateWindow rate;
-  auto last_metrics = last_refill - o.metrics_every;
+  // What costs O(fleet) runs on a cadence, not per report: the gates at
+  // most every 100 ms, the status every 500 ms (when something changed),
+  // the metrics every o.metrics_every, each stretched so that it takes at
+  // most a tenth of the time (Cadence).
+  Cadence gates(std::chrono::milliseconds(100)), status_cadence(std::chrono::milliseconds(500)),
+      metrics_cadence(o.metrics_every);
   for (;;) {
     if (o.stop && *o.stop) {
       OTA_TRY(sync_journal(now()));
@@ -522,8 +581,10 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
       const auto t0 = std::chrono::steady_clock::now();
       ready = t0 - last_message >= std::chrono::seconds(1) || t0 - *connected_at >= std::chrono::seconds(10);
     }
-    if (final_mid < 0 && ready) {
+    if (final_mid < 0 && ready && gates.due()) {
+      const auto t0 = gates.start();
       Decision d = evaluate(campaign_, state_, view_, t);
+      gates.done(t0);
       if (d.action != Decision::Action::kNone) {
         OTA_TRY(decide(client, d, "", t, o));
         dirty = true;
@@ -568,17 +629,16 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
       }
       last_pending = pending;
     }
-    if (o.on_metrics && wall - last_metrics >= o.metrics_every) {
-      last_metrics = wall;
+    if (o.on_metrics && metrics_cadence.due()) {
+      const auto t0 = metrics_cadence.start();
       rate.add(std::chrono::duration<double>(wall.time_since_epoch()).count(), counters_.reports);
       o.on_metrics(metrics(t, rate.per_second()));
+      metrics_cadence.done(t0);
     }
-    if (dirty && wall - last_status >= std::chrono::milliseconds(500)) {
-      Snapshot s = snapshot(t);
-      mqtt::Message m{status_topic(campaign_.fleet, campaign_.id), encode_status(s), 1, true, 0, {}};
-      (void)client.publish(m);
-      if (o.on_change) o.on_change(s);
-      last_status = wall;
+    if (dirty && status_cadence.due()) {
+      const auto t0 = status_cadence.start();
+      OTA_TRY(publish_status(client, t, o));
+      status_cadence.done(t0);
       dirty = false;
     }
     const RunState s = state_.control.state;
@@ -595,10 +655,7 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
       OTA_TRY_ASSIGN(auto mid, client.publish(m));
       final_mid = mid;
       final_deadline = wall + std::chrono::seconds(10);
-      Snapshot snap = snapshot(t);
-      mqtt::Message st{status_topic(campaign_.fleet, campaign_.id), encode_status(snap), 1, true, 0, {}};
-      (void)client.publish(st);
-      if (o.on_change) o.on_change(snap);
+      OTA_TRY(publish_status(client, t, o));
       if (o.on_metrics) o.on_metrics(metrics(t, rate.per_second()));
     }
     if (final_mid >= 0 && std::chrono::steady_clock::now() >= final_deadline) return s;

@@ -77,7 +77,6 @@ Status Journal::append(const std::string& record, bool sync_now) {
     if (n < 0) return fail(ErrorCode::kIo, std::string("journal: ") + std::strerror(errno));
     done += static_cast<std::size_t>(n);
   }
-  records_.push_back(record);
   if (sync_now) return sync();
   return ok();
 }
