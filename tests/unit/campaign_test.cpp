@@ -1368,5 +1368,89 @@ TEST(CampaignController, ARegressionPauseIsJournaledAndAResumeAcceptsItAcrossARe
   EXPECT_EQ(accepted, 1u);
 }
 
+// Signed reports that wait together are checked as one batch on several
+// threads, then applied in arrival order: duplicates, replays and forgeries
+// inside the batch get the verdicts judge_report() gives one at a time, and
+// every result counts once.
+TEST(CampaignController, ABatchOfSignedReportsIsJudgedInArrivalOrder) {
+  test::TempDir dir;
+  const std::string cdir = dir.file("fw-1.1");
+  auto release = key(1);
+  auto pub = cp::prepare_directory(cdir);
+  ASSERT_TRUE(pub);
+  cp::Registry reg;
+  reg.fleet = "meters";
+  constexpr int kDevices = 40;
+  auto id = [](int i) { return "m-" + std::to_string(i); };
+  for (int i = 0; i < kDevices; ++i)
+    ASSERT_TRUE(cp::register_device(reg, id(i), key(static_cast<std::uint8_t>(100 + i)).public_key(), false));
+  const Bytes rb = cp::encode_registry(reg);
+  std::ofstream(cdir + "/" + cp::kRegistryFile, std::ios::binary).write(reinterpret_cast<const char*>(rb.data()),
+                                                                       static_cast<std::streamsize>(rb.size()));
+  cp::Campaign c;
+  c.id = "fw-1.1";
+  c.fleet = "meters";
+  c.created = 1780000000;
+  c.expires = c.created + 86400;
+  c.version = "1.1.0";
+  c.hardware = {"board"};
+  c.url = "http://127.0.0.1/b.otb";
+  c.waves = {10000};
+  c.gates.success_threshold = 0;
+  c.gates.failure_threshold = 1;
+  c.controller = *pub;
+  c.security = cp::security_for(rb, reg, {key(30).public_key()});
+  auto control = cp::initial_control(cdir, c, c.created);
+  ASSERT_TRUE(control);
+  ASSERT_TRUE(cp::journal_publication(cdir, cp::encode_document({sign_campaign(c, release), *control, {}}), c.created));
+
+  FakeClient client;
+  // Device 0 stays waiting, so the campaign does not complete.
+  for (int i = 0; i < kDevices; ++i) {
+    const auto k = key(static_cast<std::uint8_t>(100 + i));
+    const std::string topic = cp::state_topic("meters", id(i));
+    const std::string downloading = cp::sign_report(report_of(id(i), 2, cp::Phase::kDownloading), k);
+    client.feed(topic, cp::sign_report(report_of(id(i), 1, cp::Phase::kWaiting), k));
+    client.feed(topic, downloading);
+    client.feed(topic, downloading);                                                          // duplicate
+    client.feed(topic, cp::sign_report(report_of(id(i), 1, cp::Phase::kFailed), k));        // replayed
+    client.feed(topic, cp::sign_report(report_of(id(i), 9, cp::Phase::kFailed), key(29)));  // forged
+    if (i > 0) client.feed(topic, cp::sign_report(report_of(id(i), 3, cp::Phase::kSucceeded), k));
+  }
+  auto ctl = cp::Controller::open(cdir);
+  ASSERT_TRUE(ctl) << ctl.error().message;
+  volatile bool stop = false;
+  cp::RunOptions o;
+  o.tick = 10ms;
+  o.now = [&] { return c.created + 5; };
+  o.stop = &stop;
+  o.verify_threads = 4;
+  std::thread t([&] { EXPECT_TRUE((*ctl)->run(client, o)); });
+  std::this_thread::sleep_for(1500ms);
+  stop = true;
+  t.join();
+  const auto snap = (*ctl)->snapshot(c.created + 5);
+  ASSERT_EQ(snap.waves.size(), 1u);
+  EXPECT_EQ(snap.waves[0].targeted, static_cast<std::uint64_t>(kDevices));
+  EXPECT_EQ(snap.waves[0].succeeded, static_cast<std::uint64_t>(kDevices - 1));
+  EXPECT_EQ(snap.waves[0].failed, 0u);
+  EXPECT_EQ(snap.dropped_reports.at("replayed"), static_cast<std::uint64_t>(kDevices));
+  EXPECT_EQ(snap.dropped_reports.at("bad_signature"), static_cast<std::uint64_t>(kDevices));
+  EXPECT_EQ(snap.dropped_reports.size(), 2u);
+  for (int i = 0; i < kDevices; ++i) EXPECT_EQ(snap.devices.at(id(i)).seq, i == 0 ? 2u : 3u) << id(i);
+  // Each result journaled once (first sightings and successes).
+  auto j = cp::Journal::open(cdir + "/journal.jsonl");
+  ASSERT_TRUE(j);
+  std::map<std::string, int> successes;
+  for (const auto& r : j->records()) {
+    if (r.find("\"type\":\"result\"") == std::string::npos || r.find("\"phase\":\"succeeded\"") == std::string::npos)
+      continue;
+    const auto at = r.find("\"device\":\"") + 10;
+    ++successes[r.substr(at, r.find('"', at) - at)];
+  }
+  EXPECT_EQ(successes.size(), static_cast<std::size_t>(kDevices - 1));
+  for (const auto& [d, n] : successes) EXPECT_EQ(n, 1) << d;
+}
+
 }  // namespace
 }  // namespace ota

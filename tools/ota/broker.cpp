@@ -40,8 +40,10 @@ std::string random_suffix() {
   return to_hex(ByteSpan(k->public_key().bytes.data(), 6));
 }
 
-Result<std::unique_ptr<mqtt::Client>> connect_broker(const BrokerArgs& b, const std::string& id) {
+Result<std::unique_ptr<mqtt::Client>> connect_broker(const BrokerArgs& b, const std::string& id,
+                                                     void (*adjust)(mqtt::Options&)) {
   OTA_TRY_ASSIGN(auto o, b.options(id));
+  if (adjust) adjust(o);
   // A password to a broker without TLS (mqtt.hpp: none for loopback hosts).
   if (auto w = mqtt::insecure_password_warning(o)) std::fprintf(stderr, "ota: %s\n", w->c_str());
   OTA_TRY_ASSIGN(auto wait, b.wait());

@@ -37,6 +37,8 @@ std::string random_suffix();
 
 // Connects with b's options (warning on stderr about a password sent without
 // TLS) and waits until connected, at most --timeout.
-Result<std::unique_ptr<mqtt::Client>> connect_broker(const BrokerArgs& b, const std::string& id);
+// `adjust`, when given, changes the options before connecting (the controller's queue).
+Result<std::unique_ptr<mqtt::Client>> connect_broker(const BrokerArgs& b, const std::string& id,
+                                                     void (*adjust)(mqtt::Options&) = nullptr);
 
 }  // namespace ota::cli

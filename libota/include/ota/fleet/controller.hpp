@@ -49,6 +49,17 @@ inline constexpr char kControllerKeyFile[] = "controller.key";
 inline constexpr char kJournalFile[] = "journal.jsonl";
 inline constexpr char kRegistryFile[] = "registry.json";
 
+// The controller's MQTT client queue (mqtt::Options::max_queued_events and
+// max_queued_bytes): on every (re)subscription the broker sends the retained
+// state of every device at once, faster than reports are judged (about
+// 12,000 signed reports/s, bench/controller_bench.sh). What overflows is
+// dropped and read again by the reconciliation, which meets the same flood:
+// so the queue holds a whole fleet's states, up to a million signed reports
+// of about 1 KiB (the memory is used only while a flood lasts).
+inline constexpr std::size_t kControllerQueueEvents = 1u << 21;
+inline constexpr std::size_t kControllerQueueBytes = std::size_t{1} << 30;
+void use_controller_queue(mqtt::Options& o);
+
 // Creates (or reopens, for a new revision) DIR and its controller key;
 // returns the key's public half.
 Result<keys::PublicKey> prepare_directory(const std::string& dir);
@@ -101,6 +112,9 @@ struct RunOptions {
   std::function<void(const std::string&)> on_metrics;
   std::chrono::milliseconds metrics_every{1000};
   const volatile bool* stop = nullptr;                // set (by a signal handler) to return
+  // Signed campaigns: threads that check report signatures when several
+  // reports wait (0: one per core).
+  unsigned verify_threads = 0;
 };
 
 class Controller {
@@ -135,7 +149,14 @@ class Controller {
   Status take_report(const Report& r, trust::Time now, const trust::Envelope* signed_report = nullptr);
   // A message on the commands topic / a device's state topic.
   Status on_command(mqtt::Client& client, const std::string& payload, trust::Time now, const RunOptions& o, bool& dirty);
-  Status on_report(const mqtt::Message& m, trust::Time now, const RunOptions& o, bool& dirty);
+  // checked: check_report() done beforehand (check_batch), or empty.
+  Status on_report(const mqtt::Message& m, trust::Time now, const RunOptions& o, bool& dirty,
+                   std::optional<JudgedReport>* checked = nullptr);
+  std::string device_of(const std::string& topic) const;  // "" when not a device state topic
+  // Signed campaigns: check_report() of every report in a batch, on up to
+  // o.verify_threads threads; empty entries for commands (and unsigned campaigns).
+  std::vector<std::optional<JudgedReport>> check_batch(const std::vector<mqtt::Message>& batch,
+                                                       const std::string& commands, const RunOptions& o) const;
 
   std::string dir_;
   std::optional<Journal> journal_;

@@ -106,6 +106,14 @@ struct JudgedReport {
 // and signature per device).
 JudgedReport judge_report(const Registry& reg, const Campaign& c, std::string_view topic_device, std::string_view text,
                           const std::map<std::string, DeviceView>& seen);
+// judge_report() in two steps, the same verdicts: check_report() is
+// everything that does not depend on the view (envelope, registry,
+// signature, parse, device, campaign), so the controller runs it for many
+// reports at once on several threads; judge_checked() then applies the
+// sequence number and receipt rules, in arrival order (a no-op unless the
+// check passed).
+JudgedReport check_report(const Registry& reg, const Campaign& c, std::string_view topic_device, std::string_view text);
+void judge_checked(JudgedReport& j, const Campaign& c, const std::map<std::string, DeviceView>& seen);
 
 // ---- Signed operator commands ----
 

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <thread>
+#include <utility>
 #include <ctime>
 
 #include "core/json.hpp"
@@ -78,6 +80,11 @@ Result<trust::Envelope> initial_control(const std::string& dir, const Campaign& 
   if (c.pace) ctl.admit = 0;
   stamp_control(c, ctl, now);
   return sign_control(ctl, *k);
+}
+
+void use_controller_queue(mqtt::Options& o) {
+  o.max_queued_events = kControllerQueueEvents;
+  o.max_queued_bytes = kControllerQueueBytes;
 }
 
 Status journal_publication(const std::string& dir, const std::string& document_text, trust::Time now) {
@@ -454,19 +461,48 @@ Status Controller::on_command(mqtt::Client& client, const std::string& payload, 
   return ok();
 }
 
-Status Controller::on_report(const mqtt::Message& m, trust::Time t, const RunOptions& o, bool& dirty) {
+std::string Controller::device_of(const std::string& topic) const {
   // The device id from the topic: ota/FLEET/devices/DEVICE/state.
   const std::string prefix = "ota/" + campaign_.fleet + "/devices/";
-  std::string device;
-  if (m.topic.size() > prefix.size() + 6 && m.topic.compare(0, prefix.size(), prefix) == 0 &&
-      m.topic.compare(m.topic.size() - 6, 6, "/state") == 0)
-    device = m.topic.substr(prefix.size(), m.topic.size() - prefix.size() - 6);
+  if (topic.size() > prefix.size() + 6 && topic.compare(0, prefix.size(), prefix) == 0 &&
+      topic.compare(topic.size() - 6, 6, "/state") == 0)
+    return topic.substr(prefix.size(), topic.size() - prefix.size() - 6);
+  return {};
+}
+
+std::vector<std::optional<JudgedReport>> Controller::check_batch(const std::vector<mqtt::Message>& batch,
+                                                                 const std::string& commands, const RunOptions& o) const {
+  std::vector<std::optional<JudgedReport>> out(batch.size());
+  if (!campaign_.security) return out;
+  std::vector<std::size_t> reports;
+  for (std::size_t i = 0; i < batch.size(); ++i)
+    if (batch[i].topic != commands && !batch[i].payload.empty()) reports.push_back(i);
+  auto work = [&](std::size_t from, std::size_t step) {
+    for (std::size_t k = from; k < reports.size(); k += step) {
+      const auto& m = batch[reports[k]];
+      out[reports[k]] = check_report(registry_, campaign_, device_of(m.topic), m.payload);
+    }
+  };
+  // At least 8 reports per thread: below that a thread costs more than it saves.
+  const std::size_t cores = o.verify_threads ? o.verify_threads : std::max(1u, std::thread::hardware_concurrency());
+  const std::size_t threads = std::max<std::size_t>(1, std::min({cores, reports.size() / 8, std::size_t{16}}));
+  std::vector<std::thread> pool;
+  for (std::size_t w = 1; w < threads; ++w) pool.emplace_back(work, w, threads);
+  work(0, threads);
+  for (auto& th : pool) th.join();
+  return out;
+}
+
+Status Controller::on_report(const mqtt::Message& m, trust::Time t, const RunOptions& o, bool& dirty,
+                             std::optional<JudgedReport>* checked) {
+  const std::string device = device_of(m.topic);
   if (m.payload.empty()) return ok();  // a cleared retained state
   ++counters_.reports;
   const auto before = view_.find(device);
   const std::uint64_t seq = before == view_.end() ? 0 : before->second.seq;
   if (campaign_.security) {
-    JudgedReport j = judge_report(registry_, campaign_, device, m.payload, view_);
+    JudgedReport j = checked && *checked ? std::move(**checked) : check_report(registry_, campaign_, device, m.payload);
+    judge_checked(j, campaign_, view_);
     if (j.drop == Drop::kDuplicate) return ok();
     if (j.drop != Drop::kNone) {
       ++dropped_reports_[std::string(drop_name(j.drop))];
@@ -490,6 +526,9 @@ Status Controller::on_report(const mqtt::Message& m, trust::Time t, const RunOpt
   dirty = dirty || view_[device].seq != seq;
   return ok();
 }
+
+// Messages judged together (Controller::run).
+constexpr std::size_t kBatch = 256;
 
 Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
   auto now = [&] { return o.now ? o.now() : static_cast<trust::Time>(std::time(nullptr)); };
@@ -538,6 +577,7 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
   // most every 100 ms, the status every 500 ms (when something changed),
   // the metrics every o.metrics_every, each stretched so that it takes at
   // most a tenth of the time (Cadence).
+  std::optional<mqtt::Event> held;  // taken while gathering a batch, handled next
   Cadence gates(std::chrono::milliseconds(100)), status_cadence(std::chrono::milliseconds(500)),
       metrics_cadence(o.metrics_every);
   for (;;) {
@@ -545,7 +585,7 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
       OTA_TRY(sync_journal(now()));
       return state_.control.state;
     }
-    auto ev = client.next(o.tick);
+    auto ev = held ? std::exchange(held, std::nullopt) : client.next(o.tick);
     const trust::Time t = now();
     // The timestamp role: a running control is signed again before it goes stale.
     if (final_mid < 0 && refresh_control(t)) OTA_TRY(publish_document(client));
@@ -558,12 +598,28 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
           dirty = true;
           break;
         case mqtt::Event::Kind::kMessage: {
-          const auto& m = ev->message;
+          // The messages already waiting are taken together (at most
+          // kBatch): the signatures of their reports are checked at once on
+          // several threads, then each is applied in arrival order.
+          std::vector<mqtt::Message> batch;
+          batch.push_back(std::move(ev->message));
+          while (batch.size() < kBatch) {
+            auto more = client.next(std::chrono::milliseconds(0));
+            if (!more) break;
+            if (more->kind != mqtt::Event::Kind::kMessage) {
+              held = std::move(more);  // the next iteration's event
+              break;
+            }
+            batch.push_back(std::move(more->message));
+          }
           last_message = std::chrono::steady_clock::now();
-          if (m.topic == commands) {
-            OTA_TRY(on_command(client, m.payload, t, o, dirty));
-          } else {
-            OTA_TRY(on_report(m, t, o, dirty));
+          auto checked = check_batch(batch, commands, o);
+          for (std::size_t i = 0; i < batch.size(); ++i) {
+            if (batch[i].topic == commands) {
+              OTA_TRY(on_command(client, batch[i].payload, t, o, dirty));
+            } else {
+              OTA_TRY(on_report(batch[i], t, o, dirty, &checked[i]));
+            }
           }
           break;
         }

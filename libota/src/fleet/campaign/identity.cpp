@@ -128,8 +128,7 @@ std::string_view drop_name(Drop d) {
   return "malformed";
 }
 
-JudgedReport judge_report(const Registry& reg, const Campaign& c, std::string_view topic_device, std::string_view text,
-                          const std::map<std::string, DeviceView>& seen) {
+JudgedReport check_report(const Registry& reg, const Campaign& c, std::string_view topic_device, std::string_view text) {
   JudgedReport j;
   auto e = envelope_of(text, kReportType);
   if (!e) {
@@ -168,21 +167,32 @@ JudgedReport judge_report(const Registry& reg, const Campaign& c, std::string_vi
     j.why = "a report about campaign " + j.report.campaign;
     return j;
   }
-  if (auto it = seen.find(key->first); it != seen.end() && j.report.seq <= it->second.seq) {
+  j.drop = Drop::kNone;
+  return j;
+}
+
+void judge_checked(JudgedReport& j, const Campaign& c, const std::map<std::string, DeviceView>& seen) {
+  if (j.drop != Drop::kNone) return;
+  const std::string& device = j.report.device;
+  if (auto it = seen.find(device); it != seen.end() && j.report.seq <= it->second.seq) {
     const bool same = j.report.seq == it->second.seq && it->second.sig && !j.envelope->signatures.empty() &&
                       *it->second.sig == j.envelope->signatures.front().sig;
     j.drop = same ? Drop::kDuplicate : Drop::kReplayed;
-    j.why = "sequence number " + std::to_string(j.report.seq) + " of " + key->first + ", " +
+    j.why = "sequence number " + std::to_string(j.report.seq) + " of " + device + ", " +
             std::to_string(it->second.seq) + " taken already";
-    return j;
+    return;
   }
   if (j.report.phase == Phase::kSucceeded &&
       (j.report.version != c.version || j.report.slot.empty() || !j.report.image_hash)) {
     j.drop = Drop::kBadReceipt;
     j.why = "a success without a receipt for " + c.version + " (slot, image hash)";
-    return j;
   }
-  j.drop = Drop::kNone;
+}
+
+JudgedReport judge_report(const Registry& reg, const Campaign& c, std::string_view topic_device, std::string_view text,
+                          const std::map<std::string, DeviceView>& seen) {
+  JudgedReport j = check_report(reg, c, topic_device, text);
+  judge_checked(j, c, seen);
   return j;
 }
 
