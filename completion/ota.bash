@@ -27,7 +27,7 @@ _ota() {
     COMPREPLY=($(compgen -W "$subs --help --version" -- "$cur")); return
   fi
   if [ "$sub" = campaign ] && [ -z "$sub2" ]; then
-    COMPREPLY=($(compgen -W "run status pause resume abort" -- "$cur")); return
+    COMPREPLY=($(compgen -W "run status pause resume abort serve report" -- "$cur")); return
   fi
   if [ "$sub" = device ] && [ -z "$sub2" ]; then
     COMPREPLY=($(compgen -W "provision" -- "$cur")); return

@@ -61,6 +61,8 @@ void add_verify_command(CLI::App& app, Context& ctx, int& exit_code);
 void add_inspect_command(CLI::App& app, Context& ctx, int& exit_code);
 void add_publish_command(CLI::App& app, Context& ctx, int& exit_code);
 void add_campaign_commands(CLI::App& app, Context& ctx, int& exit_code);
+// ota campaign serve|report (cmd_campaign_view.cpp), under `ota campaign`.
+void add_campaign_view_commands(CLI::App* camp, Context& ctx, int& exit_code);
 void add_device_command(CLI::App& app, Context& ctx, int& exit_code);
 
 }  // namespace ota::cli

@@ -84,7 +84,7 @@ int run_controller(const Context& ctx, const RunArgs& a) {
   auto ctl = cp::Controller::open(campaign_dir(a.dir, a.id));
   if (!ctl) return report(ctx, "campaign run", ctl.error());
   const auto snap0 = (*ctl)->snapshot(static_cast<trust::Time>(std::time(nullptr)));
-  auto client = connect_broker(a.broker, "ota-controller-" + snap0.campaign.fleet + "-" + a.id);
+  auto client = connect_broker(a.broker, "ota-controller-" + snap0.campaign.fleet + "-" + a.id, cp::use_controller_queue);
   if (!client) return report(ctx, "campaign run", client.error());
   struct sigaction sa {};
   sa.sa_handler = on_signal;
@@ -444,6 +444,7 @@ void add_campaign_commands(CLI::App& app, Context& ctx, int& exit_code) {
     std::string a = action;
     cmd->callback([&ctx, &exit_code, c, a] { exit_code = run_command(ctx, a, *c); });
   }
+  add_campaign_view_commands(camp, ctx, exit_code);
 }
 
 }  // namespace ota::cli
