@@ -49,8 +49,9 @@ usage() {
 Options:
   --quick       skip the node pairs (~150 MB each, several minutes) and the filesystem images
   --only KINDS  measure only these kinds (comma-separated): firmware, esbuild, esbuild-arm64,
-                node, node-arm64, ext4, ext4-fit, squashfs, squashfs-raw (and ext4-1g with
-                --big-fs); ext4-fit is the ext4 pair without a journal, shrunk to its content;
+                node, node-arm64, ext4, ext4-fit, squashfs, squashfs-gzip, squashfs-zstd,
+                squashfs-raw (and ext4-1g with --big-fs); ext4-fit is the ext4 pair without a
+                journal, shrunk to its content; squashfs is xz blocks, -gzip and -zstd the others;
                 squashfs-raw is the squashfs pair rebuilt without compression: what a
                 compression-aware mode would diff (ota has none yet)
   --big-fs      add the 1 GiB ext4 pair (bench/fs_images.sh --big): diff time and peak memory
@@ -116,7 +117,7 @@ for t in "${TOOLS[@]}"; do
   case $t in ota|bsdiff|xdelta3|zstd) ;; *) echo "unknown tool: $t (ota, bsdiff, xdelta3, zstd)" >&2; exit 2 ;; esac
 done
 for k in ${ONLY//,/ }; do
-  case $k in firmware|esbuild|esbuild-arm64|node|node-arm64|ext4|ext4-fit|squashfs|squashfs-raw|ext4-1g) ;;
+  case $k in firmware|esbuild|esbuild-arm64|node|node-arm64|ext4|ext4-fit|squashfs|squashfs-gzip|squashfs-zstd|squashfs-raw|ext4-1g) ;;
     *) echo "unknown kind: $k" >&2; exit 2 ;; esac
 done
 # want KIND: is KIND measured in this run?
@@ -124,7 +125,7 @@ want() {
   local k=$1
   if [[ -n $ONLY ]]; then [[ ",$ONLY," == *",$k,"* ]] || return 1; fi
   case $k in
-    node|node-arm64|ext4|ext4-fit|squashfs|squashfs-raw) ((!QUICK)) || [[ -n $ONLY ]] ;;
+    node|node-arm64|ext4|ext4-fit|squashfs|squashfs-gzip|squashfs-zstd|squashfs-raw) ((!QUICK)) || [[ -n $ONLY ]] ;;
     ext4-1g) ((BIG_FS)) ;;
     *) return 0 ;;
   esac
@@ -377,7 +378,8 @@ main() {
   want node && fetch_bin "$NODE_PKG" node "${NODE_PAIRS[@]}"
   want node-arm64 && fetch_bin "$NODE_ARM64_PKG" node "${NODE_ARM64_PAIRS[@]}"
   local fs_dir=$DATA/fs
-  if want ext4 || want ext4-fit || want squashfs || want squashfs-raw || want ext4-1g; then
+  if want ext4 || want ext4-fit || want squashfs || want squashfs-gzip || want squashfs-zstd || want squashfs-raw ||
+    want ext4-1g; then
     local -a fs_args=()
     want ext4-1g && fs_args+=(--big)
     log "building the filesystem images (bench/fs_images.sh ${fs_args[*]})"
@@ -386,7 +388,7 @@ main() {
 
   # Groups (in report order), the patch-size targets (GROUP=LIMIT=CLASS), and the measurements.
   local -a group_order=() target_groups=()
-  local od nd f board cls g
+  local od nd f board cls g comp
   if want firmware; then
     for p in "${PYBRICKS_PAIRS[@]}"; do read -r o n <<<"$p"; group_order+=("pybricks-$o-$n"); done
     group_order+=(firmware)
@@ -447,6 +449,14 @@ main() {
       g="squashfs-$o-$n"; group_order+=("$g")
       measure_pair "$g" "$g" squashfs "squashfs rootfs $o->$n (xz)" "$fs_dir/rootfs-$o.sqfs" "$fs_dir/rootfs-$n.sqfs"
     fi
+    for comp in gzip zstd; do
+      if want "squashfs-$comp"; then
+        # the same trees with gzip (mksquashfs' default) or zstd blocks: reported, no target
+        g="squashfs-$comp-$o-$n"; group_order+=("$g")
+        measure_pair "$g" "$g" "squashfs-$comp" "squashfs rootfs $o->$n ($comp)" "$fs_dir/rootfs-$o.$comp.sqfs" \
+          "$fs_dir/rootfs-$n.$comp.sqfs"
+      fi
+    done
     if want squashfs-raw; then
       # the same trees in squashfs without compression: the bytes a compression-aware mode
       # (decompress, diff, recompress bit-exactly) would diff; reported, no target

@@ -13,6 +13,8 @@
 #                                                  -M), as a read-only A/B root filesystem is
 #                                                  shipped: no long zero runs, so bsdiff 4.3 finishes
 #   rootfs-r1.sqfs rootfs-r2.sqfs rootfs-r3.sqfs   squashfs, xz blocks (as Yocto and Buildroot make them)
+#   rootfs-r1.gzip.sqfs, rootfs-r1.zstd.sqfs ...  the same squashfs with gzip (mksquashfs' default)
+#                                                  and zstd blocks
 #   rootfs-r1.raw.sqfs ...                         the same squashfs without compression (-noI -noId
 #                                                  -noD -noF -noX): the bytes a compression-aware
 #                                                  delta would diff
@@ -66,7 +68,8 @@ done
 images() {
   local r
   for r in "${RELEASES[@]}"; do
-    printf '%s\n' "$OUT/rootfs-$r.ext4" "$OUT/rootfs-$r.fit.ext4" "$OUT/rootfs-$r.sqfs" "$OUT/rootfs-$r.raw.sqfs"
+    printf '%s\n' "$OUT/rootfs-$r.ext4" "$OUT/rootfs-$r.fit.ext4" "$OUT/rootfs-$r.sqfs" "$OUT/rootfs-$r.gzip.sqfs" \
+      "$OUT/rootfs-$r.zstd.sqfs" "$OUT/rootfs-$r.raw.sqfs"
   done
   if ((BIG)); then printf '%s\n' "$OUT/rootfs-r2.big.ext4" "$OUT/rootfs-r3.big.ext4"; fi
 }
@@ -134,7 +137,8 @@ make_ext4_fit() {
 make_sqfs() {
   local tree=$1 img=$2; shift 2
   rm -f "$img.tmp"
-  SOURCE_DATE_EPOCH=$EPOCH mksquashfs "$tree" "$img.tmp" -comp xz -b 131072 -noappend -all-root -no-progress \
+  local comp=${COMP:-xz}
+  SOURCE_DATE_EPOCH=$EPOCH mksquashfs "$tree" "$img.tmp" -comp "$comp" -b 131072 -noappend -all-root -no-progress \
     -processors 1 -quiet "$@" >/dev/null
   mv "$img.tmp" "$img"
 }
@@ -149,7 +153,8 @@ main() {
   local i r
   for i in "${!RELEASES[@]}"; do
     r=${RELEASES[$i]}
-    local want=("$OUT/rootfs-$r.ext4" "$OUT/rootfs-$r.sqfs" "$OUT/rootfs-$r.raw.sqfs")
+    local want=("$OUT/rootfs-$r.ext4" "$OUT/rootfs-$r.sqfs" "$OUT/rootfs-$r.gzip.sqfs" "$OUT/rootfs-$r.zstd.sqfs"
+      "$OUT/rootfs-$r.raw.sqfs")
     ((BIG)) && [[ $r != r1 ]] && want+=("$OUT/rootfs-$r.big.ext4")
     local missing=0 f
     for f in "${want[@]}"; do [[ -s $f ]] || missing=1; done
@@ -162,6 +167,8 @@ main() {
     [[ -s $OUT/rootfs-$r.ext4 ]] || { log "release $r: ext4 ${EXT4_MIB} MiB"; make_ext4 "$tree" "$OUT/rootfs-$r.ext4" "$EXT4_MIB"; }
     [[ -s $OUT/rootfs-$r.fit.ext4 ]] || { log "release $r: ext4 without journal, fit"; make_ext4_fit "$OUT/rootfs-$r.ext4" "$OUT/rootfs-$r.fit.ext4"; }
     [[ -s $OUT/rootfs-$r.sqfs ]] || { log "release $r: squashfs (xz)"; make_sqfs "$tree" "$OUT/rootfs-$r.sqfs"; }
+    [[ -s $OUT/rootfs-$r.gzip.sqfs ]] || { log "release $r: squashfs (gzip)"; COMP=gzip make_sqfs "$tree" "$OUT/rootfs-$r.gzip.sqfs"; }
+    [[ -s $OUT/rootfs-$r.zstd.sqfs ]] || { log "release $r: squashfs (zstd)"; COMP=zstd make_sqfs "$tree" "$OUT/rootfs-$r.zstd.sqfs"; }
     [[ -s $OUT/rootfs-$r.raw.sqfs ]] || {
       log "release $r: squashfs (uncompressed)"
       make_sqfs "$tree" "$OUT/rootfs-$r.raw.sqfs" -noI -noId -noD -noF -noX
