@@ -12,6 +12,7 @@
 // Runs until SIGINT/SIGTERM, or with --until-final until every device reported a
 // final phase for CAMPAIGN; writes per-device final phases and sequence numbers
 // to --stats (JSON) for the benchmark script (bench/fleet_bench.sh).
+#include <algorithm>
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -64,7 +65,16 @@ int main(int argc, char** argv) {
   std::uint64_t bank_size = 0;
   int ramp = 200;
   app.add_option("--devices", devices, "Number of devices")->capture_default_str();
-  app.add_option("--broker", broker, "mqtt://HOST:PORT")->required();
+  app.add_option("--broker", broker,
+                 "mqtt://HOST:PORT, or the nodes of a cluster as URL,URL,...: device i starts on node i mod n and fails "
+                 "over to the others")
+      ->required();
+  std::string username, password;
+  int failover_after = 10;
+  app.add_option("--username", username, "Broker user name (every device)");
+  app.add_option("--password", password, "Broker password (every device; a loopback benchmark's)");
+  app.add_option("--failover-after", failover_after, "Seconds without a connection before a device tries the next node")
+      ->capture_default_str();
   app.add_option("--fleet", fleet, "Fleet name")->capture_default_str();
   app.add_option("--trust", trust_path, "Trust root (root.json)")->required();
   app.add_option("--image", image_path, "The image every device runs in bank a")->required();
@@ -94,7 +104,11 @@ int main(int argc, char** argv) {
     return 3;
   }
   if (bank_size < image->size()) bank_size = image->size();
-  auto base = ota::mqtt::parse_broker_url(broker);
+  ota::mqtt::Options defaults;
+  defaults.username = username;
+  defaults.password = password;
+  defaults.failover_after_s = failover_after;
+  auto base = ota::mqtt::parse_broker_urls(broker, defaults);
   if (!base) {
     std::fprintf(stderr, "ota-fleet-sim: %s\n", base.error().message.c_str());
     return 2;
@@ -136,6 +150,16 @@ int main(int argc, char** argv) {
     o.device_id = d->id;
     o.fleet = fleet;
     o.mqtt = *base;
+    if (!base->failover.empty()) {
+      // Spread over the nodes: device i starts on node i mod n, then the next ones.
+      std::vector<ota::mqtt::Endpoint> nodes{{base->host, base->port}};
+      nodes.insert(nodes.end(), base->failover.begin(), base->failover.end());
+      std::rotate(nodes.begin(), nodes.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(i) % nodes.size()),
+                  nodes.end());
+      o.mqtt.host = nodes.front().host;
+      o.mqtt.port = nodes.front().port;
+      o.mqtt.failover.assign(nodes.begin() + 1, nodes.end());
+    }
     o.mqtt.keepalive_s = 60;
     o.retry_delay_s = 5;
     o.stop = &g_stop;

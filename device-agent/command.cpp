@@ -269,6 +269,7 @@ int cmd_run(const Config& c, const Options& o) {
   mo.key_file = c.mqtt.key_file;
   mo.tls = !mo.ca_file.empty() || !mo.cert_file.empty();
   mo.keepalive_s = c.mqtt.keepalive_s;
+  mo.failover_after_s = c.mqtt.failover_after_s;
   if (!c.mqtt.password_file.empty()) {
     auto bytes = read_file(c.mqtt.password_file);
     if (!bytes) return report_error(o, "run", bytes.error().with_context("mqtt.password_file"));
@@ -276,7 +277,7 @@ int cmd_run(const Config& c, const Options& o) {
     if (auto nl = p.find('\n'); nl != std::string::npos) p.resize(nl);
     mo.password = std::move(p);
   }
-  auto parsed = mqtt::parse_broker_url(c.mqtt.broker, mo);
+  auto parsed = mqtt::parse_broker_urls(c.mqtt.broker, mo);
   if (!parsed) return report_error(o, "run", parsed.error().with_context("mqtt.broker"));
   if (auto w = mqtt::insecure_password_warning(*parsed)) std::fprintf(stderr, "ota-agent: %s\n", w->c_str());
   struct sigaction sa {};

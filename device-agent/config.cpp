@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "ota/core/io.hpp"
+#include "ota/fleet/mqtt.hpp"
 #include "ota/fleet/policy.hpp"
 
 namespace ota::agent_cli {
@@ -123,8 +124,22 @@ Result<Config> load_config(const std::string& path) {
   }
   if (auto m = j.find("mqtt"); m != j.end()) {
     if (!m->is_object()) return fail(ErrorCode::kMalformed, path + ": mqtt must be an object");
-    for (auto [k, out, req] : {std::tuple<const char*, std::string*, bool>{"broker", &c.mqtt.broker, true},
-                               {"fleet", &c.mqtt.fleet, true},
+    // "broker": one URL, or the nodes of one cluster as a list (kept joined
+    // by commas, which no broker URL contains; mqtt::parse_broker_urls).
+    if (auto bl = m->find("broker"); bl != m->end() && bl->is_array()) {
+      if (bl->empty() || bl->size() > mqtt::kMaxBrokers)
+        return fail(ErrorCode::kMalformed, path + ": mqtt.broker must list 1 to " + std::to_string(mqtt::kMaxBrokers) + " URLs");
+      for (const auto& u : *bl) {
+        if (!u.is_string() || u.get<std::string>().empty() || u.get<std::string>().find(',') != std::string::npos)
+          return fail(ErrorCode::kMalformed, path + ": mqtt.broker must list broker URLs (strings without commas)");
+        c.mqtt.broker += (c.mqtt.broker.empty() ? "" : ",") + u.get<std::string>();
+      }
+    } else {
+      auto v = str(*m, "broker", true);
+      if (!v) return fail(v.error().with_context(path + ": mqtt"));
+      c.mqtt.broker = *v;
+    }
+    for (auto [k, out, req] : {std::tuple<const char*, std::string*, bool>{"fleet", &c.mqtt.fleet, true},
                                {"client_id", &c.mqtt.client_id, false},
                                {"username", &c.mqtt.username, false},
                                {"password_file", &c.mqtt.password_file, false},
@@ -137,6 +152,7 @@ Result<Config> load_config(const std::string& path) {
       *out = *v;
     }
     for (auto [k, out, lo, hi] : {std::tuple<const char*, int*, unsigned, unsigned>{"keepalive_s", &c.mqtt.keepalive_s, 5, 3600},
+                                  {"failover_after_s", &c.mqtt.failover_after_s, 1, 3600},
                                   {"retry_delay_s", &c.mqtt.retry_delay_s, 1, 86400}}) {
       if (!m->contains(k)) continue;
       const Json& v = (*m)[k];

@@ -40,13 +40,14 @@ struct Config {
   int spool_mib = 64;
   // Campaigns over MQTT (`ota-agent run`); broker empty: not configured.
   struct Mqtt {
-    std::string broker;         // mqtt://HOST[:PORT] or mqtts://HOST[:PORT]
+    std::string broker;         // mqtt[s]://HOST[:PORT], or the nodes of one cluster joined by commas
     std::string fleet;
     std::string client_id;      // default: device_id
     std::string username;
     std::string password_file;  // first line is the password
     std::string ca_file, cert_file, key_file;
     int keepalive_s = 30;
+    int failover_after_s = 10;  // with several brokers: the next one after this long without a connection
     int retry_delay_s = 10;     // after a failed download
     // The device's own secret key (`ota device provision`, 0600): signs
     // every report. Required by signed campaigns; empty: bare reports.

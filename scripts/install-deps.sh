@@ -21,6 +21,8 @@ packages=(
   mosquitto mosquitto-clients libmosquitto-dev
   # the campaign controller's metrics server, and the Prometheus that its integration test scrapes it with
   libmicrohttpd-dev prometheus
+  # a clustered MQTT broker (mod_mqtt) for campaigns on a cluster: scripts/ejabberd-cluster.sh runs its own nodes
+  ejabberd
   # the headless browser that renders `ota campaign serve` and `ota campaign report --html` in the tests
   chromium
 )

@@ -56,6 +56,8 @@ done
   for d in "${devices[@]}"; do
     echo "user $d"
     echo "topic read ota/$fleet/campaigns/+"
+    echo "topic read ota/$fleet/campaigns/+/sync"
+    echo "topic read ota/$fleet/devices/$d/campaigns/+"
     echo "topic write ota/$fleet/devices/$d/#"
     echo
   done

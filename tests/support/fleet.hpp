@@ -171,7 +171,20 @@ class Fleet : public testing::Test {
     o.fleet = kFleet;
     broker_ = std::make_unique<Mosquitto>(path("broker"), o);
   }
-  std::string broker_url() const { return "mqtt://127.0.0.1:" + std::to_string(broker_->port()); }
+  std::string broker_url() const {
+    return broker_urls_.empty() ? "mqtt://127.0.0.1:" + std::to_string(broker_->port()) : broker_urls_;
+  }
+  // Another broker than the mosquitto of start_broker() (a cluster): the URL
+  // list the tools and devices use, and the login every client gives.
+  void use_broker(const std::string& urls, const std::string& user, const std::string& password) {
+    broker_urls_ = urls;
+    broker_user_ = user;
+    save("broker-password", password + "\n");
+  }
+  std::vector<std::string> login_args() const {
+    if (broker_user_.empty()) return {};
+    return {"--username", broker_user_, "--password-file", path("broker-password")};
+  }
 
   std::string path(const std::string& n) const { return dir_.file(n); }
   ProcessResult ota(std::vector<std::string> args) {
@@ -199,6 +212,10 @@ class Fleet : public testing::Test {
     write_bytes(d.dir + "/bank-a", a);
     write_bytes(d.dir + "/bank-b", b);
     Json m = {{"broker", broker_url()}, {"fleet", kFleet}, {"retry_delay_s", 1}, {"device_key", d.dir + "/device.key"}};
+    if (!broker_user_.empty()) {
+      m["username"] = broker_user_;
+      m["password_file"] = path("broker-password");
+    }
     m.update(mqtt_extra);
     Json c = {{"device_id", id},
               {"hardware_id", "board"},
@@ -238,11 +255,16 @@ class Fleet : public testing::Test {
                                   "--key", path("release.key"), "--dir", path("campaigns"), "--json"};
     if (std::find(extra.begin(), extra.end(), "--unsigned") == extra.end())
       args.insert(args.end(), {"--registry", path("registry.json"), "--operator", path("operator.pub")});
+    const auto login = login_args();
+    args.insert(args.end(), login.begin(), login.end());
     args.insert(args.end(), extra.begin(), extra.end());
     return ota(args);
   }
   void run_controller(const std::string& id, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{kOta, "campaign", "run", id, "--broker", broker_url(), "--dir", path("campaigns"), "-q"};
+    // Its log (decisions, ignored messages) goes to controller.log: logs() shows it on a failure.
+    std::vector<std::string> args{kOta, "campaign", "run", id, "--broker", broker_url(), "--dir", path("campaigns")};
+    const auto login = login_args();
+    args.insert(args.end(), login.begin(), login.end());
     args.insert(args.end(), extra.begin(), extra.end());
     controller_ = std::make_unique<Spawned>(args, path("controller.log"));
   }
@@ -261,8 +283,11 @@ class Fleet : public testing::Test {
     return out;
   }
   Json status(const std::string& id) {
-    auto r = ota({"campaign", "status", id, "--fleet", kFleet, "--broker", broker_url(), "--trust", path("root.json"),
-                  "--devices", "--json"});
+    std::vector<std::string> args{"campaign", "status", id, "--fleet", kFleet, "--broker", broker_url(),
+                                  "--trust", path("root.json"), "--devices", "--json"};
+    const auto login = login_args();
+    args.insert(args.end(), login.begin(), login.end());
+    auto r = ota(args);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return Json::parse(r.out.empty() ? "{}" : r.out);
   }
@@ -297,6 +322,7 @@ class Fleet : public testing::Test {
   Bytes base_, image_;
   std::unique_ptr<Nginx> web_;
   std::unique_ptr<Mosquitto> broker_;
+  std::string broker_urls_, broker_user_;  // use_broker()
   std::unique_ptr<Spawned> controller_;
   std::vector<Device> devices_;
 };

@@ -1,6 +1,8 @@
 // The campaign core: documents (strict parsing, signatures, revisions,
 // expiry), wave membership, device reports, the gates, the journal, and the
 // controller over a fake MQTT client (rebuild from the journal).
+#include <functional>
+#include <map>
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
@@ -916,6 +918,11 @@ class FakeClient final : public mqtt::Client {
     std::lock_guard<std::mutex> lock(mu_);
     events_.push_back(mqtt::Event{mqtt::Event::Kind::kMessage, {topic, payload, 1, true, 0, {}}, true, 0, 0});
   }
+  // A message as it happens (not from the retained store).
+  void feed_live(const std::string& topic, const std::string& payload) {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.push_back(mqtt::Event{mqtt::Event::Kind::kMessage, {topic, payload, 1, false, 0, {}}, false, 0, 0});
+  }
   std::vector<mqtt::Message> published() {
     std::lock_guard<std::mutex> lock(mu_);
     return published_;
@@ -927,6 +934,30 @@ class FakeClient final : public mqtt::Client {
   std::vector<mqtt::Message> published_;
   int mid_ = 0;
 };
+
+// A campaign directory as `ota publish` leaves it (release key 1): the
+// controller key, and the journal's first record with the signed document.
+// `adjust` changes the campaign before it is signed.
+cp::Campaign published_campaign(const std::string& cdir, const std::string& id, std::vector<std::uint32_t> waves,
+                                const std::function<void(cp::Campaign&)>& adjust = {}) {
+  auto pub = cp::prepare_directory(cdir);
+  EXPECT_TRUE(pub);
+  cp::Campaign c;
+  c.id = id;
+  c.fleet = "f";
+  c.created = 1780000000;
+  c.expires = c.created + 86400;
+  c.version = "2.0.0";
+  c.hardware = {"board"};
+  c.url = "http://127.0.0.1/b.otb";
+  c.waves = std::move(waves);
+  if (pub) c.controller = *pub;
+  if (adjust) adjust(c);
+  auto control = cp::initial_control(cdir, c, c.created);
+  EXPECT_TRUE(control);
+  if (control) EXPECT_TRUE(cp::journal_publication(cdir, cp::encode_document({sign_campaign(c, key(1)), *control}), c.created));
+  return c;
+}
 
 TEST(CampaignController, RunsToCompletionAndRebuildsFromItsJournal) {
   test::TempDir dir;
@@ -1014,22 +1045,7 @@ TEST(CampaignController, RunsToCompletionAndRebuildsFromItsJournal) {
 TEST(CampaignController, RepublishesTheDocumentWhileDevicesArePendingBackingOff) {
   test::TempDir dir;
   const std::string cdir = dir.file("c2");
-  auto release = key(1);
-  auto pub = cp::prepare_directory(cdir);
-  ASSERT_TRUE(pub);
-  cp::Campaign c;
-  c.id = "c2";
-  c.fleet = "f";
-  c.created = 1780000000;
-  c.expires = c.created + 86400;
-  c.version = "2.0.0";
-  c.hardware = {"board"};
-  c.url = "http://127.0.0.1/b.otb";
-  c.waves = {10000};
-  c.controller = *pub;
-  auto control = cp::initial_control(cdir, c, c.created);
-  ASSERT_TRUE(control);
-  ASSERT_TRUE(cp::journal_publication(cdir, cp::encode_document({sign_campaign(c, release), *control}), c.created));
+  const cp::Campaign c = published_campaign(cdir, "c2", {10000});
   FakeClient client;
   client.feed(cp::state_topic("f", "d0"), cp::encode_report({"d0", 1, "b", c.created, "", cp::Phase::kIdle, "1.0.0", "", 0, 0}));
   auto ctl = cp::Controller::open(cdir);
@@ -1059,6 +1075,51 @@ TEST(CampaignController, RepublishesTheDocumentWhileDevicesArePendingBackingOff)
   for (const auto& m : client.published())
     if (m.topic == cp::campaign_topic("f", "c2")) last = m.payload;
   EXPECT_EQ(last, (*ctl)->document());
+}
+
+// For brokers whose retained store does not span every node (a cluster):
+// the controller asks every device for its state when it connects, and a
+// device that comes online (a live availability message, not the retained
+// store's flood nor a last will) gets the document on its own topic, at most
+// every 10 s.
+TEST(CampaignController, AsksForStatesAndSendsTheDocumentToADeviceThatCameOnline) {
+  test::TempDir dir;
+  const std::string cdir = dir.file("c3");
+  const cp::Campaign c = published_campaign(cdir, "c3", {10000});
+  FakeClient client;
+  const auto online = [](const std::string& d, bool on) { return cp::encode_availability({d, "boot-1", on}); };
+  client.feed(cp::availability_topic("f", "d0"), online("d0", true));  // retained: not a connection now
+  client.feed_live(cp::availability_topic("f", "d1"), online("d1", true));
+  client.feed_live(cp::availability_topic("f", "d1"), online("d1", true));  // again within 10 s
+  client.feed_live(cp::availability_topic("f", "d2"), online("d2", false));  // a last will
+  client.feed_live(cp::availability_topic("f", "d3"), online("d4", true));   // naming another device
+  client.feed_live(cp::availability_topic("f", "d5"), "{not json");
+  auto ctl = cp::Controller::open(cdir);
+  ASSERT_TRUE(ctl) << ctl.error().message;
+  volatile bool stop = false;
+  cp::RunOptions o;
+  o.tick = 10ms;
+  o.now = [&] { return c.created + 5; };
+  o.stop = &stop;
+  std::thread t([&] { EXPECT_TRUE((*ctl)->run(client, o)); });
+  std::this_thread::sleep_for(500ms);
+  stop = true;
+  t.join();
+  std::map<std::string, std::size_t> sent;
+  for (const auto& m : client.published()) {
+    ++sent[m.topic];
+    if (m.topic == cp::device_campaign_topic("f", "d1", "c3")) {
+      EXPECT_EQ(m.payload, (*ctl)->document());
+      EXPECT_FALSE(m.retain);
+    }
+    if (m.topic == cp::sync_topic("f", "c3")) EXPECT_FALSE(m.retain);
+  }
+  EXPECT_EQ(sent[cp::sync_topic("f", "c3")], 1u) << "asked once, on connecting";
+  EXPECT_EQ(sent[cp::device_campaign_topic("f", "d1", "c3")], 1u);
+  for (const char* d : {"d0", "d2", "d3", "d4", "d5"}) EXPECT_EQ(sent[cp::device_campaign_topic("f", d, "c3")], 0u) << d;
+  const std::string text = (*ctl)->metrics(c.created + 5, 0);
+  EXPECT_NE(text.find("ota_campaign_device_documents_total{"), std::string::npos);
+  EXPECT_NE(text.find("ota_campaign_state_requests_total{"), std::string::npos);
 }
 
 // ---- Regression gate (regression.cpp) ----
@@ -1263,25 +1324,11 @@ TEST(CampaignRegression, TheGateWeighsUpdatedAgainstControlPastTheMarginWithAMin
 TEST(CampaignController, ARegressionPauseIsJournaledAndAResumeAcceptsItAcrossARestart) {
   test::TempDir dir;
   const std::string cdir = dir.file("c1");
-  auto release = key(1);
-  auto pub = cp::prepare_directory(cdir);
-  ASSERT_TRUE(pub);
-  cp::Campaign c;
-  c.id = "c1";
-  c.fleet = "f";
-  c.created = 1780000000;
-  c.expires = c.created + 86400;
-  c.version = "2.0.0";
-  c.hardware = {"board"};
-  c.url = "http://127.0.0.1/b.otb";
-  c.waves = {5000, 10000};
-  c.gates.soak_s = 86400;  // the success gate waits
-  c.controller = *pub;
-  c.regression = regression_section();
-  c.regression->min_sample = 3;
-  auto control = cp::initial_control(cdir, c, c.created);
-  ASSERT_TRUE(control);
-  ASSERT_TRUE(cp::journal_publication(cdir, cp::encode_document({sign_campaign(c, release), *control}), c.created));
+  const cp::Campaign c = published_campaign(cdir, "c1", {5000, 10000}, [](cp::Campaign& x) {
+    x.gates.soak_s = 86400;  // the success gate waits
+    x.regression = regression_section();
+    x.regression->min_sample = 3;
+  });
   Fleet f;
   f.c = c;
   const auto w0 = f.in_wave(0, 3), w1 = f.in_wave(1, 3);

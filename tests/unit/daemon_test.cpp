@@ -1235,5 +1235,40 @@ TEST_F(DaemonTest, AWaitingDeviceIsTheControlGroupUntilItsWaveOpens) {
   EXPECT_EQ(updated->unexpected_reboots, 0u);
 }
 
+// For brokers whose retained store does not span every node (a cluster): a
+// document the controller sent to this device alone is acted on like the
+// fleet's retained one, and a sync request makes the device say that it is
+// online and its latest state again, at most every 10 s.
+TEST_F(DaemonTest, ADocumentSentToTheDeviceAloneIsActedOnAndASyncRequestRepeatsTheStateOnce) {
+  const cp::Campaign c = [&] {
+    auto x = campaign();
+    x.waves = {1, 10000};  // dev-1 waits in the second wave
+    return x;
+  }();
+  auto dev = boot();
+  auto d = daemon(*dev);
+  const std::string state = cp::state_topic(kFleet, kDevice), online = cp::availability_topic(kFleet, kDevice);
+  auto sent = [&](const std::string& topic) {
+    std::size_t n = 0;
+    for (const auto& m : broker_.log()) n += m.topic == topic;
+    return n;
+  };
+  std::thread controller([&] {
+    std::this_thread::sleep_for(200ms);
+    broker_.publish({cp::device_campaign_topic(kFleet, kDevice, "c1"), document(c, control(c, 1)), 1, false, 0, {}});
+  });
+  ASSERT_TRUE(session(d, [&] {
+    if (count(cp::Phase::kWaiting) == 0) return false;
+    const std::size_t states = sent(state), onlines = sent(online);
+    for (int i = 0; i < 3; ++i) broker_.publish({cp::sync_topic(kFleet, "c1"), "{}", 1, false, 0, {}});
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(sent(state), states + 1) << "three requests within 10 s: answered once";
+    EXPECT_EQ(sent(online), onlines + 1);
+    return true;
+  }));
+  controller.join();
+  EXPECT_EQ(count(cp::Phase::kWaiting), 1u);
+}
+
 }  // namespace
 }  // namespace ota

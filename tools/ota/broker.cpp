@@ -25,7 +25,7 @@ Result<mqtt::Options> BrokerArgs::options(const std::string& default_id) const {
     if (!p) return fail(p.error().with_context("--password-file"));
     if (*p) o.password = **p;
   }
-  return mqtt::parse_broker_url(url, o);
+  return mqtt::parse_broker_urls(url, o);
 }
 
 Result<std::chrono::milliseconds> BrokerArgs::wait() const {

@@ -17,7 +17,9 @@ struct BrokerArgs {
   std::string ca, cert, key, username, password_file, client_id;
   std::string timeout = "30s";
   void add(CLI::App* cmd) {
-    cmd->add_option("--broker", url, "mqtt://HOST[:PORT] or mqtts://HOST[:PORT]")->capture_default_str();
+    cmd->add_option("--broker", url,
+                    "mqtt://HOST[:PORT] or mqtts://HOST[:PORT]; the nodes of one cluster as URL,URL,... (tried in turn)")
+        ->capture_default_str();
     cmd->add_option("--ca", ca, "TLS: the CA certificate that signed the broker's (PEM)");
     cmd->add_option("--cert", cert, "TLS client certificate (PEM)");
     cmd->add_option("--cert-key", key, "TLS client certificate's private key (PEM)");

@@ -55,6 +55,17 @@ std::string status_topic(std::string_view fleet, std::string_view id);
 std::string state_topic(std::string_view fleet, std::string_view device);
 std::string events_topic(std::string_view fleet, std::string_view device);
 std::string availability_topic(std::string_view fleet, std::string_view device);
+// Asked by the controller (QoS 1, not retained): "every device, publish your
+// latest state again". The same request as re-reading the retained states,
+// for brokers whose retained store does not span every node (a cluster).
+// Devices subscribe to sync_filter(); the payload is not read.
+std::string sync_topic(std::string_view fleet, std::string_view id);
+std::string sync_filter(std::string_view fleet);
+// The campaign document sent to one device (QoS 1, not retained): what a
+// device that just connected to a node without the retained document gets
+// from the controller. Devices subscribe to device_campaigns_filter().
+std::string device_campaign_topic(std::string_view fleet, std::string_view device, std::string_view id);
+std::string device_campaigns_filter(std::string_view fleet, std::string_view device);
 // A fleet, campaign or device id: [A-Za-z0-9._-]{1,64} (safe in topics and file names).
 bool is_valid_name(std::string_view s);
 

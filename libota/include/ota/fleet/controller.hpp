@@ -31,6 +31,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -152,7 +153,15 @@ class Controller {
   // checked: check_report() done beforehand (check_batch), or empty.
   Status on_report(const mqtt::Message& m, trust::Time now, const RunOptions& o, bool& dirty,
                    std::optional<JudgedReport>* checked = nullptr);
-  std::string device_of(const std::string& topic) const;  // "" when not a device state topic
+  // The device of ota/FLEET/devices/DEVICE/LEAF; "" for any other topic.
+  std::string device_of(const std::string& topic, std::string_view leaf = "state") const;
+  // Asks every device for its latest state again (sync_topic).
+  Status request_states(mqtt::Client& client);
+  // A message on a device's availability topic (true; false for any other):
+  // a device that came online gets the document on device_campaign_topic().
+  bool greet(mqtt::Client& client, const mqtt::Message& m);
+  static constexpr std::chrono::seconds kGreetInterval{10};
+  static constexpr std::size_t kMaxGreeted = 1u << 21;
   // Signed campaigns: check_report() of every report in a batch, on up to
   // o.verify_threads threads; empty entries for commands (and unsigned campaigns).
   std::vector<std::optional<JudgedReport>> check_batch(const std::vector<mqtt::Message>& batch,
@@ -173,6 +182,7 @@ class Controller {
   std::map<std::string, std::uint64_t> dropped_reports_, ignored_commands_;
   std::uint64_t unsynced_ = 0;  // results appended since the last journal sync
   ControllerCounters counters_;  // since this object was opened (metrics)
+  std::unordered_map<std::string, std::chrono::steady_clock::time_point> greeted_;  // greet(): when each was sent the document
 };
 
 }  // namespace ota::campaign

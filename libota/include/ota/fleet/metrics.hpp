@@ -35,6 +35,8 @@ struct ControllerCounters {
   std::uint64_t reports = 0;           // messages taken on the device state topics (duplicates, dropped ones too)
   std::uint64_t results = 0;           // final device results appended to the journal
   std::uint64_t decisions = 0;         // decisions journaled and published
+  std::uint64_t state_requests = 0;    // "say your state again" requests to the fleet (sync_topic)
+  std::uint64_t greetings = 0;         // documents sent to one device that came online
   std::uint64_t journal_syncs = 0;     // fsyncs of the journal
   std::uint64_t journal_unsynced = 0;  // results appended but not yet fsync'd: the journal's lag
   trust::Time started = 0;             // when the controller started (Unix seconds)

@@ -32,6 +32,12 @@
 //   (re)subscription, which is what campaign followers rely on. Events a
 //   helper takes and gives back (requeue()) are put back whatever the bounds,
 //   so the queue may briefly hold a few more than max_queued_events.
+// - Failover (the nodes of a clustered broker): with Options::failover, a
+//   client that has had no connection for failover_after_s tries the next
+//   endpoint (host, port), then the next, round robin, with the same TLS
+//   settings and credentials. Its subscriptions are renewed there; QoS 1/2
+//   messages queued while offline are sent there. Without failover, nothing
+//   changes: libmosquitto reconnects to the one broker on its own.
 // - Passwords and key passphrases never appear in errors or logs, nor does a
 //   URL's user:password@ part (parse_broker_url refuses userinfo and never
 //   echoes it).
@@ -61,9 +67,22 @@ struct Message {
   std::vector<std::pair<std::string, std::string>> user_properties;
 };
 
+// One broker address (a node of a cluster).
+struct Endpoint {
+  std::string host;
+  int port = 1883;
+  bool operator==(const Endpoint&) const = default;
+};
+
+// At most this many brokers in one list (parse_broker_urls).
+inline constexpr std::size_t kMaxBrokers = 16;
+
 struct Options {
   std::string host = "127.0.0.1";
   int port = 1883;
+  // Further brokers of the same deployment (see Failover in the contract).
+  std::vector<Endpoint> failover;
+  int failover_after_s = 10;  // without a connection this long: the next endpoint
   bool tls = false;          // mqtts:// or any TLS file given
   std::string ca_file;       // TLS: CA that signed the broker's certificate
   std::string cert_file;     // TLS client certificate (PEM)
@@ -104,6 +123,14 @@ std::optional<std::string> insecure_password_warning(const Options& o);
 // --password-file), and errors show the URL with that part as "***@".
 Result<Options> parse_broker_url(std::string_view url, Options base = {});
 
+// A comma-separated list of broker URLs (the nodes of one cluster, at most
+// kMaxBrokers): the first sets host, port and tls, the others become
+// Options::failover. Every URL must use the same scheme; a duplicate is
+// refused (kUsage). A single URL is parse_broker_url.
+Result<Options> parse_broker_urls(std::string_view list, Options base = {});
+// The same for a list already split (the agent configuration's array).
+Result<Options> parse_broker_urls(const std::vector<std::string>& urls, Options base = {});
+
 struct Event {
   enum class Kind { kConnected, kDisconnected, kMessage, kPublished };
   Kind kind = Kind::kMessage;
@@ -115,6 +142,7 @@ struct Event {
   // MQTT 5 terms: 3.1.1 codes 1-5 are mapped to 0x84, 0x85, 0x88, 0x86, 0x87).
   // kDisconnected: 0 after stop(), an MQTT 5 DISCONNECT reason (>= 0x80) sent
   // by the broker, or else a libmosquitto error number (MOSQ_ERR_*).
+  std::string broker;   // kConnected (accepted): the broker's "host:port"
 };
 
 class Client {

@@ -52,6 +52,7 @@ struct Daemon::Impl {
   std::deque<mqtt::Event> deferred;
   // An install in progress (its campaign id) and whether an abort stops it.
   std::string installing;
+  std::optional<std::chrono::steady_clock::time_point> last_sync;  // the last sync request answered
   bool cancel = false;
   bool reboot_requested = false;
   // A download that failed: the campaign tried again at retry_at, on the
@@ -207,21 +208,56 @@ struct Daemon::Impl {
     if (durable) (void)save_outbox();
   }
 
-  void on_connected() {
+  void on_connected(const mqtt::Event& ev) {
+    if (!ev.broker.empty()) log("connected to " + ev.broker);
     for (auto& p : out.pending) p.mid = -1;
-    (void)client->publish(mqtt::Message{cp::availability_topic(o.fleet, o.device_id),
-                                        cp::encode_availability({o.device_id, boot, true}), 1, true, 0, {}});
-    const std::string state = cp::state_topic(o.fleet, o.device_id);
-    const bool state_pending = std::any_of(out.pending.begin(), out.pending.end(), [&](const Pending& p) { return p.topic == state; });
-    // The broker may have lost the retained state (kill -9): the same report
-    // again, same sequence number, recognized as a duplicate by whoever saw it.
-    if (!state_pending && !out.last_state.empty()) (void)client->publish(mqtt::Message{state, out.last_state, 1, true, 0, {}});
+    say_online();
+    // The broker may have lost the retained state (kill -9), or this may be
+    // another node of a cluster: the same report again.
+    republish_state();
     flush();
   }
 
+  // The latest state again (same sequence number: recognized as a duplicate
+  // by whoever saw it), unless it is still waiting in the outbox.
+  // Also what tells the controller that this device may lack its document.
+  void say_online() {
+    (void)client->publish(mqtt::Message{cp::availability_topic(o.fleet, o.device_id),
+                                        cp::encode_availability({o.device_id, boot, true}), 1, true, 0, {}});
+  }
+
+  void republish_state() {
+    const std::string state = cp::state_topic(o.fleet, o.device_id);
+    const bool state_pending = std::any_of(out.pending.begin(), out.pending.end(), [&](const Pending& p) { return p.topic == state; });
+    if (!state_pending && !out.last_state.empty()) (void)client->publish(mqtt::Message{state, out.last_state, 1, true, 0, {}});
+  }
+
+  // The controller asks every device for its state again (sync_topic): its
+  // broker node may not hold the retained states published on other nodes.
+  // Answered at most every kSyncInterval; the request itself is not read.
+  static constexpr std::chrono::seconds kSyncInterval{10};
+  bool is_sync(const std::string& topic) const {
+    const std::string prefix = "ota/" + o.fleet + "/campaigns/", suffix = "/sync";
+    return topic.size() > prefix.size() + suffix.size() && topic.compare(0, prefix.size(), prefix) == 0 &&
+           topic.compare(topic.size() - suffix.size(), suffix.size(), suffix) == 0;
+  }
+  void on_sync() {
+    const auto wall = std::chrono::steady_clock::now();
+    if (last_sync && wall - *last_sync < kSyncInterval) return;
+    last_sync = wall;
+    say_online();  // the controller sends its document to devices that say so
+    republish_state();
+  }
+
   // ---- campaigns ----
+  // The campaign of a document's topic: the fleet's retained one, or the
+  // copy the controller sent to this device alone (device_campaign_topic).
   std::optional<std::string> campaign_id_of(const std::string& topic) const {
-    const std::string prefix = "ota/" + o.fleet + "/campaigns/";
+    std::string prefix = "ota/" + o.fleet + "/campaigns/";
+    if (topic.compare(0, prefix.size(), prefix) != 0) {
+      prefix = cp::device_campaigns_filter(o.fleet, o.device_id);
+      prefix.pop_back();  // the '+'
+    }
     if (topic.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
     std::string id = topic.substr(prefix.size());
     if (!cp::is_valid_name(id)) return std::nullopt;
@@ -580,10 +616,14 @@ struct Daemon::Impl {
   // an abort of the campaign being installed are handled; the rest waits.
   Status handle(const mqtt::Event& ev) {
     switch (ev.kind) {
-      case mqtt::Event::Kind::kConnected: on_connected(); return ok();
+      case mqtt::Event::Kind::kConnected: on_connected(ev); return ok();
       case mqtt::Event::Kind::kDisconnected: return ok();
       case mqtt::Event::Kind::kPublished: acknowledged(ev.mid, ev.reason); return ok();
       case mqtt::Event::Kind::kMessage: break;
+    }
+    if (is_sync(ev.message.topic)) {
+      on_sync();
+      return ok();
     }
     // About to reboot: documents come again (retained) after the reboot.
     if (reboot_requested) return ok();
@@ -774,6 +814,11 @@ struct Daemon::Impl {
     OTA_TRY_ASSIGN(auto c, o.connect ? o.connect(mo) : mqtt::connect(mo));
     client = std::move(c);
     OTA_TRY(client->subscribe("ota/" + o.fleet + "/campaigns/+", 1));
+    // For brokers whose retained store does not span every node (docs/protocol.md,
+    // "What a broker must provide"). Best effort: an ACL written before these
+    // topics existed refuses them, and everything else still works.
+    for (const auto& f : {cp::sync_filter(o.fleet), cp::device_campaigns_filter(o.fleet, o.device_id)})
+      if (auto st = client->subscribe(f, 1); !st) log("not subscribed to " + f + ": " + st.error().message);
     return ok();
   }
 

@@ -461,13 +461,41 @@ Status Controller::on_command(mqtt::Client& client, const std::string& payload, 
   return ok();
 }
 
-std::string Controller::device_of(const std::string& topic) const {
-  // The device id from the topic: ota/FLEET/devices/DEVICE/state.
+std::string Controller::device_of(const std::string& topic, std::string_view leaf) const {
+  // The device id from the topic: ota/FLEET/devices/DEVICE/LEAF.
   const std::string prefix = "ota/" + campaign_.fleet + "/devices/";
-  if (topic.size() > prefix.size() + 6 && topic.compare(0, prefix.size(), prefix) == 0 &&
-      topic.compare(topic.size() - 6, 6, "/state") == 0)
-    return topic.substr(prefix.size(), topic.size() - prefix.size() - 6);
+  const std::string suffix = "/" + std::string(leaf);
+  if (topic.size() > prefix.size() + suffix.size() && topic.compare(0, prefix.size(), prefix) == 0 &&
+      topic.compare(topic.size() - suffix.size(), suffix.size(), suffix) == 0)
+    return topic.substr(prefix.size(), topic.size() - prefix.size() - suffix.size());
   return {};
+}
+
+Status Controller::request_states(mqtt::Client& client) {
+  // Not retained: a request, answered by the devices connected now.
+  OTA_TRY(client.publish({sync_topic(campaign_.fleet, campaign_.id), "{}", 1, false, 0, {}}));
+  ++counters_.state_requests;
+  return ok();
+}
+
+bool Controller::greet(mqtt::Client& client, const mqtt::Message& m) {
+  const std::string device = device_of(m.topic, "availability");
+  if (device.empty()) return false;
+  // Only a device coming online now (not the retained store's flood, not a
+  // last will), and each at most every kGreetInterval.
+  if (m.retain || !is_valid_name(device)) return true;
+  auto a = parse_availability(m.payload);
+  if (!a || !a->online || a->device != device) return true;
+  const auto wall = std::chrono::steady_clock::now();
+  if (greeted_.size() >= kMaxGreeted) greeted_.clear();
+  auto [it, fresh] = greeted_.try_emplace(device, wall);
+  if (!fresh && wall - it->second < kGreetInterval) return true;
+  it->second = wall;
+  if (auto st = client.publish({device_campaign_topic(campaign_.fleet, device, campaign_.id), document_, 1, false, 0, {}});
+      !st)
+    return true;  // best effort: the retained document and the republication remain
+  ++counters_.greetings;
+  return true;
 }
 
 std::vector<std::optional<JudgedReport>> Controller::check_batch(const std::vector<mqtt::Message>& batch,
@@ -537,6 +565,10 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
   if (counters_.started == 0) counters_.started = now();
   OTA_TRY(client.subscribe(devices, 1));
   OTA_TRY(client.subscribe(commands, 1));
+  // Devices coming online get the document sent to them alone (greet): their
+  // node of a clustered broker may not hold the retained one. Best effort.
+  if (auto st = client.subscribe("ota/" + campaign_.fleet + "/devices/+/availability", 1); !st && o.log)
+    o.log("not following device availability: " + st.error().message);
   bool dirty = true;
   int final_mid = -1;
   // The gates wait until the retained device states arrived after the first
@@ -562,6 +594,7 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
   if (client.connected()) {
     // The caller waited for the connection (and took its event).
     OTA_TRY(publish_document(client));
+    OTA_TRY(request_states(client));
     connected_at = std::chrono::steady_clock::now();
   }
   auto final_deadline = std::chrono::steady_clock::time_point::max();
@@ -592,8 +625,11 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
     if (ev) {
       switch (ev->kind) {
         case mqtt::Event::Kind::kConnected:
-          // Every (re)connect: the broker may have lost what it held.
+          // Every (re)connect: the broker may have lost what it held, or
+          // this is another node of a cluster, without the retained states
+          // published on the others: the devices say theirs again.
           OTA_TRY(publish_document(client));
+          OTA_TRY(request_states(client));
           if (!connected_at) connected_at = std::chrono::steady_clock::now();
           dirty = true;
           break;
@@ -613,6 +649,7 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
             batch.push_back(std::move(more->message));
           }
           last_message = std::chrono::steady_clock::now();
+          std::erase_if(batch, [&](const mqtt::Message& m) { return greet(client, m); });
           auto checked = check_batch(batch, commands, o);
           for (std::size_t i = 0; i < batch.size(); ++i) {
             if (batch[i].topic == commands) {
@@ -676,6 +713,7 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
       // Best effort: a busy broker's late SUBACK is no reason to stop.
       if (pending > 0) {
         if (auto st = client.subscribe(devices, 1); !st && o.log) o.log("reconciling device states: " + st.error().message);
+        if (auto st = request_states(client); !st && o.log) o.log("asking devices for their states: " + st.error().message);
         if (pending != last_pending) republish_every = o.reconcile;  // progress: back to the short interval
         if (wall - last_republish >= republish_every) {
           OTA_TRY(publish_document(client));

@@ -201,6 +201,12 @@ std::string encode_metrics(const MetricsInput& in) {
   x.sample("ota_campaign_results_total", {}, n.results);
   x.family("ota_campaign_decisions_total", "counter", "Decisions (waves, pauses, aborts, admissions) since the start.");
   x.sample("ota_campaign_decisions_total", {}, n.decisions);
+  x.family("ota_campaign_state_requests_total", "counter",
+           "Requests to every device to publish its state again (on connecting, and while pending devices are quiet).");
+  x.sample("ota_campaign_state_requests_total", {}, n.state_requests);
+  x.family("ota_campaign_device_documents_total", "counter",
+           "Campaign documents sent to one device that came online (its broker node may lack the retained one).");
+  x.sample("ota_campaign_device_documents_total", {}, n.greetings);
   x.family("ota_campaign_journal_unsynced_results", "gauge",
            "Results appended to the journal but not yet fsync'd (the journal's lag; lost in a crash, sent again by devices).");
   x.sample("ota_campaign_journal_unsynced_results", {}, n.journal_unsynced);

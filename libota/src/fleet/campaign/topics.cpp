@@ -26,6 +26,15 @@ std::string availability_topic(std::string_view fleet, std::string_view device) 
   return "ota/" + std::string(fleet) + "/devices/" + std::string(device) + "/availability";
 }
 
+std::string sync_topic(std::string_view fleet, std::string_view id) { return campaign_topic(fleet, id) + "/sync"; }
+std::string sync_filter(std::string_view fleet) { return "ota/" + std::string(fleet) + "/campaigns/+/sync"; }
+std::string device_campaign_topic(std::string_view fleet, std::string_view device, std::string_view id) {
+  return "ota/" + std::string(fleet) + "/devices/" + std::string(device) + "/campaigns/" + std::string(id);
+}
+std::string device_campaigns_filter(std::string_view fleet, std::string_view device) {
+  return "ota/" + std::string(fleet) + "/devices/" + std::string(device) + "/campaigns/+";
+}
+
 bool is_valid_name(std::string_view s) {
   if (s.empty() || s.size() > 64 || s == "." || s == "..") return false;
   return std::all_of(s.begin(), s.end(), [](char c) {

@@ -6,6 +6,10 @@
 // on errors it considers fatal (a MQTT 5 CONNACK refusal, a protocol or TLS
 // error); a small supervisor thread per client joins it and starts it again
 // after a backoff, and switches to MQTT 3.1.1 when a broker refuses MQTT 5.
+// With failover endpoints, the supervisor does every reconnection itself: a
+// lost connection ends libmosquitto's loop at once (on_disconnect marks the
+// client disconnected), and after Options::failover_after_s without a
+// connection the supervisor connects to the next endpoint.
 #include "ota/fleet/mqtt.hpp"
 #include "fleet/mqtt/mqtt_module.hpp"
 #include "fleet/mqtt/mosquitto_support.hpp"
@@ -37,7 +41,10 @@ using std::chrono::milliseconds;
 
 class MosquittoClient final : public Client {
  public:
-  explicit MosquittoClient(Options o) : o_(std::move(o)), endpoint_(o_.host + ":" + std::to_string(o_.port)) {}
+  explicit MosquittoClient(Options o) : o_(std::move(o)) {
+    endpoints_.push_back({o_.host, o_.port});
+    endpoints_.insert(endpoints_.end(), o_.failover.begin(), o_.failover.end());
+  }
 
   ~MosquittoClient() override {
     stop();
@@ -48,8 +55,14 @@ class MosquittoClient final : public Client {
   MosquittoClient& operator=(const MosquittoClient&) = delete;
 
   Status start() {
-    if (o_.host.empty()) return fail(ErrorCode::kUsage, "mqtt: no broker host");
-    if (o_.port < 1 || o_.port > 65535) return fail(ErrorCode::kUsage, "mqtt: bad broker port " + std::to_string(o_.port));
+    for (const auto& e : endpoints_) {
+      if (e.host.empty()) return fail(ErrorCode::kUsage, "mqtt: no broker host");
+      if (e.port < 1 || e.port > 65535) return fail(ErrorCode::kUsage, "mqtt: bad broker port " + std::to_string(e.port));
+    }
+    if (endpoints_.size() > kMaxBrokers) return fail(ErrorCode::kUsage, "mqtt: too many brokers");
+    if (o_.failover_after_s < 1 || o_.failover_after_s > 3600)
+      return fail(ErrorCode::kUsage, "mqtt: failover_after_s must be 1..3600");
+    disconnected_since_ = Clock::now();
     if (o_.keepalive_s != 0 && (o_.keepalive_s < 5 || o_.keepalive_s > 65535))
       return fail(ErrorCode::kUsage, "mqtt: keepalive must be 0 or 5..65535 seconds");
     if (o_.cert_file.empty() != o_.key_file.empty())
@@ -107,7 +120,7 @@ class MosquittoClient final : public Client {
       std::lock_guard lock(mu_);
       restart_ = true;
     } else {
-      return fail(ErrorCode::kMqtt, "mqtt: cannot connect to " + endpoint_ + ": " + mosq_error(rc));
+      return fail(ErrorCode::kMqtt, "mqtt: cannot connect to " + endpoint() + ": " + mosq_error(rc));
     }
     supervisor_ = std::thread([this] { supervise(); });
     return ok();
@@ -131,7 +144,7 @@ class MosquittoClient final : public Client {
         // NO_CONN all the same) and sends them on reconnection; its kPublished
         // event follows then. QoS 0 is dropped, and nothing goes out after stop().
         if (m.qos > 0 && mid != 0 && !stopped()) return mid;
-        return fail(ErrorCode::kMqtt, "mqtt: not connected to " + endpoint_ + " (publish to " + m.topic + ")");
+        return fail(ErrorCode::kMqtt, "mqtt: not connected to " + endpoint() + " (publish to " + m.topic + ")");
       case MOSQ_ERR_INVAL:
       case MOSQ_ERR_MALFORMED_UTF8:
         return fail(ErrorCode::kUsage, "mqtt: invalid topic '" + m.topic + "'");
@@ -266,7 +279,7 @@ class MosquittoClient final : public Client {
       return std::optional<int>{reason};
     }
     if (!done) {
-      return fail(ErrorCode::kTimedOut, "no acknowledgement from " + endpoint_ + " within " +
+      return fail(ErrorCode::kTimedOut, "no acknowledgement from " + endpoint() + " within " +
                                             std::to_string(std::max(1, o_.connect_timeout_s)) + " s");
     }
     return std::optional<int>{};
@@ -382,8 +395,19 @@ class MosquittoClient final : public Client {
       const auto delay = fallback ? std::chrono::seconds(0) : std::chrono::seconds(std::min(30, (n + 1) * (n + 1)));
       lock.lock();
       if (supervisor_cv_.wait_for(lock, delay, [&] { return stopping_; })) return;
+      // Failover: this endpoint had its time; the next one (its own backoff).
+      bool next = false;
+      if (failover() && Clock::now() - disconnected_since_ >= std::chrono::seconds(o_.failover_after_s)) {
+        current_ = (current_ + 1) % endpoints_.size();
+        disconnected_since_ = Clock::now();
+        attempts = 0;
+        next = true;
+      }
+      const Endpoint target = endpoints_[current_];
       lock.unlock();
-      if (mosquitto_reconnect_async(mosq_) == MOSQ_ERR_SUCCESS && mosquitto_loop_start(mosq_) == MOSQ_ERR_SUCCESS) {
+      const int crc = next ? mosquitto_connect_async(mosq_, target.host.c_str(), target.port, o_.keepalive_s)
+                           : mosquitto_reconnect_async(mosq_);
+      if (crc == MOSQ_ERR_SUCCESS && mosquitto_loop_start(mosq_) == MOSQ_ERR_SUCCESS) {
         loop_started_ = true;
         lock.lock();
       } else {
@@ -416,6 +440,7 @@ class MosquittoClient final : public Client {
     {
       std::lock_guard lock(self->mu_);
       self->connected_once_since_restart_ = true;
+      self->disconnected_since_ = Clock::time_point::max();
       filters.assign(self->filters_.begin(), self->filters_.end());
     }
     self->connected_.store(true);
@@ -423,10 +448,11 @@ class MosquittoClient final : public Client {
     for (const auto& [filter, qos] : filters) mosquitto_subscribe_v5(mosq, nullptr, filter.c_str(), qos, 0, nullptr);
     Event e;
     e.kind = Event::Kind::kConnected;
+    e.broker = self->endpoint();
     self->push(std::move(e));
   }
 
-  static void on_disconnect(mosquitto* /*mosq*/, void* obj, int rc, const mosquitto_property* /*props*/) {
+  static void on_disconnect(mosquitto* mosq, void* obj, int rc, const mosquitto_property* /*props*/) {
     const int err = errno;  // of the failure that ended the connection
     auto* self = static_cast<MosquittoClient*>(obj);
     self->connected_.store(false);
@@ -440,7 +466,14 @@ class MosquittoClient final : public Client {
       std::lock_guard lock(self->mu_);
       suppress = std::exchange(self->suppress_disconnect_, false);
       // loop_forever() also returns on any error when errno is EPROTO.
-      const bool ends = ends_network_thread(rc) || (rc == MOSQ_ERR_ERRNO && err == EPROTO);
+      bool ends = ends_network_thread(rc) || (rc == MOSQ_ERR_ERRNO && err == EPROTO);
+      if (!self->stopping_ && self->failover()) {
+        // The supervisor reconnects (and may move on to the next broker):
+        // marked disconnected, libmosquitto's loop ends instead of retrying.
+        if (self->disconnected_since_ == Clock::time_point::max()) self->disconnected_since_ = Clock::now();
+        mosquitto_disconnect_v5(mosq, MQTT_RC_NORMAL_DISCONNECTION, nullptr);
+        ends = true;
+      }
       if (!self->stopping_ && ends) {
         self->restart_ = true;
         self->supervisor_cv_.notify_all();
@@ -499,8 +532,16 @@ class MosquittoClient final : public Client {
     static_cast<MosquittoClient*>(obj)->record_ack(mid, 0);
   }
 
+  // The broker now tried or connected to, as "host:port".
+  std::string endpoint() const {
+    std::lock_guard lock(mu_);
+    const Endpoint& e = endpoints_[current_];
+    return e.host + ":" + std::to_string(e.port);
+  }
+  bool failover() const { return endpoints_.size() > 1; }
+
   const Options o_;
-  const std::string endpoint_;
+  std::vector<Endpoint> endpoints_;  // o_.host:o_.port, then o_.failover; fixed after construction
   mosquitto* mosq_ = nullptr;
   std::atomic<bool> connected_{false};
   std::atomic<int> protocol_{MQTT_PROTOCOL_V5};
@@ -521,6 +562,8 @@ class MosquittoClient final : public Client {
   bool suppress_disconnect_ = false;
   bool connected_once_since_restart_ = false;
   bool loop_started_ = false;  // start() and then the supervisor only
+  std::size_t current_ = 0;     // index in endpoints_
+  Clock::time_point disconnected_since_{};  // without a connection since (failover)
   std::thread supervisor_;
 
   // SUBACK/UNSUBACK awaited by subscribe()/unsubscribe().

@@ -148,6 +148,38 @@ Result<Options> parse_broker_url(std::string_view url, Options base) {
   return base;
 }
 
+Result<Options> parse_broker_urls(const std::vector<std::string>& urls, Options base) {
+  if (urls.empty()) return fail(ErrorCode::kUsage, "no broker URL");
+  if (urls.size() > kMaxBrokers)
+    return fail(ErrorCode::kUsage, "at most " + std::to_string(kMaxBrokers) + " broker URLs, not " + std::to_string(urls.size()));
+  base.failover.clear();
+  OTA_TRY_ASSIGN(Options first, parse_broker_url(urls.front(), base));
+  std::vector<Endpoint> seen{{first.host, first.port}};
+  for (std::size_t i = 1; i < urls.size(); ++i) {
+    OTA_TRY_ASSIGN(Options o, parse_broker_url(urls[i], base));
+    if (o.tls != first.tls)
+      return fail(ErrorCode::kUsage, "broker URLs mix mqtt:// and mqtts:// ('" + shown_url(urls[i]) +
+                                         "'): every node of one deployment takes the same TLS settings");
+    Endpoint e{o.host, o.port};
+    if (std::find(seen.begin(), seen.end(), e) != seen.end())
+      return fail(ErrorCode::kUsage, "broker URL '" + shown_url(urls[i]) + "' is listed twice");
+    seen.push_back(e);
+    first.failover.push_back(std::move(e));
+  }
+  return first;
+}
+
+Result<Options> parse_broker_urls(std::string_view list, Options base) {
+  std::vector<std::string> urls;
+  for (std::size_t at = 0;;) {
+    const auto comma = list.find(',', at);
+    urls.emplace_back(list.substr(at, comma == std::string_view::npos ? std::string_view::npos : comma - at));
+    if (comma == std::string_view::npos) break;
+    at = comma + 1;
+  }
+  return parse_broker_urls(urls, std::move(base));
+}
+
 namespace {
 
 bool is_loopback_host(std::string host) {
@@ -169,9 +201,15 @@ bool is_loopback_host(std::string host) {
 
 std::optional<std::string> insecure_password_warning(const Options& o) {
   const bool tls = o.tls || !o.ca_file.empty() || !o.cert_file.empty();
-  if (o.password.empty() || tls || is_loopback_host(o.host)) return std::nullopt;
-  return "warning: the broker password for user '" + o.username + "' goes to " + o.host + ":" +
-         std::to_string(o.port) +
+  if (o.password.empty() || tls) return std::nullopt;
+  Endpoint remote{o.host, o.port};
+  if (is_loopback_host(o.host)) {
+    auto it = std::find_if(o.failover.begin(), o.failover.end(), [](const Endpoint& e) { return !is_loopback_host(e.host); });
+    if (it == o.failover.end()) return std::nullopt;
+    remote = *it;
+  }
+  return "warning: the broker password for user '" + o.username + "' goes to " + remote.host + ":" +
+         std::to_string(remote.port) +
          " without TLS, readable by anyone on the network path; use mqtts:// (and --ca) instead";
 }
 
