@@ -171,7 +171,7 @@ PY
   t0=$(date +%s.%N)
   "$ota" publish v2.otb --broker "$ctl_broker" "${login[@]}" --fleet sim --campaign "$campaign" --waves 1,10,50,100 \
     --min-sample 50 --store www --url "file://$work/www" --trust root.json --key release.key --dir campaigns \
-    --device-timeout 10m -q
+    --device-timeout 10m --unsigned -q
   /usr/bin/time -f "%M" -o controller.rss "$ota" campaign run "$campaign" --broker "$ctl_broker" "${login[@]}" \
     --dir campaigns --json > controller.json 2> controller.log & ctl_pid=$!
   pids+=("$ctl_pid")

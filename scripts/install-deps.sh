@@ -8,7 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   # libraries (docs/design.md, "Dependencies")
   libdivsufsort-dev libzstd-dev liblzma-dev zlib1g-dev libsodium-dev libbz2-dev libcli11-dev nlohmann-json3-dev libexpected-dev libarchive-dev
-  libubootenv-dev libcurl4-openssl-dev
+  libubootenv-dev libcurl4-openssl-dev libp11-kit-dev
   # tests, fuzzing and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev python3 python3-jsonschema
   # peers used by the interop tests, the demo and the benchmarks
@@ -21,6 +21,8 @@ packages=(
   mosquitto mosquitto-clients libmosquitto-dev
   # the campaign controller's metrics server, and the Prometheus that its integration test scrapes it with
   libmicrohttpd-dev prometheus
+  # a PKCS#11 token for the HSM signing tests (SoftHSM2), and OpenSC's pkcs11-tool that makes keys in it
+  softhsm2 opensc
   # a clustered MQTT broker (mod_mqtt) for campaigns on a cluster: scripts/ejabberd-cluster.sh runs its own nodes
   ejabberd
   # the headless browser that renders `ota campaign serve` and `ota campaign report --html` in the tests

@@ -10,7 +10,8 @@ rm -rf "$work" && mkdir -p "$work"
 prefix=$work/prefix
 cmake --install "$build" --prefix "$prefix" >/dev/null
 test -x "$prefix/bin/ota" && test -x "$prefix/bin/ota-agent"
-ls "$prefix"/lib*/ota/libota-mqtt.so "$prefix"/lib*/ota/libota-fetch-http.so "$prefix"/lib*/ota/libota-httpd.so >/dev/null
+ls "$prefix"/lib*/ota/libota-mqtt.so "$prefix"/lib*/ota/libota-fetch-http.so "$prefix"/lib*/ota/libota-httpd.so \
+  "$prefix"/lib*/ota/libota-pkcs11.so >/dev/null
 test -f "$prefix/include/ota/fleet/campaign.hpp"
 # ota-patch (the static `ota patch`) is built except in sanitizer builds.
 has_patcher=0
@@ -49,6 +50,7 @@ contents ota-agent | grep 'systemd/system/ota-agent.service$' >/dev/null
 contents ota-modules | grep 'libota-mqtt.so$' >/dev/null
 contents ota-modules | grep 'libota-fetch-http.so$' >/dev/null
 contents ota-modules | grep 'libota-httpd.so$' >/dev/null
+contents ota-modules | grep 'libota-pkcs11.so$' >/dev/null
 contents libota-dev | grep 'cmake/ota/otaConfig.cmake$' >/dev/null
 contents libota-dev | grep 'pkgconfig/ota.pc$' >/dev/null
 dpkg-deb -f "$work"/ota_*.deb Depends | grep 'ota-modules' >/dev/null

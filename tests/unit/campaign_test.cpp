@@ -1080,8 +1080,8 @@ TEST(CampaignController, RepublishesTheDocumentWhileDevicesArePendingBackingOff)
 // For brokers whose retained store does not span every node (a cluster):
 // the controller asks every device for its state when it connects, and a
 // device that comes online (a live availability message, not the retained
-// store's flood nor a last will) gets the document on its own topic, at most
-// every 10 s.
+// store's flood nor a last will) and has not reported about the campaign gets
+// the document on its own topic, at most every 10 s.
 TEST(CampaignController, AsksForStatesAndSendsTheDocumentToADeviceThatCameOnline) {
   test::TempDir dir;
   const std::string cdir = dir.file("c3");
@@ -1094,6 +1094,9 @@ TEST(CampaignController, AsksForStatesAndSendsTheDocumentToADeviceThatCameOnline
   client.feed_live(cp::availability_topic("f", "d2"), online("d2", false));  // a last will
   client.feed_live(cp::availability_topic("f", "d3"), online("d4", true));   // naming another device
   client.feed_live(cp::availability_topic("f", "d5"), "{not json");
+  // d6 reported about this campaign: it has the document, coming online again changes nothing.
+  client.feed(cp::state_topic("f", "d6"), cp::encode_report({"d6", 1, "b", c.created, "c3", cp::Phase::kWaiting, "1.0.0", "", 0, 0}));
+  client.feed_live(cp::availability_topic("f", "d6"), online("d6", true));
   auto ctl = cp::Controller::open(cdir);
   ASSERT_TRUE(ctl) << ctl.error().message;
   volatile bool stop = false;
@@ -1116,7 +1119,7 @@ TEST(CampaignController, AsksForStatesAndSendsTheDocumentToADeviceThatCameOnline
   }
   EXPECT_EQ(sent[cp::sync_topic("f", "c3")], 1u) << "asked once, on connecting";
   EXPECT_EQ(sent[cp::device_campaign_topic("f", "d1", "c3")], 1u);
-  for (const char* d : {"d0", "d2", "d3", "d4", "d5"}) EXPECT_EQ(sent[cp::device_campaign_topic("f", d, "c3")], 0u) << d;
+  for (const char* d : {"d0", "d2", "d3", "d4", "d5", "d6"}) EXPECT_EQ(sent[cp::device_campaign_topic("f", d, "c3")], 0u) << d;
   const std::string text = (*ctl)->metrics(c.created + 5, 0);
   EXPECT_NE(text.find("ota_campaign_device_documents_total{"), std::string::npos);
   EXPECT_NE(text.find("ota_campaign_state_requests_total{"), std::string::npos);

@@ -163,6 +163,7 @@ class DaemonTest : public testing::Test {
     o.fleet = kFleet;
     o.retry_delay_s = 1;
     o.reboot_wait_s = 1;
+    o.sync_interval = sync_interval_;
     o.policy_recheck_s = 1;
     o.policy_clock = [this] { return policy_now_ ? policy_now_.load() : now_; };
     o.check_condition = [this](const std::string& name) -> Result<std::optional<std::string>> {
@@ -260,6 +261,7 @@ class DaemonTest : public testing::Test {
   std::map<std::string, std::optional<std::string>> conditions_;
   std::shared_ptr<const keys::SecretKey> device_key_;  // signs reports when set
   std::function<Result<std::uint64_t>()> counter_;      // health signals' counter; none by default
+  std::chrono::milliseconds sync_interval_{10000};      // answers to sync requests
 };
 
 TEST_F(DaemonTest, EveryPhaseFromWaitingToSucceededAndTheUpdateHappensOnce) {
@@ -1238,13 +1240,14 @@ TEST_F(DaemonTest, AWaitingDeviceIsTheControlGroupUntilItsWaveOpens) {
 // For brokers whose retained store does not span every node (a cluster): a
 // document the controller sent to this device alone is acted on like the
 // fleet's retained one, and a sync request makes the device say that it is
-// online and its latest state again, at most every 10 s.
+// online and its latest state again, at most every sync_interval.
 TEST_F(DaemonTest, ADocumentSentToTheDeviceAloneIsActedOnAndASyncRequestRepeatsTheStateOnce) {
   const cp::Campaign c = [&] {
     auto x = campaign();
     x.waves = {1, 10000};  // dev-1 waits in the second wave
     return x;
   }();
+  sync_interval_ = 1500ms;
   auto dev = boot();
   auto d = daemon(*dev);
   const std::string state = cp::state_topic(kFleet, kDevice), online = cp::availability_topic(kFleet, kDevice);
@@ -1262,8 +1265,12 @@ TEST_F(DaemonTest, ADocumentSentToTheDeviceAloneIsActedOnAndASyncRequestRepeatsT
     const std::size_t states = sent(state), onlines = sent(online);
     for (int i = 0; i < 3; ++i) broker_.publish({cp::sync_topic(kFleet, "c1"), "{}", 1, false, 0, {}});
     std::this_thread::sleep_for(300ms);
-    EXPECT_EQ(sent(state), states + 1) << "three requests within 10 s: answered once";
+    EXPECT_EQ(sent(state), states + 1) << "three requests within sync_interval: answered once";
     EXPECT_EQ(sent(online), onlines + 1);
+    std::this_thread::sleep_for(1500ms);  // sync_interval later: answered again
+    broker_.publish({cp::sync_topic(kFleet, "c1"), "{}", 1, false, 0, {}});
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(sent(state), states + 2);
     return true;
   }));
   controller.join();

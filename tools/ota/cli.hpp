@@ -13,6 +13,18 @@
 
 namespace ota::cli {
 
+// --key: a key file that exists, or a key in a PKCS#11 token named by its
+// RFC 7512 URI (ota/release/pkcs11.hpp).
+inline const CLI::Validator& key_file_or_uri() {
+  static const CLI::Validator v(
+      [](std::string& s) -> std::string {
+        if (s.rfind("pkcs11:", 0) == 0) return {};
+        return CLI::ExistingFile(s);
+      },
+      "FILE|pkcs11:URI", "KeyFileOrUri");
+  return v;
+}
+
 struct Context {
   bool quiet = false;
   bool json = false;

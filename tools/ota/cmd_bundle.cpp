@@ -84,8 +84,8 @@ struct SignSources {
   std::string key_id, pub, import_sig, sign_command;
   PassphraseSource pass;
   void add_options(CLI::App* cmd, bool key_required) {
-    auto* k = cmd->add_option("--key", keys, "Sign with this secret key file (repeat for several)")
-                  ->check(CLI::ExistingFile);
+    auto* k = cmd->add_option("--key", keys, "Sign with this secret key file, or a key in a PKCS#11 token (pkcs11: URI) (repeat for several)")
+                  ->check(key_file_or_uri());
     if (key_required) k->required();
     pass.add_options(cmd);
   }

@@ -315,7 +315,7 @@ void add_root_command(CLI::App& app, Context& ctx, int& exit_code) {
   {
     auto a = std::make_shared<RootArgs>();
     auto* c = root->add_subcommand("init", "Write root v1 (unsigned) listing the keys and the threshold");
-    c->add_option("--key", a->pubs, "A public key file (repeat)")->required()->check(CLI::ExistingFile);
+    c->add_option("--key", a->pubs, "A public key file, or a pkcs11: URI (repeat)")->required()->check(key_file_or_uri());
     c->footer("Example:\n  ota root init --key release-1.pub --key release-2.pub --key release-3.pub --threshold 2 \\\n      --expires 2030-01-01 -o root.json");
     c->add_option("--threshold", a->threshold, "Signatures required (m of n)")->required();
     c->add_option("--expires", a->expires, "Expiry, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ")->required();
@@ -328,7 +328,7 @@ void add_root_command(CLI::App& app, Context& ctx, int& exit_code) {
     auto* c = root->add_subcommand("sign", "Add signatures to a root (each --key once)");
     c->add_option("ROOT", a->file, "root.json")->required()->check(CLI::ExistingFile);
     c->footer("Example:\n  ota root sign root.json --key release-1.key --key release-2.key");
-    c->add_option("--key", a->secret_keys, "A secret key file (repeat)")->required()->check(CLI::ExistingFile);
+    c->add_option("--key", a->secret_keys, "A secret key file, or a pkcs11: URI (repeat)")->required()->check(key_file_or_uri());
     c->add_option("-o,--output", a->out, "Write here instead of in place");
     c->add_option("--previous", a->previous,
                   "The previous root (version N-1) of a rotation: a key this root revokes may then sign as one of its keys")

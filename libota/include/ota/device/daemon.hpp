@@ -64,6 +64,8 @@
 //   documents signed by the campaign's controller key.
 #pragma once
 
+#include <chrono>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -96,6 +98,9 @@ struct DaemonOptions {
   int reboot_wait_s = 120;
   std::size_t outbox_limit = 256;  // reports kept while offline (oldest progress events go first)
   int retry_delay_s = 10;          // after a failed download, before trying again
+  // The controller's requests for the device's state (sync_topic) are answered
+  // at most this often.
+  std::chrono::milliseconds sync_interval{10000};
   // The rollout policy a campaign signs (campaign::Policy), evaluated here:
   // the zone a policy saying "local" means ("UTC" or an IANA name); a check
   // per condition name (nullopt: holds, go on; else why it defers; no

@@ -158,7 +158,8 @@ class Controller {
   // Asks every device for its latest state again (sync_topic).
   Status request_states(mqtt::Client& client);
   // A message on a device's availability topic (true; false for any other):
-  // a device that came online gets the document on device_campaign_topic().
+  // a device that came online, and has not reported about this campaign,
+  // gets the document on device_campaign_topic().
   bool greet(mqtt::Client& client, const mqtt::Message& m);
   static constexpr std::chrono::seconds kGreetInterval{10};
   static constexpr std::size_t kMaxGreeted = 1u << 21;

@@ -213,7 +213,9 @@ struct Daemon::Impl {
     for (auto& p : out.pending) p.mid = -1;
     say_online();
     // The broker may have lost the retained state (kill -9), or this may be
-    // another node of a cluster: the same report again.
+    // another node of a cluster: the same report again. (It does not stand
+    // for an answer to the controller's sync request: on a cluster, the
+    // controller's node does not hold what was retained here.)
     republish_state();
     flush();
   }
@@ -234,8 +236,7 @@ struct Daemon::Impl {
 
   // The controller asks every device for its state again (sync_topic): its
   // broker node may not hold the retained states published on other nodes.
-  // Answered at most every kSyncInterval; the request itself is not read.
-  static constexpr std::chrono::seconds kSyncInterval{10};
+  // Answered at most every o.sync_interval; the request itself is not read.
   bool is_sync(const std::string& topic) const {
     const std::string prefix = "ota/" + o.fleet + "/campaigns/", suffix = "/sync";
     return topic.size() > prefix.size() + suffix.size() && topic.compare(0, prefix.size(), prefix) == 0 &&
@@ -243,7 +244,7 @@ struct Daemon::Impl {
   }
   void on_sync() {
     const auto wall = std::chrono::steady_clock::now();
-    if (last_sync && wall - *last_sync < kSyncInterval) return;
+    if (last_sync && wall - *last_sync < o.sync_interval) return;
     last_sync = wall;
     say_online();  // the controller sends its document to devices that say so
     republish_state();

@@ -486,6 +486,10 @@ bool Controller::greet(mqtt::Client& client, const mqtt::Message& m) {
   if (m.retain || !is_valid_name(device)) return true;
   auto a = parse_availability(m.payload);
   if (!a || !a->online || a->device != device) return true;
+  // A device that reported about this campaign has its document: after a
+  // broker restart the whole fleet comes online at once, and only the
+  // devices never heard of yet (or idle) may lack it.
+  if (auto v = view_.find(device); v != view_.end() && v->second.phase != Phase::kIdle) return true;
   const auto wall = std::chrono::steady_clock::now();
   if (greeted_.size() >= kMaxGreeted) greeted_.clear();
   auto [it, fresh] = greeted_.try_emplace(device, wall);
@@ -504,7 +508,7 @@ std::vector<std::optional<JudgedReport>> Controller::check_batch(const std::vect
   if (!campaign_.security) return out;
   std::vector<std::size_t> reports;
   for (std::size_t i = 0; i < batch.size(); ++i)
-    if (batch[i].topic != commands && !batch[i].payload.empty()) reports.push_back(i);
+    if (batch[i].topic != commands && !batch[i].payload.empty() && !device_of(batch[i].topic).empty()) reports.push_back(i);
   auto work = [&](std::size_t from, std::size_t step) {
     for (std::size_t k = from; k < reports.size(); k += step) {
       const auto& m = batch[reports[k]];
@@ -649,9 +653,10 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
             batch.push_back(std::move(more->message));
           }
           last_message = std::chrono::steady_clock::now();
-          std::erase_if(batch, [&](const mqtt::Message& m) { return greet(client, m); });
           auto checked = check_batch(batch, commands, o);
           for (std::size_t i = 0; i < batch.size(); ++i) {
+            // In arrival order: a device's state before its coming online decides the greeting.
+            if (greet(client, batch[i])) continue;
             if (batch[i].topic == commands) {
               OTA_TRY(on_command(client, batch[i].payload, t, o, dirty));
             } else {

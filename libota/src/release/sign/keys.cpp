@@ -1,4 +1,5 @@
 #include "ota/release/keys.hpp"
+#include "ota/release/pkcs11.hpp"
 
 #include <sodium.h>
 
@@ -321,6 +322,11 @@ Result<SecretKey> parse_secret(std::string_view text, std::optional<std::string_
 void wipe(void* data, std::size_t size) { sodium_memzero(data, size); }
 
 Result<PublicKey> load_public(const std::string& path) {
+  if (pkcs11::is_uri(path)) {
+    // The public half of a key inside a token (its public key object).
+    OTA_TRY_ASSIGN(auto token, pkcs11::open(path));
+    return token->public_key();
+  }
   OTA_TRY_ASSIGN(auto bytes, read_file(path));
   auto k = parse_public(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
   if (!k) return fail(k.error().with_context(path));
