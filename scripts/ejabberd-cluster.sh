@@ -70,6 +70,9 @@ allow_multiple_connections: true
 modules:
   mod_mqtt:
     max_queue: unlimited
+    # Default 1000: a wildcard subscription gets at most that many retained
+    # messages (the controller's and the benchmark's ota/FLEET/devices/+/state).
+    match_retained_limit: infinity
     access_subscribe:
       "#": [allow]
     access_publish:
