@@ -11,6 +11,9 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "ota/release/encryption.hpp"
+#include "ota/release/keys.hpp"
+
 #include "error_json.hpp"
 #include "file_env.hpp"
 #include "ota/device/agent.hpp"
@@ -76,6 +79,18 @@ agent::Device device_of(const Config& c, Runtime& rt) {
   d.now = [] { return static_cast<trust::Time>(std::time(nullptr)); };
   d.health_check = [&c] { return run_command(c.health_command, c.health_timeout_s); };
   if (!c.reboot_command.empty()) d.reboot = [&c] { return run_command(c.reboot_command, 0); };
+  if (!c.decryption.key_file.empty()) {
+    d.decryption_key = [&c] { return encryption::load_secret(c.decryption.key_file); };
+  } else if (!c.decryption.command.empty()) {
+    d.decryption_key = [&c]() -> Result<encryption::SecretKey> {
+      auto text = run_capture(c.decryption.command, c.decryption.timeout_s, 4096);
+      if (!text) return fail(ErrorCode::kDecryptionKey, "decryption.command: " + text.error().message);
+      auto key = encryption::parse_secret(*text);
+      keys::wipe(text->data(), text->size());
+      if (!key) return fail(ErrorCode::kDecryptionKey, "decryption.command printed no key: " + key.error().message);
+      return key;
+    };
+  }
   return d;
 }
 
@@ -301,6 +316,7 @@ int cmd_run(const Config& c, const Options& o) {
   dopt.retry_delay_s = c.mqtt.retry_delay_s;
   dopt.reboot_wait_s = c.reboot_wait_s;
   dopt.timezone = c.rollout.timezone;
+  dopt.security_updates_anytime = c.rollout.security_updates_anytime;
   dopt.policy_recheck_s = c.rollout.recheck_s;
   dopt.check_condition = [conditions = c.rollout.conditions](const std::string& name)
       -> Result<std::optional<std::string>> {

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "ota/core/io.hpp"
+#include "ota/release/keys.hpp"
 #include "ota/fleet/mqtt.hpp"
 #include "ota/fleet/policy.hpp"
 
@@ -165,7 +166,7 @@ Result<Config> load_config(const std::string& path) {
   if (auto r = j.find("rollout"); r != j.end()) {
     if (!r->is_object()) return fail(ErrorCode::kMalformed, path + ": rollout must be an object");
     for (const auto& [k, v] : r->items())
-      if (k != "timezone" && k != "recheck_s" && k != "conditions")
+      if (k != "timezone" && k != "recheck_s" && k != "conditions" && k != "security_updates")
         return fail(ErrorCode::kMalformed, path + ": rollout: unknown field " + k);
     if (r->contains("timezone")) {
       auto tz = str(*r, "timezone");
@@ -174,6 +175,12 @@ Result<Config> load_config(const std::string& path) {
         return fail(ErrorCode::kMalformed, path + ": rollout.timezone must be UTC or an IANA zone name");
       if (auto t = campaign::local_time(0, *tz); !t) return fail(t.error().with_context(path + ": rollout.timezone"));
       c.rollout.timezone = *tz;
+    }
+    if (r->contains("security_updates")) {
+      auto v = str(*r, "security_updates");
+      if (!v || (*v != "anytime" && *v != "in_windows"))
+        return fail(ErrorCode::kMalformed, path + ": rollout.security_updates must be \"anytime\" or \"in_windows\"");
+      c.rollout.security_updates_anytime = *v == "anytime";
     }
     if (r->contains("recheck_s")) {
       const Json& v = (*r)["recheck_s"];
@@ -200,6 +207,29 @@ Result<Config> load_config(const std::string& path) {
         }
         c.rollout.conditions[name] = std::move(cc);
       }
+    }
+  }
+  if (auto d = j.find("decryption"); d != j.end()) {
+    if (!d->is_object()) return fail(ErrorCode::kMalformed, path + ": decryption must be an object");
+    for (auto it = d->begin(); it != d->end(); ++it)
+      if (it.key() != "key" && it.key() != "command" && it.key() != "timeout_s")
+        return fail(ErrorCode::kMalformed, path + ": decryption." + it.key() + " is not a known setting");
+    if (d->contains("key") == d->contains("command"))
+      return fail(ErrorCode::kMalformed, path + ": decryption takes one of key (a file) or command");
+    if (d->contains("key")) {
+      auto k = str(*d, "key");
+      if (!k) return fail(k.error().with_context(path + ": decryption"));
+      c.decryption.key_file = *k;
+    } else {
+      auto argv = argv_of((*d)["command"], "decryption.command");
+      if (!argv) return fail(argv.error().with_context(path));
+      c.decryption.command = *argv;
+    }
+    if (d->contains("timeout_s")) {
+      const Json& v = (*d)["timeout_s"];
+      if (!v.is_number_unsigned() || v.get<unsigned>() < 1 || v.get<unsigned>() > 600)
+        return fail(ErrorCode::kMalformed, path + ": decryption.timeout_s must be an integer from 1 to 600");
+      c.decryption.timeout_s = v.get<int>();
     }
   }
   if (auto r = j.find("reboot_command"); r != j.end()) {
@@ -246,8 +276,8 @@ Status run_command(const std::vector<std::string>& argv, int timeout_s) {
   return fail(ErrorCode::kIo, argv[0] + " was killed by signal " + std::to_string(WTERMSIG(status)));
 }
 
-Result<std::uint64_t> run_counter(const std::vector<std::string>& argv, int timeout_s) {
-  if (argv.empty()) return fail(ErrorCode::kUsage, "no counter command");
+Result<std::string> run_capture(const std::vector<std::string>& argv, int timeout_s, std::size_t max_bytes) {
+  if (argv.empty()) return fail(ErrorCode::kUsage, "no command");
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -270,14 +300,16 @@ Result<std::uint64_t> run_counter(const std::vector<std::string>& argv, int time
   ::close(fds[1]);
   ::fcntl(fds[0], F_SETFL, ::fcntl(fds[0], F_GETFL) | O_NONBLOCK);
   std::string text;
+  text.reserve(max_bytes);  // never reallocated: one buffer to wipe
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   int status = 0;
   bool exited = false;
   for (;;) {
-    char buf[256];
+    char buf[256];  // wiped below: the output may be a key
     ssize_t n;
     while ((n = ::read(fds[0], buf, sizeof buf)) > 0)
-      if (text.size() < 4096) text.append(buf, static_cast<std::size_t>(n));
+      if (text.size() < max_bytes) text.append(buf, std::min(static_cast<std::size_t>(n), max_bytes - text.size()));
+    keys::wipe(buf, sizeof buf);
     if (exited && n <= 0) break;
     pid_t r = ::waitpid(pid, &status, WNOHANG);
     if (r == pid) {
@@ -290,13 +322,22 @@ Result<std::uint64_t> run_counter(const std::vector<std::string>& argv, int time
       ::kill(pid, SIGKILL);
       ::waitpid(pid, &status, 0);
       ::close(fds[0]);
+      keys::wipe(text.data(), text.size());
       return fail(ErrorCode::kIo, argv[0] + " timed out after " + std::to_string(timeout_s) + " s");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   ::close(fds[0]);
-  if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+  if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+    keys::wipe(text.data(), text.size());
     return fail(ErrorCode::kIo, argv[0] + " did not exit with status 0");
+  }
+  return text;
+}
+
+Result<std::uint64_t> run_counter(const std::vector<std::string>& argv, int timeout_s) {
+  if (argv.empty()) return fail(ErrorCode::kUsage, "no counter command");
+  OTA_TRY_ASSIGN(auto text, run_capture(argv, timeout_s, 4096));
   std::size_t i = text.find_first_not_of(" \t\r\n");
   if (i == std::string::npos || text[i] < '0' || text[i] > '9')
     return fail(ErrorCode::kMalformed, argv[0] + " did not print a number");

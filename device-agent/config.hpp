@@ -31,6 +31,13 @@ struct Config {
   // After the reboot command succeeded, how long `run` waits to be stopped
   // before it calls the reboot failed (exit 44, the trial stays pending).
   int reboot_wait_s = 120;
+  // Encrypted bundles: this device's X25519 key, from a file (0600) or
+  // printed by a command (a TPM or secure element); at most one of the two.
+  struct Decryption {
+    std::string key_file;
+    std::vector<std::string> command;
+    int timeout_s = 30;
+  } decryption;
   // HTTP(S) downloads (ota/device/fetch.hpp)
   std::string ca_file;     // empty: the system's CA store
   int retries = 8;         // attempts in a row without progress
@@ -57,6 +64,9 @@ struct Config {
   struct Rollout {
     std::string timezone = "UTC";  // what a policy's "local" means: "UTC" or an IANA name
     int recheck_s = 60;            // a deferred campaign is looked at again at least this often
+    // "security_updates": "anytime": a campaign marked as a security update
+    // (its signed manifest's advisory) is not held by install windows.
+    bool security_updates_anytime = false;
     // Condition name -> command: exit 0 when an install may go on, anything
     // else (or a timeout) when it must wait ("metered", "battery", "busy", ...).
     struct Condition {
@@ -75,5 +85,9 @@ Status run_command(const std::vector<std::string>& argv, int timeout_s);
 // Runs argv and reads the unsigned integer its standard output starts with
 // (leading blanks skipped); fails on a non-zero exit, a timeout or no number.
 Result<std::uint64_t> run_counter(const std::vector<std::string>& argv, int timeout_s);
+// Runs argv (no shell) and returns what it printed on stdout (at most
+// max_bytes); fails unless it exits 0 within timeout_s. The caller wipes the
+// text when it is secret.
+Result<std::string> run_capture(const std::vector<std::string>& argv, int timeout_s, std::size_t max_bytes);
 
 }  // namespace ota::agent_cli

@@ -71,7 +71,7 @@ OTA_POWERCUT_STRIDE=4 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS
 
 # fuzz_patch gets the full budget; fuzz_embedded_elf, fuzz_elf_tables and the signing/bundle parsers (fuzz_bundle,
 # fuzz_manifest, fuzz_signature_block, fuzz_trust, fuzz_keys, fuzz_agent_state, fuzz_campaign, fuzz_spool, fuzz_chunk_index,
-# fuzz_campaign_view) a shorter one each.
+# fuzz_campaign_view, fuzz_sbom) a shorter one each.
 sign_fuzz_seconds=${OTA_FUZZ_SIGN_SECONDS:-$(( fuzz_seconds < 10 ? fuzz_seconds : 10 ))}
 echo "== fuzzing (${fuzz_seconds}s for fuzz_patch, ${sign_fuzz_seconds}s per other target)"
 # Only the fuzz targets (the CLI and the agent are built and tested above).
@@ -80,7 +80,7 @@ CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-fuzz" -G Ninja -DCMAKE_BUI
   -DOTA_BUILD_TESTS=OFF -DOTA_BUILD_BENCH=OFF -DOTA_BUILD_EXAMPLES=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" \
   -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" >/dev/null
 cmake --build "$root/build-fuzz" -j"$(nproc)" --target fuzz_patch fuzz_embedded_elf fuzz_elf_tables fuzz_bundle fuzz_manifest fuzz_signature_block \
-  fuzz_trust fuzz_keys fuzz_agent_state fuzz_campaign fuzz_spool fuzz_chunk_index fuzz_campaign_view
+  fuzz_trust fuzz_keys fuzz_agent_state fuzz_campaign fuzz_spool fuzz_chunk_index fuzz_campaign_view fuzz_sbom
 # Every committed seed once under the sanitizers (the *_seeds tests).
 ctest --test-dir "$root/build-fuzz" --output-on-failure -j"$(nproc)"
 # One fuzzer per core at a time (fuzz_patch, the longest, first): each target

@@ -6,6 +6,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -27,6 +28,9 @@ namespace ota {
 namespace {
 
 using test::run_process;
+
+std::string text_of(const Bytes& b) { return std::string(b.begin(), b.end()); }
+Bytes bytes_of(const std::string& s) { return Bytes(s.begin(), s.end()); }
 
 const std::string kOta = OTA_CLI_PATH;
 const std::string kAgent = OTA_AGENT_PATH;
@@ -541,6 +545,156 @@ TEST(FetchRedirects, HttpsNeverFollowsARedirectToHttp) {
   // The redirect was not followed: no request for the file over http.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_EQ(file_requests(), before) << "a request followed the redirect";
+}
+
+// ---- encrypted bundles, SBOMs and security advisories, through the binaries ----
+
+class EncryptedCli : public AgentCli {
+ protected:
+  void SetUp() override {
+    AgentCli::SetUp();
+    ASSERT_EQ(ota({"keygen", "--encryption", "-o", path("dev")}).exit_code, 0);
+    ASSERT_EQ(ota({"keygen", "--encryption", "-o", path("other")}).exit_code, 0);
+  }
+  // The agent's config with a "decryption" section (null: none).
+  void with_decryption(const nlohmann::json& d) {
+    nlohmann::json c = nlohmann::json::parse(text_of(test::read_bytes(path("agent.json"))));
+    if (d.is_null()) c.erase("decryption");
+    else c["decryption"] = d;
+    std::ofstream(path("agent.json")) << c.dump(2);
+  }
+};
+
+TEST_F(EncryptedCli, KeysBuildVerifyInspectAndInstallWithTheKeyFromAFileOrACommand) {
+  struct stat st {};
+  ASSERT_EQ(::stat(path("dev.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  build("fw.otb", {"--encrypt-to", path("dev.pub"), "--encryption-block", "16384"});
+  // Inspect names the recipients; the image is nowhere in clear.
+  auto in = ota({"inspect", path("fw.otb"), "--json"});
+  ASSERT_EQ(in.exit_code, 0) << in.err;
+  auto doc = nlohmann::json::parse(in.out);
+  ASSERT_TRUE(doc["manifest"]["encryption"].is_object());
+  EXPECT_EQ(doc["manifest"]["encryption"]["block_size"], 16384);
+  const auto dev_id = nlohmann::json::parse(ota({"inspect", path("fw.otb"), "--json"}).out)["manifest"]["encryption"]["recipients"][0];
+  EXPECT_EQ(dev_id.get<std::string>().size(), 64u);
+  for (const auto& p : doc["manifest"]["payloads"]) EXPECT_TRUE(p["plain"].is_object());
+  const Bytes bundle = test::read_bytes(path("fw.otb"));
+  EXPECT_EQ(std::search(bundle.begin(), bundle.end(), image_.begin() + 70'000, image_.begin() + 70'064), bundle.end());
+
+  // verify: the ciphertext without the key; the plaintext with it; another key is exit 31.
+  auto v = ota({"verify", path("fw.otb"), "--trust", path("root.json"), "--json"});
+  ASSERT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_EQ(nlohmann::json::parse(v.out)["plaintext"]["checked"], false);
+  v = ota({"verify", path("fw.otb"), "--trust", path("root.json"), "--decryption-key", path("dev.key"), "--json"});
+  ASSERT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_EQ(nlohmann::json::parse(v.out)["plaintext"]["checked"], true);
+  v = ota({"verify", path("fw.otb"), "--trust", path("root.json"), "--decryption-key", path("other.key")});
+  EXPECT_EQ(v.exit_code, 31) << v.err;
+
+  // The agent: no key, then a key the bundle is not for: exit 31, nothing written.
+  auto r = agent({"install", "file://" + path("fw.otb")});
+  EXPECT_EQ(r.exit_code, 31) << r.err;
+  EXPECT_NE(r.err.find("no decryption key is configured"), std::string::npos) << r.err;
+  with_decryption({{"key", path("other.key")}});
+  r = agent({"install", "file://" + path("fw.otb")});
+  EXPECT_EQ(r.exit_code, 31) << r.err;
+  EXPECT_NE(r.err.find("not one of them"), std::string::npos) << r.err;
+  EXPECT_EQ(bank_b_image(), Bytes(image_.size(), 0));
+  // A key command that fails is exit 31 too, and says which.
+  with_decryption({{"command", {"false"}}});
+  r = agent({"install", "file://" + path("fw.otb")});
+  EXPECT_EQ(r.exit_code, 31) << r.err;
+  EXPECT_NE(r.err.find("decryption.command"), std::string::npos) << r.err;
+  // The key printed by a command (a TPM or secure element's tool), then from its file.
+  with_decryption({{"command", {"cat", path("dev.key")}}, {"timeout_s", 5}});
+  r = agent({"install", "file://" + path("fw.otb"), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["delta"], true);
+  EXPECT_EQ(bank_b_image(), image_);
+  EXPECT_EQ(r.err.find(text_of(test::read_bytes(path("dev.key"))).substr(0, 40)), std::string::npos);
+}
+
+TEST_F(EncryptedCli, DecryptionSettingsAreParsedStrictly) {
+  build("fw.otb");
+  for (const auto& bad : {nlohmann::json{{"key", path("dev.key")}, {"command", {"cat"}}}, nlohmann::json::object(),
+                          nlohmann::json{{"key", 7}}, nlohmann::json{{"command", nlohmann::json::array()}},
+                          nlohmann::json{{"key", path("dev.key")}, {"timeout_s", 0}},
+                          nlohmann::json{{"key", path("dev.key")}, {"other", 1}}}) {
+    with_decryption(bad);
+    auto r = agent({"install", "file://" + path("fw.otb")});
+    EXPECT_EQ(r.exit_code, 20) << bad.dump() << ": " << r.err;
+    EXPECT_NE(r.err.find("decryption"), std::string::npos) << r.err;
+  }
+  // A plain bundle installs whatever key is configured.
+  with_decryption({{"key", path("dev.key")}});
+  ASSERT_EQ(agent({"install", "file://" + path("fw.otb")}).exit_code, 0);
+}
+
+TEST_F(EncryptedCli, AnSbomAndAnAdvisoryAreShownAndExtracted) {
+  const std::string sbom = std::string(OTA_SOURCE_DIR) + "/tests/data/sbom/fw.spdx.json";
+  build("fw.otb", {"--sbom", sbom, "--security-advisory", "Fixes a heap overflow in the TLS stack.", "--advisory-id",
+                   "CVE-2026-1234", "--advisory-id", "DSA-5555-1", "--encrypt-to", path("dev.pub")});
+  auto in = ota({"inspect", path("fw.otb"), "--json"});
+  ASSERT_EQ(in.exit_code, 0) << in.err;
+  auto doc = nlohmann::json::parse(in.out);
+  EXPECT_EQ(doc["manifest"]["security"]["ids"], nlohmann::json({"CVE-2026-1234", "DSA-5555-1"}));
+  EXPECT_EQ(doc["sbom"]["encrypted"], true) << "encrypted: the SBOM needs the key";
+  in = ota({"inspect", path("fw.otb"), "--decryption-key", path("dev.key"), "--json"});
+  ASSERT_EQ(in.exit_code, 0) << in.err;
+  doc = nlohmann::json::parse(in.out);
+  EXPECT_EQ(doc["sbom"]["format"], "spdx");
+  EXPECT_EQ(doc["sbom"]["components"], 2);
+  in = ota({"inspect", path("fw.otb"), "--decryption-key", path("dev.key")});
+  ASSERT_EQ(in.exit_code, 0) << in.err;
+  EXPECT_NE(in.out.find("security update: CVE-2026-1234, DSA-5555-1"), std::string::npos) << in.out;
+  EXPECT_NE(in.out.find("spdx SPDX-2.3 for board-fw-1.1.0, 2 components"), std::string::npos) << in.out;
+  ASSERT_EQ(ota({"inspect", path("fw.otb"), "--decryption-key", path("dev.key"), "--sbom-out", path("out.json")}).exit_code, 0);
+  EXPECT_EQ(test::read_bytes(path("out.json")), test::read_bytes(sbom));
+  ASSERT_EQ(ota({"verify", path("fw.otb"), "--trust", path("root.json"), "-q"}).exit_code, 0);
+  // The agent installs the image and never the SBOM.
+  with_decryption({{"key", path("dev.key")}});
+  auto r = agent({"install", "file://" + path("fw.otb"), "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(bank_b_image(), image_);
+  // Refused at build time: a malformed SBOM (exit 20), an advisory without ids (exit 2), a bad id (exit 2).
+  test::write_bytes(path("bad.json"), bytes_of("{\"spdxVersion\": \"SPDX-2.3\"}"));
+  auto b = ota({"build", "--image", path("new.img"), "--version", "1.1.0", "--hw", "board", "--sbom", path("bad.json"),
+                "-q", "-o", path("x.otb")});
+  EXPECT_EQ(b.exit_code, 20) << b.err;
+  b = ota({"build", "--image", path("new.img"), "--version", "1.1.0", "--hw", "board", "--security-advisory", "x",
+           "-q", "-o", path("x.otb")});
+  EXPECT_EQ(b.exit_code, 2) << b.err;
+  b = ota({"build", "--image", path("new.img"), "--version", "1.1.0", "--hw", "board", "--security-advisory", "x",
+           "--advisory-id", "CVE-1", "-q", "-o", path("x.otb")});
+  EXPECT_EQ(b.exit_code, 2) << b.err;
+}
+
+TEST_F(AgentHttp, AnEncryptedInstallCutOffAtHalfResumesWithoutRefetching) {
+  ASSERT_EQ(ota({"keygen", "--encryption", "-o", path("dev")}).exit_code, 0);
+  const Bytes big = test::random_bytes(900'000, 905);
+  test::write_bytes(path("big.img"), big);
+  auto b = ota({"build", "--image", path("big.img"), "--version", "1.1.0", "--hw", "board", "--key", path("k.key"),
+                "--frame-size", "32768", "--chunk-size", "4096", "--encrypt-to", path("dev.pub"), "--encryption-block",
+                "4096", "-q", "-o", path("fw.otb")});  // a resume decrypts from its block's start: blocks as small as chunks
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  nlohmann::json c = nlohmann::json::parse(text_of(test::read_bytes(path("agent.json"))));
+  c["decryption"] = {{"key", path("dev.key")}};
+  std::ofstream(path("agent.json")) << c.dump(2);
+  serve("fw.otb");
+  const Bytes whole = test::read_bytes(path("fw.otb"));
+  test::write_bytes(server_->www() + "/half.otb", Bytes(whole.begin(), whole.begin() + static_cast<std::ptrdiff_t>(size_ / 2)));
+  auto r = agent({"install", server_->url("half.otb"), "-q"});
+  EXPECT_EQ(r.exit_code, 20) << r.err;
+  auto s = status();
+  EXPECT_EQ(s["install"]["stage"], "writing");
+  EXPECT_GT(s["install"]["new_bytes_checkpointed"].get<std::uint64_t>(), big.size() / 3);
+  auto doc = install(server_->url("fw.otb"));
+  EXPECT_EQ(doc["resumed"], true);
+  Bytes bank = test::read_bytes(path("bank-b"));
+  EXPECT_EQ(Bytes(bank.begin(), bank.begin() + static_cast<std::ptrdiff_t>(big.size())), big);
+  const std::uint64_t fetched = doc["bytes_fetched"];
+  EXPECT_LT(fetched, size_ * 6 / 10) << "the resumed install fetched " << fetched << " of " << size_;
 }
 
 TEST(Help, EveryCommandHasAnExample) {

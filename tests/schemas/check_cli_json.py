@@ -134,6 +134,35 @@ def check_signing(ota, schema_dir, work, paths):
     v["sign-result"].validate(run([ota, "sign", "--json", bundle, "--key", k + ".key"], 0))
     checked += 2
     checked += 4
+    # An encrypted bundle with an SBOM and a security advisory: the X25519 key
+    # files, the manifest's encryption/security/plain/sbom fields, and the
+    # outputs of build, verify (with and without the key) and inspect.
+    e = os.path.join(work, "e")
+    for ext in (".key", ".pub"):
+        if os.path.exists(e + ext):
+            os.remove(e + ext)
+    doc = run([ota, "keygen", "--json", "--encryption", "-o", e], 0)
+    v["keygen-result"].validate(doc)
+    assert doc["type"] == "x25519", doc
+    v["public-key"].validate(json.load(open(e + ".pub")))
+    v["secret-key"].validate(json.load(open(e + ".key")))
+    sbom = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "sbom", "fw.cdx.json")
+    enc = os.path.join(work, "e.otb")
+    doc = run([ota, "build", "--json", "--image", paths["new.bin"], "--base", paths["old.bin"], "--version", "2.0.1",
+               "--hw", "board-a", "--key", k + ".key", "--encrypt-to", e + ".pub", "--sbom", sbom,
+               "--security-advisory", "Fixes a heap overflow.", "--advisory-id", "CVE-2026-1234", "-o", enc], 0)
+    v["build-result"].validate(doc)
+    assert doc["encryption"]["recipients"] and doc["security"]["ids"] == ["CVE-2026-1234"], doc
+    with tarfile.open(enc) as tar:
+        v["manifest"].validate(json.load(tar.extractfile("manifest.json")))
+    for extra in ([], ["--decryption-key", e + ".key"]):
+        doc = run([ota, "verify", "--json", enc, "--trust", root] + extra, 0)
+        v["verify-result"].validate(doc)
+        assert doc["plaintext"]["checked"] == bool(extra), doc
+        doc = run([ota, "inspect", "--json", enc] + extra, 0)
+        v["inspect-result"].validate(doc)
+        assert doc["sbom"] is not None, doc
+    checked += 9
     return checked
 
 

@@ -12,6 +12,7 @@
 
 #include "ota/device/boot.hpp"
 #include "ota/release/bundle.hpp"
+#include "ota/release/encryption.hpp"
 #include "ota/core/hash.hpp"
 #include "ota/core/io.hpp"
 #include "ota/device/storage.hpp"
@@ -79,6 +80,21 @@ inline Bytes signed_bundle(const bundle::BuildOptions& o, const std::vector<cons
   auto st = (*staged)->write(out, block);
   EXPECT_TRUE(st) << st.error().message;
   return std::move(out).take();
+}
+
+// X25519 test key n of a device (encrypted bundles): the same on every run.
+inline encryption::SecretKey test_decryption_key(std::uint8_t n) {
+  Bytes secret(32);
+  for (std::size_t i = 0; i < secret.size(); ++i) secret[i] = static_cast<std::uint8_t>(n * 53u + i * 7u + 3u);
+  auto k = encryption::SecretKey::from_bytes(secret);
+  EXPECT_TRUE(k) << k.error().message;
+  return std::move(*k);
+}
+
+// Options that encrypt a bundle to these test keys.
+inline void encrypt_to(bundle::BuildOptions& o, std::initializer_list<std::uint8_t> keys, std::uint32_t block = 4096) {
+  for (auto n : keys) o.recipients.push_back(test_decryption_key(n).public_key().bytes);
+  o.encryption_block = block;
 }
 
 }  // namespace ota::test

@@ -94,6 +94,26 @@ TEST(CampaignDocument, RoundTripsCanonically) {
   EXPECT_EQ(kb->state, cp::RunState::kPaused);
 }
 
+// A security update's advisory rides in the signed campaign; an invalid one
+// is refused like the manifest's; a campaign without it encodes as before.
+TEST(CampaignDocument, TheAdvisoryRoundTripsAndIsChecked) {
+  auto ctl = key(2);
+  cp::Campaign c = sample(ctl);
+  const Bytes plain = cp::encode_campaign(c);
+  EXPECT_EQ(std::string(plain.begin(), plain.end()).find("advisory"), std::string::npos);
+  c.advisory = manifest::Security{"Fixes CVE-2026-1234 in the TLS stack.", {"CVE-2026-1234", "DSA-5555-1"}};
+  const Bytes b = cp::encode_campaign(c);
+  auto back = cp::parse_campaign(b);
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_TRUE(back->advisory);
+  EXPECT_EQ(back->advisory->ids, c.advisory->ids);
+  EXPECT_EQ(back->advisory->advisory, c.advisory->advisory);
+  EXPECT_EQ(cp::encode_campaign(*back), b);
+  c.advisory->ids = {"not an id"};
+  std::string text = [&] { Bytes x = cp::encode_campaign(c); return std::string(x.begin(), x.end()); }();
+  EXPECT_EQ(cp::parse_campaign(Bytes(text.begin(), text.end())).error().code, ErrorCode::kMalformed);
+}
+
 TEST(CampaignDocument, StrictParsing) {
   auto ctl = key(2);
   std::string text;

@@ -82,9 +82,10 @@ class DaemonTest : public testing::Test {
     disk_ = Disk{bank_with(base_), Bytes(kBankSize, 0), {}, {{"ota_slot", "a"}}};
   }
 
-  Bytes make_bundle(std::size_t signer) {
-    return test::signed_bundle(test::small_bundle(dir_.file("new.img"), {dir_.file("base.img")}, "1.1.0", {"board"}),
-                               keys_.ptrs({signer}), &manifest_hash_);
+  Bytes make_bundle(std::size_t signer, std::optional<manifest::Security> security = {}) {
+    auto o = test::small_bundle(dir_.file("new.img"), {dir_.file("base.img")}, "1.1.0", {"board"});
+    o.security = std::move(security);
+    return test::signed_bundle(o, keys_.ptrs({signer}), &manifest_hash_);
   }
 
   cp::Campaign campaign(const std::string& id = "c1") {
@@ -172,6 +173,7 @@ class DaemonTest : public testing::Test {
       return it == conditions_.end() ? std::optional<std::string>{} : it->second;
     };
     o.stop = &stop_;
+    o.security_updates_anytime = security_updates_anytime_;
     o.device_key = device_key_;
     o.counter = counter_;
     o.connect = [this](const mqtt::Options& mo) -> Result<std::unique_ptr<mqtt::Client>> { return broker_.connect(mo); };
@@ -252,6 +254,7 @@ class DaemonTest : public testing::Test {
   trust::Time now_ = test::at("2026-06-01");
   volatile bool stop_ = false;
   bool healthy_ = true;
+  bool security_updates_anytime_ = false;
   std::function<Status()> reboot_command_;  // the device's reboot; none by default
   int opens_ = 0;
   int fetch_failures_ = 0;
@@ -404,6 +407,61 @@ TEST_F(DaemonTest, AnInstallWindowDefersTheDeviceUntilItOpensThenItInstalls) {
   }
   EXPECT_EQ(opens_, 1);
   EXPECT_EQ(count(cp::Phase::kRebooting), 1u);
+}
+
+// A security update (the manifest's advisory, copied into the campaign) on a
+// device configured with rollout.security_updates "anytime": the windows do
+// not hold it. Without the setting it waits for the window like any other;
+// a campaign that claims an advisory its bundle's manifest does not carry is
+// refused.
+TEST_F(DaemonTest, ASecurityUpdateIsNotHeldByTheWindowsWhenTheDeviceTakesThemAnytime) {
+  const manifest::Security sec{"Fixes a heap overflow.", {"CVE-2026-1234"}};
+  bundle_ = make_bundle(0, sec);
+  auto c = campaign();
+  cp::Policy pol;
+  pol.windows = {*cp::parse_window("mon 02:00-03:00")};
+  c.policy = pol;
+  c.advisory = sec;
+  put("c1", document(c, control(c, 1)));
+  policy_now_ = 1780275600;  // 2026-06-01T01:00:00Z, outside the window
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    auto r = session(d, [&] { return count(cp::Phase::kDeferred) == 1; });
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_FALSE(*r);
+  }
+  EXPECT_EQ(opens_, 0) << "without the setting a security update waits for the window";
+  security_updates_anytime_ = true;
+  {
+    auto dev = boot();
+    auto d = daemon(*dev);
+    auto r = session(d, nullptr);
+    ASSERT_TRUE(r) << r.error().message;
+    EXPECT_TRUE(*r) << "installed outside the window: asks for the reboot";
+    disk_ = dev->survivors();
+  }
+  EXPECT_EQ(opens_, 1);
+  EXPECT_EQ(prefix(disk_.b, image_.size()), image_);
+}
+
+TEST_F(DaemonTest, ACampaignClaimingAnAdvisoryItsManifestLacksIsRefused) {
+  security_updates_anytime_ = true;
+  auto c = campaign();  // bundle_ has no security field
+  cp::Policy pol;
+  pol.windows = {*cp::parse_window("mon 02:00-03:00")};
+  c.policy = pol;
+  c.advisory = manifest::Security{"Not true.", {"CVE-2026-9999"}};
+  put("c1", document(c, control(c, 1)));
+  policy_now_ = 1780275600;
+  auto dev = boot();
+  auto d = daemon(*dev);
+  auto r = session(d, [&] { return count(cp::Phase::kFailed) >= 1; });
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_FALSE(*r);
+  const std::string why = last_reason(reports(), cp::Phase::kFailed);
+  EXPECT_NE(why.find("disagree on the security advisory"), std::string::npos) << why;
+  EXPECT_TRUE(std::all_of(dev->bank_b.survivors().begin(), dev->bank_b.survivors().end(), [](std::uint8_t x) { return x == 0; }));
 }
 
 TEST_F(DaemonTest, DownloadEarlyWritesTheImageNowAndSwitchesBanksOnlyInTheWindow) {

@@ -44,6 +44,7 @@ constexpr CodeCase kPinned[] = {
     {ErrorCode::kDowngrade, 28, "downgrade"},
     {ErrorCode::kBadPassphrase, 29, "bad_passphrase"},
     {ErrorCode::kRootRejected, 30, "root_rejected"},
+    {ErrorCode::kDecryptionKey, 31, "decryption_key"},
     {ErrorCode::kFetch, 40, "fetch"},
     {ErrorCode::kTrialPending, 41, "trial_pending"},
     {ErrorCode::kRolledBack, 42, "rolled_back"},

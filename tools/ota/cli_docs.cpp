@@ -17,6 +17,8 @@ nlohmann::ordered_json payload_json(const manifest::Payload& p) {
   nlohmann::ordered_json j;
   j["name"] = p.name;
   j["kind"] = std::string(manifest::kind_name(p.kind));
+  j["format"] = p.kind == manifest::PayloadKind::kSbom ? nlohmann::ordered_json(manifest::sbom_format_name(p.sbom_format))
+                                                        : nlohmann::ordered_json(nullptr);
   j["base"] = p.kind == manifest::PayloadKind::kDelta
                   ? nlohmann::ordered_json{{"size", p.base_size}, {"hash", to_hex(p.base_hash)}}
                   : nlohmann::ordered_json(nullptr);
@@ -27,6 +29,9 @@ nlohmann::ordered_json payload_json(const manifest::Payload& p) {
   j["window_log"] = p.window_log;
   j["size"] = p.size;
   j["hash"] = to_hex(p.hash);
+  // Encrypted: size and hash name the ciphertext, plain the bytes inside.
+  j["plain"] = p.plain_hash != Digest{} ? nlohmann::ordered_json{{"size", p.plain_size}, {"hash", to_hex(p.plain_hash)}}
+                                        : nlohmann::ordered_json(nullptr);
   j["chunk_size"] = p.chunk_size;
   j["chunks"] = p.chunks.size();
   return j;
@@ -41,6 +46,18 @@ nlohmann::ordered_json manifest_json(const manifest::Manifest& m) {
   j["created"] = trust::format_time(m.created);
   j["expires"] = m.expires ? nlohmann::ordered_json(trust::format_time(*m.expires)) : nlohmann::ordered_json(nullptr);
   j["target"] = {{"size", m.target_size}, {"hash", to_hex(m.target_hash)}};
+  j["security"] = m.security ? nlohmann::ordered_json{{"advisory", m.security->advisory}, {"ids", m.security->ids}}
+                             : nlohmann::ordered_json(nullptr);
+  if (m.encryption) {
+    nlohmann::ordered_json e;
+    e["cipher"] = "xchacha20poly1305-ietf";
+    e["block_size"] = m.encryption->block_size;
+    e["recipients"] = nlohmann::ordered_json::array();
+    for (const auto& r : m.encryption->recipients) e["recipients"].push_back(to_hex(r.key_id));
+    j["encryption"] = std::move(e);
+  } else {
+    j["encryption"] = nullptr;
+  }
   j["payloads"] = nlohmann::ordered_json::array();
   for (const auto& p : m.payloads) j["payloads"].push_back(payload_json(p));
   return j;

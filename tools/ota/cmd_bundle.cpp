@@ -9,6 +9,7 @@
 #include "cli.hpp"
 #include "ota/release/bundle.hpp"
 #include "ota/delta/delta.hpp"
+#include "ota/release/encryption.hpp"
 #include "ota/release/keys.hpp"
 
 namespace ota::cli {
@@ -195,7 +196,20 @@ struct BuildArgs {
   std::string delta_compression;  // lzma (default) or zstd (the default with --delta-layout interleaved)
   int reuse_avg_bits = 15;
   std::uint64_t frame_size = std::uint64_t{1} << delta::kDefaultFrameLog;
+  std::vector<std::string> encrypt_to, advisory_ids;
+  std::string advisory;
 };
+
+// --security-advisory TEXT, or @FILE for the text of a file.
+Result<std::string> advisory_text(const std::string& arg) {
+  if (arg.empty() || arg[0] != '@') return arg;
+  OTA_TRY_ASSIGN(auto bytes, read_file(arg.substr(1)));
+  if (bytes.size() > manifest::kMaxAdvisoryBytes)
+    return fail(ErrorCode::kUsage, "--security-advisory: " + arg.substr(1) + " is over 4096 bytes");
+  std::string t(bytes.begin(), bytes.end());
+  while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.pop_back();
+  return t;
+}
 
 Status run_build(const Context& ctx, BuildArgs& a) {
   auto t0 = std::chrono::steady_clock::now();
@@ -230,6 +244,32 @@ Status run_build(const Context& ctx, BuildArgs& a) {
     a.opt.name = base.empty() ? "image" : base;
   }
   a.opt.compress = !a.no_compress;
+  if (a.advisory.empty() != a.advisory_ids.empty())
+    return fail(ErrorCode::kUsage, "a security update needs both --security-advisory and --advisory-id");
+  if (!a.advisory.empty()) {
+    manifest::Security sec;
+    OTA_TRY_ASSIGN(auto text, advisory_text(a.advisory));
+    sec.advisory = text;
+    sec.ids = a.advisory_ids;
+    for (const auto& id : sec.ids)
+      if (!manifest::is_valid_advisory_id(id))
+        return fail(ErrorCode::kUsage, "--advisory-id '" + id + "' is not an advisory id (CVE-YYYY-NNNN, GHSA-..., DSA-...)");
+    if (auto st = manifest::validate_security(sec); !st)
+      return fail(ErrorCode::kUsage, "--security-advisory/--advisory-id: " + st.error().message);
+    a.opt.security = std::move(sec);
+  }
+  if (a.encrypt_to.empty() && a.opt.encryption_block != manifest::Encryption{}.block_size)
+    return fail(ErrorCode::kUsage, "--encryption-block needs --encrypt-to");
+  if (const auto b = a.opt.encryption_block;
+      b < manifest::kMinEncryptionBlock || b > manifest::kMaxEncryptionBlock || (b & (b - 1)))
+    return fail(ErrorCode::kUsage, "--encryption-block must be a power of two from 4096 to 1048576");
+  for (const auto& path : a.encrypt_to) {
+    auto k = encryption::load_public(path);
+    if (!k) return fail(k.error().code == ErrorCode::kIo ? k.error() : Error{ErrorCode::kUsage, "--encrypt-to " + k.error().message});
+    for (const auto& r : a.opt.recipients)
+      if (r == k->bytes) return fail(ErrorCode::kUsage, "--encrypt-to lists the key of " + path + " twice");
+    a.opt.recipients.push_back(k->bytes);
+  }
   if (a.opt.temp_dir.empty()) {
     auto slash = a.out.find_last_of('/');
     a.opt.temp_dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : a.out.substr(0, slash));
@@ -257,6 +297,9 @@ Status run_build(const Context& ctx, BuildArgs& a) {
     doc["target"] = {{"size", m.target_size}, {"hash", to_hex(m.target_hash)}};
     doc["payloads"] = nlohmann::ordered_json::array();
     for (const auto& p : m.payloads) doc["payloads"].push_back(payload_json(p));
+    const auto mj = manifest_json(m);
+    doc["security"] = mj["security"];
+    doc["encryption"] = mj["encryption"];
     doc["signed_by"] = added;
     doc["timings"] = {{"total_s", seconds_since(t0)}};
     print_json(doc);
@@ -386,6 +429,18 @@ void add_build_command(CLI::App& app, Context& ctx, int& exit_code) {
       ->capture_default_str();
   cmd->add_option("--reuse-max", a->opt.reuse_params.max_size, "Largest content-defined chunk, bytes")->capture_default_str();
   cmd->add_option("--reuse-level", a->opt.reuse_level, "zstd level of each chunk")->check(CLI::Range(1, 22))->capture_default_str();
+  cmd->add_option("--encrypt-to", a->encrypt_to,
+                  "Encrypt every payload, the content key sealed to this X25519 public key (`ota keygen --encryption`; "
+                  "repeat for several devices or groups; needs an agent that knows encrypted bundles)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--encryption-block", a->opt.encryption_block,
+                  "Plaintext bytes per encrypted block (power of two, 4 KiB to 1 MiB; 16 bytes of tag each)")
+      ->capture_default_str();
+  cmd->add_option("--sbom", a->opt.sbom_path, "Carry this SBOM (CycloneDX or SPDX 2.x JSON) as a signed payload")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--security-advisory", a->advisory,
+                  "Mark the release as a security update with this advisory text (or @FILE); needs --advisory-id");
+  cmd->add_option("--advisory-id", a->advisory_ids, "An advisory the update fixes: CVE-YYYY-NNNN, GHSA-..., DSA-... (repeat)");
   cmd->add_option("--threads", a->opt.threads, "Worker threads (default: all cores; never changes the output)");
   cmd->add_option("-o,--output", a->out, "Where to write the bundle")->required();
   a->sign.add_options(cmd, false);

@@ -221,6 +221,8 @@ int run_status(const Context& ctx, const StatusArgs& a) {
     out["url"] = v->campaign.url;
     out["expires"] = trust::format_time(v->campaign.expires);
     out["security"] = v->campaign.security ? "signed" : "unsigned";
+    out["advisory"] = v->campaign.advisory ? OJson{{"ids", v->campaign.advisory->ids}, {"text", v->campaign.advisory->advisory}}
+                                           : OJson(nullptr);
     out["control"] = {{"revision", v->control.revision},
                       {"state", std::string(cp::run_state_name(v->control.state))},
                       {"wave", v->control.wave},
@@ -252,6 +254,12 @@ int run_status(const Context& ctx, const StatusArgs& a) {
                   v->campaign.version.c_str(), verified ? "(signatures verified)" : "(not verified: no --trust)",
                   std::string(cp::run_state_name(v->control.state)).c_str(), v->control.wave + 1,
                   v->campaign.waves.size(), v->control.reason.empty() ? "" : ("; " + v->control.reason).c_str());
+      if (v->campaign.advisory) {
+        std::string ids;
+        for (const auto& id : v->campaign.advisory->ids) ids += (ids.empty() ? "" : ", ") + id;
+        const std::string& text = v->campaign.advisory->advisory;
+        std::printf("security update: %s: %s\n", ids.c_str(), text.substr(0, text.find('\n')).c_str());
+      }
       const OJson& cs = out["controller_status"];
       if (cs.is_object() && cs.contains("waves")) {
         std::printf("%-8s %-5s %9s %9s %11s %7s %8s %8s %9s %8s\n", "wave", "open", "targeted", "succeeded", "rolled-back",

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "cli.hpp"
+#include "ota/release/encryption.hpp"
 #include "ota/release/keys.hpp"
 #include "ota/release/trust.hpp"
 
@@ -42,12 +43,39 @@ struct KeygenArgs {
   std::string out;
   PassphraseSource pass;
   bool force = false;
+  bool encryption = false;
 };
+
+// An X25519 key pair for encrypted bundles: NAME.pub for `ota build
+// --encrypt-to`, NAME.key for the device (never sealed: a device has no one
+// to type a passphrase).
+Status run_keygen_encryption(const Context& ctx, const KeygenArgs& a) {
+  if (!a.pass.file.empty() || !a.pass.env.empty())
+    return fail(ErrorCode::kUsage, "--encryption keys are not sealed with a passphrase (a device reads them unattended)");
+  OTA_TRY_ASSIGN(auto key, encryption::SecretKey::generate());
+  OTA_TRY(encryption::write_key_pair(a.out, key));
+  const std::string id = key.public_key().id_hex();
+  if (ctx.json) {
+    nlohmann::ordered_json doc;
+    doc["ok"] = true;
+    doc["command"] = "keygen";
+    doc["keyid"] = id;
+    doc["type"] = "x25519";
+    doc["public_key_file"] = a.out + ".pub";
+    doc["secret_key_file"] = a.out + ".key";
+    doc["sealed"] = false;
+    print_json(doc);
+  } else {
+    std::printf("%s\n", id.c_str());
+  }
+  return ok();
+}
 
 Status run_keygen(const Context& ctx, const KeygenArgs& a) {
   struct stat st {};
   if (!a.force && (::stat((a.out + ".key").c_str(), &st) == 0 || ::stat((a.out + ".pub").c_str(), &st) == 0))
     return fail(ErrorCode::kUsage, a.out + ".key or " + a.out + ".pub exists (use --force to replace it)");
+  if (a.encryption) return run_keygen_encryption(ctx, a);
   OTA_TRY_ASSIGN(auto pass, read_passphrase(a.pass));
   OTA_TRY_ASSIGN(auto key, keys::SecretKey::generate());
   std::optional<std::string_view> pv;
@@ -61,6 +89,7 @@ Status run_keygen(const Context& ctx, const KeygenArgs& a) {
     doc["ok"] = true;
     doc["command"] = "keygen";
     doc["keyid"] = id;
+    doc["type"] = "ed25519";
     doc["public_key_file"] = a.out + ".pub";
     doc["secret_key_file"] = a.out + ".key";
     doc["sealed"] = pv.has_value();
@@ -284,11 +313,13 @@ Status run_root_show(const Context& ctx, const RootArgs& a) {
 
 void add_keygen_command(CLI::App& app, Context& ctx, int& exit_code) {
   auto a = std::make_shared<KeygenArgs>();
-  auto* cmd = app.add_subcommand("keygen", "Make an Ed25519 key pair: NAME.key (secret, 0600) and NAME.pub");
+  auto* cmd = app.add_subcommand("keygen", "Make an Ed25519 signing key pair (or, with --encryption, an X25519 one): NAME.key (secret, 0600) and NAME.pub");
   cmd->footer("Prints the key id (BLAKE2b-256 of the public key).\nExample:\n  ota keygen -o release-1 --passphrase-env OTA_PASSPHRASE");
   cmd->add_option("-o,--output", a->out, "Base name of the key files")->required();
   a->pass.add_options(cmd);
   cmd->add_flag("--force", a->force, "Replace existing key files");
+  cmd->add_flag("--encryption", a->encryption,
+                "An X25519 key pair for encrypted bundles: NAME.pub for ota build --encrypt-to, NAME.key for the device");
   cmd->add_flag("-q,--quiet", ctx.quiet, "No progress output");
   cmd->add_flag("--json", ctx.json, "Print a JSON summary on stdout");
   cmd->callback([&ctx, &exit_code, a] {

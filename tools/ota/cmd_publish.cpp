@@ -188,6 +188,7 @@ Status run_publish(const PublishArgs& a, OJson& out) {
   out["controller_key"] = to_hex(c.controller.id());
   out["security"] = c.security ? "signed" : "unsigned";
   out["revert_on_abort"] = c.revert_on_abort;
+  out["advisory"] = c.advisory ? OJson{{"ids", c.advisory->ids}, {"text", c.advisory->advisory}} : OJson(nullptr);
   if (c.security) {
     out["registry_hash"] = to_hex(c.security->registry_hash);
     OJson ops = OJson::array();
@@ -311,6 +312,11 @@ void add_publish_command(CLI::App& app, Context& ctx, int& exit_code) {
       std::printf("published campaign %s revision %llu for %s to %s\n", p->id.c_str(),
                   static_cast<unsigned long long>(out["revision"].get<std::uint64_t>()),
                   out["version"].get<std::string>().c_str(), out["topic"].get<std::string>().c_str());
+    if (!ctx.json && !ctx.quiet && out["advisory"].is_object()) {
+      std::string ids;
+      for (const auto& id : out["advisory"]["ids"]) ids += (ids.empty() ? "" : ", ") + id.get<std::string>();
+      std::printf("security update: %s\n", ids.c_str());
+    }
     exit_code = 0;
   });
 }

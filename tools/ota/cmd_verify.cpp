@@ -5,6 +5,8 @@
 #include "error_json.hpp"
 #include "ota/delta/delta.hpp"
 #include "ota/release/bundle.hpp"
+#include "ota/release/encryption.hpp"
+#include "ota/release/sbom.hpp"
 #include "ota/release/verify.hpp"
 
 namespace ota::cli {
@@ -14,7 +16,7 @@ namespace {
 using OJson = nlohmann::ordered_json;
 
 struct VerifyArgs {
-  std::string bundle, trust_path, at, hw, installed_version, save_root;
+  std::string bundle, trust_path, at, hw, installed_version, save_root, decryption_key;
   std::vector<std::string> roots;
   std::optional<std::uint64_t> security_floor;
   bool metadata_only = false, no_expiry = false;
@@ -58,8 +60,11 @@ int run_verify(const Context& ctx, const VerifyArgs& a) {
       doc["ok"] = true;
       if (ctx.json) print_json(doc);
       else if (!ctx.quiet)
-        std::printf("%s: %s\n", a.bundle.c_str(),
-                    a.metadata_only ? "signatures and metadata valid (payloads NOT checked: --metadata-only)" : "valid");
+        std::printf("%s: %s%s\n", a.bundle.c_str(),
+                    a.metadata_only ? "signatures and metadata valid (payloads NOT checked: --metadata-only)" : "valid",
+                    doc.contains("plaintext") && !doc["plaintext"]["checked"].get<bool>()
+                        ? " (encrypted: ciphertext checked; plaintext not, without --decryption-key)"
+                        : "");
       return 0;
     }
     std::fprintf(stderr, "ota verify: error: %s\n", err->message.c_str());
@@ -130,6 +135,37 @@ int run_verify(const Context& ctx, const VerifyArgs& a) {
     }
   }
   if (r.error) return finish(&*r.error);
+  // An encrypted bundle: the ciphertext is checked above; with the key, the
+  // plaintext too (every block's tag and each payload's plain hash).
+  if (r.manifest && r.manifest->encryption && !a.metadata_only) {
+    doc["plaintext"] = {{"checked", false}, {"bytes", 0}};
+    if (!a.decryption_key.empty()) {
+      auto checked = [&]() -> Result<std::uint64_t> {
+        OTA_TRY_ASSIGN(auto key, encryption::load_secret(a.decryption_key));
+        OTA_TRY_ASSIGN(auto in, FileReader::open(a.bundle));
+        OTA_TRY_ASSIGN(auto reader, bundle::BundleReader::open(*in));
+        if (content_hash(reader->manifest_bytes()) != r.manifest_hash)
+          return fail(ErrorCode::kMalformed, "the bundle changed while it was verified");
+        trust::TrustStore again = *r.trust;  // the root reached: the signatures check once more, cheaply
+        OTA_TRY_ASSIGN(auto m, reader->verify(again, opts));
+        (void)m;
+        Progress decrypting(ctx.quiet || ctx.json, "decrypt");
+        auto n = encryption::check_plaintext(std::move(reader), *r.manifest, key,
+                                             [&](std::uint64_t d, std::uint64_t t) { decrypting.update(d, t); });
+        decrypting.done();
+        return n;
+      }();
+      if (!checked) {
+        checks.push_back({{"check", "plaintext"}, {"ok", false}, {"error", front_end::error_json(checked.error(), false)}});
+        return finish(&checked.error());
+      }
+      doc["plaintext"] = {{"checked", true}, {"bytes", *checked}};
+      checks.push_back({{"check", "plaintext"}, {"ok", true}, {"bytes", *checked}});
+    }
+  } else if (!a.decryption_key.empty() && r.manifest && !r.manifest->encryption) {
+    Error e{ErrorCode::kUsage, "--decryption-key: the bundle is not encrypted"};
+    return finish(&e);
+  }
   if (!a.save_root.empty() && r.trust->root().version > r.root_version_before) {
     std::string text = trust::encode_envelope(r.trust->envelope());
     if (auto st = write_file_atomic(a.save_root, ByteSpan(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
@@ -140,8 +176,34 @@ int run_verify(const Context& ctx, const VerifyArgs& a) {
 }
 
 struct InspectArgs {
-  std::string bundle;
+  std::string bundle, decryption_key, sbom_out;
 };
+
+// The SBOM payload's bytes (chunk-checked against the manifest as read;
+// decrypted with the key when the bundle is encrypted).
+Result<Bytes> read_sbom(std::unique_ptr<bundle::BundleReader> reader, const manifest::Manifest& m, std::size_t index,
+                        const std::string& key_path) {
+  if (m.encryption) {
+    if (key_path.empty())
+      return fail(ErrorCode::kDecryptionKey, "the bundle is encrypted: its SBOM needs --decryption-key");
+    OTA_TRY_ASSIGN(auto key, encryption::load_secret(key_path));
+    OTA_TRY_ASSIGN(auto content, encryption::open(*m.encryption, key));
+    reader = encryption::decrypting(std::move(reader), m, std::move(content));
+  }
+  while (true) {
+    OTA_TRY_ASSIGN(auto idx, reader->next_payload());
+    if (!idx) return fail(ErrorCode::kMalformed, "bundle: the sbom payload is missing");
+    if (*idx == index) break;
+  }
+  Bytes out(static_cast<std::size_t>(manifest::readable_size(m, m.payloads[index])));
+  std::size_t got = 0;
+  while (got < out.size()) {
+    OTA_TRY_ASSIGN(auto n, reader->read(MutableByteSpan(out.data() + got, out.size() - got)));
+    if (n == 0) return fail(ErrorCode::kMalformed, "bundle: the sbom payload is short");
+    got += n;
+  }
+  return out;
+}
 
 // An ota delta patch (.otd): its header, which says what a device needs
 // before it starts (the base, the result, the decoder's memory).
@@ -203,15 +265,43 @@ Status run_inspect(const Context& ctx, const InspectArgs& a) {
   OTA_TRY_ASSIGN(auto in, FileReader::open(a.bundle));
   OTA_TRY_ASSIGN(auto reader, bundle::BundleReader::open(*in));
   OTA_TRY_ASSIGN(auto m, (reader)->parse_unverified());
-  const auto& block = (reader)->signature_block();
+  const bundle::SignatureBlock block = (reader)->signature_block();  // a copy: the reader may go to read_sbom
   const Bytes sig_bytes = bundle::encode_signature_block(block);
   const auto lay = bundle::layout((reader)->manifest_bytes().size(), sig_bytes.size(), m);
+  // The SBOM, when the bundle carries one: summarised (and written out with
+  // --sbom-out); never parsed before its chunks matched the manifest.
+  std::optional<std::size_t> sbom_index;
+  for (std::size_t i = 0; i < m.payloads.size(); ++i)
+    if (m.payloads[i].kind == manifest::PayloadKind::kSbom) sbom_index = i;
+  if (!a.sbom_out.empty() && !sbom_index) return fail(ErrorCode::kUsage, "--sbom-out: the bundle carries no SBOM");
+  OJson sbom_doc = nullptr;
+  std::optional<sbom::Summary> sbom_summary;
+  std::string sbom_note;
+  if (sbom_index && (!m.encryption || !a.decryption_key.empty() || !a.sbom_out.empty())) {
+    OTA_TRY_ASSIGN(auto bytes, read_sbom(std::move(reader), m, *sbom_index, a.decryption_key));
+    OTA_TRY_ASSIGN(auto summary, sbom::check_sbom(bytes));
+    if (!a.sbom_out.empty()) {
+      if (a.sbom_out == "-") std::fwrite(bytes.data(), 1, bytes.size(), stdout);
+      else OTA_TRY(write_file_atomic(a.sbom_out, bytes, 0644));
+      if (a.sbom_out == "-") return ok();
+    }
+    sbom_doc = {{"format", std::string(manifest::sbom_format_name(summary.format))},
+                {"spec_version", summary.spec_version},
+                {"name", summary.name},
+                {"components", summary.components.size()}};
+    sbom_summary = std::move(summary);
+  } else if (sbom_index) {
+    sbom_note = "encrypted (give --decryption-key to read it)";
+    sbom_doc = {{"format", std::string(manifest::sbom_format_name(m.payloads[*sbom_index].sbom_format))},
+                {"encrypted", true}};
+  }
   OJson doc;
   doc["ok"] = true;
   doc["command"] = "inspect";
   doc["bundle"] = a.bundle;
   doc["verified"] = false;
   doc["manifest"] = manifest_json(m);
+  doc["sbom"] = sbom_doc;
   doc["signatures"] = OJson::array();
   for (const auto& s : block.signatures) doc["signatures"].push_back({{"keyid", to_hex(s.key_id)}});
   doc["root_updates"] = block.roots.size();
@@ -233,6 +323,36 @@ Status run_inspect(const Context& ctx, const InspectArgs& a) {
               m.expires ? trust::format_time(*m.expires).c_str() : "never");
   std::printf("target     %llu bytes, blake2b-256 %s\n", static_cast<unsigned long long>(m.target_size),
               to_hex(m.target_hash).c_str());
+  if (m.security) {
+    std::string ids;
+    for (const auto& id : m.security->ids) ids += (ids.empty() ? "" : ", ") + id;
+    std::printf("advisory   security update: %s\n", ids.c_str());
+    std::string text = m.security->advisory;
+    for (std::size_t at = 0; at < text.size();) {
+      auto nl = text.find('\n', at);
+      std::printf("             %s\n", text.substr(at, nl == std::string::npos ? std::string::npos : nl - at).c_str());
+      if (nl == std::string::npos) break;
+      at = nl + 1;
+    }
+  }
+  if (m.encryption) {
+    std::printf("encryption xchacha20poly1305-ietf in blocks of %u bytes, content key sealed to %zu recipient(s)\n",
+                m.encryption->block_size, m.encryption->recipients.size());
+    for (const auto& r : m.encryption->recipients) std::printf("             x25519 key %s\n", to_hex(r.key_id).c_str());
+  }
+  if (sbom_summary) {
+    std::printf("sbom       %s %s%s%s, %zu components\n", std::string(manifest::sbom_format_name(sbom_summary->format)).c_str(),
+                sbom_summary->spec_version.c_str(), sbom_summary->name.empty() ? "" : " for ", sbom_summary->name.c_str(),
+                sbom_summary->components.size());
+    const std::size_t shown = std::min<std::size_t>(sbom_summary->components.size(), 20);
+    for (std::size_t i = 0; i < shown; ++i)
+      std::printf("             %s%s%s\n", sbom_summary->components[i].name.c_str(),
+                  sbom_summary->components[i].version.empty() ? "" : " ", sbom_summary->components[i].version.c_str());
+    if (shown < sbom_summary->components.size())
+      std::printf("             ... %zu more (ota inspect --sbom-out FILE)\n", sbom_summary->components.size() - shown);
+  } else if (!sbom_note.empty()) {
+    std::printf("sbom       %s\n", sbom_note.c_str());
+  }
   for (const auto& p : m.payloads) {
     std::printf("payload    %s: %s, %s (window 2^%u), %llu bytes, %zu chunks of %u, blake2b-256 %s\n", p.name.c_str(),
                 std::string(manifest::kind_name(p.kind)).c_str(), std::string(manifest::compression_name(p.compression)).c_str(),
@@ -244,6 +364,9 @@ Status run_inspect(const Context& ctx, const InspectArgs& a) {
     if (p.kind == manifest::PayloadKind::kChunks)
       std::printf("             index %llu bytes, blake2b-256 %s\n", static_cast<unsigned long long>(p.index_size),
                   to_hex(p.index_hash).c_str());
+    if (m.encryption)
+      std::printf("             encrypted; plaintext %llu bytes, blake2b-256 %s\n",
+                  static_cast<unsigned long long>(p.plain_size), to_hex(p.plain_hash).c_str());
   }
   for (const auto& s : block.signatures) std::printf("signature  key %s\n", to_hex(s.key_id).c_str());
   if (block.signatures.empty()) std::printf("signature  none (unsigned)\n");
@@ -270,6 +393,9 @@ void add_verify_command(CLI::App& app, Context& ctx, int& exit_code) {
   cmd->add_flag("--ignore-expiry", a->no_expiry, "Do not check expiry (reported in --json)");
   cmd->add_flag("--metadata-only", a->metadata_only, "Check signatures and metadata only, not the payload bytes");
   cmd->add_option("--save-root", a->save_root, "Write the newest root reached (after walking updates) here");
+  cmd->add_option("--decryption-key", a->decryption_key,
+                  "An encrypted bundle: also decrypt every payload with this X25519 key (a recipient's NAME.key) and "
+                  "check the plaintext against its signed hash");
   cmd->add_flag("-q,--quiet", ctx.quiet, "No progress output");
   cmd->add_flag("--json", ctx.json, "Print the verdict and each check as JSON on stdout");
   cmd->callback([&ctx, &exit_code, a] { exit_code = run_verify(ctx, *a); });
@@ -281,6 +407,8 @@ void add_inspect_command(CLI::App& app, Context& ctx, int& exit_code) {
                                  "Show a bundle's manifest, payloads and signatures (not verified), or a delta patch's header");
   cmd->footer("Example:\n  ota inspect fw-1.1.otb --json\n  ota inspect 1.0-to-1.1.otd");
   cmd->add_option("BUNDLE", a->bundle, "The bundle, or an ota delta patch (.otd)")->required();
+  cmd->add_option("--decryption-key", a->decryption_key, "An encrypted bundle's X25519 key (to read its SBOM)");
+  cmd->add_option("--sbom-out", a->sbom_out, "Write the bundle's SBOM here (- for stdout)");
   cmd->add_flag("--json", ctx.json, "Print JSON on stdout");
   cmd->callback([&ctx, &exit_code, a] {
     auto st = run_inspect(ctx, *a);

@@ -28,6 +28,7 @@ std::string_view error_code_name(ErrorCode code) noexcept {
     case ErrorCode::kDowngrade: return "downgrade";
     case ErrorCode::kBadPassphrase: return "bad_passphrase";
     case ErrorCode::kRootRejected: return "root_rejected";
+    case ErrorCode::kDecryptionKey: return "decryption_key";
     case ErrorCode::kFetch: return "fetch";
     case ErrorCode::kTrialPending: return "trial_pending";
     case ErrorCode::kRolledBack: return "rolled_back";

@@ -44,6 +44,7 @@ enum class ErrorCode : std::uint8_t {
   kDowngrade = 28,             // version or security version below what is installed
   kBadPassphrase = 29,         // a sealed secret key could not be opened
   kRootRejected = 30,          // a trust root update does not chain from the current root
+  kDecryptionKey = 31,         // an encrypted bundle, and no decryption key that opens it (none configured, not a recipient)
 
   kFetch = 40,          // downloading the bundle failed (HTTP status, connection), after retries
   kTrialPending = 41,   // a trial boot awaits boot-check, commit or rollback

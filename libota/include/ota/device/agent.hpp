@@ -53,6 +53,7 @@
 
 #include "ota/device/boot.hpp"
 #include "ota/release/bundle.hpp"
+#include "ota/release/encryption.hpp"
 #include "ota/delta/delta.hpp"
 #include "ota/core/error.hpp"
 #include "ota/device/fetch.hpp"
@@ -122,6 +123,11 @@ struct Device {
   // before any payload byte is read; an error stops the install (a campaign
   // checks that the bundle is the one it names).
   std::function<Status(const manifest::Manifest&, const Digest& manifest_hash)> accept;
+  // This device's X25519 key for encrypted bundles (from a file or a key
+  // command, a TPM or secure element); asked only for an encrypted bundle,
+  // after verification. Empty: none configured (an encrypted bundle then
+  // fails with kDecryptionKey).
+  std::function<Result<encryption::SecretKey>()> decryption_key;
   // Optional: polled between payload reads; true stops the install with
   // kCancelled before anything is marked bootable.
   std::function<bool()> cancelled;

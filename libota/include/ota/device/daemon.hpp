@@ -112,6 +112,10 @@ struct DaemonOptions {
   std::function<Result<std::optional<std::string>>(const std::string& condition)> check_condition;
   int policy_recheck_s = 60;
   std::function<trust::Time()> policy_clock;
+  // Security updates (a campaign with an advisory, copied from the signed
+  // manifest) are not held by the install windows (rollout.security_updates
+  // "anytime" in agent.json); start delays and conditions still hold them.
+  bool security_updates_anytime = false;
   // Regression campaigns: a counter the device reads at every observation
   // (crashes, a service's restarts; health_signals.counter_command); its
   // increases are reported. Null: no counter.

@@ -3,6 +3,8 @@
 // state record moves through the life-cycle table (lifecycle.hpp) between
 // them:
 //   1. verify_bundle   signatures, then policy; nothing of a payload read yet
+//      unlock_bundle   an encrypted bundle: the content key opened, payloads
+//                      decrypted as they are read (after their hash checks)
 //   2. choose_payload  resume the one in progress, else a delta from the
 //                      active bank's content, else reuse (a chunks payload:
 //                      copy what the banks hold, fetch the rest) when it
@@ -29,6 +31,7 @@
 #include "ota/delta/sink.hpp"
 #include "ota/device/storage.hpp"
 #include "ota/release/bundle.hpp"
+#include "ota/release/encryption.hpp"
 #include "ota/release/trust.hpp"
 
 namespace ota::agent {
@@ -48,6 +51,15 @@ struct VerifiedBundle {
 // kDowngrade, ...), and the state store's.
 Result<VerifiedBundle> verify_bundle(Reader& in, trust::TrustStore& trust, storage::StateStore& state,
                                      const bundle::VerifyOptions& options);
+
+// 1b. An encrypted bundle's payloads as plaintext: opens the content key with
+// this device's key (asked of key_source only when the manifest is
+// encrypted) and wraps v.reader in the decrypting reader, which hands out
+// each block only after its ciphertext matched the signed chunk hashes and
+// its tag verified. A bundle without encryption is left as it is.
+// kDecryptionKey when key_source is empty or fails, or the key is not one of
+// the bundle's recipients; nothing of a payload has been read then.
+Status unlock_bundle(VerifiedBundle& v, const std::function<Result<encryption::SecretKey>()>& key_source);
 
 // 2. Which payload to install.
 struct PayloadChoice {

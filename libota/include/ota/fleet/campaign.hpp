@@ -37,6 +37,7 @@
 #include "ota/core/error.hpp"
 #include "ota/core/hash.hpp"
 #include "ota/release/keys.hpp"
+#include "ota/release/manifest.hpp"
 #include "ota/release/trust.hpp"
 
 namespace ota::campaign {
@@ -146,6 +147,11 @@ struct Campaign {
   bool revert_on_abort = false;
   std::optional<Policy> policy;      // absent: a device installs as soon as its wave lets it (policy.hpp)
   std::optional<Regression> regression;  // absent: no health signals, no regression gate
+  // A security update: the advisory text and ids of the bundle's signed
+  // manifest (`ota publish` copies them; a device refuses a bundle whose
+  // manifest does not say the same). A device configured to take security
+  // updates at any time installs such a campaign outside its install windows.
+  std::optional<manifest::Security> advisory;
 };
 
 enum class RunState { kRunning, kPaused, kAborted, kCompleted };

@@ -19,6 +19,7 @@
 // byte of it is handed to the caller.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -195,6 +196,15 @@ struct BuildOptions {
   bool reuse = false;
   chunks::Params reuse_params;  // how the image is cut
   int reuse_level = 19;         // zstd level of each chunk
+  // An SBOM (CycloneDX or SPDX JSON, checked by sbom::check_sbom) carried as
+  // the last payload, `sbom.cdx.json` or `sbom.spdx.json`. Empty: none.
+  std::string sbom_path;
+  // Set: the release is a security update (advisory text and ids).
+  std::optional<manifest::Security> security;
+  // Non-empty: every payload encrypted (ota/release/encryption.hpp) under a
+  // random content key sealed to each of these X25519 public keys.
+  std::vector<std::array<std::uint8_t, 32>> recipients;
+  std::uint32_t encryption_block = 64u << 10;  // plaintext bytes per encrypted block
   std::string temp_dir;     // where payloads of images over 256 MiB are staged (default: /tmp)
   std::function<void(const std::string& stage, std::uint64_t done, std::uint64_t total)> progress;
 };

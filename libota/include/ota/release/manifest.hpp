@@ -13,6 +13,7 @@
 //   precedence rules (build metadata ignored).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -35,7 +36,12 @@ inline constexpr std::uint64_t kMaxChunksPerPayload = 1u << 16;
 // kChunks (docs/formats.md, "Chunks payload"): the chunk index, then the
 // image's content-defined chunks, each stored raw or as one zstd frame; a
 // device copies the chunks it holds and fetches only the others.
-enum class PayloadKind { kFull, kDelta, kChunks };
+// kSbom: the release's software bill of materials (CycloneDX or SPDX JSON,
+// stored, never installed), signed like every payload.
+enum class PayloadKind { kFull, kDelta, kChunks, kSbom };
+enum class SbomFormat { kNone, kCycloneDx, kSpdx };
+std::string_view sbom_format_name(SbomFormat f);  // "cyclonedx", "spdx"
+inline constexpr std::uint64_t kMaxSbomBytes = 16u << 20;
 enum class Compression { kNone, kZstd, kOtaDelta, kOtaChunks };
 std::string_view kind_name(PayloadKind k);
 std::string_view compression_name(Compression c);
@@ -57,7 +63,54 @@ struct Payload {
   // hashes (BLAKE2b-256) to index_hash, so it is checked before it is parsed.
   std::uint64_t index_size = 0;
   Digest index_hash{};
+  // For an SBOM: its format.
+  SbomFormat sbom_format = SbomFormat::kNone;
+  // In an encrypted bundle (Manifest::encryption): the payload's bytes before
+  // encryption (what the decompressor, patcher or reuse reads; index_size and
+  // every payload offset a device uses count these), and their BLAKE2b-256.
+  // size, hash and chunks above name the ciphertext, checked before a byte
+  // of it is decrypted.
+  std::uint64_t plain_size = 0;
+  Digest plain_hash{};
 };
+
+// Encrypted payloads (docs/formats.md, "Encrypted payloads"): each payload is
+// cut into blocks of block_size plaintext bytes, each sealed with
+// XChaCha20-Poly1305 (IETF) under one random content key, the nonce and the
+// associated data naming the payload, the block and whether it is the last.
+// The content key is sealed (crypto_box_seal, X25519) to each recipient.
+inline constexpr std::uint32_t kMinEncryptionBlock = 4096;
+inline constexpr std::uint32_t kMaxEncryptionBlock = 1u << 20;
+inline constexpr std::size_t kMaxRecipients = 256;
+inline constexpr std::size_t kSealedKeyBytes = 80;  // crypto_box_SEALBYTES + 32
+inline constexpr std::size_t kBlockTagBytes = 16;
+
+struct Recipient {
+  Digest key_id{};  // BLAKE2b-256 of the recipient's X25519 public key
+  std::array<std::uint8_t, kSealedKeyBytes> sealed_key{};
+};
+struct Encryption {
+  std::uint32_t block_size = 64u << 10;  // power of two, 4 KiB to 1 MiB
+  std::vector<Recipient> recipients;     // 1 to kMaxRecipients, distinct key ids
+};
+// The stored size of `plain` bytes encrypted in blocks of `block` bytes (an
+// empty payload is one block holding only its tag), and back (nullopt when
+// `cipher` is no such size).
+std::uint64_t encrypted_size(std::uint64_t plain, std::uint32_t block);
+std::optional<std::uint64_t> decrypted_size(std::uint64_t cipher, std::uint32_t block);
+
+// A security update: why it matters, and the advisories' identifiers.
+inline constexpr std::size_t kMaxAdvisoryBytes = 4096;
+inline constexpr std::size_t kMaxAdvisoryIds = 64;
+struct Security {
+  std::string advisory;          // 1 to 4096 bytes of UTF-8 text, no control characters but newline and tab
+  std::vector<std::string> ids;  // 1 to 64 distinct ids ("CVE-2026-12345", "GHSA-xxxx-xxxx-xxxx", "DSA-5555-1")
+};
+// A well-formed advisory id: 3 to 64 characters of [A-Za-z0-9._:-] starting
+// with a letter; one that starts with "CVE-" must be CVE-YYYY-NNNN[N...].
+bool is_valid_advisory_id(std::string_view id);
+// The checks validate() applies to a manifest's security field (kMalformed).
+Status validate_security(const Security& s);
 
 struct Manifest {
   std::string name;
@@ -68,8 +121,15 @@ struct Manifest {
   std::optional<trust::Time> expires;
   std::uint64_t target_size = 0;    // the image every payload produces
   Digest target_hash{};
-  std::vector<Payload> payloads;    // in bundle order; the first is the full image
+  std::vector<Payload> payloads;    // in bundle order
+  std::optional<Security> security;      // set: a security update
+  std::optional<Encryption> encryption;  // set: every payload is encrypted
 };
+
+// The bytes of a payload a device reads (plain_size when encrypted, else size).
+inline std::uint64_t readable_size(const Manifest& m, const Payload& p) {
+  return m.encryption ? p.plain_size : p.size;
+}
 
 Bytes encode_manifest(const Manifest& m);
 Result<Manifest> parse_manifest(ByteSpan bytes);

@@ -433,7 +433,10 @@ struct Daemon::Impl {
     // The windows first (no command runs outside them), then the conditions,
     // which also hold an early download (a metered link).
     std::optional<Hold> outside;
-    if (!p.windows.empty()) {
+    // A security update on a device configured to take them at any time:
+    // the windows do not hold it (the start delay and conditions still do).
+    const bool anytime = o.security_updates_anytime && v.campaign.advisory.has_value();
+    if (!p.windows.empty() && !anytime) {
       const std::string zone = p.timezone == "local" ? o.timezone : p.timezone;
       auto lt = cp::local_time(t, zone);
       if (!lt) return Hold{"install windows: " + lt.error().message};
@@ -534,6 +537,13 @@ struct Daemon::Impl {
       if (got != want)
         return fail(ErrorCode::kPayloadMismatch, "the bundle at " + redact_url(v.campaign.url) +
                                                      " is not the one campaign " + id + " names");
+      // A campaign may take a security update past the windows only when the
+      // signed manifest says it is one, with the same advisories.
+      if (v.campaign.advisory.has_value() != m.security.has_value() ||
+          (m.security && (v.campaign.advisory->ids != m.security->ids ||
+                          v.campaign.advisory->advisory != m.security->advisory)))
+        return fail(ErrorCode::kPayloadMismatch,
+                    "campaign " + id + " and its bundle's manifest disagree on the security advisory");
       if (v.campaign.policy && v.campaign.policy->max_age_s > 0 &&
           policy_now() - m.created > v.campaign.policy->max_age_s) {
         too_old = "the bundle was created " + trust::format_time(m.created) + ", longer ago than the campaign's maximum age (" +

@@ -129,6 +129,21 @@ Result<VerifiedBundle> verify_bundle(Reader& in, trust::TrustStore& trust, stora
   return v;
 }
 
+Status unlock_bundle(VerifiedBundle& v, const std::function<Result<encryption::SecretKey>()>& key_source) {
+  if (!v.manifest.encryption) return ok();
+  if (!key_source)
+    return fail(ErrorCode::kDecryptionKey,
+                "the bundle is encrypted and no decryption key is configured (decryption.key or decryption.command)");
+  auto key = key_source();
+  if (!key) {
+    if (key.error().code == ErrorCode::kDecryptionKey) return fail(key.error());
+    return fail(ErrorCode::kDecryptionKey, "the decryption key: " + key.error().message);
+  }
+  OTA_TRY_ASSIGN(auto content, encryption::open(*v.manifest.encryption, *key));
+  v.reader = encryption::decrypting(std::move(v.reader), v.manifest, std::move(content));
+  return ok();
+}
+
 Result<PayloadChoice> choose_payload(const ChooseInput& in) {
   const auto& payloads = in.manifest->payloads;
   if (in.resuming) {
@@ -191,7 +206,8 @@ Status stream_payload(bundle::BundleReader& reader, const manifest::Manifest& m,
   }
   while (true) {
     const std::uint64_t at = reader.payload_position(), want = sink.next_offset();
-    if (want > p->size) return fail(ErrorCode::kUsage, "resume point beyond the payload");
+    const std::uint64_t size = manifest::readable_size(m, *p);
+    if (want > size) return fail(ErrorCode::kUsage, "resume point beyond the payload");
     if (want > at) {
       OTA_TRY(reader.skip_to(want));
       OTA_TRY(sink.skip(want - at));
@@ -199,7 +215,7 @@ Status stream_payload(bundle::BundleReader& reader, const manifest::Manifest& m,
     OTA_TRY_ASSIGN(auto chunk, reader.read_view());
     if (chunk.empty()) return ok();
     OTA_TRY(sink.feed(chunk));
-    if (progress) progress(reader.payload_position(), p->size);
+    if (progress) progress(reader.payload_position(), size);
     if (cancelled && cancelled()) return fail(ErrorCode::kCancelled, "install cancelled");
   }
 }
@@ -234,6 +250,7 @@ Result<InstallReport> Agent::install_once(Reader& bundle_in, bool speculate) {
   OTA_TRY_ASSIGN(auto v, verify_bundle(in, *d_.trust, *d_.state, vo));
   const manifest::Manifest& m = v.manifest;
   if (d_.accept) OTA_TRY(d_.accept(m, v.manifest_hash));
+  OTA_TRY(unlock_bundle(v, d_.decryption_key));
   if (m.target_size > target_bank.size())
     return fail(ErrorCode::kLimitExceeded, "the image (" + std::to_string(m.target_size) +
                                                " bytes) does not fit bank " + boot::slot_name(target));

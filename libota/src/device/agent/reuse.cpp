@@ -15,7 +15,7 @@ Result<chunks::Index> read_index(bundle::BundleReader& reader, const manifest::P
   auto ix = chunks::parse_index(bytes);
   if (!ix) return fail(ix.error().with_context("payload " + p.name));
   if (ix->target_size != m.target_size || ix->encoded_size() != p.index_size ||
-      p.index_size + ix->stored_total() != p.size)
+      p.index_size + ix->stored_total() != manifest::readable_size(m, p))
     return fail(ErrorCode::kMalformed, "payload " + p.name + ": the chunk index does not describe the target and the payload");
   return std::move(*ix);
 }
@@ -137,7 +137,7 @@ Result<WriteReport> write_chunks(bundle::BundleReader& reader, const manifest::P
     }
     OTA_TRY(out.write(plain));
     since_checkpoint += e.plain_size;
-    if (o.progress) o.progress(p_at[j + 1], p.size);
+    if (o.progress) o.progress(p_at[j + 1], p_at[n]);
     if (o.cancelled && o.cancelled()) return fail(ErrorCode::kCancelled, "install cancelled");
     if (o.on_checkpoint && j + 1 < n && since_checkpoint >= o.checkpoint_bytes) {
       OTA_TRY(o.on_checkpoint(delta::ResumePoint{j + 1, p_at[j + 1], t_at[j + 1]}));

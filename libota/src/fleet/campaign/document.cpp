@@ -96,6 +96,7 @@ Result<Policy> policy_from(const json::Json& j) {
 }  // namespace
 
 Status validate(const Campaign& c) {
+  if (c.advisory) OTA_TRY_CTX(manifest::validate_security(*c.advisory), "campaign advisory");
   if (!is_valid_name(c.id)) return fail(ErrorCode::kMalformed, "campaign: id is not a name ([A-Za-z0-9._-]{1,64})");
   if (!is_valid_name(c.fleet)) return fail(ErrorCode::kMalformed, "campaign: fleet is not a name ([A-Za-z0-9._-]{1,64})");
   if (c.revision == 0) return fail(ErrorCode::kMalformed, "campaign: revision starts at 1");
@@ -175,6 +176,7 @@ Bytes encode_campaign(const Campaign& c) {
   // that predate the field accept (docs/formats.md, campaign changelog).
   if (c.revert_on_abort) j["revert_on_abort"] = true;
   if (c.policy) j["policy"] = policy_json(*c.policy);
+  if (c.advisory) j["advisory"] = {{"text", c.advisory->advisory}, {"ids", c.advisory->ids}};
   if (c.regression) {
     const Regression& r = *c.regression;
     j["regression"] = {{"observe_s", r.observe_s}, {"interval_s", r.interval_s}, {"margin", r.margin},
@@ -187,7 +189,7 @@ Result<Campaign> parse_campaign(ByteSpan bytes) {
   OTA_TRY_ASSIGN(auto j, parse_object(as_text(bytes), kMaxDocumentBytes, "campaign"));
   OTA_TRY_ASSIGN(auto o, json::Object::of(j, "campaign"));
   OTA_TRY(o.only({"format", "id", "fleet", "revision", "created", "expires", "bundle", "waves", "gates", "controller",
-                   "control_ttl_s", "security", "pace", "revert_on_abort", "policy", "regression"}));
+                   "control_ttl_s", "security", "pace", "revert_on_abort", "policy", "regression", "advisory"}));
   OTA_TRY_ASSIGN(auto format, o.string("format", 32));
   if (format != kCampaignFormat)
     return fail(ErrorCode::kMalformed, "campaign: format is not " + std::string(kCampaignFormat));
@@ -299,6 +301,20 @@ Result<Campaign> parse_campaign(ByteSpan bytes) {
       pace.deltas.emplace_back(base, delta_size);
     }
     c.pace = std::move(pace);
+  }
+  if (o.has("advisory")) {
+    OTA_TRY_ASSIGN(auto aj, o.object("advisory"));
+    OTA_TRY_ASSIGN(auto ao, json::Object::of(*aj, "campaign.advisory"));
+    OTA_TRY(ao.only({"text", "ids"}));
+    manifest::Security a;
+    OTA_TRY_ASSIGN(auto text, ao.string("text", manifest::kMaxAdvisoryBytes));
+    a.advisory = text;
+    OTA_TRY_ASSIGN(auto ids, ao.array("ids", manifest::kMaxAdvisoryIds));
+    for (const auto& item : *ids) {
+      OTA_TRY_ASSIGN(auto v, json::as_string(item, "campaign.advisory.ids[]", 64));
+      a.ids.push_back(v);
+    }
+    c.advisory = std::move(a);
   }
   if (o.has("revert_on_abort")) {
     OTA_TRY_ASSIGN(auto revert, o.boolean("revert_on_abort"));

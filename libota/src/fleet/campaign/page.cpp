@@ -109,6 +109,8 @@ function render(view) {
       ", " + c.waves.length + " waves, gates: success \u2265 " + pct(c.gates.success) +
       ", failure \u2264 " + pct(c.gates.failure) + ", min sample " + c.gates.min_sample +
       (c.reason ? ", last decision: " + c.reason : "")));
+    if (c.advisory)
+      box.append($("div", { class: "advisory" }, "security update: " + c.advisory.ids.join(", ") + ": " + c.advisory.text));
     const waves = $("div", { class: "waves" });
     c.waves.forEach((w, i) => {
       const fin = w.succeeded + w.failed + w.rolled_back;

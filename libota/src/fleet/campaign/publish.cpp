@@ -143,6 +143,7 @@ Result<Published> publish(const PublishRequest& r, const Connect& connect) {
     c.pace = std::move(pace);
   }
   c.revert_on_abort = r.revert_on_abort;
+  c.advisory = verified.manifest->security;
   c.policy = r.policy;
   c.regression = r.regression;
   OTA_TRY(validate(c));

@@ -85,6 +85,7 @@ std::string encode_views(const std::vector<CampaignView>& views, trust::Time now
     j["id"] = c.id;
     j["fleet"] = c.fleet;
     j["version"] = c.version;
+    if (c.advisory) j["advisory"] = {{"ids", c.advisory->ids}, {"text", c.advisory->advisory}};
     j["state"] = run_state_name(v.control.state);
     j["reason"] = v.control.reason;
     j["gates"] = {{"success", c.gates.success_threshold}, {"failure", c.gates.failure_threshold},

@@ -8,8 +8,10 @@
 #include <thread>
 
 #include "delta/codec/zstd.hpp"
-#include "ota/release/bundle.hpp"
 #include "ota/delta/delta.hpp"
+#include "ota/release/bundle.hpp"
+#include "ota/release/encryption.hpp"
+#include "ota/release/sbom.hpp"
 
 namespace ota::bundle {
 
@@ -402,6 +404,67 @@ Result<std::unique_ptr<Staged>> stage(const BuildOptions& o) {
     // the stream only moves forward.
     st->files_.insert(st->files_.begin(), std::move(tmp));
     m.payloads.insert(m.payloads.begin(), std::move(p));
+  }
+  if (!o.sbom_path.empty()) {
+    OTA_TRY_ASSIGN(auto bytes, read_file(o.sbom_path));
+    auto summary = sbom::check_sbom(bytes);
+    if (!summary) return fail(summary.error().with_context(o.sbom_path));
+    manifest::Payload p;
+    p.kind = manifest::PayloadKind::kSbom;
+    p.compression = manifest::Compression::kNone;
+    p.sbom_format = summary->format;
+    p.name = summary->format == manifest::SbomFormat::kCycloneDx ? "sbom.cdx.json" : "sbom.spdx.json";
+    auto tmp = TempFile::in_memory(bytes.size());
+    ChunkHasher hashed(tmp.get(), chunk_size);
+    OTA_TRY(hashed.write(bytes));
+    hashed.finish(p);
+    st->files_.push_back(std::move(tmp));
+    m.payloads.push_back(std::move(p));
+  }
+  m.security = o.security;
+  if (!o.recipients.empty()) {
+    // Every payload once more, through the cipher: the manifest's chunk
+    // hashes then name the ciphertext, plain.size/hash the plaintext.
+    OTA_TRY_ASSIGN(auto key, encryption::ContentKey::generate());
+    manifest::Encryption e;
+    e.block_size = o.encryption_block;
+    for (const auto& r : o.recipients) {
+      encryption::PublicKey pk;
+      pk.bytes = r;
+      OTA_TRY_ASSIGN(auto sealed, encryption::seal(key, pk));
+      e.recipients.push_back(sealed);
+    }
+    if (e.block_size < manifest::kMinEncryptionBlock || e.block_size > manifest::kMaxEncryptionBlock ||
+        (e.block_size & (e.block_size - 1)))
+      return fail(ErrorCode::kUsage, "the encryption block size must be a power of two from 4 KiB to 1 MiB");
+    for (std::size_t i = 0; i < m.payloads.size(); ++i) {
+      manifest::Payload& p = m.payloads[i];
+      std::unique_ptr<Reader> in;
+      if (st->files_[i]) {
+        in = st->files_[i]->reader();
+      } else {
+        OTA_TRY_ASSIGN(auto f, FileReader::open(o.image_path));
+        in = std::move(f);
+      }
+      OTA_TRY_ASSIGN(auto tmp, new_stage());
+      ChunkHasher hashed(tmp.get(), chunk_size);
+      encryption::EncryptingWriter sealer(hashed, key, i, e.block_size);
+      Bytes buf(1u << 20);
+      std::uint64_t done = 0;
+      while (true) {
+        OTA_TRY_ASSIGN(auto n, in->read(buf));
+        if (n == 0) break;
+        OTA_TRY(sealer.write(ByteSpan(buf.data(), n)));
+        done += n;
+        report("encrypt", done, p.size);
+      }
+      if (done != p.size) return fail(ErrorCode::kIo, "payload " + p.name + " changed size while it was encrypted");
+      OTA_TRY(sealer.finish(p.plain_size, p.plain_hash));
+      OTA_TRY(tmp->flush());
+      hashed.finish(p);
+      st->files_[i] = std::move(tmp);
+    }
+    m.encryption = std::move(e);
   }
   OTA_TRY(manifest::validate(m));
   st->bytes_ = manifest::encode_manifest(m);

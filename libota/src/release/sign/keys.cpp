@@ -256,6 +256,17 @@ Result<SecretKey> parse_secret(std::string_view text, std::optional<std::string_
   std::size_t seed_hex_len = 0;
   const int seeds = detail::take_hex_member(masked.s, "seed", seed_hex, 64, &seed_hex_len);
   if (seeds < 0 || seeds > 1) return fail(ErrorCode::kMalformed, "secret key file: seed is not 64 hex digits");
+  {
+    // An X25519 decryption key (encryption.hpp) holds "secret": masked like
+    // a seed before nlohmann sees the text, and refused by name.
+    char scratch[64];
+    std::size_t n = 0;
+    const int secrets = detail::take_hex_member(masked.s, "secret", scratch, sizeof scratch, &n);
+    sodium_memzero(scratch, sizeof scratch);
+    if (secrets != 0)
+      return fail(ErrorCode::kUnsupported,
+                  "secret key file: an X25519 encryption key (ota keygen --encryption), not an Ed25519 signing key");
+  }
   OTA_TRY_ASSIGN(auto j, json::parse_strict(masked.s, kMaxKeyFile, "secret key file"));
   OTA_TRY_ASSIGN(auto o, json::Object::of(j, "secret key file"));
   OTA_TRY_ASSIGN(auto format, o.string("format", 32));
