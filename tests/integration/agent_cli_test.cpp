@@ -308,6 +308,35 @@ class AgentHttp : public AgentCli {
     EXPECT_EQ(r.exit_code, expect) << r.err;
     return nlohmann::json::parse(r.out.empty() ? "{}" : r.out);
   }
+  // A 900 KB image (no delta applies): zstd frames of 32 KiB of image, a
+  // checkpoint each, checked in 4 KiB chunks. The first attempt gets only the
+  // first half of the bundle (the server's copy ends there, as a download cut
+  // off at 50%): it fails, its checkpoints stay; the second run fetches the
+  // head and what follows the last checkpoint.
+  void cut_off_at_half_then_resume(std::uint64_t seed, std::vector<std::string> build_args) {
+    const Bytes big = test::random_bytes(900'000, seed);
+    test::write_bytes(path("big.img"), big);
+    std::vector<std::string> args{"build", "--image", path("big.img"), "--version", "1.1.0", "--hw", "board", "--key",
+                                  path("k.key"), "--frame-size", "32768", "--chunk-size", "4096", "-q", "-o", path("fw.otb")};
+    args.insert(args.end(), build_args.begin(), build_args.end());
+    auto b = ota(args);
+    ASSERT_EQ(b.exit_code, 0) << b.err;
+    serve("fw.otb");
+    const Bytes whole = test::read_bytes(path("fw.otb"));
+    test::write_bytes(server_->www() + "/half.otb", Bytes(whole.begin(), whole.begin() + static_cast<std::ptrdiff_t>(size_ / 2)));
+    auto r = agent({"install", server_->url("half.otb"), "-q"});
+    EXPECT_EQ(r.exit_code, 20) << r.err;  // truncated
+    auto s = status();
+    EXPECT_EQ(s["install"]["stage"], "writing");
+    EXPECT_GT(s["install"]["new_bytes_checkpointed"].get<std::uint64_t>(), big.size() / 3);
+    auto doc = install(server_->url("fw.otb"));
+    EXPECT_EQ(doc["resumed"], true);
+    Bytes bank = test::read_bytes(path("bank-b"));
+    EXPECT_EQ(Bytes(bank.begin(), bank.begin() + static_cast<std::ptrdiff_t>(big.size())), big);
+    const std::uint64_t fetched = doc["bytes_fetched"];
+    EXPECT_LT(fetched, size_ * 6 / 10) << "the resumed install fetched " << fetched << " of " << size_;
+  }
+
   std::unique_ptr<test::Nginx> server_;
   std::uint64_t size_ = 0;
 };
@@ -351,31 +380,7 @@ TEST_F(AgentHttp, DroppedConnectionResumesWithARangeRequest) {
 }
 
 TEST_F(AgentHttp, InstallCutOffAtHalfResumesFromItsCheckpointWithoutRefetching) {
-  // A 900 KB image (no delta applies): zstd frames of 32 KiB of image, a
-  // checkpoint each, checked in 4 KiB chunks.
-  const Bytes big = test::random_bytes(900'000, 903);
-  test::write_bytes(path("big.img"), big);
-  auto b = ota({"build", "--image", path("big.img"), "--version", "1.1.0", "--hw", "board", "--key", path("k.key"),
-                "--frame-size", "32768", "--chunk-size", "4096", "-q", "-o", path("fw.otb")});
-  ASSERT_EQ(b.exit_code, 0) << b.err;
-  serve("fw.otb");
-  // The first attempt gets only the first half of the bundle (the server's
-  // copy ends there, as a download cut off at 50%): it fails, its
-  // checkpoints stay.
-  const Bytes whole = test::read_bytes(path("fw.otb"));
-  test::write_bytes(server_->www() + "/half.otb", Bytes(whole.begin(), whole.begin() + static_cast<std::ptrdiff_t>(size_ / 2)));
-  auto r = agent({"install", server_->url("half.otb"), "-q"});
-  EXPECT_EQ(r.exit_code, 20) << r.err;  // truncated
-  auto s = status();
-  EXPECT_EQ(s["install"]["stage"], "writing");
-  EXPECT_GT(s["install"]["new_bytes_checkpointed"].get<std::uint64_t>(), big.size() / 3);
-  auto doc = install(server_->url("fw.otb"));
-  EXPECT_EQ(doc["resumed"], true);
-  Bytes bank = test::read_bytes(path("bank-b"));
-  EXPECT_EQ(Bytes(bank.begin(), bank.begin() + static_cast<std::ptrdiff_t>(big.size())), big);
-  // The second run fetched the head and what follows the last checkpoint.
-  const std::uint64_t fetched = doc["bytes_fetched"];
-  EXPECT_LT(fetched, size_ * 6 / 10) << "the resumed install fetched " << fetched << " of " << size_;
+  cut_off_at_half_then_resume(903, {});
 }
 
 // kill -9 in the middle of a transfer: the next run reads what the first
@@ -672,29 +677,11 @@ TEST_F(EncryptedCli, AnSbomAndAnAdvisoryAreShownAndExtracted) {
 
 TEST_F(AgentHttp, AnEncryptedInstallCutOffAtHalfResumesWithoutRefetching) {
   ASSERT_EQ(ota({"keygen", "--encryption", "-o", path("dev")}).exit_code, 0);
-  const Bytes big = test::random_bytes(900'000, 905);
-  test::write_bytes(path("big.img"), big);
-  auto b = ota({"build", "--image", path("big.img"), "--version", "1.1.0", "--hw", "board", "--key", path("k.key"),
-                "--frame-size", "32768", "--chunk-size", "4096", "--encrypt-to", path("dev.pub"), "--encryption-block",
-                "4096", "-q", "-o", path("fw.otb")});  // a resume decrypts from its block's start: blocks as small as chunks
-  ASSERT_EQ(b.exit_code, 0) << b.err;
   nlohmann::json c = nlohmann::json::parse(text_of(test::read_bytes(path("agent.json"))));
   c["decryption"] = {{"key", path("dev.key")}};
   std::ofstream(path("agent.json")) << c.dump(2);
-  serve("fw.otb");
-  const Bytes whole = test::read_bytes(path("fw.otb"));
-  test::write_bytes(server_->www() + "/half.otb", Bytes(whole.begin(), whole.begin() + static_cast<std::ptrdiff_t>(size_ / 2)));
-  auto r = agent({"install", server_->url("half.otb"), "-q"});
-  EXPECT_EQ(r.exit_code, 20) << r.err;
-  auto s = status();
-  EXPECT_EQ(s["install"]["stage"], "writing");
-  EXPECT_GT(s["install"]["new_bytes_checkpointed"].get<std::uint64_t>(), big.size() / 3);
-  auto doc = install(server_->url("fw.otb"));
-  EXPECT_EQ(doc["resumed"], true);
-  Bytes bank = test::read_bytes(path("bank-b"));
-  EXPECT_EQ(Bytes(bank.begin(), bank.begin() + static_cast<std::ptrdiff_t>(big.size())), big);
-  const std::uint64_t fetched = doc["bytes_fetched"];
-  EXPECT_LT(fetched, size_ * 6 / 10) << "the resumed install fetched " << fetched << " of " << size_;
+  // A resume decrypts from its block's start: blocks as small as the chunks.
+  cut_off_at_half_then_resume(905, {"--encrypt-to", path("dev.pub"), "--encryption-block", "4096"});
 }
 
 TEST(Help, EveryCommandHasAnExample) {

@@ -440,20 +440,27 @@ class PowerCutTest : public AgentTest {
     EXPECT_EQ(prefix(dev.bank_a.survivors(), base_.size()), base_) << where;
   }
 
+  // Installs bundle_ once to count its writes (more than min_writes), then
+  // cuts power at each of them in every loss mode and lets a fresh agent
+  // finish (check_and_finish).
+  void every_cut(std::uint64_t min_writes, std::uint64_t seed_factor) {
+    std::uint64_t total = 0;
+    bool completed = false;
+    run(0, LossMode::kDropUnsynced, 1, nullptr, &total, &completed);
+    ASSERT_TRUE(completed);
+    ASSERT_GT(total, min_writes) << "expected a write per frame (or chunk) and checkpoint";
+    RecordProperty("writes_per_install", static_cast<int>(total));
+    test::for_each_cut(total, [&](const test::Cut& c) {
+      check_and_finish(run(c.n, c.mode, c.n * seed_factor, nullptr, nullptr, nullptr), c.where);
+    });
+  }
+
   Bytes bundle_;
 };
 
 TEST_F(PowerCutTest, EveryWriteOfADeltaInstall) {
   bundle_ = make_bundle();
-  std::uint64_t total = 0;
-  bool completed = false;
-  run(0, LossMode::kDropUnsynced, 1, nullptr, &total, &completed);
-  ASSERT_TRUE(completed);
-  ASSERT_GT(total, 20u) << "expected a write per frame and checkpoint";
-  RecordProperty("writes_per_install", static_cast<int>(total));
-  test::for_each_cut(total, [&](const test::Cut& c) {
-    check_and_finish(run(c.n, c.mode, c.n * 7919, nullptr, nullptr, nullptr), c.where);
-  });
+  every_cut(20, 7919);
 }
 
 // An image of xz streams (as a squashfs with xz blocks): 2 KiB blocks, each
@@ -499,15 +506,7 @@ TEST_F(PowerCutTest, EveryWriteOfAnXzStreamDeltaInstall) {
   bundle_ = make_bundle();
   const std::uint8_t v6[] = {'O', 'T', 'D', delta::kRecompressFormatVersion};
   ASSERT_NE(std::search(bundle_.begin(), bundle_.end(), std::begin(v6), std::end(v6)), bundle_.end());
-  std::uint64_t total = 0;
-  bool completed = false;
-  run(0, LossMode::kDropUnsynced, 1, nullptr, &total, &completed);
-  ASSERT_TRUE(completed);
-  ASSERT_GT(total, 10u);
-  RecordProperty("writes_per_install", static_cast<int>(total));
-  test::for_each_cut(total, [&](const test::Cut& c) {
-    check_and_finish(run(c.n, c.mode, c.n * 7919, nullptr, nullptr, nullptr), c.where);
-  });
+  every_cut(10, 7919);
 }
 
 // Encrypted (XChaCha20-Poly1305 blocks of 4 KiB, frames of 4 KiB): the
@@ -516,40 +515,19 @@ TEST_F(PowerCutTest, EveryWriteOfAnXzStreamDeltaInstall) {
 TEST_F(PowerCutTest, EveryWriteOfAnEncryptedDeltaInstall) {
   encrypted_ = true;
   bundle_ = make_bundle();
-  std::uint64_t total = 0;
-  bool completed = false;
-  run(0, LossMode::kDropUnsynced, 1, nullptr, &total, &completed);
-  ASSERT_TRUE(completed);
-  ASSERT_GT(total, 20u);
-  test::for_each_cut(total, [&](const test::Cut& c) {
-    check_and_finish(run(c.n, c.mode, c.n * 7919, nullptr, nullptr, nullptr), c.where);
-  });
+  every_cut(20, 7919);
 }
 
 TEST_F(PowerCutTest, EveryWriteOfAnEncryptedFullInstall) {
   encrypted_ = true;
   bundle_ = make_bundle("1.1.0", {"board"}, {}, 0, /*with_delta=*/false);
-  std::uint64_t total = 0;
-  bool completed = false;
-  run(0, LossMode::kDropUnsynced, 1, nullptr, &total, &completed);
-  ASSERT_TRUE(completed);
-  ASSERT_GT(total, 20u);
-  test::for_each_cut(total, [&](const test::Cut& c) {
-    check_and_finish(run(c.n, c.mode, c.n * 104729, nullptr, nullptr, nullptr), c.where);
-  });
+  every_cut(20, 104729);
 }
 
 TEST_F(PowerCutTest, EveryWriteOfAnEncryptedReuseInstall) {
   encrypted_ = true;
   bundle_ = make_reuse_bundle();
-  std::uint64_t total = 0;
-  bool completed = false;
-  run(0, LossMode::kDropUnsynced, 1, nullptr, &total, &completed);
-  ASSERT_TRUE(completed);
-  ASSERT_GT(total, 8u);
-  test::for_each_cut(total, [&](const test::Cut& c) {
-    check_and_finish(run(c.n, c.mode, c.n * 6151, nullptr, nullptr, nullptr), c.where);
-  });
+  every_cut(8, 6151);
 }
 
 TEST_F(AgentTest, AnEncryptedBundleInstallsWithEitherRecipientsKey) {
@@ -634,14 +612,7 @@ TEST_F(AgentTest, TamperedCiphertextIsRefusedBeforeDecryption) {
 
 TEST_F(PowerCutTest, EveryWriteOfAFullInstall) {
   bundle_ = make_bundle("1.1.0", {"board"}, {}, 0, /*with_delta=*/false);
-  std::uint64_t total = 0;
-  bool completed = false;
-  run(0, LossMode::kDropUnsynced, 1, nullptr, &total, &completed);
-  ASSERT_TRUE(completed);
-  ASSERT_GT(total, 20u) << "expected a write per zstd frame and checkpoint";
-  test::for_each_cut(total, [&](const test::Cut& c) {
-    check_and_finish(run(c.n, c.mode, c.n * 104729, nullptr, nullptr, nullptr), c.where);
-  });
+  every_cut(20, 104729);
 }
 
 // Cut late in the write phase, then resume: the resumed run writes less than
@@ -713,14 +684,7 @@ TEST_F(AgentTest, ReuseCopiesTheActiveBanksChunksAndFetchesLess) {
 
 TEST_F(PowerCutTest, EveryWriteOfAReuseInstall) {
   bundle_ = make_reuse_bundle();
-  std::uint64_t total = 0;
-  bool completed = false;
-  run(0, LossMode::kDropUnsynced, 1, nullptr, &total, &completed);
-  ASSERT_TRUE(completed);
-  ASSERT_GT(total, 8u) << "expected writes and chunk checkpoints";
-  test::for_each_cut(total, [&](const test::Cut& c) {
-    check_and_finish(run(c.n, c.mode, c.n * 6151, nullptr, nullptr, nullptr), c.where);
-  });
+  every_cut(8, 6151);
 }
 
 TEST_F(PowerCutTest, ReuseResumesAtItsLastChunkCheckpoint) {

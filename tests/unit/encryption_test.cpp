@@ -319,27 +319,16 @@ TEST_F(EncryptedBundle, AHolderOfTheKeyCannotForgeABlock) {
 }
 
 TEST(EncryptedManifest, IsStrict) {
-  manifest::Manifest m;
-  m.name = "fw";
-  m.version = "1.0.0";
-  m.hardware = {"board"};
-  m.created = test::at("2026-01-01");
-  m.target_size = 10;
-  manifest::Payload p;
-  p.name = "full.img";
-  p.compression = manifest::Compression::kNone;
-  p.chunk_size = 4096;
-  p.plain_size = 10;
-  p.plain_hash = content_hash(Bytes(10, 1));
-  p.size = manifest::encrypted_size(10, 4096);
-  p.chunks = {content_hash(Bytes(p.size, 2))};
-  p.hash = manifest::chunk_tree_hash(p.chunks);
-  m.payloads = {p};
+  const Bytes cipher(manifest::encrypted_size(10, 4096), 2);
+  manifest::Manifest m = test::simple_manifest(Bytes(10, 1));
+  m.payloads[0] = test::payload_for("full.img", cipher, 4096);
+  m.payloads[0].plain_size = 10;
+  m.payloads[0].plain_hash = content_hash(Bytes(10, 1));
   manifest::Encryption e;
   e.block_size = 4096;
   e.recipients.push_back({content_hash(Bytes(1, 1)), {}});
   m.encryption = e;
-  ASSERT_TRUE(manifest::validate(m));
+  ASSERT_TRUE(manifest::validate(m)) << test::message_of(manifest::validate(m));
   auto back = manifest::parse_manifest(manifest::encode_manifest(m));
   ASSERT_TRUE(back) << back.error().message;
   EXPECT_EQ(back->payloads[0].plain_size, 10u);

@@ -67,7 +67,9 @@ TEST(Sbom, AnythingElseIsRefusedWithoutQuotingIt) {
   for (const auto& [text, code] : cases) {
     auto r = sbom::check_sbom(test::to_bytes(text));
     EXPECT_EQ(code_of(r), code) << text.substr(0, 80);
-    if (!r && text.size() > 20) EXPECT_EQ(r.error().message.find(text.substr(0, 20)), std::string::npos);
+    if (!r && text.size() > 20) {
+      EXPECT_EQ(r.error().message.find(text.substr(0, 20)), std::string::npos);
+    }
   }
   EXPECT_EQ(code_of(sbom::check_sbom(Bytes(manifest::kMaxSbomBytes + 1, ' '))), ErrorCode::kLimitExceeded);
 }
@@ -130,27 +132,12 @@ TEST_F(SbomBundle, TheSbomAndTheAdvisoryAreSignedWithTheManifest) {
 }
 
 TEST(SbomManifest, AnSbomIsNeverAnInstallablePayload) {
-  manifest::Manifest m;
-  m.name = "fw";
-  m.version = "1.0.0";
-  m.hardware = {"board"};
-  m.created = test::at("2026-01-01");
-  m.target_size = 10;
-  manifest::Payload s;
-  s.name = "sbom.spdx.json";
-  s.kind = manifest::PayloadKind::kSbom;
+  manifest::Manifest m = test::simple_manifest(Bytes(10, 1));
+  manifest::Payload s = test::payload_for("sbom.spdx.json", Bytes(100, 1), 4096, manifest::PayloadKind::kSbom);
   s.sbom_format = manifest::SbomFormat::kSpdx;
-  s.compression = manifest::Compression::kNone;
-  s.chunk_size = 4096;
-  s.size = 100;
-  s.chunks = {content_hash(Bytes(100, 1))};
-  s.hash = manifest::chunk_tree_hash(s.chunks);
+  const manifest::Payload full = m.payloads[0];
   m.payloads = {s};
   EXPECT_EQ(code_of(manifest::validate(m)), ErrorCode::kMalformed) << "only an sbom: nothing to install";
-  manifest::Payload full = s;
-  full.name = "full.img";
-  full.kind = manifest::PayloadKind::kFull;
-  full.sbom_format = manifest::SbomFormat::kNone;
   m.payloads = {full, s};
   ASSERT_TRUE(manifest::validate(m));
   auto x = m;

@@ -46,6 +46,23 @@ struct KeygenArgs {
   bool encryption = false;
 };
 
+// What keygen prints: the key id, or the --json summary.
+void print_keygen(const Context& ctx, const KeygenArgs& a, const std::string& id, const char* type, bool sealed) {
+  if (!ctx.json) {
+    std::printf("%s\n", id.c_str());
+    return;
+  }
+  nlohmann::ordered_json doc;
+  doc["ok"] = true;
+  doc["command"] = "keygen";
+  doc["keyid"] = id;
+  doc["type"] = type;
+  doc["public_key_file"] = a.out + ".pub";
+  doc["secret_key_file"] = a.out + ".key";
+  doc["sealed"] = sealed;
+  print_json(doc);
+}
+
 // An X25519 key pair for encrypted bundles: NAME.pub for `ota build
 // --encrypt-to`, NAME.key for the device (never sealed: a device has no one
 // to type a passphrase).
@@ -54,20 +71,7 @@ Status run_keygen_encryption(const Context& ctx, const KeygenArgs& a) {
     return fail(ErrorCode::kUsage, "--encryption keys are not sealed with a passphrase (a device reads them unattended)");
   OTA_TRY_ASSIGN(auto key, encryption::SecretKey::generate());
   OTA_TRY(encryption::write_key_pair(a.out, key));
-  const std::string id = key.public_key().id_hex();
-  if (ctx.json) {
-    nlohmann::ordered_json doc;
-    doc["ok"] = true;
-    doc["command"] = "keygen";
-    doc["keyid"] = id;
-    doc["type"] = "x25519";
-    doc["public_key_file"] = a.out + ".pub";
-    doc["secret_key_file"] = a.out + ".key";
-    doc["sealed"] = false;
-    print_json(doc);
-  } else {
-    std::printf("%s\n", id.c_str());
-  }
+  print_keygen(ctx, a, key.public_key().id_hex(), "x25519", false);
   return ok();
 }
 
@@ -83,20 +87,7 @@ Status run_keygen(const Context& ctx, const KeygenArgs& a) {
   auto st2 = keys::write_key_pair(a.out, key, pv);
   if (pass) keys::wipe((pass)->data(), (pass)->size());
   if (!st2) return fail(st2.error());
-  const std::string id = key.public_key().id_hex();
-  if (ctx.json) {
-    nlohmann::ordered_json doc;
-    doc["ok"] = true;
-    doc["command"] = "keygen";
-    doc["keyid"] = id;
-    doc["type"] = "ed25519";
-    doc["public_key_file"] = a.out + ".pub";
-    doc["secret_key_file"] = a.out + ".key";
-    doc["sealed"] = pv.has_value();
-    print_json(doc);
-  } else {
-    std::printf("%s\n", id.c_str());
-  }
+  print_keygen(ctx, a, key.public_key().id_hex(), "ed25519", pv.has_value());
   return ok();
 }
 
