@@ -238,9 +238,12 @@ struct Daemon::Impl {
   // broker node may not hold the retained states published on other nodes.
   // Answered at most every o.sync_interval; the request itself is not read.
   bool is_sync(const std::string& topic) const {
-    const std::string prefix = "ota/" + o.fleet + "/campaigns/", suffix = "/sync";
-    return topic.size() > prefix.size() + suffix.size() && topic.compare(0, prefix.size(), prefix) == 0 &&
-           topic.compare(topic.size() - suffix.size(), suffix.size(), suffix) == 0;
+    // ota/FLEET/campaigns/ID/sync, compared in place (every message passes here).
+    constexpr std::string_view kOta = "ota/", kCampaigns = "/campaigns/", kSync = "/sync";
+    const std::string_view t(topic), fleet(o.fleet);
+    const std::size_t head = kOta.size() + fleet.size() + kCampaigns.size();
+    return t.size() > head + kSync.size() && t.substr(t.size() - kSync.size()) == kSync && t.substr(0, kOta.size()) == kOta &&
+           t.substr(kOta.size(), fleet.size()) == fleet && t.substr(kOta.size() + fleet.size(), kCampaigns.size()) == kCampaigns;
   }
   void on_sync() {
     const auto wall = std::chrono::steady_clock::now();

@@ -462,13 +462,16 @@ Status Controller::on_command(mqtt::Client& client, const std::string& payload, 
 }
 
 std::string Controller::device_of(const std::string& topic, std::string_view leaf) const {
-  // The device id from the topic: ota/FLEET/devices/DEVICE/LEAF.
-  const std::string prefix = "ota/" + campaign_.fleet + "/devices/";
-  const std::string suffix = "/" + std::string(leaf);
-  if (topic.size() > prefix.size() + suffix.size() && topic.compare(0, prefix.size(), prefix) == 0 &&
-      topic.compare(topic.size() - suffix.size(), suffix.size(), suffix) == 0)
-    return topic.substr(prefix.size(), topic.size() - prefix.size() - suffix.size());
-  return {};
+  // The device id from the topic: ota/FLEET/devices/DEVICE/LEAF (compared in
+  // place: every message of the batch passes here).
+  constexpr std::string_view kOta = "ota/", kDevices = "/devices/";
+  const std::string_view t(topic), fleet(campaign_.fleet);
+  const std::size_t head = kOta.size() + fleet.size() + kDevices.size();
+  if (t.size() <= head + 1 + leaf.size() || t.substr(0, kOta.size()) != kOta ||
+      t.substr(kOta.size(), fleet.size()) != fleet || t.substr(kOta.size() + fleet.size(), kDevices.size()) != kDevices ||
+      t.substr(t.size() - leaf.size()) != leaf || t[t.size() - leaf.size() - 1] != '/')
+    return {};
+  return std::string(t.substr(head, t.size() - head - leaf.size() - 1));
 }
 
 Status Controller::request_states(mqtt::Client& client) {
