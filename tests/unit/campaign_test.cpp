@@ -914,8 +914,16 @@ class FakeClient final : public mqtt::Client {
     events_.push_back(mqtt::Event{mqtt::Event::Kind::kPublished, {}, false, ++mid_, 0});
     return mid_;
   }
-  Status subscribe(const std::string&, int) override { return ok(); }
+  Status subscribe(const std::string& filter, int) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    subscriptions_.push_back(filter);
+    return ok();
+  }
   Status unsubscribe(const std::string&) override { return ok(); }
+  std::vector<std::string> subscriptions() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return subscriptions_;
+  }
   std::optional<mqtt::Event> next(std::chrono::milliseconds timeout) override {
     if (auto e = take_requeued()) return e;
     const auto end = std::chrono::steady_clock::now() + timeout;
@@ -952,6 +960,7 @@ class FakeClient final : public mqtt::Client {
   std::mutex mu_;
   std::deque<mqtt::Event> events_;
   std::vector<mqtt::Message> published_;
+  std::vector<std::string> subscriptions_;
   int mid_ = 0;
 };
 
@@ -1090,6 +1099,14 @@ TEST(CampaignController, RepublishesTheDocumentWhileDevicesArePendingBackingOff)
   const std::size_t n = documents();
   EXPECT_GE(n, 1u + 3u);   // the first publication, then copies
   EXPECT_LE(n, 1u + 7u);   // every 100 ms would be about 30
+  // The state requests (each answered by every online device) and the
+  // re-subscriptions (the retained states sent anew) back off with them.
+  std::size_t requests = 0, subscriptions = 0;
+  for (const auto& m : client.published()) requests += m.topic == cp::sync_topic("f", "c2");
+  for (const auto& f : client.subscriptions()) subscriptions += f == "ota/f/devices/+/state";
+  EXPECT_GE(requests, 1u + 3u);
+  EXPECT_LE(requests, 1u + 7u);
+  EXPECT_LE(subscriptions, 1u + 7u);
   // The copies are the document the device would have had: still fresh.
   std::string last;
   for (const auto& m : client.published())

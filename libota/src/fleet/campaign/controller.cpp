@@ -719,11 +719,14 @@ Result<RunState> Controller::run(mqtt::Client& client, const RunOptions& o) {
       // The same subscription again: the broker replaces it and sends the
       // retained states anew (MQTT 3.1.1 3.8.4, MQTT 5 retain handling 0).
       // Best effort: a busy broker's late SUBACK is no reason to stop.
+      // Each costs the broker and every online device work (the retained
+      // states sent anew, one answer per device): at the reconcile interval
+      // while devices make progress, then backing off to 32 intervals.
       if (pending > 0) {
-        if (auto st = client.subscribe(devices, 1); !st && o.log) o.log("reconciling device states: " + st.error().message);
-        if (auto st = request_states(client); !st && o.log) o.log("asking devices for their states: " + st.error().message);
         if (pending != last_pending) republish_every = o.reconcile;  // progress: back to the short interval
         if (wall - last_republish >= republish_every) {
+          if (auto st = client.subscribe(devices, 1); !st && o.log) o.log("reconciling device states: " + st.error().message);
+          if (auto st = request_states(client); !st && o.log) o.log("asking devices for their states: " + st.error().message);
           OTA_TRY(publish_document(client));
           last_republish = wall;
           republish_every = std::min(republish_every * 2, o.reconcile * 32);
