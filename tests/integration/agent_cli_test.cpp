@@ -130,6 +130,36 @@ TEST_F(AgentCli, InstallTrialHealthCheckCommit) {
   EXPECT_EQ(Bytes(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(base_.size())), base_);
 }
 
+// mqtt.broker as the nodes of one cluster (issue 18) and failover_after_s, parsed strictly.
+TEST_F(AgentCli, BrokerListAndFailoverSettingsAreParsedStrictly) {
+  auto with = [&](const nlohmann::json& mqtt) {
+    write_config({"true"}, 5);
+    std::ifstream in(path("agent.json"));
+    auto c = nlohmann::json::parse(in);
+    c["mqtt"] = mqtt;
+    std::ofstream(path("agent.json")) << c.dump(2);
+  };
+  const nlohmann::json two = nlohmann::json::array({"mqtt://127.0.0.1:1883", "mqtt://127.0.0.1:1884"});
+  with({{"broker", two}, {"fleet", "f"}, {"failover_after_s", 3}});
+  auto r = agent({"status", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json seventeen = nlohmann::json::array();
+  for (int i = 0; i < 17; ++i) seventeen.push_back("mqtt://127.0.0.1:" + std::to_string(2000 + i));
+  for (const auto& bad : {nlohmann::json{{"broker", nlohmann::json::array()}, {"fleet", "f"}},
+                          nlohmann::json{{"broker", seventeen}, {"fleet", "f"}},
+                          nlohmann::json{{"broker", {"mqtt://127.0.0.1:1883", 7}}, {"fleet", "f"}},
+                          nlohmann::json{{"broker", {"mqtt://a:1,mqtt://b:2"}}, {"fleet", "f"}},
+                          nlohmann::json{{"broker", {""}}, {"fleet", "f"}},
+                          nlohmann::json{{"broker", two}, {"fleet", "f"}, {"failover_after_s", 0}},
+                          nlohmann::json{{"broker", two}, {"fleet", "f"}, {"failover_after_s", 3601}},
+                          nlohmann::json{{"broker", two}, {"fleet", "f"}, {"failover_after_s", "10"}}}) {
+    with(bad);
+    r = agent({"status", "--json"});
+    EXPECT_EQ(r.exit_code, 20) << bad.dump() << ": " << r.err;
+    EXPECT_NE((r.out + r.err).find("mqtt."), std::string::npos) << bad.dump() << ": " << r.out << r.err;
+  }
+}
+
 // health_signals (regression campaigns): an optional counter command, parsed strictly.
 TEST_F(AgentCli, HealthSignalsSettingsAreParsedStrictly) {
   auto with = [&](const nlohmann::json& hs) {
