@@ -110,6 +110,27 @@ TEST_F(Pkcs11Signing, AWrongPinAMissingKeyAndABadUriAreClearErrorsThatNeverShowT
   EXPECT_NE(no_module.err.find("cannot load the module"), std::string::npos) << no_module.err;
 }
 
+// A key that is not Ed25519 (a P-256 key in the same token) and a label that
+// names two key pairs are refused with a clear error, before anything is signed.
+TEST_F(Pkcs11Signing, ANonEd25519KeyAndAnAmbiguousLabelAreRefused) {
+  auto p256 = run({"/usr/bin/pkcs11-tool", "--module", kSoftHsm, "--token-label", "ota-release", "--login", "--pin", kPin,
+                   "--keypairgen", "--key-type", "EC:prime256v1", "--label", "p256", "--id", "02"});
+  ASSERT_EQ(p256.exit_code, 0) << p256.out << p256.err;
+  auto r = ota({"root", "init", "--key", uri("p256"), "--threshold", "1", "--expires", "2099-01-01", "-o",
+                path("root.json"), "-q"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(r.exit_code, 5) << r.err;  // unsupported
+  EXPECT_NE(r.err.find("Ed25519"), std::string::npos) << r.err;
+  auto twin = run({"/usr/bin/pkcs11-tool", "--module", kSoftHsm, "--token-label", "ota-release", "--login", "--pin", kPin,
+                   "--keypairgen", "--key-type", "EC:edwards25519", "--label", "release", "--id", "03"});
+  ASSERT_EQ(twin.exit_code, 0) << twin.out << twin.err;
+  auto ambiguous = ota({"root", "init", "--key", uri(), "--threshold", "1", "--expires", "2099-01-01", "-o",
+                        path("root.json"), "-q"});
+  EXPECT_EQ(ambiguous.exit_code, 2) << ambiguous.err;
+  EXPECT_EQ(ambiguous.err.find(kPin), std::string::npos) << ambiguous.err;
+  EXPECT_NE(ambiguous.err.find("several private keys match"), std::string::npos) << ambiguous.err;
+}
+
 // The private key is generated inside the token, marked sensitive and never
 // extractable there; ota reads only the public key object and gets back
 // signatures.
