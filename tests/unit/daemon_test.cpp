@@ -461,7 +461,8 @@ TEST_F(DaemonTest, ACampaignClaimingAnAdvisoryItsManifestLacksIsRefused) {
   EXPECT_FALSE(*r);
   const std::string why = last_reason(reports(), cp::Phase::kFailed);
   EXPECT_NE(why.find("disagree on the security advisory"), std::string::npos) << why;
-  EXPECT_TRUE(std::all_of(dev->bank_b.survivors().begin(), dev->bank_b.survivors().end(), [](std::uint8_t x) { return x == 0; }));
+  const Bytes b = dev->bank_b.survivors();  // one copy: begin() and end() of the same bytes
+  EXPECT_TRUE(std::all_of(b.begin(), b.end(), [](std::uint8_t x) { return x == 0; }));
 }
 
 TEST_F(DaemonTest, DownloadEarlyWritesTheImageNowAndSwitchesBanksOnlyInTheWindow) {

@@ -1,6 +1,6 @@
 #include "ota/release/trust.hpp"
 
-#include <ctime>
+#include <cstdio>
 
 #include "core/json.hpp"
 #include "release/sign/signatures.hpp"
@@ -15,6 +15,19 @@ constexpr std::size_t kMaxSignatures = 256;
 constexpr std::size_t kMaxRootKeys = 256;
 
 std::string short_id(const keys::KeyId& id) { return to_hex(ByteSpan(id.data(), 8)); }
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+// days_from_civil): in 64 bits, where timegm() and gmtime_r() go through a
+// time_t that is 32 bits on 32-bit ARM (Debian armhf), so that expiry dates
+// after 2038 parse and print there too.
+Time days_from_civil(Time y, Time m, Time d) {
+  y -= m <= 2 ? 1 : 0;
+  const Time era = (y >= 0 ? y : y - 399) / 400;
+  const Time yoe = y - era * 400;
+  const Time doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const Time doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
 
 }  // namespace
 
@@ -49,25 +62,29 @@ Result<Time> parse_time(std::string_view text) {
   quoted.push_back('\'');
   if (!okay || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 59 || y < 1970)
     return fail(ErrorCode::kMalformed, quoted + " is not a UTC time (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)");
-  std::tm tm{};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = s;
-  const Time t = ::timegm(&tm);
+  const Time t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s;
   if (format_time(t).substr(0, 10) != std::string(text.substr(0, 10)))
     return fail(ErrorCode::kMalformed, quoted + " is not a calendar date");
   return t;
 }
 
 std::string format_time(Time t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  ::gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  const Time days = t >= 0 ? t / 86400 : (t - 86399) / 86400;
+  const Time secs = t - days * 86400;
+  // civil_from_days (the inverse of days_from_civil above).
+  const Time z = days + 719468;
+  const Time era = (z >= 0 ? z : z - 146096) / 146097;
+  const Time doe = z - era * 146097;
+  const Time yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const Time doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const Time mp = (5 * doy + 2) / 153;
+  const Time d = doy - (153 * mp + 2) / 5 + 1;
+  const Time m = mp < 10 ? mp + 3 : mp - 9;
+  const Time y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+  char buf[128];  // room for any 64-bit year (GCC's -Wformat-truncation counts every field at 20 digits)
+  std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ", static_cast<long long>(y),
+                static_cast<long long>(m), static_cast<long long>(d), static_cast<long long>(secs / 3600),
+                static_cast<long long>(secs / 60 % 60), static_cast<long long>(secs % 60));
   return buf;
 }
 
