@@ -53,7 +53,7 @@ while (($#)); do
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
-ensure_commands /usr/bin/time=time qemu-aarch64=qemu-user python3=python3
+ensure_commands /usr/bin/time=time qemu-aarch64=qemu-user python3=python3 file=file
 [[ -x $native/tools/ota && -x $native/tools/ota-patch && -x $native/device-agent/ota-agent ]] ||
   die "no native build in $native (scripts/build.sh)"
 

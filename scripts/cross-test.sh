@@ -108,7 +108,9 @@ run_arch() {
     -DOTA_BUILD_BENCH=OFF -DOTA_BUILD_EXAMPLES=OFF >/dev/null || return 1
   cmake --build "$build" -j"$(nproc)" --target ota_agent ota_patch "${suites[@]}" || return 1
   t1=$(date +%s)
-  file -b "$build/device-agent/ota-agent" "$build/tools/ota-patch" | sed 's/, BuildID[^,]*//; s/^/  /'
+  if command -v file >/dev/null; then
+    file -b "$build/device-agent/ota-agent" "$build/tools/ota-patch" | sed 's/, BuildID[^,]*//; s/^/  /'
+  fi
 
   # The device-side tests: those whose command runs one of the suites built
   # here. Everything else that ctest knows (the CLI's and the campaign's suites,
